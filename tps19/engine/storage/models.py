@@ -1,0 +1,141 @@
+"""Tables. Money columns are DecimalText (exact); market data and analytics are float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import JSON, Field, SQLModel
+
+from .types import DecimalText
+
+
+def money(nullable: bool = False, default: Decimal | None = None) -> object:
+    return Field(default=default, sa_column=Column(DecimalText(), nullable=nullable))
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class Bar(SQLModel, table=True):
+    """OHLCV candle; ts is the open time in ms (UTC)."""
+
+    __tablename__ = "bars"
+    exchange: str = Field(primary_key=True)
+    symbol: str = Field(primary_key=True)
+    timeframe: str = Field(primary_key=True)
+    ts: int = Field(primary_key=True)
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    client_order_id: str = Field(primary_key=True)
+    venue_order_id: str | None = Field(default=None, index=True)
+    exchange: str
+    mode: str  # "paper" | "live"
+    symbol: str = Field(index=True)
+    side: str
+    type: str  # market | limit | post_only | ioc
+    amount: Decimal = money()
+    price: Decimal | None = money(nullable=True)
+    filled: Decimal = money(default=Decimal(0))
+    avg_price: Decimal | None = money(nullable=True)
+    fee: Decimal = money(default=Decimal(0))
+    status: str = Field(index=True)
+    reason: str | None = None
+    adopted: bool = False  # found on the venue during reconciliation, not placed by us
+    created_ms: int
+    updated_ms: int
+
+
+class OrderEvent(SQLModel, table=True):
+    """Every state change of an order, in order."""
+
+    __tablename__ = "order_events"
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(index=True)
+    ts: int
+    from_status: str | None
+    to_status: str
+    detail: str | None = None
+
+
+class Fill(SQLModel, table=True):
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("exchange", "fill_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    exchange: str
+    mode: str
+    fill_id: str  # venue trade id (or the paper broker's own id): a fill is booked once
+    client_order_id: str | None = Field(default=None, index=True)
+    symbol: str = Field(index=True)
+    side: str
+    price: Decimal = money()
+    amount: Decimal = money()
+    fee: Decimal = money(default=Decimal(0))
+    fee_currency: str | None = None
+    liquidity: str | None = None  # maker | taker
+    ts: int
+
+
+class TradingSignal(SQLModel, table=True):
+    __tablename__ = "trading_signals"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: int = Field(index=True)
+    strategy: str
+    symbol: str
+    direction: int  # -1 short/flat-from-long, 0 flat, 1 long
+    strength: float
+    reason: str = ""
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class AIDecision(SQLModel, table=True):
+    __tablename__ = "ai_decisions"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: int = Field(index=True)
+    model: str
+    symbol: str
+    decision: str
+    confidence: float
+    features: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    explanation: str = ""
+
+
+class PortfolioSnapshot(SQLModel, table=True):
+    __tablename__ = "portfolio_snapshots"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: int = Field(index=True)
+    mode: str
+    equity: Decimal = money()
+    cash: Decimal = money()
+    realized_pnl: Decimal = money()
+    unrealized_pnl: Decimal = money()
+    fees: Decimal = money()
+    positions: dict = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class BacktestResult(SQLModel, table=True):
+    __tablename__ = "backtest_results"
+    id: int | None = Field(default=None, primary_key=True)
+    created_ms: int
+    strategy: str
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    exchange: str | None = None
+    symbol: str | None = None
+    timeframe: str | None = None
+    data_source: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    cash: Decimal = money()
+    final_equity: Decimal = money()
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    trades: list = Field(default_factory=list, sa_column=Column(JSON))
