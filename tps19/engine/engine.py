@@ -1,0 +1,169 @@
+"""The engine: venue, market feed, storage and (when present) trading, wired to one bus.
+
+Both front ends use it the same way: the Textual desk subscribes to ``engine.bus``, and
+`--no-ui` runs it with the JSON-lines logger instead. Nothing here knows about Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from ..config import Settings
+from .bus import EventBus
+from .events import BarEvent, LogEvent
+from .feed import MarketFeed
+from .orderbook import L2Book
+from .storage import Bar, Database
+from .venue import Venue, VenueError, open_venue
+
+
+class EngineError(Exception):
+    """The engine cannot start; the message is for the trader, one line."""
+
+
+class Engine:
+    def __init__(self, settings: Settings, mode: str = "paper") -> None:
+        if mode not in ("paper", "live"):
+            raise ValueError(f"mode must be paper or live, not {mode!r}")
+        self.settings = settings
+        self.mode = mode
+        self.symbols = list(settings.symbols.watch)
+        self.bus = EventBus()
+        self.books: dict[str, L2Book] = {s: L2Book(s) for s in self.symbols}
+        self.db = Database(settings.database.path)
+        self.venue: Venue | None = None
+        self.feed: MarketFeed | None = None
+        self.markets: dict[str, Any] = {}
+        self.trading: Any = None  # TradingStack from tps19.engine.trading, when that package is present
+        self.started_at: float | None = None
+        self._bar_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    # -- helpers -------------------------------------------------------------------
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        self.bus.publish(LogEvent(level=level, message=message, fields=fields))
+
+    @property
+    def venue_name(self) -> str:
+        return self.venue.name if self.venue else self.settings.exchange.id
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await self.db.open()
+        except Exception as err:
+            raise EngineError(f"cannot open database {self.settings.database.path}: {err}") from None
+        try:
+            self.venue = await open_venue(self.settings)
+        except VenueError as err:
+            raise EngineError(str(err)) from None
+        except OSError as err:
+            raise EngineError(f"cannot start the simulated exchange: {err}") from None
+        self.log("info", "venue connected", venue=self.venue_name, mode=self.mode)
+        await self._load_markets()
+        missing = [s for s in self.symbols if s not in self.markets]
+        if missing:
+            raise EngineError(f"symbol(s) not listed on {self.venue_name}: {', '.join(missing)}")
+        self.feed = MarketFeed(
+            self.venue.client,
+            self.symbols,
+            self.bus,
+            self.settings.feed,
+            depth=self.settings.symbols.book_depth,
+            timeframe=self.settings.symbols.timeframe,
+            books=self.books,
+        )
+        await self.feed.start()
+        self._bar_task = asyncio.create_task(self._persist_bars(), name="engine:bars")
+        await self._start_trading()
+        self.started_at = time.monotonic()
+        self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=str(self.settings.database.path))
+
+    async def _load_markets(self) -> None:
+        assert self.venue is not None
+        import ccxt
+
+        delay = 0.5
+        for attempt in range(5):
+            try:
+                self.markets = await self.venue.client.load_markets()
+                return
+            except ccxt.AuthenticationError as err:
+                raise EngineError(f"{self.venue_name} rejected the API credentials") from None
+            except (ccxt.NetworkError, ccxt.ExchangeError) as err:
+                self.log("warning", "load markets failed, retrying", attempt=attempt + 1, error=type(err).__name__)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise EngineError(f"cannot load markets from {self.venue_name}")
+
+    async def _start_trading(self) -> None:
+        try:
+            from .trading import build_trading
+        except ImportError:
+            self.log("info", "trading layer not installed: market data only")
+            return
+        assert self.venue is not None
+        self.trading = await build_trading(
+            mode=self.mode, bus=self.bus, db=self.db, client=self.venue.client, markets=self.markets, settings=self.settings
+        )
+        await self.trading.start()
+
+    async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.trading is not None:
+            with contextlib.suppress(Exception):
+                await self.trading.stop()
+        if self.feed is not None:
+            await self.feed.stop()
+        if self._bar_task is not None:
+            self._bar_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bar_task
+        if self.venue is not None:
+            await self.venue.close()
+        await self.db.close()
+
+    async def _persist_bars(self) -> None:
+        """Closed candles go to the bars table (the history backtests read)."""
+        sub = self.bus.subscribe(BarEvent, coalesce=None, maxsize=10_000)
+        exchange = self.settings.exchange.id
+        try:
+            while True:
+                events = await sub.wait()
+                rows = [
+                    Bar(exchange=exchange, symbol=e.symbol, timeframe=e.timeframe, ts=e.ts, open=e.open, high=e.high,
+                        low=e.low, close=e.close, volume=e.volume)
+                    for e in events
+                    if e.closed
+                ]
+                if rows:
+                    try:
+                        async with self.db.session() as s:
+                            for r in rows:
+                                await s.merge(r)
+                            await s.commit()
+                    except Exception as err:
+                        self.log("error", "storing bars failed", error=type(err).__name__)
+        finally:
+            sub.close()
+
+    # -- views for front ends ------------------------------------------------------
+    def summary(self, symbol: str) -> dict[str, Any]:
+        """One line of market state per symbol (headless log, status bar)."""
+        book = self.books[symbol]
+        bb, ba = book.best_bid(), book.best_ask()
+        out: dict[str, Any] = {"symbol": symbol, "bid": bb[0] if bb else None, "ask": ba[0] if ba else None}
+        if bb and ba:
+            out["mid"] = round((bb[0] + ba[0]) / 2, 10)
+            out["spread"] = round(ba[0] - bb[0], 10)
+        if self.feed is not None:
+            st = self.feed.stats.get("book", symbol)
+            tr = self.feed.stats.get("trades", symbol)
+            out.update(state=st.state.value, book_msgs=st.messages, trades=tr.messages, resyncs=st.resyncs,
+                       latency_ms=None if st.latency_ms is None else round(st.latency_ms, 1))
+        return out

@@ -1,0 +1,86 @@
+"""`--no-ui`: the engine with JSON-lines logs instead of a screen, for a VPS or a service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from .engine import Engine, EngineError
+from .events import ConnectionEvent, LogEvent
+from .jsonlog import JsonLines
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    ex = settings.exchange
+    return [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password) if v is not None]
+
+
+async def run_headless(settings: Settings, mode: str, log_path: Path | None = None,
+                       stop_event: asyncio.Event | None = None) -> int:
+    out = JsonLines(log_path, secrets=secrets_of(settings))
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, lambda s=sig: (out.write("signal", signal=s.name), stop.set()))
+
+    engine = Engine(settings, mode=mode)
+    min_level = LEVELS[settings.log.level]
+    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, coalesce=None, maxsize=5000)
+    out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
+              db=str(settings.database.path))
+    code = 0
+    pump = asyncio.create_task(_pump(sub, out, min_level))
+    try:
+        await engine.start()
+        out.write("started", venue=engine.venue_name, mode=mode)
+        interval = settings.log.summary_interval_s
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if not stop.is_set():
+                for symbol in engine.symbols:
+                    out.write("market", **engine.summary(symbol))
+                if engine.trading is not None and hasattr(engine.trading, "summary"):
+                    with contextlib.suppress(Exception):
+                        out.write("portfolio", **engine.trading.summary())
+    except EngineError as err:
+        out.write("error", message=str(err))
+        code = 2
+    except Exception as err:  # last line of defence: report, never a traceback
+        out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
+        code = 1
+    finally:
+        await engine.stop()
+        await asyncio.sleep(0)
+        for e in sub.drain():
+            _write_event(out, e, min_level)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": sub.dropped}
+        if engine.feed is not None:
+            stats.update(resyncs=engine.feed.stats.total("resyncs"), errors=engine.feed.stats.total("errors"),
+                         book_msgs=sum(s.messages for (k, _), s in engine.feed.stats.streams.items() if k == "book"))
+        out.write("stopped", exit_code=code, **stats)
+        out.close()
+    return code
+
+
+async def _pump(sub: Any, out: JsonLines, min_level: int) -> None:
+    while True:
+        for e in await sub.wait():
+            _write_event(out, e, min_level)
+
+
+def _write_event(out: JsonLines, e: Any, min_level: int) -> None:
+    if isinstance(e, ConnectionEvent):
+        out.write("connection", stream=e.stream, symbol=e.symbol, state=e.state.value, detail=e.detail)
+    elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
+        out.write("log", level=e.level, message=e.message, **e.fields)
