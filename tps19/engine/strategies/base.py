@@ -1,0 +1,200 @@
+"""The one strategy API used by backtests, paper trading and live trading.
+
+A strategy turns closed bars into a *target position* (a fraction of equity) plus a
+:class:`Signal` saying why. It has two paths that must agree exactly:
+
+* ``generate(frame)`` — the vectorised fast path a backtest uses: numpy over whole arrays;
+* ``on_bar(bar, portfolio)`` — the incremental path paper/live use: one closed bar at a time.
+
+Subclasses implement ``events`` (vectorised) and ``step`` (incremental); each returns, per bar,
+an *event target* (NaN when nothing happens at that bar), a reason code and a strength. The
+base class turns events into a held target the same way in both paths: the target is the last
+event target (0 before any event), clipped to the allowed range; a Signal is emitted on the
+bars where the target changes.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .signals import Signal
+
+
+class StrategyParams(BaseModel):
+    """Typed parameters; every built-in adds its own fields with defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_short: bool = False
+
+
+class ParamError(ValueError):
+    """A bad strategy name or parameter, worded as one line."""
+
+
+class PortfolioView(Protocol):
+    """What a strategy may read about the account (read-only)."""
+
+    @property
+    def equity(self) -> float: ...
+
+    def position_fraction(self, symbol: str) -> float: ...
+
+
+@dataclass(slots=True)
+class SimplePortfolio:
+    """A minimal PortfolioView (used by backtests and tests)."""
+
+    equity: float = 0.0
+    fractions: dict[str, float] = field(default_factory=dict)
+
+    def position_fraction(self, symbol: str) -> float:
+        return self.fractions.get(symbol, 0.0)
+
+
+@dataclass(slots=True)
+class SignalFrame:
+    """The vectorised output: one entry per bar."""
+
+    target: np.ndarray  # held target fraction after the bar's close
+    emitted: np.ndarray  # bool: a Signal is emitted at this bar (target changed)
+    direction: np.ndarray  # int8: sign of the target change
+    strength: np.ndarray  # float, meaningful where emitted
+    reason: np.ndarray  # int16 code into Strategy.reasons (-1 none)
+    reasons: tuple[str, ...]
+
+    def signal_at(self, i: int) -> Signal | None:
+        if not self.emitted[i]:
+            return None
+        return Signal(
+            direction=int(self.direction[i]),
+            strength=float(self.strength[i]),
+            reason=self.reasons[int(self.reason[i])] if self.reason[i] >= 0 else "",
+            target=float(self.target[i]),
+        )
+
+
+class Strategy(ABC):
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+    #: Human sentences for reason codes 0, 1, ...
+    reasons: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(params, StrategyParams):
+            if kwargs:
+                params = params.model_copy(update=kwargs)
+            self.params = self.Params.model_validate(params.model_dump())
+        else:
+            data = dict(params or {})
+            data.update(kwargs)
+            try:
+                self.params = self.Params(**data)
+            except ValidationError as err:
+                raise ParamError(_one_line(self.name, err)) from None
+        self._check()
+        self.reset()
+
+    # --- hooks for subclasses ------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Cross-field parameter checks; raise ParamError."""
+
+    @abstractmethod
+    def lookback(self) -> int:
+        """How many most recent bars ``step`` needs."""
+
+    @abstractmethod
+    def events(
+        self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorised: (event_target with NaN for none, reason code int array, strength array)."""
+
+    @abstractmethod
+    def step(self) -> tuple[float, int, float]:
+        """Incremental: the same triple for the newest bar in ``self.bars``."""
+
+    # --- shared machinery ----------------------------------------------------------------
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (-1.0 if self.params.allow_short else 0.0, 1.0)
+
+    def reset(self) -> None:
+        n = max(2, self.lookback() + 1)
+        self.bars: dict[str, deque[float]] = {k: deque(maxlen=n) for k in ("open", "high", "low", "close", "volume")}
+        self.target = 0.0
+        self.state: dict[str, Any] = {}
+
+    def generate(self, data: Any) -> SignalFrame:
+        """Vectorised signals for a DataFrame (columns open/high/low/close/volume) or dict of arrays."""
+        cols = {}
+        for k in ("open", "high", "low", "close", "volume"):
+            v = data[k] if k in data else data[k.capitalize()]
+            cols[k] = np.asarray(v, dtype=float)
+        ev, code, strength = self.events(cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"])
+        lo, hi = self.bounds
+        ev = np.where(np.isnan(ev), np.nan, np.clip(ev, lo, hi))
+        n = len(ev)
+        idx = np.where(np.isnan(ev), -1, np.arange(n))
+        np.maximum.accumulate(idx, out=idx)
+        target = np.where(idx >= 0, ev[np.maximum(idx, 0)], 0.0)
+        prev = np.concatenate(([0.0], target[:-1]))
+        emitted = target != prev
+        direction = np.sign(target - prev).astype(np.int8)
+        reason = np.where(emitted, code, -1).astype(np.int16)
+        strength = np.where(emitted, np.clip(strength, 0.0, 1.0), 0.0)
+        return SignalFrame(target, emitted, direction, strength, reason, self.reasons)
+
+    def on_bar(self, bar: Any, portfolio: PortfolioView | None = None) -> Signal | None:
+        """Incremental path: feed one *closed* bar; returns a Signal when the target changes."""
+        for k in ("open", "high", "low", "close", "volume"):
+            self.bars[k].append(float(getattr(bar, k)))
+        ev, code, strength = self.step()
+        if math.isnan(ev):
+            return None
+        lo, hi = self.bounds
+        ev = min(max(ev, lo), hi)
+        if ev == self.target:
+            return None
+        direction = 1 if ev > self.target else -1
+        self.target = ev
+        return Signal(
+            direction=direction,
+            strength=min(max(strength, 0.0), 1.0),
+            reason=self.reasons[code] if code >= 0 else "",
+            target=ev,
+        )
+
+    def on_trades(self, trades: Any) -> None:  # optional hook
+        """Optional: live trades; the built-ins ignore them."""
+
+    def on_book(self, book: Any) -> None:  # optional hook
+        """Optional: order book updates; the built-ins ignore them."""
+
+    def param_dict(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.param_dict().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _one_line(name: str, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ())) or "params"
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown parameter"
+        parts.append(f"{loc}: {msg}")
+    return f"bad parameter for strategy {name!r}: " + "; ".join(parts)

@@ -1,0 +1,233 @@
+"""Built-in strategies. Each has a vectorised ``events`` and an incremental ``step`` that
+compute the same floats in the same order (see ``indicators``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from . import indicators as ind
+from .base import ParamError, Strategy, StrategyParams
+from .registry import register
+
+NAN = math.nan
+
+
+def _last(d, k: int = 0) -> float:  # type: ignore[no-untyped-def]
+    return d[len(d) - 1 - k] if len(d) > k else NAN
+
+
+# --- sma_cross -------------------------------------------------------------------------------
+
+
+class SmaCrossParams(StrategyParams):
+    fast: int = Field(10, ge=1, description="fast SMA length (bars)")
+    slow: int = Field(20, ge=2, description="slow SMA length (bars)")
+
+
+@register
+class SmaCross(Strategy):
+    name = "sma_cross"
+    description = "Long when the fast SMA crosses above the slow SMA; flat (or short) when it crosses below."
+    Params = SmaCrossParams
+    reasons = ("fast SMA crossed above slow SMA", "fast SMA crossed below slow SMA")
+
+    def _check(self) -> None:
+        if self.params.fast >= self.params.slow:
+            raise ParamError(f"bad parameter for strategy 'sma_cross': fast ({self.params.fast}) must be < slow ({self.params.slow})")
+
+    def lookback(self) -> int:
+        return self.params.slow + 1
+
+    def _down(self) -> float:
+        return -1.0 if self.params.allow_short else 0.0
+
+    def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
+        f = ind.sma(close, self.params.fast)
+        s = ind.sma(close, self.params.slow)
+        fp, sp = ind.shift(f), ind.shift(s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            up = (fp < sp) & (f > s)
+            down = (fp > sp) & (f < s)
+            strength = np.abs(f - s) / s * 100.0
+        ev = np.where(up, 1.0, np.where(down, self._down(), np.nan))
+        code = np.where(up, 0, 1)
+        return ev, code, strength
+
+    def step(self):  # type: ignore[no-untyped-def]
+        c = list(self.bars["close"])
+        p = self.params
+        f, s = ind.sma_last(c, p.fast), ind.sma_last(c, p.slow)
+        fp, sp = ind.sma_last(c[:-1], p.fast), ind.sma_last(c[:-1], p.slow)
+        if fp < sp and f > s:
+            return 1.0, 0, abs(f - s) / s * 100.0
+        if fp > sp and f < s:
+            return self._down(), 1, abs(f - s) / s * 100.0
+        return NAN, -1, 0.0
+
+
+# --- rsi_reversion ---------------------------------------------------------------------------
+
+
+class RsiParams(StrategyParams):
+    period: int = Field(14, ge=2, description="Wilder RSI length (bars)")
+    lower: float = Field(30.0, gt=0, lt=100, description="buy when RSI is below this")
+    upper: float = Field(70.0, gt=0, lt=100, description="sell (short if allowed) when RSI is above this")
+    exit: float = Field(50.0, gt=0, lt=100, description="close the position when RSI crosses this level")
+
+
+@register
+class RsiReversion(Strategy):
+    name = "rsi_reversion"
+    description = "Mean reversion on Wilder's RSI: long when oversold, out (or short) when overbought, flat at the exit level."
+    Params = RsiParams
+    reasons = ("RSI below lower level (oversold)", "RSI above upper level (overbought)", "RSI crossed the exit level")
+
+    def _check(self) -> None:
+        p = self.params
+        if not p.lower < p.exit < p.upper:
+            raise ParamError(f"bad parameter for strategy 'rsi_reversion': need lower < exit < upper, got {p.lower} < {p.exit} < {p.upper}")
+
+    def lookback(self) -> int:
+        return 2
+
+    def reset(self) -> None:
+        super().reset()
+        self.state["rsi"] = ind.WilderRSI(self.params.period)
+        self.state["prev"] = NAN
+
+    def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
+        p = self.params
+        r = ind.rsi_array(close, p.period)
+        rp = ind.shift(r)
+        with np.errstate(invalid="ignore"):
+            long_ = r < p.lower
+            short = r > p.upper
+            cross = ((rp < p.exit) & (r >= p.exit)) | ((rp > p.exit) & (r <= p.exit))
+        ev = np.where(long_, 1.0, np.where(short, -1.0, np.where(cross, 0.0, np.nan)))
+        code = np.where(long_, 0, np.where(short, 1, 2))
+        strength = np.abs(r - p.exit) / 50.0
+        return ev, code, strength
+
+    def step(self):  # type: ignore[no-untyped-def]
+        p = self.params
+        r = self.state["rsi"].update(_last(self.bars["close"]))
+        rp = self.state["prev"]
+        self.state["prev"] = r
+        strength = abs(r - p.exit) / 50.0
+        if r < p.lower:
+            return 1.0, 0, strength
+        if r > p.upper:
+            return -1.0, 1, strength
+        if (rp < p.exit and r >= p.exit) or (rp > p.exit and r <= p.exit):
+            return 0.0, 2, strength
+        return NAN, -1, 0.0
+
+
+# --- donchian_breakout -----------------------------------------------------------------------
+
+
+class DonchianParams(StrategyParams):
+    entry: int = Field(20, ge=1, description="breakout channel: highest high / lowest low of the previous N bars")
+    exit: int = Field(10, ge=1, description="exit channel (long only): close below the lowest low of the previous N bars")
+
+
+@register
+class DonchianBreakout(Strategy):
+    name = "donchian_breakout"
+    description = "Turtle-style breakout: long above the previous N-bar high, flat below the previous M-bar low (stop-and-reverse when short is allowed)."
+    Params = DonchianParams
+    reasons = ("close broke above the entry channel high", "close broke below the entry channel low", "close fell below the exit channel low")
+
+    def lookback(self) -> int:
+        return max(self.params.entry, self.params.exit) + 1
+
+    def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
+        p = self.params
+        hh = ind.shift(ind.rolling_max(high, p.entry))
+        ll = ind.shift(ind.rolling_min(low, p.entry))
+        lx = ind.shift(ind.rolling_min(low, p.exit))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            up = close > hh
+            if p.allow_short:
+                down = close < ll
+                ev = np.where(up, 1.0, np.where(down, -1.0, np.nan))
+                code = np.where(up, 0, 1)
+            else:
+                down = close < lx
+                ev = np.where(up, 1.0, np.where(down, 0.0, np.nan))
+                code = np.where(up, 0, 2)
+            ref = ll if p.allow_short else lx
+            strength = np.where(up, (close - hh) / hh, (ref - close) / ref) * 100.0
+        return ev, code, strength
+
+    def step(self):  # type: ignore[no-untyped-def]
+        p = self.params
+        h, lo, c = list(self.bars["high"]), list(self.bars["low"]), _last(self.bars["close"])
+        hh = max(h[-p.entry - 1 : -1]) if len(h) > p.entry else NAN
+        ll = min(lo[-p.entry - 1 : -1]) if len(lo) > p.entry else NAN
+        lx = min(lo[-p.exit - 1 : -1]) if len(lo) > p.exit else NAN
+        if c > hh:
+            return 1.0, 0, (c - hh) / hh * 100.0
+        if p.allow_short:
+            if c < ll:
+                return -1.0, 1, (ll - c) / ll * 100.0
+        elif c < lx:
+            return 0.0, 2, (lx - c) / lx * 100.0
+        return NAN, -1, 0.0
+
+
+# --- bollinger -------------------------------------------------------------------------------
+
+
+class BollingerParams(StrategyParams):
+    period: int = Field(20, ge=2, description="band length (bars)")
+    k: float = Field(2.0, gt=0, description="band width in population standard deviations")
+
+
+@register
+class Bollinger(Strategy):
+    name = "bollinger"
+    description = "Band mean reversion: long below the lower band (short above the upper band if allowed), flat when the close crosses the middle band."
+    Params = BollingerParams
+    reasons = ("close below the lower band", "close above the upper band", "close crossed the middle band")
+
+    def lookback(self) -> int:
+        return self.params.period + 1
+
+    def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
+        p = self.params
+        mid = ind.sma(close, p.period)
+        sd = ind.rolling_std(close, p.period)
+        upper = mid + p.k * sd
+        lower = mid - p.k * sd
+        cp, mp = ind.shift(close), ind.shift(mid)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            long_ = close < lower
+            short = close > upper
+            cross = ((cp < mp) & (close >= mid)) | ((cp > mp) & (close <= mid))
+            den = p.k * sd
+            strength = np.where(den > 0, np.abs(close - mid) / den / 2.0, 1.0)
+        ev = np.where(long_, 1.0, np.where(short, -1.0, np.where(cross, 0.0, np.nan)))
+        code = np.where(long_, 0, np.where(short, 1, 2))
+        return ev, code, strength
+
+    def step(self):  # type: ignore[no-untyped-def]
+        p = self.params
+        c = list(self.bars["close"])
+        mid, sd = ind.sma_last(c, p.period), ind.std_last(c, p.period)
+        mp = ind.sma_last(c[:-1], p.period)
+        close, cp = _last(c), _last(c, 1)
+        upper = mid + p.k * sd
+        lower = mid - p.k * sd
+        den = p.k * sd
+        strength = abs(close - mid) / den / 2.0 if den > 0 else 1.0
+        if close < lower:
+            return 1.0, 0, strength
+        if close > upper:
+            return -1.0, 1, strength
+        if (cp < mp and close >= mid) or (cp > mp and close <= mid):
+            return 0.0, 2, strength
+        return NAN, -1, 0.0

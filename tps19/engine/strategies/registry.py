@@ -1,0 +1,73 @@
+"""Strategy registry: name -> class, with parameter descriptions for `tps19 strategies`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .base import ParamError, Strategy
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    from . import builtin  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Strategy]:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ParamError(f"unknown strategy {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def parse_kv(pairs: Iterable[str]) -> dict[str, str]:
+    """['fast=5', 'slow=20'] -> {'fast': '5', 'slow': '20'} (values are validated by the model)."""
+    out: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not value.strip():
+            raise ParamError(f"bad --param {item!r}: expected key=value")
+        out[key] = value.strip()
+    return out
+
+
+def create(name: str, params: Mapping[str, Any] | Iterable[str] | None = None) -> Strategy:
+    cls = get(name)
+    if params is not None and not isinstance(params, Mapping):
+        params = parse_kv(params)
+    return cls(dict(params or {}))
+
+
+def describe() -> list[dict[str, Any]]:
+    """Each strategy with its parameters: name, type, default, description."""
+    out = []
+    for n in names():
+        cls = _REGISTRY[n]
+        fields = []
+        for fname, f in cls.Params.model_fields.items():
+            ann = f.annotation
+            fields.append(
+                {
+                    "name": fname,
+                    "type": getattr(ann, "__name__", str(ann)),
+                    "default": f.default,
+                    "description": f.description or ("allow short positions (target -1..1)" if fname == "allow_short" else ""),
+                }
+            )
+        out.append({"name": n, "description": cls.description, "params": fields})
+    return out

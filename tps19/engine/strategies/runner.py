@@ -1,0 +1,154 @@
+"""Run a strategy live (paper or real) on the EventBus.
+
+The runner takes closed ``BarEvent``s from the bus, feeds them to the strategy's incremental
+path (one strategy instance per symbol), and for every Signal: publishes a ``SignalEvent`` on
+the bus, stores it in the ``TradingSignal`` table (if a Database was given) and hands the
+target to the order sink (if any). The broker lives elsewhere; it only has to provide::
+
+    async def submit_target(symbol: str, target_fraction: float, signal: Signal) -> None
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from ..bus import EventBus
+from ..events import BarEvent
+from .base import PortfolioView, Strategy
+from .signals import Signal, SignalEvent
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class OrderSink(Protocol):
+    async def submit_target(self, symbol: str, target_fraction: float, signal: Signal) -> None: ...
+
+
+class StrategyRunner:
+    def __init__(
+        self,
+        bus: EventBus,
+        strategy: Strategy,
+        *,
+        symbols: Iterable[str] | None = None,
+        timeframe: str | None = None,
+        db: Any = None,
+        order_sink: OrderSink | Any = None,
+        portfolio: PortfolioView | None = None,
+    ) -> None:
+        self.bus = bus
+        self.prototype = strategy
+        self.symbols = set(symbols) if symbols else None
+        self.timeframe = timeframe
+        self.db = db
+        self.order_sink = order_sink
+        self.portfolio = portfolio
+        self.strategies: dict[str, Strategy] = {}
+        self.last_ts: dict[str, int] = {}
+        self.signals: list[SignalEvent] = []
+        self.bars_seen = 0
+        self.errors = 0
+        self._sub = bus.subscribe(BarEvent, coalesce=None)
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    def strategy_for(self, symbol: str) -> Strategy:
+        st = self.strategies.get(symbol)
+        if st is None:
+            st = type(self.prototype)(self.prototype.params)
+            self.strategies[symbol] = st
+        return st
+
+    def _wants(self, bar: BarEvent) -> bool:
+        if not bar.closed:
+            return False
+        if self.symbols is not None and bar.symbol not in self.symbols:
+            return False
+        if self.timeframe is not None and bar.timeframe != self.timeframe:
+            return False
+        last = self.last_ts.get(bar.symbol)
+        return last is None or bar.ts > last  # duplicates and stale bars are ignored
+
+    async def handle(self, bar: BarEvent) -> SignalEvent | None:
+        """Process one bar (the loop calls this; tests may too)."""
+        if not self._wants(bar):
+            return None
+        self.last_ts[bar.symbol] = bar.ts
+        self.bars_seen += 1
+        signal = self.strategy_for(bar.symbol).on_bar(bar, self.portfolio)
+        if signal is None:
+            return None
+        ev = SignalEvent(
+            strategy=self.prototype.name,
+            symbol=bar.symbol,
+            timeframe=bar.timeframe,
+            ts=bar.ts,
+            signal=signal,
+            params=self.prototype.param_dict(),
+        )
+        self.signals.append(ev)
+        self.bus.publish(ev)
+        if self.db is not None:
+            try:
+                await self._persist(ev)
+            except Exception:  # storage trouble must not stop trading decisions
+                self.errors += 1
+                log.exception("could not store signal")
+        if self.order_sink is not None:
+            try:
+                await self._submit(ev)
+            except Exception:
+                self.errors += 1
+                log.exception("order sink failed")
+        return ev
+
+    async def _persist(self, ev: SignalEvent) -> None:
+        from ..storage import TradingSignal
+
+        async with self.db.session() as s:
+            s.add(
+                TradingSignal(
+                    ts=ev.ts,
+                    strategy=ev.strategy,
+                    symbol=ev.symbol,
+                    direction=ev.signal.direction,
+                    strength=ev.signal.strength,
+                    reason=ev.signal.reason,
+                    params={**ev.params, "target": ev.signal.target, "timeframe": ev.timeframe},
+                )
+            )
+            await s.commit()
+
+    async def _submit(self, ev: SignalEvent) -> None:
+        sink = self.order_sink
+        fn = getattr(sink, "submit_target", sink)
+        res = fn(ev.symbol, ev.signal.target, ev.signal)
+        if inspect.isawaitable(res):
+            await res
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            for event in await self._sub.wait(timeout=0.5):
+                await self.handle(event)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"strategy-{self.prototype.name}")
+        return self._task
+
+    async def drain(self) -> None:
+        """Process everything already queued (useful in tests and at shutdown)."""
+        for event in self._sub.drain():
+            await self.handle(event)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self.drain()
+        self._sub.close()

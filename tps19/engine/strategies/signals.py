@@ -1,0 +1,47 @@
+"""Signals a strategy emits: what it wants (a target position) and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class Signal:
+    """A strategy's decision at one bar's close.
+
+    ``target`` is the wanted position as a fraction of equity (-1..1; spot strategies 0..1).
+    ``direction`` is the sign of the change it asks for: 1 buy, -1 sell (short, or flat from
+    long), 0 no change. ``strength`` is 0..1, ``reason`` a short human sentence.
+    """
+
+    direction: int
+    strength: float
+    reason: str
+    target: float
+
+    def __post_init__(self) -> None:
+        if self.direction not in (-1, 0, 1):
+            raise ValueError(f"direction must be -1, 0 or 1, not {self.direction!r}")
+        if not -1.0 <= self.target <= 1.0:
+            raise ValueError(f"target must be within -1..1, not {self.target!r}")
+
+
+@dataclass(slots=True, frozen=True)
+class SignalEvent:
+    """A Signal as it travels on the EventBus (and into the TradingSignal table)."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    ts: int  # open time (ms) of the bar whose close produced the signal
+    signal: Signal
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> int:
+        return self.signal.direction
+
+    @property
+    def target(self) -> float:
+        return self.signal.target
