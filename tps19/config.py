@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 # The simulated exchange's documented demo credentials (see `tps19 exchange --help`).
 SIM_DEMO_API_KEY = "tps19-demo-key"
@@ -39,7 +39,8 @@ class ExchangeSettings(BaseModel):
 
 
 class SymbolsSettings(BaseModel):
-    watch: list[str] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    # NoDecode: "BTC/USDT,ETH/USDT" from the environment is split below, not parsed as JSON.
+    watch: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
     book_depth: int = Field(50, ge=1, le=50)
     timeframe: str = "1m"
 
@@ -47,7 +48,15 @@ class SymbolsSettings(BaseModel):
     @classmethod
     def _split(cls, v: object) -> object:
         if isinstance(v, str):
-            v = [s for s in (p.strip() for p in v.split(",")) if s]
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("not a JSON list of symbols") from None
+            v = [s for s in (p.strip() for p in text.split(",")) if s]
         return v
 
     @field_validator("watch")
@@ -142,3 +151,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    except SettingsError as err:
+        # Raised for values that are not even parseable (e.g. bad JSON); the message names the
+        # field and source, never the value.
+        raise ConfigError(f"invalid setting: {str(err).split(' from source')[0]}") from None
