@@ -1,13 +1,16 @@
 """The L2 order book TPS19 keeps itself (paper broker, replay, feed checks).
 
-One dict per side (price -> size) makes applying a delta a single dict store; sorting
-happens lazily, only when someone reads the levels, and is cached until the next change.
+Each side is a dict (price -> size) beside a sorted list of its prices. A delta that changes
+the size of a known level (the common case on real venues) is one dict store; only a new or
+removed level touches the sorted list (a C-level bisect and memmove). Reads of the best
+levels are then slices, so a caller may read the top after every message.
 A sequence gap or a crossed book raises, so a caller resyncs instead of trading on a
 silently wrong book.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 
 Level = tuple[float, float]
@@ -26,7 +29,7 @@ class CrossedBook(BookError):
 
 
 class L2Book:
-    __slots__ = ("symbol", "bids", "asks", "seq", "ts", "_bids_sorted", "_asks_sorted", "deltas_applied")
+    __slots__ = ("symbol", "bids", "asks", "seq", "ts", "_bid_keys", "_ask_keys", "deltas_applied")
 
     def __init__(self, symbol: str = "") -> None:
         self.symbol = symbol
@@ -34,8 +37,8 @@ class L2Book:
         self.asks: dict[float, float] = {}
         self.seq: int | None = None
         self.ts: int | None = None
-        self._bids_sorted: list[float] | None = None
-        self._asks_sorted: list[float] | None = None
+        self._bid_keys: list[float] = []  # ascending: best bid is the last
+        self._ask_keys: list[float] = []  # ascending: best ask is the first
         self.deltas_applied = 0
 
     # -- writing -------------------------------------------------------------------
@@ -45,7 +48,8 @@ class L2Book:
         self.bids = {float(l[0]): float(l[1]) for l in bids if float(l[1]) > 0}
         self.asks = {float(l[0]): float(l[1]) for l in asks if float(l[1]) > 0}
         self.seq, self.ts = seq, ts
-        self._bids_sorted = self._asks_sorted = None
+        self._bid_keys = sorted(self.bids)
+        self._ask_keys = sorted(self.asks)
 
     def apply(
         self,
@@ -58,10 +62,7 @@ class L2Book:
         """Apply absolute-size deltas (size 0 deletes). ``prev_seq`` must equal our last seq."""
         if prev_seq is not None and prev_seq != self.seq:
             raise SequenceGap(f"{self.symbol}: expected previous seq {self.seq}, got {prev_seq}")
-        n = _store(self.bids, bids) + _store(self.asks, asks)
-        if n:
-            self._bids_sorted = self._asks_sorted = None
-        self.deltas_applied += n
+        self.deltas_applied += _store(self.bids, self._bid_keys, bids) + _store(self.asks, self._ask_keys, asks)
         if seq is not None:
             self.seq = seq
         if ts is not None:
@@ -82,30 +83,21 @@ class L2Book:
         return True
 
     # -- reading -------------------------------------------------------------------
-    def _sorted_bids(self) -> list[float]:
-        if self._bids_sorted is None:
-            self._bids_sorted = sorted(self.bids, reverse=True)
-        return self._bids_sorted
-
-    def _sorted_asks(self) -> list[float]:
-        if self._asks_sorted is None:
-            self._asks_sorted = sorted(self.asks)
-        return self._asks_sorted
-
     def top(self, depth: int) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         b, a = self.bids, self.asks
+        bk = self._bid_keys
         return (
-            tuple((p, b[p]) for p in self._sorted_bids()[:depth]),
-            tuple((p, a[p]) for p in self._sorted_asks()[:depth]),
+            tuple((p, b[p]) for p in reversed(bk[max(0, len(bk) - depth):])),
+            tuple((p, a[p]) for p in self._ask_keys[:depth]),
         )
 
     def best_bid(self) -> Level | None:
-        s = self._sorted_bids()
-        return (s[0], self.bids[s[0]]) if s else None
+        k = self._bid_keys
+        return (k[-1], self.bids[k[-1]]) if k else None
 
     def best_ask(self) -> Level | None:
-        s = self._sorted_asks()
-        return (s[0], self.asks[s[0]]) if s else None
+        k = self._ask_keys
+        return (k[0], self.asks[k[0]]) if k else None
 
     def mid(self) -> float | None:
         bb, ba = self.best_bid(), self.best_ask()
@@ -123,14 +115,16 @@ class L2Book:
         return len(self.bids) + len(self.asks)
 
 
-def _store(side: dict[float, float], levels: Iterable[Sequence]) -> int:
+def _store(side: dict[float, float], keys: list[float], levels: Iterable[Sequence]) -> int:
     n = 0
     for level in levels:
         price = float(level[0])
         size = float(level[1])
-        if size:
-            side[price] = size
-        else:
-            side.pop(price, None)
         n += 1
+        if size:
+            if price not in side:
+                insort(keys, price)
+            side[price] = size
+        elif side.pop(price, None) is not None:
+            del keys[bisect_left(keys, price)]
     return n
