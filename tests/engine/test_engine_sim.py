@@ -1,0 +1,104 @@
+"""The engine on the embedded simulated exchange: real ccxt.pro over loopback websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tps19.engine.engine import Engine, EngineError
+from tps19.engine.events import BookEvent, ConnectionEvent, ConnState, TradeEvent
+from tps19.engine.storage import Bar
+
+pytestmark = pytest.mark.slow
+
+
+async def _collect_books(engine: Engine, seconds: float) -> list[BookEvent]:
+    got: list[BookEvent] = []
+    engine.bus.on(BookEvent, got.append)
+    await asyncio.sleep(seconds)
+    return got
+
+
+async def _wait_for(pred, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_engine_streams_sane_books_and_trades_for_every_symbol(settings):
+    engine = Engine(settings)
+    trades: list[TradeEvent] = []
+    engine.bus.on(TradeEvent, trades.append)
+    await engine.start()
+    try:
+        books = await _collect_books(engine, 3.0)
+    finally:
+        await engine.stop()
+    assert {b.symbol for b in books} == set(settings.symbols.watch)
+    for b in books:
+        assert b.bids and b.asks
+        assert b.best_bid < b.best_ask, f"crossed or locked book {b.symbol}: {b.best_bid} >= {b.best_ask}"
+        assert list(b.bids) == sorted(b.bids, reverse=True)
+        assert list(b.asks) == sorted(b.asks)
+    assert trades, "the simulated market printed no trades in 3 s"
+    btc = [b for b in books if b.symbol == "BTC/USDT"]
+    assert 1_000 < btc[-1].mid < 1_000_000
+
+
+async def test_sequence_gap_triggers_resync_and_the_book_recovers(settings):
+    engine = Engine(settings)
+    states: list[ConnectionEvent] = []
+    engine.bus.on(ConnectionEvent, states.append)
+    await engine.start()
+    try:
+        assert await _wait_for(lambda: engine.books["BTC/USDT"].best_bid() is not None)
+        engine.venue.sim.faults.skip_sequence("BTC/USDT")
+        stats = engine.feed.stats.get("book", "BTC/USDT")
+        assert await _wait_for(lambda: stats.resyncs >= 1), "gap was not detected"
+        before = stats.messages
+        books = await _collect_books(engine, 2.0)
+        assert stats.messages > before, "book stream did not come back after the resync"
+    finally:
+        await engine.stop()
+    assert engine.venue.gap_count[0] >= 1
+    assert any(s.state == ConnState.RESYNC and s.symbol == "BTC/USDT" for s in states)
+    after = [b for b in books if b.symbol == "BTC/USDT"]
+    assert after and all(b.best_bid < b.best_ask for b in after)
+
+
+async def test_dropped_connection_reconnects(settings):
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        stats = engine.feed.stats.get("book", "ETH/USDT")
+        assert await _wait_for(lambda: stats.messages > 5)
+        engine.venue.sim.faults.drop_connections()
+        await asyncio.sleep(0.5)
+        before = stats.messages
+        assert await _wait_for(lambda: stats.messages > before + 5), "no book updates after the drop"
+        assert stats.state == ConnState.CONNECTED
+    finally:
+        await engine.stop()
+
+
+async def test_unknown_symbol_is_a_clear_engine_error(settings):
+    settings = settings.model_copy(update={"symbols": settings.symbols.model_copy(update={"watch": ["DOGE/EUR"]})})
+    engine = Engine(settings)
+    with pytest.raises(EngineError, match="DOGE/EUR"):
+        await engine.start()
+    await engine.stop()
+
+
+async def test_first_run_creates_versioned_database(settings):
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        assert await engine.db.schema_version() >= 1
+    finally:
+        await engine.stop()
+    assert settings.database.path.exists()

@@ -1,0 +1,92 @@
+"""`tps19 paper --no-ui` as a trader runs it on a VPS: a real process, signals, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPS19_")}
+    env.update(TPS19_DATABASE__PATH=str(tmp_path / "desk.db"), TPS19_LOG__SUMMARY_INTERVAL_S="0.5", **extra)
+    return env
+
+
+def _run_until(proc: subprocess.Popen, needle: str, timeout: float = 30.0) -> list[str]:
+    lines: list[str] = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not seen; got:\n{''.join(lines)}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
+    secret = "very-secret-value-123"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tps19.cli", "paper", "--no-ui"],
+        cwd=tmp_path, env=_env(tmp_path, TPS19_EXCHANGE__SECRET=secret, TPS19_EXCHANGE__API_KEY="tps19-demo-key"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = _run_until(proc, '"event":"market"')
+        # let a few summaries for every symbol arrive
+        lines += _run_until(proc, '"event":"market"')
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines += out.splitlines()
+    assert proc.returncode == 0, err
+    records = [json.loads(l) for l in lines if l.strip()]  # every line is JSON
+    events = [r["event"] for r in records]
+    assert events[0] == "starting" and "started" in events and events[-1] == "stopped"
+    markets = [r for r in records if r["event"] == "market"]
+    assert markets and all(r["bid"] < r["ask"] for r in markets if r["bid"] and r["ask"])
+    assert any(r["event"] == "connection" and r["state"] == "connected" for r in records)
+    assert "Traceback" not in err
+    assert secret not in out + err + "".join(lines)
+    assert (tmp_path / "desk.db").exists()
+
+
+def test_headless_log_file_option(tmp_path):
+    log = tmp_path / "desk.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tps19.cli", "paper", "--no-ui", "--log-file", str(log), "--symbol", "ETH/USDT"],
+        cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (log.exists() and '"event":"market"' in log.read_text()):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    records = [json.loads(l) for l in log.read_text().splitlines()]
+    assert {r["symbol"] for r in records if r["event"] == "market"} == {"ETH/USDT"}
+    assert records[-1]["event"] == "stopped"
+
+
+def test_live_refuses_to_start_without_keys(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tps19.cli", "live", "--no-ui", "--exchange", "cryptocom"],
+                       cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "LIVE" in r.stderr and "Traceback" not in r.stderr
