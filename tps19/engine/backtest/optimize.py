@@ -1,0 +1,245 @@
+"""Parameter search (grid / random) in parallel processes, and walk-forward analysis.
+
+Walk-forward: the bars are cut into N+1 equal consecutive blocks; fold k optimises on block k
+(in-sample) and then trades the chosen parameters on block k+1 (out-of-sample). Test blocks
+never overlap each other nor their own training block. Out-of-sample signals may *read* the
+training bars before the test window (indicator warm-up: the past, never the future), but
+positions and the equity of every test window start flat at the test window's first bar. The
+headline is the chained out-of-sample result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..strategies import ParamError, get
+from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
+from .metrics import compute_metrics
+
+METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "profit_factor", "win_rate", "final_equity", "max_drawdown")
+
+ProgressFn = Callable[[int, int], None]
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """['fast=5:20:5', 'k=1.5,2,2.5'] -> {'fast': [5, 10, 15, 20], 'k': [1.5, 2.0, 2.5]} (stop inclusive)."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, spec = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not spec:
+            raise ParamError(f"bad --grid {item!r}: expected key=start:stop:step or key=a,b,c")
+        try:
+            if ":" in spec:
+                parts = spec.split(":")
+                if len(parts) not in (2, 3):
+                    raise ValueError
+                nums = [float(p) for p in parts]
+                start, stop = nums[0], nums[1]
+                step = nums[2] if len(nums) == 3 else 1.0
+                if step <= 0 or stop < start:
+                    raise ValueError
+                count = int(math.floor((stop - start) / step + 1e-9)) + 1
+                vals: list[Any] = [start + i * step for i in range(count)]
+                if all(p.lstrip("-").isdigit() for p in parts):
+                    vals = [int(round(v)) for v in vals]
+                else:
+                    vals = [round(v, 10) for v in vals]
+            else:
+                raw = [p.strip() for p in spec.split(",") if p.strip()]
+                vals = []
+                for p in raw:
+                    if p.lower() in ("true", "false"):
+                        vals.append(p.lower() == "true")
+                    elif p.lstrip("-").isdigit():
+                        vals.append(int(p))
+                    else:
+                        vals.append(float(p))
+        except ValueError:
+            raise ParamError(f"bad --grid {item!r}: expected key=start:stop:step (step > 0) or key=a,b,c") from None
+        if not vals:
+            raise ParamError(f"bad --grid {item!r}: no values")
+        grid[key] = vals
+    return grid
+
+
+def candidates(strategy: str, grid: dict[str, list[Any]], fixed: dict[str, Any] | None = None,
+               n_random: int | None = None, seed: int = 19) -> list[dict[str, Any]]:
+    """Valid parameter sets (invalid combinations such as fast >= slow are skipped)."""
+    cls = get(strategy)
+    unknown = set(grid) - set(cls.Params.model_fields)
+    if unknown:
+        raise ParamError(f"unknown parameter(s) for {strategy!r}: {', '.join(sorted(unknown))}")
+    keys = list(grid)
+    combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))]
+    out = []
+    for c in combos:
+        p = {**(fixed or {}), **c}
+        try:
+            cls(p)
+        except ParamError:
+            continue
+        out.append(p)
+    if n_random is not None and n_random < len(out):
+        out = random.Random(seed).sample(out, n_random)
+    if not out:
+        raise ParamError("the grid has no valid parameter combination")
+    return out
+
+
+def score(metrics: dict[str, Any], metric: str) -> float:
+    v = metrics.get(metric)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return -math.inf
+    return float(v)
+
+
+# --- worker side ---------------------------------------------------------------------------
+
+_DATA: dict[str, np.ndarray] = {}
+
+
+def _init_worker(data: dict[str, np.ndarray]) -> None:
+    _DATA.clear()
+    _DATA.update(data)
+
+
+def _slice(data: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    return {k: v[lo:hi] for k, v in data.items()}
+
+
+def _evaluate(args: tuple[str, dict[str, Any], BacktestConfig, int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    name, params, config, lo, hi = args
+    res = run_backtest(get(name)(params), _slice(_DATA, lo, hi), config)
+    return params, res.metrics
+
+
+def evaluate_many(
+    name: str,
+    param_sets: list[dict[str, Any]],
+    data: dict[str, np.ndarray],
+    config: BacktestConfig,
+    lo: int = 0,
+    hi: int | None = None,
+    jobs: int = 1,
+    progress: ProgressFn | None = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    hi = len(data["close"]) if hi is None else hi
+    tasks = [(name, p, config, lo, hi) for p in param_sets]
+    out = []
+    if pool is None and jobs <= 1:
+        _init_worker(data)
+        for i, t in enumerate(tasks):
+            out.append(_evaluate(t))
+            if progress:
+                progress(i + 1, len(tasks))
+        return out
+    own = pool is None
+    if pool is None:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,))
+    try:
+        for i, r in enumerate(pool.map(_evaluate, tasks, chunksize=max(1, len(tasks) // (4 * max(jobs, 1))))):
+            out.append(r)
+            if progress:
+                progress(i + 1, len(tasks))
+    finally:
+        if own:
+            pool.shutdown()
+    return out
+
+
+def rank(results: list[tuple[dict[str, Any], dict[str, Any]]], metric: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    if metric not in METRICS:
+        raise ParamError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
+    return sorted(results, key=lambda r: score(r[1], metric), reverse=True)
+
+
+# --- walk-forward --------------------------------------------------------------------------
+
+
+@dataclass
+class Fold:
+    index: int
+    train: tuple[int, int]  # [lo, hi) bar indices
+    test: tuple[int, int]
+    best_params: dict[str, Any] = field(default_factory=dict)
+    in_sample: dict[str, Any] = field(default_factory=dict)
+    out_of_sample: dict[str, Any] = field(default_factory=dict)
+
+
+def walk_forward_windows(n_bars: int, folds: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(train, test) index windows: N+1 equal consecutive blocks, test = the block after train."""
+    if folds < 1:
+        raise ParamError("--walk-forward needs at least 1 fold")
+    size = n_bars // (folds + 1)
+    if size < 2:
+        raise ParamError(f"not enough bars ({n_bars}) for {folds} walk-forward folds")
+    edges = [i * size for i in range(folds + 1)] + [n_bars]
+    return [((edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])) for k in range(folds)]
+
+
+def out_of_sample(name: str, params: dict[str, Any], data: dict[str, np.ndarray], config: BacktestConfig,
+                  train: tuple[int, int], test: tuple[int, int]) -> BacktestResult:
+    """Trade ``params`` on the test window only (signals may read earlier bars for warm-up)."""
+    strat = get(name)(params)
+    frame = strat.generate(_slice(data, train[0], test[1]))
+    off = test[0] - train[0]
+    tgt = frame.target[off:].copy()
+    d = _slice(data, test[0], test[1])
+    equity, units, fills, trades = simulate(d["ts"], d["open"], d["close"], tgt, config)
+    res = BacktestResult(name, strat.param_dict(), config, d["ts"], d["close"], equity, units, fills, trades)
+    res.metrics = compute_metrics(res)
+    return res
+
+
+@dataclass
+class WalkForwardResult:
+    folds: list[Fold]
+    equity: np.ndarray  # chained out-of-sample equity
+    ts: np.ndarray
+    metrics: dict[str, Any]
+    trades: list[Any]
+
+
+def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np.ndarray], config: BacktestConfig,
+                 folds: int, metric: str, jobs: int = 1, progress: ProgressFn | None = None) -> WalkForwardResult:
+    windows = walk_forward_windows(len(data["close"]), folds)
+    total = len(windows) * len(param_sets)
+    done = 0
+    out_folds: list[Fold] = []
+    eq_parts, ts_parts, pos_parts, fills, trades = [], [], [], [], []
+    cash = config.cash
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,)) if jobs > 1 else None
+    try:
+        for k, (train, test) in enumerate(windows):
+            def prog(i: int, n: int, base: int = done) -> None:
+                if progress:
+                    progress(base + i, total)
+
+            ranked = rank(evaluate_many(name, param_sets, data, config, train[0], train[1], jobs, prog, pool), metric)
+            done += len(param_sets)
+            best, is_metrics = ranked[0]
+            cfg = BacktestConfig(cash=cash, fee=config.fee, slippage_bps=config.slippage_bps, size=config.size)
+            oos = out_of_sample(name, best, data, cfg, train, test)
+            cash = oos.final_equity
+            out_folds.append(Fold(k, train, test, best, is_metrics, oos.metrics))
+            eq_parts.append(oos.equity)
+            ts_parts.append(oos.ts)
+            pos_parts.append(oos.position)
+            fills.extend(oos.fills)
+            trades.extend(oos.trades)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    chained = BacktestResult(name, {}, config, np.concatenate(ts_parts), np.array([]), np.concatenate(eq_parts),
+                             np.concatenate(pos_parts), fills, trades)
+    return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), trades)
