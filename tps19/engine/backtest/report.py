@@ -1,0 +1,180 @@
+"""Presenting and storing backtest results: rich tables, a plotext chart, JSON, the database."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from .engine import BacktestResult
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration(ms: int) -> str:
+    s = ms // 1000
+    d, s = divmod(s, 86_400)
+    h, s = divmod(s, 3_600)
+    m = s // 60
+    return f"{d}d {h}h {m}m" if d else f"{h}h {m}m"
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x * 100:.2f}%"
+
+
+def _num(x: Any, nd: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return f"{x:,.{nd}f}"
+
+
+def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("Period", f"{iso(m.get('start_ms'))} -> {iso(m.get('end_ms'))} ({m.get('bars')} bars)"),
+        ("Initial cash", _num(m.get("initial_cash"))),
+        ("Final equity", _num(m.get("final_equity"))),
+        ("Total return", _pct(m.get("total_return"))),
+        ("CAGR", _pct(m.get("cagr"))),
+        ("Sharpe", _num(m.get("sharpe"))),
+        ("Sortino", _num(m.get("sortino"))),
+        ("Max drawdown", _pct(m.get("max_drawdown"))),
+        ("Max drawdown duration", f"{duration(m.get('max_drawdown_duration_ms') or 0)} ({m.get('max_drawdown_bars')} bars)"),
+        ("Calmar", _num(m.get("calmar"))),
+        ("Win rate", _pct(m.get("win_rate"))),
+        ("Profit factor", _num(m.get("profit_factor"))),
+        ("Trades (closed / open)", f"{m.get('trades')} / {m.get('open_trades')}"),
+        ("Average trade", f"{_num(m.get('avg_trade'))} ({_pct(m.get('avg_trade_return'))})"),
+        ("Exposure time", _pct(m.get("exposure"))),
+        ("Fees paid", _num(m.get("fees"))),
+    ]
+
+
+def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:
+    from rich.table import Table
+
+    t = Table(title=title, show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    for k, v in metric_rows(m):
+        t.add_row(k, v)
+    return t
+
+
+def trade_dicts(res: BacktestResult) -> list[dict[str, Any]]:
+    out = []
+    for t in res.trades:
+        d = t.public()
+        d["entry_time"] = iso(t.entry_ts)
+        d["exit_time"] = iso(t.exit_ts) if not t.open else None
+        if t.open:
+            d["exit_price"] = None
+            d["mark_price"] = t.exit_price
+        out.append(d)
+    return out
+
+
+def trades_table(res: BacktestResult, limit: int = 50) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"Trades ({len(res.trades)}{', last ' + str(limit) if len(res.trades) > limit else ''})")
+    for c in ("#", "side", "entry", "entry px", "exit", "exit px", "units", "P&L", "return"):
+        t.add_column(c, justify="right" if c not in ("side", "entry", "exit") else "left")
+    start = max(0, len(res.trades) - limit)
+    for i, tr in enumerate(res.trades[start:], start=start + 1):
+        t.add_row(
+            str(i), tr.side, iso(tr.entry_ts) or "", f"{tr.entry_price:.8g}",
+            "open" if tr.open else (iso(tr.exit_ts) or ""), f"{tr.exit_price:.8g}" if tr.exit_price else "",
+            f"{tr.units:.8g}", f"{tr.pnl:,.2f}", _pct(tr.return_pct),
+        )
+    return t
+
+
+def chart(ts: np.ndarray, equity: np.ndarray, width: int = 100, height: int = 24) -> str:
+    """Equity curve and drawdown as text (plotext), downsampled for the terminal."""
+    import plotext as plt
+
+    n = len(equity)
+    if n == 0:
+        return ""
+    step = max(1, n // (width * 4))
+    x = (np.asarray(ts[::step]) - ts[0]) / 86_400_000.0
+    eq = np.asarray(equity, dtype=float)
+    dd = (eq / np.maximum.accumulate(eq) - 1.0)[::step] * 100.0
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(width, height)
+    plt.subplots(2, 1)
+    plt.subplot(1, 1)
+    plt.plot(x.tolist(), eq[::step].tolist(), marker="braille")
+    plt.title("Equity")
+    plt.subplot(2, 1)
+    plt.plot(x.tolist(), dd.tolist(), marker="braille", color="red")
+    plt.title("Drawdown %")
+    plt.xlabel("days")
+    out = plt.build()
+    plt.clear_figure()
+    return out
+
+
+def to_json(res: BacktestResult, extra: dict[str, Any] | None = None) -> str:
+    obj = {
+        "strategy": res.strategy,
+        "params": res.params,
+        "config": {"cash": res.config.cash, "fee": res.config.fee, "slippage_bps": res.config.slippage_bps, "size": res.config.size},
+        **(extra or {}),
+        "metrics": res.metrics,
+        "trades": trade_dicts(res),
+    }
+    return json.dumps(obj, default=_json_default, allow_nan=False)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Decimal):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def money(x: float) -> Decimal:
+    return Decimal(repr(float(x))).quantize(Decimal("0.00000001"))
+
+
+async def save_result(db: Any, res: BacktestResult, *, exchange: str | None = None, symbol: str | None = None,
+                      timeframe: str | None = None, data_source: str | None = None) -> int:
+    from ..storage import BacktestResult as Row
+
+    row = Row(
+        created_ms=int(time.time() * 1000),
+        strategy=res.strategy,
+        params=res.params,
+        exchange=exchange,
+        symbol=symbol,
+        timeframe=timeframe,
+        data_source=data_source,
+        start_ms=int(res.ts[0]) if len(res.ts) else None,
+        end_ms=int(res.ts[-1]) if len(res.ts) else None,
+        cash=money(res.config.cash),
+        final_equity=money(res.final_equity),
+        metrics=json.loads(json.dumps(res.metrics, default=_json_default)),
+        trades=json.loads(json.dumps(trade_dicts(res), default=_json_default)),
+    )
+    async with db.session() as s:
+        s.add(row)
+        await s.commit()
+        await s.refresh(row)
+    return int(row.id or 0)
