@@ -7,9 +7,11 @@ Rules (documented in docs/backtesting.md):
   the full arrays, but ``check_no_lookahead`` (tests) proves a strategy's output at bar i does
   not change when the bars after i are removed.
 * Sizing: the target is a fraction of equity (``size`` scales it, default 1 = whole equity).
-  A buy spends ``target*equity - position_value`` at the open, *fees included*, so a target of
-  1 from flat uses all the cash: ``units = cash / (fill_price * (1 + fee))``. A sell to a lower
-  target sells ``units - target*equity/open``. Equity is valued at the fill bar's open.
+  Changing side (long -> flat/short, short -> flat/long) first closes the whole position, then
+  opens the new side with the equity left. Growing a position spends
+  ``|target|*equity - |position|*open`` *fees included*, so a target of 1 from flat uses all the
+  cash: ``units = cash / (fill_price * (1 + fee))`` (shorts likewise). Shrinking it trades
+  ``|position| - |target|*equity/open`` units. Equity is valued at the fill bar's open.
 * Fill price: the open, moved against us by ``slippage_bps`` (buys higher, sells lower).
 * Fee: ``fee * fill_price * units`` on every fill, in quote currency. Fractional units.
 * Equity curve: cash + units * close at every bar. A position still open at the end is
@@ -129,6 +131,40 @@ def simulate(
     fill_bars: list[int] = []
     cash_after: list[float] = []
     units_after: list[float] = []
+
+    def leg(k: int, side: str, dq: float, px: float, opening: bool) -> None:
+        nonlocal cash, units, cur
+        notional = dq * px
+        f = notional * fee
+        fills.append(Fill(k, int(ts[k]), side, dq, px, f))
+        flow = (notional if side == "sell" else -notional) - f
+        if side == "buy":
+            cash -= notional + f
+            units += dq
+        else:
+            cash += notional - f
+            units -= dq
+        if opening:
+            if cur is None:
+                cur = Trade(side="long" if side == "buy" else "short", entry_bar=k, entry_ts=int(ts[k]), entry_price=px, units=0.0)
+            cur._in_units += dq
+            cur._in_value += notional
+            cur.entry_price = cur._in_value / cur._in_units
+            cur.units = max(cur.units, abs(units))
+        elif cur is not None:
+            cur._out_units += dq
+            cur._out_value += notional
+            cur.exit_price = cur._out_value / cur._out_units
+        if cur is not None:
+            cur._cash_flow += flow
+            cur.fees += f
+        if not opening and cur is not None and units == 0.0:
+            cur.exit_bar, cur.exit_ts = k, int(ts[k])
+            cur.pnl = cur._cash_flow
+            cur.return_pct = cur.pnl / cur._in_value if cur._in_value else 0.0
+            trades.append(cur)
+            cur = None
+
     held = 0.0  # target currently held
     for i in change.tolist():
         tgt = float(target[i])
@@ -137,66 +173,30 @@ def simulate(
         held = tgt
         k = i + 1
         p = float(open_[k])
-        equity = cash + units * p
-        if equity <= 0:
-            break
-        want = tgt * equity / p
-        if want > units:
-            side, px = "buy", p * (1.0 + slip)
-            dq = (tgt * equity - units * p) / (px * (1.0 + fee))
-            if tgt == 0.0 and units < 0:  # close a short exactly
-                dq = -units
-        elif want < units:
-            side, px = "sell", p * (1.0 - slip)
-            dq = units - want
-        else:
-            continue
-        if dq <= 0:
-            continue
-        notional = dq * px
-        f = notional * fee
-        signed = dq if side == "buy" else -dq
-        fills.append(Fill(k, int(ts[k]), side, dq, px, f))
-        # split the fill into the part that reduces the open trade and the part that opens/extends
-        before, after = units, units + signed
-        reduce_q = 0.0
-        if before != 0 and np.sign(signed) != np.sign(before):
-            reduce_q = min(abs(before), dq)
-        add_q = dq - reduce_q
-        if reduce_q > 0 and cur is not None:
-            share = reduce_q / dq
-            flow = (notional * share) * (1 if side == "sell" else -1) - f * share
-            cur._out_units += reduce_q
-            cur._out_value += reduce_q * px
-            cur._cash_flow += flow
-            cur.fees += f * share
-            if abs(after) <= 1e-12 * max(1.0, abs(before)) or np.sign(after) != np.sign(before) or add_q > 0:
-                cur.exit_bar, cur.exit_ts = k, int(ts[k])
-                cur.exit_price = cur._out_value / cur._out_units
-                cur.pnl = cur._cash_flow
-                cost = cur._in_value * (1.0 if cur.side == "long" else 1.0)
-                cur.return_pct = cur.pnl / cost if cost else 0.0
-                trades.append(cur)
-                cur = None
-        if add_q > 0:
-            share = add_q / dq
-            flow = (notional * share) * (1 if side == "sell" else -1) - f * share
-            if cur is None:
-                cur = Trade(side="long" if side == "buy" else "short", entry_bar=k, entry_ts=int(ts[k]), entry_price=px, units=0.0)
-            cur._in_units += add_q
-            cur._in_value += add_q * px
-            cur._cash_flow += flow
-            cur.fees += f * share
-            cur.entry_price = cur._in_value / cur._in_units
-        if side == "buy":
-            cash -= notional + f
-        else:
-            cash += notional - f
-        units = after
-        if abs(units) < 1e-15:
+        if cash + units * p <= 0:
+            break  # ruined: nothing left to trade
+        # 1) leaving a side (to flat or to the other side): close the whole position first
+        if units != 0.0 and (tgt == 0.0 or (tgt > 0) != (units > 0)):
+            if units > 0:
+                leg(k, "sell", units, p * (1.0 - slip), opening=False)
+            else:
+                leg(k, "buy", -units, p * (1.0 + slip), opening=False)
             units = 0.0
-        if cur is not None:
-            cur.units = max(cur.units, abs(units))
+        # 2) move towards |tgt| of equity on tgt's side; buys/sells that open pay their fee
+        #    out of the target notional, so a target of 1 never needs more than the equity
+        if tgt != 0.0:
+            equity = cash + units * p
+            sgn = 1.0 if tgt > 0 else -1.0
+            have = abs(units)
+            want = abs(tgt) * equity / p
+            if want > have:
+                px = p * (1.0 + slip * sgn)
+                dq = (abs(tgt) * equity - have * p) / (px * (1.0 + fee))
+                if dq > 0:
+                    leg(k, "buy" if sgn > 0 else "sell", dq, px, opening=True)
+            elif want < have:
+                px = p * (1.0 - slip * sgn)
+                leg(k, "sell" if sgn > 0 else "buy", have - want, px, opening=False)
         fill_bars.append(k)
         cash_after.append(cash)
         units_after.append(units)
@@ -213,8 +213,7 @@ def simulate(
         last = float(close[-1])
         cur.open = True
         cur.exit_price = last
-        sign = 1.0 if cur.side == "long" else -1.0
-        cur.pnl = cur._cash_flow + sign * abs(units) * last
+        cur.pnl = cur._cash_flow + units * last
         cur.return_pct = cur.pnl / cur._in_value if cur._in_value else 0.0
         trades.append(cur)
     return equity, ua, fills, trades
