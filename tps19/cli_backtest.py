@@ -17,8 +17,8 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def parse_time(value: str | None, name: str) -> int | None:
-    """'2024-01-01', '2024-01-01T12:00', '2024-01-01 12:00:00Z' or epoch ms -> ms (UTC)."""
+def parse_time_value(value: str | None) -> int | None:
+    """'2024-01-01', '2024-01-01T12:00', '2024-01-01 12:00:00Z' or epoch ms -> ms (UTC); ValueError if bad."""
     if value is None:
         return None
     from datetime import UTC, datetime
@@ -30,10 +30,18 @@ def parse_time(value: str | None, name: str) -> int | None:
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
-        _fail(f"bad {name} {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or epoch milliseconds")
+        raise ValueError(f"bad time {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or epoch milliseconds") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    try:
+        return parse_time_value(value)
+    except ValueError:
+        _fail(f"bad {name} {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or epoch milliseconds")
+    return None
 
 
 def _db_path(db: Path | None) -> Path:
