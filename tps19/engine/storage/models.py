@@ -139,3 +139,42 @@ class BacktestResult(SQLModel, table=True):
     final_equity: Decimal = money()
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
     trades: list = Field(default_factory=list, sa_column=Column(JSON))
+
+
+# --- trading (tps19/engine/trading) -----------------------------------------------------------
+
+
+class TradingBalance(SQLModel, table=True):
+    """Balances the trading layer books: the paper account's, or the last live balances
+    (venue-reconciled, then moved by each booked fill in the same transaction)."""
+
+    __tablename__ = "trading_balances"
+    mode: str = Field(primary_key=True)
+    exchange: str = Field(primary_key=True)
+    currency: str = Field(primary_key=True)
+    amount: Decimal = money()
+    updated_ms: int
+
+
+class PaperOrderState(SQLModel, table=True):
+    """Simulation state of a resting paper order (queue position at its price)."""
+
+    __tablename__ = "paper_order_state"
+    client_order_id: str = Field(primary_key=True)
+    queue_ahead: Decimal = money(default=Decimal(0))
+
+
+class PositionAdjustment(SQLModel, table=True):
+    """A correction booked when the venue's balance could not be explained by known fills."""
+
+    __tablename__ = "position_adjustments"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: int = Field(index=True)
+    mode: str
+    exchange: str
+    currency: str
+    symbol: str | None = None
+    amount: Decimal = money()  # venue - expected
+    expected: Decimal = money()
+    venue: Decimal = money()
+    reason: str = ""

@@ -1,0 +1,149 @@
+"""Trading: orders, paper and live brokers, portfolio and recovery.
+
+The engine calls :func:`build_trading`; the CLI calls :func:`check_live_allowed` before
+starting live mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .events import (
+    BalanceDiscrepancy,
+    EquitySnapshot,
+    FillEvent,
+    KillSwitchEvent,
+    OrderUpdate,
+    PositionEvent,
+    TradingIssue,
+)
+from .orders import (
+    IllegalTransition,
+    OrderRejected,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    validate_order,
+)
+from .portfolio import Portfolio
+from .risk import RiskGate
+from .store import TradingStore
+
+__all__ = [
+    "BalanceDiscrepancy", "EquitySnapshot", "FillEvent", "IllegalTransition", "KillSwitchEvent",
+    "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType", "OrderUpdate",
+    "Portfolio", "PositionEvent", "TradingIssue", "TradingStack", "build_trading", "check_live_allowed",
+    "validate_order",
+]
+
+
+@dataclass
+class TradingStack:
+    mode: str
+    broker: Any  # PaperBroker | LiveBroker
+    portfolio: Portfolio
+    store: TradingStore
+    _started: bool = field(default=False, repr=False)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.broker.start()
+        self.portfolio.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.portfolio.stop()
+        await self.broker.stop()
+        try:
+            await self.portfolio.snapshot()
+        except Exception:  # a final snapshot is best effort
+            pass
+
+
+def _get(obj: Any, path: str, default: Any = None) -> Any:
+    for part in path.split("."):
+        if obj is None:
+            return default
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return default if obj is None else obj
+
+
+def _risk_settings(settings: Any) -> Any:
+    from ...config import RiskSettings
+
+    r = _get(settings, "risk")
+    return r if isinstance(r, RiskSettings) else RiskSettings()
+
+
+async def build_trading(*, mode: str, bus: Any, db: Any, client: Any, markets: dict, settings: Any,
+                        exchange: str | None = None, starting_balances: dict[str, Decimal] | None = None,
+                        latency_s: float = 0.0, snapshot_interval_s: float = 60.0, valuation: str = "USDT",
+                        **live_options: Any) -> TradingStack:
+    """Build the trading stack for ``mode`` "paper" or "live".
+
+    * ``client``: the ccxt.pro (async) client; live mode sends orders through it, paper mode
+      only reads its ``id``/``precisionMode``.
+    * ``markets``: ccxt's ``client.markets`` (unified symbol -> market dict).
+    * ``settings``: tps19 ``Settings`` (risk caps; paper starting balances default to
+      ``settings.sim.starting_balances``).
+    """
+    if mode not in ("paper", "live"):
+        raise ValueError(f"trading mode must be 'paper' or 'live', not {mode!r}")
+    ex_id = exchange or getattr(client, "id", None) or _get(settings, "exchange.id", "sim")
+    precision_mode = int(getattr(client, "precisionMode", 4) or 4)
+    store = TradingStore(db, mode=mode, exchange=ex_id)
+    portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
+                          snapshot_interval_s=snapshot_interval_s)
+    risk = RiskGate(_risk_settings(settings))
+    common = dict(bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
+                  precision_mode=precision_mode)
+    if mode == "paper":
+        from .paper import PaperBroker
+
+        balances = starting_balances
+        if balances is None:
+            balances = _get(settings, "sim.starting_balances", {"USDT": Decimal("100000")})
+        broker: Any = PaperBroker(starting_balances=balances, latency_s=latency_s, **common)
+    else:
+        from .live import LiveBroker
+
+        broker = LiveBroker(client=client, **common, **live_options)
+    return TradingStack(mode=mode, broker=broker, portfolio=portfolio, store=store)
+
+
+def check_live_allowed(settings: Any) -> str | None:
+    """Why live trading must not start with these settings, or None if it may.
+
+    Refuses without API keys, and refuses the simulated exchange unless the keys are the
+    sim's demo keys (so real keys are never sent to a simulator, nor sim keys mistaken for
+    a real account).
+    """
+    from ...config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+
+    ex = _get(settings, "exchange")
+    if ex is None:
+        return "no exchange settings"
+    key, secret = getattr(ex, "api_key", None), getattr(ex, "secret", None)
+
+    def val(s: Any) -> str:
+        if s is None:
+            return ""
+        return s.get_secret_value() if hasattr(s, "get_secret_value") else str(s)
+
+    k, sec = val(key).strip(), val(secret).strip()
+    if not k or not sec:
+        return "live trading needs API credentials: set TPS19_EXCHANGE__API_KEY and TPS19_EXCHANGE__SECRET"
+    ex_id = str(getattr(ex, "id", "") or "").lower()
+    is_demo = k == SIM_DEMO_API_KEY and sec == SIM_DEMO_SECRET
+    if ex_id == "sim" and not is_demo:
+        return "refusing --exchange sim with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"
+    if ex_id != "sim" and is_demo:
+        return f"refusing live trading on {ex_id} with the simulated exchange's demo keys"
+    return None

@@ -1,0 +1,191 @@
+"""What paper and live brokers share: order book-keeping, commit-then-publish, risk, kill switch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+from typing import Any
+
+from ..events import BookEvent
+from .events import KillSwitchEvent, OrderUpdate, TradingIssue
+from .orders import (
+    TICK_SIZE,
+    D,
+    D_or_none,
+    OrderRejected,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    ValidatedOrder,
+    new_client_order_id,
+    validate_order,
+)
+from .portfolio import Portfolio
+from .risk import RiskGate, utc_day_start_ms
+from .store import FillRecord, TradingStore
+
+log = logging.getLogger(__name__)
+
+
+class BaseBroker:
+    mode = "base"
+
+    def __init__(self, *, bus: Any, store: TradingStore, portfolio: Portfolio, markets: dict[str, dict],
+                 risk: RiskGate, exchange: str, precision_mode: int = TICK_SIZE) -> None:
+        self.bus = bus
+        self.store = store
+        self.portfolio = portfolio
+        self.markets = markets
+        self.risk = risk
+        self.exchange = exchange
+        self.precision_mode = precision_mode
+        self.orders: dict[str, OrderState] = {}  # working orders by client id
+        self.books: dict[str, BookEvent] = {}
+        self.issues: dict[str, int] = {}
+        self.lock = asyncio.Lock()
+        if bus is not None:
+            bus.on(BookEvent, self._on_book_sync)
+
+    # ---------------------------------------------------------------- helpers
+    def _on_book_sync(self, ev: BookEvent) -> None:
+        self.books[ev.symbol] = ev
+
+    def report(self, kind: str, message: str) -> None:
+        n = self.issues[kind] = self.issues.get(kind, 0) + 1
+        log.warning("%s: %s (#%d)", kind, message, n)
+        if self.bus is not None:
+            self.bus.publish(TradingIssue(kind, message, n))
+
+    def publish(self, ev: Any) -> None:
+        if self.bus is not None:
+            self.bus.publish(ev)
+
+    def ref_price(self, symbol: str, side: str) -> Decimal | None:
+        b = self.books.get(symbol)
+        if b is not None:
+            p = b.best_ask if side == "buy" else b.best_bid
+            if p is not None:
+                return D(p)
+        return self.portfolio.mark(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        return [o.copy() for o in self.orders.values() if o.is_working and (symbol is None or o.symbol == symbol)]
+
+    async def load_counts(self) -> None:
+        self.risk.orders_today = await self.store.orders_since(utc_day_start_ms())
+
+    # ---------------------------------------------------------------- commit then publish
+    async def commit(self, order: OrderState, prev: OrderStatus | None, *, insert: bool = False,
+                     changed: bool = True, fills: list[FillRecord] = (), detail: str | None = None,
+                     **extra: Any) -> list[FillRecord]:
+        """Persist an order change (with its fills and the balances they move) atomically,
+        then update the portfolio and publish. Raises if the database write fails."""
+        fills = list(fills)
+        balances = self.portfolio.preview_balances(fills) if fills else None
+        new = await self.store.save(
+            order, insert=insert, from_status=prev, to_status=order.status if changed else None,
+            detail=detail, fills=fills, balances=balances, **extra,
+        )
+        if len(new) != len(fills):  # some were booked before: recompute balances from what is new
+            self.report("duplicate-fill", f"{len(fills) - len(new)} fill(s) of {order.client_order_id} were already booked")
+        symbols = set()
+        for f in new:
+            self.portfolio.apply_fill(f)
+            symbols.add(f.symbol)
+            self.publish(f.to_event(self.mode))
+        if order.is_working:
+            self.orders[order.client_order_id] = order
+        else:
+            self.orders.pop(order.client_order_id, None)
+        self.publish(order.to_update(prev))
+        for s in symbols:
+            self.publish(self.portfolio.position_event(s))
+        return new
+
+    def _new_state(self, req: OrderRequest, v: ValidatedOrder | None) -> OrderState:
+        return OrderState(
+            client_order_id=req.client_order_id or new_client_order_id(),
+            mode=self.mode, exchange=self.exchange, symbol=req.symbol,
+            side=str(req.side), type=str(req.type),
+            amount=v.amount if v else (D_or_none(req.amount) or Decimal(0)),
+            price=v.price if v else D_or_none(req.price),
+        )
+
+    async def _reject(self, req: OrderRequest, reason: str) -> OrderState:
+        o = self._new_state(req, None)
+        prev = o.transition(OrderStatus.REJECTED, reason)
+        self.risk.rejections += 1
+        try:
+            await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW, detail="received")
+            await self.commit(o, prev, detail=reason)
+        except Exception as e:
+            self.report("db", f"could not record rejected order: {e}")
+            self.publish(o.to_update(prev))
+        return o
+
+    async def prepare(self, req: OrderRequest) -> tuple[OrderState | None, ValidatedOrder | None, OrderState | None]:
+        """Validate + risk-check. Returns (new order, validated, None) or (None, None, rejected order)."""
+        try:
+            v = validate_order(req, self.markets.get(req.symbol), precision_mode=self.precision_mode,
+                               ref_price=self.ref_price(req.symbol, req.side))
+            self.risk.check(v)
+        except OrderRejected as e:
+            return None, None, await self._reject(req, e.reason)
+        if req.client_order_id and (req.client_order_id in self.orders or await self.store.order(req.client_order_id)):
+            return None, None, await self._reject(
+                OrderRequest(req.symbol, req.side, req.type, req.amount, req.price),
+                f"client order id {req.client_order_id} was already used",
+            )
+        self.risk.count()
+        return self._new_state(req, v), v, None
+
+    async def place_order(self, symbol: str, side: str, type: str, amount: Any, price: Any = None,
+                          client_order_id: str | None = None) -> OrderState:
+        def dec(x: Any) -> Any:
+            if x is None or isinstance(x, Decimal):
+                return x
+            return D_or_none(x) if D_or_none(x) is not None else x
+        return await self.place(OrderRequest(symbol, side, type, dec(amount), dec(price), client_order_id))
+
+    async def place(self, req: OrderRequest) -> OrderState:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def cancel(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        n = 0
+        for o in list(self.orders.values()):
+            if o.is_working and (symbol is None or o.symbol == symbol):
+                r = await self.cancel(o.client_order_id)
+                if r is not None and r.status is OrderStatus.CANCELLED:
+                    n += 1
+        return n
+
+    async def kill(self, reason: str = "kill switch") -> int:
+        """Block new orders, then cancel every open order on every symbol."""
+        self.risk.killed = True
+        self.risk.kill_reason = reason
+        failed = 0
+        try:
+            n = await self.cancel_all()
+        except Exception as e:
+            self.report("kill", f"cancel-all during kill failed: {e}")
+            n = 0
+        failed = sum(1 for o in self.orders.values() if o.is_working)
+        self.publish(KillSwitchEvent(True, n, failed, reason))
+        return n
+
+    def release(self) -> None:
+        self.risk.killed = False
+        self.risk.kill_reason = ""
+        self.publish(KillSwitchEvent(False, detail="released"))
+
+    @property
+    def killed(self) -> bool:
+        return self.risk.killed
+
+
+def order_update_types() -> tuple[type, ...]:
+    return (OrderUpdate,)

@@ -1,0 +1,114 @@
+"""Typed events the trading layer publishes on the engine's EventBus.
+
+Everything booked is Decimal. An event is published only after what it reports has been
+written to SQLite (an ``OrderUpdate`` for a fill follows the ``FillEvent``; both follow the
+commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..events import now_ms
+
+
+@dataclass(slots=True, frozen=True)
+class OrderUpdate:
+    """An order's state after a change (placed, accepted, filled, cancelled, rejected ...)."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    mode: str  # "paper" | "live"
+    symbol: str
+    side: str  # "buy" | "sell"
+    type: str  # market | limit | post_only | ioc
+    amount: Decimal
+    price: Decimal | None
+    filled: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+    status: str  # see orders.OrderStatus
+    previous_status: str | None
+    reason: str | None = None
+    adopted: bool = False
+    ts: int = field(default_factory=now_ms)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.filled
+
+
+@dataclass(slots=True, frozen=True)
+class FillEvent:
+    fill_id: str
+    client_order_id: str | None
+    venue_order_id: str | None
+    mode: str
+    symbol: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None  # "maker" | "taker"
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class PositionEvent:
+    """Net position in one symbol, with P&L in the quote currency."""
+
+    mode: str
+    symbol: str
+    base_balance: Decimal  # spot balance of the base currency
+    net_position: Decimal  # net quantity bought minus sold (plus corrections)
+    avg_entry: Decimal | None
+    realized_pnl: Decimal  # gross of fees
+    unrealized_pnl: Decimal | None  # None while no mark price is known
+    fees: Decimal  # paid in quote-currency terms
+    mark: Decimal | None
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class BalanceDiscrepancy:
+    """The venue's balance disagrees with what our booked fills explain; the venue's wins."""
+
+    mode: str
+    currency: str
+    expected: Decimal
+    venue: Decimal
+    difference: Decimal  # venue - expected
+    detail: str = ""
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class KillSwitchEvent:
+    engaged: bool
+    cancelled: int = 0
+    failed: int = 0
+    detail: str = ""
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class TradingIssue:
+    """A problem that was reported, counted and survived (a dropped reply, a failed poll ...)."""
+
+    kind: str
+    message: str
+    count: int = 1
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class EquitySnapshot:
+    mode: str
+    equity: Decimal
+    cash: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    ts: int = field(default_factory=now_ms)

@@ -1,0 +1,300 @@
+"""Persistence of orders, order events, fills and balances: one transaction per change.
+
+A change to an order (its status, fills and the balances they move) is committed atomically,
+so after a crash the database holds either all of it or none of it. Fills are unique per
+(exchange, fill_id): booking the same venue trade twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..events import now_ms
+from ..storage import Database
+from ..storage.models import (
+    Fill,
+    Order,
+    OrderEvent,
+    PaperOrderState,
+    PositionAdjustment,
+    TradingBalance,
+)
+from .events import FillEvent
+from .orders import WORKING, OrderState, OrderStatus
+
+
+@dataclass(slots=True, frozen=True)
+class FillRecord:
+    fill_id: str
+    client_order_id: str | None
+    venue_order_id: str | None
+    symbol: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None
+    ts: int
+
+    def to_event(self, mode: str) -> FillEvent:
+        return FillEvent(
+            fill_id=self.fill_id,
+            client_order_id=self.client_order_id,
+            venue_order_id=self.venue_order_id,
+            mode=mode,
+            symbol=self.symbol,
+            side=self.side,
+            price=self.price,
+            amount=self.amount,
+            fee=self.fee,
+            fee_currency=self.fee_currency,
+            liquidity=self.liquidity,
+            ts=self.ts,
+        )
+
+
+def _order_values(o: OrderState) -> dict:
+    return dict(
+        venue_order_id=o.venue_order_id,
+        exchange=o.exchange,
+        mode=o.mode,
+        symbol=o.symbol,
+        side=o.side,
+        type=o.type,
+        amount=o.amount,
+        price=o.price,
+        filled=o.filled,
+        avg_price=o.avg_price,
+        fee=o.fee,
+        status=o.status.value,
+        reason=o.reason,
+        adopted=o.adopted,
+        created_ms=o.created_ms,
+        updated_ms=o.updated_ms,
+    )
+
+
+def row_to_state(r: Order) -> OrderState:
+    return OrderState(
+        client_order_id=r.client_order_id,
+        mode=r.mode,
+        exchange=r.exchange,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        amount=r.amount,
+        price=r.price,
+        status=OrderStatus(r.status),
+        venue_order_id=r.venue_order_id,
+        filled=r.filled,
+        avg_price=r.avg_price,
+        fee=r.fee,
+        reason=r.reason,
+        adopted=r.adopted,
+        created_ms=r.created_ms,
+        updated_ms=r.updated_ms,
+    )
+
+
+class TradingStore:
+    def __init__(self, db: Database, *, mode: str, exchange: str) -> None:
+        self.db = db
+        self.mode = mode
+        self.exchange = exchange
+        self.writes = 0
+
+    # ---------------------------------------------------------------- writes
+    async def save(
+        self,
+        order: OrderState | None,
+        *,
+        insert: bool = False,
+        from_status: OrderStatus | None = None,
+        to_status: OrderStatus | None = None,
+        detail: str | None = None,
+        fills: Iterable[FillRecord] = (),
+        balances: dict[str, Decimal] | None = None,
+        queue_ahead: Decimal | None = None,
+        drop_queue: bool = False,
+        adjustments: Iterable[PositionAdjustment] = (),
+    ) -> list[FillRecord]:
+        """Write one change atomically; returns the fills that were new (not booked before)."""
+        fills = list(fills)
+        new_fills: list[FillRecord] = []
+        ts = now_ms()
+        async with self.db.session() as s, s.begin():
+            if fills:
+                ids = [f.fill_id for f in fills]
+                known = set(
+                    (
+                        await s.execute(
+                            select(Fill.fill_id).where(Fill.exchange == self.exchange, Fill.fill_id.in_(ids))  # type: ignore[attr-defined]
+                        )
+                    ).scalars()
+                )
+                for f in fills:
+                    if f.fill_id in known:
+                        continue
+                    known.add(f.fill_id)
+                    new_fills.append(f)
+                    s.add(
+                        Fill(
+                            exchange=self.exchange,
+                            mode=self.mode,
+                            fill_id=f.fill_id,
+                            client_order_id=f.client_order_id,
+                            symbol=f.symbol,
+                            side=f.side,
+                            price=f.price,
+                            amount=f.amount,
+                            fee=f.fee,
+                            fee_currency=f.fee_currency,
+                            liquidity=f.liquidity,
+                            ts=f.ts,
+                        )
+                    )
+            if order is not None:
+                if insert:
+                    s.add(Order(client_order_id=order.client_order_id, **_order_values(order)))
+                else:
+                    await s.execute(
+                        update(Order)
+                        .where(Order.client_order_id == order.client_order_id)  # type: ignore[arg-type]
+                        .values(**_order_values(order))
+                    )
+                if to_status is not None:
+                    s.add(
+                        OrderEvent(
+                            client_order_id=order.client_order_id,
+                            ts=ts,
+                            from_status=from_status.value if from_status is not None else None,
+                            to_status=to_status.value,
+                            detail=detail,
+                        )
+                    )
+                if queue_ahead is not None:
+                    await s.execute(
+                        sqlite_insert(PaperOrderState)
+                        .values(client_order_id=order.client_order_id, queue_ahead=queue_ahead)
+                        .on_conflict_do_update(index_elements=["client_order_id"], set_={"queue_ahead": queue_ahead})
+                    )
+                if drop_queue:
+                    await s.execute(
+                        PaperOrderState.__table__.delete().where(  # type: ignore[attr-defined]
+                            PaperOrderState.client_order_id == order.client_order_id
+                        )
+                    )
+            if balances:
+                for cur, amt in balances.items():
+                    await s.execute(
+                        sqlite_insert(TradingBalance)
+                        .values(mode=self.mode, exchange=self.exchange, currency=cur, amount=amt, updated_ms=ts)
+                        .on_conflict_do_update(
+                            index_elements=["mode", "exchange", "currency"], set_={"amount": amt, "updated_ms": ts}
+                        )
+                    )
+            for adj in adjustments:
+                s.add(adj)
+        self.writes += 1
+        return new_fills
+
+    # ---------------------------------------------------------------- reads
+    async def working_orders(self) -> list[OrderState]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Order).where(
+                        Order.mode == self.mode,
+                        Order.exchange == self.exchange,
+                        Order.status.in_([st.value for st in WORKING]),  # type: ignore[attr-defined]
+                    )
+                )
+            ).scalars()
+            return [row_to_state(r) for r in rows]
+
+    async def order(self, client_order_id: str) -> OrderState | None:
+        async with self.db.session() as s:
+            r = await s.get(Order, client_order_id)
+            return row_to_state(r) if r is not None else None
+
+    async def order_by_venue_id(self, venue_order_id: str) -> OrderState | None:
+        async with self.db.session() as s:
+            r = (
+                await s.execute(
+                    select(Order).where(Order.exchange == self.exchange, Order.venue_order_id == venue_order_id)
+                )
+            ).scalars().first()
+            return row_to_state(r) if r is not None else None
+
+    async def fills(self) -> list[Fill]:
+        async with self.db.session() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(Fill)
+                        .where(Fill.mode == self.mode, Fill.exchange == self.exchange)
+                        .order_by(Fill.ts, Fill.id)  # type: ignore[arg-type]
+                    )
+                ).scalars()
+            )
+
+    async def fill_ids(self) -> set[str]:
+        async with self.db.session() as s:
+            return set(
+                (await s.execute(select(Fill.fill_id).where(Fill.exchange == self.exchange))).scalars()
+            )
+
+    async def fills_for(self, client_order_id: str) -> list[Fill]:
+        async with self.db.session() as s:
+            return list(
+                (await s.execute(select(Fill).where(Fill.client_order_id == client_order_id))).scalars()
+            )
+
+    async def balances(self) -> dict[str, Decimal]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(TradingBalance).where(
+                        TradingBalance.mode == self.mode, TradingBalance.exchange == self.exchange
+                    )
+                )
+            ).scalars()
+            return {r.currency: r.amount for r in rows}
+
+    async def adjustments(self) -> list[PositionAdjustment]:
+        async with self.db.session() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(PositionAdjustment)
+                        .where(PositionAdjustment.mode == self.mode, PositionAdjustment.exchange == self.exchange)
+                        .order_by(PositionAdjustment.ts, PositionAdjustment.id)  # type: ignore[arg-type]
+                    )
+                ).scalars()
+            )
+
+    async def queue_states(self) -> dict[str, Decimal]:
+        async with self.db.session() as s:
+            return {r.client_order_id: r.queue_ahead for r in (await s.execute(select(PaperOrderState))).scalars()}
+
+    async def orders_since(self, ts_ms: int) -> int:
+        async with self.db.session() as s:
+            return int(
+                (
+                    await s.execute(
+                        select(func.count()).select_from(Order).where(
+                            Order.mode == self.mode,
+                            Order.exchange == self.exchange,
+                            Order.created_ms >= ts_ms,
+                            Order.adopted == False,  # noqa: E712
+                            Order.status != "rejected",
+                        )
+                    )
+                ).scalar_one()
+            )
