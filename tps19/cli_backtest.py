@@ -108,7 +108,12 @@ def _load_data(
         finally:
             await d.close()
 
-    df = asyncio.run(go())
+    try:
+        df = asyncio.run(go())
+    except ValueError:
+        raise
+    except Exception as err:  # network / exchange errors while fetching: one line, exit 1
+        _fail(f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}", code=1)
     if len(df) == 0:
         _fail(f"no {timeframe} bars for {symbol} on {exchange} in {path}; run `tps19 fetch` or give --since")
     df, rep = check(df)
@@ -178,14 +183,14 @@ def register(app: typer.Typer) -> None:  # noqa: C901
             d = Database(path)
             await d.open()
             try:
-                with Progress(TextColumn(f"{exchange} {symbol} {timeframe}"), BarColumn(), MofNCompleteColumn(),
-                              TimeRemainingColumn(), console=console) as prog:
-                    task = prog.add_task("fetch", total=None)
+                async with open_client(exchange.lower()) as client:
+                    with Progress(TextColumn(f"{exchange} {symbol} {timeframe}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeRemainingColumn(), console=console) as prog:
+                        task = prog.add_task("fetch", total=None)
 
-                    def cb(done: int, total: int) -> None:
-                        prog.update(task, completed=done, total=total)
+                        def cb(done: int, total: int) -> None:
+                            prog.update(task, completed=done, total=total)
 
-                    async with open_client(exchange.lower()) as client:
                         return await fetch_history(client, d, exchange=exchange.lower(), symbol=symbol, timeframe=timeframe,
                                                    since=s_ms, until=u_ms, limit=limit, progress=cb)
             finally:

@@ -97,7 +97,10 @@ async def open_client(exchange_id: str, *, seed: int = 19) -> AsyncIterator[Any]
     import ccxt.async_support as ccxt_async
 
     if exchange_id == "sim":
-        from ...simex import SimExchange, point_ccxt  # type: ignore[attr-defined]
+        try:
+            from ...simex import SimExchange, point_ccxt  # type: ignore[attr-defined]
+        except ImportError as err:
+            raise ValueError(f"the simulated exchange (tps19.simex) is not available: {err}") from None
 
         sim = SimExchange(port=0, seed=seed)
         await sim.start()
