@@ -26,6 +26,7 @@ from .risk import RiskGate, utc_day_start_ms
 from .store import FillRecord, TradingStore
 
 log = logging.getLogger(__name__)
+PRETRADE = "not sent: "
 
 
 class BaseBroker:
@@ -113,8 +114,9 @@ class BaseBroker:
         )
 
     async def _reject(self, req: OrderRequest, reason: str) -> OrderState:
+        """A pre-trade rejection: recorded and published, never sent, not counted."""
         o = self._new_state(req, None)
-        prev = o.transition(OrderStatus.REJECTED, reason)
+        prev = o.transition(OrderStatus.REJECTED, PRETRADE + reason)
         self.risk.rejections += 1
         try:
             await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW, detail="received")

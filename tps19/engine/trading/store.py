@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..events import now_ms
@@ -293,7 +293,7 @@ class TradingStore:
                             Order.exchange == self.exchange,
                             Order.created_ms >= ts_ms,
                             Order.adopted == False,  # noqa: E712
-                            Order.status != "rejected",
+                            or_(Order.reason.is_(None), ~Order.reason.like("not sent: %")),  # type: ignore[union-attr]
                         )
                     )
                 ).scalar_one()
