@@ -1,0 +1,432 @@
+"""DeskApp: the Textual trading desk driven by the engine's bus.
+
+The engine never imports Textual. The app subscribes to ``engine.bus`` once and drains that
+subscription on a timer at ``settings.ui.refresh_hz``: books are coalesced per symbol by the
+bus, everything else is a bounded queue, so the UI draws the newest state at a capped rate and
+can never block or back up the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .config import Settings, load_settings
+from .screens.confirm import ConfirmScreen, MessageScreen
+from .screens.desk import DeskScreen
+from .screens.help import HelpScreen
+from .widgets.book import BookLadder
+from .widgets.fmt import amount_decimals, price_decimals
+from .widgets.state import DeskState, event_types
+
+SENSITIVE = ("key", "secret", "password", "token", "sig")
+
+
+class DeskApp(App[int]):
+    """``DeskApp(settings=..., mode="paper"|"live")``.
+
+    For tests and benchmarks: ``engine=`` an Engine built by the caller (started or not; the
+    app starts it if needed and stops it on exit only if it started it), ``clock=`` a callable
+    returning epoch seconds for the clock display (a frozen clock also freezes the latency
+    figures, computed then as clock minus the book's exchange timestamp).
+    """
+
+    TITLE = "TPS19 desk"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+k", "kill_switch", "Kill switch", priority=True),
+        Binding("ctrl+b", "backtest", "Backtest", show=False),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, settings: Settings | None = None, mode: str = "paper", *, engine: Any = None,
+                 clock: Callable[[], float] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        if mode not in ("paper", "live"):
+            raise ValueError(f"mode must be paper or live, not {mode!r}")
+        self.settings = settings or (engine.settings if engine is not None else load_settings())
+        self.mode = mode
+        self.engine = engine
+        self.owns_engine = engine is None or getattr(engine, "started_at", None) is None
+        self.frozen_clock = clock is not None
+        self.clock: Callable[[], float] = clock or time.time
+        self.symbols: list[str] = list(self.settings.symbols.watch)
+        self.symbol = self.symbols[0]
+        self.state = DeskState(self.symbols)
+        self.sub: Any = None
+        self.ready = False
+        self.engine_error: str | None = None
+        self._last_status = 0.0
+        self._last_slow = 0.0
+        self._dirty: set[str] = set()
+        self.frames = 0
+        self._risk_day: tuple[int, Decimal] | None = None
+        self._peak_net: Decimal | None = None
+        try:
+            self.theme = self.settings.ui.theme
+        except Exception:
+            pass
+
+    # -- screens ---------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return DeskScreen()
+
+    def get_system_commands(self, screen: Screen) -> Any:
+        yield from super().get_system_commands(screen)
+        for i, s in enumerate(self.symbols[:9]):
+            yield SystemCommand(f"Symbol {s}", f"show {s} (key {i + 1})", lambda i=i: self.select_symbol(i))
+        yield SystemCommand("Buy ticket", f"order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
+        yield SystemCommand("Sell ticket", f"order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
+        yield SystemCommand("Kill switch", "cancel everything and block orders / release (ctrl+k)", self.action_kill_switch)
+        yield SystemCommand("Desk keys", "show the desk's keys (?)", self.action_help)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.mode == "live":
+            self.sub_title = "LIVE"
+        self.set_interval(1.0 / self.settings.ui.refresh_hz, self._pump, name="desk-pump")
+        self.run_worker(self._start_engine(), name="engine-start", exclusive=True, group="engine")
+
+    async def _start_engine(self) -> None:
+        from .engine.engine import Engine, EngineError
+
+        try:
+            if self.engine is None:
+                self.engine = Engine(self.settings, self.mode)
+            self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
+            if self.engine.started_at is None:
+                self.state.note("info", f"starting engine ({self.mode}) on {self.settings.exchange.id}...")
+                await self.engine.start()
+        except EngineError as err:
+            self._engine_failed(str(err))
+            return
+        except Exception as err:  # never a traceback on the trader's screen
+            self._engine_failed(f"{type(err).__name__}: {err}")
+            return
+        self.ready = True
+        self.select_symbol(self.symbols.index(self.symbol))
+
+    def _engine_failed(self, message: str) -> None:
+        self.engine_error = message
+        self.state.note("error", f"engine failed to start: {message}")
+        self.redraw_all()
+
+        def done(_: Any) -> None:
+            self.exit(1)
+
+        self.push_screen(MessageScreen("The engine could not start", message), done)
+
+    async def _stop_engine(self) -> None:
+        if self.sub is not None:
+            self.sub.close()
+        if self.engine is not None and self.owns_engine:
+            try:
+                await self.engine.stop()
+            except Exception as err:
+                self.log.error(f"engine stop: {err!r}")
+
+    async def action_request_quit(self) -> None:
+        working = self.state.working_orders()
+        if self.trading is not None:
+            try:
+                working = self.trading.broker.open_orders()
+            except Exception:
+                pass
+        if self.mode == "live" and working:
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.run_worker(self._quit(), group="quit")
+
+            self.push_screen(ConfirmScreen("Quit LIVE desk?",
+                                           f"{len(working)} order(s) are still open on the venue and stay there.\n"
+                                           "Quit anyway?"), answer)
+            return
+        await self._quit()
+
+    async def _quit(self) -> None:
+        await self._stop_engine()
+        self.exit(0)
+
+    async def action_quit(self) -> None:
+        await self.action_request_quit()
+
+    # -- the pump: drain, fold, redraw at a capped rate -------------------------------------------
+    def _pump(self) -> None:
+        if self.sub is None:
+            return
+        events = self.sub.drain()
+        dirty = self.state.apply(events) if events else set()
+        self._dirty |= dirty
+        for severity, message in self.state.alerts:
+            self.notify(message, severity=severity if severity in ("information", "warning", "error") else "information",
+                        timeout=6)
+        self.state.alerts.clear()
+        now = time.monotonic()
+        if now - self._last_status >= 0.25:
+            self._last_status = now
+            self._dirty.add("status")
+        if now - self._last_slow >= 0.5:
+            self._last_slow = now
+            self._dirty.update(("risk", "positions"))
+        if self._dirty:
+            self._redraw(self._dirty)
+            self._dirty = set()
+        self.frames += 1
+
+    def redraw_all(self) -> None:
+        self._redraw({"book", "tape", "chart", "status", "orders", "positions", "risk", "signals", "log"})
+
+    @property
+    def trading(self) -> Any:
+        return getattr(self.engine, "trading", None) if self.engine is not None else None
+
+    def market(self, symbol: str) -> dict | None:
+        return (getattr(self.engine, "markets", None) or {}).get(symbol) if self.engine is not None else None
+
+    def _places(self) -> dict[str, int]:
+        return {s: price_decimals(self.market(s)) for s in self.symbols}
+
+    def _redraw(self, dirty: set[str]) -> None:
+        try:
+            desk = self.screen_stack[0]
+        except IndexError:
+            return
+        if not isinstance(desk, DeskScreen) or not desk.is_mounted:
+            return
+        panes = desk.panes()
+        sym = self.symbol
+        market = self.market(sym)
+        pp, sp = price_decimals(market), amount_decimals(market)
+        book: BookLadder = panes["book"]
+        if "book" in dirty or book.flashing:
+            own: dict[tuple[str, float], float] = {}
+            for o in self.state.working_orders(sym):
+                if o.price is not None:
+                    own[("b" if o.side == "buy" else "a", float(o.price))] = float(o.remaining)
+            status = self.engine_error or ("waiting for the first book..." if self.ready else "connecting to the venue...")
+            book.show(self.state.books.get(sym), own, status)
+        if "tape" in dirty:
+            panes["tape"].show(self.state.trades.get(sym, ()), pp, sp)
+        if "chart" in dirty and panes["chart"].display:
+            panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
+                                self.state.fills.get(sym, ()))
+        if "status" in dirty:
+            self._draw_status(desk)
+        available = self.trading is not None
+        if "orders" in dirty:
+            for t in (desk.query_one("#orders"), desk.query_one("#orders2")):
+                t.show(self.state.working_orders(), self._places())
+        if "positions" in dirty:
+            for p in (panes["positions"], panes["positions2"]):
+                p.show(self.state.positions, self.state.equity, self._places(), available)
+        if "risk" in dirty:
+            self._draw_risk(panes["risk"])
+        if "signals" in dirty:
+            panes["signals"].show(list(self.state.signals), bool(self.state.signals))
+        if "log" in dirty and self.state.new_log:
+            panes["log"].add([_redact(e) for e in self.state.new_log])
+            self.state.new_log.clear()
+
+    def _draw_status(self, desk: DeskScreen) -> None:
+        feeds = []
+        engine = self.engine
+        for s in self.symbols:
+            state, lat = "connecting", None
+            if engine is not None and getattr(engine, "feed", None) is not None:
+                st = engine.feed.stats.get("book", s)
+                state = st.state.value
+                if self.frozen_clock:
+                    b = self.state.books.get(s)
+                    lat = max(0.0, self.clock() * 1000 - b.ts) if b is not None and b.ts else None
+                else:
+                    lat = st.latency_ms
+            elif self.engine_error:
+                state = "stopped"
+            feeds.append((s, state, lat, s == self.symbol))
+        venue = self.engine.venue_name if engine is not None and getattr(engine, "venue", None) else (
+            "engine failed" if self.engine_error else f"{self.settings.exchange.id}: connecting...")
+        kill = bool(self.trading is not None and getattr(self.trading.broker, "killed", False))
+        trading = "" if self.trading is not None or not self.ready else "market data only"
+        desk.query_one("#status").show(venue, feeds, kill, trading)
+
+    def _draw_risk(self, pane: Any) -> None:
+        rs = self.settings.risk
+        trading = self.trading
+        limits = [("max order", f"{rs.max_order_notional:,}"), ("max position", f"{rs.max_position_notional:,}")]
+        if trading is None:
+            pane.show(available=False, exposure={}, pnl_today=None, loss_limit=rs.daily_loss_limit, drawdown=None,
+                      limits=limits, kill=False)
+            return
+        pf = trading.portfolio
+        exposure: dict[str, Decimal] = {}
+        for s, p in getattr(pf, "positions", {}).items():
+            mark = pf.mark(s)
+            if p.qty and mark is not None:
+                exposure[s] = abs(p.qty) * mark
+        try:
+            net = pf.totals()["net_pnl"]
+        except Exception:
+            net = None
+        pnl_today = drawdown = None
+        if net is not None:
+            from .engine.trading.risk import utc_day_start_ms
+
+            day = utc_day_start_ms()
+            if self._risk_day is None or self._risk_day[0] != day:
+                # P&L "today" counts from the first figure the desk saw this UTC day (see docs/desk.md).
+                self._risk_day = (day, net if self._risk_day is not None else Decimal(0))
+                self._peak_net = net
+            pnl_today = net - self._risk_day[1]
+            self._peak_net = max(self._peak_net or net, net)
+            drawdown = self._peak_net - net
+        risk = getattr(trading.broker, "risk", None)
+        if risk is not None:
+            limits.insert(1, ("orders today", f"{risk.orders_today} / {rs.max_daily_orders}"))
+        kill = bool(getattr(trading.broker, "killed", False))
+        pane.show(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=rs.daily_loss_limit,
+                  drawdown=drawdown, limits=limits, kill=kill)
+
+    # -- symbol ---------------------------------------------------------------------------------
+    def select_symbol(self, index: int) -> None:
+        if not 0 <= index < len(self.symbols):
+            self.notify(f"no symbol {index + 1}: watching {len(self.symbols)}", severity="warning", timeout=3)
+            return
+        self.symbol = self.symbols[index]
+        market = self.market(self.symbol)
+        try:
+            desk = self.screen_stack[0]
+        except IndexError:
+            return
+        if isinstance(desk, DeskScreen) and desk.is_mounted:
+            desk.query_one("#book", BookLadder).set_symbol(self.symbol, price_decimals(market), amount_decimals(market))
+            desk.update_titles(self.symbol, self.settings.symbols.timeframe)
+        self.redraw_all()
+
+    # -- orders ---------------------------------------------------------------------------------
+    def open_ticket(self, side: str) -> None:
+        from .screens.ticket import TicketScreen
+
+        if not self.ready:
+            self.notify("the engine is not running yet", severity="warning")
+            return
+        trading = self.trading
+        kill = bool(trading is not None and getattr(trading.broker, "killed", False))
+        screen = TicketScreen(mode=self.mode, side=side, symbol=self.symbol, market=self.market(self.symbol),
+                              book_fn=lambda s=self.symbol: self.state.books.get(s), trading_available=trading is not None,
+                              kill_engaged=kill)
+
+        def placed(req: Any) -> None:
+            if req is not None:
+                self.run_worker(self._place(req), group="orders")
+
+        self.push_screen(screen, placed)
+
+    async def _place(self, req: Any) -> None:
+        trading = self.trading
+        if trading is None:
+            self.notify("trading layer not available", severity="error")
+            return
+        try:
+            o = await trading.broker.place(req)
+        except Exception as err:
+            msg = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+            self.state.note("error", "order failed", error=msg)
+            self.notify(f"order failed: {msg}", severity="error", timeout=8)
+            return
+        status = str(getattr(o, "status", ""))
+        if status != "rejected":
+            self.notify(f"{o.side} {o.amount.normalize():f} {o.symbol}: {status}", timeout=4)
+
+    def cancel_order(self, coid: str) -> None:
+        self.run_worker(self._cancel(coid), group="orders")
+
+    async def _cancel(self, coid: str) -> None:
+        trading = self.trading
+        if trading is None:
+            self.notify("trading layer not available", severity="error")
+            return
+        try:
+            o = await trading.broker.cancel(coid)
+        except Exception as err:
+            self.state.note("error", "cancel failed", error=f"{type(err).__name__}: {err}")
+            self.notify(f"cancel failed: {err}", severity="error")
+            return
+        if o is None:
+            self.notify("order not found (already done?)", severity="warning")
+
+    def cancel_all(self, symbol: str) -> None:
+        async def run() -> None:
+            trading = self.trading
+            if trading is None:
+                self.notify("trading layer not available", severity="error")
+                return
+            try:
+                n = await trading.broker.cancel_all(symbol)
+            except Exception as err:
+                self.state.note("error", "cancel all failed", error=f"{type(err).__name__}: {err}")
+                self.notify(f"cancel all failed: {err}", severity="error")
+                return
+            self.notify(f"cancelled {n} order(s) on {symbol}", timeout=4)
+
+        self.run_worker(run(), group="orders")
+
+    def action_kill_switch(self) -> None:
+        trading = self.trading
+        if trading is None:
+            self.notify("trading layer not available: nothing to kill", severity="warning")
+            return
+        broker = trading.broker
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        if getattr(broker, "killed", False):
+            def release(yes: bool | None) -> None:
+                if yes:
+                    broker.release()
+                    self.redraw_all()
+
+            self.push_screen(ConfirmScreen("Release kill switch?", "Orders will be accepted again. Release?"), release)
+            return
+
+        def engage(yes: bool | None) -> None:
+            if yes:
+                async def run() -> None:
+                    try:
+                        await broker.kill("kill switch (desk)")
+                    except Exception as err:
+                        self.state.note("error", "kill switch failed", error=f"{type(err).__name__}: {err}")
+                        self.notify(f"kill switch failed: {err}", severity="error")
+                    self.redraw_all()
+
+                self.run_worker(run(), group="orders")
+
+        self.push_screen(ConfirmScreen("KILL SWITCH",
+                                       "Cancel ALL open orders on every symbol and block new orders?"), engage)
+
+    # -- other screens --------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.mode))
+
+    def action_backtest(self) -> None:
+        try:
+            from .screens.backtest import BacktestScreen
+        except ImportError:
+            self.notify("backtest screen: not built", severity="warning", timeout=3)
+            return
+        self.push_screen(BacktestScreen(db=self.settings.database.path))
+
+
+def _redact(e: Any) -> Any:
+    """Never a secret on screen: fields whose name looks sensitive are masked."""
+    if not e.fields or not any(any(s in k.lower() for s in SENSITIVE) for k in e.fields):
+        return e
+    from .engine.events import LogEvent
+
+    fields = {k: ("***" if any(s in k.lower() for s in SENSITIVE) else v) for k, v in e.fields.items()}
+    return LogEvent(level=e.level, message=e.message, fields=fields, ts=e.ts)

@@ -1,0 +1,64 @@
+"""`?`: the desk's keys (the same table is in docs/desk.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: list[tuple[str, str]] = [
+    ("b / s", "order ticket: buy / sell the selected symbol"),
+    ("enter", "in the ticket: review; paper: enter again places; live: type y to place"),
+    ("escape", "close the ticket / dialog without doing anything"),
+    ("c", "cancel the selected open order (orders pane cursor)"),
+    ("C", "cancel all open orders for the selected symbol"),
+    ("ctrl+k", "kill switch: cancel everything and block orders (asks first); again to release"),
+    ("1 - 9", "select symbol 1..9"),
+    ("ctrl+p", "command palette (symbols, kill switch, help, theme...)"),
+    ("d", "order book depth: cycle 5/10/15/20/25/50 levels"),
+    ("tab / shift+tab", "move between panes"),
+    ("up / down", "in the orders pane: select an order"),
+    ("ctrl+b", "backtest screen (when built)"),
+    ("?", "this help"),
+    ("q", "quit (live mode asks first when orders are open)"),
+]
+
+
+def keys_table() -> Table:
+    t = Table(box=None, padding=(0, 2), show_header=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    for k, v in KEYS:
+        t.add_row(k, v)
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 92; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; padding: 0 1; background: $surface; }
+    """
+    BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss_help", "close", show=True)]
+
+    def __init__(self, mode: str = "paper", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as v:
+            v.border_title = "TPS19 desk keys"
+            v.border_subtitle = "escape closes"
+            yield Static(keys_table())
+            note = ("LIVE mode: every order is reviewed and confirmed by typing y."
+                    if self.mode == "live" else "PAPER mode: orders fill against the live book, no real money.")
+            yield Static(note, classes="note")
+            yield Static("tab / shift+tab move between panes; ctrl+p opens the command palette", classes="note")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,297 @@
+"""Order ticket: type, amount, limit price, live validation, cost/fee/slippage estimate, review, confirm.
+
+Paper: enter (review), enter (place). Live: enter (review), then the trader must type `y`;
+enter at the live review does nothing but say so. Never one keypress from ticket to live order.
+The ticket never sends anything itself: it dismisses with an ``OrderRequest`` and the app places it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Select, Static
+
+from ..engine.events import BookEvent
+
+try:
+    from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
+except ImportError:  # pragma: no cover
+    OrderRequest = None  # type: ignore[assignment,misc]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    avg_price: Decimal | None  # expected average fill price (None: rests, no fill expected now)
+    taker_amount: Decimal  # part expected to execute at once
+    notional: Decimal | None
+    fee: Decimal | None
+    fee_rate: Decimal
+    slippage_bps: Decimal | None  # avg fill vs best price on the far side
+    short_book: bool  # the visible book does not hold the whole amount
+
+
+def estimate(side: str, otype: str, amount: Decimal, price: Decimal | None, book: BookEvent | None,
+             market: dict | None) -> Estimate:
+    """Walk the visible book on the far side: what executes now, at what average, fee and slippage."""
+    levels = (book.asks if side == "buy" else book.bids) if book is not None else ()
+    left = amount
+    cost = Decimal(0)
+    filled = Decimal(0)
+    for p, q in levels:
+        pd = Decimal(repr(p))
+        if otype != "market" and price is not None:
+            if (side == "buy" and pd > price) or (side == "sell" and pd < price):
+                break
+        if otype == "post_only":
+            break
+        take = min(left, Decimal(repr(q)))
+        cost += take * pd
+        filled += take
+        left -= take
+        if left <= 0:
+            break
+    short = otype == "market" and left > 0
+    avg = cost / filled if filled else None
+    rate_t, rate_m = fee_rate(market, "taker"), fee_rate(market, "maker")
+    rest = amount - filled
+    if otype == "market":
+        notional = cost if filled else None
+        fee = cost * rate_t if filled else None
+        rate = rate_t
+    else:
+        notional = cost + (rest * price if price is not None else Decimal(0))
+        fee = cost * rate_t + (rest * price * rate_m if price is not None else Decimal(0))
+        rate = rate_t if filled else rate_m
+    slip = None
+    if avg is not None and levels:
+        best = Decimal(repr(levels[0][0]))
+        slip = ((avg - best) / best * 10_000) if side == "buy" else ((best - avg) / best * 10_000)
+    return Estimate(avg, filled, notional, fee, rate, slip, short)
+
+
+def _num(text: str) -> Decimal | None:
+    text = text.strip().replace(",", "").replace("_", "")
+    if not text:
+        return None
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+class TicketScreen(ModalScreen[Any]):
+    DEFAULT_CSS = """
+    TicketScreen { align: center middle; }
+    TicketScreen > Vertical { width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
+        background: $surface; padding: 0 1; }
+    TicketScreen.-sell > Vertical { border: thick $error; }
+    TicketScreen.-buy > Vertical { border: thick $success; }
+    TicketScreen.-live > Vertical { border: double $error; }
+    TicketScreen Horizontal { height: auto; }
+    TicketScreen Label { width: 10; padding: 1 0 0 0; }
+    TicketScreen Input { width: 1fr; }
+    TicketScreen Select { width: 1fr; }
+    TicketScreen #check { height: auto; padding: 0 0; }
+    TicketScreen #review { height: auto; display: none; border: round $warning; padding: 0 1; }
+    TicketScreen.-review #review { display: block; }
+    TicketScreen #hint { color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("escape", "back", "back / close"),
+        Binding("enter", "go", "review / place", show=True),
+        Binding("y", "confirm_live", "confirm (live)", show=False),
+        Binding("ctrl+t", "toggle_type", "market/limit"),
+    ]
+
+    def __init__(self, *, mode: str, side: str, symbol: str, market: dict | None, book_fn: Any,
+                 trading_available: bool, kill_engaged: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mode, self.side, self.symbol, self.market = mode, side, symbol, market
+        self.book_fn = book_fn  # () -> latest BookEvent for the symbol (the ticket re-reads it on every change)
+        self.trading_available = trading_available and OrderRequest is not None
+        self.kill_engaged = kill_engaged
+        self.stage = "edit"
+        self.validated: Any = None
+        self.error: str | None = None
+        self.add_class(f"-{side}")
+        if mode == "live":
+            self.add_class("-live")
+
+    def compose(self) -> ComposeResult:
+        book = self.book_fn()
+        ref = (book.best_bid if self.side == "buy" else book.best_ask) if book is not None else None
+        pp = _pp(self.market)
+        with Vertical() as v:
+            v.border_title = f"{'LIVE ' if self.mode == 'live' else 'paper '}{self.side.upper()} {self.symbol}"
+            with Horizontal():
+                yield Label("type")
+                yield Select([("limit", "limit"), ("market", "market"), ("post only", "post_only"), ("ioc", "ioc")],
+                             value="limit", allow_blank=False, id="type")
+            with Horizontal():
+                yield Label("amount")
+                yield Input(placeholder=f"{self.symbol.split('/')[0]} amount", id="amount")
+            with Horizontal():
+                yield Label("price")
+                yield Input(value=f"{ref:.{pp}f}" if ref is not None else "", placeholder="limit price", id="price")
+            yield Static(id="check")
+            yield Static(id="review", classes="review")
+            yield Static(self._hint(), id="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#amount", Input).focus()
+        self._revalidate()
+
+    # -- validation ------------------------------------------------------------------
+    def _type(self) -> str:
+        return str(self.query_one("#type", Select).value)
+
+    def _hint(self) -> str:
+        if self.stage == "review":
+            return "LIVE: type y to send, escape to edit" if self.mode == "live" else "enter places the order, escape to edit"
+        return "enter reviews · ctrl+t market/limit · escape closes"
+
+    def on_input_changed(self, _: Input.Changed) -> None:
+        self._revalidate()
+
+    def on_select_changed(self, _: Select.Changed) -> None:
+        price = self.query_one("#price", Input)
+        price.disabled = self._type() == "market"
+        self._revalidate()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_go()
+
+    def _revalidate(self) -> None:
+        check = self.query_one("#check", Static)
+        self.validated, self.error = None, None
+        if not self.trading_available:
+            self.error = "trading layer not available: orders cannot be placed"
+            check.update(Text(self.error, style="bold"))
+            return
+        if self.kill_engaged:
+            self.error = "kill switch engaged: release it (ctrl+k) before placing orders"
+            check.update(Text(self.error, style="bold"))
+            return
+        otype = self._type()
+        amount_text = self.query_one("#amount", Input).value
+        amount = _num(amount_text)
+        price = None if otype == "market" else _num(self.query_one("#price", Input).value)
+        book = self.book_fn()
+        theme = self.app.current_theme
+        if amount is None:
+            self.error = "enter an amount" if not amount_text.strip() else "amount is not a number"
+            check.update(Text(self.error, style="dim" if not amount_text.strip() else (theme.error or "red")))
+            return
+        ref = None
+        if book is not None:
+            r = book.best_ask if self.side == "buy" else book.best_bid
+            ref = Decimal(repr(r)) if r is not None else None
+        try:
+            v = validate_order(OrderRequest(self.symbol, self.side, otype, amount, price), self.market, ref_price=ref)
+        except OrderRejected as err:
+            self.error = err.reason
+            check.update(Text(err.reason, style="bold " + (theme.error or "red")))
+            return
+        self.validated = v
+        est = estimate(self.side, otype, v.amount, v.price, book, self.market)
+        check.update(self._estimate_table(v, est))
+
+    def _estimate_table(self, v: Any, est: Estimate) -> Table:
+        pp = _pp(self.market)
+        quote = self.symbol.split("/")[1] if "/" in self.symbol else ""
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="dim")
+        t.add_column(justify="right")
+        t.add_row("notional", f"{est.notional:,.2f} {quote}" if est.notional is not None else "--")
+        t.add_row("fee (est.)", f"{est.fee:,.4f} {quote}  ({est.fee_rate * 100:.3f}%)" if est.fee is not None else "--")
+        if est.avg_price is not None:
+            t.add_row("fills now", f"{est.taker_amount.normalize():f} @ avg {est.avg_price:,.{pp}f}")
+            t.add_row("slippage", f"{est.slippage_bps:.1f} bp vs best" if est.slippage_bps is not None else "--")
+        elif v.type != "market":
+            t.add_row("fills now", "none: rests on the book")
+        if est.short_book:
+            t.add_row(Text("warning", style="bold"), "visible book is thinner than the amount")
+        for n in v.notes:
+            t.add_row("note", n)
+        return t
+
+    # -- stages ------------------------------------------------------------------------
+    def action_go(self) -> None:
+        if self.stage == "edit":
+            self._revalidate()
+            if self.validated is None:
+                self.app.bell()
+                return
+            self._to_review()
+        elif self.stage == "review":
+            if self.mode == "live":
+                self.notify("LIVE order: type y to send it, escape to edit", severity="warning")
+                return
+            self._place()
+
+    def action_confirm_live(self) -> None:
+        if self.stage == "review" and self.mode == "live":
+            self._place()
+
+    def _to_review(self) -> None:
+        v = self.validated
+        self.stage = "review"
+        self.add_class("-review")
+        pp = _pp(self.market)
+        quote = self.symbol.split("/")[1] if "/" in self.symbol else ""
+        price = f"{v.price:,.{pp}f}" if v.price is not None else "market"
+        notional = f"{v.notional:,.2f} {quote}" if v.notional is not None else "--"
+        head = "LIVE ORDER: REAL MONEY" if self.mode == "live" else "paper order"
+        text = Text.assemble((head + "\n", "bold"), f"{v.side.upper()} {v.amount.normalize():f} {self.symbol} ",
+                             f"{v.type} @ {price}\nnotional {notional}\n",
+                             ("type y to send · escape to edit" if self.mode == "live" else "enter to place · escape to edit",
+                              "bold"))
+        review = self.query_one("#review", Static)
+        review.update(text)
+        for w in self.query(Input):
+            w.disabled = True
+        self.query_one("#type", Select).disabled = True
+        self.query_one("#hint", Static).update(self._hint())
+        self.set_focus(None)
+
+    def _place(self) -> None:
+        v = self.validated
+        if v is None:
+            return
+        self.stage = "sent"
+        self.dismiss(OrderRequest(v.symbol, v.side, v.type, v.amount, v.price))
+
+    def action_back(self) -> None:
+        if self.stage == "review":
+            self.stage = "edit"
+            self.remove_class("-review")
+            for w in self.query(Input):
+                w.disabled = False
+            self.query_one("#type", Select).disabled = False
+            self.query_one("#price", Input).disabled = self._type() == "market"
+            self.query_one("#hint", Static).update(self._hint())
+            self.query_one("#amount", Input).focus()
+        else:
+            self.dismiss(None)
+
+    def action_toggle_type(self) -> None:
+        if self.stage != "edit":
+            return
+        sel = self.query_one("#type", Select)
+        sel.value = "market" if sel.value != "market" else "limit"
+
+
+def _pp(market: dict | None) -> int:
+    from ..widgets.fmt import price_decimals
+
+    return price_decimals(market)

@@ -1,0 +1,157 @@
+"""Order book ladder: asks above, bids below, cumulative size, size bars, spread/mid, flashes, own orders."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from ..engine.events import BookEvent
+from .fmt import fsize
+
+FLASH_S = 0.35
+BAR_CHARS = " ▏▎▍▌▋▊▉█"
+DEPTHS = (5, 10, 15, 20, 25, 50)
+
+
+def bar(fraction: float, width: int) -> str:
+    """A horizontal bar of ``fraction`` (0..1) of ``width`` cells, in eighths."""
+    fraction = max(0.0, min(1.0, fraction))
+    eighths = int(round(fraction * width * 8))
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (BAR_CHARS[part] if part else "")).ljust(width)
+
+
+class BookLadder(Widget, can_focus=True):
+    """Draws the latest BookEvent for one symbol. ``show`` is cheap; drawing happens in ``render``."""
+
+    DEFAULT_CSS = """
+    BookLadder { height: 1fr; }
+    """
+
+    def __init__(self, levels: int = 15, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.levels = levels
+        self.symbol = ""
+        self.event: BookEvent | None = None
+        self.price_places = 2
+        self.size_places = 4
+        self.own: dict[tuple[str, float], float] = {}  # (side, price) -> our remaining size
+        self._prev: dict[tuple[str, float], float] = {}
+        self._flash: dict[tuple[str, float], float] = {}
+        self._status = "waiting for the first book..."
+        # Latency probe for the benchmark: perf_counter stamps when a new event was first rendered.
+        self.rendered: list[tuple[float, float]] = []  # (event.received, rendered_at)
+        self.probe = False
+        self._probed: BookEvent | None = None
+        self.clock = time.monotonic
+
+    def set_symbol(self, symbol: str, price_places: int, size_places: int) -> None:
+        if symbol != self.symbol:
+            self.symbol = symbol
+            self.event = None
+            self._prev.clear()
+            self._flash.clear()
+        self.price_places, self.size_places = price_places, size_places
+        self.refresh()
+
+    def set_depth(self, levels: int) -> None:
+        self.levels = levels
+        self.border_subtitle = f"depth {levels}"
+        self.refresh()
+
+    def show(self, event: BookEvent | None, own: dict[tuple[str, float], float], status: str = "") -> None:
+        if event is not None and event is not self.event:
+            now = self.clock()
+            cur: dict[tuple[str, float], float] = {}
+            for side, levels in (("b", event.bids), ("a", event.asks)):
+                for p, q in levels[: self.levels]:
+                    cur[(side, p)] = q
+            if self._prev:
+                for k, q in cur.items():
+                    if self._prev.get(k) != q:
+                        self._flash[k] = now + FLASH_S
+            self._prev = cur
+            if len(self._flash) > 4 * self.levels:
+                self._flash = {k: t for k, t in self._flash.items() if t > now}
+            self.event = event
+        self.own = own
+        self._status = status
+        self.refresh()
+
+    @property
+    def flashing(self) -> bool:
+        now = self.clock()
+        return any(t > now for t in self._flash.values())
+
+    def render(self) -> Any:
+        ev = self.event
+        if ev is not None and self.probe and ev is not self._probed:
+            self._probed = ev
+            self.rendered.append((ev.received, time.perf_counter()))
+        if ev is None:
+            return Text(self._status or "waiting for the first book...", style="dim")
+        theme = self.app.current_theme
+        bid_c, ask_c = theme.success or "green", theme.error or "red"
+        flash_bg = "reverse"
+        now = self.clock()
+        rows = self.size.height or self.levels * 2 + 2
+        per_side = max(1, min(self.levels, (rows - 2) // 2))
+        asks = list(ev.asks[:per_side])
+        bids = list(ev.bids[:per_side])
+        cum_a, cum_b = [], []
+        t = 0.0
+        for _, q in asks:
+            t += q
+            cum_a.append(t)
+        t = 0.0
+        for _, q in bids:
+            t += q
+            cum_b.append(t)
+        max_cum = max(cum_a[-1] if cum_a else 0, cum_b[-1] if cum_b else 0) or 1.0
+        width = self.size.width or 40
+        pp, sp = self.price_places, self.size_places
+        pw = max(len(f"{(asks[-1][0] if asks else 0):,.{pp}f}"), len(f"{(bids[0][0] if bids else 0):,.{pp}f}"), 5)
+        sw = max(8, sp + 5)
+        bar_w = max(0, width - (pw + 2 * sw + 6))
+        def grid() -> Table:
+            table = Table.grid(padding=(0, 1), expand=True)
+            table.add_column(width=1, no_wrap=True)  # own-order mark
+            table.add_column(justify="right", width=pw, no_wrap=True)
+            table.add_column(justify="right", width=sw, no_wrap=True)
+            table.add_column(justify="right", width=sw, no_wrap=True)
+            if bar_w >= 3:
+                table.add_column(width=bar_w, no_wrap=True)
+            return table
+
+        def row(table: Table, side: str, p: float, q: float, cum: float, color: str) -> None:
+            key = (side, p)
+            style = f"{color} {flash_bg}" if self._flash.get(key, 0) > now else color
+            mark = Text("◆", style="bold") if key in self.own else Text(" ")
+            cells: list[Any] = [mark, Text(f"{p:,.{pp}f}", style=style), Text(fsize(q, sp), style=style),
+                                Text(fsize(cum, sp), style="dim")]
+            if bar_w >= 3:
+                cells.append(Text(bar(cum / max_cum, bar_w), style=color))
+            table.add_row(*cells)
+
+        head = grid()
+        head.add_row(Text(" "), Text("price", style="dim"), Text("size", style="dim"), Text("cum", style="dim"),
+                     *([Text("")] if bar_w >= 3 else []))
+        top = grid()
+        for i in range(len(asks) - 1, -1, -1):
+            p, q = asks[i]
+            row(top, "a", p, q, cum_a[i], ask_c)
+        if ev.spread is not None and ev.mid is not None:
+            bps = ev.spread / ev.mid * 10_000 if ev.mid else 0.0
+            mid = Text.assemble((f"  mid {ev.mid:,.{pp + 1}f}", "bold"), f"  spread {ev.spread:,.{pp}f} ({bps:.1f} bp)",
+                                no_wrap=True, overflow="ellipsis")
+        else:
+            mid = Text("  one-sided book", style="bold")
+        bottom = grid()
+        for i, (p, q) in enumerate(bids):
+            row(bottom, "b", p, q, cum_b[i], bid_c)
+        return Group(head, top, mid, bottom)

@@ -1,0 +1,175 @@
+"""What the desk knows, folded from engine bus events.
+
+The app drains its bus subscription on a timer and calls ``DeskState.apply``; the panes read
+from here when they redraw. Everything is bounded (deques, latest-per-key dicts), so a busy
+market can never grow the UI's memory. No Textual imports here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent
+
+try:  # the trading layer is optional: the desk says so when it is missing
+    from ..engine.trading import events as tev
+except ImportError:  # pragma: no cover - depends on what is installed
+    tev = None  # type: ignore[assignment]
+
+try:
+    from ..engine.strategies.signals import SignalEvent
+except ImportError:  # pragma: no cover
+    SignalEvent = None  # type: ignore[assignment,misc]
+
+WORKING = ("new", "open", "partially_filled")
+MAX_TRADES = 300
+MAX_BARS = 240
+MAX_LOG = 500
+MAX_SIGNALS = 200
+MAX_FILLS = 200
+
+
+def event_types() -> tuple[type, ...]:
+    """Every bus event type the desk listens to."""
+    types: list[type] = [BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent]
+    if tev is not None:
+        for name in ("OrderUpdate", "FillEvent", "PositionEvent", "BalanceDiscrepancy", "KillSwitchEvent",
+                     "TradingIssue", "EquitySnapshot"):
+            t = getattr(tev, name, None)
+            if t is not None:
+                types.append(t)
+    if SignalEvent is not None:
+        types.append(SignalEvent)
+    return tuple(types)
+
+
+@dataclass
+class DeskState:
+    symbols: list[str]
+    books: dict[str, BookEvent] = field(default_factory=dict)
+    tickers: dict[str, TickerEvent] = field(default_factory=dict)
+    trades: dict[str, deque[Trade]] = field(default_factory=dict)
+    bars: dict[str, OrderedDict[int, BarEvent]] = field(default_factory=dict)
+    conn: dict[tuple[str, str], ConnectionEvent] = field(default_factory=dict)
+    orders: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # client_order_id -> OrderUpdate
+    fills: dict[str, deque[Any]] = field(default_factory=dict)
+    positions: dict[str, Any] = field(default_factory=dict)  # symbol -> PositionEvent
+    equity: Any = None
+    kill: Any = None  # last KillSwitchEvent
+    signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
+    log: deque[LogEvent] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
+    new_log: list[LogEvent] = field(default_factory=list)  # since the last redraw
+    alerts: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) to notify
+    day_realized_start: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for s in self.symbols:
+            self.trades.setdefault(s, deque(maxlen=MAX_TRADES))
+            self.bars.setdefault(s, OrderedDict())
+            self.fills.setdefault(s, deque(maxlen=MAX_FILLS))
+
+    # -- folding events ------------------------------------------------------------
+    def apply(self, events: list[Any]) -> set[str]:
+        """Fold events in; return the names of the panes whose data changed."""
+        dirty: set[str] = set()
+        for e in events:
+            if isinstance(e, BookEvent):
+                self.books[e.symbol] = e
+                dirty.add("book")
+            elif isinstance(e, TradeEvent):
+                self.trades.setdefault(e.symbol, deque(maxlen=MAX_TRADES)).extend(e.trades)
+                dirty.add("tape")
+            elif isinstance(e, TickerEvent):
+                self.tickers[e.symbol] = e
+                dirty.add("status")
+            elif isinstance(e, BarEvent):
+                bars = self.bars.setdefault(e.symbol, OrderedDict())
+                bars[e.ts] = e
+                while len(bars) > MAX_BARS:
+                    bars.popitem(last=False)
+                dirty.add("chart")
+            elif isinstance(e, ConnectionEvent):
+                key = (e.stream, e.symbol)
+                prev = self.conn.get(key)
+                self.conn[key] = e
+                dirty.add("status")
+                if e.stream == "book" and prev is not None and prev.state != e.state:
+                    if e.state.value in ("reconnecting", "stale", "stopped"):
+                        self.alerts.append(("warning", f"{e.symbol} book feed {e.state.value}: {e.detail}".rstrip(": ")))
+                        self._log_local("warning", f"{e.symbol} book feed {e.state.value}", detail=e.detail)
+                    elif e.state.value == "connected" and prev.state.value != "connecting":
+                        self._log_local("info", f"{e.symbol} book feed connected again")
+            elif isinstance(e, LogEvent):
+                self._add_log(e)
+                if e.level == "error":
+                    self.alerts.append(("error", e.message))
+            elif tev is not None and isinstance(e, tev.OrderUpdate):
+                self.orders[e.client_order_id] = e
+                self.orders.move_to_end(e.client_order_id)
+                self._trim_orders()
+                dirty.update(("orders", "book", "risk"))
+                if e.status == "rejected":
+                    self.alerts.append(("error", f"order rejected: {e.side} {e.amount} {e.symbol}: {e.reason or 'no reason given'}"))
+                    self._log_local("error", "order rejected", symbol=e.symbol, side=e.side, reason=e.reason)
+                elif e.previous_status != e.status:
+                    self._log_local("info", f"order {e.status}", symbol=e.symbol, side=e.side, amount=str(e.amount),
+                                    price=None if e.price is None else str(e.price), id=e.client_order_id[-8:])
+            elif tev is not None and isinstance(e, tev.FillEvent):
+                self.fills.setdefault(e.symbol, deque(maxlen=MAX_FILLS)).append(e)
+                dirty.update(("chart", "positions", "tape"))
+            elif tev is not None and isinstance(e, tev.PositionEvent):
+                self.positions[e.symbol] = e
+                dirty.update(("positions", "risk"))
+            elif tev is not None and isinstance(e, tev.EquitySnapshot):
+                self.equity = e
+                dirty.update(("positions", "risk"))
+            elif tev is not None and isinstance(e, tev.KillSwitchEvent):
+                self.kill = e
+                dirty.update(("risk", "status"))
+                what = "ENGAGED" if e.engaged else "released"
+                msg = f"kill switch {what}" + (f": {e.cancelled} cancelled, {e.failed} failed" if e.engaged else "")
+                self.alerts.append(("warning" if e.engaged else "information", msg))
+                self._log_local("warning" if e.engaged else "info", msg, detail=e.detail)
+            elif tev is not None and isinstance(e, tev.TradingIssue):
+                self.alerts.append(("warning", e.message))
+                self._log_local("warning", e.message, kind=e.kind, count=e.count)
+            elif tev is not None and isinstance(e, tev.BalanceDiscrepancy):
+                self._log_local("warning", f"balance discrepancy {e.currency}: venue {e.venue}, expected {e.expected}",
+                                detail=e.detail)
+            elif SignalEvent is not None and isinstance(e, SignalEvent):
+                self.signals.append(e)
+                dirty.add("signals")
+        if self.new_log:
+            dirty.add("log")
+        return dirty
+
+    def _trim_orders(self, keep_done: int = 50) -> None:
+        done = [k for k, o in self.orders.items() if o.status not in WORKING]
+        for k in done[:-keep_done] if len(done) > keep_done else []:
+            del self.orders[k]
+
+    def _add_log(self, e: LogEvent) -> None:
+        self.log.append(e)
+        self.new_log.append(e)
+        if len(self.new_log) > MAX_LOG:
+            del self.new_log[: len(self.new_log) - MAX_LOG]
+
+    def _log_local(self, level: str, message: str, **fields: Any) -> None:
+        self._add_log(LogEvent(level=level, message=message, fields={k: v for k, v in fields.items() if v not in (None, "")}))
+
+    def note(self, level: str, message: str, **fields: Any) -> None:
+        """A desk-side log line (the UI's own errors), shown in the log pane."""
+        self._log_local(level, message, **fields)
+
+    # -- views ---------------------------------------------------------------------
+    def working_orders(self, symbol: str | None = None) -> list[Any]:
+        return [o for o in self.orders.values() if o.status in WORKING and (symbol is None or o.symbol == symbol)]
+
+    def last_price(self, symbol: str) -> float | None:
+        b = self.books.get(symbol)
+        if b is not None and b.mid is not None:
+            return b.mid
+        t = self.trades.get(symbol)
+        return t[-1].price if t else None

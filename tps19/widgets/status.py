@@ -1,0 +1,62 @@
+"""The status bar: mode (LIVE unmistakable), venue, per-symbol feed state and latency, stale warning, clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; }
+    StatusBar.-live { background: $error-muted; }
+    """
+
+    def __init__(self, mode: str, clock: Callable[[], float] = time.time, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mode = mode
+        self.clock = clock
+        self.venue = "connecting..."
+        self.symbol = ""
+        self.feeds: list[tuple[str, str, float | None, bool]] = []  # (symbol, state, latency_ms, selected)
+        self.kill = False
+        self.trading = ""
+        if mode == "live":
+            self.add_class("-live")
+
+    def show(self, venue: str, feeds: list[tuple[str, str, float | None, bool]], kill: bool, trading: str) -> None:
+        self.venue, self.feeds, self.kill, self.trading = venue, feeds, kill, trading
+        self.refresh()
+
+    def render(self) -> Any:
+        theme = self.app.current_theme
+        live = self.mode == "live"
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if live:
+            t.append(" ██ LIVE ██ ", style="bold reverse " + (theme.error or "red"))
+        else:
+            t.append(" PAPER ", style="bold reverse " + (theme.primary or "blue"))
+        t.append(f" {self.venue} ", style="bold")
+        if self.kill:
+            t.append(" KILL SWITCH ", style="bold reverse " + (theme.warning or "yellow"))
+        for sym, state, lat, sel in self.feeds:
+            ok = state == "connected"
+            style = (theme.success or "green") if ok else (theme.warning or "yellow")
+            name = sym.split("/")[0]
+            t.append(" ")
+            t.append(name, style="bold underline" if sel else "")
+            if ok:
+                t.append(f" {lat:.0f}ms" if lat is not None else " --ms", style=style)
+            else:
+                t.append(f" {state.upper()}", style="bold " + style)
+        if self.trading:
+            t.append(f"  {self.trading}", style="dim")
+        clock = time.strftime("%H:%M:%S UTC", time.gmtime(self.clock()))
+        pad = max(1, self.size.width - t.cell_len - len(clock) - 1)
+        t.append(" " * pad)
+        t.append(clock + " ", style="bold")
+        return t

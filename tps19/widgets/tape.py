@@ -1,0 +1,47 @@
+"""Trades tape: newest first, time, side (colour and a letter, so it reads without colour), price, size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from ..engine.events import Trade
+from .fmt import fsize, hms
+
+
+class TradeTape(Widget, can_focus=True):
+    DEFAULT_CSS = "TradeTape { height: 1fr; }"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.trades: list[Trade] = []
+        self.own_fill_ids: set[str] = set()
+        self.price_places = 2
+        self.size_places = 4
+
+    def show(self, trades: Iterable[Trade], price_places: int, size_places: int) -> None:
+        rows = max(1, (self.size.height or 30))
+        self.trades = list(trades)[-rows:]
+        self.price_places, self.size_places = price_places, size_places
+        self.refresh()
+
+    def render(self) -> Any:
+        if not self.trades:
+            return Text("no trades yet", style="dim")
+        theme = self.app.current_theme
+        buy_c, sell_c = theme.success or "green", theme.error or "red"
+        t = Table.grid(padding=(0, 1), expand=True)
+        t.add_column(no_wrap=True)
+        t.add_column(width=1, no_wrap=True)
+        t.add_column(justify="right", no_wrap=True)
+        t.add_column(justify="right", no_wrap=True)
+        pp, sp = self.price_places, self.size_places
+        for tr in reversed(self.trades[-(self.size.height or 30):]):
+            c = buy_c if tr.side == "buy" else sell_c if tr.side == "sell" else ""
+            t.add_row(Text(hms(tr.ts), style="dim"), Text("B" if tr.side == "buy" else "S" if tr.side == "sell" else "?", style=c),
+                      Text(f"{tr.price:,.{pp}f}", style=c), Text(fsize(tr.amount, sp)))
+        return t
