@@ -143,3 +143,39 @@ def test_fetch_bad_input(cli, tmp_path):
     assert r.exit_code == 2 and "--since must be before --until" in r.stderr
     r = cli.invoke(app, ["fetch", "--since", "2024-01-01", "--timeframe", "7x", "--db", str(tmp_path / "f.db")])
     assert r.exit_code == 2 and "unknown timeframe" in r.stderr
+
+
+def test_cli_import_stays_light_and_engine_has_no_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, tps19.cli; heavy = [m for m in ('pandas', 'numpy', 'ccxt', 'textual', 'plotext') if m in sys.modules];"
+            "import tps19.engine.strategies, tps19.engine.backtest, tps19.engine.backtest.optimize, tps19.engine.history,"
+            " tps19.engine.strategies.runner, tps19.engine.backtest.report;"
+            "print(heavy, 'textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] False"
+
+
+def _has_simex() -> bool:
+    try:
+        from tps19.simex import SimExchange, point_ccxt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_simex(), reason="tps19.simex (the simulated exchange) has not landed yet")
+def test_fetch_cli_against_sim_then_backtest_from_db(cli, tmp_path):
+    db = str(tmp_path / "s.db")
+    args = ["fetch", "--exchange", "sim", "--symbol", "BTC/USDT", "--timeframe", "1m",
+            "--since", "2024-01-01T00:00", "--until", "2024-01-01T10:00", "--db", db]
+    r = cli.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "600 bars written (0 already stored" in r.stdout
+    r = cli.invoke(app, args)
+    assert r.exit_code == 0 and "0 bars written (600 already stored, 0 missing" in r.stdout
+    r = cli.invoke(app, ["backtest", "--strategy", "sma_cross", "--exchange", "sim", "--symbol", "BTC/USDT",
+                         "--timeframe", "1m", "--db", db, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["metrics"]["bars"] == 600
