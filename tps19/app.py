@@ -319,7 +319,7 @@ class DeskApp(App[int]):
         kill = bool(trading is not None and getattr(trading.broker, "killed", False))
         screen = TicketScreen(mode=self.mode, side=side, symbol=self.symbol, market=self.market(self.symbol),
                               book_fn=lambda s=self.symbol: self.state.books.get(s), trading_available=trading is not None,
-                              kill_engaged=kill)
+                              kill_engaged=kill, max_notional=self.settings.risk.max_order_notional)
 
         def placed(req: Any) -> None:
             if req is not None:

@@ -32,8 +32,8 @@ DeskScreen #positions { height: auto; min-height: 4; max-height: 12; }
 DeskScreen #orders { height: auto; min-height: 4; max-height: 10; }
 DeskScreen #bottom { height: 9; }
 DeskScreen #log { width: 1fr; }
-DeskScreen #risk { width: 44; height: 1fr; }
-DeskScreen #signals { width: 40; height: 1fr; }
+DeskScreen #risk { width: 38; height: 1fr; }
+DeskScreen #signals { width: 36; height: 1fr; }
 
 /* 80 columns: the chart, signals and risk panes collapse (risk state stays in the status bar). */
 DeskScreen.-narrow #book { width: 1fr; }
@@ -46,6 +46,7 @@ DeskScreen.-narrow #right { display: none; }
 DeskScreen.-narrow #bottom { height: 8; }
 DeskScreen.-narrow #bottomright { display: block; width: 1fr; }
 DeskScreen #bottomright { display: none; }
+DeskScreen #orders2 { height: 1fr; max-height: 100; }
 DeskScreen.-short #bottom { height: 7; }
 DeskScreen.-narrow.-short #bottom { height: 9; }
 DeskScreen.-narrow.-short #log { display: none; }

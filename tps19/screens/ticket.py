@@ -113,12 +113,14 @@ class TicketScreen(ModalScreen[Any]):
     ]
 
     def __init__(self, *, mode: str, side: str, symbol: str, market: dict | None, book_fn: Any,
-                 trading_available: bool, kill_engaged: bool = False, **kw: Any) -> None:
+                 trading_available: bool, kill_engaged: bool = False,
+                 max_notional: Decimal | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.mode, self.side, self.symbol, self.market = mode, side, symbol, market
         self.book_fn = book_fn  # () -> latest BookEvent for the symbol (the ticket re-reads it on every change)
         self.trading_available = trading_available and OrderRequest is not None
         self.kill_engaged = kill_engaged
+        self.max_notional = max_notional
         self.stage = "edit"
         self.validated: Any = None
         self.error: str | None = None
@@ -201,6 +203,10 @@ class TicketScreen(ModalScreen[Any]):
         except OrderRejected as err:
             self.error = err.reason
             check.update(Text(err.reason, style="bold " + (theme.error or "red")))
+            return
+        if self.max_notional is not None and v.notional is not None and v.notional > self.max_notional:
+            self.error = f"order value {v.notional:,.2f} exceeds the per-order cap {self.max_notional:,}"
+            check.update(Text(self.error, style="bold " + (theme.error or "red")))
             return
         self.validated = v
         est = estimate(self.side, otype, v.amount, v.price, book, self.market)

@@ -112,10 +112,12 @@ class DeskState:
                 dirty.update(("orders", "book", "risk"))
                 if e.status == "rejected":
                     self.alerts.append(("error", f"order rejected: {e.side} {e.amount} {e.symbol}: {e.reason or 'no reason given'}"))
-                    self._log_local("error", "order rejected", symbol=e.symbol, side=e.side, reason=e.reason)
+                    self._log_local("error", f"rejected: {e.side} {e.amount.normalize():f} {e.symbol}: {e.reason}")
                 elif e.previous_status != e.status:
-                    self._log_local("info", f"order {e.status}", symbol=e.symbol, side=e.side, amount=str(e.amount),
-                                    price=None if e.price is None else str(e.price), id=e.client_order_id[-8:])
+                    at = f" @ {e.price.normalize():f}" if e.price is not None else " market"
+                    fill = f" filled {e.filled.normalize():f}" if e.filled else ""
+                    self._log_local("info", f"{e.status}: {e.side} {e.amount.normalize():f} {e.symbol}{at}{fill}",
+                                    id=e.client_order_id[-6:])
             elif tev is not None and isinstance(e, tev.FillEvent):
                 self.fills.setdefault(e.symbol, deque(maxlen=MAX_FILLS)).append(e)
                 dirty.update(("chart", "positions", "tape"))
