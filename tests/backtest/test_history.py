@@ -188,7 +188,7 @@ async def test_fetch_resumes_against_the_simulated_exchange(tmp_path):
     SimExchange, point_ccxt = _simex()
     sim = SimExchange(port=0, seed=19)
     await sim.start()
-    client = ccxt_async.cryptocom({"enableRateLimit": False})
+    client = ccxt_async.cryptocom({"enableRateLimit": True})
     point_ccxt(client, sim.base_url)
     db1, db2 = Database(tmp_path / "a.db"), Database(tmp_path / "b.db")
     await db1.open()
