@@ -90,17 +90,12 @@ class Strategy(ABC):
     reasons: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        if isinstance(params, StrategyParams):
-            if kwargs:
-                params = params.model_copy(update=kwargs)
-            self.params = self.Params.model_validate(params.model_dump())
-        else:
-            data = dict(params or {})
-            data.update(kwargs)
-            try:
-                self.params = self.Params(**data)
-            except ValidationError as err:
-                raise ParamError(_one_line(self.name, err)) from None
+        data = params.model_dump() if isinstance(params, StrategyParams) else dict(params or {})
+        data.update(kwargs)
+        try:
+            self.params = self.Params(**data)
+        except ValidationError as err:
+            raise ParamError(_one_line(self.name, err)) from None
         self._check()
         self.reset()
 
@@ -180,6 +175,10 @@ class Strategy(ABC):
 
     def on_book(self, book: Any) -> None:  # optional hook
         """Optional: order book updates; the built-ins ignore them."""
+
+    def clone(self) -> Strategy:
+        """A fresh instance with the same parameters (no state): one per symbol when live."""
+        return type(self)(self.params)
 
     def param_dict(self) -> dict[str, Any]:
         return self.params.model_dump()

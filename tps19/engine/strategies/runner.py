@@ -60,7 +60,7 @@ class StrategyRunner:
     def strategy_for(self, symbol: str) -> Strategy:
         st = self.strategies.get(symbol)
         if st is None:
-            st = type(self.prototype)(self.prototype.params)
+            st = self.prototype.clone()
             self.strategies[symbol] = st
         return st
 
