@@ -1,0 +1,85 @@
+"""`tps19 exchange`: run the embedded simulated Crypto.com Exchange v1 as a standalone server.
+
+Only typer is imported at module level (``tps19 --help`` must stay fast).
+"""
+
+from __future__ import annotations
+
+import typer
+
+_HELP = """Run the simulated exchange (Crypto.com Exchange v1 wire format: REST + websockets on one port).
+
+Point any ccxt `cryptocom` client at it by swapping scheme and host of its urls:
+
+\b
+  ex.urls['api']['v1']            = 'http://HOST:PORT/exchange/v1'
+  ex.urls['api']['ws']['public']  = 'ws://HOST:PORT/exchange/v1/market'
+  ex.urls['api']['ws']['private'] = 'ws://HOST:PORT/exchange/v1/user'
+
+or, in Python: `from tps19.simex import point_ccxt; point_ccxt(ex, 'http://HOST:PORT')`.
+Trade with the demo key/secret (tps19.config SIM_DEMO_API_KEY / SIM_DEMO_SECRET) or
+your own --api-key/--secret. Stops on Ctrl-C / SIGTERM.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("exchange", help=_HELP)
+    def exchange(
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+        port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0 picks a free one)."),
+        seed: int = typer.Option(19, "--seed", help="Seed of the synthetic order flow and candle history."),
+        api_key: str = typer.Option(None, "--api-key", help="API key of the trading account (default: the demo key)."),
+        secret: str = typer.Option(None, "--secret", help="Secret of that key (default: the demo secret)."),
+        balance: list[str] = typer.Option(None, "--balance", help="Starting balance CCY=AMOUNT, repeatable "
+                                          "(default USDT=100000 BTC=1 ETH=10 SOL=100)."),
+        updates_per_second: float = typer.Option(60.0, "--rate", min=0.0, help="Synthetic book events per second (all symbols)."),
+    ) -> None:
+        import asyncio
+        import signal
+        from decimal import Decimal, InvalidOperation
+
+        from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+        from .simex import SimExchange
+        from .simex.server import DEFAULT_BALANCES
+
+        balances = dict(DEFAULT_BALANCES)
+        if balance:
+            balances = {}
+            for item in balance:
+                ccy, _, amount = item.partition("=")
+                try:
+                    balances[ccy.strip().upper()] = Decimal(amount)
+                except InvalidOperation:
+                    typer.echo(f"tps19: --balance {item!r} is not CCY=AMOUNT", err=True)
+                    raise typer.Exit(2) from None
+        key = api_key or SIM_DEMO_API_KEY
+        sec = secret or (SIM_DEMO_SECRET if key == SIM_DEMO_API_KEY else None)
+        if not sec:
+            typer.echo("tps19: --secret is required with --api-key", err=True)
+            raise typer.Exit(2)
+
+        async def run() -> None:
+            sim = SimExchange(host=host, port=port, seed=seed, accounts={key: (sec, balances)},
+                              updates_per_second=updates_per_second)
+            try:
+                await sim.start()
+            except OSError as err:
+                typer.echo(f"tps19: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
+                raise typer.Exit(1) from None
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover
+                    pass
+            typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
+                       f"(ws {sim.base_url.replace('http', 'ws', 1)}/exchange/v1/market|user)  "
+                       f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key {key}")
+            try:
+                await stop.wait()
+            finally:
+                await sim.stop()
+            typer.echo("simulated exchange stopped")
+
+        asyncio.run(run())
