@@ -68,6 +68,7 @@ class DeskApp(App[int]):
         self.frames = 0
         self._risk_day: tuple[int, Decimal] | None = None
         self._peak_net: Decimal | None = None
+        self._history: set[str] = set()
         try:
             self.theme = self.settings.ui.theme
         except Exception:
@@ -220,11 +221,9 @@ class DeskApp(App[int]):
             self._draw_status(desk)
         available = self.trading is not None
         if "orders" in dirty:
-            for t in (desk.query_one("#orders"), desk.query_one("#orders2")):
-                t.show(self.state.working_orders(), self._places())
+            desk.query_one("#orders").show(self.state.working_orders(), self._places())
         if "positions" in dirty:
-            for p in (panes["positions"], panes["positions2"]):
-                p.show(self.state.positions, self.state.equity, self._places(), available)
+            panes["positions"].show(self.state.positions, self.state.equity, self._places(), available)
         if "risk" in dirty:
             self._draw_risk(panes["risk"])
         if "signals" in dirty:
@@ -306,7 +305,34 @@ class DeskApp(App[int]):
         if isinstance(desk, DeskScreen) and desk.is_mounted:
             desk.query_one("#book", BookLadder).set_symbol(self.symbol, price_decimals(market), amount_decimals(market))
             desk.update_titles(self.symbol, self.settings.symbols.timeframe)
+        if self.ready and self.symbol not in self._history:
+            self._history.add(self.symbol)
+            self.run_worker(self._load_history(self.symbol), group="history")
         self.redraw_all()
+
+    async def _load_history(self, symbol: str) -> None:
+        """Recent candles for the chart, once per symbol (the live candle stream continues them)."""
+        from .engine.events import BarEvent
+
+        venue = getattr(self.engine, "venue", None)
+        client = getattr(venue, "client", None)
+        if client is None or not getattr(client, "has", {}).get("fetchOHLCV", True):
+            return
+        tf = self.settings.symbols.timeframe
+        try:
+            candles = await client.fetch_ohlcv(symbol, tf, limit=90)
+        except Exception as err:
+            self.state.note("warning", f"no candle history for {symbol}", error=type(err).__name__)
+            return
+        bars = self.state.bars.setdefault(symbol, {})  # type: ignore[arg-type]
+        for c in candles or []:
+            ts = int(c[0])
+            if ts not in bars:
+                bars[ts] = BarEvent(symbol, tf, ts, float(c[1]), float(c[2]), float(c[3]), float(c[4]), float(c[5] or 0), True)
+        ordered = sorted(bars.items())
+        bars.clear()
+        bars.update(ordered[-240:])
+        self._dirty.add("chart")
 
     # -- orders ---------------------------------------------------------------------------------
     def open_ticket(self, side: str) -> None:

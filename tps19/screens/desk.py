@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -24,32 +24,29 @@ DeskScreen { layout: vertical; }
 DeskScreen .pane { border: round $foreground 30%; border-title-color: $text-muted; padding: 0 0; }
 DeskScreen .pane:focus, DeskScreen .pane:focus-within { border: round $accent; border-title-color: $accent; }
 DeskScreen #main { height: 1fr; }
-DeskScreen #book { width: 46; }
-DeskScreen #tape { width: 34; }
-DeskScreen #right { width: 1fr; }
-DeskScreen #chart { height: 1fr; min-height: 8; }
-DeskScreen #positions { height: auto; min-height: 4; max-height: 12; }
-DeskScreen #orders { height: auto; min-height: 4; max-height: 10; }
-DeskScreen #bottom { height: 9; }
+DeskScreen #book { width: 44; }
+DeskScreen #tape { width: 32; }
+DeskScreen #chart { width: 1fr; }
+DeskScreen #mid { height: auto; max-height: 12; }
+DeskScreen #positions { width: 1fr; height: auto; min-height: 4; max-height: 12; }
+DeskScreen #orders { width: 1fr; height: auto; min-height: 4; max-height: 12; }
+DeskScreen #bottom { height: 8; }
 DeskScreen #log { width: 1fr; }
 DeskScreen #risk { width: 38; height: 1fr; }
-DeskScreen #signals { width: 36; height: 1fr; }
+DeskScreen #signals { width: 38; height: 1fr; }
 
-/* 80 columns: the chart, signals and risk panes collapse (risk state stays in the status bar). */
+/* Below 110 columns the chart, risk and signals collapse (the kill switch stays in the status bar),
+   positions and orders stack; below 32 rows the log goes too. */
 DeskScreen.-narrow #book { width: 1fr; }
 DeskScreen.-narrow #tape { width: 30; }
-DeskScreen.-narrow #right { width: 1fr; }
 DeskScreen.-narrow #chart { display: none; }
-DeskScreen.-narrow #signals { display: none; }
+DeskScreen.-narrow #mid { layout: vertical; max-height: 14; }
+DeskScreen.-narrow #positions { width: 1fr; max-height: 6; }
+DeskScreen.-narrow #orders { width: 1fr; max-height: 7; }
 DeskScreen.-narrow #risk { display: none; }
-DeskScreen.-narrow #right { display: none; }
-DeskScreen.-narrow #bottom { height: 8; }
-DeskScreen.-narrow #bottomright { display: block; width: 1fr; }
-DeskScreen #bottomright { display: none; }
-DeskScreen #orders2 { height: 1fr; max-height: 100; }
-DeskScreen.-short #bottom { height: 7; }
-DeskScreen.-narrow.-short #bottom { height: 9; }
-DeskScreen.-narrow.-short #log { display: none; }
+DeskScreen.-narrow #signals { display: none; }
+DeskScreen.-short #bottom { height: 6; }
+DeskScreen.-narrow.-short #bottom { display: none; }
 """
 
 
@@ -78,22 +75,19 @@ class DeskScreen(Screen[None]):
         with Horizontal(id="main"):
             yield BookLadder(levels=app.settings.ui.book_levels, id="book", classes="pane")
             yield TradeTape(id="tape", classes="pane")
-            with Vertical(id="right"):
-                yield PriceChart(id="chart", classes="pane")
-                yield PositionsPane("trading layer not available", id="positions", classes="pane")
-                yield OrdersTable(id="orders", classes="pane")
+            yield PriceChart(id="chart", classes="pane")
+        with Horizontal(id="mid"):
+            yield PositionsPane("trading layer not available", id="positions", classes="pane")
+            yield OrdersTable(id="orders", classes="pane")
         with Horizontal(id="bottom"):
             yield LogPane(id="log", classes="pane")
-            with Vertical(id="bottomright"):
-                yield PositionsPane("trading layer not available", id="positions2", classes="pane")
-                yield OrdersTable(id="orders2", classes="pane")
             yield RiskPane(id="risk", classes="pane")
             yield SignalsPane("no strategy running", id="signals", classes="pane")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         titles = {"book": "Book", "tape": "Trades", "chart": "Chart", "positions": "Positions & P&L",
-                  "positions2": "Positions & P&L", "orders": "Open orders", "orders2": "Open orders", "log": "Log",
+                  "orders": "Open orders", "log": "Log",
                   "risk": "Risk", "signals": "Signals"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title
@@ -102,7 +96,7 @@ class DeskScreen(Screen[None]):
 
     # -- which of the duplicated panes is showing ------------------------------------
     def orders_table(self) -> OrdersTable:
-        return self.query_one("#orders2" if self.has_class("-narrow") else "#orders", OrdersTable)
+        return self.query_one("#orders", OrdersTable)
 
     # -- actions -------------------------------------------------------------------------
     def action_ticket(self, side: str) -> None:

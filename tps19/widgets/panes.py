@@ -45,8 +45,8 @@ class PositionsPane(Message, can_focus=True):
             return
         theme = self.app.current_theme
         t = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="dim")
-        for name, just in (("symbol", "left"), ("net", "right"), ("avg", "right"), ("mark", "right"),
-                           ("uPnL", "right"), ("rPnL", "right"), ("fees", "right")):
+        for name, just in (("symbol", "left"), ("net", "right"), ("avg entry", "right"), ("unreal.", "right"),
+                           ("realized", "right"), ("fees", "right")):
             t.add_column(name, justify=just, no_wrap=True)
         tot_u, tot_r, tot_f = Decimal(0), Decimal(0), Decimal(0)
 
@@ -58,15 +58,15 @@ class PositionsPane(Message, can_focus=True):
 
         for p in sorted(rows, key=lambda p: p.symbol):
             pp = price_places.get(p.symbol, 2)
-            t.add_row(p.symbol, f"{p.net_position.normalize():f}", fnum(p.avg_entry, pp), fnum(p.mark, pp),
+            t.add_row(p.symbol, f"{p.net_position.normalize():f}", fnum(p.avg_entry, pp),
                       pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2))
             tot_u += _dec(p.unrealized_pnl)
             tot_r += _dec(p.realized_pnl)
             tot_f += _dec(p.fees)
-        t.add_row(Text("total", style="bold"), "", "", "", pnl(tot_u), pnl(tot_r), fnum(tot_f, 2))
+        t.add_row(Text("total", style="bold"), "", Text(f"net {fnum(tot_u + tot_r - tot_f, 2, sign=True)}", style="bold"),
+                  pnl(tot_u), pnl(tot_r), fnum(tot_f, 2))
         if equity is not None:
-            t.add_row(Text("equity", style="bold"), fnum(equity.equity, 2), "", "", "", "",
-                      Text(f"net {fnum(tot_u + tot_r - tot_f, 2, sign=True)}", style="bold"))
+            t.add_row(Text("equity", style="bold"), "", fnum(equity.equity, 2), "", "", "")
         self.set(t)
 
 
