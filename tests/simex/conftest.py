@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from tps19.simex import SimExchange, point_ccxt
+
+KEY, SECRET = "test-key", "test-secret"
+BALANCES = {"USDT": Decimal("100000"), "BTC": Decimal("1"), "ETH": Decimal("10"), "SOL": Decimal("100")}
+
+
+class FixedClock:
+    def __init__(self, t: int = 1_790_000_000_000) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+@pytest.fixture
+async def sim():
+    s = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, updates_per_second=200,
+                    heartbeat_interval=0.3)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+async def paused_sim():
+    """No autonomous flow: the book only changes through `await sim.step(n)` and our own orders."""
+    s = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, autoplay=False,
+                    heartbeat_interval=30)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def _client(s: SimExchange, key: str | None = KEY, secret: str | None = SECRET):
+    import ccxt.pro
+
+    cfg = {}
+    if key:
+        cfg = {"apiKey": key, "secret": secret}
+    ex = ccxt.pro.cryptocom(cfg)
+    point_ccxt(ex, s.base_url)
+    await ex.load_markets()
+    return ex
+
+
+@pytest.fixture
+async def ex(sim):
+    client = await _client(sim)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def pex(paused_sim):
+    client = await _client(paused_sim)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
+    """Poll until predicate() is truthy (a guard against hangs, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(interval)
