@@ -88,8 +88,15 @@ class BaseBroker:
             order, insert=insert, from_status=prev, to_status=order.status if changed else None,
             detail=detail, fills=fills, balances=balances, **extra,
         )
-        if len(new) != len(fills):  # some were booked before: recompute balances from what is new
+        if len(new) != len(fills):
+            # some were booked before (a caller bug if it happens): the database is right, so the
+            # order's filled/avg/fee are recomputed from its booked fills and written again
             self.report("duplicate-fill", f"{len(fills) - len(new)} fill(s) of {order.client_order_id} were already booked")
+            rows = await self.store.fills_for(order.client_order_id)
+            order.filled, order.avg_price, order.fee = Decimal(0), None, Decimal(0)
+            for r in rows:
+                order.add_fill(r.price, r.amount, self.portfolio.fee_in_quote(r.symbol, r.fee, r.fee_currency, r.price))
+            await self.store.save(order)
         symbols = set()
         for f in new:
             self.portfolio.apply_fill(f)

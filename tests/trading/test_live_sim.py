@@ -1,0 +1,139 @@
+"""Live mode end to end against the simulated exchange (loopback only)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from tps19.engine.storage import Fill, Order, OrderEvent
+from tps19.engine.trading import BalanceDiscrepancy, FillEvent, OrderUpdate, build_trading
+
+from .helpers import settings, until
+from .simhelp import KEY, KEY2, SECRET2, make_client, make_sim, inside_spread_price, venue_totals
+
+D = Decimal
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def sim():
+    s = make_sim()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def clients(sim):
+    mine = await make_client(sim.base_url)
+    other = await make_client(sim.base_url, KEY2, SECRET2)
+    yield mine, other
+    await mine.close()
+    await other.close()
+
+
+async def live_stack(bus, db, client, **kw):
+    s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets, settings=settings(),
+                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0, **kw)
+    await s.start()
+    return s
+
+
+async def test_place_partially_fill_cancel(sim, clients, bus, db):
+    mine, other = clients
+    s = await live_stack(bus, db, mine)
+    sub = bus.subscribe(OrderUpdate, FillEvent)
+    assert s.portfolio.balances == venue_totals(sim)  # first start adopts the venue's balances
+    price = await inside_spread_price(mine)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.02", price)
+    assert o.status.value == "open" and o.venue_order_id
+    [vo] = sim.open_orders(KEY)
+    assert vo["client_oid"] == o.client_order_id  # our id reached the venue
+    # another trader sells 0.01 into our bid (we are maker)
+    await other.create_order("BTC/USDT", "limit", "sell", 0.01, float(price))
+    await until(lambda: (x := s.broker.orders.get(o.client_order_id)) is not None and x.filled == D("0.01"))
+    assert s.broker.orders[o.client_order_id].status.value == "partially_filled"
+    c = await s.broker.cancel(o.client_order_id)
+    assert c.status.value == "cancelled" and c.filled == D("0.01") and c.avg_price == price
+    assert sim.open_orders(KEY) == []
+    async with db.session() as ses:
+        evs = (await ses.execute(select(OrderEvent.to_status).where(OrderEvent.client_order_id == o.client_order_id)
+                                 .order_by(OrderEvent.id))).scalars().all()
+        fills = (await ses.execute(select(Fill))).scalars().all()
+    assert evs == ["new", "open", "partially_filled", "cancelled"]
+    assert len(fills) == 1 and fills[0].amount == D("0.01") and fills[0].liquidity == "maker"
+    assert s.portfolio.balances == venue_totals(sim)
+    pos = s.portfolio.position("BTC/USDT")
+    assert pos.avg_entry == price and pos.qty == D("0.01") - fills[0].fee  # sim charges a buy's fee in BTC
+    kinds = [type(e).__name__ for e in sub.drain()]
+    assert "FillEvent" in kinds
+    await s.stop()
+
+
+async def test_market_order_and_venue_rejection(sim, clients, bus, db):
+    mine, _ = clients
+    s = await live_stack(bus, db, mine)
+    o = await s.broker.place_order("BTC/USDT", "buy", "market", "0.01")
+    assert o.status.value == "filled" and o.filled == D("0.01")
+    assert s.portfolio.balances == venue_totals(sim)
+    big = await s.broker.place_order("BTC/USDT", "sell", "limit", "3", "70000")  # more BTC than we have
+    assert big.status.value == "rejected" and "venue rejected" in big.reason
+    await s.stop()
+
+
+async def test_dropped_create_reply_is_retried_once_on_venue(sim, clients, bus, db):
+    mine, _ = clients
+    s = await live_stack(bus, db, mine)
+    price = await inside_spread_price(mine)
+    sim.faults.drop_next_create_order_reply(1)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    assert sim.stats["dropped_replies"] == 1
+    assert o.status.value == "open" and o.venue_order_id
+    opens = sim.open_orders(KEY)
+    assert len(opens) == 1 and opens[0]["client_oid"] == o.client_order_id
+    # a market order whose reply is dropped: found in the venue's history, filled once
+    sim.faults.drop_next_create_order_reply(1)
+    m = await s.broker.place_order("BTC/USDT", "buy", "market", "0.01")
+    assert m.status.value == "filled"
+    async with db.session() as ses:
+        n_orders = len((await ses.execute(select(Order))).scalars().all())
+        n_fills = len((await ses.execute(select(Fill).where(Fill.client_order_id == m.client_order_id))).scalars().all())
+    assert n_orders == 2 and n_fills >= 1
+    trades = await mine.fetch_my_trades()
+    assert sum(1 for t in trades if t["order"] == m.venue_order_id) == n_fills
+    assert s.portfolio.balances == venue_totals(sim)
+    assert s.broker.issues.get("create-order") == 2
+    await s.stop()
+
+
+async def test_reconcile_adopts_and_venue_balance_wins(sim, clients, bus, db):
+    mine, _ = clients
+    s = await live_stack(bus, db, mine)
+    price = await inside_spread_price(mine)
+    ours = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    await s.stop()
+    # while we are down: someone places an order on our account, and the balance moves unexplained
+    foreign = await mine.create_order("BTC/USDT", "limit", "buy", 0.02, float(price - D("10")), {"client_oid": "manual-1"})
+    sim.accounts[KEY].balances["BTC"] += D("0.5")
+    sub = bus.subscribe(BalanceDiscrepancy, OrderUpdate)
+    s2 = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
+                             snapshot_interval_s=0, poll_interval_s=0.2, request_timeout_s=3.0, use_watch=False)
+    await s2.start()
+    opens = {o.client_order_id: o for o in s2.broker.open_orders()}
+    assert set(opens) == {ours.client_order_id, "manual-1"}  # working order kept, foreign one adopted
+    assert opens["manual-1"].adopted and not opens[ours.client_order_id].adopted
+    assert opens["manual-1"].venue_order_id == foreign["id"]
+    evs = sub.drain()
+    disc = [e for e in evs if isinstance(e, BalanceDiscrepancy)]
+    assert len(disc) == 1 and disc[0].currency == "BTC" and disc[0].difference == D("0.5")
+    assert s2.portfolio.balances == venue_totals(sim)
+    assert s2.portfolio.position("BTC/USDT").qty == D("0.5")
+    # kill switch: cancels every open order (ours and adopted) and blocks new ones
+    n = await s2.broker.kill()
+    assert n == 2 and sim.open_orders(KEY) == []
+    r = await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    assert r.status.value == "rejected" and "kill switch" in r.reason
+    s2.broker.release()
+    await s2.stop()
