@@ -404,8 +404,13 @@ class SimExchange:
                 self._push_user(o.account, "user.order", o.inst, [self._order_json(o)])
         if self._fills:
             fills, self._fills = self._fills, []
-            for f in fills:
-                self._push_user(f.order.account, "user.trade", f.order.inst, [self._fill_json(f)])
+            grouped: dict[tuple[str, str], list[Fill]] = {}
+            for f in fills:  # one message per account and instrument, like the venue's batches
+                if f.order.account is not None:
+                    grouped.setdefault((f.order.account.api_key, f.order.inst.symbol), []).append(f)
+            for group in grouped.values():
+                o = group[0].order
+                self._push_user(o.account, "user.trade", o.inst, [self._fill_json(f) for f in reversed(group)])
         if self._balance_dirty:
             keys, self._balance_dirty = self._balance_dirty, set()
             for k in keys:
