@@ -45,6 +45,9 @@ class BaseBroker:
         self.books: dict[str, BookEvent] = {}
         self.issues: dict[str, int] = {}
         self.lock = asyncio.Lock()
+        # orders whose first write is deferred to their first state change (one transaction):
+        # client id -> (the "new" OrderUpdate to publish after that commit, detail)
+        self._pending_insert: dict[str, tuple[OrderUpdate, str | None]] = {}
         if bus is not None:
             bus.on(BookEvent, self._on_book_sync)
 
@@ -84,10 +87,19 @@ class BaseBroker:
         then update the portfolio and publish. Raises if the database write fails."""
         fills = list(fills)
         balances = self.portfolio.preview_balances(fills) if fills else None
-        new = await self.store.save(
-            order, insert=insert, from_status=prev, to_status=order.status if changed else None,
-            detail=detail, fills=fills, balances=balances, **extra,
-        )
+        pending = self._pending_insert.pop(order.client_order_id, None)
+        try:
+            new = await self.store.save(
+                order, insert=insert or pending is not None, from_status=prev,
+                to_status=order.status if changed else None, detail=detail, fills=fills, balances=balances,
+                prior_events=[(None, OrderStatus.NEW, pending[1])] if pending is not None else (), **extra,
+            )
+        except BaseException:
+            if pending is not None:
+                self._pending_insert[order.client_order_id] = pending
+            raise
+        if pending is not None:
+            self.publish(pending[0])
         if len(new) != len(fills):
             # some were booked before (a caller bug if it happens): the database is right, so the
             # order's filled/avg/fee are recomputed from its booked fills and written again

@@ -194,13 +194,20 @@ class PaperBroker(BaseBroker):
         if rejected is not None:
             return rejected
         assert o is not None and v is not None
-        await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW,
-                              detail=("; ".join(v.notes) or None))
-        self.publish(o.to_update(None))
+        notes = "; ".join(v.notes) or None
         if self.latency_s > 0:
+            await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW, detail=notes)
+            self.publish(o.to_update(None))
             await asyncio.sleep(self.latency_s)
+        else:
+            # no simulated latency: the order's insert rides in the transaction of its first
+            # state change (same rows and events, one commit)
+            self._pending_insert[o.client_order_id] = (o.to_update(None), notes)
         async with self.lock:
-            return (await self._execute(o)).copy()
+            try:
+                return (await self._execute(o)).copy()
+            finally:
+                self._pending_insert.pop(o.client_order_id, None)
 
     async def _execute(self, o: OrderState) -> OrderState:
         book = self.books.get(o.symbol)

@@ -123,6 +123,7 @@ class TradingStore:
         queue_ahead: Decimal | None = None,
         drop_queue: bool = False,
         adjustments: Iterable[PositionAdjustment] = (),
+        prior_events: Iterable[tuple[OrderStatus | None, OrderStatus, str | None]] = (),
     ) -> list[FillRecord]:
         """Write one change atomically; returns the fills that were new (not booked before)."""
         fills = list(fills)
@@ -168,6 +169,9 @@ class TradingStore:
                         .where(Order.client_order_id == order.client_order_id)  # type: ignore[arg-type]
                         .values(**_order_values(order))
                     )
+                for fs, ts_, det in prior_events:
+                    s.add(OrderEvent(client_order_id=order.client_order_id, ts=ts, detail=det,
+                                     from_status=fs.value if fs is not None else None, to_status=ts_.value))
                 if to_status is not None:
                     s.add(
                         OrderEvent(
