@@ -87,6 +87,7 @@ class _BookChannel:
     bids: dict[int, tuple[int, int]] | None = None
     asks: dict[int, tuple[int, int]] | None = None
     last_u: int = 0
+    always: bool = False  # the depth-50 channel is tracked even without subscribers (it paces the flow)
 
 
 @dataclass
@@ -124,7 +125,7 @@ class SimExchange:
         self.stats: dict[str, int] = {
             "rest_requests": 0, "ws_messages_in": 0, "bad_requests": 0, "auth_failures": 0,
             "internal_errors": 0, "book_updates": 0, "events": 0, "heartbeats_sent": 0,
-            "heartbeat_responses": 0, "heartbeat_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
+            "heartbeat_responses": 0, "book_messages": 0, "ws_connections": 0, "heartbeat_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
         }
         if accounts is None:
             from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
@@ -171,6 +172,11 @@ class SimExchange:
         self._hb_ids = 0
         self.flow = Flow(self.engine, self.instruments, seed, fairs)
         self.flow.seed_books()
+        self._dirty_books.clear()
+        for i in self.instruments:
+            ch = self._book_channels[(i.symbol, 50)] = _BookChannel(i.symbol, 50, always=True)
+            ch.bids, ch.asks = self._view(i.symbol, 50)
+            ch.last_u = self._seq[i.symbol]
 
     # ------------------------------------------------------------------ public API
     @property
@@ -273,11 +279,12 @@ class SimExchange:
         elif kind == "balance":
             self._balance_dirty.add(payload.api_key)
 
-    def _one_event(self) -> None:
+    def _one_event(self) -> int:
+        """One flow event; returns how many depth-50 book updates it caused (0 or 1)."""
         sym = self.flow.event()
         self.stats["events"] += 1
         self._touched.add(sym)
-        self._flush_books()
+        return self._flush_books()
 
     async def _autoplay_loop(self) -> None:
         carry = 0.0
@@ -291,8 +298,10 @@ class SimExchange:
             carry -= n
             n = min(n, max(1, int(self.updates_per_second)))  # never build a backlog
             try:
-                for _ in range(n):
-                    self._one_event()
+                made = events = 0
+                while made < n and events < 3 * n + 3:  # pace on visible (top-50) book updates
+                    made += self._one_event()
+                    events += 1
                 self._flush()
             except Exception:  # pragma: no cover - a bug, but keep the venue alive
                 self.stats["internal_errors"] += 1
@@ -343,17 +352,18 @@ class SimExchange:
         out.sort(key=lambda x: x[0], reverse=reverse)
         return [x[1] for x in out]
 
-    def _flush_books(self) -> None:
+    def _flush_books(self) -> int:
         if not self._dirty_books:
-            return
+            return 0
         dirty, self._dirty_books = self._dirty_books, set()
         now = self.clock()
+        visible = 0
         for sym in dirty:
             inst = self._by_symbol[sym]
             skip = sym in self.faults.skip_next
             sent = False
             for (s, depth), ch in self._book_channels.items():
-                if s != sym or not ch.subs or ch.bids is None:
+                if s != sym or (not ch.subs and not ch.always) or ch.bids is None:
                     continue
                 bids, asks = self._view(sym, depth)
                 db = self._diff(inst, ch.bids, bids, True)
@@ -366,16 +376,21 @@ class SimExchange:
                     pu = self._seq[sym]  # the client never saw this one: a gap
                     self._seq[sym] += 1
                 u = self._seq[sym]
-                sub = f"book.{inst.id}.{depth}"
-                text = self._envelope({"instrument_name": inst.id, "subscription": sub, "channel": "book.update",
-                                       "depth": depth, "data": [{"update": {"bids": db, "asks": da}, "t": now, "tt": now,
-                                                                 "u": u, "pu": pu, "cs": 0}]})
                 ch.bids, ch.asks, ch.last_u = bids, asks, u
-                self._push(sub, sym, text, ch.subs)
-                self.stats["book_updates"] += 1
-                sent = True
+                if ch.always:
+                    visible += 1
+                    self.stats["book_updates"] += 1
+                if ch.subs:
+                    sub = f"book.{inst.id}.{depth}"
+                    text = self._envelope({"instrument_name": inst.id, "subscription": sub, "channel": "book.update",
+                                           "depth": depth, "data": [{"update": {"bids": db, "asks": da}, "t": now,
+                                                                     "tt": now, "u": u, "pu": pu, "cs": 0}]})
+                    self._push(sub, sym, text, ch.subs)
+                    self.stats["book_messages"] += 1
+                    sent = True
             if skip and sent:
                 self.faults.skip_next.discard(sym)
+        return visible
 
     def _flush(self) -> None:
         self._flush_books()
@@ -901,6 +916,7 @@ class SimExchange:
         conn = _Conn(ws=ws, kind=kind)
         conn.writer = asyncio.create_task(self._writer(conn))
         self._conns.add(conn)
+        self.stats["ws_connections"] += 1
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -924,7 +940,7 @@ class SimExchange:
         self._conns.discard(conn)
         for ch in self._book_channels.values():
             ch.subs.discard(conn)
-            if not ch.subs:
+            if not ch.subs and not ch.always:
                 ch.bids = ch.asks = None
         for s in self._subs.values():
             s.discard(conn)
@@ -1074,7 +1090,7 @@ class SimExchange:
             ch = self._book_channels.get(key)
             if ch is None:
                 ch = self._book_channels[key] = _BookChannel(inst.symbol, depth)
-            if ch.bids is None or not ch.subs:
+            if ch.bids is None or (not ch.subs and not ch.always):
                 ch.bids, ch.asks = self._view(inst.symbol, depth)
                 self._seq[inst.symbol] += 1
                 ch.last_u = self._seq[inst.symbol]
@@ -1107,7 +1123,7 @@ class SimExchange:
             ch = self._book_channels.get((inst.symbol, depth or 50))
             if ch is not None:
                 ch.subs.discard(conn)
-                if not ch.subs:
+                if not ch.subs and not ch.always:
                     ch.bids = ch.asks = None
             return
         self._subs.get(name, set()).discard(conn)
