@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -137,3 +138,21 @@ async def test_reconcile_adopts_and_venue_balance_wins(sim, clients, bus, db):
     assert r.status.value == "rejected" and "kill switch" in r.reason
     s2.broker.release()
     await s2.stop()
+
+
+async def test_dropped_connection_triggers_reconcile(sim, clients, bus, db):
+    mine, _ = clients
+    s = await live_stack(bus, db, mine)
+    b = s.broker
+    await asyncio.sleep(0.3)  # let the private streams subscribe
+    before = b.reconciles
+    assert sim.faults.drop_connections() >= 1
+    # while the streams are down, an order appears on our account from elsewhere
+    from .simhelp import make_client as mk
+    elsewhere = await mk(sim.base_url)
+    price = await inside_spread_price(elsewhere)
+    await elsewhere.create_order("BTC/USDT", "limit", "buy", 0.01, float(price - D("5")), {"client_oid": "elsewhere-1"})
+    await elsewhere.close()
+    await until(lambda: b.reconciles > before and any(o.client_order_id == "elsewhere-1" for o in b.open_orders()), 10)
+    assert b.issues.get("watch", 0) >= 1  # the drop was reported and counted, not raised
+    await s.stop()

@@ -55,6 +55,20 @@ class TradingStack:
         self.portfolio.start()
         self._started = True
 
+    def summary(self) -> dict[str, Any]:
+        """Plain (JSON-friendly) figures for logs/headless output."""
+        eq, unpriced = self.portfolio.equity()
+        t = self.portfolio.totals()
+        out: dict[str, Any] = {"mode": self.mode, "equity": str(eq), **{k: str(v) for k, v in t.items()},
+                               "open_orders": len(self.broker.open_orders()), "killed": self.broker.killed,
+                               "issues": sum(self.broker.issues.values())}
+        if unpriced:
+            out["unpriced"] = unpriced
+        for sym, p in self.portfolio.positions.items():
+            if p.qty:
+                out[f"pos {sym}"] = str(p.qty)
+        return out
+
     async def stop(self) -> None:
         if not self._started:
             return
@@ -96,7 +110,9 @@ async def build_trading(*, mode: str, bus: Any, db: Any, client: Any, markets: d
     """
     if mode not in ("paper", "live"):
         raise ValueError(f"trading mode must be 'paper' or 'live', not {mode!r}")
-    ex_id = exchange or getattr(client, "id", None) or _get(settings, "exchange.id", "sim")
+    # the configured venue ("sim" vs "cryptocom") keeps simulated and real books apart even
+    # though the sim is driven by ccxt's cryptocom client
+    ex_id = exchange or _get(settings, "exchange.id") or getattr(client, "id", None) or "sim"
     precision_mode = int(getattr(client, "precisionMode", 4) or 4)
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,

@@ -169,7 +169,19 @@ class BaseBroker:
             return D_or_none(x) if D_or_none(x) is not None else x
         return await self.place(OrderRequest(symbol, side, type, dec(amount), dec(price), client_order_id))
 
-    async def place(self, req: OrderRequest) -> OrderState:  # pragma: no cover - abstract
+    async def place(self, req: OrderRequest) -> OrderState:
+        """Place an order. Never raises: a failure comes back as a rejected order with a reason
+        (if the failure happened after the order was recorded, its record stays for
+        reconciliation)."""
+        try:
+            return await self._place(req)
+        except Exception as e:
+            self.report("place", f"placing {req.symbol} {req.side} {req.amount} failed: {type(e).__name__}: {e}")
+            o = self._new_state(req, None)
+            o.transition(OrderStatus.REJECTED, f"internal error: {type(e).__name__}: {e}")
+            return o
+
+    async def _place(self, req: OrderRequest) -> OrderState:  # pragma: no cover - abstract
         raise NotImplementedError
 
     async def cancel(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract

@@ -192,7 +192,7 @@ class LiveBroker(BaseBroker):
                                                 tuple((float(p), float(q)) for p, q, *_ in ob.get("asks") or []),
                                                 ob.get("timestamp"), ob.get("nonce")))
 
-    async def place(self, req: OrderRequest) -> OrderState:
+    async def _place(self, req: OrderRequest) -> OrderState:
         if req.type == "market" and not self.risk.killed:
             await self._ensure_ref_price(req.symbol)
         o, v, rejected = await self.prepare(req)

@@ -189,7 +189,7 @@ class PaperBroker(BaseBroker):
         )
 
     # ---------------------------------------------------------------- orders
-    async def place(self, req: OrderRequest) -> OrderState:
+    async def _place(self, req: OrderRequest) -> OrderState:
         o, v, rejected = await self.prepare(req)
         if rejected is not None:
             return rejected
