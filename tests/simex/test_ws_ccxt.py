@@ -106,3 +106,14 @@ async def test_user_channel_requires_auth_and_bad_messages_are_answered(sim):
             await ws.send_str('{"id": 3, "method": "no/such"}')
             assert (await ws.receive_json(timeout=5))["code"] == 40002
     assert sim.stats["bad_requests"] >= 2 and sim.stats["internal_errors"] == 0
+
+
+async def test_create_order_ws_and_cancel_all_orders(sim, ex):
+    o = await asyncio.wait_for(ex.create_order_ws("SOL/USDT", "limit", "buy", 1, 100, {"client_oid": "ws-1"}), 5)
+    assert o["id"] and o["clientOrderId"] == "ws-1"
+    await ex.create_order("ETH/USDT", "limit", "buy", 0.1, 1000)
+    assert len(sim.open_orders(KEY)) == 2
+    await ex.cancel_all_orders("SOL/USDT")
+    assert [x["instrument_name"] for x in sim.open_orders(KEY)] == ["ETH_USDT"]
+    await ex.cancel_all_orders()
+    assert sim.open_orders(KEY) == [] and sim.account_balances(KEY)["USDT"]["used"] == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -153,7 +152,8 @@ class SimExchange:
             to_t = lambda x: int(round(x / float(i.tick)))  # noqa: E731
             self.stats24[i.symbol] = _Stats24(open=to_t(hours[0][0]), high=max(ticks, max(to_t(h[1]) for h in hours)),
                                               low=min(ticks, min(to_t(h[2]) for h in hours)),
-                                              vol_lots=int(sum(h[4] for h in hours) / float(i.lot)))
+                                              vol_lots=int(sum(h[4] for h in hours) / float(i.lot)),
+                                              quote_vol=Decimal(str(round(sum(h[4] * h[3] for h in hours), 2))))
         self.public_trades: dict[str, deque[Trade]] = {i.symbol: deque(maxlen=2000) for i in self.instruments}
         # publication state
         self._conns: set[_Conn] = set()
@@ -477,7 +477,7 @@ class SimExchange:
         bb, ba = book.top("BUY", 1), book.top("SELL", 1)
         change = Decimal(last - s.open) / Decimal(s.open) if s.open else ZERO
         d = {"i": inst.id, "h": inst.price_str(s.high), "l": inst.price_str(s.low), "a": inst.price_str(last),
-             "v": inst.qty_str(s.vol_lots), "vv": fmt((s.quote_vol + inst.qty(s.vol_lots) * 0).quantize(Decimal("0.01"))),
+             "v": inst.qty_str(s.vol_lots), "vv": fmt(s.quote_vol.quantize(Decimal("0.01"))),
              "c": fmt(change.quantize(Decimal("0.0001"))), "oi": "0", "t": self.clock()}
         if bb:
             d["b"], d["bs"] = inst.price_str(bb[0][0]), inst.qty_str(bb[0][1])
