@@ -104,7 +104,7 @@ async def test_sigkill_after_send_before_reply(tmp_path):
 
         def stall(kind, payload):
             if kind == "order" and getattr(payload, "account", None) is sim.accounts[KEY]:
-                sim.faults.delay_replies(20_000)
+                sim.faults.delay_replies(2_000)
         sim.engine.listeners.append(stall)
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()

@@ -129,3 +129,22 @@ def test_decimal_places_mode():
     m = {"symbol": "X/Y", "precision": {"price": 2, "amount": 3}, "limits": {}}
     v = validate_order(req(symbol="X/Y", amount=Decimal("1.23456"), price=Decimal("9.999")), m, precision_mode=2)
     assert v.amount == Decimal("1.234") and v.price == Decimal("9.99")
+
+
+def test_check_live_allowed():
+    from pydantic import SecretStr
+
+    from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, ExchangeSettings, Settings
+    from tps19.engine.trading import check_live_allowed
+
+    def s(**kw):
+        return Settings.model_construct(exchange=ExchangeSettings(**kw))
+
+    assert "API credentials" in check_live_allowed(s(id="cryptocom"))
+    assert "API credentials" in check_live_allowed(s(id="cryptocom", api_key=SecretStr("k")))
+    assert "non-sim API keys" in check_live_allowed(s(id="sim", api_key=SecretStr("real"), secret=SecretStr("x")))
+    assert check_live_allowed(s(id="sim", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET))) is None
+    assert "demo keys" in check_live_allowed(s(id="cryptocom", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET)))
+    reason = check_live_allowed(s(id="cryptocom", api_key=SecretStr("k"), secret=SecretStr("top-secret-value")))
+    assert reason is None
+    assert "top-secret" not in (check_live_allowed(s(id="sim", api_key=SecretStr("k"), secret=SecretStr("top-secret-value"))) or "")

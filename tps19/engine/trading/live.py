@@ -572,7 +572,20 @@ class LiveBroker(BaseBroker):
             async with self.lock:
                 await self._book_trades(trades)
             self.last_trade_poll_ms = started
-            bal = await self.call("fetch_balance")
+            # compare balances only against a stable set of fills: a fill landing between the
+            # trades read and the balance read would otherwise look like a discrepancy (and be
+            # counted twice once booked)
+            for _ in range(5):
+                bal = await self.call("fetch_balance")
+                again = await self.call("fetch_my_trades", None, since)
+                fresh = [t for t in again if t.get("id") is not None and str(t["id"]) not in self.known_fills]
+                if not fresh:
+                    break
+                async with self.lock:
+                    await self._book_trades(fresh)
+            else:
+                self.report("reconcile", "fills kept arriving; balance check skipped this time")
+                return False
             async with self.lock:
                 await self._reconcile_balances(bal)
         except Exception as e:
