@@ -157,3 +157,11 @@ async def test_malformed_requests_get_error_replies_and_are_counted(sim):
         async with s.get(url + "/public/get-instruments") as r:  # still serving
             assert r.status == 200 and (await r.json())["code"] == 0
     assert sim.stats["bad_requests"] >= 3 and sim.stats["internal_errors"] == 0
+
+
+async def test_cancel_of_filled_order_is_refused(sim, ex):
+    o = await ex.create_order("BTC/USDT", "market", "sell", 0.001)
+    with pytest.raises(ccxt.ExchangeError, match="NO_ACTIVE_ORDER"):
+        await ex.cancel_order(o["id"])
+    with pytest.raises(ccxt.OrderNotFound):
+        await ex.cancel_order("999")

@@ -41,7 +41,11 @@ INVALID_ORDERQTY = (213, "INVALID_ORDERQTY")
 INVALID_ORDTYPE = (218, "INVALID_ORDTYPE")
 INVALID_PRICE = (308, "INVALID_PRICE")
 
-HTTP_STATUS = {40101: 401, 40102: 401, 42901: 429, 50001: 500, 40002: 404, 40401: 400}
+NO_ACTIVE_ORDER = (316, "NO_ACTIVE_ORDER")
+
+# HTTP status per reason code, from the v1 "Response and Reason Codes" table (anything else: 400)
+HTTP_STATUS = {40401: 200, 43012: 200, 40101: 401, 40103: 401, 40104: 401, 40801: 408, 42901: 429,
+               306: 500, 212: 500, 219: 500, 316: 500, 415: 500, 43003: 500, 43004: 500, 43005: 500}
 
 
 class ApiError(Exception):
@@ -313,7 +317,7 @@ class SimExchange:
             for c in list(self._conns):
                 if c.pending_hb is not None:
                     self.stats["heartbeat_disconnects"] += 1
-                    asyncio.create_task(self._close_conn(c))
+                    asyncio.create_task(self._close_conn(c, WSCloseCode.OK))  # the venue closes with 1000
                     continue
                 self._hb_ids += 1
                 hb = self.clock() * 1000 + self._hb_ids % 1000
@@ -827,7 +831,7 @@ class SimExchange:
     def _h_cancel(self, acct: Account, params: dict) -> dict:
         o = self._find_order(acct, params)
         if not self.engine.cancel(o):
-            raise ApiError(NOT_FOUND)
+            raise ApiError(NO_ACTIVE_ORDER)
         out = {"order_id": o.id}
         if o.client_oid is not None:
             out["client_oid"] = o.client_oid
@@ -945,14 +949,14 @@ class SimExchange:
         for s in self._subs.values():
             s.discard(conn)
 
-    async def _close_conn(self, conn: _Conn) -> None:
+    async def _close_conn(self, conn: _Conn, code: int = WSCloseCode.GOING_AWAY) -> None:
         if conn.closed:
             return
         conn.closed = True
         self._forget(conn)
         conn.queue.put_nowait(None)
         try:
-            await conn.ws.close(code=WSCloseCode.GOING_AWAY)
+            await conn.ws.close(code=code)
         except Exception:
             pass
         if conn.writer is not None and conn.writer is not asyncio.current_task():
@@ -960,8 +964,8 @@ class SimExchange:
 
     def _drop_all_connections(self) -> int:
         conns = list(self._conns)
-        for c in conns:
-            asyncio.create_task(self._close_conn(c))
+        for c in conns:  # 1013: "server restarting - try again later"
+            asyncio.create_task(self._close_conn(c, WSCloseCode.TRY_AGAIN_LATER))
         return len(conns)
 
     async def _ws_reply(self, conn: _Conn, payload: dict) -> None:
