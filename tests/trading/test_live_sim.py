@@ -156,3 +156,31 @@ async def test_dropped_connection_triggers_reconcile(sim, clients, bus, db):
     await until(lambda: b.reconciles > before and any(o.client_order_id == "elsewhere-1" for o in b.open_orders()), 10)
     assert b.issues.get("watch", 0) >= 1  # the drop was reported and counted, not raised
     await s.stop()
+
+
+async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus, db):
+    """The reply is lost and the venue cannot be asked (5xx): the order stays `new` (no second
+    send); reconciliation then finds it by client order id."""
+    mine, _ = clients
+    s = await live_stack(bus, db, mine, use_watch=False)
+    price = await inside_spread_price(mine)
+    sim.faults.drop_next_create_order_reply(1)
+
+    # every lookup request after the lost reply fails
+    class FailLookups:
+        n = 0
+
+    def arm(kind, payload):
+        if kind == "order" and getattr(payload, "account", None) is sim.accounts[KEY] and FailLookups.n == 0:
+            FailLookups.n = 1
+            sim.faults.reply_5xx(4)
+    sim.engine.listeners.append(arm)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    sim.engine.listeners.remove(arm)
+    assert sim.stats["dropped_replies"] == 1 and sim.stats["injected_http_errors"] == 4
+    assert o.status.value == "new" and o.venue_order_id is None
+    assert len(sim.open_orders(KEY)) == 1  # one order on the venue, not two
+    await until(lambda: (x := s.broker.orders.get(o.client_order_id)) is not None and x.status.value == "open", 10)
+    assert s.broker.orders[o.client_order_id].venue_order_id == sim.open_orders(KEY)[0]["order_id"]
+    assert len(sim.open_orders(KEY)) == 1
+    await s.stop()

@@ -9,7 +9,7 @@ from tps19.engine.storage.models import PositionAdjustment
 from tps19.engine.trading.portfolio import Portfolio
 from tps19.engine.trading.store import FillRecord
 
-from .helpers import book
+from .helpers import book, until
 
 D = Decimal
 
@@ -71,3 +71,25 @@ def test_replay_matches_live_booking(markets):
     b.replay(fills, [adj])
     pa, pb = a.position("BTC/USDT"), b.position("BTC/USDT")
     assert (pa.qty, pa.avg_entry, pa.realized, pa.fees) == (pb.qty, pb.avg_entry, pb.realized, pb.fees)
+
+
+async def test_equity_snapshots_every_n_seconds_and_factory_defaults(markets, bus, db):
+    from tps19.config import Settings
+    from tps19.engine.trading import EquitySnapshot, build_trading
+
+    sub = bus.subscribe(EquitySnapshot)
+    st = Settings.model_construct()
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=st,
+                            snapshot_interval_s=0.05)
+    await s.start()
+    assert s.portfolio.balances == st.sim.starting_balances  # paper starts from the configured balances
+    bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+    await until(lambda: s.portfolio.snapshots_written >= 2)
+    await s.stop()
+    async with db.session() as ses:
+        snaps = (await ses.execute(select(PortfolioSnapshot))).scalars().all()
+    assert len(snaps) >= 3  # periodic ones plus the final one at stop
+    # 100000 USDT + 1 BTC @ 50000 mid; ETH and SOL have no mark here
+    assert snaps[-1].equity == D("150000") and snaps[-1].positions["_unpriced"] == ["ETH", "SOL"]
+    assert any(isinstance(e, EquitySnapshot) for e in sub.drain())
+    assert s.summary()["equity"] == "150000.0"
