@@ -311,8 +311,11 @@ class LiveBroker(BaseBroker):
         except ccxt.OrderNotFound:
             pass  # already closed: refresh tells how
         except Exception as e:
-            self.report("cancel", f"{client_order_id}: cancel failed: {type(e).__name__}: {e}")
-            return await self._current(client_order_id)
+            if self._is_network(e):
+                self.report("cancel", f"{client_order_id}: cancel failed: {type(e).__name__}: {e}")
+                return await self._current(client_order_id)
+            # refused (e.g. NO_ACTIVE_ORDER: it is already closed): the venue's state tells
+            self.report("cancel", f"{client_order_id}: cancel refused: {type(e).__name__}: {e}")
         for delay in (0.0, 0.05, 0.15, 0.3):
             if delay:
                 await asyncio.sleep(delay)
@@ -335,6 +338,8 @@ class LiveBroker(BaseBroker):
         except Exception as e:
             self.report("cancel-all", f"cancel_all_orders failed: {type(e).__name__}: {e}; cancelling one by one")
         for cid in list(n_before):
+            self.cancel_requested.add(cid)
+            await self.refresh(cid)  # cancel-all may have closed it already
             o = self.orders.get(cid)
             if o is not None and o.is_working:
                 await self.cancel(cid)
