@@ -128,7 +128,7 @@ async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     assert n == 2 and not b.open_orders()
     k = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
     assert k.status.value == "rejected" and "kill switch" in k.reason
-    b.release()
+    await b.release()
     for _ in range(2):
         assert (await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")).status.value == "open"
     over = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
@@ -186,3 +186,42 @@ async def test_latency_book_moves_while_order_travels(bus, db, markets):
     o = await t
     assert o.avg_price == D("50010")
     await s.stop()
+
+
+async def test_queue_shrinks_with_cancellations_ahead(bus, db, markets):
+    s = await stack(bus, db, markets)
+    bus.publish(book())
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.5", "49999")
+    assert s.broker.queue[o.client_order_id] == D("0.3")
+    bus.publish(book(bids=((49999.0, 0.1), (49990.0, 1.0))))  # 0.2 ahead of us was cancelled
+    assert s.broker.queue[o.client_order_id] == D("0.1")
+    bus.publish(book(bids=((49999.0, 0.4), (49990.0, 1.0))))  # new size joins behind us
+    assert s.broker.queue[o.client_order_id] == D("0.1")
+    bus.publish(trades(("sell", 49999.0, 0.3)))
+    await until(lambda: s.broker.orders[o.client_order_id].filled == D("0.2"))
+    await s.stop()
+
+
+async def test_kill_switch_survives_restart(bus, tmp_path, markets):
+    path = tmp_path / "kill.db"
+    db = Database(path)
+    await db.open()
+    s = await stack(bus, db, markets)
+    bus.publish(book())
+    await s.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")
+    assert await s.broker.kill("desk stop") == 1
+    await s.stop()
+    await db.close()
+    db2 = Database(path)
+    await db2.open()
+    from tps19.engine.bus import EventBus
+    bus2 = EventBus()
+    s2 = await stack(bus2, db2, markets)
+    assert s2.broker.killed
+    bus2.publish(book())
+    r = await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")
+    assert r.status.value == "rejected" and "desk stop" in r.reason
+    await s2.broker.release()
+    assert (await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")).status.value == "open"
+    await s2.stop()
+    await db2.close()

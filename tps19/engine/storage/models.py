@@ -178,3 +178,14 @@ class PositionAdjustment(SQLModel, table=True):
     expected: Decimal = money()
     venue: Decimal = money()
     reason: str = ""
+
+
+class KillSwitchState(SQLModel, table=True):
+    """The kill switch survives a restart: engaged until explicitly released."""
+
+    __tablename__ = "kill_switch"
+    mode: str = Field(primary_key=True)
+    exchange: str = Field(primary_key=True)
+    engaged: bool = False
+    reason: str = ""
+    ts: int

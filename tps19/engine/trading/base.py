@@ -78,6 +78,7 @@ class BaseBroker:
 
     async def load_counts(self) -> None:
         self.risk.orders_today = await self.store.orders_since(utc_day_start_ms())
+        await self.load_kill_state()
 
     # ---------------------------------------------------------------- commit then publish
     async def commit(self, order: OrderState, prev: OrderStatus | None, *, insert: bool = False,
@@ -200,6 +201,10 @@ class BaseBroker:
         """Block new orders, then cancel every open order on every symbol."""
         self.risk.killed = True
         self.risk.kill_reason = reason
+        try:
+            await self.store.set_kill_state(True, reason)
+        except Exception as e:  # the in-memory block holds regardless
+            self.report("db", f"kill switch state not persisted: {e}")
         failed = 0
         try:
             n = await self.cancel_all()
@@ -210,10 +215,20 @@ class BaseBroker:
         self.publish(KillSwitchEvent(True, n, failed, reason))
         return n
 
-    def release(self) -> None:
+    async def release(self) -> None:
+        """Allow new orders again (the kill switch stays engaged across restarts until this)."""
+        await self.store.set_kill_state(False, "")
         self.risk.killed = False
         self.risk.kill_reason = ""
         self.publish(KillSwitchEvent(False, detail="released"))
+
+    async def load_kill_state(self) -> None:
+        engaged, reason = await self.store.kill_state()
+        if engaged:
+            self.risk.killed = True
+            self.risk.kill_reason = reason
+            self.report("kill", f"kill switch still engaged from before the restart ({reason}); release it to trade")
+            self.publish(KillSwitchEvent(True, detail=f"still engaged: {reason}"))
 
     @property
     def killed(self) -> bool:

@@ -100,6 +100,26 @@ class PaperBroker(BaseBroker):
     # ---------------------------------------------------------------- book & consumed liquidity
     def _on_book_sync(self, ev: BookEvent) -> None:
         super()._on_book_sync(ev)
+        if self.queue:
+            # size ahead of us can only shrink to what the venue still shows at our price
+            # (cancellations ahead of us); it is persisted with the order's next change
+            bids = ask = None
+            for o in self.orders.values():
+                q = self.queue.get(o.client_order_id)
+                if not q or o.symbol != ev.symbol or o.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                    continue
+                if bids is None:
+                    bids, ask = dict(_levels(ev.bids)), dict(_levels(ev.asks))
+                side = bids if o.side == "buy" else ask
+                best = ev.best_bid if o.side == "buy" else ev.best_ask
+                if best is None:
+                    continue
+                shown = side.get(o.price, ZERO)  # type: ignore[arg-type]
+                inside = (o.price >= D(best)) if o.side == "buy" else (o.price <= D(best))  # type: ignore[operator]
+                worst = min(side) if o.side == "buy" else max(side)
+                within = (o.price >= worst) if o.side == "buy" else (o.price <= worst)  # type: ignore[operator]
+                if (inside or within) and shown < q:
+                    self.queue[o.client_order_id] = shown
         for side, levels in (("asks", ev.asks), ("bids", ev.bids)):
             c = self.consumed.get((ev.symbol, side))
             if not c:

@@ -18,6 +18,7 @@ from ..events import now_ms
 from ..storage import Database
 from ..storage.models import (
     Fill,
+    KillSwitchState,
     Order,
     OrderEvent,
     PaperOrderState,
@@ -291,3 +292,16 @@ class TradingStore:
                     )
                 ).scalar_one()
             )
+
+    async def kill_state(self) -> tuple[bool, str]:
+        async with self.db.session() as s:
+            r = await s.get(KillSwitchState, (self.mode, self.exchange))
+            return (bool(r.engaged), r.reason) if r is not None else (False, "")
+
+    async def set_kill_state(self, engaged: bool, reason: str) -> None:
+        assert self.db.engine is not None
+        async with self.db.engine.begin() as conn:
+            await conn.execute(sqlite_insert(KillSwitchState)
+                               .values(mode=self.mode, exchange=self.exchange, engaged=engaged, reason=reason, ts=now_ms())
+                               .on_conflict_do_update(index_elements=["mode", "exchange"],
+                                                      set_={"engaged": engaged, "reason": reason, "ts": now_ms()}))
