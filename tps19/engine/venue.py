@@ -25,6 +25,7 @@ class Venue:
     client: Any  # ccxt.pro exchange instance
     sim: Any = None  # tps19.simex.SimExchange when embedded
     gap_count: list[int] = field(default_factory=lambda: [0])
+    book_messages: list[int] = field(default_factory=lambda: [0])  # raw book messages ccxt applied
 
     @property
     def is_sim(self) -> bool:
@@ -49,12 +50,14 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def install_gap_guard(client: Any, counter: list[int]) -> None:
+def install_gap_guard(client: Any, counter: list[int], messages: list[int] | None = None) -> None:
     """Make a sequence gap fail the waiting ``watch_order_book`` at once instead of hanging it.
 
     ccxt raises ChecksumError inside its websocket message callback when a book delta does
     not follow the previous one; that ends its receive loop and the watch never returns.
     We catch it at the handler and reject the symbol's pending future so the feed can resync.
+    It also stamps the book with the delta's own exchange time where the message carries one
+    (ccxt's cryptocom handler keeps the snapshot's time, which would make feed latency grow).
     """
     import ccxt
 
@@ -64,7 +67,7 @@ def install_gap_guard(client: Any, counter: list[int]) -> None:
 
     def guarded(ws_client: Any, message: Any) -> Any:
         try:
-            return original(ws_client, message)
+            result = original(ws_client, message)
         except ccxt.ChecksumError as err:
             counter[0] += 1
             pending = [h for h in list(ws_client.futures) if str(h).startswith("orderbook")]
@@ -73,6 +76,18 @@ def install_gap_guard(client: Any, counter: list[int]) -> None:
             if not pending:
                 ws_client.reject(err)
             return None
+        if messages is not None:
+            messages[0] += 1
+        try:
+            ts = message["data"][0]["t"]
+            symbol = client.safe_market(message["instrument_name"])["symbol"]
+            book = client.orderbooks[symbol]
+            if isinstance(ts, int) and ts > (book.get("timestamp") or 0):
+                book["timestamp"] = ts
+                book["datetime"] = client.iso8601(ts)
+        except (KeyError, IndexError, TypeError):
+            pass  # another venue's message shape: its own timestamp handling stands
+        return result
 
     client.handle_order_book = guarded
 
@@ -123,5 +138,5 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
         if ex.rest_url or ex.ws_url:
             raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim")
     venue = Venue(exchange_id=exchange_id, client=client, sim=sim)
-    install_gap_guard(client, venue.gap_count)
+    install_gap_guard(client, venue.gap_count, venue.book_messages)
     return venue
