@@ -454,7 +454,7 @@ class LiveBroker(BaseBroker):
 
     async def _fetch_order_trades(self, o: OrderState) -> None:
         try:
-            trades = await self.call("fetch_my_trades", o.symbol, o.created_ms - 60_000)
+            trades = await self.fetch_trades_since(o.symbol, o.created_ms - 60_000)
         except Exception as e:
             self.report("trades", f"fills of {o.client_order_id} unavailable: {type(e).__name__}: {e}")
             self.need_reconcile = True
@@ -527,12 +527,34 @@ class LiveBroker(BaseBroker):
         async with self.lock:
             await self._apply_venue_order(vo, fetch_trades=True)
 
+    async def fetch_trades_since(self, symbol: str | None, since: int, page: int = 100, max_pages: int = 50) -> list[dict]:
+        """Our venue trades since ``since`` (ms), paging backwards with ``until`` when a page is
+        full (cryptocom returns at most 100 per call, newest first)."""
+        out: dict[str, dict] = {}
+        until: int | None = None
+        for _ in range(max_pages):
+            params = {"until": until} if until is not None else {}
+            batch = await self.call("fetch_my_trades", symbol, since, page, params)
+            for t in batch:
+                if t.get("id") is not None:
+                    out[str(t["id"])] = t
+            if len(batch) < page:
+                break
+            oldest = min(int(t.get("timestamp") or 0) for t in batch)
+            if until is not None and oldest >= until:
+                self.report("trades", "more than one page of fills in one millisecond; some may be read late")
+                break
+            until = oldest
+        else:
+            self.report("trades", f"fill history longer than {max_pages} pages; the rest is left to the balance check")
+        return sorted(out.values(), key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))
+
     # ---------------------------------------------------------------- polling & reconciliation
     async def poll(self) -> None:
         """Light sync: new fills since the last poll, and the state of our working orders."""
         since = (self.last_trade_poll_ms or (now_ms() - 3_600_000)) - 5_000
         started = now_ms()
-        trades = await self.call("fetch_my_trades", None, since)
+        trades = await self.fetch_trades_since(None, since)
         async with self.lock:
             await self._book_trades(trades)
         self.last_trade_poll_ms = started
@@ -573,7 +595,7 @@ class LiveBroker(BaseBroker):
             since = min([now_ms() - 24 * 3_600_000 + 60_000] + ([last - 60_000] if last else []))
             since = max(since, now_ms() - 24 * 3_600_000 + 60_000)
             started = now_ms()
-            trades = await self.call("fetch_my_trades", None, since)
+            trades = await self.fetch_trades_since(None, since)
             async with self.lock:
                 await self._book_trades(trades)
             self.last_trade_poll_ms = started
@@ -582,7 +604,7 @@ class LiveBroker(BaseBroker):
             # counted twice once booked)
             for _ in range(5):
                 bal = await self.call("fetch_balance")
-                again = await self.call("fetch_my_trades", None, since)
+                again = await self.fetch_trades_since(None, started - 60_000)
                 fresh = [t for t in again if t.get("id") is not None and str(t["id"]) not in self.known_fills]
                 if not fresh:
                     break
