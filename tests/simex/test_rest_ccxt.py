@@ -165,3 +165,22 @@ async def test_cancel_of_filled_order_is_refused(sim, ex):
         await ex.cancel_order(o["id"])
     with pytest.raises(ccxt.OrderNotFound):
         await ex.cancel_order("999")
+
+
+async def test_absurd_order_params_are_rejected_not_crashing(sim):
+    import time as _time
+
+    url = sim.base_url + "/exchange/v1/private/create-order"
+    base = {"instrument_name": "BTC_USDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "50000"}
+    cases = [({"exec_inst": 5}, 219), ({"quantity": "1e400"}, 213), ({"quantity": "NaN"}, 213),
+             ({"price": "-1"}, 308), ({"price": "50000.005"}, 308), ({"type": "STOP_LIMIT"}, 218),
+             ({"side": "UP"}, 220), ({"instrument_name": "XRP_USDT"}, 209)]
+    async with aiohttp.ClientSession() as s:
+        for extra, code in cases:
+            params = {**base, **extra}
+            n = int(_time.time() * 1000)
+            body = {"id": n, "method": "private/create-order", "params": params, "api_key": KEY, "nonce": n,
+                    "sig": rest_signature(SECRET, "private/create-order", n, KEY, params, n)}
+            async with s.post(url, data=json.dumps(body)) as r:
+                assert (await r.json())["code"] == code, extra
+    assert sim.stats["internal_errors"] == 0 and sim.open_orders(KEY) == []

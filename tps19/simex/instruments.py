@@ -6,6 +6,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 
+MAX_UNITS = 10**15  # no price or quantity beyond this many ticks/lots
+
+
+def _grid(value: Decimal, step: Decimal) -> int | None:
+    try:
+        if not value.is_finite() or abs(value) > step * MAX_UNITS:
+            return None
+        q, r = divmod(value, step)
+    except (ArithmeticError, ValueError):
+        return None
+    return int(q) if r == 0 else None
+
+
 @dataclass(frozen=True)
 class Instrument:
     symbol: str  # ccxt unified symbol, "BTC/USDT"
@@ -47,13 +60,11 @@ class Instrument:
         return (self.lot * lots).quantize(self.lot)
 
     def to_ticks(self, price: Decimal) -> int | None:
-        """Exact tick count, or None when the price is not on the tick grid."""
-        q, r = divmod(price, self.tick)
-        return int(q) if r == 0 else None
+        """Exact tick count, or None when the price is not on the tick grid (or absurd)."""
+        return _grid(price, self.tick)
 
     def to_lots(self, qty: Decimal) -> int | None:
-        q, r = divmod(qty, self.lot)
-        return int(q) if r == 0 else None
+        return _grid(qty, self.lot)
 
     def as_api(self) -> dict:
         """The public/get-instruments row."""

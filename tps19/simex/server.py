@@ -40,6 +40,7 @@ INVALID_INSTRUMENT = (209, "INVALID_INSTRUMENT")
 INVALID_ORDERQTY = (213, "INVALID_ORDERQTY")
 INVALID_ORDTYPE = (218, "INVALID_ORDTYPE")
 INVALID_PRICE = (308, "INVALID_PRICE")
+INVALID_EXECINST = (219, "INVALID_EXECINST")
 
 NO_ACTIVE_ORDER = (316, "NO_ACTIVE_ORDER")
 
@@ -785,6 +786,8 @@ class SimExchange:
         exec_inst = params.get("exec_inst") or []
         if isinstance(exec_inst, str):
             exec_inst = [exec_inst]
+        if not isinstance(exec_inst, list) or not all(x in ("POST_ONLY",) for x in exec_inst):
+            raise ApiError(INVALID_EXECINST)
         post_only = "POST_ONLY" in exec_inst
         if post_only and tif != "GOOD_TILL_CANCEL":
             raise ApiError((43005, "POST_ONLY_REJ"))
