@@ -155,3 +155,18 @@ async def test_dropped_create_order_reply_then_resend_is_refused(sim, ex):
     assert len(sim.open_orders(KEY)) == 1
     found = await ex.fetch_open_orders("BTC/USDT")
     assert [o["clientOrderId"] for o in found] == ["once-1"]
+
+
+async def test_client_that_cannot_keep_up_is_disconnected(paused_sim, monkeypatch):
+    from tps19.simex import server
+
+    monkeypatch.setattr(server, "MAX_QUEUED", 50)
+    sim = paused_sim
+    async with aiohttp.ClientSession() as s:
+        ws = await _raw_market(sim, s, ["book.BTC_USDT.50", "book.ETH_USDT.50", "book.SOL_USDT.50"])
+        await _until_ack(ws, 1, [])
+        await sim.step(400)  # one burst: far more than 50 messages queue up before any is written
+        async for _ in ws:
+            pass
+        assert ws.closed
+    assert sim.stats["slow_consumer_disconnects"] == 1 and not sim._conns

@@ -45,6 +45,8 @@ INVALID_EXECINST = (219, "INVALID_EXECINST")
 NO_ACTIVE_ORDER = (316, "NO_ACTIVE_ORDER")
 
 # HTTP status per reason code, from the v1 "Response and Reason Codes" table (anything else: 400)
+MAX_QUEUED = 20_000  # messages waiting for one websocket client before it is dropped as too slow
+
 HTTP_STATUS = {40401: 200, 43012: 200, 40101: 401, 40103: 401, 40104: 401, 40801: 408, 42901: 429,
                306: 500, 212: 500, 219: 500, 316: 500, 415: 500, 43003: 500, 43004: 500, 43005: 500}
 
@@ -78,8 +80,13 @@ class _Conn:
     closed: bool = False
     writer: asyncio.Task | None = None
 
+    slow: bool = False
+
     def send(self, text: str) -> None:
         if not self.closed:
+            if self.queue.qsize() > MAX_QUEUED:
+                self.slow = True  # a client that does not read: the venue drops it
+                return
             self.queue.put_nowait(text)
 
 
@@ -129,7 +136,7 @@ class SimExchange:
         self.stats: dict[str, int] = {
             "rest_requests": 0, "ws_messages_in": 0, "bad_requests": 0, "auth_failures": 0,
             "internal_errors": 0, "book_updates": 0, "events": 0, "heartbeats_sent": 0,
-            "heartbeat_responses": 0, "book_messages": 0, "ws_connections": 0, "heartbeat_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
+            "heartbeat_responses": 0, "book_messages": 0, "ws_connections": 0, "slow_consumer_disconnects": 0, "heartbeat_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
         }
         if accounts is None:
             from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
@@ -214,8 +221,7 @@ class SimExchange:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
-        for c in list(self._conns):
-            await self._close_conn(c)
+        await asyncio.gather(*(self._close_conn(c) for c in list(self._conns)), return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -332,6 +338,14 @@ class SimExchange:
             return
         for c in conns:
             c.send(text)
+            if c.slow and not c.closed:
+                c.closed = True  # stop queueing; the close itself runs as a task
+                self.stats["slow_consumer_disconnects"] += 1
+                asyncio.get_running_loop().call_soon(self._schedule_close, c)
+
+    def _schedule_close(self, c: _Conn) -> None:
+        c.closed = False
+        asyncio.create_task(self._close_conn(c, WSCloseCode.POLICY_VIOLATION))
 
     def _envelope(self, result: dict) -> str:
         return json.dumps({"id": -1, "method": "subscribe", "code": 0, "result": result}, separators=(",", ":"))
@@ -918,7 +932,7 @@ class SimExchange:
             log.exception("simex ws writer failed")
 
     async def _ws(self, request: web.Request, kind: str) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20, timeout=2.0)
         await ws.prepare(request)
         conn = _Conn(ws=ws, kind=kind)
         conn.writer = asyncio.create_task(self._writer(conn))
