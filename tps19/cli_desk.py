@@ -15,11 +15,14 @@ def register(app: typer.Typer) -> None:
         no_ui: bool = typer.Option(False, "--no-ui", help="Run headless, logging JSON lines."),
         db: Path = typer.Option(None, "--db", help="SQLite file (default from TPS19_DATABASE__PATH)."),
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
+        strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
+        param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
     ) -> None:
         """The desk on live market data with simulated (paper) fills."""
         from .run import run_desk
 
-        run_desk("paper", exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file)
+        run_desk("paper", exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
+                 strategy=strategy, params=param)
 
     @app.command()
     def live(
@@ -28,8 +31,11 @@ def register(app: typer.Typer) -> None:
         no_ui: bool = typer.Option(False, "--no-ui", help="Run headless, logging JSON lines."),
         db: Path = typer.Option(None, "--db", help="SQLite file."),
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
+        strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
+        param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
     ) -> None:
         """The desk placing REAL orders; every order is confirmed at the keyboard."""
         from .run import run_desk
 
-        run_desk("live", exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file)
+        run_desk("live", exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
+                 strategy=strategy, params=param)

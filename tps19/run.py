@@ -47,9 +47,24 @@ def live_refusal(settings: Settings) -> str | None:
     return None
 
 
+def make_strategy(name: str | None, params: list[str] | None) -> object:
+    if not name:
+        if params:
+            fail("--param needs --strategy")
+        return None
+    from .engine.strategies.registry import create
+
+    try:
+        return create(name, params or [])
+    except Exception as err:  # unknown name, unknown or invalid parameter
+        fail(f"strategy {name}: {str(err).splitlines()[0]}")
+        raise  # unreachable
+
+
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
-             log_file: Path | None) -> None:
+             log_file: Path | None, strategy: str | None = None, params: list[str] | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db)
+    strat = make_strategy(strategy, params)
     if mode == "live":
         reason = live_refusal(settings)
         if reason:
@@ -57,13 +72,16 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     if no_ui:
         from .engine.headless import run_headless
 
-        code = asyncio.run(run_headless(settings, mode, log_file or settings.log.file))
+        code = asyncio.run(run_headless(settings, mode, log_file or settings.log.file, strategy=strat))
         raise typer.Exit(code)
     try:
         from .app import DeskApp
     except ImportError:
         fail("the desk UI is not built yet: run with --no-ui")
         return
-    app = DeskApp(settings=settings, mode=mode)
+    from .engine.engine import Engine
+
+    # The app starts an engine it is handed but has not seen started, and stops it on quit.
+    app = DeskApp(settings=settings, mode=mode, engine=Engine(settings, mode, strategy=strat))
     app.run()
     raise typer.Exit(app.return_code or 0)

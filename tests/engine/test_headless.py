@@ -90,3 +90,13 @@ def test_live_refuses_to_start_without_keys(tmp_path):
                        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "LIVE" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["--strategy", "nope"], ["--strategy", "sma_cross", "--param", "fast=abc"],
+                                  ["--param", "fast=3"]])
+def test_bad_strategy_flags_are_one_line_errors(tmp_path, args):
+    r = subprocess.run([sys.executable, "-m", "tps19.cli", "paper", "--no-ui", *args],
+                       cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tps19: ") and "Traceback" not in r.stderr

@@ -25,7 +25,7 @@ class EngineError(Exception):
 
 
 class Engine:
-    def __init__(self, settings: Settings, mode: str = "paper") -> None:
+    def __init__(self, settings: Settings, mode: str = "paper", strategy: Any = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -38,6 +38,9 @@ class Engine:
         self.feed: MarketFeed | None = None
         self.markets: dict[str, Any] = {}
         self.trading: Any = None  # TradingStack from tps19.engine.trading, when that package is present
+        self.strategy = strategy  # a tps19.engine.strategies Strategy, or None
+        self.runner: Any = None
+        self.executor: Any = None
         self.started_at: float | None = None
         self._bar_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -79,6 +82,8 @@ class Engine:
         await self.feed.start()
         self._bar_task = asyncio.create_task(self._persist_bars(), name="engine:bars")
         await self._start_trading()
+        if self.strategy is not None:
+            await self._start_strategy()
         self.started_at = time.monotonic()
         self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=str(self.settings.database.path))
 
@@ -111,10 +116,54 @@ class Engine:
         )
         await self.trading.start()
 
+    async def _start_strategy(self) -> None:
+        """Run the strategy on closed bars; its targets go through the broker's risk checks."""
+        from .strategies.runner import StrategyRunner
+        from .strategies.signals import SignalEvent
+        from .targets import TargetExecutor
+
+        assert self.venue is not None
+        timeframe = self.settings.symbols.timeframe
+        sink = None
+        if self.trading is not None:
+            self.executor = TargetExecutor(self.trading.broker, self.trading.portfolio, self.markets, self.symbols, self.bus,
+                                           max_order_notional=self.settings.risk.max_order_notional)
+            sink = self.executor
+        else:
+            self.log("warning", "strategy runs without a broker: signals only")
+        self.runner = StrategyRunner(self.bus, self.strategy, symbols=self.symbols, timeframe=timeframe, db=self.db,
+                                     order_sink=sink)
+        # Warm up on recent closed candles so indicators are ready; warm-up never trades.
+        for symbol in self.symbols:
+            try:
+                candles = await self.venue.client.fetch_ohlcv(symbol, timeframe, limit=300)
+            except Exception as err:
+                self.log("warning", "strategy warm-up failed", symbol=symbol, error=type(err).__name__)
+                continue
+            closed = candles[:-1]  # the last candle is still forming
+            strat = self.runner.strategy_for(symbol)
+            last = None
+            from .feed import _bar
+
+            for c in closed:
+                sig = strat.on_bar(_bar(symbol, timeframe, c, closed=True))
+                last = sig or last
+            if closed:
+                self.runner.last_ts[symbol] = int(closed[-1][0])
+            if last is not None:
+                self.bus.publish(SignalEvent(strategy=self.strategy.name, symbol=symbol, timeframe=timeframe,
+                                             ts=int(closed[-1][0]), signal=last, params=self.strategy.param_dict()))
+        self.runner.start()
+        self.log("info", "strategy running", strategy=self.strategy.name, params=self.strategy.param_dict(),
+                 trading=sink is not None)
+
     async def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.runner is not None:
+            with contextlib.suppress(Exception):
+                await self.runner.stop()
         if self.trading is not None:
             with contextlib.suppress(Exception):
                 await self.trading.stop()

@@ -11,6 +11,7 @@ from typing import Any
 from ..config import Settings
 from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
+from .strategies.signals import SignalEvent
 from .jsonlog import JsonLines
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -22,7 +23,7 @@ def secrets_of(settings: Settings) -> list[str]:
 
 
 async def run_headless(settings: Settings, mode: str, log_path: Path | None = None,
-                       stop_event: asyncio.Event | None = None) -> int:
+                       stop_event: asyncio.Event | None = None, strategy: Any = None) -> int:
     out = JsonLines(log_path, secrets=secrets_of(settings))
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -30,9 +31,9 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, lambda s=sig: (out.write("signal", signal=s.name), stop.set()))
 
-    engine = Engine(settings, mode=mode)
+    engine = Engine(settings, mode=mode, strategy=strategy)
     min_level = LEVELS[settings.log.level]
-    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, coalesce=None, maxsize=5000)
+    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, coalesce=None, maxsize=5000)
     out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
               db=str(settings.database.path))
     code = 0
@@ -82,5 +83,8 @@ async def _pump(sub: Any, out: JsonLines, min_level: int) -> None:
 def _write_event(out: JsonLines, e: Any, min_level: int) -> None:
     if isinstance(e, ConnectionEvent):
         out.write("connection", stream=e.stream, symbol=e.symbol, state=e.state.value, detail=e.detail)
+    elif isinstance(e, SignalEvent):
+        out.write("signal", strategy=e.strategy, symbol=e.symbol, bar_ts=e.ts, direction=e.signal.direction,
+                  strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason)
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
