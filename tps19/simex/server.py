@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -136,7 +137,8 @@ class SimExchange:
         self.stats: dict[str, int] = {
             "rest_requests": 0, "ws_messages_in": 0, "bad_requests": 0, "auth_failures": 0,
             "internal_errors": 0, "book_updates": 0, "events": 0, "heartbeats_sent": 0,
-            "heartbeat_responses": 0, "book_messages": 0, "ws_connections": 0, "slow_consumer_disconnects": 0, "heartbeat_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
+            "heartbeat_responses": 0, "heartbeat_disconnects": 0, "book_messages": 0, "ws_connections": 0,
+            "slow_consumer_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
         }
         if accounts is None:
             from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
@@ -146,7 +148,7 @@ class SimExchange:
         for n, (key, (secret, balances)) in enumerate(accounts.items()):
             self.accounts[key] = Account(api_key=key, secret=secret,
                                          balances={c: Decimal(str(v)) for c, v in balances.items()},
-                                         account_id=f"sim-{n + 1:04d}-{abs(hash(key)) % 10**8:08d}")
+                                         account_id=f"sim-{n + 1:04d}-{hashlib.sha1(key.encode()).hexdigest()[:8]}")
         self.start_ms = self.clock()
         self.engine = MatchingEngine(self.instruments, self.clock, maker_fee=maker_fee, taker_fee=taker_fee)
         self.engine.listeners.append(self._on_engine)
