@@ -136,7 +136,7 @@ async def test_reconcile_adopts_and_venue_balance_wins(sim, clients, bus, db):
     assert n == 2 and sim.open_orders(KEY) == []
     r = await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
     assert r.status.value == "rejected" and "kill switch" in r.reason
-    await s2.broker.release()
+    s2.broker.release()
     await s2.stop()
 
 

@@ -128,7 +128,7 @@ async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     assert n == 2 and not b.open_orders()
     k = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
     assert k.status.value == "rejected" and "kill switch" in k.reason
-    await b.release()
+    b.release()
     for _ in range(2):
         assert (await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")).status.value == "open"
     over = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
@@ -221,7 +221,7 @@ async def test_kill_switch_survives_restart(bus, tmp_path, markets):
     bus2.publish(book())
     r = await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")
     assert r.status.value == "rejected" and "desk stop" in r.reason
-    await s2.broker.release()
+    s2.broker.release()
     assert (await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")).status.value == "open"
     await s2.stop()
     await db2.close()

@@ -48,6 +48,7 @@ class BaseBroker:
         # orders whose first write is deferred to their first state change (one transaction):
         # client id -> (the "new" OrderUpdate to publish after that commit, detail)
         self._pending_insert: dict[str, tuple[OrderUpdate, str | None]] = {}
+        self._background: set[asyncio.Task] = set()
         if bus is not None:
             bus.on(BookEvent, self._on_book_sync)
 
@@ -215,12 +216,32 @@ class BaseBroker:
         self.publish(KillSwitchEvent(True, n, failed, reason))
         return n
 
-    async def release(self) -> None:
-        """Allow new orders again (the kill switch stays engaged across restarts until this)."""
-        await self.store.set_kill_state(False, "")
+    def release(self) -> None:
+        """Allow new orders again (the kill switch stays engaged across restarts until this).
+        Synchronous for UI callbacks; the released state is written in the background (if that
+        write is lost, the switch comes back engaged after a restart: the safe side)."""
         self.risk.killed = False
         self.risk.kill_reason = ""
         self.publish(KillSwitchEvent(False, detail="released"))
+        self.background(self.store.set_kill_state(False, ""), "kill switch release not persisted")
+
+    def background(self, coro: Any, what: str) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except Exception as e:
+                self.report("background", f"{what}: {e}")
+        try:
+            t = asyncio.get_running_loop().create_task(run())
+        except RuntimeError:  # no loop: nothing to persist into
+            coro.close()
+            return
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
+    async def drain_background(self) -> None:
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def load_kill_state(self) -> None:
         engaged, reason = await self.store.kill_state()

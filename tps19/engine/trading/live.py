@@ -103,6 +103,7 @@ class LiveBroker(BaseBroker):
         self.started.set()
 
     async def stop(self) -> None:
+        await self.drain_background()
         self._running = False
         for t in self._tasks:
             t.cancel()

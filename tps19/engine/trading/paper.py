@@ -72,6 +72,7 @@ class PaperBroker(BaseBroker):
             self._task = asyncio.create_task(self._run(), name="paper-broker")
 
     async def stop(self) -> None:
+        await self.drain_background()
         if self._task is not None:
             self._task.cancel()
             try:
