@@ -34,7 +34,10 @@ class DeskApp(App[int]):
     For tests and benchmarks: ``engine=`` an Engine built by the caller (started or not; the
     app starts it if needed and stops it on exit only if it started it), ``clock=`` a callable
     returning epoch seconds for the clock display (a frozen clock also freezes the latency
-    figures, computed then as clock minus the book's exchange timestamp).
+    figures, computed then as clock minus the book's exchange timestamp); ``sim_options=`` keyword
+    arguments for a ``tps19.simex.SimExchange`` the app starts itself (in its own event loop) and
+    points the engine at, e.g. ``{"seed": 19, "autoplay": False, "clock": lambda: FIXED_MS}`` for a
+    deterministic market (``app.sim.step(n)`` then moves it).
     """
 
     TITLE = "TPS19 desk"
@@ -46,7 +49,8 @@ class DeskApp(App[int]):
     ]
 
     def __init__(self, settings: Settings | None = None, mode: str = "paper", *, engine: Any = None,
-                 clock: Callable[[], float] | None = None, **kw: Any) -> None:
+                 clock: Callable[[], float] | None = None, sim_options: dict[str, Any] | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
@@ -54,6 +58,8 @@ class DeskApp(App[int]):
         self.mode = mode
         self.engine = engine
         self.owns_engine = engine is None or getattr(engine, "started_at", None) is None
+        self.sim_options = sim_options
+        self.sim: Any = None  # a SimExchange the app started from sim_options
         self.frozen_clock = clock is not None
         self.clock: Callable[[], float] = clock or time.time
         self.symbols: list[str] = list(self.settings.symbols.watch)
@@ -98,6 +104,13 @@ class DeskApp(App[int]):
         from .engine.engine import Engine, EngineError
 
         try:
+            if self.engine is None and self.sim_options is not None:
+                from .simex import SimExchange
+
+                self.sim = SimExchange(**self.sim_options)
+                await self.sim.start()
+                exchange = self.settings.exchange.model_copy(update={"id": "sim", "rest_url": self.sim.base_url})
+                self.settings = self.settings.model_copy(update={"exchange": exchange})
             if self.engine is None:
                 self.engine = Engine(self.settings, self.mode)
             self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
@@ -119,7 +132,7 @@ class DeskApp(App[int]):
         self.redraw_all()
 
         def done(_: Any) -> None:
-            self.exit(1)
+            self.exit(1, return_code=1)
 
         self.push_screen(MessageScreen("The engine could not start", message), done)
 
@@ -131,6 +144,15 @@ class DeskApp(App[int]):
                 await self.engine.stop()
             except Exception as err:
                 self.log.error(f"engine stop: {err!r}")
+        if self.sim is not None:
+            try:
+                await self.sim.stop()
+            except Exception as err:
+                self.log.error(f"sim stop: {err!r}")
+            self.sim = None
+
+    async def on_unmount(self) -> None:
+        await self._stop_engine()
 
     async def action_request_quit(self) -> None:
         working = self.state.working_orders()

@@ -14,7 +14,7 @@ from textual.widgets import Static
 class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: auto; max-width: 90%; height: auto; border: thick $warning; padding: 0 2;
+    ConfirmScreen > Vertical { width: 64; max-width: 95%; height: auto; border: thick $warning; padding: 0 2;
         background: $surface; }
     ConfirmScreen .question { text-style: bold; }
     """
@@ -43,7 +43,7 @@ class MessageScreen(ModalScreen[None]):
 
     DEFAULT_CSS = """
     MessageScreen { align: center middle; }
-    MessageScreen > Vertical { width: auto; max-width: 90%; height: auto; border: thick $error; padding: 0 2;
+    MessageScreen > Vertical { width: 72; max-width: 95%; height: auto; border: thick $error; padding: 0 2;
         background: $surface; }
     """
     BINDINGS = [Binding("escape,enter,q", "close", "close")]
