@@ -184,3 +184,20 @@ async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus
     assert s.broker.orders[o.client_order_id].venue_order_id == sim.open_orders(KEY)[0]["order_id"]
     assert len(sim.open_orders(KEY)) == 1
     await s.stop()
+
+
+async def test_watch_survives_its_own_timeouts(sim, clients, bus, db):
+    """A quiet private stream times out (guard) again and again; updates still arrive by watch."""
+    mine, other = clients
+    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
+                            snapshot_interval_s=0, poll_interval_s=60, watch_timeout_s=0.1, request_timeout_s=3.0)
+    await s.start()
+    price = await inside_spread_price(mine)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    await asyncio.sleep(0.6)  # several watch timeouts
+    await other.create_order("BTC/USDT", "limit", "sell", 0.01, float(price))
+    await until(lambda: o.client_order_id not in s.broker.orders, 5)  # no poll within 60 s: the watch did it
+    final = await s.store.order(o.client_order_id)
+    assert final.status.value == "filled" and final.filled == D("0.01")
+    assert s.portfolio.balances == venue_totals(sim)
+    await s.stop()
