@@ -634,10 +634,10 @@ class LiveBroker(BaseBroker):
         for cur in sorted(set(venue) | set(expected)):
             v = venue.get(cur, ZERO)
             e = expected.get(cur, ZERO)
-            if v == e:
-                continue
+            if v == e or (not first and abs(v - e) <= self.balance_tolerance):
+                continue  # equal, or float noise from ccxt's parsed numbers: keep our exact figure
             changed[cur] = v
-            if first or abs(v - e) <= self.balance_tolerance:
+            if first:
                 continue
             diff = v - e
             sym = self.portfolio.symbol_for_currency(cur)
