@@ -225,3 +225,18 @@ async def test_kill_switch_survives_restart(bus, tmp_path, markets):
     assert (await s2.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")).status.value == "open"
     await s2.stop()
     await db2.close()
+
+
+async def test_bad_market_data_is_reported_and_survived(bus, db, markets):
+    from tps19.engine.events import Trade, TradeEvent
+    from tps19.engine.trading import TradingIssue
+
+    s = await stack(bus, db, markets)
+    issues = bus.subscribe(TradingIssue)
+    bus.publish(book())
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49999")
+    bus.publish(TradeEvent("BTC/USDT", (Trade(0, "sell", None, 1.0),)))  # malformed
+    bus.publish(trades(("sell", 49998.0, 0.01)))
+    await until(lambda: o.client_order_id not in s.broker.orders)
+    assert any(i.kind == "paper" for i in issues.drain())
+    await s.stop()
