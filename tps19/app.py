@@ -8,6 +8,7 @@ can never block or back up the engine.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -70,6 +71,7 @@ class DeskApp(App[int]):
         self.engine_error: str | None = None
         self._last_status = 0.0
         self._last_slow = 0.0
+        self._last_chart = 0.0
         self._dirty: set[str] = set()
         self.frames = 0
         self._risk_day: tuple[int, Decimal] | None = None
@@ -124,6 +126,11 @@ class DeskApp(App[int]):
             self._engine_failed(f"{type(err).__name__}: {err}")
             return
         self.ready = True
+        # Everything loaded so far (ccxt, markets, SQLAlchemy, Textual) lives for the whole session:
+        # move it out of the cyclic GC's reach. Without this a full collection walks it every few
+        # seconds and stalls a frame by 100-150 ms (measured by benchmarks/bench_desk.py).
+        gc.collect()
+        gc.freeze()
         self.select_symbol(self.symbols.index(self.symbol))
 
     def _engine_failed(self, message: str) -> None:
@@ -198,12 +205,12 @@ class DeskApp(App[int]):
             self._last_slow = now
             self._dirty.update(("risk", "positions"))
         if self._dirty:
-            self._redraw(self._dirty)
-            self._dirty = set()
+            todo, self._dirty = self._dirty, set()
+            self._redraw(todo)
         self.frames += 1
 
     def redraw_all(self) -> None:
-        self._redraw({"book", "tape", "chart", "status", "orders", "positions", "risk", "signals", "log"})
+        self._redraw({"book", "tape", "chart", "status", "orders", "positions", "risk", "signals", "log"}, force=True)
 
     @property
     def trading(self) -> Any:
@@ -215,7 +222,7 @@ class DeskApp(App[int]):
     def _places(self) -> dict[str, int]:
         return {s: price_decimals(self.market(s)) for s in self.symbols}
 
-    def _redraw(self, dirty: set[str]) -> None:
+    def _redraw(self, dirty: set[str], force: bool = False) -> None:
         try:
             desk = self.screen_stack[0]
         except IndexError:
@@ -237,7 +244,13 @@ class DeskApp(App[int]):
         if "tape" in dirty:
             panes["tape"].show(self.state.trades.get(sym, ()), pp, sp)
         if "chart" in dirty and panes["chart"].display:
-            panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
+            # plotext builds are the costliest part of a frame: at most one every 2 s (candles are 1m+)
+            now = time.monotonic()
+            if not force and panes["chart"].shown_bars and now - self._last_chart < 2.0:
+                self._dirty.add("chart")
+            else:
+                self._last_chart = now
+                panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
                                 self.state.fills.get(sym, ()))
         if "status" in dirty:
             self._draw_status(desk)

@@ -55,6 +55,10 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
         elif time.monotonic() - stable_since > 0.8:
             break
         await pilot.pause(0.05)
+    chart = app.screen.query_one("#chart")
+    if chart.display:
+        app.redraw_all()
+        await until(lambda: chart.shown_bars > 10)
     log = app.screen.query_one("#log")
     log.clear()
     app.state.new_log.clear()

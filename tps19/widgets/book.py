@@ -5,13 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
 from ..engine.events import BookEvent
-from .fmt import fsize
 
 FLASH_S = 0.35
 BAR_CHARS = " ▏▎▍▌▋▊▉█"
@@ -117,41 +114,32 @@ class BookLadder(Widget, can_focus=True):
         pp, sp = self.price_places, self.size_places
         pw = max(len(f"{(asks[-1][0] if asks else 0):,.{pp}f}"), len(f"{(bids[0][0] if bids else 0):,.{pp}f}"), 5)
         sw = max(8, sp + 5)
-        bar_w = max(0, width - (pw + 2 * sw + 6))
-        def grid() -> Table:
-            table = Table.grid(padding=(0, 1), expand=True)
-            table.add_column(width=1, no_wrap=True)  # own-order mark
-            table.add_column(justify="right", width=pw, no_wrap=True)
-            table.add_column(justify="right", width=sw, no_wrap=True)
-            table.add_column(justify="right", width=sw, no_wrap=True)
-            if bar_w >= 3:
-                table.add_column(width=bar_w, no_wrap=True)
-            return table
+        # One Text of fixed-width lines: far cheaper to lay out than a Table at 15-20 frames/s.
+        cw = 1 + 1 + pw + 1 + sw + 1 + sw + 1
+        bar_w = max(0, width - cw)
+        out = Text(no_wrap=True, overflow="crop", end="")
+        out.append(f"  {'price':>{pw}} {'size':>{sw}} {'cum':>{sw}}\n", style="dim")
 
-        def row(table: Table, side: str, p: float, q: float, cum: float, color: str) -> None:
+        def row(side: str, p: float, q: float, cum: float, color: str) -> None:
             key = (side, p)
             style = f"{color} {flash_bg}" if self._flash.get(key, 0) > now else color
-            mark = Text("◆", style="bold") if key in self.own else Text(" ")
-            cells: list[Any] = [mark, Text(f"{p:,.{pp}f}", style=style), Text(fsize(q, sp), style=style),
-                                Text(fsize(cum, sp), style="dim")]
+            out.append("◆ " if key in self.own else "  ", style="bold")
+            out.append(f"{p:>{pw},.{pp}f} {q:>{sw},.{sp}f}", style=style)
+            out.append(f" {cum:>{sw},.{sp}f} ", style="dim")
             if bar_w >= 3:
-                cells.append(Text(bar(cum / max_cum, bar_w), style=color))
-            table.add_row(*cells)
+                out.append(bar(cum / max_cum, bar_w - 1).rstrip(), style=color)
+            out.append("\n")
 
-        head = grid()
-        head.add_row(Text(" "), Text("price", style="dim"), Text("size", style="dim"), Text("cum", style="dim"),
-                     *([Text("")] if bar_w >= 3 else []))
-        top = grid()
         for i in range(len(asks) - 1, -1, -1):
             p, q = asks[i]
-            row(top, "a", p, q, cum_a[i], ask_c)
+            row("a", p, q, cum_a[i], ask_c)
         if ev.spread is not None and ev.mid is not None:
             bps = ev.spread / ev.mid * 10_000 if ev.mid else 0.0
-            mid = Text.assemble((f"  mid {ev.mid:,.{pp + 1}f}", "bold"), f"  spread {ev.spread:,.{pp}f} ({bps:.1f} bp)",
-                                no_wrap=True, overflow="ellipsis")
+            out.append(f"  mid {ev.mid:,.{pp + 1}f}", style="bold")
+            out.append(f"  spread {ev.spread:,.{pp}f} ({bps:.1f} bp)\n")
         else:
-            mid = Text("  one-sided book", style="bold")
-        bottom = grid()
+            out.append("  one-sided book\n", style="bold")
         for i, (p, q) in enumerate(bids):
-            row(bottom, "b", p, q, cum_b[i], bid_c)
-        return Group(head, top, mid, bottom)
+            row("b", p, q, cum_b[i], bid_c)
+        out.rstrip()
+        return out

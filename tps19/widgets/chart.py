@@ -1,10 +1,18 @@
-"""Recent candles (textual-plotext) with our own fills marked."""
+"""Recent candles (textual-plotext) with our own fills marked.
+
+plotext builds a chart in pure Python (10-30 ms). PlotextPlot rebuilds on every render; here the
+chart is built once per data change (the app asks at most once every 2 s) and the widget renders
+the cached result. (Building in a worker thread was tried: the GIL convoy effect made the book
+frames wait 100-150 ms behind it, far worse than a short synchronous build.)
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from ..engine.events import BarEvent
@@ -19,22 +27,44 @@ class PriceChart(PlotextPlot, can_focus=True):
         super().__init__(**kw)
         self.symbol = ""
         self.timeframe = ""
+        self._data: tuple[str, str, list[BarEvent], list[Any]] | None = None
+        self._cache: Text | None = None
+        self.shown_bars = 0  # candles in the cached chart (0: nothing drawn yet)
 
     def show(self, symbol: str, timeframe: str, bars: Iterable[BarEvent], fills: Iterable[Any]) -> None:
         self.symbol, self.timeframe = symbol, timeframe
-        bars = list(bars)[-MAX_CANDLES:]
+        self._data = (symbol, timeframe, list(bars)[-MAX_CANDLES:], list(fills))
+        self._schedule()
+
+    def on_resize(self) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._data is None or not self.size.width or not self.size.height:
+            return
+        theme = self._get_plotext_theme_name(self.app.theme)
+        try:
+            self._cache = self._build(self._data, self.size.width, self.size.height, theme)
+            self.shown_bars = len(self._data[2])
+        except Exception as err:  # a plotting bug must not take the desk down
+            self._cache = Text(f"chart unavailable: {type(err).__name__}", style="dim")
+        self.refresh()
+
+    def _build(self, data: tuple[str, str, list[BarEvent], list[Any]], width: int, height: int, theme: str) -> Text:
+        symbol, timeframe, bars, fills = data
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(f"{symbol} {timeframe}")
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        plt.theme(theme)
         if not bars:
             plt.title(f"{symbol} {timeframe}: waiting for candles")
-            self.refresh()
-            return
+            return Text.from_ansi(plt.build())
+        plt.title(f"{symbol} {timeframe}")
         xs = list(range(len(bars)))
-        data = {"Open": [b.open for b in bars], "Close": [b.close for b in bars],
-                "High": [b.high for b in bars], "Low": [b.low for b in bars]}
-        plt.candlestick(xs, data)
+        plt.candlestick(xs, {"Open": [b.open for b in bars], "Close": [b.close for b in bars],
+                             "High": [b.high for b in bars], "Low": [b.low for b in bars]})
         # Own fills: placed on the candle whose time span holds the fill.
         start = bars[0].ts
         step = (bars[1].ts - bars[0].ts) if len(bars) > 1 else 60_000
@@ -48,7 +78,10 @@ class PriceChart(PlotextPlot, can_focus=True):
             if fx:
                 plt.scatter(fx, fy, marker=marker, color=color, label=f"own {side}")
         labels = [i for i in xs if i % max(1, len(xs) // 4) == 0]
-        import time as _t
+        plt.xticks(labels, [time.strftime("%H:%M", time.gmtime(bars[i].ts / 1000)) for i in labels])
+        return Text.from_ansi(plt.build())
 
-        plt.xticks(labels, [_t.strftime("%H:%M", _t.gmtime(bars[i].ts / 1000)) for i in labels])
-        self.refresh()
+    def render(self) -> Any:
+        if self._cache is None:
+            return Text("waiting for candles...", style="dim")
+        return self._cache

@@ -25,10 +25,21 @@ class Message(Widget):
     def __init__(self, text: str = "", **kw: Any) -> None:
         super().__init__(**kw)
         self.content: Any = Text(text, style="dim")
+        self._key: Any = None
+        self._rows = 1
+
+    def unchanged(self, key: Any) -> bool:
+        """True when ``key`` (what the pane would show) is what it shows already."""
+        if key == self._key:
+            return True
+        self._key = key
+        return False
 
     def set(self, content: Any) -> None:
         self.content = Text(content, style="dim") if isinstance(content, str) else content
-        self.refresh(layout=True)
+        rows = len(content.rows) + 1 if isinstance(content, Table) else str(content).count("\n") + 1
+        self.refresh(layout=rows != self._rows)  # a relayout only when the height can change
+        self._rows = rows
 
     def render(self) -> Any:
         return self.content
@@ -36,6 +47,10 @@ class Message(Widget):
 
 class PositionsPane(Message, can_focus=True):
     def show(self, positions: dict[str, Any], equity: Any, price_places: dict[str, int], available: bool) -> None:
+        key = (available, getattr(equity, "equity", None),
+               tuple((p.symbol, p.net_position, p.avg_entry, p.unrealized_pnl, p.realized_pnl, p.fees) for p in positions.values()))
+        if self.unchanged(key):
+            return
         if not available:
             self.set("trading layer not available")
             return
@@ -115,6 +130,8 @@ class OrdersTable(DataTable):
 class RiskPane(Message, can_focus=True):
     def show(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None, loss_limit: Decimal,
              drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool) -> None:
+        if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill)):
+            return
         theme = self.app.current_theme
         t = Table.grid(padding=(0, 1), expand=True)
         t.add_column(style="dim", no_wrap=True)
@@ -143,6 +160,8 @@ class RiskPane(Message, can_focus=True):
 
 class SignalsPane(Message, can_focus=True):
     def show(self, signals: list[Any], running: bool) -> None:
+        if self.unchanged((len(signals), signals[-1] if signals else None, running)):
+            return
         if not signals:
             self.set("no strategy running" if not running else "no signals yet")
             return

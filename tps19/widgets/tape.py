@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
 from ..engine.events import Trade
-from .fmt import fsize, hms
+from .fmt import hms
 
 
 class TradeTape(Widget, can_focus=True):
@@ -34,14 +33,14 @@ class TradeTape(Widget, can_focus=True):
             return Text("no trades yet", style="dim")
         theme = self.app.current_theme
         buy_c, sell_c = theme.success or "green", theme.error or "red"
-        t = Table.grid(padding=(0, 1), expand=True)
-        t.add_column(no_wrap=True)
-        t.add_column(width=1, no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
         pp, sp = self.price_places, self.size_places
-        for tr in reversed(self.trades[-(self.size.height or 30):]):
+        out = Text(no_wrap=True, overflow="crop", end="")
+        rows = self.trades[-(self.size.height or 30):]
+        pw = max(len(f"{t.price:,.{pp}f}") for t in rows)
+        for tr in reversed(rows):
             c = buy_c if tr.side == "buy" else sell_c if tr.side == "sell" else ""
-            t.add_row(Text(hms(tr.ts), style="dim"), Text("B" if tr.side == "buy" else "S" if tr.side == "sell" else "?", style=c),
-                      Text(f"{tr.price:,.{pp}f}", style=c), Text(fsize(tr.amount, sp)))
-        return t
+            out.append(hms(tr.ts) + " ", style="dim")
+            out.append(f"{'B' if tr.side == 'buy' else 'S' if tr.side == 'sell' else '?'} {tr.price:>{pw},.{pp}f}", style=c)
+            out.append(f" {tr.amount:,.{sp}f}\n")
+        out.rstrip()
+        return out
