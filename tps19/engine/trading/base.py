@@ -255,6 +255,3 @@ class BaseBroker:
     def killed(self) -> bool:
         return self.risk.killed
 
-
-def order_update_types() -> tuple[type, ...]:
-    return (OrderUpdate,)
