@@ -148,3 +148,14 @@ def test_check_live_allowed():
     reason = check_live_allowed(s(id="cryptocom", api_key=SecretStr("k"), secret=SecretStr("top-secret-value")))
     assert reason is None
     assert "top-secret" not in (check_live_allowed(s(id="sim", api_key=SecretStr("k"), secret=SecretStr("top-secret-value"))) or "")
+
+
+def test_demo_keys_allowed_against_a_standalone_sim_url():
+    from pydantic import SecretStr
+
+    from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, ExchangeSettings, Settings
+    from tps19.engine.trading import check_live_allowed
+
+    ex = ExchangeSettings(id="cryptocom", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET),
+                          rest_url="http://127.0.0.1:8765")
+    assert check_live_allowed(Settings.model_construct(exchange=ex)) is None

@@ -2,6 +2,27 @@
 
 The engine calls :func:`build_trading`; the CLI calls :func:`check_live_allowed` before
 starting live mode.
+
+Public API (all money is ``Decimal``)::
+
+    stack = await build_trading(mode="paper"|"live", bus=bus, db=db, client=ccxt_pro_client,
+                                markets=client.markets, settings=settings)
+    await stack.start()                      # paper: load state; live: reconcile, then watch+poll
+    o = await stack.broker.place(OrderRequest("BTC/USDT", "buy", "limit", Decimal("0.01"), Decimal("50000")))
+    o = await stack.broker.place_order("BTC/USDT", "sell", "market", "0.01")   # str/float/Decimal
+    await stack.broker.cancel(o.client_order_id)   # -> OrderState | None
+    await stack.broker.cancel_all(symbol=None)     # -> number cancelled
+    await stack.broker.kill(reason)                # cancel everything, block new orders (persisted)
+    stack.broker.release()                         # allow orders again
+    stack.broker.open_orders(symbol=None)          # -> [OrderState]
+    stack.broker.killed, stack.broker.risk.orders_today, stack.broker.issues
+    stack.portfolio.balances / .positions / .marks / .totals() / .equity() / await .snapshot()
+    stack.summary()                                # plain dict for logs
+    await stack.stop()
+
+``place`` never raises: a refused order comes back ``status == rejected`` with ``reason``
+("not sent: ..." when it never left TPS19). Events on the bus (``events.py``): OrderUpdate,
+FillEvent, PositionEvent, BalanceDiscrepancy, KillSwitchEvent, TradingIssue, EquitySnapshot.
 """
 
 from __future__ import annotations
@@ -160,6 +181,7 @@ def check_live_allowed(settings: Any) -> str | None:
     is_demo = k == SIM_DEMO_API_KEY and sec == SIM_DEMO_SECRET
     if ex_id == "sim" and not is_demo:
         return "refusing --exchange sim with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"
-    if ex_id != "sim" and is_demo:
+    if ex_id != "sim" and is_demo and not getattr(ex, "rest_url", None):
+        # (with a rest_url override the client may be pointed at a standalone `tps19 exchange`)
         return f"refusing live trading on {ex_id} with the simulated exchange's demo keys"
     return None
