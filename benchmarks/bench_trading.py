@@ -4,7 +4,8 @@
 2. Paper: latency from a venue trade (TradeEvent on the bus) to the resting order's fill
    committed in SQLite, p50/p99.
 3. Live against the simulated exchange: latency from another trader's order hitting our
-   resting order on the venue to our fill committed in SQLite (watch_my_trades), p50/p99.
+   resting order on the venue to our fill committed in SQLite (watch_orders, then the
+   order's fills over REST), p50/p99.
 
 Run: .venv/bin/python benchmarks/bench_trading.py [--orders 1000] [--trades 300] [--live 50]
 """
@@ -114,7 +115,7 @@ async def live(n: int, tmp: Path) -> None:
         if o.client_order_id in got:
             fill_lat.append(got[o.client_order_id] - t_hit)
     print(f"live (simex, loopback): place->acknowledged p50 {pct(place_lat, .5)*1e3:.1f} ms, p99 {pct(place_lat, .99)*1e3:.1f} ms")
-    print(f"live venue trade->fill in SQLite ({len(fill_lat)}/{n} via watch_my_trades): p50 {pct(fill_lat, .5)*1e3:.1f} ms, "
+    print(f"live venue trade->fill in SQLite ({len(fill_lat)}/{n} via watch_orders + fetch_my_trades): p50 {pct(fill_lat, .5)*1e3:.1f} ms, "
           f"p99 {pct(fill_lat, .99)*1e3:.1f} ms (includes the counterparty's own REST round trip)")
     await s.stop()
     await mine.close()

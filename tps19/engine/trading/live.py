@@ -53,7 +53,7 @@ class LiveBroker(BaseBroker):
     def __init__(self, *, client: Any, request_timeout_s: float = 10.0, watch_timeout_s: float = 10.0,
                  poll_interval_s: float = 2.0, create_attempts: int = 3, use_watch: bool = True,
                  balance_tolerance: Decimal = Decimal("1e-8"), new_order_grace_s: float = 30.0,
-                 **kw: Any) -> None:
+                 watch_trades: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.client = client
         self.request_timeout_s = request_timeout_s
@@ -63,10 +63,16 @@ class LiveBroker(BaseBroker):
         self.use_watch = use_watch
         self.balance_tolerance = balance_tolerance
         self.new_order_grace_s = new_order_grace_s
+        # ccxt 4.5.90's cryptocom (pro) keeps public `trade.X` and private `user.trade.X` prints in
+        # ONE cache (handle_trades -> self.trades[symbol]): watch_my_trades returns other people's
+        # trades when the same client also watches the public tape. So by default fills are read
+        # over REST (fetch_my_trades, account-scoped) when watch_orders says an order filled.
+        self.watch_trades = watch_trades
         self.known_fills: set[str] = set()
         self.cancel_requested: set[str] = set()
         self.need_reconcile = False
         self.reconciles = 0
+        self.watch_quiet = 0
         self.last_trade_poll_ms: int | None = None
         self._tasks: list[asyncio.Task] = []
         self._running = False
@@ -98,7 +104,7 @@ class LiveBroker(BaseBroker):
             has = getattr(self.client, "has", {}) or {}
             if has.get("watchOrders"):
                 self._tasks.append(asyncio.create_task(self._watch_loop("watch_orders"), name="live-watch-orders"))
-            if has.get("watchMyTrades"):
+            if self.watch_trades and has.get("watchMyTrades"):
                 self._tasks.append(asyncio.create_task(self._watch_loop("watch_my_trades"), name="live-watch-trades"))
         self.started.set()
 
@@ -128,40 +134,64 @@ class LiveBroker(BaseBroker):
                 self.need_reconcile = True
 
     async def _watch_loop(self, name: str) -> None:
+        """Private stream with a guard: the pending watch is never cancelled by the guard (in
+        ccxt 4.5.90 a watch cancelled by a timeout can miss later updates); when it has been
+        quiet for ``watch_timeout_s`` the guard counts it and the poll loop covers; after
+        several quiet periods the state is reconciled in case the stream hung silently."""
         ccxt = _ccxt_errors()
         backoff = 0.5
         down = False
-        while self._running:
-            try:
-                items = await asyncio.wait_for(getattr(self.client, name)(), self.watch_timeout_s)
-            except (asyncio.TimeoutError, TimeoutError):
-                continue  # a quiet (or hung) stream: polling covers it
-            except asyncio.CancelledError:
-                raise
-            except ccxt.NotSupported:
-                self.report("watch", f"{name} not supported; polling only")
-                return
-            except Exception as e:
-                self.report("watch", f"{name} failed: {type(e).__name__}: {e}")
-                down = True
-                self.need_reconcile = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
-            if down:  # reconnected: reconcile what we missed
-                down = False
-                self.need_reconcile = True
-            try:
-                async with self.lock:
-                    if name == "watch_orders":
-                        for vo in items or []:
-                            await self._apply_venue_order(vo, fetch_trades=False)
-                    else:
-                        await self._book_trades(items or [])
-            except Exception as e:
-                self.report("watch", f"{name} update could not be applied: {e!r}")
-                self.need_reconcile = True
+        quiet = 0
+        task: asyncio.Future | None = None
+        try:
+            while self._running:
+                if task is None:
+                    task = asyncio.ensure_future(getattr(self.client, name)())
+                done, _ = await asyncio.wait({task}, timeout=self.watch_timeout_s)
+                if not done:
+                    quiet += 1
+                    self.watch_quiet += 1
+                    if quiet % 6 == 0:
+                        self.need_reconcile = True  # a long silence may be a hung stream
+                    continue
+                quiet = 0
+                finished, task = task, None
+                try:
+                    items = finished.result()
+                except asyncio.CancelledError:
+                    continue
+                except ccxt.NotSupported:
+                    self.report("watch", f"{name} not supported; polling only")
+                    return
+                except Exception as e:
+                    self.report("watch", f"{name} failed: {type(e).__name__}: {e}")
+                    down = True
+                    self.need_reconcile = True
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 0.5
+                if down:  # reconnected: reconcile what we missed
+                    down = False
+                    self.need_reconcile = True
+                try:
+                    async with self.lock:
+                        if name == "watch_orders":
+                            for vo in items or []:
+                                await self._apply_venue_order(vo, fetch_trades=True)
+                        else:
+                            # only prints that name an order of this account can be our fills
+                            await self._book_trades([t for t in items or [] if t.get("order")], orphans=False)
+                except Exception as e:
+                    self.report("watch", f"{name} update could not be applied: {e!r}")
+                    self.need_reconcile = True
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
 
     # ---------------------------------------------------------------- placing
     def _ccxt_args(self, o: OrderState) -> tuple[str, float | None, dict]:
@@ -463,7 +493,7 @@ class LiveBroker(BaseBroker):
         mine = [t for t in trades if o.venue_order_id and str(t.get("order")) == o.venue_order_id]
         await self._book_trades(mine)
 
-    async def _book_trades(self, trades: list[dict]) -> None:
+    async def _book_trades(self, trades: list[dict], *, orphans: bool = True) -> None:
         """Book venue trades (ccxt trade dicts) we have not booked yet, each into its order."""
         by_order: dict[str | None, list[dict]] = {}
         seen: set[str] = set()
@@ -480,6 +510,8 @@ class LiveBroker(BaseBroker):
                 o = next((x for x in self.orders.values() if x.venue_order_id == vid), None)
                 if o is None:
                     o = await self.store.order_by_venue_id(vid)
+            if o is None and not orphans:
+                continue  # not provably ours: the REST poll (account-scoped) decides
             new = o.copy() if o is not None else None
             fills = []
             for t in ts:
