@@ -201,3 +201,34 @@ async def test_watch_survives_its_own_timeouts(sim, clients, bus, db):
     assert final.status.value == "filled" and final.filled == D("0.01")
     assert s.portfolio.balances == venue_totals(sim)
     await s.stop()
+
+
+@pytest.mark.parametrize("watch_trades", [False, True])
+async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, bus, db, watch_trades):
+    """ccxt's cryptocom keeps public and private trade prints in one cache; the feed watching
+    the public tape on the same client must not turn other people's trades into our fills."""
+    mine, other = clients
+    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
+                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0,
+                            watch_trades=watch_trades)
+    await s.start()
+
+    async def tape():
+        while True:
+            await mine.watch_trades("BTC/USDT")
+    t = asyncio.create_task(tape())
+    await asyncio.sleep(0.3)
+    for _ in range(3):
+        await other.create_order("BTC/USDT", "market", "buy", 0.01)
+    price = await inside_spread_price(mine)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    await other.create_order("BTC/USDT", "limit", "sell", 0.01, float(price))
+    await until(lambda: o.client_order_id not in s.broker.orders)
+    await asyncio.sleep(0.5)
+    t.cancel()
+    async with db.session() as ses:
+        fills = (await ses.execute(select(Fill))).scalars().all()
+    assert [f.client_order_id for f in fills] == [o.client_order_id]
+    assert s.portfolio.balances == venue_totals(sim)
+    assert "orphan-fill" not in s.broker.issues
+    await s.stop()
