@@ -254,6 +254,8 @@ class PaperBroker(BaseBroker):
             est = (sum((p * q for p, q in takes), ZERO) / sum((q for _, q in takes), ZERO)) if takes else new.price
         else:
             est = new.price
+        if new.price is not None:
+            est = new.price  # a limit order can cost up to its limit (the rest rests there)
         why = self._check_funds(new.symbol, new.side, new.amount, est)
         if why:
             prev = new.transition(OrderStatus.REJECTED, why)
