@@ -232,3 +232,28 @@ async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, 
     assert s.portfolio.balances == venue_totals(sim)
     assert "orphan-fill" not in s.broker.issues
     await s.stop()
+
+
+async def test_slow_venue_request_lost_in_flight_is_not_resent_blindly(sim, clients, bus, db):
+    """Every request times out on our side while the venue is slow; our create-order is
+    abandoned before the venue read it (the sim drops it). The venue cannot be asked, so
+    nothing is re-sent; once it answers again, reconciliation finds no such order and the
+    order is closed as never sent. The venue never holds an order we do not track."""
+    mine, _ = clients
+    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
+                            snapshot_interval_s=0, poll_interval_s=0.2, request_timeout_s=0.3, use_watch=False,
+                            new_order_grace_s=1.0)
+    await s.start()
+    price = await inside_spread_price(mine)
+    sim.faults.delay_replies(500)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    assert o.status.value == "new" and "create-order" in s.broker.issues
+    sim.faults.delay_replies(0)
+    await until(lambda: o.client_order_id not in s.broker.orders, 10)
+    final = await s.store.order(o.client_order_id)
+    assert final.status.value == "rejected" and "never reached the venue" in final.reason
+    assert sim.open_orders(KEY) == [] and await mine.fetch_orders("BTC/USDT") == []
+    # and the desk trades normally afterwards
+    ok = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    assert ok.status.value == "open" and len(sim.open_orders(KEY)) == 1
+    await s.stop()
