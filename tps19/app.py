@@ -26,6 +26,7 @@ from .widgets.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
 
+PANES = frozenset({"book", "tape", "chart", "positions", "orders", "log", "risk", "signals"})
 SENSITIVE = ("key", "secret", "password", "token", "sig")
 
 
@@ -230,6 +231,9 @@ class DeskApp(App[int]):
         if not isinstance(desk, DeskScreen) or not desk.is_mounted:
             return
         panes = desk.panes()
+        if not PANES <= panes.keys():  # the desk is still composing: draw on a later tick
+            self._dirty |= dirty
+            return
         sym = self.symbol
         market = self.market(sym)
         pp, sp = price_decimals(market), amount_decimals(market)

@@ -49,16 +49,22 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     stable_since = time.monotonic()
     end = time.monotonic() + 20
     while time.monotonic() < end:
-        sig = (app.state.books.get(app.symbol), len(app.state.trades.get(app.symbol, ())), app.sub.pending())
+        bars = app.state.bars.get(app.symbol, {})
+        last_bar = next(reversed(bars.values()), None)
+        sig = (app.state.books.get(app.symbol), len(app.state.trades.get(app.symbol, ())), app.sub.pending(),
+               len(bars), last_bar)
         if sig != last:
             last, stable_since = sig, time.monotonic()
         elif time.monotonic() - stable_since > 0.8:
             break
         await pilot.pause(0.05)
+    if steps:  # the traded minute's candle has come through the live candle stream
+        minute = FIXED_MS // 60_000 * 60_000
+        await until(lambda: minute in app.state.bars.get(app.symbol, {}))
     chart = app.screen.query_one("#chart")
     if chart.display:
-        app.redraw_all()
-        await until(lambda: chart.shown_bars > 10)
+        app.redraw_all()  # one forced chart build from the settled candles
+        await until(lambda: chart.shown_bars == len(app.state.bars[app.symbol]))
     log = app.screen.query_one("#log")
     log.clear()
     app.state.new_log.clear()
