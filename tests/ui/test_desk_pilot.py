@@ -246,14 +246,28 @@ async def test_engine_error_is_a_message_not_a_traceback(settings):
     assert app.return_code == 1
 
 
-async def test_desk_at_80x24_collapses_panes(settings):
+async def test_desk_at_80x24_no_color_palette_and_backtest_key(settings, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
     app = DeskApp(settings=settings, mode="paper")
+    assert app.no_color  # Textual renders monochrome; the desk never relies on colour alone
     async with app.run_test(size=(80, 24)) as pilot:
         await _ready(pilot, app)
         assert app.screen.has_class("-narrow")
         assert not app.screen.query_one("#chart").display
         text = screen_text(app)
         assert "Book BTC/USDT" in text and "Open orders" in text and "PAPER" in text
-        await pilot.press("ctrl+b")  # the backtest screen, when built
+
+        # the command palette switches symbols too
+        await pilot.press("ctrl+p")
         await pilot.pause(0.2)
-        await pilot.press("escape")
+        await pilot.press(*"SOL/USDT")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.symbol == "SOL/USDT", timeout=5, what="palette symbol switch")
+
+        await pilot.press("ctrl+b")  # the backtest screen (another engineer's), or "not built"
+        await pilot.pause(0.3)
+        from tps19.screens.desk import DeskScreen
+
+        if not isinstance(app.screen, DeskScreen):
+            await pilot.press("escape")

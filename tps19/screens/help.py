@@ -23,7 +23,7 @@ KEYS: list[tuple[str, str]] = [
     ("d", "order book depth: cycle 5/10/15/20/25/50 levels"),
     ("tab / shift+tab", "move between panes"),
     ("up / down", "in the orders pane: select an order"),
-    ("ctrl+b", "backtest screen (when built)"),
+    ("ctrl+b", "backtest screen"),
     ("?", "this help"),
     ("q", "quit (live mode asks first when orders are open)"),
 ]
