@@ -93,3 +93,15 @@ async def test_equity_snapshots_every_n_seconds_and_factory_defaults(markets, bu
     assert snaps[-1].equity == D("150000") and snaps[-1].positions["_unpriced"] == ["ETH", "SOL"]
     assert any(isinstance(e, EquitySnapshot) for e in sub.drain())
     assert s.summary()["equity"] == "150000.0"
+
+
+def test_mark_is_the_exact_decimal_mid_of_the_quotes():
+    from decimal import Decimal
+
+    from tps19.engine.events import BookEvent
+    from tps19.engine.trading.portfolio import Portfolio
+
+    pf = Portfolio(mode="paper", markets={"BTC/USDT": {"base": "BTC", "quote": "USDT", "symbol": "BTC/USDT"}})
+    # as floats, (62990.21 + 62990.25) / 2 == 62990.229999999996
+    pf.on_book(BookEvent("BTC/USDT", ((62990.21, 1.0),), ((62990.25, 1.0),), ts=None, seq=None))
+    assert pf.mark("BTC/USDT") == Decimal("62990.23")

@@ -95,9 +95,10 @@ class Portfolio:
 
     # ---------------------------------------------------------------- market data
     def on_book(self, ev: BookEvent) -> None:
-        mid = ev.mid
-        if mid is not None:
-            self.marks[ev.symbol] = D(mid)
+        if ev.bids and ev.asks:
+            # Mid in Decimal from the quoted prices: a float mid carries binary noise
+            # (62990.229999999996) into equity and P&L.
+            self.marks[ev.symbol] = (D(ev.bids[0][0]) + D(ev.asks[0][0])) / 2
 
     def mark(self, symbol: str) -> Decimal | None:
         return self.marks.get(symbol)
