@@ -1,0 +1,52 @@
+"""The desk's pure parts: state folding stays bounded, the ticket's book-walk estimate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tps19.engine.events import BookEvent, LogEvent, Trade, TradeEvent
+from tps19.screens.ticket import estimate
+from tps19.widgets.state import MAX_LOG, MAX_TRADES, DeskState
+
+BOOK = BookEvent("BTC/USDT", bids=((100.0, 1.0), (99.0, 2.0)), asks=((101.0, 1.0), (102.0, 2.0)), ts=1, seq=1)
+MARKET = {"taker": 0.001, "maker": 0.0005}
+
+
+def test_state_is_bounded_and_books_keep_only_the_latest():
+    st = DeskState(["BTC/USDT"])
+    for i in range(5_000):
+        dirty = st.apply([TradeEvent("BTC/USDT", (Trade(i, "buy", 100.0, 1.0),)), LogEvent("info", f"l{i}"),
+                          BookEvent("BTC/USDT", ((100.0 + i, 1.0),), ((200.0 + i, 1.0),), i, i)])
+    assert {"book", "tape", "log"} <= dirty
+    assert len(st.trades["BTC/USDT"]) == MAX_TRADES
+    assert len(st.log) == MAX_LOG and len(st.new_log) <= MAX_LOG
+    assert st.books["BTC/USDT"].seq == 4_999
+
+
+def test_error_logs_become_alerts():
+    st = DeskState(["BTC/USDT"])
+    st.apply([LogEvent("error", "venue said no")])
+    assert st.alerts == [("error", "venue said no")]
+
+
+def test_market_buy_walks_the_asks():
+    est = estimate("buy", "market", Decimal("2"), None, BOOK, MARKET)
+    assert est.taker_amount == Decimal("2")
+    assert est.avg_price == Decimal("101.5")  # 1 @ 101 + 1 @ 102
+    assert est.notional == Decimal("203")
+    assert est.fee == Decimal("0.203")
+    assert est.slippage_bps is not None and est.slippage_bps > 0
+    assert not est.short_book
+    assert estimate("buy", "market", Decimal("5"), None, BOOK, MARKET).short_book
+
+
+def test_resting_limit_pays_maker_and_fills_nothing_now():
+    est = estimate("sell", "limit", Decimal("1"), Decimal("105"), BOOK, MARKET)
+    assert est.avg_price is None and est.taker_amount == 0
+    assert est.notional == Decimal("105") and est.fee == Decimal("105") * Decimal("0.0005")
+
+
+def test_crossing_limit_takes_up_to_its_price_then_rests():
+    est = estimate("sell", "limit", Decimal("2"), Decimal("100"), BOOK, MARKET)
+    assert est.taker_amount == Decimal("1") and est.avg_price == Decimal("100")
+    assert est.notional == Decimal("200")  # 1 taken at 100, 1 resting at 100
