@@ -119,6 +119,16 @@ def test_import_real_file(cli, tmp_path):
     assert "538 gaps, 717 missing bars" in r.stdout and "13681 bars stored as file UNITTEST_BTC 1m" in r.stdout
 
 
+def test_import_parquet_file(cli, tmp_path):
+    import pandas as pd
+
+    src = tmp_path / "UNITTEST_BTC.parquet"
+    pd.read_csv(DATA / "freqtrade_UNITTEST_BTC_1m.csv").to_parquet(src)
+    r = cli.invoke(app, ["import", str(src), "--db", str(tmp_path / "u.db")])
+    assert r.exit_code == 0, r.output
+    assert "538 gaps, 717 missing bars" in r.stdout and "13681 bars stored" in r.stdout
+
+
 def test_optimize_grid_and_walk_forward(cli):
     r = cli.invoke(app, ["optimize", "--strategy", "sma_cross", "--grid", "fast=5:15:5", "--grid", "slow=20:40:20",
                          "--data", ETH, "--json", "--metric", "total_return"])
