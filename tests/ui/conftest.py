@@ -24,6 +24,8 @@ def settings(tmp_path, monkeypatch) -> Settings:
         database={"path": tmp_path / "tps19.db"},
         feed={"stale_after_s": 5, "watch_timeout_s": 6, "reconnect_min_s": 0.1, "reconnect_max_s": 1},
         ui={"refresh_hz": 20},
+        # the sim account starts with 1 BTC: leave room under the position cap for test buys
+        risk={"max_position_notional": 10_000_000},
     )
 
 

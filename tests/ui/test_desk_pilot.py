@@ -154,6 +154,22 @@ async def test_ticket_validates_before_review(settings):
 
 
 @needs_trading
+async def test_rejected_order_is_a_notification_and_a_log_line(settings):
+    # the sim account starts with 1 BTC (~60k USDT): a buy breaks a 50k position cap in the broker
+    capped = settings.model_copy(update={"risk": settings.risk.model_copy(update={"max_position_notional": 50_000})})
+    app = DeskApp(settings=capped, mode="paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("b", *"0.01", "enter", "enter")
+        await wait_for(pilot, lambda: any(e.level == "error" and "rejected" in e.message for e in app.state.log),
+                       what="rejection in the log")
+        await pilot.pause(0.2)
+        assert any("rejected" in str(n.message) for n in app._notifications)
+        assert "rejected" in screen_text(app)
+        assert not _working(app)
+
+
+@needs_trading
 async def test_kill_switch_cancels_blocks_and_releases(settings):
     app = DeskApp(settings=settings, mode="paper")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -96,11 +96,11 @@ class TicketScreen(ModalScreen[Any]):
     TicketScreen.-sell > Vertical { border: thick $error; }
     TicketScreen.-buy > Vertical { border: thick $success; }
     TicketScreen.-live > Vertical { border: double $error; }
-    TicketScreen Horizontal { height: auto; }
-    TicketScreen Label { width: 10; padding: 1 0 0 0; }
+    TicketScreen Horizontal { height: auto; margin: 0 0 1 0; }
+    TicketScreen Label { width: 10; }
     TicketScreen Input { width: 1fr; }
     TicketScreen Select { width: 1fr; }
-    TicketScreen #check { height: auto; padding: 0 0; }
+    TicketScreen #check { height: auto; padding: 0 0 1 0; }
     TicketScreen #review { height: auto; display: none; border: round $warning; padding: 0 1; }
     TicketScreen.-review #review { display: block; }
     TicketScreen #hint { color: $text-muted; }
@@ -137,13 +137,13 @@ class TicketScreen(ModalScreen[Any]):
             with Horizontal():
                 yield Label("type")
                 yield Select([("limit", "limit"), ("market", "market"), ("post only", "post_only"), ("ioc", "ioc")],
-                             value="limit", allow_blank=False, id="type")
+                             value="limit", allow_blank=False, id="type", compact=True)
             with Horizontal():
                 yield Label("amount")
-                yield Input(placeholder=f"{self.symbol.split('/')[0]} amount", id="amount")
+                yield Input(placeholder=f"{self.symbol.split('/')[0]} amount", id="amount", compact=True)
             with Horizontal():
                 yield Label("price")
-                yield Input(value=f"{ref:.{pp}f}" if ref is not None else "", placeholder="limit price", id="price")
+                yield Input(value=f"{ref:.{pp}f}" if ref is not None else "", placeholder="limit price", id="price", compact=True)
             yield Static(id="check")
             yield Static(id="review", classes="review")
             yield Static(self._hint(), id="hint")
