@@ -81,7 +81,7 @@ class RiskSettings(BaseModel):
     max_order_notional: Decimal = Field(Decimal("10000"), gt=0)
     max_daily_orders: int = Field(500, gt=0)
     daily_loss_limit: Decimal = Field(Decimal("1000"), gt=0)
-    max_position_notional: Decimal = Field(Decimal("50000"), gt=0)
+    max_position_notional: Decimal = Field(Decimal("250000"), gt=0)
 
 
 class UISettings(BaseModel):

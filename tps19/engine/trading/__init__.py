@@ -139,6 +139,9 @@ async def build_trading(*, mode: str, bus: Any, db: Any, client: Any, markets: d
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
     risk = RiskGate(_risk_settings(settings))
+    # Spot: the exposure a position cap limits is the base currency held, valued at the order price.
+    risk.position_of = lambda sym: portfolio.balances.get(markets[sym]["base"], Decimal(0))
+    risk.net_pnl = lambda: portfolio.totals()["net_pnl"]
     common = dict(bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
                   precision_mode=precision_mode)
     if mode == "paper":
