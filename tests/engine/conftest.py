@@ -18,3 +18,4 @@ def settings(tmp_path, monkeypatch) -> Settings:
         feed={"stale_after_s": 2, "watch_timeout_s": 4, "reconnect_min_s": 0.1, "reconnect_max_s": 1},
         log={"summary_interval_s": 0.5},
     )
+

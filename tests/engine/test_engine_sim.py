@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.engine.helpers import wait_for
+
 from tps19.engine.engine import Engine, EngineError
 from tps19.engine.events import BookEvent, ConnectionEvent, ConnState, TradeEvent
 from tps19.engine.storage import Bar
@@ -21,13 +23,6 @@ async def _collect_books(engine: Engine, seconds: float) -> list[BookEvent]:
     return got
 
 
-async def _wait_for(pred, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def test_engine_streams_sane_books_and_trades_for_every_symbol(settings):
@@ -56,10 +51,10 @@ async def test_sequence_gap_triggers_resync_and_the_book_recovers(settings):
     engine.bus.on(ConnectionEvent, states.append)
     await engine.start()
     try:
-        assert await _wait_for(lambda: engine.books["BTC/USDT"].best_bid() is not None)
+        assert await wait_for(lambda: engine.books["BTC/USDT"].best_bid() is not None)
         engine.venue.sim.faults.skip_sequence("BTC/USDT")
         stats = engine.feed.stats.get("book", "BTC/USDT")
-        assert await _wait_for(lambda: stats.resyncs >= 1), "gap was not detected"
+        assert await wait_for(lambda: stats.resyncs >= 1), "gap was not detected"
         before = stats.messages
         books = await _collect_books(engine, 2.0)
         assert stats.messages > before, "book stream did not come back after the resync"
@@ -76,11 +71,11 @@ async def test_dropped_connection_reconnects(settings):
     await engine.start()
     try:
         stats = engine.feed.stats.get("book", "ETH/USDT")
-        assert await _wait_for(lambda: stats.messages > 5)
+        assert await wait_for(lambda: stats.messages > 5)
         engine.venue.sim.faults.drop_connections()
         await asyncio.sleep(0.5)
         before = stats.messages
-        assert await _wait_for(lambda: stats.messages > before + 5), "no book updates after the drop"
+        assert await wait_for(lambda: stats.messages > before + 5), "no book updates after the drop"
         assert stats.state == ConnState.CONNECTED
     finally:
         await engine.stop()

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.engine.helpers import wait_for
+
 from tps19.engine.engine import Engine
 from tps19.engine.strategies.registry import create
 from tps19.engine.strategies.signals import Signal, SignalEvent
@@ -15,13 +17,6 @@ from tps19.engine.strategies.signals import Signal, SignalEvent
 pytestmark = pytest.mark.slow
 
 
-async def _wait_for(pred, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def test_strategy_warms_up_and_its_target_is_traded_on_paper(settings):
@@ -40,12 +35,12 @@ async def test_strategy_warms_up_and_its_target_is_traded_on_paper(settings):
         assert signals and signals[0].symbol == "BTC/USDT"
         assert len(engine.runner.strategy_for("BTC/USDT").bars["close"]) >= 8
         pf = engine.trading.portfolio
-        assert await _wait_for(lambda: pf.mark("BTC/USDT") is not None)
+        assert await wait_for(lambda: pf.mark("BTC/USDT") is not None)
         usdt0, btc0 = pf.balances["USDT"], pf.balances.get("BTC", Decimal(0))
         mark = pf.mark("BTC/USDT")
         capital = btc0 * mark + usdt0
         await engine.executor.submit_target("BTC/USDT", 0.5, Signal(direction=1, strength=1.0, reason="test", target=0.5))
-        assert await _wait_for(lambda: pf.balances.get("BTC", Decimal(0)) > btc0)
+        assert await wait_for(lambda: pf.balances.get("BTC", Decimal(0)) > btc0)
         btc1 = pf.balances["BTC"]
         share = btc1 * pf.mark("BTC/USDT") / (btc1 * pf.mark("BTC/USDT") + pf.balances["USDT"])
         assert Decimal("0.47") < share < Decimal("0.53"), share
@@ -54,7 +49,7 @@ async def test_strategy_warms_up_and_its_target_is_traded_on_paper(settings):
         # the market order walks the visible levels and the rest expires).
         assert engine.executor.plan("BTC/USDT", 0.0) == ("sell", btc1)
         await engine.executor.submit_target("BTC/USDT", 0.0, Signal(direction=-1, strength=1.0, reason="test", target=0.0))
-        assert await _wait_for(lambda: pf.balances.get("BTC", Decimal(0)) < btc1)
+        assert await wait_for(lambda: pf.balances.get("BTC", Decimal(0)) < btc1)
         assert pf.balances["BTC"] >= 0
         assert capital > 0
     finally:
@@ -67,10 +62,10 @@ async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(settings
     await engine.start()
     try:
         pf = engine.trading.portfolio
-        assert await _wait_for(lambda: pf.mark("BTC/USDT") is not None)
+        assert await wait_for(lambda: pf.mark("BTC/USDT") is not None)
         usdt0 = pf.balances["USDT"]
         await engine.executor.submit_target("BTC/USDT", 1.0, Signal(direction=1, strength=1.0, reason="t", target=1.0))
-        assert await _wait_for(lambda: pf.balances["USDT"] < usdt0)
+        assert await wait_for(lambda: pf.balances["USDT"] < usdt0)
         spent = usdt0 - pf.balances["USDT"]
         cap = settings.risk.max_order_notional
         assert cap * Decimal("0.9") < spent <= cap * Decimal("1.01")  # cap plus the taker fee at most
