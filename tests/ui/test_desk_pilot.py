@@ -57,7 +57,7 @@ async def test_desk_shows_book_levels_and_switches_symbol(settings):
         await pilot.pause(0.2)
         assert book.symbol == "ETH/USDT"
         assert book.event is not None and book.event.symbol == "ETH/USDT"
-        assert "Book ETH/USDT" in screen_text(app)
+        await wait_for(pilot, lambda: "Book ETH/USDT" in screen_text(app), timeout=3, what="ETH title")
 
         await pilot.press("9")  # only three symbols: says so, stays put
         await pilot.pause(0.1)
@@ -69,7 +69,7 @@ async def test_desk_shows_book_levels_and_switches_symbol(settings):
         await pilot.press("question_mark")
         await pilot.pause(0.1)
         assert isinstance(app.screen, HelpScreen)
-        assert "kill switch" in screen_text(app)
+        await wait_for(pilot, lambda: "kill switch" in screen_text(app), timeout=3, what="help text")
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -92,12 +92,13 @@ async def test_paper_order_ticket_orders_cancel_position(settings):
         assert app.screen.validated is not None, app.screen.error
         await pilot.press("enter")  # review
         assert app.screen.stage == "review"
-        assert "paper order" in screen_text(app)
+        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "paper order" in screen_text(app), timeout=3, what="review text")
         await pilot.press("enter")  # paper: places
         await wait_for(pilot, lambda: len(_working(app)) == 1, what="resting order")
         table = app.screen.query_one("#orders", OrdersTable)
         await wait_for(pilot, lambda: table.row_count == 1, what="order in the orders pane")
-        assert "open" in screen_text(app)
+        await wait_for(pilot, lambda: "open" in screen_text(app), timeout=3, what="open order row")
 
         # c cancels the selected order
         table.focus()
@@ -145,9 +146,10 @@ async def test_ticket_validates_before_review(settings):
         assert ticket.stage == "edit"  # cannot review an invalid order
         ticket.query_one("#amount").value = ""
         await pilot.press(*"0.01")
-        await pilot.pause(0.05)
+        await pilot.pause(0.2)
         assert ticket.validated is not None
-        assert "fee (est.)" in screen_text(app) and "notional" in screen_text(app)
+        await wait_for(pilot, lambda: "fee (est.)" in screen_text(app) and "notional" in screen_text(app), timeout=3,
+                       what="estimate")
         await pilot.press("escape")
         assert not isinstance(app.screen, TicketScreen)
         assert not _working(app)
@@ -165,7 +167,7 @@ async def test_rejected_order_is_a_notification_and_a_log_line(settings):
                        what="rejection in the log")
         await pilot.pause(0.2)
         assert any("rejected" in str(n.message) for n in app._notifications)
-        assert "rejected" in screen_text(app)
+        await wait_for(pilot, lambda: "rejected" in screen_text(app), timeout=3, what="rejection on screen")
         assert not _working(app)
 
 
@@ -227,7 +229,8 @@ async def test_live_confirmation_cannot_be_skipped(settings):
         await pilot.press("enter", "enter", "enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, TicketScreen) and ticket.stage == "review"
-        assert "LIVE ORDER" in screen_text(app) and "type y" in screen_text(app)
+        await wait_for(pilot, lambda: "LIVE ORDER" in screen_text(app) and "type y" in screen_text(app), timeout=3,
+                       what="live review")
         assert not _working(app)
         # escape goes back to editing; y while editing types into the field, sends nothing
         await pilot.press("escape")
