@@ -97,3 +97,25 @@ async def test_first_run_creates_versioned_database(settings):
     finally:
         await engine.stop()
     assert settings.database.path.exists()
+
+
+async def test_silent_book_stream_is_marked_stale_resubscribed_and_recovers(settings):
+    engine = Engine(settings)
+    states: list[ConnectionEvent] = []
+    engine.bus.on(ConnectionEvent, states.append)
+    await engine.start()
+    try:
+        stats = engine.feed.stats.get("book", "SOL/USDT")
+        assert await wait_for(lambda: stats.messages > 3)
+        engine.venue.sim.faults.stop_stream("book", "SOL/USDT")
+        # stale after stale_after_s (2 s), resubscribe after watch_timeout_s (4 s)
+        assert await wait_for(lambda: any(s.state == ConnState.STALE and s.symbol == "SOL/USDT" for s in states), 10)
+        assert await wait_for(lambda: stats.resyncs >= 1, 10)
+        other = engine.feed.stats.get("book", "BTC/USDT")
+        assert other.state == ConnState.CONNECTED or await wait_for(lambda: other.state == ConnState.CONNECTED)
+        engine.venue.sim.faults.resume_stream("book", "SOL/USDT")
+        before = stats.messages
+        assert await wait_for(lambda: stats.messages > before + 3, 15), "book did not come back"
+        assert await wait_for(lambda: stats.state == ConnState.CONNECTED)
+    finally:
+        await engine.stop()
