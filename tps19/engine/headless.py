@@ -34,6 +34,12 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
     engine = Engine(settings, mode=mode, strategy=strategy)
     min_level = LEVELS[settings.log.level]
     sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, coalesce=None, maxsize=5000)
+    if mode == "live":
+        # stdout carries JSON lines for machines; the banner is for the person starting it.
+        import sys
+
+        print(f"*** TPS19 LIVE on {settings.exchange.id}: orders placed by this process are real ***",
+              file=sys.stderr, flush=True)
     out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
               db=str(settings.database.path))
     code = 0
