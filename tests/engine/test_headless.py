@@ -100,3 +100,21 @@ def test_bad_strategy_flags_are_one_line_errors(tmp_path, args):
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("tps19: ") and "Traceback" not in r.stderr
+
+
+def test_headless_live_on_the_sim_with_its_keys_says_live_and_stops_cleanly(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tps19.cli", "live", "--no-ui", "--symbol", "BTC/USDT"],
+        cwd=tmp_path, env=_env(tmp_path, TPS19_EXCHANGE__API_KEY="tps19-demo-key", TPS19_EXCHANGE__SECRET="tps19-demo-secret"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = _run_until(proc, '"event":"market"')
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "LIVE" in err and "tps19-demo-secret" not in err + out + "".join(lines)
+    assert json.loads(lines[0])["mode"] == "live"
