@@ -38,12 +38,16 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+# The benchmark round-trips thousands of orders: lift the caps that would (rightly) stop a trader.
+BENCH_RISK = settings(max_daily_orders=10**6, max_position_notional=D("1e12"), daily_loss_limit=D("1e12"))
+
+
 async def paper(n_orders: int, n_trades: int, tmp: Path) -> None:
     markets = cryptocom_markets()
     db = Database(tmp / "bench_paper.db")
     await db.open()
     bus = EventBus()
-    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=settings(max_daily_orders=10**6),
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=BENCH_RISK,
                             exchange="cryptocom", starting_balances={"USDT": D("100000000"), "BTC": D("1000")},
                             snapshot_interval_s=0)
     await s.start()
@@ -95,7 +99,7 @@ async def live(n: int, tmp: Path) -> None:
     await db.open()
     bus = EventBus()
     s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets,
-                            settings=settings(max_daily_orders=10**6), snapshot_interval_s=0,
+                            settings=BENCH_RISK, snapshot_interval_s=0,
                             poll_interval_s=5.0, watch_timeout_s=10.0)
     await s.start()
     got: dict[str, float] = {}
