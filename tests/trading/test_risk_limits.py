@@ -55,3 +55,28 @@ def test_loss_is_measured_from_the_start_of_the_day_not_lifetime():
     state["pnl"] = Decimal("-520")
     gate.check(_order("buy", "1"))  # -20 today: fine
     assert gate.pnl_today() == Decimal("-20")
+
+
+async def test_a_restart_does_not_reset_the_days_loss(bus, db, markets):
+    """The day's first stored snapshot is where today's P&L counts from, across restarts."""
+    from tps19.engine.events import now_ms
+    from tps19.engine.storage.models import PortfolioSnapshot
+    from tps19.engine.trading import build_trading
+
+    from .conftest import START
+    from .helpers import book, settings
+
+    async with db.session() as s, s.begin():  # earlier today this account was 1,000 up
+        s.add(PortfolioSnapshot(ts=now_ms() - 1, mode="paper", equity=Decimal("1"), cash=Decimal("1"),
+                                realized_pnl=Decimal("1000"), unrealized_pnl=Decimal("0"), fees=Decimal("0")))
+    stack = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets,
+                                settings=settings(daily_loss_limit=Decimal("1000")), exchange="cryptocom",
+                                starting_balances=dict(START), snapshot_interval_s=0)
+    await stack.start()
+    try:
+        bus.publish(book())
+        assert stack.broker.risk.pnl_today() == Decimal("-1000")  # now flat: 1,000 given back today
+        o = await stack.broker.place_order("BTC/USDT", "buy", "limit", "0.01", "49000")
+        assert o.status.value == "rejected" and "daily loss limit" in o.reason
+    finally:
+        await stack.stop()

@@ -73,6 +73,7 @@ class TradingStack:
         if self._started:
             return
         await self.broker.start()
+        await self._restore_day_start()
         self.portfolio.start()
         self._started = True
 
@@ -89,6 +90,24 @@ class TradingStack:
             if p.qty:
                 out[f"pos {sym}"] = str(p.qty)
         return out
+
+    async def _restore_day_start(self) -> None:
+        """The daily loss limit counts from the day's first snapshot, so a restart does not reset it."""
+        db = self.portfolio.db
+        if db is None:
+            return
+        from sqlalchemy import select
+
+        from ..storage.models import PortfolioSnapshot
+        from .risk import utc_day_start_ms
+
+        q = (select(PortfolioSnapshot)
+             .where(PortfolioSnapshot.mode == self.mode, PortfolioSnapshot.ts >= utc_day_start_ms())
+             .order_by(PortfolioSnapshot.ts).limit(1))
+        async with db.session() as s:
+            first = (await s.execute(q)).scalars().first()
+        if first is not None:
+            self.broker.risk.set_day_start(first.realized_pnl + first.unrealized_pnl - first.fees)
 
     async def stop(self) -> None:
         if not self._started:

@@ -42,6 +42,11 @@ class RiskGate:
             self.orders_today = 0
             self._pnl_day_start = None
 
+    def set_day_start(self, net_pnl: Decimal) -> None:
+        """Restore today's starting net P&L (e.g. from the day's first stored snapshot)."""
+        self._roll()
+        self._pnl_day_start = net_pnl
+
     def pnl_today(self) -> Decimal | None:
         """Net P&L since the engine first saw this UTC day (None without a portfolio)."""
         if self.net_pnl is None:
