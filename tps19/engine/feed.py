@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..aio import cancel_and_wait
 from ..config import FeedSettings
 from .bus import EventBus
 from .events import BarEvent, BookEvent, ConnectionEvent, ConnState, LogEvent, TickerEvent, Trade, TradeEvent
@@ -97,11 +98,7 @@ class MarketFeed:
 
     async def stop(self) -> None:
         self._running = False
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for (stream, symbol), st in self.stats.streams.items():
             st.state = ConnState.STOPPED

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..aio import cancel_and_wait
 from .candles import ALIASES, INTERVALS, CandleStore, HistoryModel
 from .engine import ZERO, Account, EngineError, Fill, MatchingEngine, Order, Trade
 from .faults import Faults
@@ -215,13 +216,7 @@ class SimExchange:
         return self
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await asyncio.gather(*(self._close_conn(c) for c in list(self._conns)), return_exceptions=True)
         if self._runner is not None:

@@ -24,6 +24,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from ...aio import cancel_and_wait
 from ..events import now_ms
 from ..storage.models import PositionAdjustment
 from .base import BaseBroker
@@ -111,13 +112,7 @@ class LiveBroker(BaseBroker):
     async def stop(self) -> None:
         await self.drain_background()
         self._running = False
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _poll_loop(self) -> None:
