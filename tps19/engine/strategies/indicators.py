@@ -50,22 +50,21 @@ def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
+def _rolling(x: np.ndarray, n: int, reduce: str) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     out = np.full(len(x), np.nan)
     if n < 1 or len(x) < n:
         return out
-    out[n - 1 :] = np.lib.stride_tricks.sliding_window_view(x, n).max(axis=1)
+    out[n - 1 :] = getattr(np.lib.stride_tricks.sliding_window_view(x, n), reduce)(axis=1)
     return out
+
+
+def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
+    return _rolling(x, n, "max")
 
 
 def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    if n < 1 or len(x) < n:
-        return out
-    out[n - 1 :] = np.lib.stride_tricks.sliding_window_view(x, n).min(axis=1)
-    return out
+    return _rolling(x, n, "min")
 
 
 def shift(x: np.ndarray, k: int = 1) -> np.ndarray:
