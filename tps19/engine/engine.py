@@ -14,7 +14,7 @@ from typing import Any
 from ..config import Settings
 from .bus import EventBus
 from .events import BarEvent, LogEvent
-from .feed import MarketFeed
+from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
 from .venue import Venue, VenueError, open_venue
@@ -143,10 +143,8 @@ class Engine:
             closed = candles[:-1]  # the last candle is still forming
             strat = self.runner.strategy_for(symbol)
             last = None
-            from .feed import _bar
-
             for c in closed:
-                sig = strat.on_bar(_bar(symbol, timeframe, c, closed=True))
+                sig = strat.on_bar(bar_event(symbol, timeframe, c, closed=True))
                 last = sig or last
             if closed:
                 self.runner.last_ts[symbol] = int(closed[-1][0])

@@ -229,10 +229,10 @@ class MarketFeed:
             prev = self._last_bar.get(symbol)
             if prev is not None and c[0] > prev[0]:
                 # A newer candle has started: the previous one is final.
-                self.bus.publish(_bar(symbol, self.timeframe, prev, closed=True))
+                self.bus.publish(bar_event(symbol, self.timeframe, prev, closed=True))
             if prev is None or c[0] >= prev[0]:
                 self._last_bar[symbol] = list(c)
-                self.bus.publish(_bar(symbol, self.timeframe, c, closed=False))
+                self.bus.publish(bar_event(symbol, self.timeframe, c, closed=False))
 
     async def _stale_monitor(self) -> None:
         limit = self.settings.stale_after_s
@@ -250,7 +250,7 @@ class MarketFeed:
         return time.monotonic() - st.last_update if st and st.last_update else None
 
 
-def _bar(symbol: str, timeframe: str, c: list[float], closed: bool) -> BarEvent:
+def bar_event(symbol: str, timeframe: str, c: list[float], closed: bool) -> BarEvent:
     return BarEvent(symbol=symbol, timeframe=timeframe, ts=int(c[0]), open=float(c[1]), high=float(c[2]),
                     low=float(c[3]), close=float(c[4]), volume=float(c[5] or 0), closed=closed)
 
