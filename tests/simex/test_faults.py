@@ -170,3 +170,70 @@ async def test_client_that_cannot_keep_up_is_disconnected(paused_sim, monkeypatc
             pass
         assert ws.closed
     assert sim.stats["slow_consumer_disconnects"] == 1 and not sim._conns
+
+
+async def test_accept_then_fail_processes_the_order_then_answers_504(sim, ex):
+    sim.faults.accept_then_fail(1, 504)
+    with pytest.raises(ccxt.ExchangeError):  # a plain-text 504: ccxt cannot tell it was processed
+        await ex.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"client_oid": "atf-1"})
+    assert [o["client_oid"] for o in sim.open_orders(KEY)] == ["atf-1"]  # yet the venue has it
+    await ex.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"client_oid": "atf-2"})  # only the next N
+    assert len(sim.open_orders(KEY)) == 2
+
+
+async def test_garbage_frames_reach_every_market_connection(paused_sim):
+    sim = paused_sim
+    async with aiohttp.ClientSession() as s:
+        ws = await _raw_market(sim, s, ["book.BTC_USDT.50"])
+        await _until_ack(ws, 1, [])
+        assert sim.faults.garbage(4) == 1
+        binary = bad_text = 0
+        while binary + bad_text < 4:  # ordinary frames (a book snapshot) may come first
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                binary += 1
+                continue
+            try:
+                json.loads(msg.data)
+            except ValueError:
+                bad_text += 1
+        assert (binary, bad_text) == (2, 2)
+        await ws.close()
+
+
+async def test_silence_ends_by_itself(paused_sim):
+    sim = paused_sim
+    async with aiohttp.ClientSession() as s:
+        ws = await _raw_market(sim, s, ["book.BTC_USDT.50"])
+        await _until_ack(ws, 1, [])
+        sim.faults.silence(0.5, "BTC/USDT")
+        await sim.step(100)
+        await ws.send_str(json.dumps({"id": 5, "method": "subscribe", "params": {"channels": ["trade.ETH_USDT"]}}))
+        msgs = []
+        await _until_ack(ws, 5, msgs)
+        assert not [m for m in msgs if m.get("result", {}).get("channel") == "book.update"]
+        while sim.faults.stopped:  # the switch turns itself off; no wall-clock guess about when
+            await asyncio.sleep(0.05)
+        await sim.step(100)
+        await ws.send_str(json.dumps({"id": 6, "method": "subscribe", "params": {"channels": ["trade.SOL_USDT"]}}))
+        msgs = []
+        await _until_ack(ws, 6, msgs)
+        assert [m for m in msgs if m.get("result", {}).get("channel") == "book.update"]
+        await ws.close()
+    with pytest.raises(ValueError):
+        sim.faults.silence(float("inf"))
+
+
+async def test_market_lag_delivers_frames_late(paused_sim):
+    sim = paused_sim
+    async with aiohttp.ClientSession() as s:
+        ws = await _raw_market(sim, s, ["book.BTC_USDT.50"])
+        await _until_ack(ws, 1, [])
+        sim.faults.lag_market(400)
+        await sim.step(20)
+        while True:
+            msg = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+            if msg.get("result", {}).get("channel") == "book.update":
+                break
+        assert sim.clock() - msg["result"]["data"][0]["t"] >= 400
+        await ws.close()

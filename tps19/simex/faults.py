@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,10 @@ class Faults:
     drop_create_order_replies: int = 0
     skip_next: set[str] = field(default_factory=set)  # symbols whose next book delta skips a sequence number
     stopped: set[tuple[str, str | None]] = field(default_factory=set)  # (channel prefix, symbol or None)
+    accept_then_fail_count: int = 0
+    accept_then_fail_status: int = 504
+    market_lag_ms: int = 0  # market-data frames leave this late (a backlog): exchange time lags receive time
+    _silence_tasks: dict[str | None, asyncio.TimerHandle] = field(default_factory=dict)
 
     def drop_connections(self) -> int:
         """Close every websocket connection now (as a venue restart would). Returns how many."""
@@ -47,6 +52,36 @@ class Faults:
         """Process the next `n` create-order calls but close the connection instead of answering."""
         self.drop_create_order_replies = max(0, int(n))
 
+    def accept_then_fail(self, n: int = 1, status: int = 504) -> None:
+        """Process the next `n` create-order calls (the order is live on the venue), then answer
+        with HTTP `status` and a plain-text body, as a gateway timing out after the matcher did."""
+        self.accept_then_fail_count = max(0, int(n))
+        self.accept_then_fail_status = int(status)
+
+    def garbage(self, count: int = 1) -> int:
+        """Send `count` malformed frames (alternately binary and undecodable text) on every market
+        websocket now. Returns how many connections got them."""
+        return self.sim._send_garbage(max(0, int(count)))
+
+    def silence(self, seconds: float, symbol: str | None = None) -> None:
+        """No market data (every public channel; heartbeats go on) for `seconds`, for one symbol or all."""
+        if not seconds > 0 or seconds == float("inf"):
+            raise ValueError("seconds must be a positive, finite number")
+        self.stop_stream("", symbol)
+        old = self._silence_tasks.pop(symbol, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._silence_tasks[symbol] = loop.call_later(seconds, self._end_silence, symbol)
+
+    def _end_silence(self, symbol: str | None) -> None:
+        self._silence_tasks.pop(symbol, None)
+        self.resume_stream("", symbol)
+
+    def lag_market(self, ms: int) -> None:
+        """Deliver every market-data frame `ms` late (0 turns it off), as a client drowning in a backlog sees it."""
+        self.market_lag_ms = max(0, int(ms))
+
     def stop_stream(self, channel: str = "book", symbol: str | None = None) -> None:
         """Silently stop sending a stream: `channel` is a prefix such as "book", "trade", "ticker",
         "candlestick", "user.order" or "" (everything but heartbeats); `symbol` limits it to one market."""
@@ -61,8 +96,25 @@ class Faults:
         self.delay_ms = 0
         self.http_error_count = 0
         self.drop_create_order_replies = 0
+        self.accept_then_fail_count = 0
+        self.market_lag_ms = 0
         self.skip_next.clear()
         self.stopped.clear()
+        for h in self._silence_tasks.values():
+            h.cancel()
+        self._silence_tasks.clear()
+
+    def describe(self) -> dict:
+        """The switches as they stand (for `GET /faults`)."""
+        return {
+            "delay_ms": self.delay_ms,
+            "http_errors": {"count": self.http_error_count, "status": self.http_error_status},
+            "drop_create_order_replies": self.drop_create_order_replies,
+            "accept_then_fail": {"count": self.accept_then_fail_count, "status": self.accept_then_fail_status},
+            "market_lag_ms": self.market_lag_ms,
+            "gap_pending": sorted(self.skip_next),
+            "stopped": sorted(f"{c or '*'}:{s or '*'}" for c, s in self.stopped),
+        }
 
     def is_stopped(self, subscription: str, symbol: str | None) -> bool:
         for prefix, sym in self.stopped:

@@ -67,6 +67,9 @@ def fmt(d: Decimal) -> str:
     return s
 
 
+_GARBAGE_BINARY = b"\x81\xff\xfe\x00garbage\x9c"
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -84,12 +87,12 @@ class _Conn:
 
     slow: bool = False
 
-    def send(self, text: str) -> None:
+    def send(self, text: str | bytes, lag_ms: int = 0) -> None:
         if not self.closed:
             if self.queue.qsize() > MAX_QUEUED:
                 self.slow = True  # a client that does not read: the venue drops it
                 return
-            self.queue.put_nowait(text)
+            self.queue.put_nowait((time.monotonic() + lag_ms / 1000, text) if lag_ms else text)
 
 
 @dataclass(eq=False)
@@ -333,8 +336,9 @@ class SimExchange:
     def _push(self, subscription: str, symbol: str | None, text: str, conns: set[_Conn]) -> None:
         if self.faults.stopped and self.faults.is_stopped(subscription, symbol):
             return
+        lag = self.faults.market_lag_ms
         for c in conns:
-            c.send(text)
+            c.send(text, lag if c.kind == "market" else 0)
             if c.slow and not c.closed:
                 c.closed = True  # stop queueing; the close itself runs as a task
                 self.stats["slow_consumer_disconnects"] += 1
@@ -633,6 +637,11 @@ class SimExchange:
                 result = handler(acct, params)
             finally:
                 self._flush()
+            if name == "create-order" and self.faults.accept_then_fail_count > 0:
+                self.faults.accept_then_fail_count -= 1
+                self.stats["injected_http_errors"] += 1
+                st = self.faults.accept_then_fail_status
+                return web.Response(status=st, text=f"{st} Gateway Timeout", content_type="text/html")
             if name == "create-order" and self.faults.drop_create_order_replies > 0:
                 self.faults.drop_create_order_replies -= 1
                 self.stats["dropped_replies"] += 1
@@ -919,10 +928,18 @@ class SimExchange:
     async def _writer(self, conn: _Conn) -> None:
         try:
             while True:
-                text = await conn.queue.get()
-                if text is None:
+                item = await conn.queue.get()
+                if item is None:
                     break
-                await conn.ws.send_str(text)
+                if isinstance(item, tuple):  # (monotonic due time, frame) while market lag is on
+                    due, item = item
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if isinstance(item, bytes):
+                    await conn.ws.send_bytes(item)
+                else:
+                    await conn.ws.send_str(item)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
         except Exception:  # pragma: no cover
@@ -975,6 +992,15 @@ class SimExchange:
             pass
         if conn.writer is not None and conn.writer is not asyncio.current_task():
             conn.writer.cancel()
+
+    def _send_garbage(self, count: int) -> int:
+        conns = [c for c in self._conns if c.kind == "market" and not c.closed]
+        for c in conns:
+            for i in range(count):
+                # Binary frames and text that is not JSON (nor even valid UTF-8 once decoded as bytes).
+                c.send(_GARBAGE_BINARY if i % 2 == 0 else "\x00{\"method\": garbage]\ufffd")
+        self.stats["garbage_frames"] = self.stats.get("garbage_frames", 0) + count * len(conns)
+        return len(conns)
 
     def _drop_all_connections(self) -> int:
         conns = list(self._conns)
