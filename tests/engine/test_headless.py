@@ -58,6 +58,10 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     assert events[0] == "starting" and "started" in events and events[-1] == "stopped"
     markets = [r for r in records if r["event"] == "market"]
     assert markets and all(r["bid"] < r["ask"] for r in markets if r["bid"] and r["ask"])
+    # every stream of a symbol is in its summary, with a state and a count an operator can watch move
+    assert any(set(r.get("streams", {})) == {"book", "trades", "ticker", "bars"} for r in markets)
+    assert all(st in ("connecting", "connected", "stale", "resync", "reconnecting") and n >= 0
+               for r in markets for st, n in r.get("streams", {}).values())
     assert any(r["event"] == "connection" and r["state"] == "connected" for r in records)
     assert "Traceback" not in err
     assert secret not in out + err + "".join(lines)

@@ -213,4 +213,7 @@ class Engine:
             tr = self.feed.stats.get("trades", symbol)
             out.update(state=st.state.value, book_msgs=st.messages, trades=tr.messages, resyncs=st.resyncs,
                        latency_ms=None if st.latency_ms is None else round(st.latency_ms, 1))
+            # Every stream's state and count, so an operator (or benchmarks/soak.py) sees a dead tape too.
+            out["streams"] = {stream: [s.state.value, s.messages] for (stream, sym), s in self.feed.stats.streams.items()
+                              if sym == symbol}
         return out
