@@ -3,6 +3,7 @@
 States::
 
     new -> open -> partially_filled -> filled
+    new -> unknown -> (any state new can reach, except unknown)
       \\       \\          \\-> cancelled / expired
        \\       \\-> filled / cancelled / expired
         \\-> partially_filled / filled / cancelled / rejected / expired
@@ -33,6 +34,9 @@ class OrderStatus(str, Enum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # the venue's answer was ambiguous (5xx, timeout, lost reply): it may hold the order or not,
+    # until a lookup by client order id settles it
+    UNKNOWN = "unknown"
 
     def __str__(self) -> str:
         return self.value
@@ -40,7 +44,8 @@ class OrderStatus(str, Enum):
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.NEW: frozenset({S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED}),
+    S.NEW: frozenset({S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED}),
     S.OPEN: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
     S.FILLED: frozenset(),
@@ -49,7 +54,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.EXPIRED: frozenset(),
 }
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-WORKING = frozenset({S.NEW, S.OPEN, S.PARTIALLY_FILLED})
+WORKING = frozenset({S.NEW, S.UNKNOWN, S.OPEN, S.PARTIALLY_FILLED})
 
 
 class IllegalTransition(ValueError):
