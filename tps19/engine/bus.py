@@ -72,11 +72,18 @@ class Subscription:
         return out
 
     async def wait(self, timeout: float | None = None) -> list[Any]:
-        """Wait until something is pending (or timeout), then drain."""
+        """Wait until something is pending (or timeout), then drain.
+
+        A cancel always propagates. Not `asyncio.wait_for`: on Python 3.11 it returns the inner
+        result when a cancel lands just as the inner wait completes, so a consumer loop never
+        sees the cancel and its owner's stop() waits forever. `asyncio.timeout` cancels this
+        task itself and tells its own expiry from an outside cancel.
+        """
         if not self.pending():
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 return []
         return self.drain()
