@@ -70,3 +70,22 @@ async def test_paper_broker_loop_ends_on_cancel_even_as_its_wait_completes():
     broker = PaperBroker(bus=bus, store=None, portfolio=None, markets={}, risk=None, exchange="sim")
     broker._sub = sub = bus.subscribe(coalesce=None)
     assert await _race(broker._run, sub) == []
+
+
+async def test_paper_broker_loop_ends_even_when_an_await_inside_swallows_the_cancel():
+    """Defence in depth: Python 3.11's wait_for (the bus's old wait, or a library's) may eat a cancel."""
+    bus = EventBus()
+    broker = PaperBroker(bus=bus, store=None, portfolio=None, markets={}, risk=None, exchange="sim")
+    broker._sub = sub = bus.subscribe(coalesce=None)
+
+    async def swallowing_wait(timeout: float | None = None) -> list:
+        if not sub.pending():
+            sub._ready.clear()
+            try:
+                await asyncio.wait_for(sub._ready.wait(), timeout)
+            except TimeoutError:
+                return []
+        return sub.drain()
+
+    sub.wait = swallowing_wait
+    assert await _race(broker._run, sub) == []

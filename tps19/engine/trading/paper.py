@@ -20,6 +20,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
 from .orders import D, OrderRequest, OrderState, OrderStatus, fee_rate
@@ -86,7 +87,7 @@ class PaperBroker(BaseBroker):
 
     async def _run(self) -> None:
         assert self._sub is not None
-        while True:
+        while not cancel_requested():
             events = await self._sub.wait(1.0)
             for ev in events:
                 try:
@@ -97,6 +98,8 @@ class PaperBroker(BaseBroker):
                             await self.on_book_cross(ev)
                 except Exception as e:  # never let one bad event end the broker
                     self.report("paper", f"event handling failed: {e!r}")
+        # some await swallowed the cancel (Python 3.11 wait_for): end as stop() asked
+        raise asyncio.CancelledError
 
     # ---------------------------------------------------------------- book & consumed liquidity
     def _on_book_sync(self, ev: BookEvent) -> None:
