@@ -18,7 +18,27 @@ Point any ccxt `cryptocom` client at it by swapping scheme and host of its urls:
 
 or, in Python: `from tps19.simex import point_ccxt; point_ccxt(ex, 'http://HOST:PORT')`.
 Trade with the demo key/secret (tps19.config SIM_DEMO_API_KEY / SIM_DEMO_SECRET) or
-your own --api-key/--secret. Stops on Ctrl-C / SIGTERM.
+your own --api-key/--secret (never printed). Point TPS19 itself at it with
+TPS19_EXCHANGE__REST_URL=http://HOST:PORT (and the same key in TPS19_EXCHANGE__API_KEY /
+TPS19_EXCHANGE__SECRET if not the demo one). Stops on Ctrl-C / SIGTERM.
+
+A signed request is accepted once: the same body again within the 60 s nonce window is
+refused with 40006 DUPLICATE_REQUEST, a nonce more than 60 s off with 40102 INVALID_NONCE.
+
+--control-port C serves a fault switchboard on 127.0.0.1:C (JSON; a bad parameter is a 400
+naming it), to chaos-test a bot, e.g. `curl -X POST 'http://127.0.0.1:C/faults/gap?symbol=BTC/USDT'`:
+
+\b
+  POST /faults/drop                                 close every websocket (code 1013)
+  POST /faults/gap?symbol=S                         next book delta of S skips a sequence number
+  POST /faults/silence?seconds=N[&symbol=S]         no market data for N s (heartbeats go on)
+  POST /faults/garbage?count=N                      N malformed frames on every market websocket
+  POST /faults/http?status=503&count=N              fail the next N REST calls with that status
+  POST /faults/accept-then-fail?status=504&count=N  process the next N create-orders, then fail
+  POST /faults/lag?ms=N                             market data arrives N ms late (0: off)
+  POST /faults/delay?ms=N                           every reply N ms late (0: off)
+  POST /faults/clear                                every switch off
+  GET  /faults                                      the switches as JSON
 """
 
 
@@ -33,6 +53,8 @@ def register(app: typer.Typer) -> None:
         balance: list[str] = typer.Option(None, "--balance", help="Starting balance CCY=AMOUNT, repeatable "
                                           "(default USDT=100000 BTC=1 ETH=10 SOL=100)."),
         updates_per_second: float = typer.Option(60.0, "--rate", min=0.0, help="Synthetic book events per second (all symbols)."),
+        control_port: int = typer.Option(None, "--control-port", min=0, max=65535,
+                                         help="Serve the fault switchboard on 127.0.0.1 at this port (0 picks a free one)."),
     ) -> None:
         import asyncio
         import signal
@@ -66,6 +88,16 @@ def register(app: typer.Typer) -> None:
             except OSError as err:
                 typer.echo(f"tps19: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
                 raise typer.Exit(1) from None
+            control = None
+            if control_port is not None:
+                from .simex.control import CONTROL_HOST, ControlServer
+
+                try:
+                    control = await ControlServer(sim, control_port).start()
+                except OSError as err:
+                    await sim.stop()
+                    typer.echo(f"tps19: cannot listen on {CONTROL_HOST}:{control_port}: {err.strerror or err}", err=True)
+                    raise typer.Exit(1) from None
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -73,12 +105,22 @@ def register(app: typer.Typer) -> None:
                     loop.add_signal_handler(sig, stop.set)
                 except (NotImplementedError, RuntimeError):  # pragma: no cover
                     pass
+            # The key is never printed (a terminal scrollback or a captured log is not a secret store).
+            which = ("the demo key (tps19.config SIM_DEMO_API_KEY)" if key == SIM_DEMO_API_KEY
+                     else "the one given with --api-key")
             typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
                        f"(ws {sim.base_url.replace('http', 'ws', 1)}/exchange/v1/market|user)  "
-                       f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key {key}")
+                       f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key: {which}")
+            typer.echo(f"point tps19 at it: TPS19_EXCHANGE__REST_URL={sim.base_url}"
+                       + ("" if key == SIM_DEMO_API_KEY else
+                          " with that key and secret in TPS19_EXCHANGE__API_KEY / TPS19_EXCHANGE__SECRET"))
+            if control is not None:
+                typer.echo(f"fault switchboard on {control.base_url}/faults  (see tps19 exchange --help)")
             try:
                 await stop.wait()
             finally:
+                if control is not None:
+                    await control.stop()
                 await sim.stop()
             typer.echo("simulated exchange stopped")
 

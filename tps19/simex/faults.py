@@ -30,8 +30,8 @@ class Faults:
 
     def skip_sequence(self, symbol: str) -> None:
         """The next ``book.update`` of `symbol` skips one ``u`` (``pu`` != the client's last ``u``)."""
-        self.sim._instrument(symbol)
-        self.skip_next.add(symbol)
+        # The publisher looks symbols up by their unified name: accept the venue id too.
+        self.skip_next.add(self.sim._instrument(symbol).symbol)
 
     def delay_replies(self, ms: int) -> None:
         """Delay every REST reply and every websocket request reply by `ms` (0 turns it off)."""
@@ -67,6 +67,8 @@ class Faults:
         """No market data (every public channel; heartbeats go on) for `seconds`, for one symbol or all."""
         if not seconds > 0 or seconds == float("inf"):
             raise ValueError("seconds must be a positive, finite number")
+        if symbol is not None:
+            symbol = self.sim._instrument(symbol).symbol
         self.stop_stream("", symbol)
         old = self._silence_tasks.pop(symbol, None)
         if old is not None:
@@ -86,10 +88,12 @@ class Faults:
         """Silently stop sending a stream: `channel` is a prefix such as "book", "trade", "ticker",
         "candlestick", "user.order" or "" (everything but heartbeats); `symbol` limits it to one market."""
         if symbol is not None:
-            self.sim._instrument(symbol)
+            symbol = self.sim._instrument(symbol).symbol
         self.stopped.add((channel, symbol))
 
     def resume_stream(self, channel: str = "book", symbol: str | None = None) -> None:
+        if symbol is not None:
+            symbol = self.sim._instrument(symbol).symbol
         self.stopped.discard((channel, symbol))
 
     def clear(self) -> None:
@@ -114,7 +118,16 @@ class Faults:
             "market_lag_ms": self.market_lag_ms,
             "gap_pending": sorted(self.skip_next),
             "stopped": sorted(f"{c or '*'}:{s or '*'}" for c, s in self.stopped),
+            "silenced_s": self._silence_left(),
         }
+
+    def _silence_left(self) -> dict[str, float]:
+        """Seconds left of each timed silence ("*" = every symbol)."""
+        if not self._silence_tasks:
+            return {}
+        now = asyncio.get_running_loop().time()
+        return {s or "*": round(max(0.0, h.when() - now), 3) for s, h in sorted(
+            self._silence_tasks.items(), key=lambda kv: kv[0] or "")}
 
     def is_stopped(self, subscription: str, symbol: str | None) -> bool:
         for prefix, sym in self.stopped:

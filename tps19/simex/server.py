@@ -21,6 +21,7 @@ from .engine import ZERO, Account, EngineError, Fill, MatchingEngine, Order, Tra
 from .faults import Faults
 from .flow import Flow
 from .instruments import Instrument, instruments_for
+from .replay import ReplayGuard
 from .signing import auth_signature, rest_signature
 
 log = logging.getLogger("tps19.simex")
@@ -32,6 +33,7 @@ BAD_REQUEST = (40001, "BAD_REQUEST")
 METHOD_NOT_FOUND = (40002, "METHOD_NOT_FOUND")
 INVALID_REQUEST = (40003, "INVALID_REQUEST")
 MISSING_OR_INVALID_ARGUMENT = (40004, "MISSING_OR_INVALID_ARGUMENT")
+DUPLICATE_REQUEST = (40006, "DUPLICATE_REQUEST")  # the same signed body seen again within the nonce window
 UNAUTHORIZED = (40101, "UNAUTHORIZED")
 INVALID_NONCE = (40102, "INVALID_NONCE")
 NOT_FOUND = (40401, "NOT_FOUND")
@@ -136,6 +138,7 @@ class SimExchange:
         self.clock: Callable[[], int] = clock or _wall_ms
         self.heartbeat_interval = heartbeat_interval
         self.nonce_window_ms = nonce_window_ms
+        self.replays = ReplayGuard(nonce_window_ms, lambda: _wall_ms())
         self.ticker_interval_ms = ticker_interval_ms
         self.faults = Faults(self)
         self.stats: dict[str, int] = {
@@ -143,6 +146,7 @@ class SimExchange:
             "internal_errors": 0, "book_updates": 0, "events": 0, "heartbeats_sent": 0,
             "heartbeat_responses": 0, "heartbeat_disconnects": 0, "book_messages": 0, "ws_connections": 0,
             "slow_consumer_disconnects": 0, "dropped_replies": 0, "injected_http_errors": 0,
+            "replays_refused": 0,
         }
         if accounts is None:
             from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
@@ -654,6 +658,8 @@ class SimExchange:
                 self.stats["bad_requests"] += 1
             if e.code in (40101, 40102):
                 self.stats["auth_failures"] += 1
+            if e.code == DUPLICATE_REQUEST[0]:
+                self.stats["replays_refused"] += 1
             return self._reply(req_id, method, (e.code, e.message), result=e.result)
         except asyncio.CancelledError:
             raise
@@ -682,6 +688,8 @@ class SimExchange:
             raise ApiError(UNAUTHORIZED) from None
         if expected != sig or body.get("method", method) != method:
             raise ApiError(UNAUTHORIZED)
+        if not self.replays.first_use(api_key, sig, n):
+            raise ApiError(DUPLICATE_REQUEST)
         return acct
 
     # ---- param helpers
@@ -1044,6 +1052,11 @@ class SimExchange:
                     fresh = False
                 expected = auth_signature(acct.secret, method, msg.get("id", ""), acct.api_key, msg.get("nonce"))
                 ok = fresh and expected == msg["sig"]
+            if ok and not self.replays.first_use(acct.api_key, msg["sig"], n):
+                self.stats["replays_refused"] += 1
+                await self._ws_reply(conn, {"id": mid, "method": method, "code": DUPLICATE_REQUEST[0],
+                                            "message": DUPLICATE_REQUEST[1]})
+                return
             if ok:
                 conn.account = acct
                 await self._ws_reply(conn, {"id": mid, "method": method, "code": 0})
