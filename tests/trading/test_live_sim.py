@@ -159,7 +159,7 @@ async def test_dropped_connection_triggers_reconcile(sim, clients, bus, db):
 
 
 async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus, db):
-    """The reply is lost and the venue cannot be asked (5xx): the order stays `new` (no second
+    """The reply is lost and the venue cannot be asked (5xx): the order stays `unknown` (no second
     send); reconciliation then finds it by client order id."""
     mine, _ = clients
     s = await live_stack(bus, db, mine, use_watch=False)
@@ -178,7 +178,7 @@ async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus
     o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
     sim.engine.listeners.remove(arm)
     assert sim.stats["dropped_replies"] == 1 and sim.stats["injected_http_errors"] == 4
-    assert o.status.value == "new" and o.venue_order_id is None
+    assert o.status.value == "unknown" and o.venue_order_id is None
     assert len(sim.open_orders(KEY)) == 1  # one order on the venue, not two
     await until(lambda: (x := s.broker.orders.get(o.client_order_id)) is not None and x.status.value == "open", 10)
     assert s.broker.orders[o.client_order_id].venue_order_id == sim.open_orders(KEY)[0]["order_id"]
@@ -230,7 +230,7 @@ async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, 
         fills = (await ses.execute(select(Fill))).scalars().all()
     assert [f.client_order_id for f in fills] == [o.client_order_id]
     assert s.portfolio.balances == venue_totals(sim)
-    assert "orphan-fill" not in s.broker.issues
+    assert "orphan_fill" not in s.broker.issues
     await s.stop()
 
 
@@ -247,7 +247,7 @@ async def test_slow_venue_request_lost_in_flight_is_not_resent_blindly(sim, clie
     price = await inside_spread_price(mine)
     sim.faults.delay_replies(500)
     o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
-    assert o.status.value == "new" and "create-order" in s.broker.issues
+    assert o.status.value == "unknown" and "create-order" in s.broker.issues
     sim.faults.delay_replies(0)
     await until(lambda: o.client_order_id not in s.broker.orders, 10)
     final = await s.store.order(o.client_order_id)

@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover
     SignalEvent = None  # type: ignore[assignment,misc]
 
-WORKING = ("new", "open", "partially_filled")
+WORKING = ("new", "unknown", "open", "partially_filled")
 MAX_TRADES = 300
 MAX_BARS = 240
 MAX_LOG = 500

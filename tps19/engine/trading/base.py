@@ -56,11 +56,13 @@ class BaseBroker:
     def _on_book_sync(self, ev: BookEvent) -> None:
         self.books[ev.symbol] = ev
 
-    def report(self, kind: str, message: str) -> None:
+    def report(self, kind: str, message: str, **fields: Any) -> None:
         n = self.issues[kind] = self.issues.get(kind, 0) + 1
-        log.warning("%s: %s (#%d)", kind, message, n)
+        # on the bus the issue is an event with its fields; the log record says it was published
+        # so a log sink that also writes bus issues can skip the duplicate
+        log.warning("%s: %s (#%d)", kind, message, n, extra={"tps19_issue": self.bus is not None})
         if self.bus is not None:
-            self.bus.publish(TradingIssue(kind, message, n))
+            self.bus.publish(TradingIssue(kind, message, n, fields={k: v for k, v in fields.items() if v is not None}))
 
     def publish(self, ev: Any) -> None:
         if self.bus is not None:

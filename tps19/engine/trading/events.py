@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ..events import now_ms
 
@@ -95,12 +96,17 @@ class KillSwitchEvent:
 
 @dataclass(slots=True, frozen=True)
 class TradingIssue:
-    """A problem that was reported, counted and survived (a dropped reply, a failed poll ...)."""
+    """A problem that was reported, counted and survived (a dropped reply, a failed poll ...).
+
+    ``fields`` carries the ids and amounts an operator needs to act on it without reading the
+    message: e.g. client_order_id, venue_order_id, symbol, side, amount, price, fill_id,
+    currency, booked, venue, difference."""
 
     kind: str
     message: str
     count: int = 1
     ts: int = field(default_factory=now_ms)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from decimal import Decimal
@@ -35,13 +36,35 @@ from .store import FillRecord
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 S = OrderStatus
-RANK = {S.NEW: 0, S.OPEN: 1, S.PARTIALLY_FILLED: 2, S.FILLED: 3, S.CANCELLED: 3, S.REJECTED: 3, S.EXPIRED: 3}
+RANK = {S.NEW: 0, S.UNKNOWN: 0, S.OPEN: 1, S.PARTIALLY_FILLED: 2, S.FILLED: 3, S.CANCELLED: 3, S.REJECTED: 3, S.EXPIRED: 3}
 
 
 def _ccxt_errors() -> Any:
     import ccxt  # the sync package's errors are shared with async/pro
 
     return ccxt
+
+
+# venue error codes that say "something failed inside" rather than "your order is refused"
+# (cryptocom: ERR_INTERNAL, SYS_ERROR, request timeout)
+AMBIGUOUS_CODES = frozenset({"50001", "10001", "40801"})
+
+
+def venue_error_code(e: BaseException) -> str | None:
+    """The venue's error code when ccxt's message carries the venue's JSON answer
+    (``"<exchange id> {json body}"``); None for a plain-text page or no body at all."""
+    text = str(e)
+    i = text.find("{")
+    if i < 0:
+        return None
+    try:
+        body = json.loads(text[i:])
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    code = body.get("code", body.get("error_code"))
+    return str(code) if code not in (None, 0, "0", "") else None
 
 
 class LookupResult:
@@ -238,15 +261,32 @@ class LiveBroker(BaseBroker):
         cur = self.orders.get(o.client_order_id) or await self.store.order(o.client_order_id) or o
         return cur.copy()
 
+    def _definite_rejection(self, e: BaseException) -> bool:
+        """True only when the venue itself refused the order (so it holds nothing). Anything else
+        -- a 5xx, a plain-text gateway page (ccxt raises a bare ExchangeError for it), a timeout,
+        a dropped reply -- is ambiguous: the venue may have processed the order."""
+        ccxt = _ccxt_errors()
+        if self._is_network(e):
+            return False
+        if isinstance(e, (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.AuthenticationError,
+                          ccxt.NotSupported, ccxt.ArgumentsRequired)):  # BadSymbol is a BadRequest
+            return True
+        if type(e) is ccxt.ExchangeError:
+            code = venue_error_code(e)
+            return code is not None and code not in AMBIGUOUS_CODES
+        return False
+
     async def _send(self, o: OrderState) -> None:
         ccxt = _ccxt_errors()
+        cid = o.client_order_id
         otype, price, params = self._ccxt_args(o)
+        last = ""
         for attempt in range(1, self.create_attempts + 1):
             try:
                 vo = await self.call("create_order", o.symbol, otype, o.side, float(o.amount), price, dict(params))
             except Exception as e:
-                if isinstance(e, ccxt.InvalidOrder | ccxt.InsufficientFunds | ccxt.PermissionDenied | ccxt.BadRequest) \
-                        or (isinstance(e, ccxt.ExchangeError) and not self._is_network(e)):
+                what = f"{type(e).__name__}: {e}"[:300]
+                if self._definite_rejection(e):
                     dup = isinstance(e, getattr(ccxt, "DuplicateOrderId", ())) or "DUPLICATE_CLORDID" in str(e)
                     if attempt > 1 or dup:  # a resend refused: make sure the first send did not land after all
                         found, vorder = await self.lookup(o)
@@ -255,37 +295,47 @@ class LiveBroker(BaseBroker):
                                 await self._apply_venue_order(vorder, fetch_trades=True)
                             return
                     async with self.lock:
-                        await self._venue_reject(o.client_order_id, f"venue rejected: {type(e).__name__}: {e}"[:300])
+                        await self._venue_reject(cid, f"venue rejected: {what}")
                     return
-                self.report("create-order", f"{o.client_order_id}: no reply ({type(e).__name__}: {e}); looking it up")
+                last = what
+                self.report("create-order", f"{cid}: ambiguous answer ({what}); looking it up",
+                            client_order_id=cid, symbol=o.symbol, side=o.side, amount=o.amount, price=o.price)
+                async with self.lock:
+                    await self._mark_unknown(cid, f"ambiguous venue answer: {what}")
                 found, vorder = await self.lookup(o)
+                if found == LookupResult.UNKNOWN:
+                    await asyncio.sleep(min(0.2 * attempt, 1.0))
+                    found, vorder = await self.lookup(o)
                 if found == LookupResult.FOUND:
                     async with self.lock:
                         await self._apply_venue_order(vorder, fetch_trades=True)
                     return
                 if found == LookupResult.UNKNOWN:
-                    await asyncio.sleep(min(0.2 * attempt, 1.0))
-                    found, vorder = await self.lookup(o)
-                    if found == LookupResult.FOUND:
-                        async with self.lock:
-                            await self._apply_venue_order(vorder, fetch_trades=True)
-                        return
-                    if found == LookupResult.UNKNOWN:
-                        self.report("create-order", f"{o.client_order_id}: outcome unknown; left for reconciliation")
-                        self.need_reconcile = True
-                        return
+                    self.report("create-order", f"{cid}: outcome unknown; left for reconciliation",
+                                client_order_id=cid, symbol=o.symbol)
+                    self.need_reconcile = True
+                    return
                 continue  # ABSENT: the venue does not have it -> resend with the same id
             async with self.lock:
                 await self._apply_venue_order(vo, fetch_trades=False, sent=o)
             if vo.get("status") in (None, "closed") or (vo.get("filled") is None):
-                await self.refresh(o.client_order_id)
+                await self.refresh(cid)
             return
         async with self.lock:
-            await self._venue_reject(o.client_order_id, f"not sent: venue unreachable after {self.create_attempts} attempts")
+            await self._venue_reject(cid, f"not sent: never reached the venue (not found by client order id after "
+                                          f"{self.create_attempts} attempt(s); last answer {last})"[:300])
+
+    async def _mark_unknown(self, cid: str, detail: str) -> None:
+        o = self.orders.get(cid)
+        if o is None or o.status is not S.NEW:
+            return
+        new = o.copy()
+        prev = new.transition(S.UNKNOWN)
+        await self.commit(new, prev, detail=detail)
 
     async def _venue_reject(self, cid: str, reason: str) -> None:
         o = self.orders.get(cid)
-        if o is None or o.status is not S.NEW:
+        if o is None or o.status not in (S.NEW, S.UNKNOWN):
             return
         new = o.copy()
         prev = new.transition(S.REJECTED, reason)
@@ -474,7 +524,8 @@ class LiveBroker(BaseBroker):
         prev = o.transition(S.OPEN, "adopted: found open on the venue, not placed by this TPS19")
         await self.store.save(o, insert=True, from_status=None, to_status=S.NEW, detail="adopted from venue")
         await self.commit(o, prev, detail=o.reason)
-        self.report("adopted", f"venue order {vid} ({o.symbol} {o.side} {amount} @ {price}) adopted")
+        self.report("adopted_order", f"venue order {vid} ({o.symbol} {o.side} {amount} @ {price}) adopted",
+                    client_order_id=cid, venue_order_id=vid, symbol=o.symbol, side=o.side, amount=amount, price=price)
         if (D_or_none(vo.get("filled")) or ZERO) > 0:
             await self._fetch_order_trades(o)
 
@@ -507,6 +558,11 @@ class LiveBroker(BaseBroker):
                     o = await self.store.order_by_venue_id(vid)
             if o is None and not orphans:
                 continue  # not provably ours: the REST poll (account-scoped) decides
+            if o is None and vid is not None:
+                claimed, o = await self._claim(vid, ts[0].get("symbol"))
+                if not claimed:
+                    self.need_reconcile = True
+                    continue  # maybe the fill of an order still settling: booked once that is known
             new = o.copy() if o is not None else None
             fills = []
             for t in ts:
@@ -531,7 +587,11 @@ class LiveBroker(BaseBroker):
                     self.portfolio.apply_fill(f)
                     self.publish(f.to_event(self.mode))
                     self.publish(self.portfolio.position_event(f.symbol))
-                self.report("orphan-fill", f"{len(booked)} fill(s) of unknown venue order {vid} booked")
+                for f in booked:
+                    self.report("orphan_fill", f"fill {f.fill_id} of unknown venue order {vid} booked "
+                                f"({f.symbol} {f.side} {f.amount:f} @ {f.price:f})",
+                                fill_id=f.fill_id, venue_order_id=vid, symbol=f.symbol, side=f.side,
+                                amount=f.amount, price=f.price, fee=f.fee, fee_currency=f.fee_currency)
                 continue
             prev = None
             if new.is_working:
@@ -542,6 +602,27 @@ class LiveBroker(BaseBroker):
             for f in fills:
                 self.known_fills.add(f.fill_id)
             del booked
+
+    async def _claim(self, vid: str, symbol: str | None) -> tuple[bool, OrderState | None]:
+        """A fill names a venue order we have no id for. While one of our orders still lacks its
+        venue id (its create-order answer was lost or ambiguous), ask the venue whose order it is
+        so the fill is booked on it, never as an orphan. Returns (decided, our order or None)."""
+        waiting = [x for x in self.orders.values()
+                   if x.venue_order_id is None and x.is_working and (symbol is None or x.symbol == symbol)]
+        if not waiting:
+            return True, None
+        try:
+            vo = await self.call("fetch_order", vid, symbol)
+        except Exception as e:
+            self.report("lookup", f"venue order {vid} unavailable: {type(e).__name__}: {e}", venue_order_id=vid)
+            return False, None
+        o = self.orders.get(vo.get("clientOrderId") or "")
+        if o is None or o.venue_order_id is not None:
+            return True, None
+        new = o.copy()
+        new.venue_order_id = vid
+        await self.commit(new, None, changed=False)
+        return True, self.orders.get(new.client_order_id, new)
 
     async def refresh(self, client_order_id: str) -> None:
         o = self.orders.get(client_order_id)
@@ -639,12 +720,13 @@ class LiveBroker(BaseBroker):
                 async with self.lock:
                     await self._book_trades(fresh)
             else:
-                self.report("reconcile", "fills kept arriving; balance check skipped this time")
+                self.report("reconcile_failed", "fills kept arriving; balance check skipped this time")
                 return False
             async with self.lock:
                 await self._reconcile_balances(bal)
         except Exception as e:
-            self.report("reconcile", f"reconciliation incomplete: {type(e).__name__}: {e}")
+            self.report("reconcile_failed", f"reconciliation incomplete: {type(e).__name__}: {e}",
+                        error=type(e).__name__)
             return False
         self.reconciles += 1
         log.info("reconciled in %.3fs", time.perf_counter() - t0)
@@ -680,7 +762,9 @@ class LiveBroker(BaseBroker):
         for adj in adjustments:
             self.portfolio.apply_adjustment(adj)
         for ev in events:
-            self.report("balance-discrepancy", f"{ev.currency}: expected {ev.expected:f}, venue {ev.venue:f}")
+            self.report("balance_difference", f"{ev.currency}: booked {ev.expected:f}, venue {ev.venue:f}",
+                        currency=ev.currency, booked=ev.expected, venue=ev.venue, difference=ev.difference,
+                        detail=ev.detail or None)
             self.publish(ev)
             if ev.detail:
                 sym = self.portfolio.symbol_for_currency(ev.currency)
