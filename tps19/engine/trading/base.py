@@ -7,6 +7,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from ...numbers import NumberError, to_decimal
 from ..events import BookEvent
 from .events import KillSwitchEvent, OrderUpdate, TradingIssue
 from .orders import (
@@ -27,6 +28,15 @@ from .store import FillRecord, TradingStore
 
 log = logging.getLogger(__name__)
 PRETRADE = "not sent: "
+
+
+def _bookable(x: Any) -> Decimal | None:
+    """What a rejected order records of the number it was given: the number if it is sane,
+    else nothing (1e999999 in a row would break every screen and sum that reads it)."""
+    try:
+        return to_decimal(x, "value")
+    except NumberError:
+        return None
 
 
 class BaseBroker:
@@ -132,8 +142,8 @@ class BaseBroker:
             client_order_id=req.client_order_id or new_client_order_id(),
             mode=self.mode, exchange=self.exchange, symbol=req.symbol,
             side=str(req.side), type=str(req.type),
-            amount=v.amount if v else (D_or_none(req.amount) or Decimal(0)),
-            price=v.price if v else D_or_none(req.price),
+            amount=v.amount if v else (_bookable(req.amount) or Decimal(0)),
+            price=v.price if v else _bookable(req.price),
         )
 
     async def _reject(self, req: OrderRequest, reason: str) -> OrderState:

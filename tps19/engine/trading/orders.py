@@ -18,10 +18,11 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import Enum
 from typing import Any
 
+from ...numbers import NumberError, to_decimal
 from ..events import now_ms
 from .events import OrderUpdate
 
@@ -232,16 +233,35 @@ def _step(precision: Any, mode: int) -> Decimal | None:
     return None  # SIGNIFICANT_DIGITS is handled separately
 
 
+# Enough digits that rounding a validated number (< 1e15, <= 18 decimals: 33 digits) to any
+# market step is exact; the default context's 28 would silently round the quotient first.
+_ROUNDING_PREC = 80
+
+
 def round_to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    n = (value / step).to_integral_value(rounding=rounding)
-    return (n * step).normalize() if n != 0 else Decimal(0)
+    """``value`` rounded to a multiple of ``step``, exactly. Raises ``decimal.DecimalException``
+    (an ArithmeticError) for values no market could trade, e.g. 1e999999 or NaN."""
+    with localcontext() as ctx:
+        ctx.prec = _ROUNDING_PREC
+        n = (value / step).to_integral_value(rounding=rounding)
+        return (n * step).normalize() if n != 0 else Decimal(0)
 
 
 def _round_sig(value: Decimal, digits: int, rounding: str) -> Decimal:
     if value == 0:
         return value
     exp = value.adjusted() - digits + 1
-    return value.quantize(Decimal(1).scaleb(exp), rounding=rounding)
+    with localcontext() as ctx:
+        ctx.prec = _ROUNDING_PREC
+        return value.quantize(Decimal(1).scaleb(exp), rounding=rounding)
+
+
+def _checked(value: Any, field: str) -> Decimal:
+    """A trader's amount or price: positive, finite, below 1e15, at most 18 decimals."""
+    try:
+        return to_decimal(value, field, positive=True)
+    except NumberError as err:
+        raise OrderRejected(str(err)) from None
 
 
 def _limit(market: dict, kind: str, bound: str) -> Decimal | None:
@@ -271,12 +291,7 @@ def validate_order(
         otype = OrderType(req.type)
     except ValueError:
         raise OrderRejected(f"order type must be market, limit, post_only or ioc, not {req.type!r}") from None
-    try:
-        amount = D(req.amount)
-    except (InvalidOperation, ValueError, TypeError):
-        raise OrderRejected("amount is not a number") from None
-    if not amount.is_finite() or amount <= 0:
-        raise OrderRejected("amount must be a positive number")
+    amount = _checked(req.amount, "amount")
     price: Decimal | None = None
     if otype is OrderType.MARKET:
         if req.price is not None:
@@ -284,13 +299,22 @@ def validate_order(
     else:
         if req.price is None:
             raise OrderRejected(f"a {otype.value} order needs a price")
-        try:
-            price = D(req.price)
-        except (InvalidOperation, ValueError, TypeError):
-            raise OrderRejected("price is not a number") from None
-        if not price.is_finite() or price <= 0:
-            raise OrderRejected("price must be a positive number")
+        price = _checked(req.price, "price")
+    try:
+        amount, price, notes = _round(req, amount, price, market, precision_mode)
+    except (ArithmeticError, ValueError, TypeError):
+        # the inputs are sane, so only a market with absurd precision data gets here
+        raise OrderRejected(f"{req.symbol}'s precision data cannot round this order") from None
+    # a sell rounds its price up to the tick: that can cross the size limit
+    amount = _checked(amount, "amount")
+    price = _checked(price, "price") if price is not None else None
+    if ref_price is not None and not (isinstance(ref_price, Decimal) and ref_price.is_finite()):
+        ref_price = None  # a broken quote is no reference
+    return _check_limits(req, otype, amount, price, market, ref_price, notes)
 
+
+def _round(req: OrderRequest, amount: Decimal, price: Decimal | None, market: dict,
+           precision_mode: int) -> tuple[Decimal, Decimal | None, list[str]]:
     notes: list[str] = []
     prec = market.get("precision") or {}
     if precision_mode == SIGNIFICANT_DIGITS:
@@ -309,7 +333,7 @@ def validate_order(
         if astep is not None:
             new = round_to_step(amount, astep, ROUND_DOWN)
             if new == 0:
-                raise OrderRejected(f"amount {req.amount} is below the amount step {astep} of {req.symbol}")
+                raise OrderRejected(f"amount {amount} is below the amount step {astep} of {req.symbol}")
             if new != amount:
                 notes.append(f"amount {amount} rounded down to {new} (step {astep})")
             amount = new
@@ -317,11 +341,15 @@ def validate_order(
         if price is not None and pstep is not None:
             new = round_to_step(price, pstep, ROUND_FLOOR if req.side == "buy" else ROUND_CEILING)
             if new == 0:
-                raise OrderRejected(f"price {req.price} is below the tick size {pstep} of {req.symbol}")
+                raise OrderRejected(f"price {price} is below the tick size {pstep} of {req.symbol}")
             if new != price:
                 notes.append(f"price {price} rounded to {new} (tick {pstep})")
             price = new
+    return amount, price, notes
 
+
+def _check_limits(req: OrderRequest, otype: OrderType, amount: Decimal, price: Decimal | None, market: dict,
+                  ref_price: Decimal | None, notes: list[str]) -> ValidatedOrder:
     amin, amax = _limit(market, "amount", "min"), _limit(market, "amount", "max")
     if amin is not None and amount < amin:
         raise OrderRejected(f"amount {amount} is below the minimum {amin} for {req.symbol}")
