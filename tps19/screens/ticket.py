@@ -7,8 +7,9 @@ The ticket never sends anything itself: it dismisses with an ``OrderRequest`` an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
@@ -20,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
 from ..engine.events import BookEvent
+from ..numbers import NumberError, parse_decimal
 
 try:
     from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
@@ -77,15 +79,34 @@ def estimate(side: str, otype: str, amount: Decimal, price: Decimal | None, book
     return Estimate(avg, filled, notional, fee, rate, slip, short)
 
 
-def _num(text: str) -> Decimal | None:
-    text = text.strip().replace(",", "").replace("_", "")
-    if not text:
+# Commas only as thousands separators: a decimal comma ("1,5") must not be read as fifteen.
+_GROUPED = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")
+
+
+def parse_typed_number(text: str, field: str) -> Decimal | None:
+    """What the trader typed -> a positive, sane Decimal (None when blank); NumberError naming
+    the field for anything else (NaN, infinity, 1e999999, 19 decimals, a decimal comma)."""
+    t = text.strip().replace("_", "")
+    if not t:
         return None
+    if "," in t:
+        if not _GROUPED.fullmatch(t):
+            raise NumberError(field, "is not a number (decimals take a point; commas only group thousands)")
+        t = t.replace(",", "")
+    return parse_decimal(t, field, positive=True)
+
+
+def ticket_order(symbol: str, side: str, otype: str, amount_text: str, price_text: str, market: dict | None,
+                 ref_price: Decimal | None) -> Any:
+    """The ticket's fields as a validated order; OrderRejected with a one-line reason otherwise."""
+    if not amount_text.strip():
+        raise OrderRejected("enter an amount")
     try:
-        d = Decimal(text)
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
+        amount = parse_typed_number(amount_text, "amount")
+        price = None if otype == "market" else parse_typed_number(price_text, "price")
+    except NumberError as err:
+        raise OrderRejected(str(err)) from None
+    return validate_order(OrderRequest(symbol, side, otype, amount, price), market, ref_price=ref_price)
 
 
 class TicketScreen(ModalScreen[Any]):
@@ -186,20 +207,19 @@ class TicketScreen(ModalScreen[Any]):
             return
         otype = self._type()
         amount_text = self.query_one("#amount", Input).value
-        amount = _num(amount_text)
-        price = None if otype == "market" else _num(self.query_one("#price", Input).value)
         book = self.book_fn()
         theme = self.app.current_theme
-        if amount is None:
-            self.error = "enter an amount" if not amount_text.strip() else "amount is not a number"
-            check.update(Text(self.error, style="dim" if not amount_text.strip() else (theme.error or "red")))
+        if not amount_text.strip():
+            self.error = "enter an amount"
+            check.update(Text(self.error, style="dim"))
             return
         ref = None
         if book is not None:
             r = book.best_ask if self.side == "buy" else book.best_bid
             ref = Decimal(repr(r)) if r is not None else None
         try:
-            v = validate_order(OrderRequest(self.symbol, self.side, otype, amount, price), self.market, ref_price=ref)
+            v = ticket_order(self.symbol, self.side, otype, amount_text, self.query_one("#price", Input).value,
+                             self.market, ref)
         except OrderRejected as err:
             self.error = err.reason
             check.update(Text(err.reason, style="bold " + (theme.error or "red")))

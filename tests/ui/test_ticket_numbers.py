@@ -1,0 +1,98 @@
+"""The order ticket and absurd numbers: whatever is typed, the ticket shows a valid order or a
+clear message, and the desk keeps running."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tps19.app import DeskApp
+from tps19.engine.trading.orders import OrderRejected
+from tps19.screens.ticket import TicketScreen, ticket_order
+
+from .conftest import screen_text, wait_for
+
+BTC = {"symbol": "BTC/USDT", "active": True, "precision": {"price": 0.01, "amount": 1e-05},
+       "limits": {"amount": {"min": None, "max": None}, "price": {"min": None, "max": None},
+                  "cost": {"min": None, "max": None}}, "maker": 0.0004, "taker": 0.0006}
+
+TYPED = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet="0123456789.,_-+eE ", max_size=30),
+    st.from_regex(r"\s*[-+]?\d{0,20}(\.\d{0,25})?([eE][-+]?\d{1,9})?\s*", fullmatch=True),
+    st.sampled_from(["1e999999", "-1e999999", "1e-999999", "NaN", "sNaN", "-nan", "Infinity", "inf", "1,5",
+                     "1,000.5", "1,00", "9" * 70, "0.0000000000000000001", "999999999999999.99", "١٢"]),
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(amount=TYPED, price=TYPED, side=st.sampled_from(["buy", "sell"]),
+       otype=st.sampled_from(["limit", "market", "ioc", "post_only"]))
+def test_whatever_is_typed_the_ticket_has_an_order_or_a_clear_message(amount, price, side, otype):
+    try:
+        v = ticket_order("BTC/USDT", side, otype, amount, price, BTC, ref_price=Decimal("60000.5"))
+    except OrderRejected as e:
+        assert e.reason and "\n" not in e.reason and len(e.reason) < 200, e.reason
+        return
+    assert v.amount.is_finite() and Decimal(0) < v.amount < Decimal("1e15")
+    if otype != "market":
+        assert v.price is not None and v.price.is_finite() and Decimal(0) < v.price < Decimal("1e15")
+
+
+@pytest.mark.parametrize(("amount", "price", "message"), [
+    ("1e999999", "60000", "amount is too large"),
+    ("0.01", "1e999999", "price is too large"),
+    ("NaN", "60000", "amount must be a positive number, not NaN"),
+    ("0.01", "-Infinity", "price must be a positive number, not infinity"),
+    ("1,5", "60000", "amount is not a number"),  # a decimal comma is not read as fifteen
+    ("", "60000", "enter an amount"),
+])
+def test_ticket_messages_name_the_field(amount, price, message):
+    with pytest.raises(OrderRejected) as e:
+        ticket_order("BTC/USDT", "buy", "limit", amount, price, BTC, ref_price=None)
+    assert message in e.value.reason
+
+
+def test_thousands_separators_and_blanks_still_read():
+    v = ticket_order("BTC/USDT", "buy", "limit", " 1,000.5 ", "60,000.25", BTC, ref_price=None)
+    assert v.amount == Decimal("1000.5") and v.price == Decimal("60000.25")
+
+
+async def test_typing_1e999999_shows_a_message_and_the_desk_keeps_running(settings):
+    app = DeskApp(settings=settings, mode="paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.ready and "BTC/USDT" in app.state.books, what="first BTC/USDT book")
+        assert app.trading is not None
+        await pilot.press("b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen)
+        await pilot.press(*"1e999999")
+        await wait_for(pilot, lambda: "amount is too large" in (ticket.error or ""), timeout=5, what="amount message")
+        await wait_for(pilot, lambda: "amount is too large" in screen_text(app), timeout=5, what="message on screen")
+        await pilot.press("enter")  # cannot review it
+        assert ticket.stage == "edit" and app.is_running
+
+        ticket.query_one("#amount").value = ""
+        await pilot.press(*"0.01")
+        price = ticket.query_one("#price")
+        price.value = ""
+        price.focus()
+        await pilot.press(*"1e999999")
+        await wait_for(pilot, lambda: "price is too large" in (ticket.error or ""), timeout=5, what="price message")
+        await wait_for(pilot, lambda: "price is too large" in screen_text(app), timeout=5, what="message on screen")
+        assert ticket.validated is None
+
+        # the desk is still alive: the market keeps moving and the ticket still works
+        seen = app.state.books["BTC/USDT"]
+        await wait_for(pilot, lambda: app.state.books["BTC/USDT"] is not seen, what="a newer book")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TicketScreen) and app.is_running
+        await pilot.press("b")
+        assert isinstance(app.screen, TicketScreen)
+        await pilot.press(*"0.01")
+        await wait_for(pilot, lambda: app.screen.validated is not None, timeout=5, what="a valid order")
+        await pilot.press("escape")
+        assert app.return_code is None
