@@ -17,6 +17,8 @@ from .events import BarEvent, LogEvent
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
+from .storage.errors import StorageError
+from .storage.lock import InstanceLock
 from .venue import Venue, VenueError, open_venue
 
 
@@ -34,6 +36,7 @@ class Engine:
         self.bus = EventBus()
         self.books: dict[str, L2Book] = {s: L2Book(s) for s in self.symbols}
         self.db = Database(settings.database.path)
+        self.db_lock = InstanceLock(settings.database.path, mode)
         self.venue: Venue | None = None
         self.feed: MarketFeed | None = None
         self.markets: dict[str, Any] = {}
@@ -55,9 +58,15 @@ class Engine:
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
+        # One engine per database and mode (two would overwrite each other's balances); taken
+        # before the database is opened and held until stop().
         try:
-            await self.db.open()
+            await asyncio.to_thread(self.db_lock.acquire)
+            await self.db.open(probe_write=True)
         except Exception as err:
+            self.db_lock.release()
+            if isinstance(err, StorageError):  # already one line naming the database
+                raise EngineError(str(err)) from None
             raise EngineError(f"cannot open database {self.settings.database.path}: {err}") from None
         try:
             self.venue = await open_venue(self.settings)
@@ -174,6 +183,7 @@ class Engine:
         if self.venue is not None:
             await self.venue.close()
         await self.db.close()
+        self.db_lock.release()
 
     async def _persist_bars(self) -> None:
         """Closed candles go to the bars table (the history backtests read)."""
@@ -195,7 +205,7 @@ class Engine:
                                 await s.merge(r)
                             await s.commit()
                     except Exception as err:
-                        self.log("error", "storing bars failed", error=type(err).__name__)
+                        self.log("error", "storing bars failed", error=type(err).__name__, detail=str(err))
         finally:
             sub.close()
 

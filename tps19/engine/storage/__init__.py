@@ -1,6 +1,8 @@
 """SQLite storage (SQLModel over aiosqlite)."""
 
 from .db import SCHEMA_VERSION, Database
+from .errors import DatabaseReadOnly, StorageError
+from .lock import DatabaseInUse, InstanceLock
 from .models import (
     AIDecision,
     BacktestResult,
@@ -18,9 +20,13 @@ __all__ = [
     "BacktestResult",
     "Bar",
     "Database",
+    "DatabaseInUse",
+    "DatabaseReadOnly",
     "Fill",
+    "InstanceLock",
     "Order",
     "OrderEvent",
     "PortfolioSnapshot",
+    "StorageError",
     "TradingSignal",
 ]
