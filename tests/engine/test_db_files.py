@@ -191,3 +191,22 @@ async def test_storage_error_names_the_operation_not_the_sql(tmp_path):
     await db.close()
     message = str(info.value)
     assert message == f"database {tmp_path / 't.db'}: insert into no_such_table failed: no such table: no_such_table"
+
+
+async def test_a_failed_commit_is_named_as_such(tmp_path):
+    from sqlalchemy import text
+
+    path = tmp_path / "t.db"
+    raw = sqlite3.connect(path)
+    # a deferred foreign key is checked only at COMMIT: the statement succeeds, the commit fails
+    raw.executescript("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                      "CREATE TABLE child (pid INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);")
+    raw.close()
+    db = Database(path)
+    await db.open()
+    with pytest.raises(StorageError) as info:
+        async with db.session() as s:
+            await s.execute(text("INSERT INTO child (pid) VALUES (42)"))
+            await s.commit()
+    await db.close()
+    assert str(info.value) == f"database {path}: commit failed: FOREIGN KEY constraint failed"

@@ -31,10 +31,11 @@ class DatabaseReadOnly(StorageError):
 _TARGET = re.compile(r"\b(?:into|from|update|table|exists)\s+[\"`\[]?(\w+)", re.IGNORECASE)
 
 
-def operation_of(statement: str | None) -> str:
-    """``INSERT INTO fills (...) VALUES ...`` -> ``insert into fills``; no statement -> ``connect``."""
+def operation_of(statement: str | None, connected: bool = False) -> str:
+    """``INSERT INTO fills (...) VALUES ...`` -> ``insert into fills``; no statement: ``commit``
+    on a connection (SQLAlchemy passes none for commit/rollback), else ``connect``."""
     if not statement:
-        return "connect"
+        return "commit" if connected else "connect"
     words = statement.split()
     verb = words[0].lower() if words else "statement"
     if verb == "pragma" and len(words) > 1:
@@ -71,4 +72,5 @@ def install(engine: SyncEngine, path: Path) -> None:
 
     @event.listens_for(engine, "handle_error")
     def _one_line(context: Any) -> StorageError:
-        return storage_error(path, operation_of(context.statement), context.original_exception)
+        operation = operation_of(context.statement, context.connection is not None)
+        return storage_error(path, operation, context.original_exception)
