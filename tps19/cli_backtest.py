@@ -44,6 +44,17 @@ def parse_time(value: str | None, name: str) -> int | None:
     return None
 
 
+def _check_numbers(**flags: float) -> None:
+    """Typer reads '1e999' as inf and 'nan' as NaN: refuse them (and absurd sizes) naming the flag."""
+    from .numbers import NumberError, to_float
+
+    for name, value in flags.items():
+        try:
+            to_float(value, "--" + name.replace("_", "-"))
+        except NumberError as err:
+            _fail(str(err))
+
+
 def _db_path(db: Path | None) -> Path:
     if db is not None:
         return db
@@ -262,6 +273,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         from rich.console import Console
 
         console = Console(stderr=json_out)
+        _check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
         try:
             from .engine.backtest import BacktestConfig, run_backtest
             from .engine.strategies import create
@@ -284,7 +296,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         param: list[str] = typer.Option(None, "--param", help="Fixed parameter key=value, repeatable."),
         random_n: int = typer.Option(None, "--random", min=1, help="Evaluate N random grid points instead of all."),
         walk_forward: int = typer.Option(None, "--walk-forward", min=1, help="N walk-forward folds (headline is out-of-sample)."),
-        jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes."),
+        jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Worker processes."),
         metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, sortino, total_return, cagr, calmar, profit_factor, win_rate, final_equity, max_drawdown."),
         top: int = typer.Option(10, "--top", min=1, help="Rows of the ranking to show."),
         data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
@@ -308,6 +320,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         from rich.table import Table
 
         console = Console(stderr=json_out)
+        _check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
         try:
             from .engine.backtest import BacktestConfig
             from .engine.backtest import optimize as opt

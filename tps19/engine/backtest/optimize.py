@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ...numbers import NumberError, to_float
 from ..strategies import ParamError, get
 from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
 from .metrics import compute_metrics
@@ -27,6 +28,9 @@ from .metrics import compute_metrics
 METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "profit_factor", "win_rate", "final_equity", "max_drawdown")
 
 ProgressFn = Callable[[int, int], None]
+# A grid is enumerated in memory: bound it so a typo (step 1e-300) is an error, not a hang.
+MAX_GRID_VALUES = 10_000
+MAX_COMBINATIONS = 1_000_000
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
@@ -42,12 +46,15 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
                 parts = spec.split(":")
                 if len(parts) not in (2, 3):
                     raise ValueError
-                nums = [float(p) for p in parts]
+                nums = [to_float(p, key) for p in parts]
                 start, stop = nums[0], nums[1]
                 step = nums[2] if len(nums) == 3 else 1.0
                 if step <= 0 or stop < start:
                     raise ValueError
-                count = int(math.floor((stop - start) / step + 1e-9)) + 1
+                span = (stop - start) / step
+                if not span < MAX_GRID_VALUES:  # also catches an overflow to inf
+                    raise ParamError(f"bad --grid {key}: more than {MAX_GRID_VALUES:,} values (use a larger step)")
+                count = int(math.floor(span + 1e-9)) + 1
                 vals: list[Any] = [start + i * step for i in range(count)]
                 if all(p.lstrip("-").isdigit() for p in parts):
                     vals = [int(round(v)) for v in vals]
@@ -60,9 +67,14 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
                     if p.lower() in ("true", "false"):
                         vals.append(p.lower() == "true")
                     elif p.lstrip("-").isdigit():
+                        to_float(p, key)
                         vals.append(int(p))
                     else:
-                        vals.append(float(p))
+                        vals.append(to_float(p, key))
+        except NumberError as err:
+            raise ParamError(f"bad --grid {key}: {err.problem}") from None
+        except ParamError:
+            raise
         except ValueError:
             raise ParamError(f"bad --grid {item!r}: expected key=start:stop:step (step > 0) or key=a,b,c") from None
         if not vals:
@@ -79,6 +91,8 @@ def candidates(strategy: str, grid: dict[str, list[Any]], fixed: dict[str, Any] 
     if unknown:
         raise ParamError(f"unknown parameter(s) for {strategy!r}: {', '.join(sorted(unknown))}")
     keys = list(grid)
+    if math.prod(len(v) for v in grid.values()) > MAX_COMBINATIONS:
+        raise ParamError(f"the grid has more than {MAX_COMBINATIONS:,} combinations: narrow it")
     combos = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))]
     out = []
     for c in combos:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ...numbers import NumberError, parse_decimal, to_float
 from .base import ParamError, Strategy
 
 _REGISTRY: dict[str, type[Strategy]] = {}
@@ -34,6 +36,25 @@ def get(name: str) -> type[Strategy]:
         raise ParamError(f"unknown strategy {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
 
 
+def check_number(key: str, value: Any) -> None:
+    """Refuse a parameter value that is a number no strategy can use: NaN, infinity, 1e999999
+    (pydantic reads "inf" as a valid float, and a length of 1e20 bars overflows deep inside)."""
+    if isinstance(value, bool):
+        return
+    try:
+        if isinstance(value, str):
+            t = value.strip()
+            try:
+                Decimal(t)
+            except (InvalidOperation, ValueError):
+                return  # not a number at all: the parameter's model says what it wants
+            parse_decimal(t, key, max_decimals=None)
+        elif isinstance(value, (int, float, Decimal)):
+            to_float(value, key)
+    except NumberError as err:
+        raise ParamError(f"bad parameter {key}: {err.problem}") from None
+
+
 def parse_kv(pairs: Iterable[str]) -> dict[str, str]:
     """['fast=5', 'slow=20'] -> {'fast': '5', 'slow': '20'} (values are validated by the model)."""
     out: dict[str, str] = {}
@@ -42,6 +63,7 @@ def parse_kv(pairs: Iterable[str]) -> dict[str, str]:
         key = key.strip().replace("-", "_")
         if not sep or not key or not value.strip():
             raise ParamError(f"bad --param {item!r}: expected key=value")
+        check_number(key, value)
         out[key] = value.strip()
     return out
 
@@ -50,6 +72,8 @@ def create(name: str, params: Mapping[str, Any] | Iterable[str] | None = None) -
     cls = get(name)
     if params is not None and not isinstance(params, Mapping):
         params = parse_kv(params)
+    for key, value in (params or {}).items():
+        check_number(key, value)
     return cls(dict(params or {}))
 
 
