@@ -12,9 +12,11 @@ from ..config import Settings
 from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
 from .strategies.signals import SignalEvent
-from .jsonlog import JsonLines
+from .jsonlog import JsonLines, captured_logs
+from .trading.events import TradingIssue
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+ISSUE_KEYS = frozenset({"ts", "event", "kind", "message", "count"})
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -25,6 +27,10 @@ def secrets_of(settings: Settings) -> list[str]:
 async def run_headless(settings: Settings, mode: str, log_path: Path | None = None,
                        stop_event: asyncio.Event | None = None, strategy: Any = None) -> int:
     out = JsonLines(log_path, secrets=secrets_of(settings))
+    # every stdlib record (ours, ccxt's, aiohttp's, asyncio's) becomes a redacted JSON line: the
+    # last-resort stderr handler would print bare text, secrets and all
+    logs = captured_logs(out, LEVELS[settings.log.level])
+    logs.__enter__()
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -33,7 +39,7 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
 
     engine = Engine(settings, mode=mode, strategy=strategy)
     min_level = LEVELS[settings.log.level]
-    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, coalesce=None, maxsize=5000)
+    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, coalesce=None, maxsize=5000)
     if mode == "live":
         # stdout carries JSON lines for machines; the banner is for the person starting it.
         import sys
@@ -76,6 +82,7 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
             stats.update(resyncs=engine.feed.stats.total("resyncs"), errors=engine.feed.stats.total("errors"),
                          book_msgs=sum(s.messages for (k, _), s in engine.feed.stats.streams.items() if k == "book"))
         out.write("stopped", exit_code=code, **stats)
+        logs.__exit__()
         out.close()
     return code
 
@@ -94,3 +101,6 @@ def _write_event(out: JsonLines, e: Any, min_level: int) -> None:
                   strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason)
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
+    elif isinstance(e, TradingIssue):
+        fields = {k: v for k, v in e.fields.items() if k not in ISSUE_KEYS}
+        out.write("issue", kind=e.kind.replace("-", "_"), message=e.message, count=e.count, **fields)
