@@ -66,7 +66,8 @@ async def test_plain_text_5xx_after_the_venue_accepted_is_not_a_rejection(sim, c
     [vo] = sim.open_orders(KEY)
     assert o.status.value == "open", o.reason
     assert o.venue_order_id == vo["order_id"] and vo["client_oid"] == o.client_order_id
-    assert await statuses(db, o.client_order_id) == ["new", "unknown", "open"]
+    # (the private stream may report it open before the 504 arrives: then it never looked unknown)
+    assert await statuses(db, o.client_order_id) in (["new", "unknown", "open"], ["new", "open"])
     # its fill arrives: it is booked on this order, not as an orphan
     await other.create_order("BTC/USDT", "limit", "sell", 0.02, float(price))
     await until(lambda: o.client_order_id not in s.broker.orders, 10)
@@ -96,7 +97,7 @@ async def test_order_that_never_reached_the_venue_ends_rejected_after_the_lookup
     """A plain 503 from the gateway before the venue saw the order: the lookup by client order
     id finds nothing, so (with no attempt left) the order is closed as never sent."""
     mine, _ = clients
-    s = await stack(bus, db, mine, create_attempts=1, use_watch=False)
+    s = await stack(bus, db, mine, create_attempts=1, use_watch=False, poll_interval_s=3600)
     price = await inside_spread_price(mine)
     sim.faults.fail_next_requests(1, 503)
     o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
