@@ -145,6 +145,28 @@ async def test_failed_lookup_leaves_unknown_and_reconcile_settles(sim, clients, 
     await s.stop()
 
 
+async def test_unknown_limit_order_is_settled_open_by_reconcile(sim, clients, bus, db):
+    mine, _ = clients
+    s = await stack(bus, db, mine, use_watch=False, poll_interval_s=3600)
+    price = await inside_spread_price(mine)
+    sim.faults.accept_then_fail(1, 504)
+
+    def arm(kind, payload):
+        if kind == "order" and getattr(payload, "account", None) is sim.accounts[KEY]:
+            sim.engine.listeners.remove(arm)
+            sim.faults.fail_next_requests(4, 503)
+    sim.engine.listeners.append(arm)
+    o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
+    assert o.status.value == "unknown", o.reason
+    [vo] = sim.open_orders(KEY)
+    assert await s.broker.reconcile()
+    [cur] = s.broker.open_orders()
+    assert (cur.client_order_id, cur.status.value, cur.venue_order_id) == (o.client_order_id, "open", vo["order_id"])
+    assert not cur.adopted and len(sim.open_orders(KEY)) == 1
+    assert await statuses(db, o.client_order_id) == ["new", "unknown", "open"]
+    await s.stop()
+
+
 async def test_definite_venue_rejection_is_still_rejected_at_once(sim, clients, bus, db):
     mine, _ = clients
     s = await stack(bus, db, mine)
