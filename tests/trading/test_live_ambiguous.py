@@ -187,3 +187,29 @@ def test_desk_lists_an_unknown_order_among_the_working_ones():
     st.apply([up])
     assert [(o.client_order_id, o.status) for o in st.working_orders("BTC/USDT")] == [("t19-x-abcdef", "unknown")]
     assert any(e.message.startswith("unknown: buy 0.01 BTC/USDT") for e in st.log)
+
+
+@pytest.mark.parametrize("error,definite", [
+    ("ExchangeError:cryptocom 504 Gateway Timeout", False),  # a gateway's plain-text page
+    ("ExchangeError:cryptocom <html><body>502 Bad Gateway</body></html>", False),
+    ('ExchangeError:cryptocom {"id":7,"method":"private/create-order","code":50001,"message":"ERR_INTERNAL"}', False),
+    ('ExchangeError:cryptocom {"id":7,"method":"private/create-order","code":308,"message":"INVALID_PRICE"}', True),
+    ("RequestTimeout:cryptocom timed out", False),
+    ("ExchangeNotAvailable:cryptocom 503", False),
+    ("InvalidOrder:cryptocom bad size", True),
+    ("InsufficientFunds:cryptocom no money", True),
+    ("BadSymbol:cryptocom no such market", True),
+    ("AuthenticationError:cryptocom bad key", True),
+    ("RuntimeError:something inside ccxt broke", False),
+])
+def test_only_a_definite_venue_refusal_counts_as_a_rejection(error, definite):
+    import builtins
+
+    import ccxt
+
+    from tps19.engine.trading.live import LiveBroker
+
+    name, text = error.split(":", 1)
+    exc = (getattr(ccxt, name, None) or getattr(builtins, name))(text)
+    broker = LiveBroker.__new__(LiveBroker)  # the classification needs no venue or database
+    assert broker._definite_rejection(exc) is definite
