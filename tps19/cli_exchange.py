@@ -58,21 +58,31 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         import asyncio
         import signal
-        from decimal import Decimal, InvalidOperation
 
         from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
         from .simex import SimExchange
         from .simex.server import DEFAULT_BALANCES
 
+        from .numbers import NumberError, to_decimal, to_float
+
+        try:
+            to_float(updates_per_second, "--rate")  # typer reads "inf" and "1e999" as infinity
+        except NumberError as err:
+            typer.echo(f"tps19: {err}", err=True)
+            raise typer.Exit(2) from None
         balances = dict(DEFAULT_BALANCES)
         if balance:
             balances = {}
             for item in balance:
-                ccy, _, amount = item.partition("=")
-                try:
-                    balances[ccy.strip().upper()] = Decimal(amount)
-                except InvalidOperation:
+                ccy, sep, amount = item.partition("=")
+                if not sep or not ccy.strip():
                     typer.echo(f"tps19: --balance {item!r} is not CCY=AMOUNT", err=True)
+                    raise typer.Exit(2)
+                try:
+                    balances[ccy.strip().upper()] = to_decimal(amount, f"--balance {ccy.strip().upper()}",
+                                                               non_negative=True)
+                except NumberError as err:
+                    typer.echo(f"tps19: {err}", err=True)
                     raise typer.Exit(2) from None
         key = api_key or SIM_DEMO_API_KEY
         sec = secret or (SIM_DEMO_SECRET if key == SIM_DEMO_API_KEY else None)

@@ -58,3 +58,22 @@ def test_paper_refuses_an_infinite_strategy_parameter(tmp_path, monkeypatch):
         monkeypatch.delenv(k)
     monkeypatch.chdir(tmp_path)
     _one_line_exit_2(["paper", "--no-ui", "--strategy", "bollinger", "--param", "k=1e999999"], "k", "too large")
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--balance", "USDT=nan"], ("--balance USDT", "NaN")),
+    (["--balance", "BTC=1e999999"], ("--balance BTC", "too large")),
+    (["--balance", "BTC=-1"], ("--balance BTC", "negative")),
+    (["--rate", "inf"], ("--rate", "infinity")),
+])
+def test_exchange_refuses_absurd_numbers(args, needles, tmp_path):
+    import subprocess
+    import sys
+
+    # a subprocess: a number that is not refused starts a server that runs until killed
+    r = subprocess.run([sys.executable, "-m", "tps19.cli", "exchange", "--port", "0", *args], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    err = r.stderr.strip()
+    assert r.returncode == 2 and len(err.splitlines()) == 1 and err.startswith("tps19: "), (r.returncode, err)
+    for n in needles:
+        assert n in err, err
