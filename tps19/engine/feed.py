@@ -1,9 +1,12 @@
 """Market data over ccxt.pro: books, trades, tickers and candles for every symbol.
 
 Every watch is guarded by a timeout (a ccxt watch can hang forever on a dead or gapped
-stream). A sequence gap, a crossed book or a silent stream closes the public websocket so
-that every subscription is made again and starts from a fresh snapshot. Errors back off
-exponentially and are counted, never raised into the engine.
+stream). A sequence gap, a crossed book, a silent book or a malformed frame replaces the
+public websocket so that every subscription is made again and starts from a fresh snapshot.
+Streams never end on their own: a watch cancelled by such a reset is a reconnect, errors back
+off per stream (with jitter, capped) and are counted, and a supervisor restarts any stream
+task that ends unexpectedly. A book is fresh only while it is both recent and close to the
+exchange's own clock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..aio import cancel_and_wait
@@ -21,6 +25,11 @@ from ..config import FeedSettings
 from .bus import EventBus
 from .events import BarEvent, BookEvent, ConnectionEvent, ConnState, LogEvent, TickerEvent, Trade, TradeEvent
 from .orderbook import L2Book
+from .venue import FrameGuard, install_frame_guard
+
+# Streams whose silence or lag says the connection is unhealthy. Trades, tickers and candles
+# may be quiet on a calm market; a book that stops moving (or moves late) is a dead feed.
+JUDGED_STREAMS = frozenset({"book"})
 
 
 @dataclass
@@ -29,16 +38,19 @@ class StreamStats:
     errors: int = 0
     reconnects: int = 0
     resyncs: int = 0
+    restarts: int = 0  # the stream's task ended unexpectedly and the supervisor started it again
     crossed: int = 0
     gaps: int = 0
     last_update: float = 0.0  # monotonic
     latency_ms: float | None = None  # local receive time minus exchange timestamp
+    last_exchange_ts: int | None = None
     state: ConnState = ConnState.CONNECTING
 
 
 @dataclass
 class FeedStats:
     streams: dict[tuple[str, str], StreamStats] = field(default_factory=dict)
+    bad_frames: int = 0  # malformed websocket frames survived (each one replaced its connection)
 
     def get(self, stream: str, symbol: str) -> StreamStats:
         key = (stream, symbol)
@@ -52,6 +64,36 @@ class FeedStats:
 
 class Resync(Exception):
     """The stream's state cannot be trusted; start over from a snapshot."""
+
+
+class Backoff:
+    """Per-stream retry delay: doubles on each failure up to a cap, with jitter so that streams
+    failing together do not retry together; back to the minimum once the stream has stayed
+    healthy for `healthy_s` (a snapshot followed at once by another gap is not health)."""
+
+    def __init__(self, low: float, high: float, healthy_s: float) -> None:
+        self.low, self.high, self.healthy_s = low, max(low, high), healthy_s
+        self.delay = low
+        self._failed_at = 0.0
+
+    def failure(self) -> float:
+        delay = self.delay * (0.5 + random.random())
+        self.delay = min(self.delay * 2, self.high)
+        self._failed_at = time.monotonic()
+        return min(delay, self.high)
+
+    def success(self) -> None:
+        if self.delay > self.low and time.monotonic() - self._failed_at > self.healthy_s:
+            self.delay = self.low
+
+    def jitter(self) -> float:
+        """A short pause that does not count against the stream (someone else's reset)."""
+        return self.low * (0.5 + random.random())
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task is not None and task.cancelling())
 
 
 class MarketFeed:
@@ -76,32 +118,85 @@ class MarketFeed:
         self.books = books if books is not None else {s: L2Book(s) for s in symbols}
         self.streams = streams
         self.stats = FeedStats()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._running = False
-        self._reset_lock = asyncio.Lock()
-        self._last_reset = 0.0
-        self._last_bar: dict[str, list[float]] = {}
-
-    # -- lifecycle -----------------------------------------------------------------
-    async def start(self) -> None:
-        self._running = True
-        loops: dict[str, Callable[[str], Awaitable[None]]] = {
+        self._once: dict[str, Callable[[str], Awaitable[None]]] = {
             "book": self._book_once,
             "trades": self._trades_once,
             "ticker": self._ticker_once,
             "bars": self._bars_once,
         }
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._restart_handles: dict[str, asyncio.TimerHandle] = {}
+        self._retired: set[tuple[str, str]] = set()  # streams the venue cannot serve: not restarted
+        self._closing: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._generation = 0  # bumped by every public websocket reset
+        self._frames: FrameGuard | None = None
+        self._bad_pending = 0
+        self._bad_last: tuple[str, str] = ("", "")
+        self._last_bar: dict[str, list[float]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        self._running = True
+        if hasattr(self.client, "client"):  # a ccxt.pro exchange (tests may pass a bare stub)
+            self._frames = install_frame_guard(self.client)
+            self._frames.listen(self._on_bad_frame)
         for symbol in self.symbols:
             for stream in self.streams:
-                self._tasks.append(asyncio.create_task(self._run(stream, symbol, loops[stream]), name=f"feed:{stream}:{symbol}"))
-        self._tasks.append(asyncio.create_task(self._stale_monitor(), name="feed:stale"))
+                self._spawn(f"feed:{stream}:{symbol}", partial(self._run, stream, symbol))
+        self._spawn("feed:stale", self._stale_monitor)
 
     async def stop(self) -> None:
         self._running = False
-        await cancel_and_wait(self._tasks)
+        for handle in self._restart_handles.values():
+            handle.cancel()
+        self._restart_handles.clear()
+        await cancel_and_wait(list(self._tasks.values()))
         self._tasks.clear()
-        for (stream, symbol), st in self.stats.streams.items():
+        if self._closing:  # let replaced websockets finish closing; never hang a stop on one
+            await asyncio.wait(list(self._closing), timeout=2.0)
+            await cancel_and_wait(list(self._closing))
+        if self._frames is not None:
+            self._frames.unlisten(self._on_bad_frame)
+        for st in self.stats.streams.values():
             st.state = ConnState.STOPPED
+
+    # -- supervision -----------------------------------------------------------------
+    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._restart_handles.pop(name, None)
+        if not self._running:
+            return
+        task = asyncio.create_task(factory(), name=name)  # type: ignore[arg-type]
+        self._tasks[name] = task
+        task.add_done_callback(partial(self._on_task_end, name, factory))
+
+    def _on_task_end(self, name: str, factory: Callable[[], Awaitable[None]], task: asyncio.Task[None]) -> None:
+        if not self._running or self._tasks.get(name) is not task:
+            return
+        parts = name.split(":", 2)
+        key = (parts[1], parts[2]) if len(parts) == 3 else None
+        if task.cancelled():
+            reason = "cancelled"
+        elif task.exception() is not None:
+            reason = _short(task.exception())  # type: ignore[arg-type]
+        elif key in self._retired:
+            return
+        else:
+            reason = "returned"
+        restarts = 1
+        fields: dict[str, Any] = {"task": name, "reason": reason}
+        if key is not None:
+            st = self.stats.get(*key)
+            st.restarts += 1
+            restarts = st.restarts
+            fields.update(stream=key[0], symbol=key[1], restarts=st.restarts)
+            self._set_state(key[0], key[1], ConnState.RECONNECTING, f"task ended ({reason}), restarting")
+        # A task that keeps dying waits longer each time, so a bug cannot spin the loop.
+        delay = min(self.settings.reconnect_min_s * 2 ** min(restarts - 1, 10), self.settings.reconnect_max_s)
+        fields["retry_in_s"] = round(delay, 2)
+        self._log("error", "feed task ended unexpectedly, restarting", **fields)
+        loop = asyncio.get_running_loop()
+        self._restart_handles[name] = loop.call_later(delay, self._spawn, name, factory)
 
     # -- the guarded loop ----------------------------------------------------------
     def _set_state(self, stream: str, symbol: str, state: ConnState, detail: str = "") -> None:
@@ -113,39 +208,56 @@ class MarketFeed:
     def _log(self, level: str, message: str, **fields: Any) -> None:
         self.bus.publish(LogEvent(level=level, message=message, fields=fields))
 
-    async def _run(self, stream: str, symbol: str, once: Callable[[str], Awaitable[None]]) -> None:
+    def _judges_connection(self, stream: str) -> bool:
+        return stream in JUDGED_STREAMS or not JUDGED_STREAMS.intersection(self.streams)
+
+    async def _run(self, stream: str, symbol: str) -> None:
         import ccxt
 
+        once = self._once[stream]
         st = self.stats.get(stream, symbol)
-        backoff = self.settings.reconnect_min_s
         timeout = self.settings.watch_timeout_s
-        while self._running:
+        backoff = Backoff(self.settings.reconnect_min_s, self.settings.reconnect_max_s, self.settings.stale_after_s)
+        while self._running and not _cancelling():
+            generation = self._generation
             try:
                 await asyncio.wait_for(once(symbol), timeout)
-                backoff = self.settings.reconnect_min_s
+                backoff.success()
                 continue
             except asyncio.CancelledError:
-                raise
+                if not self._running or _cancelling():
+                    raise
+                # Not a stop: ccxt cancelled the watch because its websocket was closed under it
+                # (another stream's resync). Subscribe again on the new connection.
+                st.reconnects += 1
+                self._set_state(stream, symbol, ConnState.RECONNECTING, "websocket replaced")
+                delay = backoff.jitter()
             except TimeoutError:
+                if not self._judges_connection(stream):
+                    continue  # a quiet market; the book watches over the connection
                 st.resyncs += 1
                 self._set_state(stream, symbol, ConnState.RESYNC, f"no {stream} update for {timeout:g}s")
-                self._log("warning", "stream silent, resubscribing", stream=stream, symbol=symbol, timeout_s=timeout)
-                await self._reset_public_ws()
-                continue
+                delay = backoff.failure()
+                self._log("warning", "stream silent, resubscribing", stream=stream, symbol=symbol, timeout_s=timeout,
+                          retry_in_s=round(delay, 2))
+                self._reset_public_ws(generation)
             except (Resync, ccxt.ChecksumError, ccxt.InvalidNonce) as err:
                 st.resyncs += 1
                 if isinstance(err, ccxt.ChecksumError):
                     st.gaps += 1
                 self._set_state(stream, symbol, ConnState.RESYNC, _short(err))
-                self._log("warning", "book resync", stream=stream, symbol=symbol, reason=_short(err))
-                await self._reset_public_ws()
-                continue
+                delay = backoff.failure()
+                self._log("warning", "book resync", stream=stream, symbol=symbol, reason=_short(err),
+                          retry_in_s=round(delay, 2))
+                self._reset_public_ws(generation)
             except ccxt.BadSymbol as err:
                 st.errors += 1
+                self._retired.add((stream, symbol))
                 self._set_state(stream, symbol, ConnState.STOPPED, _short(err))
                 self._log("error", "symbol not available on venue", stream=stream, symbol=symbol)
                 return
             except ccxt.NotSupported:
+                self._retired.add((stream, symbol))
                 self._set_state(stream, symbol, ConnState.STOPPED, "not supported by venue")
                 self._log("warning", "stream not supported by venue", stream=stream, symbol=symbol)
                 return
@@ -153,36 +265,74 @@ class MarketFeed:
                 st.errors += 1
                 st.reconnects += 1
                 self._set_state(stream, symbol, ConnState.RECONNECTING, _short(err))
+                delay = backoff.failure()
                 self._log("warning", "stream error, reconnecting", stream=stream, symbol=symbol,
-                          error=type(err).__name__, detail=_short(err), retry_in_s=round(backoff, 2))
-            await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
-            backoff = min(backoff * 2, self.settings.reconnect_max_s)
+                          error=type(err).__name__, detail=_short(err), retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
 
-    async def _reset_public_ws(self) -> None:
-        """Close the public websocket(s); ccxt reconnects and resubscribes on the next watch."""
-        async with self._reset_lock:
-            if time.monotonic() - self._last_reset < 0.5:
-                return  # another stream has just done it
-            self._last_reset = time.monotonic()
-            ws_urls = self.client.urls.get("api", {}).get("ws", {})
-            private = ws_urls.get("private") if isinstance(ws_urls, dict) else None
-            for url, ws in list(getattr(self.client, "clients", {}).items()):
-                if private and url == private:
-                    continue
-                with contextlib.suppress(Exception):
-                    await ws.close()
-                self.client.clients.pop(url, None)
-            # Forget ccxt's cached books so the next snapshot starts clean.
-            with contextlib.suppress(Exception):
-                self.client.orderbooks.clear()
+    def _reset_public_ws(self, seen_generation: int) -> None:
+        """Replace the public websocket(s): the next watch of every stream subscribes afresh.
+
+        `seen_generation` is the reset count when the failing watch began. If a reset has
+        happened since, that watch's websocket is already gone and its next watch lands on a
+        fresh one, so there is nothing to do (a time-based "someone just did it" shortcut
+        could leave a stream on the old, broken subscription).
+        """
+        if seen_generation != self._generation:
+            return
+        self._generation += 1
+        clients = getattr(self.client, "clients", None) or {}
+        ws_urls = self.client.urls.get("api", {}).get("ws", {})
+        private = ws_urls.get("private") if isinstance(ws_urls, dict) else None
+        # Detach and forget cached books before anything can await: a watch started from here
+        # on gets a new websocket, a new subscription and a fresh snapshot.
+        old = [clients.pop(url) for url in list(clients) if not (private and url == private)]
+        with contextlib.suppress(Exception):
+            self.client.orderbooks.clear()
+        for ws in old:
+            task = asyncio.create_task(self._close_ws(ws), name="feed:close-ws")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_ws(ws: Any) -> None:
+        import ccxt
+
+        # Marked as failed, ccxt's close callback leaves the exchange's client table alone;
+        # otherwise it would delete the *new* websocket registered under the same url.
+        if getattr(ws, "error", None) is None:
+            ws.error = ccxt.NetworkError("replaced by a resync")
+        with contextlib.suppress(Exception):
+            await ws.close()  # cancels every watch still waiting on it: their streams reconnect
+
+    def _on_bad_frame(self, total: int, url: str, err: BaseException) -> None:
+        # Called from ccxt's receive callback: count now, log once per burst from the event loop.
+        self.stats.bad_frames += 1
+        self._bad_last = (url, type(err).__name__)
+        self._bad_pending += 1
+        if self._bad_pending == 1:
+            asyncio.get_running_loop().call_soon(self._report_bad_frames)
+
+    def _report_bad_frames(self) -> None:
+        count, self._bad_pending = self._bad_pending, 0
+        url, error = self._bad_last
+        self._log("warning", "malformed frames from venue, reconnecting", bad_frames=count,
+                  bad_frames_total=self.stats.bad_frames, error=error, url=url)
 
     def _mark(self, stream: str, symbol: str, exchange_ts: int | None) -> None:
         st = self.stats.get(stream, symbol)
         st.messages += 1
         st.last_update = time.monotonic()
-        if exchange_ts:
+        # Only a timestamp that moved says how late the data is (some venues keep the snapshot's).
+        if exchange_ts and exchange_ts != st.last_exchange_ts:
+            st.last_exchange_ts = exchange_ts
             st.latency_ms = max(0.0, time.time() * 1000 - exchange_ts)
-        if st.state != ConnState.CONNECTED:
+        limit_ms = self.settings.stale_after_s * 1000
+        if stream in JUDGED_STREAMS and st.latency_ms is not None and st.latency_ms > limit_ms:
+            if st.state != ConnState.STALE:
+                self._set_state(stream, symbol, ConnState.STALE, f"exchange time lags by {st.latency_ms / 1000:.1f}s")
+                self._log("warning", "feed lagging", stream=stream, symbol=symbol, lag_s=round(st.latency_ms / 1000, 1))
+        elif st.state != ConnState.CONNECTED:
             self._set_state(stream, symbol, ConnState.CONNECTED)
 
     # -- one update of each stream -------------------------------------------------
@@ -240,14 +390,32 @@ class MarketFeed:
             await asyncio.sleep(min(1.0, limit / 2))
             now = time.monotonic()
             for (stream, symbol), st in list(self.stats.streams.items()):
-                # Trades may be quiet on a calm market; a book that stops moving is a dead feed.
-                if stream == "book" and st.state == ConnState.CONNECTED and st.last_update and now - st.last_update > limit:
+                if stream in JUDGED_STREAMS and st.state == ConnState.CONNECTED and st.last_update and now - st.last_update > limit:
                     self._set_state(stream, symbol, ConnState.STALE, f"no update for {now - st.last_update:.1f}s")
                     self._log("warning", "feed stale", stream=stream, symbol=symbol, silent_s=round(now - st.last_update, 1))
 
+    # -- views ---------------------------------------------------------------------
     def book_age_s(self, symbol: str) -> float | None:
         st = self.stats.streams.get(("book", symbol))
         return time.monotonic() - st.last_update if st and st.last_update else None
+
+    def fresh(self, stream: str, symbol: str) -> bool:
+        """Connected and delivering; for a book also recent and close to the exchange's clock."""
+        st = self.stats.streams.get((stream, symbol))
+        if st is None or st.state != ConnState.CONNECTED:
+            return False
+        if stream in JUDGED_STREAMS:
+            return time.monotonic() - st.last_update <= self.settings.stale_after_s
+        return True
+
+    def stale_streams(self) -> list[tuple[str, str]]:
+        """(stream, symbol) pairs that are not fresh now, streams the venue cannot serve aside."""
+        return [(stream, symbol) for symbol in self.symbols for stream in self.streams
+                if (stream, symbol) not in self._retired and not self.fresh(stream, symbol)]
+
+    def all_fresh(self) -> bool:
+        """Is every stream of every symbol fresh? (cheap: for the desk and the soak benchmark)"""
+        return not self.stale_streams()
 
 
 def bar_event(symbol: str, timeframe: str, c: list[float], closed: bool) -> BarEvent:

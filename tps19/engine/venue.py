@@ -7,6 +7,7 @@ Crypto.com venue — only its urls point at 127.0.0.1 — so the desk's code pat
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class Venue:
     sim: Any = None  # tps19.simex.SimExchange when embedded
     gap_count: list[int] = field(default_factory=lambda: [0])
     book_messages: list[int] = field(default_factory=lambda: [0])  # raw book messages ccxt applied
+    frames: FrameGuard | None = None  # malformed websocket frames survived
 
     @property
     def is_sim(self) -> bool:
@@ -70,11 +72,13 @@ def install_gap_guard(client: Any, counter: list[int], messages: list[int] | Non
             result = original(ws_client, message)
         except ccxt.ChecksumError as err:
             counter[0] += 1
-            pending = [h for h in list(ws_client.futures) if str(h).startswith("orderbook")]
-            for h in pending:
-                ws_client.reject(err, h)
-            if not pending:
-                ws_client.reject(err)
+            # Fail only the gapped symbol's watch; if it is not waiting right now, its next watch
+            # fails (ccxt keeps a rejection for a hash nobody waits on).
+            try:
+                ws_client.reject(err, "orderbook:" + client.safe_market(message["instrument_name"])["symbol"])
+            except (KeyError, TypeError):
+                for h in [h for h in list(ws_client.futures) if str(h).startswith("orderbook")]:
+                    ws_client.reject(err, h)
             return None
         if messages is not None:
             messages[0] += 1
@@ -90,6 +94,88 @@ def install_gap_guard(client: Any, counter: list[int], messages: list[int] | Non
         return result
 
     client.handle_order_book = guarded
+
+
+BadFrameListener = Callable[[int, str, BaseException], None]  # (total bad frames, url, error)
+
+
+class FrameGuard:
+    """Survive malformed websocket frames: count them, tell listeners, reconnect.
+
+    ccxt decodes and dispatches each frame inside an asyncio callback; a frame that does not
+    decode (binary garbage, text that is not JSON) raises there, which prints a traceback on
+    stderr and ends the connection's receive loop, so its streams hang. The guard wraps every
+    websocket client's message handling: a bad frame is counted and the connection is failed
+    the way ccxt fails a broken socket (``on_error``), so every watch on it raises a
+    NetworkError at once and the next watch opens a fresh connection with fresh subscriptions.
+    """
+
+    def __init__(self, json_only: bool) -> None:
+        self.bad_frames = 0
+        self._json_only = json_only
+        self._listeners: list[BadFrameListener] = []
+
+    def listen(self, fn: BadFrameListener) -> None:
+        self._listeners.append(fn)
+
+    def unlisten(self, fn: BadFrameListener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def wrap(self, ws_client: Any) -> None:
+        import ccxt
+
+        if getattr(ws_client, "_tps19_guarded", False):
+            return
+        ws_client._tps19_guarded = True
+        handle = ws_client.handle_message
+        dispatch = ws_client.on_message_callback
+
+        def guarded_handle(message: Any) -> None:
+            try:
+                handle(message)
+            except Exception as err:  # anything escaping here would kill ccxt's receive loop
+                self._bad(ws_client, err, ccxt.NetworkError)
+
+        def checked_dispatch(c: Any, message: Any) -> Any:
+            # Venues that speak only JSON objects: ccxt would drop any other text without a word.
+            if self._json_only and not isinstance(message, (dict, list)):
+                raise ValueError(f"not a JSON message: {str(message)[:40]!r}")
+            return dispatch(c, message)
+
+        ws_client.handle_message = guarded_handle
+        ws_client.on_message_callback = checked_dispatch
+
+    def _bad(self, ws_client: Any, err: BaseException, network_error: type[Exception]) -> None:
+        self.bad_frames += 1
+        url = str(getattr(ws_client, "url", ""))
+        for fn in list(self._listeners):
+            try:
+                fn(self.bad_frames, url, err)
+            except Exception as listener_err:  # a listener must never break the receive path
+                log.debug("bad-frame listener failed: %s", type(listener_err).__name__)
+        if ws_client.error is None:  # the first bad frame fails the connection; the rest are only counted
+            ws_client.on_error(network_error(f"malformed frame from {url}: {type(err).__name__}"))
+
+
+def install_frame_guard(client: Any) -> FrameGuard:
+    """Guard every websocket the ccxt.pro `client` opens (idempotent: returns the installed guard)."""
+    guard = client.__dict__.get("_tps19_frame_guard")
+    if guard is not None:
+        return guard
+    guard = FrameGuard(json_only=getattr(client, "id", "") == "cryptocom")
+    make_client = client.client
+
+    def guarded_client(url: str) -> Any:
+        ws_client = make_client(url)
+        guard.wrap(ws_client)
+        return ws_client
+
+    client.client = guarded_client
+    for ws_client in list((getattr(client, "clients", None) or {}).values()):
+        guard.wrap(ws_client)
+    client._tps19_frame_guard = guard
+    return guard
 
 
 async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
@@ -139,4 +225,5 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
             raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim")
     venue = Venue(exchange_id=exchange_id, client=client, sim=sim)
     install_gap_guard(client, venue.gap_count, venue.book_messages)
+    venue.frames = install_frame_guard(client)
     return venue
