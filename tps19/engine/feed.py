@@ -176,6 +176,8 @@ class MarketFeed:
         parts = name.split(":", 2)
         key = (parts[1], parts[2]) if len(parts) == 3 else None
         if task.cancelled():
+            if all(t.done() or t.cancelling() for t in self._tasks.values()):
+                return  # every feed task cancelled at once: the loop is shutting down, no stream died
             reason = "cancelled"
         elif task.exception() is not None:
             reason = _short(task.exception())  # type: ignore[arg-type]
