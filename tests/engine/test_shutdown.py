@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 from tps19.engine.bus import EventBus
 from tps19.engine.trading.paper import PaperBroker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Yields between "the awaited event is set" and "the cancel lands": covers the inner wait
 # finishing, its done-callback running, and the outer task resuming, whatever asyncio's order.
@@ -89,3 +99,126 @@ async def test_paper_broker_loop_ends_even_when_an_await_inside_swallows_the_can
 
     sub.wait = swallowing_wait
     assert await _race(broker._run, sub) == []
+
+
+# ---------------------------------------------------------------- the real process
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPS19_")}
+    env.update(TPS19_DATABASE__PATH=str(tmp_path / "desk.db"), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+class Proc:
+    """A child whose stdout (JSON lines) and stderr are read by threads, so waits are on lines."""
+
+    def __init__(self, args: list[str], tmp_path: Path, **env: str) -> None:
+        self.p = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path, **env),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._cond = threading.Condition()
+        self._threads = [threading.Thread(target=self._read, args=(s, d), daemon=True)
+                         for s, d in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, stream, dest: list[str]) -> None:
+        for line in stream:
+            with self._cond:
+                dest.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, needle: str, *, err: bool = False, timeout: float = 120.0) -> None:
+        dest = self.err if err else self.out
+        with self._cond:
+            ok = self._cond.wait_for(lambda: any(needle in l for l in dest) or self.p.poll() is not None, timeout)
+        assert ok and any(needle in l for l in dest), f"{needle!r} not seen:\n{''.join(self.out)}\n{''.join(self.err)}"
+
+    def exit_code(self, timeout: float = 120.0) -> int:
+        try:
+            code = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise AssertionError(f"still running {timeout:g}s after the signal:\n{''.join(self.out)[-2000:]}")
+        for t in self._threads:
+            t.join(10)
+        return code
+
+    def records(self) -> list[dict]:
+        return [json.loads(l) for l in self.out if l.strip()]
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+@pytest.fixture
+def procs():
+    made: list[Proc] = []
+    yield made
+    for p in made:
+        p.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_within_the_bound_and_exits_zero(tmp_path, procs):
+    procs.append(p := Proc(["-m", "tps19.cli", "paper", "--no-ui"], tmp_path))
+    p.wait_line('"event":"started"')
+    p.p.send_signal(signal.SIGTERM)
+    assert p.exit_code() == 0, "".join(p.err)
+    recs = p.records()
+    assert recs[-1]["event"] == "stopped" and recs[-1]["exit_code"] == 0 and "hung_in" not in recs[-1]
+    assert not [r for r in recs if r["event"] in ("error", "forced") or r.get("level") == "error"]
+    assert "Traceback" not in "".join(p.err)
+
+
+@pytest.mark.slow
+def test_a_hung_part_does_not_hold_the_process_past_the_bound(tmp_path, procs):
+    procs.append(p := Proc(["-m", "tests.engine.hang_child", "-", "paper", "--no-ui"], tmp_path))
+    p.wait_line('"event":"started"')
+    p.p.send_signal(signal.SIGTERM)  # once: the process must end by itself
+    assert p.exit_code() == 1
+    recs = p.records()
+    timeout_log = [r for r in recs if r["event"] == "log" and "shutdown not finished" in r["message"]]
+    assert timeout_log and any("_hanging_stop" in f for f in timeout_log[0]["hung_in"])
+    assert any("TradingStack.stop" in f for f in timeout_log[0]["hung_in"])  # the part, named for the operator
+    assert recs[-1]["event"] == "stopped" and recs[-1]["exit_code"] == 1 and recs[-1]["hung_in"]
+    assert "Traceback" not in "".join(p.err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_second_signal_forces_the_exit_while_the_stop_hangs(tmp_path, procs, second):
+    # the bound is lifted so that only the second signal can end this process
+    procs.append(p := Proc(["-m", "tests.engine.hang_child", "3600", "paper", "--no-ui"], tmp_path))
+    p.wait_line('"event":"started"')
+    p.p.send_signal(signal.SIGTERM)
+    p.wait_line("HANGING", err=True)
+    p.p.send_signal(second)
+    assert p.exit_code() == 130
+    recs = p.records()
+    assert recs[-1]["event"] == "forced" and recs[-1]["signal"] == second.name and recs[-1]["exit_code"] == 130
+    assert any("TradingStack.stop" in f for f in recs[-1]["hung_in"])
+    assert "Traceback" not in "".join(p.err)
+
+
+@pytest.mark.slow
+def test_a_signal_during_start_aborts_the_start(tmp_path, procs):
+    # a venue that accepts connections and never answers: load_markets would retry for minutes
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        procs.append(p := Proc(["-m", "tps19.cli", "paper", "--no-ui"], tmp_path, TPS19_EXCHANGE__REST_URL=url))
+        p.wait_line('"event":"starting"')
+        p.p.send_signal(signal.SIGTERM)
+        assert p.exit_code() == 0, "".join(p.err)
+    recs = p.records()
+    assert "started" not in [r["event"] for r in recs]
+    assert recs[-1]["event"] == "stopped" and recs[-1]["exit_code"] == 0 and "hung_in" not in recs[-1]
+    assert not [r for r in recs if r["event"] == "error"]

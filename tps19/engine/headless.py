@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from .events import ConnectionEvent, LogEvent
 from .strategies.signals import SignalEvent
 from .jsonlog import JsonLines, captured_logs
 from .trading.events import TradingIssue
+from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now, stop_everything
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 ISSUE_KEYS = frozenset({"ts", "event", "kind", "message", "count"})
@@ -32,10 +32,8 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
     logs = captured_logs(out, LEVELS[settings.log.level])
     logs.__enter__()
     stop = stop_event or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, lambda s=sig: (out.write("signal", signal=s.name), stop.set()))
+    shutdown = Shutdown(out, stop)
+    shutdown.install(asyncio.get_running_loop())
 
     engine = Engine(settings, mode=mode, strategy=strategy)
     min_level = LEVELS[settings.log.level]
@@ -50,13 +48,16 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
               db=str(settings.database.path))
     code = 0
     pump = asyncio.create_task(_pump(sub, out, min_level))
+    # a signal during start (an unreachable venue retries for many seconds) aborts the start
+    start = asyncio.create_task(engine.start(), name="engine-start")
     try:
-        await engine.start()
-        out.write("started", venue=engine.venue_name, mode=mode)
+        if await _started_unless_stopped(start, stop):
+            out.write("started", venue=engine.venue_name, mode=mode)
         interval = settings.log.summary_interval_s
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await stop.wait()
             if not stop.is_set():
                 for symbol in engine.symbols:
                     out.write("market", **engine.summary(symbol))
@@ -70,7 +71,16 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
         out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1
     finally:
-        await engine.stop()
+        try:
+            keep = {t for t in (asyncio.current_task(), pump) if t is not None}
+            hung = await shutdown.bounded(stop_everything(engine, start, keep), SHUTDOWN_TIMEOUT_S)
+        except Exception as err:  # a part failed to stop: say so, keep going, exit non-zero
+            out.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
+            code, hung = code or 1, None
+        if hung is not None:
+            out.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
+                      hung_in=hung)
+            code = code or HUNG_EXIT_CODE
         await asyncio.sleep(0)
         for e in sub.drain():
             _write_event(out, e, min_level)
@@ -81,10 +91,27 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
         if engine.feed is not None:
             stats.update(resyncs=engine.feed.stats.total("resyncs"), errors=engine.feed.stats.total("errors"),
                          book_msgs=sum(s.messages for (k, _), s in engine.feed.stats.streams.items() if k == "book"))
+        if hung is not None:
+            stats["hung_in"] = hung
         out.write("stopped", exit_code=code, **stats)
         logs.__exit__()
         out.close()
+        if hung is not None:
+            exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+async def _started_unless_stopped(start: asyncio.Task[None], stop: asyncio.Event) -> bool:
+    """Wait for the engine's start or a stop request, whichever comes first; True once started."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if start.done():
+        start.result()  # EngineError and the like are the caller's to report
+        return True
+    return False
 
 
 async def _pump(sub: Any, out: JsonLines, min_level: int) -> None:

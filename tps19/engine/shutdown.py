@@ -1,0 +1,91 @@
+"""Stopping a headless engine: the first SIGINT/SIGTERM asks, a second one forces, and the
+stop itself is bounded, so a process manager never waits on a hung part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Coroutine
+from types import FrameType
+from typing import Any, NoReturn
+
+from ..aio import awaiting
+from .jsonlog import JsonLines
+
+SHUTDOWN_TIMEOUT_S = 5.0
+FORCED_EXIT_CODE = 130  # as a shell reports an interrupted command
+HUNG_EXIT_CODE = 1
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Leave without running the loop's teardown: it would wait on the very tasks that hang,
+    and aiosqlite's worker is a non-daemon thread that keeps an unclosed process alive."""
+    os._exit(code)
+
+
+class Shutdown:
+    """Signal handling and the bounded stop for one headless run."""
+
+    def __init__(self, out: JsonLines, stop: asyncio.Event) -> None:
+        self.out = out
+        self.stop = stop
+        self.task: asyncio.Task[None] | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._first, sig)
+
+    def _first(self, sig: signal.Signals) -> None:
+        self.out.write("signal", signal=sig.name)
+        self.stop.set()
+        # The second signal gets a plain Python handler: it runs between bytecodes, so it works
+        # even when the loop itself is stuck and would never dispatch an asyncio handler.
+        for s in SIGNALS:
+            with contextlib.suppress(ValueError, OSError):  # ValueError: not the main thread
+                signal.signal(s, self._force)
+
+    def _force(self, signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(Exception):  # e.g. a reentrant write if the signal cut one short
+            self.out.write("forced", signal=signal.Signals(signum).name, exit_code=FORCED_EXIT_CODE,
+                           hung_in=self.where())
+        exit_now(FORCED_EXIT_CODE)
+
+    def where(self) -> list[str]:
+        """Where the stop is waiting now (outermost first), or [] when no stop is running."""
+        if self.task is None or self.task.done():
+            return []
+        return awaiting(self.task)
+
+    async def bounded(self, coro: Coroutine[Any, Any, None], timeout: float = SHUTDOWN_TIMEOUT_S) -> list[str] | None:
+        """Run the stop for at most `timeout` s: None once it finished, else where it hangs.
+
+        An error of the stop itself is raised here. `asyncio.wait`, not `wait_for`: nothing
+        is cancelled behind our back, and the hung task stays inspectable.
+        """
+        self.task = asyncio.create_task(coro, name="shutdown")
+        done, _ = await asyncio.wait({self.task}, timeout=timeout)
+        if self.task in done:
+            self.task.result()
+            return None
+        return self.where() or ["(shutdown)"]
+
+
+async def stop_everything(engine: Any, start: asyncio.Task[None], keep: set[asyncio.Task[Any]]) -> None:
+    """Abort a start still running, stop the engine, then end any task it left behind."""
+    if not start.done():
+        start.cancel()
+        await asyncio.wait({start})
+    if start.done() and not start.cancelled():
+        start.exception()  # retrieved: already reported by the caller, or moot once stopping
+    await engine.stop()
+    me = asyncio.current_task()
+    leftover = [t for t in asyncio.all_tasks() if t is not me and t not in keep and not t.done()]
+    for t in leftover:
+        t.cancel()
+    if leftover:
+        await asyncio.wait(leftover)
