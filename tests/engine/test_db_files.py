@@ -210,3 +210,35 @@ async def test_a_failed_commit_is_named_as_such(tmp_path):
             await s.commit()
     await db.close()
     assert str(info.value) == f"database {path}: commit failed: FOREIGN KEY constraint failed"
+
+
+async def test_a_cancelled_database_call_stays_a_cancellation(tmp_path):
+    """Shutdown cancels tasks that may be inside a database call: that must not turn into a
+    StorageError (a task that swallows its cancellation never ends)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    path = tmp_path / "t.db"
+    db = Database(path)
+    await db.open()
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # our write now waits in SQLite's busy handler
+    inside = asyncio.Event()
+
+    async def write() -> None:
+        inside.set()  # the task's next suspension is inside the database call
+        async with db.session() as s:
+            await s.execute(text("UPDATE schema_version SET version = version"))
+            await s.commit()
+
+    task = asyncio.create_task(write())
+    try:
+        await inside.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        blocker.rollback()
+        blocker.close()
+        await db.close()

@@ -71,6 +71,10 @@ def install(engine: SyncEngine, path: Path) -> None:
     """Every error raised through ``engine`` becomes a one-line :class:`StorageError`."""
 
     @event.listens_for(engine, "handle_error")
-    def _one_line(context: Any) -> StorageError:
+    def _one_line(context: Any) -> StorageError | None:
+        if not isinstance(context.original_exception, Exception):
+            # a cancellation (shutdown) stays one: as a StorageError, the "except Exception: report"
+            # around every trading write would swallow it and the cancelled task would never end
+            return None
         operation = operation_of(context.statement, context.connection is not None)
         return storage_error(path, operation, context.original_exception)
