@@ -116,8 +116,9 @@ def _run_exchange(*args: str) -> str:
         first = proc.stdout.readline()
         assert "http://127.0.0.1:" in first, first
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
+        # Read through the same buffered file as readline() (communicate() would skip what it buffered).
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(timeout=30) == 0, err
         return first + out + err
     finally:
         if proc.poll() is None:
