@@ -88,5 +88,8 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
 
     # The app starts an engine it is handed but has not seen started, and stops it on quit.
     app = DeskApp(settings=settings, mode=mode, engine=Engine(settings, mode, strategy=strat))
+    from .desk_signals import DeskSignals
+
+    DeskSignals(app).install()
     app.run()
     raise typer.Exit(app.return_code or 0)

@@ -222,3 +222,50 @@ def test_a_signal_during_start_aborts_the_start(tmp_path, procs):
     assert "started" not in [r["event"] for r in recs]
     assert recs[-1]["event"] == "stopped" and recs[-1]["exit_code"] == 0 and "hung_in" not in recs[-1]
     assert not [r for r in recs if r["event"] == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_sigterm_quits_the_desk_and_gives_the_terminal_back(tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    env = _env(tmp_path, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    proc = subprocess.Popen([sys.executable, "-m", "tps19.cli", "paper"], cwd=tmp_path, env=env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    screen = bytearray()
+    cond = threading.Condition()
+
+    def read() -> None:  # keep draining: a desk whose terminal is not read blocks on its writes
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                chunk = b""
+            with cond:
+                screen.extend(chunk)
+                cond.notify_all()
+            if not chunk:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        with cond:  # the desk is up and drawing a live book
+            assert cond.wait_for(lambda: b"\x1b[?1049h" in screen and screen.count(b"BTC/USDT") > 2
+                                 or proc.poll() is not None, 120), bytes(screen[-2000:])
+            mark = len(screen)
+        assert proc.poll() is None, bytes(screen[-2000:])
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        os.close(master)
+    after = bytes(screen[mark:])
+    assert code == 0, after[-2000:]
+    assert b"\x1b[?1049l" in after  # back on the main screen, not left in the desk's
+    assert b"Traceback" not in bytes(screen)
