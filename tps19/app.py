@@ -74,6 +74,7 @@ class DeskApp(App[int]):
         self._last_slow = 0.0
         self._last_chart = 0.0
         self._dirty: set[str] = set()
+        self._book_flash_drawn = False
         self.frames = 0
         self._risk_day: tuple[int, Decimal] | None = None
         self._peak_net: Decimal | None = None
@@ -231,14 +232,21 @@ class DeskApp(App[int]):
         if not isinstance(desk, DeskScreen) or not desk.is_mounted:
             return
         panes = desk.panes()
-        if not PANES <= panes.keys():  # the desk is still composing: draw on a later tick
+        status_bar = next(iter(desk.query("#status")), None)
+        # Still composing, or being torn down at exit (widgets go one by one while this timer
+        # still fires): draw on a later tick, never crash on a missing pane.
+        if not PANES <= panes.keys() or status_bar is None:
             self._dirty |= dirty
             return
         sym = self.symbol
         market = self.market(sym)
         pp, sp = price_decimals(market), amount_decimals(market)
         book: BookLadder = panes["book"]
-        if "book" in dirty or book.flashing:
+        flashing = book.flashing
+        # One more draw after the last flash expires: on a quiet book nothing else would redraw
+        # the ladder, and a flash would stay on screen until the next update.
+        if "book" in dirty or flashing or self._book_flash_drawn:
+            self._book_flash_drawn = flashing
             own: dict[tuple[str, float], float] = {}
             for o in self.state.working_orders(sym):
                 if o.price is not None:
@@ -257,10 +265,10 @@ class DeskApp(App[int]):
                 panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
                                 self.state.fills.get(sym, ()))
         if "status" in dirty:
-            self._draw_status(desk)
+            self._draw_status(status_bar)
         available = self.trading is not None
         if "orders" in dirty:
-            desk.query_one("#orders").show(self.state.working_orders(), self._places())
+            panes["orders"].show(self.state.working_orders(), self._places())
         if "positions" in dirty:
             panes["positions"].show(self.state.positions, self.state.equity, self._places(), available)
         if "risk" in dirty:
@@ -271,7 +279,7 @@ class DeskApp(App[int]):
             panes["log"].add([_redact(e) for e in self.state.new_log])
             self.state.new_log.clear()
 
-    def _draw_status(self, desk: DeskScreen) -> None:
+    def _draw_status(self, status_bar: Any) -> None:
         feeds = []
         engine = self.engine
         for s in self.symbols:
@@ -291,7 +299,7 @@ class DeskApp(App[int]):
             "engine failed" if self.engine_error else f"{self.settings.exchange.id}: connecting...")
         kill = bool(self.trading is not None and getattr(self.trading.broker, "killed", False))
         trading = "" if self.trading is not None or not self.ready else "market data only"
-        desk.query_one("#status").show(venue, feeds, kill, trading)
+        status_bar.show(venue, feeds, kill, trading)
 
     def _draw_risk(self, pane: Any) -> None:
         rs = self.settings.risk

@@ -14,7 +14,7 @@ from tps19.screens.ticket import TicketScreen
 from tps19.widgets.book import BookLadder
 from tps19.widgets.panes import OrdersTable
 
-from .conftest import screen_text, wait_for
+from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
 
 try:
     import tps19.engine.trading  # noqa: F401
@@ -26,132 +26,163 @@ except ImportError:  # pragma: no cover
 needs_trading = pytest.mark.skipif(not HAVE_TRADING, reason="tps19.engine.trading not installed")
 
 
-async def _ready(pilot, app: DeskApp, symbol: str = "BTC/USDT") -> None:
-    await wait_for(pilot, lambda: app.ready and symbol in app.state.books, what=f"first {symbol} book")
-    await pilot.pause(0.2)
-
-
 def _working(app: DeskApp) -> list:
     return app.trading.broker.open_orders() if app.trading is not None else []
 
 
+
+def _is_desk(app: DeskApp) -> bool:
+    from tps19.screens.desk import DeskScreen
+
+    return isinstance(app.screen, DeskScreen)
+
+
+async def _open_ticket(pilot, app: DeskApp, key: str = "b") -> TicketScreen:
+    # Keys are delivered to whichever screen is active when the app gets to them: a key sent
+    # before the ticket is on screen would land on the desk. Wait for each screen before typing.
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen), what="the order ticket")
+    return app.screen  # type: ignore[return-value]
+
+
+async def _type_amount(pilot, ticket: TicketScreen, amount: str) -> None:
+    await pilot.press(*amount)
+    await wait_for(pilot, lambda: ticket.query_one("#amount").value == amount and ticket.validated is not None,
+                   what=f"a valid ticket for {amount} (error: {ticket.error!r})")
+
+
+async def _review(pilot, ticket: TicketScreen) -> None:
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: ticket.stage == "review", what="the ticket's review stage")
+
+
+async def _place_paper(pilot, app: DeskApp, amount: str, price: str | None = None, market: bool = False) -> None:
+    ticket = await _open_ticket(pilot, app)
+    if market:
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: ticket.query_one("#type").value == "market", what="market order type")
+    if price is not None:
+        ticket.query_one("#price").value = price
+    await _type_amount(pilot, ticket, amount)
+    await _review(pilot, ticket)
+    await pilot.press("enter")  # paper: places
+    await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
+
+
 async def test_desk_shows_book_levels_and_switches_symbol(settings):
-    app = DeskApp(settings=settings, mode="paper")
+    app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
+        await desk_ready(pilot, app)
         book = app.screen.query_one("#book", BookLadder)
         assert book.symbol == "BTC/USDT" and book.event is not None
-        ev = app.state.books["BTC/USDT"]
         text = screen_text(app)
-        best_bid = f"{ev.best_bid:,.2f}"
         assert "Book BTC/USDT" in text
         assert "PAPER" in text and "LIVE" not in text
         assert "mid " in text and "spread" in text
         # the ladder shows real levels from the simulated venue (the latest drawn book)
         drawn = book.event
-        assert f"{drawn.bids[0][0]:,.2f}" in text and f"{drawn.asks[0][0]:,.2f}" in text, best_bid
+        assert f"{drawn.bids[0][0]:,.2f}" in text and f"{drawn.asks[0][0]:,.2f}" in text
+
+        # the market moves: the ladder follows it to the venue's newest book
+        before = app.state.books["BTC/USDT"].seq
+        await step_market(pilot, app, 40)
+        newest = app.state.books["BTC/USDT"]
+        assert newest.seq != before
+        await wait_for(pilot, lambda: book.event is newest, timeout=5, what="the newest book on the ladder")
+        await wait_for(pilot, lambda: f"{newest.bids[0][0]:,.2f}" in screen_text(app), timeout=5,
+                       what="the newest best bid on screen")
 
         await pilot.press("2")
-        await _ready(pilot, app, "ETH/USDT")
-        assert app.symbol == "ETH/USDT"
-        await pilot.pause(0.2)
-        assert book.symbol == "ETH/USDT"
-        assert book.event is not None and book.event.symbol == "ETH/USDT"
-        await wait_for(pilot, lambda: "Book ETH/USDT" in screen_text(app), timeout=3, what="ETH title")
+        await wait_for(pilot, lambda: app.symbol == "ETH/USDT" and book.symbol == "ETH/USDT"
+                       and book.event is not None and book.event.symbol == "ETH/USDT", what="ETH/USDT on the ladder")
+        await wait_for(pilot, lambda: "Book ETH/USDT" in screen_text(app), timeout=5, what="ETH title")
 
         await pilot.press("9")  # only three symbols: says so, stays put
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: any("no symbol 9" in str(n.message) for n in app._notifications),
+                       what="the 'no symbol 9' notice")
         assert app.symbol == "ETH/USDT"
 
         await pilot.press("d")  # depth cycles
-        assert book.levels == 20
+        await wait_for(pilot, lambda: book.levels == 20, what="depth 20")
 
         await pilot.press("question_mark")
-        await pilot.pause(0.1)
-        assert isinstance(app.screen, HelpScreen)
-        await wait_for(pilot, lambda: "kill switch" in screen_text(app), timeout=3, what="help text")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help screen")
+        await wait_for(pilot, lambda: "kill switch" in screen_text(app), timeout=5, what="help text")
         await pilot.press("escape")
-        assert not isinstance(app.screen, HelpScreen)
+        await wait_for(pilot, lambda: _is_desk(app), what="back on the desk")
 
 
 @needs_trading
 async def test_paper_order_ticket_orders_cancel_position(settings):
-    app = DeskApp(settings=settings, mode="paper")
+    app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
+        await desk_ready(pilot, app)
         assert app.trading is not None, "engine did not build the trading layer"
 
         # a buy limit far below the market rests; it shows in the orders pane and on the ladder
-        await pilot.press("b")
-        assert isinstance(app.screen, TicketScreen)
+        ticket = await _open_ticket(pilot, app)
         bid = app.state.books["BTC/USDT"].best_bid
-        price = app.screen.query_one("#price")
-        price.value = f"{bid * 0.98:.2f}"
-        await pilot.press(*"0.01")
-        await pilot.pause(0.1)
-        assert app.screen.validated is not None, app.screen.error
-        await pilot.press("enter")  # review
-        assert app.screen.stage == "review"
-        await pilot.pause(0.2)
-        await wait_for(pilot, lambda: "paper order" in screen_text(app), timeout=3, what="review text")
+        ticket.query_one("#price").value = f"{bid * 0.98:.2f}"
+        await _type_amount(pilot, ticket, "0.01")
+        await _review(pilot, ticket)
+        await wait_for(pilot, lambda: "paper order" in screen_text(app), timeout=5, what="review text")
         await pilot.press("enter")  # paper: places
         await wait_for(pilot, lambda: len(_working(app)) == 1, what="resting order")
         table = app.screen.query_one("#orders", OrdersTable)
         await wait_for(pilot, lambda: table.row_count == 1, what="order in the orders pane")
-        await wait_for(pilot, lambda: "open" in screen_text(app), timeout=3, what="open order row")
+        await wait_for(pilot, lambda: "open" in screen_text(app), timeout=5, what="open order row")
 
         # c cancels the selected order
         table.focus()
+        await wait_for(pilot, lambda: app.focused is table, what="orders pane focused")
         await pilot.press("c")
         await wait_for(pilot, lambda: not _working(app), what="cancel")
         await wait_for(pilot, lambda: table.row_count == 0, what="orders pane empty")
 
         # a market buy fills and shows as a position
-        await pilot.press("b", "ctrl+t", *"0.01")
-        await pilot.pause(0.1)
-        assert app.screen.query_one("#type").value == "market"
-        await pilot.press("enter", "enter")
+        await _place_paper(pilot, app, "0.01", market=True)
         await wait_for(pilot, lambda: "BTC/USDT" in app.state.positions
                        and app.state.positions["BTC/USDT"].net_position == Decimal("0.01"), what="position")
-        await pilot.pause(0.6)  # the positions pane redraws at <= 2 Hz
-        text = screen_text(app)
-        assert "Positions" in text and "0.01" in text and "no positions" not in text
+        await wait_for(pilot, lambda: "no positions" not in screen_text(app) and "0.01" in screen_text(app),
+                       timeout=5, what="the position in the positions pane")
+        assert "Positions" in screen_text(app)
 
         # C cancels all resting orders for the symbol
-        for _ in range(2):
-            await pilot.press("b")
-            app.screen.query_one("#price").value = f"{bid * 0.97:.2f}"
-            await pilot.press(*"0.01", "enter", "enter")
-            await pilot.pause(0.1)
-        await wait_for(pilot, lambda: len(_working(app)) == 2, what="two resting orders")
+        for n in (1, 2):
+            await _place_paper(pilot, app, "0.01", price=f"{bid * 0.97:.2f}")
+            await wait_for(pilot, lambda: len(_working(app)) == n, what=f"{n} resting order(s)")
         await pilot.press("C")
         await wait_for(pilot, lambda: not _working(app), what="cancel all")
 
 
 @needs_trading
 async def test_ticket_validates_before_review(settings):
-    app = DeskApp(settings=settings, mode="paper")
+    app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
-        await pilot.press("s")
-        ticket = app.screen
-        assert isinstance(ticket, TicketScreen) and ticket.side == "sell"
+        await desk_ready(pilot, app)
+        ticket = await _open_ticket(pilot, app, "s")
+        assert ticket.side == "sell"
+        amount = ticket.query_one("#amount")
         await pilot.press(*"abc")
-        assert ticket.validated is None and "not a number" in ticket.error
-        ticket.query_one("#amount").value = ""
+        await wait_for(pilot, lambda: amount.value == "abc" and "not a number" in (ticket.error or ""),
+                       what="'not a number'")
+        assert ticket.validated is None
+        amount.value = ""
         await pilot.press(*"1000")  # 1000 BTC: far above the per-order cap
-        await pilot.pause(0.05)
-        assert ticket.validated is None and "cap" in ticket.error
+        await wait_for(pilot, lambda: amount.value == "1000" and "cap" in (ticket.error or ""), what="the cap error")
+        assert ticket.validated is None
         await pilot.press("enter")
-        assert ticket.stage == "edit"  # cannot review an invalid order
-        ticket.query_one("#amount").value = ""
-        await pilot.press(*"0.01")
-        await pilot.pause(0.2)
-        assert ticket.validated is not None
-        await wait_for(pilot, lambda: "fee (est.)" in screen_text(app) and "notional" in screen_text(app), timeout=3,
+        # enter on an invalid order says why and stays in edit: cannot review it
+        await pilot.press("escape")  # processed after enter: the ticket closes from the edit stage
+        await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
+        assert ticket.stage == "edit"
+
+        ticket = await _open_ticket(pilot, app, "s")
+        await _type_amount(pilot, ticket, "0.01")
+        await wait_for(pilot, lambda: "fee (est.)" in screen_text(app) and "notional" in screen_text(app), timeout=5,
                        what="estimate")
         await pilot.press("escape")
-        assert not isinstance(app.screen, TicketScreen)
+        await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
         assert not _working(app)
 
 
@@ -159,44 +190,47 @@ async def test_ticket_validates_before_review(settings):
 async def test_rejected_order_is_a_notification_and_a_log_line(settings):
     # the sim account starts with 1 BTC (~60k USDT): a buy breaks a 50k position cap in the broker
     capped = settings.model_copy(update={"risk": settings.risk.model_copy(update={"max_position_notional": 50_000})})
-    app = DeskApp(settings=capped, mode="paper")
+    app = desk_app(capped, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
-        await pilot.press("b", *"0.01", "enter", "enter")
+        await desk_ready(pilot, app)
+        await _place_paper(pilot, app, "0.01", market=True)
         await wait_for(pilot, lambda: any(e.level == "error" and "rejected" in e.message for e in app.state.log),
                        what="rejection in the log")
-        await pilot.pause(0.2)
-        assert any("rejected" in str(n.message) for n in app._notifications)
-        await wait_for(pilot, lambda: "rejected" in screen_text(app), timeout=3, what="rejection on screen")
+        await wait_for(pilot, lambda: any("rejected" in str(n.message) for n in app._notifications),
+                       what="rejection notification")
+        await wait_for(pilot, lambda: "rejected" in screen_text(app), timeout=5, what="rejection on screen")
         assert not _working(app)
 
 
 @needs_trading
 async def test_kill_switch_cancels_blocks_and_releases(settings):
-    app = DeskApp(settings=settings, mode="paper")
+    app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
+        await desk_ready(pilot, app)
         bid = app.state.books["BTC/USDT"].best_bid
-        await pilot.press("b")
-        app.screen.query_one("#price").value = f"{bid * 0.98:.2f}"
-        await pilot.press(*"0.01", "enter", "enter")
+        await _place_paper(pilot, app, "0.01", price=f"{bid * 0.98:.2f}")
         await wait_for(pilot, lambda: len(_working(app)) == 1, what="resting order")
 
         await pilot.press("ctrl+k")
-        assert isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="kill switch question")
         await pilot.press("n")  # no: nothing happens
+        await wait_for(pilot, lambda: _is_desk(app), what="question answered")
         assert not app.trading.broker.killed and len(_working(app)) == 1
-        await pilot.press("ctrl+k", "y")
+        await pilot.press("ctrl+k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="kill switch question")
+        await pilot.press("y")
         await wait_for(pilot, lambda: app.trading.broker.killed and not _working(app), what="kill switch")
-        await pilot.pause(0.6)
-        text = screen_text(app)
-        assert "KILL SWITCH" in text and "ENGAGED" in text
+        await wait_for(pilot, lambda: "KILL SWITCH" in screen_text(app) and "ENGAGED" in screen_text(app), timeout=5,
+                       what="KILL SWITCH ENGAGED on screen")
 
-        await pilot.press("b")  # the ticket refuses while the switch is engaged
-        assert "kill switch engaged" in (app.screen.error or "")
+        ticket = await _open_ticket(pilot, app)  # the ticket refuses while the switch is engaged
+        assert "kill switch engaged" in (ticket.error or "")
         await pilot.press("escape")
+        await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
 
-        await pilot.press("ctrl+k", "y")  # again: release (asks first)
+        await pilot.press("ctrl+k")  # again: release (asks first)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="release question")
+        await pilot.press("y")
         await wait_for(pilot, lambda: not app.trading.broker.killed, what="release")
 
 
@@ -212,81 +246,127 @@ async def test_live_confirmation_cannot_be_skipped(settings):
 
     live.exchange.api_key = SecretStr(SIM_DEMO_API_KEY)
     live.exchange.secret = SecretStr(SIM_DEMO_SECRET)
-    app = DeskApp(settings=live, mode="live")
+    app = desk_app(live, "live")
     async with app.run_test(size=(120, 40)) as pilot:
-        await _ready(pilot, app)
+        await desk_ready(pilot, app)
         assert app.trading is not None and app.trading.mode == "live"
         text = screen_text(app)
         assert "LIVE" in text and "PAPER" not in text
         assert SIM_DEMO_SECRET not in text and SIM_DEMO_API_KEY not in text
 
         bid = app.state.books["BTC/USDT"].best_bid
-        await pilot.press("b")
-        ticket = app.screen
+        ticket = await _open_ticket(pilot, app)
         ticket.query_one("#price").value = f"{bid * 0.98:.2f}"
-        await pilot.press(*"0.001")
+        await _type_amount(pilot, ticket, "0.001")
         # enter, enter, enter: review, then nothing -- a live order needs y
-        await pilot.press("enter", "enter", "enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, TicketScreen) and ticket.stage == "review"
-        await wait_for(pilot, lambda: "LIVE ORDER" in screen_text(app) and "type y" in screen_text(app), timeout=3,
+        await _review(pilot, ticket)
+        await pilot.press("enter", "enter")
+        await wait_for(pilot, lambda: "LIVE ORDER" in screen_text(app) and "type y" in screen_text(app), timeout=5,
                        what="live review")
-        assert not _working(app)
-        # escape goes back to editing; y while editing types into the field, sends nothing
+        # escape goes back to editing (processed after both enters, so they were handled: nothing sent)
         await pilot.press("escape")
-        assert ticket.stage == "edit"
+        await wait_for(pilot, lambda: ticket.stage == "edit", what="back to editing")
+        assert app.screen is ticket and not _working(app)
+        # y while editing types into the field, sends nothing
         await pilot.press("y")
-        await pilot.pause(0.2)
-        assert not _working(app) and isinstance(app.screen, TicketScreen)
+        await wait_for(pilot, lambda: ticket.query_one("#amount").value.endswith("y"), what="y typed into the amount")
+        assert not _working(app) and app.screen is ticket
         ticket.query_one("#amount").value = "0.001"
-        await pilot.press("enter", "y")
-        await wait_for(pilot, lambda: len(_working(app)) == 1, timeout=10, what="live order on the sim")
+        await wait_for(pilot, lambda: ticket.validated is not None, what="a valid ticket again")
+        await _review(pilot, ticket)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(_working(app)) == 1, what="live order on the sim")
 
         # quitting with an open live order asks first
+        await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
         await pilot.press("q")
-        assert isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="quit question")
         await pilot.press("n")
-        assert not isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: _is_desk(app), what="question answered")
         await pilot.press("C")
-        await wait_for(pilot, lambda: not _working(app), timeout=10, what="live cancel all")
+        await wait_for(pilot, lambda: not _working(app), what="live cancel all")
 
 
 async def test_engine_error_is_a_message_not_a_traceback(settings):
     bad = settings.model_copy(update={"symbols": settings.symbols.model_copy(update={"watch": ["NOPE/USDT"]})})
-    app = DeskApp(settings=bad, mode="paper")
+    app = desk_app(bad, "paper")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, MessageScreen), what="error message")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "could not start" in screen_text(app), timeout=5, what="the message drawn")
         text = screen_text(app)
         assert "could not start" in text and "NOPE/USDT" in text
         assert "Traceback" not in text
         await pilot.press("q")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to exit")
     assert app.return_code == 1
 
 
 async def test_desk_at_80x24_no_color_palette_and_backtest_key(settings, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app = DeskApp(settings=settings, mode="paper")
+    app = desk_app(settings, "paper")
     assert app.no_color  # Textual renders monochrome; the desk never relies on colour alone
     async with app.run_test(size=(80, 24)) as pilot:
-        await _ready(pilot, app)
+        await desk_ready(pilot, app)
         assert app.screen.has_class("-narrow")
         assert not app.screen.query_one("#chart").display
         text = screen_text(app)
         assert "Book BTC/USDT" in text and "Open orders" in text and "PAPER" in text
 
         # the command palette switches symbols too
+        from textual.command import CommandPalette
+
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="command palette")
         await pilot.press(*"SOL/USDT")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: "Symbol SOL/USDT" in screen_text(app), what="the SOL/USDT command listed")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.symbol == "SOL/USDT", timeout=5, what="palette symbol switch")
+        await wait_for(pilot, lambda: app.symbol == "SOL/USDT", what="palette symbol switch")
 
+        await wait_for(pilot, lambda: _is_desk(app), what="palette closed")
         await pilot.press("ctrl+b")  # the backtest screen (another engineer's), or "not built"
-        await pilot.pause(0.3)
-        from tps19.screens.desk import DeskScreen
-
-        if not isinstance(app.screen, DeskScreen):
+        await wait_for(pilot, lambda: not _is_desk(app) or any("backtest" in str(n.message) for n in app._notifications),
+                       what="backtest screen or notice")
+        if not _is_desk(app):
             await pilot.press("escape")
+
+
+def _flashed_levels_on_screen(app: DeskApp, book: BookLadder) -> int:
+    """Ladder rows drawn in the flash style (reverse video) in the last frame."""
+    region = book.content_region
+    strips = app.screen._compositor.render_strips()
+    flashed = 0
+    for y in range(region.y, region.bottom):
+        strip = strips[y].crop(region.x, region.right)
+        if any(seg.style is not None and seg.style.reverse for seg in strip):
+            flashed += 1
+    return flashed
+
+
+async def test_book_flashes_end_when_the_market_goes_quiet(settings):
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        book = app.screen.query_one("#book", BookLadder)
+        now = [1_000.0]
+        book.clock = lambda: now[0]  # the ladder's flash clock, moved by the test alone
+        await step_market(pilot, app, 40)  # changed levels flash...
+        await wait_for(pilot, lambda: _flashed_levels_on_screen(app, book) > 0, timeout=5, what="a flash")
+        # ...and the market goes quiet: once the flash time is over the ladder is drawn plain again
+        now[0] += 10
+        assert not book.flashing
+        await wait_for(pilot, lambda: _flashed_levels_on_screen(app, book) == 0, timeout=5,
+                       what="the ladder drawn without flashes")
+
+
+async def test_redraw_while_the_desk_is_torn_down_is_not_a_crash(settings):
+    # At exit Textual removes the desk's widgets one by one while the app's redraw timer still
+    # fires: a redraw then found some panes and not others and crashed the app ("No nodes match
+    # '#status'"), failing whichever test was ending. A redraw of a half-removed desk is skipped.
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        await app.screen.query_one("#status").remove()
+        app.redraw_all()
+        app._pump()
+        await pilot.pause()
+        assert app._exception is None

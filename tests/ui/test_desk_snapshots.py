@@ -2,8 +2,9 @@
 
 The app starts its own SimExchange (``sim_options``) inside the snapshot run's event loop:
 seed 19, autoplay off, a fixed clock; ``run_before`` steps the market a fixed number of events,
-waits until the desk has drawn everything, and replaces the log (which names a temp path) with
-fixed lines. Update with ``pytest tests/ui --snapshot-update`` after checking the SVGs by eye.
+waits until the desk has received exactly the venue's resulting state (books at the venue's
+sequence numbers, trades, candle, marks: no "quiet for a while" guess), and replaces the log
+(which names a temp path) with fixed lines. Update with ``pytest tests/ui --snapshot-update`` after checking the SVGs by eye.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from textual.widgets import Input
 from tps19.app import DeskApp
 from tps19.config import Settings
 from tps19.engine.events import LogEvent
+from tps19.widgets.book import BookLadder
+
+from .conftest import PAUSED_SIM, desk_has_venue_state, step_market, wait_for
+from .conftest import screen_text as _text
 
 FIXED_MS = 1_764_000_000_000  # 2025-11-24 16:00:00 UTC
 STEPS = 120
@@ -23,48 +28,32 @@ STEPS = 120
 
 @pytest.fixture
 def snap_settings(settings) -> Settings:
-    # a paused market sends nothing: keep the feed's stale/watchdog timers out of the picture
-    return settings.model_copy(update={"feed": settings.feed.model_copy(update={"stale_after_s": 600, "watch_timeout_s": 600})})
+    # The venue's clock is frozen at FIXED_MS while the feed judges a book's lag against the wall
+    # clock: allow that lag, or every stream would show STALE (a frozen venue is not a slow one).
+    frozen_lag_s = time.time() - FIXED_MS / 1000 + 86_400
+    return settings.model_copy(update={"feed": settings.feed.model_copy(update={"stale_after_s": frozen_lag_s})})
 
 
 def _app(settings: Settings) -> DeskApp:
     return DeskApp(settings=settings, mode="paper", clock=lambda: FIXED_MS / 1000,
-                   sim_options={"seed": 19, "autoplay": False, "clock": lambda: FIXED_MS})
+                   sim_options={**PAUSED_SIM, "clock": lambda: FIXED_MS})
 
 
 async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
-    async def until(pred, timeout=20.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return
-            await pilot.pause(0.05)
-        raise AssertionError("desk did not settle")
-
-    await until(lambda: app.ready and all(s in app.state.books for s in app.symbols))
-    await until(lambda: len(app.state.bars.get(app.symbol, {})) > 10)
-    await app.sim.step(steps)
-    # quiet: nothing pending on the bus and no new state for a while
-    last = None
-    stable_since = time.monotonic()
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        bars = app.state.bars.get(app.symbol, {})
-        last_bar = next(reversed(bars.values()), None)
-        sig = (app.state.books.get(app.symbol), len(app.state.trades.get(app.symbol, ())), app.sub.pending(),
-               len(bars), last_bar)
-        if sig != last:
-            last, stable_since = sig, time.monotonic()
-        elif time.monotonic() - stable_since > 0.8:
-            break
-        await pilot.pause(0.05)
-    if steps:  # the traded minute's candle has come through the live candle stream
-        minute = FIXED_MS // 60_000 * 60_000
-        await until(lambda: minute in app.state.bars.get(app.symbol, {}))
+    """Bring the desk to one exact state, whatever the CPU speed: the venue's seeded market after
+    ``steps`` events, every piece of it received (books at the venue's sequence numbers, trades,
+    candle, marks), history loaded, flashes over, every pane drawn from that state."""
+    await wait_for(pilot, lambda: app.ready and desk_has_venue_state(app), timeout=30, what="the venue's first state")
+    await wait_for(pilot, lambda: len(app.state.bars.get(app.symbol, {})) > 10, what="candle history")
+    if steps:
+        await step_market(pilot, app, steps)
     chart = app.screen.query_one("#chart")
     if chart.display:
         app.redraw_all()  # one forced chart build from the settled candles
-        await until(lambda: chart.shown_bars == len(app.state.bars[app.symbol]))
+        await wait_for(pilot, lambda: chart.shown_bars == len(app.state.bars[app.symbol]), what="the chart")
+    book = app.screen.query_one("#book", BookLadder)
+    await wait_for(pilot, lambda: book.event is app.state.books[app.symbol] and not book.flashing,
+                   what="the newest book drawn and its flashes over")
     log = app.screen.query_one("#log")
     log.clear()
     app.state.new_log.clear()
@@ -72,7 +61,8 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     log.add([LogEvent("info", "engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "mode": "paper"}, ts=FIXED_MS),
              LogEvent("warning", "ETH/USDT book feed resync", {"detail": "example line"}, ts=FIXED_MS)])
     app.clear_notifications()
-    await pilot.pause(0.5)  # flashes end, panes redraw
+    app.redraw_all()  # every pane from the settled state (no flash is live any more)
+    await pilot.pause()
 
 
 def test_desk_120x40(snap_compare, snap_settings):
@@ -91,10 +81,13 @@ def test_ticket(snap_compare, snap_settings):
     async def run_before(pilot):
         await _settle(pilot, app)
         await pilot.press("b")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the order ticket")
         for w in app.screen.query(Input):
             w.cursor_blink = False
         await pilot.press(*"0.05")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: app.screen.validated is not None and "fee (est.)" in _text(app),
+                       what="the ticket's estimate")
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
 
@@ -105,6 +98,7 @@ def test_help(snap_compare, snap_settings):
     async def run_before(pilot):
         await _settle(pilot, app, steps=0)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "kill switch" in _text(app), what="the help text")
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 32), run_before=run_before)
