@@ -9,9 +9,10 @@ Buys never spend more quote than is free (less a fee margin), sells never sell m
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from ..numbers import MAX_DECIMALS
 from .events import LogEvent
 
 FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
@@ -75,6 +76,9 @@ class TargetExecutor:
             self._log("warning", "strategy order cut to the per-order cap", symbol=symbol, wanted=str(amount),
                       cap=str(cap))
             amount = cap * Decimal("0.999") / mark
+        # A quotient of Decimals carries 28 digits; orders take at most MAX_DECIMALS (the broker then
+        # rounds to the market's step). Round down: never trade more than the plan allows.
+        amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS), rounding=ROUND_DOWN)
         order = await self.broker.place_order(symbol, side, "market", amount)
         self.orders_sent += 1
         status = getattr(order, "status", None)
