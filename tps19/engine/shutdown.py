@@ -34,6 +34,7 @@ class Shutdown:
         self.out = out
         self.stop = stop
         self.task: asyncio.Task[None] | None = None
+        self.signals = 0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in SIGNALS:
@@ -41,6 +42,9 @@ class Shutdown:
                 loop.add_signal_handler(sig, self._first, sig)
 
     def _first(self, sig: signal.Signals) -> None:
+        self.signals += 1
+        if self.signals > 1:  # two signals landed before the loop ran this handler once
+            self._force(sig, None)
         self.out.write("signal", signal=sig.name)
         self.stop.set()
         # The second signal gets a plain Python handler: it runs between bytecodes, so it works
