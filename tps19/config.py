@@ -6,16 +6,42 @@ settings object printed into a log or an exception shows ``**********``.
 
 from __future__ import annotations
 
+import difflib
+import io
+import os
+import stat
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from .numbers import NumberError, check_decimal
 
 # The simulated exchange's documented demo credentials (see `tps19 exchange --help`).
 SIM_DEMO_API_KEY = "tps19-demo-key"
 SIM_DEMO_SECRET = "tps19-demo-secret"
+
+
+# A duration longer than a day is a typo (or "inf"); asyncio's timers overflow long before infinity.
+MAX_SECONDS = 86_400.0
+
+
+def _seconds(default: float) -> Any:
+    return Field(default, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+
+def _sane(v: Decimal) -> Decimal:
+    try:
+        return check_decimal(v, "value")
+    except NumberError as err:
+        raise ValueError(err.problem) from None
+
+
+# A money setting: finite, below 1e15, at most 18 decimals (1e999999 is not a cap, it is a typo).
+Money = Annotated[Decimal, AfterValidator(_sane)]
 
 
 class ExchangeSettings(BaseModel):
@@ -27,7 +53,7 @@ class ExchangeSettings(BaseModel):
     # Overrides for pointing a ccxt client at another host (e.g. a standalone `tps19 exchange`).
     rest_url: str | None = None
     ws_url: str | None = None
-    timeout_ms: int = Field(10_000, gt=0)
+    timeout_ms: int = Field(10_000, gt=0, le=600_000)
 
     @field_validator("id")
     @classmethod
@@ -37,12 +63,41 @@ class ExchangeSettings(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("rest_url", "ws_url")
+    @classmethod
+    def _url(cls, v: str | None, info: Any) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        schemes = ("http://", "https://") if info.field_name == "rest_url" else ("ws://", "wss://")
+        if not v.lower().startswith(schemes):
+            raise ValueError(f"must start with {' or '.join(schemes)}")
+        return v
+
+    @model_validator(mode="after")
+    def _ws_needs_rest(self) -> ExchangeSettings:
+        if self.ws_url and not self.rest_url:
+            # REST would go to the embedded exchange and websockets elsewhere: two order books
+            raise ValueError("exchange.ws_url (TPS19_EXCHANGE__WS_URL) needs exchange.rest_url "
+                             "(TPS19_EXCHANGE__REST_URL): both point at one standalone `tps19 exchange`")
+        return self
+
 
 class SymbolsSettings(BaseModel):
     # NoDecode: "BTC/USDT,ETH/USDT" from the environment is split below, not parsed as JSON.
     watch: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
     book_depth: int = Field(50, ge=1, le=50)
     timeframe: str = "1m"
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, v: str) -> str:
+        from .engine.history.quality import TIMEFRAME_MS
+
+        v = v.strip()
+        if v not in TIMEFRAME_MS:
+            raise ValueError(f"unknown timeframe {v[:20]!r} (known: {', '.join(TIMEFRAME_MS)})")
+        return v
 
     @field_validator("watch", mode="before")
     @classmethod
@@ -78,23 +133,29 @@ class DatabaseSettings(BaseModel):
 
 
 class RiskSettings(BaseModel):
-    max_order_notional: Decimal = Field(Decimal("10000"), gt=0)
+    max_order_notional: Money = Field(Decimal("10000"), gt=0)
     max_daily_orders: int = Field(500, gt=0)
-    daily_loss_limit: Decimal = Field(Decimal("1000"), gt=0)
-    max_position_notional: Decimal = Field(Decimal("250000"), gt=0)
+    daily_loss_limit: Money = Field(Decimal("1000"), gt=0)
+    max_position_notional: Money = Field(Decimal("250000"), gt=0)
 
 
 class UISettings(BaseModel):
-    refresh_hz: float = Field(15.0, gt=0, le=60)
+    refresh_hz: float = Field(15.0, gt=0, le=60, allow_inf_nan=False)
     book_levels: int = Field(15, ge=1, le=50)
     theme: str = "textual-dark"
 
 
 class FeedSettings(BaseModel):
-    stale_after_s: float = Field(5.0, gt=0)
-    watch_timeout_s: float = Field(10.0, gt=0)
-    reconnect_min_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    stale_after_s: float = _seconds(5.0)
+    watch_timeout_s: float = _seconds(10.0)
+    reconnect_min_s: float = _seconds(0.5)
+    reconnect_max_s: float = _seconds(30.0)
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> FeedSettings:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
 
 
 class SimSettings(BaseModel):
@@ -105,10 +166,24 @@ class SimSettings(BaseModel):
         default_factory=lambda: {"USDT": Decimal("100000"), "BTC": Decimal("1"), "ETH": Decimal("10"), "SOL": Decimal("100")}
     )
 
+    @field_validator("starting_balances")
+    @classmethod
+    def _balances(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        out = {}
+        for ccy, amount in v.items():
+            code = ccy.strip().upper()
+            if not code.isalnum() or len(code) > 20:
+                raise ValueError(f"{ccy[:20]!r} is not a currency code")
+            try:
+                out[code] = check_decimal(amount, f"balance of {code}", non_negative=True)
+            except NumberError as err:
+                raise ValueError(str(err)) from None
+        return out
+
 
 class LogSettings(BaseModel):
     file: Path | None = None
-    summary_interval_s: float = Field(5.0, gt=0)
+    summary_interval_s: float = _seconds(5.0)
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -141,12 +216,76 @@ def format_validation_error(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e.get("loc", ())) or "settings"
         env = "TPS19_" + "__".join(str(p).upper() for p in e.get("loc", ()))
         # Never echo the offending input: it may be a secret.
-        parts.append(f"{loc} ({env}): {e.get('msg', 'invalid')}")
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc} ({env}): {msg}")
     return "invalid setting " + "; ".join(parts)
 
 
+PREFIX = "TPS19_"
+
+
+def setting_names() -> list[str]:
+    """Every environment name a setting answers to: TPS19_<SECTION> (JSON) and TPS19_<SECTION>__<NAME>."""
+    names = []
+    for section, f in Settings.model_fields.items():
+        names.append(f"{PREFIX}{section.upper()}")
+        model = f.annotation
+        for name in getattr(model, "model_fields", {}):
+            names.append(f"{PREFIX}{section.upper()}__{name.upper()}")
+    return names
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+    return f": did you mean {close[0]}?" if close else " (.env.example lists every setting)"
+
+
+def check_unknown(keys: Iterable[str], source: str) -> None:
+    """A TPS19_ name that is no setting is an error: a mistyped risk cap must not be ignored.
+    In a .env file a key without the prefix that is a setting's name is one too (the prefix was
+    forgotten); other keys there belong to other tools and are left alone."""
+    known = setting_names()
+    known_set = set(known)
+    for key in keys:
+        upper = key.strip().upper()
+        if upper.startswith(PREFIX):
+            if upper not in known_set:
+                raise ConfigError(f"unknown setting {key} in {source}{_did_you_mean(upper, known)}")
+        elif source == ".env" and difflib.get_close_matches(PREFIX + upper, known, n=1, cutoff=0.9):
+            raise ConfigError(f"unknown setting {key} in .env (no {PREFIX} prefix){_did_you_mean(PREFIX + upper, known)}")
+
+
+def read_env_file(path: Path) -> Mapping[str, str | None]:
+    """The keys and values of a .env file, or ConfigError in one line (never its content)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    if stat.S_ISFIFO(mode):
+        return {}  # a pipe can be read once, and pydantic-settings reads it
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+    from dotenv import dotenv_values
+
+    return dotenv_values(stream=io.StringIO(text))
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Load settings, raising ConfigError (one line, no secrets) on a bad value."""
+    """Load settings, raising ConfigError (one line, no secrets) on a bad value, an unreadable
+    .env or an unknown TPS19_ name."""
+    env_file = Settings.model_config.get("env_file")
+    if env_file:
+        check_unknown(read_env_file(Path(str(env_file))), ".env")
+    check_unknown((k for k in os.environ if k.upper().startswith(PREFIX)), "the environment")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
@@ -155,3 +294,5 @@ def load_settings(**overrides: object) -> Settings:
         # Raised for values that are not even parseable (e.g. bad JSON); the message names the
         # field and source, never the value.
         raise ConfigError(f"invalid setting: {str(err).split(' from source')[0]}") from None
+    except (OSError, UnicodeDecodeError) as err:  # .env changed between the check and the load
+        raise ConfigError(f"cannot read {env_file}: {getattr(err, 'strerror', None) or type(err).__name__}") from None

@@ -178,6 +178,15 @@ def install_frame_guard(client: Any) -> FrameGuard:
     return guard
 
 
+def _point_websockets(client: Any, ws_url: str) -> None:
+    """exchange.ws_url: the simulated exchange's websockets at their own address (REST stays
+    at rest_url), e.g. behind a proxy that serves them on another port."""
+    base = ws_url.rstrip("/").removesuffix("/exchange/v1")
+    ws = client.urls["api"].setdefault("ws", {})
+    ws["public"] = f"{base}/exchange/v1/market"
+    ws["private"] = f"{base}/exchange/v1/user"
+
+
 async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
     """Start (for sim) and connect a ccxt.pro client. Does not load markets."""
     import ccxt.pro as ccxtpro
@@ -204,6 +213,8 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
             base_url = sim.base_url
         client = ccxtpro.cryptocom({**config, "apiKey": api_key, "secret": secret})
         point_ccxt(client, base_url)
+        if ex.ws_url:
+            _point_websockets(client, ex.ws_url)
     else:
         cls = getattr(ccxtpro, exchange_id, None)
         if cls is None:
