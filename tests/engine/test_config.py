@@ -102,7 +102,7 @@ def _paper_no_ui(tmp_path, env_vars: dict[str, str], dotenv: bytes | None = None
         (tmp_path / ".env").mkdir()
     # a setting that is not refused starts the engine, which runs until the timeout kills it
     return subprocess.run([sys.executable, "-m", "tps19.cli", "paper", "--no-ui"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=float(os.environ.get("T19_CFG_T", "60")))
+                          capture_output=True, text=True, timeout=60)
 
 
 def _assert_one_line_exit_2(r, *needles: str) -> str:
