@@ -17,6 +17,9 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_time_value(value: str | None) -> int | None:
     """'2024-01-01', '2024-01-01T12:00', '2024-01-01 12:00:00Z' or epoch ms -> ms (UTC); ValueError if bad."""
     if value is None:
@@ -25,8 +28,12 @@ def parse_time_value(value: str | None) -> int | None:
 
     v = value.strip()
     if v.isdigit():
-        n = int(v)
-        return n if n > 10**11 else n * 1000
+        # seconds or milliseconds since 1970, up to the last day datetime (and SQLite) can hold
+        n = int(v) if len(v) <= 16 else _MAX_EPOCH_MS + 1
+        n = n if n > 10**11 else n * 1000
+        if n > _MAX_EPOCH_MS:
+            raise ValueError(f"bad time {value[:20]!r}: beyond the year 9999")
+        return n
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:

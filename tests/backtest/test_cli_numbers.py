@@ -77,3 +77,8 @@ def test_exchange_refuses_absurd_numbers(args, needles, tmp_path):
     assert r.returncode == 2 and len(err.splitlines()) == 1 and err.startswith("tps19: "), (r.returncode, err)
     for n in needles:
         assert n in err, err
+
+
+@pytest.mark.parametrize("since", ["99999999999999999999999", "9" * 5000])
+def test_an_epoch_beyond_any_date_is_a_bad_time(since, tmp_path):
+    _one_line_exit_2(["fetch", "--since", since, "--db", str(tmp_path / "f.db")], "bad --since")
