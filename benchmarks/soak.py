@@ -86,7 +86,7 @@ class Exchange:
 
     def post(self, path: str) -> dict:
         req = urllib.request.Request(f"http://127.0.0.1:{self.control}{path}", data=b"", method="POST")
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read() or b"{}")
 
 
@@ -105,6 +105,7 @@ class Desk:
         self.started = threading.Event()
         self.events: dict[str, int] = {}
         self.non_json = 0
+        self.behind: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._stderr, daemon=True).start()
         self.stderr_lines: list[str] = []
@@ -123,6 +124,8 @@ class Desk:
                 self.non_json += 1
                 continue
             ev = rec.get("event", "?")
+            if os.environ.get("SOAK_TRACE") and ev not in ("market",):
+                print("   desk:", line.strip()[:300], flush=True)
             self.events[ev] = self.events.get(ev, 0) + 1
             if ev == "started":
                 self.started.set()
@@ -139,12 +142,15 @@ class Desk:
     def time_to_fresh(self, since: float, limit: float = 60.0) -> float | None:
         """Seconds from `since` until every stream is connected and has counted a message after it."""
         base = self.snapshot()
+        keys = [(st, sym) for sym in SYMBOLS for st in STREAMS]
         while time.monotonic() - since < limit:
             self.updated.clear()
             self.updated.wait(0.5)
             now = self.snapshot()
-            keys = [(st, sym) for sym in SYMBOLS for st in STREAMS]
-            if all(k in now and now[k][0] == "connected" and now[k][1] > base.get(k, ("", -1))[1] for k in keys):
+            self.behind = [f"{st}:{sym}={now.get((st, sym), ('absent', 0))[0]}" for st, sym in keys
+                           if not ((st, sym) in now and now[(st, sym)][0] == "connected"
+                                   and now[(st, sym)][1] > base.get((st, sym), ("", -1))[1])]
+            if not self.behind:
                 return time.monotonic() - since
         return None
 
@@ -197,7 +203,7 @@ def main() -> None:
         took = desk.time_to_fresh(over)
         results[fault].append(took)
         print(f"  {time.strftime('%H:%M:%S')} {fault:8s} fresh again after "
-              f"{'NEVER (60 s)' if took is None else f'{took:.2f} s'}", flush=True)
+              f"{f'NEVER (60 s): {desk.behind}' if took is None else f'{took:.2f} s'}", flush=True)
         i += 1
         next_fault += args.every
     time.sleep(max(0.0, t_end - time.monotonic()))
