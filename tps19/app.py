@@ -242,17 +242,16 @@ class DeskApp(App[int]):
         market = self.market(sym)
         pp, sp = price_decimals(market), amount_decimals(market)
         book: BookLadder = panes["book"]
-        flashing = book.flashing
         # One more draw after the last flash expires: on a quiet book nothing else would redraw
         # the ladder, and a flash would stay on screen until the next update.
-        if "book" in dirty or flashing or self._book_flash_drawn:
-            self._book_flash_drawn = flashing
+        if "book" in dirty or book.flashing or self._book_flash_drawn:
             own: dict[tuple[str, float], float] = {}
             for o in self.state.working_orders(sym):
                 if o.price is not None:
                     own[("b" if o.side == "buy" else "a", float(o.price))] = float(o.remaining)
             status = self.engine_error or ("waiting for the first book..." if self.ready else "connecting to the venue...")
             book.show(self.state.books.get(sym), own, status)
+            self._book_flash_drawn = book.flashing  # what was just drawn (show() starts new flashes)
         if "tape" in dirty:
             panes["tape"].show(self.state.trades.get(sym, ()), pp, sp)
         if "chart" in dirty and panes["chart"].display:

@@ -63,15 +63,17 @@ def desk_app(settings: Settings, mode: str = "paper", **kw: Any) -> Any:
     return DeskApp(settings=settings, mode=mode, sim_options={**PAUSED_SIM, **kw.pop("sim", {})}, **kw)
 
 
-async def wait_for(pilot, pred: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
+async def wait_for(pilot, pred: Callable[[], object], timeout: float = 15.0,
+                   what: str | Callable[[], str] = "condition") -> None:
     """Poll ``pred`` between frames. The deadline only turns a hang into a failure: every wait is
-    for a state the desk reaches by itself once it has processed what the test sent."""
+    for a state the desk reaches by itself once it has processed what the test sent. ``what`` may
+    be a callable, read at the deadline (e.g. to say what is still missing)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what() if callable(what) else what}")
 
 
 def screen_text(app) -> str:
@@ -94,7 +96,10 @@ def venue_state_mismatch(app) -> str | None:
         book = app.state.books.get(s)
         channel = sim._book_channels.get((s, depth))
         if book is None or channel is None or book.seq != channel.last_u:
-            return f"{s} book at {book and book.seq}, venue at {channel and channel.last_u}"
+            feed = getattr(app.engine, "feed", None)
+            stats = feed.stats.get("book", s) if feed is not None else None
+            warnings = [f"{e.message} {e.fields}" for e in app.state.log if e.level != "info"][-3:]
+            return f"{s} book at {book and book.seq}, venue at {channel and channel.last_u}; feed {stats}; log {warnings}"
         trades = sim.public_trades[s]
         if trades:
             tape = app.state.trades.get(s)
@@ -125,14 +130,15 @@ async def desk_ready(pilot, app, symbol: str = "BTC/USDT") -> None:
     """The engine has started and the desk holds (and has drawn) the venue's current state."""
     await wait_for(pilot, lambda: app.ready and symbol in app.state.books, what=f"first {symbol} book")
     await wait_for(pilot, lambda: desk_has_venue_state(app),
-                   what=f"the venue's state on the desk (last: {venue_state_mismatch(app)})")
+                   what=lambda: f"the venue's state on the desk (missing: {venue_state_mismatch(app)})")
     await pilot.pause()
 
 
 async def step_market(pilot, app, events: int) -> None:
     """Move the paused market ``events`` flow events and wait until the desk has all of it."""
     await app.sim.step(events)
-    await wait_for(pilot, lambda: desk_has_venue_state(app), what=f"the desk to receive {events} market events")
+    await wait_for(pilot, lambda: desk_has_venue_state(app),
+                   what=lambda: f"the desk to receive {events} market events (missing: {venue_state_mismatch(app)})")
     await pilot.pause()
 
 

@@ -48,7 +48,7 @@ async def _open_ticket(pilot, app: DeskApp, key: str = "b") -> TicketScreen:
 async def _type_amount(pilot, ticket: TicketScreen, amount: str) -> None:
     await pilot.press(*amount)
     await wait_for(pilot, lambda: ticket.query_one("#amount").value == amount and ticket.validated is not None,
-                   what=f"a valid ticket for {amount} (error: {ticket.error!r})")
+                   what=lambda: f"a valid ticket for {amount} (error: {ticket.error!r})")
 
 
 async def _review(pilot, ticket: TicketScreen) -> None:

@@ -19,7 +19,7 @@ from tps19.config import Settings
 from tps19.engine.events import LogEvent
 from tps19.widgets.book import BookLadder
 
-from .conftest import PAUSED_SIM, desk_has_venue_state, step_market, wait_for
+from .conftest import PAUSED_SIM, desk_has_venue_state, step_market, venue_state_mismatch, wait_for
 from .conftest import screen_text as _text
 
 FIXED_MS = 1_764_000_000_000  # 2025-11-24 16:00:00 UTC
@@ -43,7 +43,7 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     """Bring the desk to one exact state, whatever the CPU speed: the venue's seeded market after
     ``steps`` events, every piece of it received (books at the venue's sequence numbers, trades,
     candle, marks), history loaded, flashes over, every pane drawn from that state."""
-    await wait_for(pilot, lambda: app.ready and desk_has_venue_state(app), timeout=30, what="the venue's first state")
+    await wait_for(pilot, lambda: app.ready and desk_has_venue_state(app), timeout=30, what=lambda: f"the venue's first state (missing: {venue_state_mismatch(app)})")
     await wait_for(pilot, lambda: len(app.state.bars.get(app.symbol, {})) > 10, what="candle history")
     if steps:
         await step_market(pilot, app, steps)
