@@ -56,6 +56,9 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     records = [json.loads(l) for l in lines if l.strip()]  # every line is JSON
     events = [r["event"] for r in records]
     assert events[0] == "starting" and "started" in events and events[-1] == "stopped"
+    # the counters an operator reads after a night's run: faults survived are counted, not hidden
+    assert {"resyncs", "reconnects", "restarts", "bad_frames", "book_msgs"} <= set(records[-1])
+    assert records[-1]["book_msgs"] > 0 and records[-1]["bad_frames"] == 0
     markets = [r for r in records if r["event"] == "market"]
     assert markets and all(r["bid"] < r["ask"] for r in markets if r["bid"] and r["ask"])
     # every stream of a symbol is in its summary, with a state and a count an operator can watch move

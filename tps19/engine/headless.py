@@ -89,8 +89,10 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
             await pump
         stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": sub.dropped}
         if engine.feed is not None:
-            stats.update(resyncs=engine.feed.stats.total("resyncs"), errors=engine.feed.stats.total("errors"),
-                         book_msgs=sum(s.messages for (k, _), s in engine.feed.stats.streams.items() if k == "book"))
+            fs = engine.feed.stats
+            stats.update(resyncs=fs.total("resyncs"), errors=fs.total("errors"), reconnects=fs.total("reconnects"),
+                         restarts=fs.total("restarts"), bad_frames=fs.bad_frames,
+                         book_msgs=sum(s.messages for (k, _), s in fs.streams.items() if k == "book"))
         if hung is not None:
             stats["hung_in"] = hung
         out.write("stopped", exit_code=code, **stats)
