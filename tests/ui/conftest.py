@@ -100,15 +100,16 @@ def venue_state_mismatch(app) -> str | None:
             stats = feed.stats.get("book", s) if feed is not None else None
             warnings = [f"{e.message} {e.fields}" for e in app.state.log if e.level != "info"][-3:]
             return f"{s} book at {book and book.seq}, venue at {channel and channel.last_u}; feed {stats}; log {warnings}"
-        trades = sim.public_trades[s]
+        trades = sim.public_trades[s]  # newest first
         if trades:
+            newest = trades[0]
             tape = app.state.trades.get(s)
             # one venue message carries a flush's trades, newest first and in the same millisecond:
             # the newest trade on the tape means the whole batch arrived
-            if not tape or trades[-1].id not in {t.id for t in tape}:
-                return f"{s} tape lacks the venue's latest trade {trades[-1].id}"
+            if not tape or newest.id not in {t.id for t in tape}:
+                return f"{s} tape lacks the venue's latest trade {newest.id}"
             # the candle that holds the latest trade (not "now": a minute may have rolled over since)
-            candle = sim.candles[s].rows(tf, None, trades[-1].time + 1, 1, sim.clock())[0]
+            candle = sim.candles[s].rows(tf, None, newest.time + 1, 1, sim.clock())[0]
             bar = app.state.bars.get(s, {}).get(candle["t"])
             if bar is None or (bar.close, bar.volume) != (float(candle["c"]), float(candle["v"])):
                 return f"{s} candle {bar}, venue {candle}"
