@@ -27,7 +27,12 @@ STEPS = 120
 
 
 @pytest.fixture
-def snap_settings(settings) -> Settings:
+def snap_settings(settings, monkeypatch) -> Settings:
+    # The sim listens on a free (random) port, which the status bar's venue name may include:
+    # pinned like the clock and the log lines, so that the picture does not depend on the run.
+    from tps19.engine.engine import Engine
+
+    monkeypatch.setattr(Engine, "venue_name", property(lambda self: "sim"))
     # The venue's clock is frozen at FIXED_MS while the feed judges a book's lag against the wall
     # clock: allow that lag, or every stream would show STALE (a frozen venue is not a slow one).
     frozen_lag_s = time.time() - FIXED_MS / 1000 + 86_400
