@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
-
-from tps19.config import RiskSettings
+from tps19.config import ExchangeSettings, RiskSettings, Settings
 from tps19.engine.events import BookEvent, Trade, TradeEvent
 
 
 def settings(**risk):
     risk.setdefault("max_order_notional", 1_000_000)
-    return SimpleNamespace(risk=RiskSettings(**risk), exchange=SimpleNamespace(id="cryptocom"))
+    return Settings.model_construct(risk=RiskSettings(**risk), exchange=ExchangeSettings(id="cryptocom"))
 
 
 def book(symbol="BTC/USDT", bids=((49999.0, 0.3), (49990.0, 1.0)), asks=((50000.0, 0.1), (50001.0, 0.2), (50005.0, 0.5))):

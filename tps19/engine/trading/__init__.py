@@ -16,6 +16,7 @@ Public API (all money is ``Decimal``)::
     stack.broker.release()                         # allow orders again
     stack.broker.open_orders(symbol=None)          # -> [OrderState]
     stack.broker.killed, stack.broker.risk.orders_today, stack.broker.issues
+    stack.broker.risk.decide(validated)   # the risk stage every order passes (risk.py, entry.py)
     stack.portfolio.balances / .positions / .marks / .totals() / .equity() / await .snapshot()
     stack.summary()                                # plain dict for logs
     await stack.stop()
@@ -29,7 +30,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from ...config import Settings
 
 from .events import (
     BalanceDiscrepancy,
@@ -49,12 +54,18 @@ from .orders import (
     OrderType,
     validate_order,
 )
+from .entry import HoldingsView
 from .portfolio import Portfolio
-from .risk import RiskGate
+from .protocol import Broker
+from .risk import RiskEngine
 from .store import TradingStore
 
+if TYPE_CHECKING:
+    from ..bus import EventBus
+    from ..storage import Database
+
 __all__ = [
-    "BalanceDiscrepancy", "EquitySnapshot", "FillEvent", "IllegalTransition", "KillSwitchEvent",
+    "BalanceDiscrepancy", "Broker", "EquitySnapshot", "FillEvent", "IllegalTransition", "KillSwitchEvent",
     "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType", "OrderUpdate",
     "Portfolio", "PositionEvent", "TradingIssue", "TradingStack", "build_trading", "check_live_allowed",
     "validate_order",
@@ -64,7 +75,7 @@ __all__ = [
 @dataclass
 class TradingStack:
     mode: str
-    broker: Any  # PaperBroker | LiveBroker
+    broker: Broker
     portfolio: Portfolio
     store: TradingStore
     _started: bool = field(default=False, repr=False)
@@ -121,22 +132,8 @@ class TradingStack:
             pass
 
 
-def _get(obj: Any, path: str, default: Any = None) -> Any:
-    for part in path.split("."):
-        if obj is None:
-            return default
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-    return default if obj is None else obj
-
-
-def _risk_settings(settings: Any) -> Any:
-    from ...config import RiskSettings
-
-    r = _get(settings, "risk")
-    return r if isinstance(r, RiskSettings) else RiskSettings()
-
-
-async def build_trading(*, mode: str, bus: Any, db: Any, client: Any, markets: dict, settings: Any,
+async def build_trading(*, mode: str, bus: EventBus | None, db: Database | None, client: Any,
+                        markets: dict[str, dict[str, Any]], settings: Settings,
                         exchange: str | None = None, starting_balances: dict[str, Decimal] | None = None,
                         latency_s: float = 0.0, snapshot_interval_s: float = 60.0, valuation: str = "USDT",
                         **live_options: Any) -> TradingStack:
@@ -152,32 +149,29 @@ async def build_trading(*, mode: str, bus: Any, db: Any, client: Any, markets: d
         raise ValueError(f"trading mode must be 'paper' or 'live', not {mode!r}")
     # the configured venue ("sim" vs "cryptocom") keeps simulated and real books apart even
     # though the sim is driven by ccxt's cryptocom client
-    ex_id = exchange or _get(settings, "exchange.id") or getattr(client, "id", None) or "sim"
+    ex_id = exchange or settings.exchange.id or getattr(client, "id", None) or "sim"
     precision_mode = int(getattr(client, "precisionMode", 4) or 4)
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
-    risk = RiskGate(_risk_settings(settings))
-    # Spot: the exposure a position cap limits is the base currency held, valued at the order price.
-    risk.position_of = lambda sym: portfolio.balances.get(markets[sym]["base"], Decimal(0))
-    risk.net_pnl = lambda: portfolio.totals()["net_pnl"]
-    common = dict(bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
-                  precision_mode=precision_mode)
+    risk = RiskEngine(settings.risk, HoldingsView(portfolio, markets))
+    broker: Broker
     if mode == "paper":
         from .paper import PaperBroker
 
-        balances = starting_balances
-        if balances is None:
-            balances = _get(settings, "sim.starting_balances", {"USDT": Decimal("100000")})
-        broker: Any = PaperBroker(starting_balances=balances, latency_s=latency_s, **common)
+        balances = settings.sim.starting_balances if starting_balances is None else starting_balances
+        broker = PaperBroker(starting_balances=balances, latency_s=latency_s, bus=bus, store=store,
+                             portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
+                             precision_mode=precision_mode)
     else:
         from .live import LiveBroker
 
-        broker = LiveBroker(client=client, **common, **live_options)
+        broker = LiveBroker(client=client, bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk,
+                            exchange=ex_id, precision_mode=precision_mode, **live_options)
     return TradingStack(mode=mode, broker=broker, portfolio=portfolio, store=store)
 
 
-def check_live_allowed(settings: Any) -> str | None:
+def check_live_allowed(settings: Settings) -> str | None:
     """Why live trading must not start with these settings, or None if it may.
 
     Refuses without API keys, and refuses the simulated exchange unless the keys are the
@@ -186,24 +180,19 @@ def check_live_allowed(settings: Any) -> str | None:
     """
     from ...config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
 
-    ex = _get(settings, "exchange")
-    if ex is None:
-        return "no exchange settings"
-    key, secret = getattr(ex, "api_key", None), getattr(ex, "secret", None)
+    ex = settings.exchange
 
-    def val(s: Any) -> str:
-        if s is None:
-            return ""
-        return s.get_secret_value() if hasattr(s, "get_secret_value") else str(s)
+    def val(s: SecretStr | None) -> str:
+        return "" if s is None else s.get_secret_value()
 
-    k, sec = val(key).strip(), val(secret).strip()
+    k, sec = val(ex.api_key).strip(), val(ex.secret).strip()
     if not k or not sec:
         return "live trading needs API credentials: set TPS19_EXCHANGE__API_KEY and TPS19_EXCHANGE__SECRET"
-    ex_id = str(getattr(ex, "id", "") or "").lower()
+    ex_id = ex.id.lower()
     is_demo = k == SIM_DEMO_API_KEY and sec == SIM_DEMO_SECRET
     if ex_id == "sim" and not is_demo:
         return "refusing --exchange sim with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"
-    if ex_id != "sim" and is_demo and not getattr(ex, "rest_url", None):
+    if ex_id != "sim" and is_demo and not ex.rest_url:
         # (with a rest_url override the client may be pointed at a standalone `tps19 exchange`)
         return f"refusing live trading on {ex_id} with the simulated exchange's demo keys"
     return None

@@ -1,4 +1,8 @@
-"""What paper and live brokers share: order book-keeping, commit-then-publish, risk, kill switch."""
+"""What paper and live brokers share: order book-keeping, commit-then-publish, the kill switch.
+
+``place`` is the one way in: the order entry (validation, then the risk stage) admits or refuses
+every order first; a broker only ever executes admitted orders (``_submit``).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,18 @@ from typing import Any
 from ...numbers import NumberError, to_decimal
 from ..events import BookEvent
 from .events import KillSwitchEvent, OrderUpdate, TradingIssue
+from .entry import BookQuotes, OrderEntry
 from .orders import (
     TICK_SIZE,
-    D,
     D_or_none,
-    OrderRejected,
     OrderRequest,
     OrderState,
     OrderStatus,
     ValidatedOrder,
     new_client_order_id,
-    validate_order,
 )
 from .portfolio import Portfolio
-from .risk import RiskGate, utc_day_start_ms
+from .risk import RiskEngine, utc_day_start_ms
 from .store import FillRecord, TradingStore
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class BaseBroker:
     mode = "base"
 
     def __init__(self, *, bus: Any, store: TradingStore, portfolio: Portfolio, markets: dict[str, dict],
-                 risk: RiskGate, exchange: str, precision_mode: int = TICK_SIZE) -> None:
+                 risk: RiskEngine, exchange: str, precision_mode: int = TICK_SIZE) -> None:
         self.bus = bus
         self.store = store
         self.portfolio = portfolio
@@ -53,6 +55,7 @@ class BaseBroker:
         self.precision_mode = precision_mode
         self.orders: dict[str, OrderState] = {}  # working orders by client id
         self.books: dict[str, BookEvent] = {}
+        self.entry = OrderEntry(risk, BookQuotes(markets, self.books, portfolio), precision_mode=precision_mode)
         self.issues: dict[str, int] = {}
         self.lock = asyncio.Lock()
         # orders whose first write is deferred to their first state change (one transaction):
@@ -77,14 +80,6 @@ class BaseBroker:
     def publish(self, ev: Any) -> None:
         if self.bus is not None:
             self.bus.publish(ev)
-
-    def ref_price(self, symbol: str, side: str) -> Decimal | None:
-        b = self.books.get(symbol)
-        if b is not None:
-            p = b.best_ask if side == "buy" else b.best_bid
-            if p is not None:
-                return D(p)
-        return self.portfolio.mark(symbol)
 
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         return [o.copy() for o in self.orders.values() if o.is_working and (symbol is None or o.symbol == symbol)]
@@ -160,13 +155,11 @@ class BaseBroker:
         return o
 
     async def prepare(self, req: OrderRequest) -> tuple[OrderState | None, ValidatedOrder | None, OrderState | None]:
-        """Validate + risk-check. Returns (new order, validated, None) or (None, None, rejected order)."""
-        try:
-            v = validate_order(req, self.markets.get(req.symbol), precision_mode=self.precision_mode,
-                               ref_price=self.ref_price(req.symbol, req.side))
-            self.risk.check(v)
-        except OrderRejected as e:
-            return None, None, await self._reject(req, e.reason)
+        """Order entry. Returns (new order, validated, None) or (None, None, rejected order)."""
+        admission = self.entry.admit(req)
+        if admission.order is None:
+            return None, None, await self._reject(req, admission.reason or "refused")
+        v = admission.order
         if req.client_order_id and (req.client_order_id in self.orders or await self.store.order(req.client_order_id)):
             return None, None, await self._reject(
                 OrderRequest(req.symbol, req.side, req.type, req.amount, req.price),
@@ -195,7 +188,19 @@ class BaseBroker:
             o.transition(OrderStatus.REJECTED, f"internal error: {type(e).__name__}: {e}")
             return o
 
-    async def _place(self, req: OrderRequest) -> OrderState:  # pragma: no cover - abstract
+    async def _place(self, req: OrderRequest) -> OrderState:
+        await self._before_entry(req)
+        o, v, rejected = await self.prepare(req)
+        if rejected is not None:
+            return rejected
+        assert o is not None and v is not None
+        return await self._submit(o, v)
+
+    async def _before_entry(self, req: OrderRequest) -> None:
+        """A broker's chance to make the market view current before the order is checked."""
+
+    async def _submit(self, o: OrderState, v: ValidatedOrder) -> OrderState:  # pragma: no cover - abstract
+        """Execute an admitted order (recorded as ``o``, validated as ``v``)."""
         raise NotImplementedError
 
     async def cancel(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract
@@ -212,8 +217,7 @@ class BaseBroker:
 
     async def kill(self, reason: str = "kill switch") -> int:
         """Block new orders, then cancel every open order on every symbol."""
-        self.risk.killed = True
-        self.risk.kill_reason = reason
+        self.risk.engage(reason)
         try:
             await self.store.set_kill_state(True, reason)
         except Exception as e:  # the in-memory block holds regardless
@@ -232,8 +236,7 @@ class BaseBroker:
         """Allow new orders again (the kill switch stays engaged across restarts until this).
         Synchronous for UI callbacks; the released state is written in the background (if that
         write is lost, the switch comes back engaged after a restart: the safe side)."""
-        self.risk.killed = False
-        self.risk.kill_reason = ""
+        self.risk.release()
         self.publish(KillSwitchEvent(False, detail="released"))
         self.background(self.store.set_kill_state(False, ""), "kill switch release not persisted")
 
@@ -258,8 +261,7 @@ class BaseBroker:
     async def load_kill_state(self) -> None:
         engaged, reason = await self.store.kill_state()
         if engaged:
-            self.risk.killed = True
-            self.risk.kill_reason = reason
+            self.risk.engage(reason)
             self.report("kill", f"kill switch still engaged from before the restart ({reason}); release it to trade")
             self.publish(KillSwitchEvent(True, detail=f"still engaged: {reason}"))
 

@@ -30,7 +30,7 @@ from ..events import now_ms
 from ..storage.models import PositionAdjustment
 from .base import BaseBroker
 from .events import BalanceDiscrepancy
-from .orders import D, D_or_none, OrderRequest, OrderState, OrderStatus
+from .orders import D, D_or_none, OrderRequest, OrderState, OrderStatus, ValidatedOrder
 from .store import FillRecord
 
 log = logging.getLogger(__name__)
@@ -241,13 +241,11 @@ class LiveBroker(BaseBroker):
                                                 tuple((float(p), float(q)) for p, q, *_ in ob.get("asks") or []),
                                                 ob.get("timestamp"), ob.get("nonce")))
 
-    async def _place(self, req: OrderRequest) -> OrderState:
+    async def _before_entry(self, req: OrderRequest) -> None:
         if req.type == "market" and not self.risk.killed:
             await self._ensure_ref_price(req.symbol)
-        o, v, rejected = await self.prepare(req)
-        if rejected is not None:
-            return rejected
-        assert o is not None and v is not None
+
+    async def _submit(self, o: OrderState, v: ValidatedOrder) -> OrderState:
         try:
             await self.store.save(o, insert=True, from_status=None, to_status=S.NEW,
                                   detail=("; ".join(v.notes) or None))

@@ -23,7 +23,7 @@ from typing import Any
 from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
-from .orders import D, OrderRequest, OrderState, OrderStatus, fee_rate
+from .orders import D, OrderState, OrderStatus, ValidatedOrder, fee_rate
 from .store import FillRecord
 
 log = logging.getLogger(__name__)
@@ -213,11 +213,7 @@ class PaperBroker(BaseBroker):
         )
 
     # ---------------------------------------------------------------- orders
-    async def _place(self, req: OrderRequest) -> OrderState:
-        o, v, rejected = await self.prepare(req)
-        if rejected is not None:
-            return rejected
-        assert o is not None and v is not None
+    async def _submit(self, o: OrderState, v: ValidatedOrder) -> OrderState:
         notes = "; ".join(v.notes) or None
         if self.latency_s > 0:
             await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW, detail=notes)
