@@ -36,9 +36,10 @@ class DeskApp(App[int]):
     For tests and benchmarks: ``engine=`` an Engine built by the caller (started or not; the
     app starts it if needed and stops it on exit only if it started it), ``clock=`` a callable
     returning epoch seconds for the clock display (a frozen clock also freezes the latency
-    figures, computed then as clock minus the book's exchange timestamp); ``sim_options=`` keyword
-    arguments for a ``tps19.simex.SimExchange`` the app starts itself (in its own event loop) and
-    points the engine at, e.g. ``{"seed": 19, "autoplay": False, "clock": lambda: FIXED_MS}`` for a
+    figures, computed then as clock minus the book's exchange timestamp). Without an engine the
+    app builds one on start (tps19.launch), first starting the embedded simulated exchange if the
+    settings need one, in its own event loop; ``sim_options=`` are keyword arguments for that
+    ``SimExchange``, e.g. ``{"seed": 19, "autoplay": False, "clock": lambda: FIXED_MS}`` for a
     deterministic market (``app.sim.step(n)`` then moves it).
     """
 
@@ -105,18 +106,14 @@ class DeskApp(App[int]):
         self.run_worker(self._start_engine(), name="engine-start", exclusive=True, group="engine")
 
     async def _start_engine(self) -> None:
-        from .engine.engine import Engine, EngineError
+        from .engine.engine import EngineError
+        from .launch import build_engine, needs_embedded_sim, start_embedded_sim
 
         try:
-            if self.engine is None and self.sim_options is not None:
-                from .simex import SimExchange
-
-                self.sim = SimExchange(**self.sim_options)
-                await self.sim.start()
-                exchange = self.settings.exchange.model_copy(update={"id": "sim", "rest_url": self.sim.base_url})
-                self.settings = self.settings.model_copy(update={"exchange": exchange})
             if self.engine is None:
-                self.engine = Engine(self.settings, self.mode)
+                if needs_embedded_sim(self.settings) or self.sim_options is not None:
+                    self.settings, self.sim = await start_embedded_sim(self.settings, **(self.sim_options or {}))
+                self.engine = build_engine(self.settings, self.mode)
             self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
             if self.engine.started_at is None:
                 self.state.note("info", f"starting engine ({self.mode}) on {self.settings.exchange.id}...")

@@ -109,8 +109,9 @@ def _load_data(
     path = _db_path(db)
 
     async def go() -> Any:
-        from .engine.history import fetch_history, load_bars, open_client, timeframe_ms
+        from .engine.history import fetch_history, load_bars, timeframe_ms
         from .engine.storage import Database
+        from .launch import history_client
 
         timeframe_ms(timeframe)
         d = Database(path)
@@ -120,7 +121,7 @@ def _load_data(
                 import time
 
                 end = until if until is not None else int(time.time() * 1000)
-                async with open_client(exchange) as client:
+                async with history_client(exchange) as client:
                     await fetch_history(client, d, exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, until=end)
             return await load_bars(d, exchange, symbol, timeframe, since, until)
         finally:
@@ -187,8 +188,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from .engine.history import fetch_history, open_client, timeframe_ms
+        from .engine.history import fetch_history, timeframe_ms
         from .engine.storage import Database
+        from .launch import history_client
 
         try:
             timeframe_ms(timeframe)
@@ -201,7 +203,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
             d = Database(path)
             await d.open()
             try:
-                async with open_client(exchange.lower()) as client:
+                async with history_client(exchange.lower()) as client:
                     with Progress(TextColumn(f"{exchange} {symbol} {timeframe}"), BarColumn(), MofNCompleteColumn(),
                                   TimeRemainingColumn(), console=console) as prog:
                         task = prog.add_task("fetch", total=None)

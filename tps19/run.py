@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
 
 from .config import SIM_DEMO_API_KEY, ConfigError, Settings, load_settings
+from .launch import build_engine, needs_embedded_sim, start_embedded_sim
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -71,25 +74,47 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
         if reason:
             fail(f"refusing to start LIVE: {reason}")
     if no_ui:
-        from .engine.headless import run_headless
-
-        code = asyncio.run(run_headless(settings, mode, log_file or settings.log.file, strategy=strat))
+        code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat))
         # Everything is stopped, flushed and closed. The interpreter's last GC passes over
         # ccxt's and the simulator's heap took 1.3-1.6 s of the signal-to-exit time on a busy
         # machine; frozen objects are skipped (benchmarks/stop_cycles.py).
         gc.freeze()
         raise typer.Exit(code)
-    try:
-        from .app import DeskApp
-    except ImportError:
-        fail("the desk UI is not built yet: run with --no-ui")
-        return
-    from .engine.engine import Engine
+    raise typer.Exit(asyncio.run(_desk(settings, mode, strat)))
 
-    # The app starts an engine it is handed but has not seen started, and stops it on quit.
-    app = DeskApp(settings=settings, mode=mode, engine=Engine(settings, mode, strategy=strat))
+
+async def _headless(settings: Settings, mode: str, log_file: Path | None, strategy: object) -> int:
+    from .engine.headless import run_headless
+
+    async with _venue(settings) as pointed:
+        return await run_headless(build_engine(pointed, mode, strategy), log_file)
+
+
+async def _desk(settings: Settings, mode: str, strategy: object) -> int:
+    from .app import DeskApp
     from .desk_signals import DeskSignals
 
-    DeskSignals(app).install()
-    app.run()
-    raise typer.Exit(app.return_code or 0)
+    async with _venue(settings) as pointed:
+        # The app starts the engine it is handed (not started yet) and stops it on quit; the
+        # simulated exchange, if any, is stopped after that, on leaving this block.
+        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy))
+        DeskSignals(app).install()
+        await app.run_async()
+        return app.return_code or 0
+
+
+@contextlib.asynccontextmanager
+async def _venue(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings pointing at the venue: the embedded simulated exchange is started here, before the
+    engine, and stopped after it, however the run ends."""
+    sim = None
+    if needs_embedded_sim(settings):
+        try:
+            settings, sim = await start_embedded_sim(settings)
+        except OSError as err:  # e.g. the configured sim port is taken
+            fail(f"cannot start the simulated exchange: {err}")
+    try:
+        yield settings
+    finally:
+        if sim is not None:
+            await sim.stop()

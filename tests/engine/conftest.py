@@ -19,3 +19,22 @@ def settings(tmp_path, monkeypatch) -> Settings:
         log={"summary_interval_s": 0.5},
     )
 
+
+
+@pytest.fixture
+async def sim(settings: Settings):
+    """The simulated exchange an entry point would start for ``settings`` (tps19.launch), running
+    for the test; its faults are the switches tests flip."""
+    from tps19.launch import start_embedded_sim
+
+    _, exchange = await start_embedded_sim(settings)
+    try:
+        yield exchange
+    finally:
+        await exchange.stop()
+
+
+@pytest.fixture
+def sim_settings(settings: Settings, sim) -> Settings:
+    """``settings`` pointing the engine at ``sim``, as the entry point hands them over."""
+    return settings.model_copy(update={"exchange": settings.exchange.model_copy(update={"rest_url": sim.base_url})})

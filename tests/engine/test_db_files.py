@@ -148,10 +148,10 @@ def test_database_errors_reach_the_trader_as_one_line(tmp_path, case):
 
 
 @pytest.mark.slow
-async def test_a_database_error_while_trading_is_one_line_counted_and_survived(settings):
+async def test_a_database_error_while_trading_is_one_line_counted_and_survived(sim_settings):
     from tps19.engine.trading import OrderStatus, TradingIssue
 
-    engine = Engine(settings)
+    engine = Engine(sim_settings)
     issues: list[TradingIssue] = []
     engine.bus.on(TradingIssue, issues.append)
     await engine.start()
@@ -159,7 +159,7 @@ async def test_a_database_error_while_trading_is_one_line_counted_and_survived(s
         broker = engine.trading.broker
         assert await wait_for(lambda: "BTC/USDT" in broker.books, timeout=60)
         # a real SQLite failure on the order's write, from outside the process, as a full disk would give
-        outside = sqlite3.connect(settings.database.path)
+        outside = sqlite3.connect(sim_settings.database.path)
         outside.execute("CREATE TRIGGER full BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
         outside.commit()
         o = await broker.place_order("BTC/USDT", "buy", "market", Decimal("0.001"))

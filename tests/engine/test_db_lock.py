@@ -109,11 +109,11 @@ def test_second_process_on_the_same_database_is_refused_and_a_killed_holder_leav
 
 
 @pytest.mark.slow
-async def test_second_engine_in_one_process_is_refused_naming_the_holder(settings):
-    first = Engine(settings)
+async def test_second_engine_in_one_process_is_refused_naming_the_holder(sim_settings):
+    first = Engine(sim_settings)
     await first.start()
     try:
-        second = Engine(settings)
+        second = Engine(sim_settings)
         with pytest.raises(EngineError) as info:
             await second.start()
         await second.stop()
@@ -123,7 +123,7 @@ async def test_second_engine_in_one_process_is_refused_naming_the_holder(setting
     finally:
         await first.stop()
     # the lock goes with the engine that held it
-    again = Engine(settings)
+    again = Engine(sim_settings)
     await again.start()
     await again.stop()
 

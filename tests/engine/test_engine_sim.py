@@ -25,8 +25,8 @@ async def _collect_books(engine: Engine, seconds: float) -> list[BookEvent]:
 
 
 
-async def test_engine_streams_sane_books_and_trades_for_every_symbol(settings):
-    engine = Engine(settings)
+async def test_engine_streams_sane_books_and_trades_for_every_symbol(sim_settings):
+    engine = Engine(sim_settings)
     trades: list[TradeEvent] = []
     engine.bus.on(TradeEvent, trades.append)
     await engine.start()
@@ -34,7 +34,7 @@ async def test_engine_streams_sane_books_and_trades_for_every_symbol(settings):
         books = await _collect_books(engine, 3.0)
     finally:
         await engine.stop()
-    assert {b.symbol for b in books} == set(settings.symbols.watch)
+    assert {b.symbol for b in books} == set(sim_settings.symbols.watch)
     for b in books:
         assert b.bids and b.asks
         assert b.best_bid < b.best_ask, f"crossed or locked book {b.symbol}: {b.best_bid} >= {b.best_ask}"
@@ -45,14 +45,14 @@ async def test_engine_streams_sane_books_and_trades_for_every_symbol(settings):
     assert 1_000 < btc[-1].mid < 1_000_000
 
 
-async def test_sequence_gap_triggers_resync_and_the_book_recovers(settings):
-    engine = Engine(settings)
+async def test_sequence_gap_triggers_resync_and_the_book_recovers(sim_settings, sim):
+    engine = Engine(sim_settings)
     states: list[ConnectionEvent] = []
     engine.bus.on(ConnectionEvent, states.append)
     await engine.start()
     try:
         assert await wait_for(lambda: engine.books["BTC/USDT"].best_bid() is not None)
-        engine.venue.sim.faults.skip_sequence("BTC/USDT")
+        sim.faults.skip_sequence("BTC/USDT")
         stats = engine.feed.stats.get("book", "BTC/USDT")
         assert await wait_for(lambda: stats.resyncs >= 1), "gap was not detected"
         before = stats.messages
@@ -66,13 +66,13 @@ async def test_sequence_gap_triggers_resync_and_the_book_recovers(settings):
     assert after and all(b.best_bid < b.best_ask for b in after)
 
 
-async def test_dropped_connection_reconnects(settings):
-    engine = Engine(settings)
+async def test_dropped_connection_reconnects(sim_settings, sim):
+    engine = Engine(sim_settings)
     await engine.start()
     try:
         stats = engine.feed.stats.get("book", "ETH/USDT")
         assert await wait_for(lambda: stats.messages > 5)
-        engine.venue.sim.faults.drop_connections()
+        sim.faults.drop_connections()
         await asyncio.sleep(0.5)
         before = stats.messages
         assert await wait_for(lambda: stats.messages > before + 5), "no book updates after the drop"
@@ -81,39 +81,39 @@ async def test_dropped_connection_reconnects(settings):
         await engine.stop()
 
 
-async def test_unknown_symbol_is_a_clear_engine_error(settings):
-    settings = settings.model_copy(update={"symbols": settings.symbols.model_copy(update={"watch": ["DOGE/EUR"]})})
-    engine = Engine(settings)
+async def test_unknown_symbol_is_a_clear_engine_error(sim_settings):
+    sim_settings = sim_settings.model_copy(update={"symbols": sim_settings.symbols.model_copy(update={"watch": ["DOGE/EUR"]})})
+    engine = Engine(sim_settings)
     with pytest.raises(EngineError, match="DOGE/EUR"):
         await engine.start()
     await engine.stop()
 
 
-async def test_first_run_creates_versioned_database(settings):
-    engine = Engine(settings)
+async def test_first_run_creates_versioned_database(sim_settings):
+    engine = Engine(sim_settings)
     await engine.start()
     try:
         assert await engine.db.schema_version() >= 1
     finally:
         await engine.stop()
-    assert settings.database.path.exists()
+    assert sim_settings.database.path.exists()
 
 
-async def test_silent_book_stream_is_marked_stale_resubscribed_and_recovers(settings):
-    engine = Engine(settings)
+async def test_silent_book_stream_is_marked_stale_resubscribed_and_recovers(sim_settings, sim):
+    engine = Engine(sim_settings)
     states: list[ConnectionEvent] = []
     engine.bus.on(ConnectionEvent, states.append)
     await engine.start()
     try:
         stats = engine.feed.stats.get("book", "SOL/USDT")
         assert await wait_for(lambda: stats.messages > 3)
-        engine.venue.sim.faults.stop_stream("book", "SOL/USDT")
+        sim.faults.stop_stream("book", "SOL/USDT")
         # stale after stale_after_s (2 s), resubscribe after watch_timeout_s (4 s)
         assert await wait_for(lambda: any(s.state == ConnState.STALE and s.symbol == "SOL/USDT" for s in states), 10)
         assert await wait_for(lambda: stats.resyncs >= 1, 10)
         other = engine.feed.stats.get("book", "BTC/USDT")
         assert other.state == ConnState.CONNECTED or await wait_for(lambda: other.state == ConnState.CONNECTED)
-        engine.venue.sim.faults.resume_stream("book", "SOL/USDT")
+        sim.faults.resume_stream("book", "SOL/USDT")
         before = stats.messages
         assert await wait_for(lambda: stats.messages > before + 3, 15), "book did not come back"
         assert await wait_for(lambda: stats.state == ConnState.CONNECTED)

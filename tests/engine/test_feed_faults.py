@@ -1,7 +1,7 @@
 """Market data under the simulated exchange's fault switches: every stream of every symbol survives.
 
 The real Engine runs ccxt.pro against the embedded simulated exchange over loopback websockets;
-the faults are the exchange's own switches (``engine.venue.sim.faults``).
+the faults are the exchange's own switches (the ``sim`` fixture's ``faults``).
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ async def _every_stream_counts(engine: Engine, timeout: float = 30.0) -> list[tu
     return [k for k, n in _counts(engine).items() if n <= before[k]]
 
 
-async def test_book_gap_resync_leaves_every_other_stream_alive(settings):
-    engine = Engine(settings)
+async def test_book_gap_resync_leaves_every_other_stream_alive(sim_settings, sim):
+    engine = Engine(sim_settings)
     await engine.start()
     try:
         assert await _every_stream_counts(engine) == []
         book = engine.feed.stats.get("book", "BTC/USDT")
-        engine.venue.sim.faults.skip_sequence("BTC/USDT")
+        sim.faults.skip_sequence("BTC/USDT")
         assert await wait_for(lambda: book.resyncs >= 1), "gap was not detected"
         # The resync closed the shared public websocket: once the book is back, so is every other stream.
         after = book.messages
@@ -56,8 +56,8 @@ async def test_book_gap_resync_leaves_every_other_stream_alive(settings):
         await engine.stop()
 
 
-async def test_a_stream_task_that_ends_is_restarted_counted_and_logged(settings):
-    engine = Engine(settings)
+async def test_a_stream_task_that_ends_is_restarted_counted_and_logged(sim_settings):
+    engine = Engine(sim_settings)
     logs: list[LogEvent] = []
     engine.bus.on(LogEvent, logs.append)
     await engine.start()
@@ -75,16 +75,16 @@ async def test_a_stream_task_that_ends_is_restarted_counted_and_logged(settings)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("feed:")], "stop left feed tasks behind"
 
 
-async def test_every_stream_recovers_after_silence_with_few_resyncs(settings):
+async def test_every_stream_recovers_after_silence_with_few_resyncs(sim_settings, sim):
     # Silence longer than the watch timeout: books time out, resync, and must not spin.
-    settings = _with_feed(settings, stale_after_s=1, watch_timeout_s=2, reconnect_min_s=0.1, reconnect_max_s=1)
-    engine = Engine(settings)
+    sim_settings = _with_feed(sim_settings, stale_after_s=1, watch_timeout_s=2, reconnect_min_s=0.1, reconnect_max_s=1)
+    engine = Engine(sim_settings)
     states: list[ConnectionEvent] = []
     engine.bus.on(ConnectionEvent, states.append)
     await engine.start()
     try:
         assert await _every_stream_counts(engine) == []
-        engine.venue.sim.faults.silence(5)
+        sim.faults.silence(5)
         assert await wait_for(lambda: {s.symbol for s in states if s.stream == "book" and s.state == ConnState.STALE}
                               == set(engine.symbols), 15), "silence did not make the books stale"
         assert await wait_for(lambda: engine.feed.stats.total("resyncs") >= 1, 15)
@@ -98,15 +98,15 @@ async def test_every_stream_recovers_after_silence_with_few_resyncs(settings):
         await engine.stop()
 
 
-async def test_garbage_frames_are_counted_logged_and_survived(settings, capfd, caplog):
+async def test_garbage_frames_are_counted_logged_and_survived(sim_settings, sim, capfd, caplog):
     caplog.set_level(logging.WARNING)
-    engine = Engine(settings)
+    engine = Engine(sim_settings)
     logs: list[LogEvent] = []
     engine.bus.on(LogEvent, logs.append)
     await engine.start()
     try:
         assert await _every_stream_counts(engine) == []
-        assert engine.venue.sim.faults.garbage(4) >= 1
+        assert sim.faults.garbage(4) >= 1
         assert await wait_for(lambda: any(e.fields.get("bad_frames", 0) >= 1 for e in logs), 15), \
             "no log event counts the malformed frames"
         assert await _every_stream_counts(engine) == [], "the feed did not recover from malformed frames"
@@ -120,21 +120,21 @@ async def test_garbage_frames_are_counted_logged_and_survived(settings, capfd, c
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
-async def test_a_book_that_lags_the_exchange_is_stale_until_the_lag_clears(settings):
-    settings = _with_feed(settings, stale_after_s=1, watch_timeout_s=6)
-    engine = Engine(settings)
+async def test_a_book_that_lags_the_exchange_is_stale_until_the_lag_clears(sim_settings, sim):
+    sim_settings = _with_feed(sim_settings, stale_after_s=1, watch_timeout_s=6)
+    engine = Engine(sim_settings)
     await engine.start()
     try:
         book = engine.feed.stats.get("book", "BTC/USDT")
         assert await wait_for(lambda: book.messages > 5 and book.state == ConnState.CONNECTED)
-        engine.venue.sim.faults.lag_market(2500)
+        sim.faults.lag_market(2500)
         start = book.messages
         # Messages keep arriving, but 2.5 s behind the exchange's clock: that book is not fresh.
         assert await wait_for(lambda: book.messages > start + 20 and book.state == ConnState.STALE, 30), \
             (book.state, book.latency_ms)
         assert not engine.feed.fresh("book", "BTC/USDT") and not engine.feed.all_fresh()
         assert book.latency_ms is not None and book.latency_ms > 1000
-        engine.venue.sim.faults.lag_market(0)
+        sim.faults.lag_market(0)
         assert await wait_for(lambda: book.state == ConnState.CONNECTED and book.latency_ms < 1000, 30), \
             (book.state, book.latency_ms)
         assert await wait_for(engine.feed.all_fresh, 30), engine.feed.stale_streams()

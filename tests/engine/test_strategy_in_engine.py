@@ -19,14 +19,14 @@ pytestmark = pytest.mark.slow
 
 
 
-async def test_strategy_warms_up_and_its_target_is_traded_on_paper(settings):
-    settings = settings.model_copy(update={
-        "symbols": settings.symbols.model_copy(update={"watch": ["BTC/USDT"]}),
-        "risk": settings.risk.model_copy(update={"max_order_notional": Decimal("1000000"),
+async def test_strategy_warms_up_and_its_target_is_traded_on_paper(sim_settings):
+    sim_settings = sim_settings.model_copy(update={
+        "symbols": sim_settings.symbols.model_copy(update={"watch": ["BTC/USDT"]}),
+        "risk": sim_settings.risk.model_copy(update={"max_order_notional": Decimal("1000000"),
                                                  "max_position_notional": Decimal("1000000")}),
     })
     signals: list[SignalEvent] = []
-    engine = Engine(settings, "paper", strategy=create("sma_cross", ["fast=3", "slow=8"]))
+    engine = Engine(sim_settings, "paper", strategy=create("sma_cross", ["fast=3", "slow=8"]))
     engine.bus.on(SignalEvent, signals.append)
     await engine.start()
     try:
@@ -56,9 +56,9 @@ async def test_strategy_warms_up_and_its_target_is_traded_on_paper(settings):
         await engine.stop()
 
 
-async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(settings):
-    settings = settings.model_copy(update={"symbols": settings.symbols.model_copy(update={"watch": ["BTC/USDT"]})})
-    engine = Engine(settings, "paper", strategy=create("sma_cross"))
+async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(sim_settings):
+    sim_settings = sim_settings.model_copy(update={"symbols": sim_settings.symbols.model_copy(update={"watch": ["BTC/USDT"]})})
+    engine = Engine(sim_settings, "paper", strategy=create("sma_cross"))
     await engine.start()
     try:
         pf = engine.trading.portfolio
@@ -67,7 +67,7 @@ async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(settings
         await engine.executor.submit_target("BTC/USDT", 1.0, Signal(direction=1, strength=1.0, reason="t", target=1.0))
         assert await wait_for(lambda: pf.balances["USDT"] < usdt0)
         spent = usdt0 - pf.balances["USDT"]
-        cap = settings.risk.max_order_notional
+        cap = sim_settings.risk.max_order_notional
         assert cap * Decimal("0.9") < spent <= cap * Decimal("1.01")  # cap plus the taker fee at most
     finally:
         await engine.stop()

@@ -24,8 +24,9 @@ def secrets_of(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password) if v is not None]
 
 
-async def run_headless(settings: Settings, mode: str, log_path: Path | None = None,
-                       stop_event: asyncio.Event | None = None, strategy: Any = None) -> int:
+async def run_headless(engine: Engine, log_path: Path | None = None, stop_event: asyncio.Event | None = None) -> int:
+    """Run ``engine`` (built by the entry point, not started) until a signal or ``stop_event``."""
+    settings, mode = engine.settings, engine.mode
     out = JsonLines(log_path, secrets=secrets_of(settings))
     # every stdlib record (ours, ccxt's, aiohttp's, asyncio's) becomes a redacted JSON line: the
     # last-resort stderr handler would print bare text, secrets and all
@@ -35,7 +36,6 @@ async def run_headless(settings: Settings, mode: str, log_path: Path | None = No
     shutdown = Shutdown(out, stop)
     shutdown.install(asyncio.get_running_loop())
 
-    engine = Engine(settings, mode=mode, strategy=strategy)
     min_level = LEVELS[settings.log.level]
     sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, coalesce=None, maxsize=5000)
     if mode == "live":

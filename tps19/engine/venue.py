@@ -1,7 +1,9 @@
-"""Connecting to a venue: a ccxt.pro client, and for `sim` the embedded simulated exchange.
+"""Connecting to a venue: a ccxt.pro client.
 
-The simulated exchange is reached through the very same ccxt `cryptocom` client as the real
-Crypto.com venue — only its urls point at 127.0.0.1 — so the desk's code path is identical.
+The simulated exchange (``sim``) is reached through the very same ccxt `cryptocom` client as the
+real Crypto.com venue, pointed at ``exchange.rest_url`` (and ``ws_url``), so the desk's code path
+is identical. The engine never starts a simulator: the entry point does (tps19.launch) and hands
+the engine its URLs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class VenueError(Exception):
 class Venue:
     exchange_id: str  # "sim" or a ccxt id
     client: Any  # ccxt.pro exchange instance
-    sim: Any = None  # tps19.simex.SimExchange when embedded
+    rest_url: str | None = None  # where a `sim` venue is served
     gap_count: list[int] = field(default_factory=lambda: [0])
     book_messages: list[int] = field(default_factory=lambda: [0])  # raw book messages ccxt applied
     frames: FrameGuard | None = None  # malformed websocket frames survived
@@ -35,8 +37,8 @@ class Venue:
 
     @property
     def name(self) -> str:
-        if self.sim is not None:
-            return f"sim@{self.sim.base_url.removeprefix('http://')}"
+        if self.rest_url:
+            return f"{self.exchange_id}@{self.rest_url.removeprefix('http://').removesuffix('/exchange/v1')}"
         return self.exchange_id
 
     async def close(self) -> None:
@@ -44,8 +46,6 @@ class Venue:
             await self.client.close()
         except Exception as err:  # closing must never mask the reason we are closing
             log.debug("closing ccxt client: %s", type(err).__name__)
-        if self.sim is not None:
-            await self.sim.stop()
 
 
 def _secret(value: Any) -> str | None:
@@ -178,6 +178,21 @@ def install_frame_guard(client: Any) -> FrameGuard:
     return guard
 
 
+def point_ccxt(client: Any, base_url: str) -> Any:
+    """Point a ccxt `cryptocom` client (REST or ccxt.pro) at a Crypto.com-compatible venue at
+    `base_url` (the simulated exchange, standalone or embedded)."""
+    base = base_url.rstrip("/").removesuffix("/exchange/v1")
+    api = client.urls.setdefault("api", {})
+    api["v1"] = f"{base}/exchange/v1"
+    ws_base = "ws" + base[len("http"):] if base.startswith("http") else base
+    ws = api.get("ws")
+    if isinstance(ws, dict) or hasattr(client, "watch"):
+        api["ws"] = dict(ws or {})
+        api["ws"]["public"] = f"{ws_base}/exchange/v1/market"
+        api["ws"]["private"] = f"{ws_base}/exchange/v1/user"
+    return client
+
+
 def _point_websockets(client: Any, ws_url: str) -> None:
     """exchange.ws_url: the simulated exchange's websockets at their own address (REST stays
     at rest_url), e.g. behind a proxy that serves them on another port."""
@@ -188,29 +203,20 @@ def _point_websockets(client: Any, ws_url: str) -> None:
 
 
 async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
-    """Start (for sim) and connect a ccxt.pro client. Does not load markets."""
+    """Connect a ccxt.pro client. Does not load markets."""
     import ccxt.pro as ccxtpro
 
     ex = settings.exchange
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": ex.timeout_ms, "newUpdates": True}
-    sim = None
     exchange_id = ex.id
+    base_url = None
     if exchange_id == "sim":
-        from ..simex import SimExchange, point_ccxt
-
+        if not ex.rest_url:
+            raise VenueError("exchange 'sim' needs exchange.rest_url: start the simulated exchange first "
+                             "(`tps19 exchange`, or let `tps19 paper` start it)")
+        base_url = ex.rest_url.rstrip("/")
         api_key = _secret(ex.api_key) or SIM_DEMO_API_KEY
         secret = _secret(ex.secret) or SIM_DEMO_SECRET
-        if ex.rest_url:
-            base_url = ex.rest_url.rstrip("/")
-        else:
-            sim = SimExchange(
-                host=settings.sim.host,
-                port=settings.sim.port,
-                seed=settings.sim.seed,
-                accounts={api_key: (secret, dict(settings.sim.starting_balances))},
-            )
-            await sim.start()
-            base_url = sim.base_url
         client = ccxtpro.cryptocom({**config, "apiKey": api_key, "secret": secret})
         point_ccxt(client, base_url)
         if ex.ws_url:
@@ -234,7 +240,7 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
             client.set_sandbox_mode(True)
         if ex.rest_url or ex.ws_url:
             raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim")
-    venue = Venue(exchange_id=exchange_id, client=client, sim=sim)
+    venue = Venue(exchange_id=exchange_id, client=client, rest_url=base_url)
     install_gap_guard(client, venue.gap_count, venue.book_messages)
     venue.frames = install_frame_guard(client)
     return venue

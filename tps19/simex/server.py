@@ -1186,19 +1186,3 @@ class SimExchange:
                     ch.bids = ch.asks = None
             return
         self._subs.get(name, set()).discard(conn)
-
-
-def point_ccxt(client: Any, base_url: str) -> Any:
-    """Point a ccxt `cryptocom` client (REST or ccxt.pro) at the simulated exchange at `base_url`."""
-    base = base_url.rstrip("/")
-    if base.endswith("/exchange/v1"):
-        base = base[: -len("/exchange/v1")]
-    api = client.urls.setdefault("api", {})
-    api["v1"] = f"{base}/exchange/v1"
-    ws_base = "ws" + base[len("http"):] if base.startswith("http") else base
-    ws = api.get("ws")
-    if isinstance(ws, dict) or hasattr(client, "watch"):
-        api["ws"] = dict(ws or {})
-        api["ws"]["public"] = f"{ws_base}/exchange/v1/market"
-        api["ws"]["private"] = f"{ws_base}/exchange/v1/user"
-    return client

@@ -92,25 +92,21 @@ async def fetch_history(
 
 
 @contextlib.asynccontextmanager
-async def open_client(exchange_id: str, *, seed: int = 19) -> AsyncIterator[Any]:
-    """A ccxt async client with rate limiting; ``sim`` starts the embedded simulated exchange."""
+async def open_client(exchange_id: str, *, rest_url: str | None = None) -> AsyncIterator[Any]:
+    """A ccxt async client with rate limiting; ``sim`` is a simulated exchange already serving at
+    ``rest_url`` (the entry point starts it: tps19.launch.history_client)."""
     import ccxt.async_support as ccxt_async
 
     if exchange_id == "sim":
-        try:
-            from ...simex import SimExchange, point_ccxt  # type: ignore[attr-defined]
-        except ImportError as err:
-            raise ValueError(f"the simulated exchange (tps19.simex) is not available: {err}") from None
+        if not rest_url:
+            raise ValueError("exchange 'sim' needs the simulated exchange's URL")
+        from ..venue import point_ccxt
 
-        sim = SimExchange(port=0, seed=seed)
-        await sim.start()
-        client = ccxt_async.cryptocom({"enableRateLimit": True})
-        point_ccxt(client, sim.base_url)
+        client = point_ccxt(ccxt_async.cryptocom({"enableRateLimit": True}), rest_url)
         try:
             yield client
         finally:
             await client.close()
-            await sim.stop()
         return
     cls = getattr(ccxt_async, exchange_id, None)
     if cls is None:

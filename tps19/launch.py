@@ -1,0 +1,91 @@
+"""What the entry points start around the engine: the embedded simulated exchange, and the engine.
+
+The engine only knows "a ccxt venue at these URLs". With ``exchange.id == "sim"`` and no
+``exchange.rest_url``, the entry point (the CLI, the desk, a test) starts a SimExchange on
+127.0.0.1 first, hands the engine settings pointing at it, and stops it after the engine, also
+when the engine fails or a signal ends the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings
+
+if TYPE_CHECKING:
+    from .engine.engine import Engine
+    from .simex import SimExchange
+
+
+def needs_embedded_sim(settings: Settings) -> bool:
+    return settings.exchange.id == "sim" and not settings.exchange.rest_url
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settings, SimExchange]:
+    """Start a SimExchange for ``settings`` (its host, port, seed and balances, for the configured
+    or the demo keys; ``options`` override SimExchange's arguments) and return settings pointing
+    the engine at it, with the running exchange. The caller stops it."""
+    from .simex import SimExchange
+
+    ex = settings.exchange
+    api_key = _secret(ex.api_key) or SIM_DEMO_API_KEY
+    secret = _secret(ex.secret) or SIM_DEMO_SECRET
+    sim_settings = settings.sim
+    kwargs: dict[str, Any] = {
+        "host": sim_settings.host,
+        "port": sim_settings.port,
+        "seed": sim_settings.seed,
+        "accounts": {api_key: (secret, dict(sim_settings.starting_balances))},
+    }
+    sim = SimExchange(**(kwargs | options))
+    await sim.start()
+    exchange = ex.model_copy(update={"id": "sim", "rest_url": sim.base_url, "ws_url": None})
+    return settings.model_copy(update={"exchange": exchange}), sim
+
+
+@contextlib.asynccontextmanager
+async def embedded_sim(settings: Settings, **options: Any) -> AsyncIterator[tuple[Settings, SimExchange | None]]:
+    """Settings for the engine, with the simulated exchange started for them if they need one
+    (None otherwise); it is stopped on leaving, however the block ends."""
+    if not needs_embedded_sim(settings):
+        yield settings, None
+        return
+    pointed, sim = await start_embedded_sim(settings, **options)
+    try:
+        yield pointed, sim
+    finally:
+        await sim.stop()
+
+
+def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None) -> Engine:
+    """The one place an entry point builds the Engine (settings already point at a venue)."""
+    from .engine.engine import Engine
+
+    return Engine(settings, mode, strategy=strategy)
+
+
+@contextlib.asynccontextmanager
+async def history_client(exchange_id: str, *, seed: int = 19) -> AsyncIterator[Any]:
+    """A rate-limited ccxt async client for history downloads; ``sim`` starts a simulated exchange
+    for the duration (a fresh seeded market, no accounts needed)."""
+    from .engine.history import open_client
+
+    if exchange_id != "sim":
+        async with open_client(exchange_id) as client:
+            yield client
+        return
+    from .simex import SimExchange
+
+    sim = SimExchange(port=0, seed=seed)
+    await sim.start()
+    try:
+        async with open_client("sim", rest_url=sim.base_url) as client:
+            yield client
+    finally:
+        await sim.stop()
