@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from .bus import EventBus
@@ -21,13 +21,19 @@ from .storage.errors import StorageError
 from .storage.lock import InstanceLock
 from .venue import Venue, VenueError, open_venue
 
+if TYPE_CHECKING:
+    from .strategies.base import Strategy
+    from .strategies.runner import StrategyRunner
+    from .targets import TargetExecutor
+    from .trading import TradingStack
+
 
 class EngineError(Exception):
     """The engine cannot start; the message is for the trader, one line."""
 
 
 class Engine:
-    def __init__(self, settings: Settings, mode: str = "paper", strategy: Any = None) -> None:
+    def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -40,10 +46,10 @@ class Engine:
         self.venue: Venue | None = None
         self.feed: MarketFeed | None = None
         self.markets: dict[str, Any] = {}
-        self.trading: Any = None  # TradingStack from tps19.engine.trading, when that package is present
-        self.strategy = strategy  # a tps19.engine.strategies Strategy, or None
-        self.runner: Any = None
-        self.executor: Any = None
+        self.trading: TradingStack | None = None
+        self.strategy = strategy
+        self.runner: StrategyRunner | None = None
+        self.executor: TargetExecutor | None = None
         self.started_at: float | None = None
         self._bar_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -131,17 +137,18 @@ class Engine:
         from .strategies.signals import SignalEvent
         from .targets import TargetExecutor
 
-        assert self.venue is not None
+        strategy = self.strategy
+        assert self.venue is not None and strategy is not None
         timeframe = self.settings.symbols.timeframe
-        sink = None
+        sink: TargetExecutor | None = None
         if self.trading is not None:
             self.executor = TargetExecutor(self.trading.broker, self.trading.portfolio, self.markets, self.symbols, self.bus,
                                            max_order_notional=self.settings.risk.max_order_notional)
             sink = self.executor
         else:
             self.log("warning", "strategy runs without a broker: signals only")
-        self.runner = StrategyRunner(self.bus, self.strategy, symbols=self.symbols, timeframe=timeframe, db=self.db,
-                                     order_sink=sink)
+        runner = self.runner = StrategyRunner(self.bus, strategy, symbols=self.symbols, timeframe=timeframe, db=self.db,
+                                              order_sink=sink)
         # Warm up on recent closed candles so indicators are ready; warm-up never trades.
         for symbol in self.symbols:
             try:
@@ -150,18 +157,18 @@ class Engine:
                 self.log("warning", "strategy warm-up failed", symbol=symbol, error=type(err).__name__)
                 continue
             closed = candles[:-1]  # the last candle is still forming
-            strat = self.runner.strategy_for(symbol)
+            strat = runner.strategy_for(symbol)
             last = None
             for c in closed:
                 sig = strat.on_bar(bar_event(symbol, timeframe, c, closed=True))
                 last = sig or last
             if closed:
-                self.runner.last_ts[symbol] = int(closed[-1][0])
+                runner.last_ts[symbol] = int(closed[-1][0])
             if last is not None:
-                self.bus.publish(SignalEvent(strategy=self.strategy.name, symbol=symbol, timeframe=timeframe,
-                                             ts=int(closed[-1][0]), signal=last, params=self.strategy.param_dict()))
-        self.runner.start()
-        self.log("info", "strategy running", strategy=self.strategy.name, params=self.strategy.param_dict(),
+                self.bus.publish(SignalEvent(strategy=strategy.name, symbol=symbol, timeframe=timeframe,
+                                             ts=int(closed[-1][0]), signal=last, params=strategy.param_dict()))
+        runner.start()
+        self.log("info", "strategy running", strategy=strategy.name, params=strategy.param_dict(),
                  trading=sink is not None)
 
     async def stop(self) -> None:

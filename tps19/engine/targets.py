@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..numbers import MAX_DECIMALS
 from .events import LogEvent
+
+if TYPE_CHECKING:
+    from .bus import EventBus
+    from .strategies.signals import Signal
+    from .trading import Broker, Portfolio
 
 FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
 
 
 class TargetExecutor:
-    def __init__(self, broker: Any, portfolio: Any, markets: dict[str, dict], symbols: list[str], bus: Any = None,
+    def __init__(self, broker: Broker, portfolio: Portfolio, markets: dict[str, dict[str, Any]], symbols: list[str],
+                 bus: EventBus | None = None,
                  *, min_change: Decimal = Decimal("0.02"), max_order_notional: Decimal | None = None) -> None:
         self.broker = broker
         self.portfolio = portfolio
@@ -60,7 +66,7 @@ class TargetExecutor:
         amount = min(-change_value / mark, base_qty)
         return ("sell", amount) if amount > 0 else None
 
-    async def submit_target(self, symbol: str, target_fraction: float, signal: Any) -> None:
+    async def submit_target(self, symbol: str, target_fraction: float, signal: Signal) -> None:
         if self.broker.open_orders(symbol):
             self.skipped += 1
             self._log("info", "target not acted on: orders still working", symbol=symbol, target=target_fraction)
@@ -81,6 +87,5 @@ class TargetExecutor:
         amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS), rounding=ROUND_DOWN)
         order = await self.broker.place_order(symbol, side, "market", amount)
         self.orders_sent += 1
-        status = getattr(order, "status", None)
         self._log("info", "strategy order", symbol=symbol, side=side, amount=str(amount), target=target_fraction,
-                  status=getattr(status, "value", status), reason=getattr(order, "reason", None) or "")
+                  status=order.status.value, reason=order.reason or "")

@@ -3,9 +3,11 @@
 The runner takes closed ``BarEvent``s from the bus, feeds them to the strategy's incremental
 path (one strategy instance per symbol), and for every Signal: publishes a ``SignalEvent`` on
 the bus, stores it in the ``TradingSignal`` table (if a Database was given) and hands the
-target to the order sink (if any). The broker lives elsewhere; it only has to provide::
+target to the order sink (if any). The broker lives elsewhere; the sink only has to provide::
 
     async def submit_target(symbol: str, target_fraction: float, signal: Signal) -> None
+
+(or be such a function itself, sync or async).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..bus import EventBus
 from ..events import BarEvent
 from .base import PortfolioView, Strategy
 from .signals import Signal, SignalEvent
+
+if TYPE_CHECKING:
+    from ..storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,9 @@ log = logging.getLogger(__name__)
 @runtime_checkable
 class OrderSink(Protocol):
     async def submit_target(self, symbol: str, target_fraction: float, signal: Signal) -> None: ...
+
+
+TargetFn = Callable[[str, float, Signal], Awaitable[None] | None]
 
 
 class StrategyRunner:
@@ -37,8 +45,8 @@ class StrategyRunner:
         *,
         symbols: Iterable[str] | None = None,
         timeframe: str | None = None,
-        db: Any = None,
-        order_sink: OrderSink | Any = None,
+        db: Database | None = None,
+        order_sink: OrderSink | TargetFn | None = None,
         portfolio: PortfolioView | None = None,
     ) -> None:
         self.bus = bus
@@ -110,6 +118,7 @@ class StrategyRunner:
     async def _persist(self, ev: SignalEvent) -> None:
         from ..storage import TradingSignal
 
+        assert self.db is not None
         async with self.db.session() as s:
             s.add(
                 TradingSignal(
@@ -126,7 +135,9 @@ class StrategyRunner:
 
     async def _submit(self, ev: SignalEvent) -> None:
         sink = self.order_sink
-        fn = getattr(sink, "submit_target", sink)
+        if sink is None:
+            return
+        fn: TargetFn = sink.submit_target if isinstance(sink, OrderSink) else sink
         res = fn(ev.symbol, ev.signal.target, ev.signal)
         if inspect.isawaitable(res):
             await res
