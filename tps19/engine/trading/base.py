@@ -21,6 +21,8 @@ from .orders import (
     OrderRequest,
     OrderState,
     OrderStatus,
+    OrderType,
+    Side,
     ValidatedOrder,
     new_client_order_id,
 )
@@ -136,7 +138,7 @@ class BaseBroker:
         return OrderState(
             client_order_id=req.client_order_id or new_client_order_id(),
             mode=self.mode, exchange=self.exchange, symbol=req.symbol,
-            side=str(req.side), type=str(req.type),
+            side=v.side if v else Side.parse(req.side), type=v.type if v else OrderType.parse(req.type),
             amount=v.amount if v else (_bookable(req.amount) or Decimal(0)),
             price=v.price if v else _bookable(req.price),
         )

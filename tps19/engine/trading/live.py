@@ -30,7 +30,7 @@ from ..events import now_ms
 from ..storage.models import PositionAdjustment
 from .base import BaseBroker
 from .events import BalanceDiscrepancy
-from .orders import D, D_or_none, OrderRequest, OrderState, OrderStatus, ValidatedOrder
+from .orders import D, D_or_none, OrderRequest, OrderState, OrderStatus, OrderType, Side, ValidatedOrder
 from .store import FillRecord
 
 log = logging.getLogger(__name__)
@@ -516,7 +516,8 @@ class LiveBroker(BaseBroker):
         elif vo.get("timeInForce") == "IOC":
             vtype = "ioc"
         o = OrderState(client_order_id=cid, mode=self.mode, exchange=self.exchange, symbol=vo.get("symbol") or "?",
-                       side=vo.get("side") or "?", type=vtype if vtype in ("market", "limit", "post_only", "ioc") else "limit",
+                       side=Side.parse(vo.get("side") or "?"),
+                       type=OrderType(vtype) if vtype in ("market", "limit", "post_only", "ioc") else OrderType.LIMIT,
                        amount=amount, price=price, venue_order_id=vid, adopted=True,
                        created_ms=int(vo.get("timestamp") or now_ms()))
         prev = o.transition(S.OPEN, "adopted: found open on the venue, not placed by this TPS19")

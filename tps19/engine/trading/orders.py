@@ -73,9 +73,39 @@ class OrderType(str, Enum):
     LIMIT = "limit"
     POST_ONLY = "post_only"
     IOC = "ioc"
+    # only on records: a refused request's type that is none of the above (the reason names it)
+    UNKNOWN = "?"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str) -> OrderType:
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+    # only on records: a refused request's side, or a venue order that did not say
+    UNKNOWN = "?"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str) -> Side:
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
 
 
 SIDES = ("buy", "sell")
+ORDER_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.POST_ONLY, OrderType.IOC)
 
 
 def new_client_order_id() -> str:
@@ -120,8 +150,8 @@ class OrderState:
     mode: str
     exchange: str
     symbol: str
-    side: str
-    type: str
+    side: Side
+    type: OrderType
     amount: Decimal
     price: Decimal | None
     status: OrderStatus = OrderStatus.NEW
@@ -175,8 +205,8 @@ class OrderState:
             venue_order_id=self.venue_order_id,
             mode=self.mode,
             symbol=self.symbol,
-            side=self.side,
-            type=self.type,
+            side=self.side.value,
+            type=self.type.value,
             amount=self.amount,
             price=self.price,
             filled=self.filled,
@@ -214,8 +244,8 @@ class OrderRejected(Exception):
 @dataclass(slots=True, frozen=True)
 class ValidatedOrder:
     symbol: str
-    side: str
-    type: str
+    side: Side
+    type: OrderType
     amount: Decimal
     price: Decimal | None
     notional: Decimal | None  # amount * (limit price or reference price)
@@ -287,9 +317,8 @@ def validate_order(
         raise OrderRejected(f"market {req.symbol} is not tradable")
     if req.side not in SIDES:
         raise OrderRejected(f"side must be buy or sell, not {req.side!r}")
-    try:
-        otype = OrderType(req.type)
-    except ValueError:
+    otype = OrderType.parse(req.type)
+    if otype not in ORDER_TYPES:
         raise OrderRejected(f"order type must be market, limit, post_only or ioc, not {req.type!r}") from None
     amount = _checked(req.amount, "amount")
     price: Decimal | None = None
@@ -371,7 +400,7 @@ def _check_limits(req: OrderRequest, otype: OrderType, amount: Decimal, price: D
             raise OrderRejected(f"order value {notional} is above the maximum {cmax} for {req.symbol}")
     elif cmin is not None or cmax is not None:
         raise OrderRejected(f"no reference price for {req.symbol} to check the minimum order value")
-    return ValidatedOrder(req.symbol, req.side, otype.value, amount, price, notional, tuple(notes))
+    return ValidatedOrder(req.symbol, Side(req.side), otype, amount, price, notional, tuple(notes))
 
 
 def fee_rate(market: dict | None, liquidity: str) -> Decimal:
@@ -384,7 +413,7 @@ def fee_rate(market: dict | None, liquidity: str) -> Decimal:
 
 
 __all__ = [
-    "OrderStatus", "OrderType", "OrderState", "OrderRequest", "OrderRejected", "IllegalTransition",
+    "OrderStatus", "OrderType", "Side", "OrderState", "OrderRequest", "OrderRejected", "IllegalTransition",
     "TRANSITIONS", "TERMINAL", "WORKING", "ValidatedOrder", "validate_order", "check_transition",
     "new_client_order_id", "fee_rate", "D", "D_or_none", "round_to_step", "ROUND_HALF_EVEN",
 ]

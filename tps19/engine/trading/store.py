@@ -26,7 +26,7 @@ from ..storage.models import (
     TradingBalance,
 )
 from .events import FillEvent
-from .orders import WORKING, OrderState, OrderStatus
+from .orders import WORKING, OrderState, OrderStatus, OrderType, Side
 
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
@@ -73,8 +73,8 @@ def _order_values(o: OrderState) -> dict:
         exchange=o.exchange,
         mode=o.mode,
         symbol=o.symbol,
-        side=o.side,
-        type=o.type,
+        side=o.side.value,
+        type=o.type.value,
         amount=o.amount,
         price=o.price,
         filled=o.filled,
@@ -94,8 +94,8 @@ def row_to_state(r: Order) -> OrderState:
         mode=r.mode,
         exchange=r.exchange,
         symbol=r.symbol,
-        side=r.side,
-        type=r.type,
+        side=Side.parse(r.side),
+        type=OrderType.parse(r.type),
         amount=r.amount,
         price=r.price,
         status=OrderStatus(r.status),
