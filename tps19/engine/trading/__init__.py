@@ -107,14 +107,14 @@ class TradingStack:
         db = self.portfolio.db
         if db is None:
             return
-        from sqlalchemy import select
+        from sqlmodel import col, select
 
         from ..storage.models import PortfolioSnapshot
         from .risk import utc_day_start_ms
 
         q = (select(PortfolioSnapshot)
              .where(PortfolioSnapshot.mode == self.mode, PortfolioSnapshot.ts >= utc_day_start_ms())
-             .order_by(PortfolioSnapshot.ts).limit(1))
+             .order_by(col(PortfolioSnapshot.ts)).limit(1))
         async with db.session() as s:
             first = (await s.execute(q)).scalars().first()
         if first is not None:
@@ -132,7 +132,7 @@ class TradingStack:
             pass
 
 
-async def build_trading(*, mode: str, bus: EventBus | None, db: Database | None, client: Any,
+async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client: Any,
                         markets: dict[str, dict[str, Any]], settings: Settings,
                         exchange: str | None = None, starting_balances: dict[str, Decimal] | None = None,
                         latency_s: float = 0.0, snapshot_interval_s: float = 60.0, valuation: str = "USDT",

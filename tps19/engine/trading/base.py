@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -92,7 +93,7 @@ class BaseBroker:
 
     # ---------------------------------------------------------------- commit then publish
     async def commit(self, order: OrderState, prev: OrderStatus | None, *, insert: bool = False,
-                     changed: bool = True, fills: list[FillRecord] = (), detail: str | None = None,
+                     changed: bool = True, fills: Iterable[FillRecord] = (), detail: str | None = None,
                      **extra: Any) -> list[FillRecord]:
         """Persist an order change (with its fills and the balances they move) atomically,
         then update the portfolio and publish. Raises if the database write fails."""
@@ -242,7 +243,7 @@ class BaseBroker:
         self.publish(KillSwitchEvent(False, detail="released"))
         self.background(self.store.set_kill_state(False, ""), "kill switch release not persisted")
 
-    def background(self, coro: Any, what: str) -> None:
+    def background(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
         async def run() -> None:
             try:
                 await coro

@@ -288,7 +288,7 @@ class LiveBroker(BaseBroker):
                     dup = isinstance(e, getattr(ccxt, "DuplicateOrderId", ())) or "DUPLICATE_CLORDID" in str(e)
                     if attempt > 1 or dup:  # a resend refused: make sure the first send did not land after all
                         found, vorder = await self.lookup(o)
-                        if found == LookupResult.FOUND:
+                        if found == LookupResult.FOUND and vorder is not None:
                             async with self.lock:
                                 await self._apply_venue_order(vorder, fetch_trades=True)
                             return
@@ -304,7 +304,7 @@ class LiveBroker(BaseBroker):
                 if found == LookupResult.UNKNOWN:
                     await asyncio.sleep(min(0.2 * attempt, 1.0))
                     found, vorder = await self.lookup(o)
-                if found == LookupResult.FOUND:
+                if found == LookupResult.FOUND and vorder is not None:
                     async with self.lock:
                         await self._apply_venue_order(vorder, fetch_trades=True)
                     return
@@ -369,7 +369,7 @@ class LiveBroker(BaseBroker):
             return None
         if o.venue_order_id is None:
             found, vo = await self.lookup(o)
-            if found == LookupResult.FOUND:
+            if found == LookupResult.FOUND and vo is not None:
                 async with self.lock:
                     await self._apply_venue_order(vo, fetch_trades=True)
             elif found == LookupResult.ABSENT:
@@ -683,10 +683,10 @@ class LiveBroker(BaseBroker):
             if o.venue_order_id is None:
                 if (now_ms() - o.created_ms) / 1000 < 1.0:
                     continue  # its create-order is probably still in flight
-                found, vo = await self.lookup(o)
-                if found == LookupResult.FOUND:
+                found, looked_up = await self.lookup(o)
+                if found == LookupResult.FOUND and looked_up is not None:
                     async with self.lock:
-                        await self._apply_venue_order(vo, fetch_trades=True)
+                        await self._apply_venue_order(looked_up, fetch_trades=True)
                 elif found == LookupResult.ABSENT and (now_ms() - o.created_ms) / 1000 >= self.new_order_grace_s:
                     async with self.lock:
                         await self._venue_reject(o.client_order_id, "never reached the venue (not found by client order id)")

@@ -107,35 +107,36 @@ class PaperBroker(BaseBroker):
         if self.queue:
             # size ahead of us can only shrink to what the venue still shows at our price
             # (cancellations ahead of us); it is persisted with the order's next change
-            bids = ask = None
+            shown_by_side: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] | None = None
             for o in self.orders.values():
                 q = self.queue.get(o.client_order_id)
-                if not q or o.symbol != ev.symbol or o.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                if (not q or o.price is None or o.symbol != ev.symbol
+                        or o.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)):
                     continue
-                if bids is None:
-                    bids, ask = dict(_levels(ev.bids)), dict(_levels(ev.asks))
-                side = bids if o.side == "buy" else ask
+                if shown_by_side is None:
+                    shown_by_side = dict(_levels(ev.bids)), dict(_levels(ev.asks))
+                levels = shown_by_side[0] if o.side == "buy" else shown_by_side[1]
                 best = ev.best_bid if o.side == "buy" else ev.best_ask
                 if best is None:
                     continue
-                shown = side.get(o.price, ZERO)  # type: ignore[arg-type]
-                inside = (o.price >= D(best)) if o.side == "buy" else (o.price <= D(best))  # type: ignore[operator]
-                worst = min(side) if o.side == "buy" else max(side)
-                within = (o.price >= worst) if o.side == "buy" else (o.price <= worst)  # type: ignore[operator]
+                shown = levels.get(o.price, ZERO)
+                inside = (o.price >= D(best)) if o.side == "buy" else (o.price <= D(best))
+                worst = min(levels) if o.side == "buy" else max(levels)
+                within = (o.price >= worst) if o.side == "buy" else (o.price <= worst)
                 if (inside or within) and shown < q:
                     self.queue[o.client_order_id] = shown
-        for side, levels in (("asks", ev.asks), ("bids", ev.bids)):
-            c = self.consumed.get((ev.symbol, side))
+        for book_side, book_levels in (("asks", ev.asks), ("bids", ev.bids)):
+            c = self.consumed.get((ev.symbol, book_side))
             if not c:
                 continue
-            if not levels:
+            if not book_levels:
                 continue
-            shown = {D(p) for p, _ in levels}
-            worst = D(levels[-1][0])
+            prices = {D(p) for p, _ in book_levels}
+            last = D(book_levels[-1][0])
             for price in list(c):
-                if price in shown:
+                if price in prices:
                     continue
-                beyond_depth = price > worst if side == "asks" else price < worst
+                beyond_depth = price > last if book_side == "asks" else price < last
                 if not beyond_depth:  # the venue's book moved past this level
                     del c[price]
 
@@ -178,7 +179,7 @@ class PaperBroker(BaseBroker):
             if not o.is_working or o.price is None:
                 continue
             m = self.markets.get(o.symbol) or {}
-            base, quote = m.get("base"), m.get("quote")
+            base, quote = m.get("base", ""), m.get("quote", "")
             if o.side == "buy":
                 out[quote] = out.get(quote, ZERO) + o.remaining * o.price * (1 + fee_rate(m, "taker"))
             else:
@@ -187,7 +188,7 @@ class PaperBroker(BaseBroker):
 
     def _check_funds(self, symbol: str, side: str, amount: Decimal, est_price: Decimal | None) -> str | None:
         m = self.markets.get(symbol) or {}
-        base, quote = m.get("base"), m.get("quote")
+        base, quote = m.get("base", ""), m.get("quote", "")
         locked = self._locked()
         if side == "buy":
             if est_price is None:

@@ -223,7 +223,7 @@ class Portfolio:
     async def snapshot(self) -> PortfolioSnapshot:
         eq, unpriced = self.equity()
         t = self.totals()
-        positions = {
+        positions: dict[str, Any] = {
             s: {"qty": str(p.qty), "avg_entry": None if p.avg_entry is None else str(p.avg_entry),
                 "realized": str(p.realized), "fees": str(p.fees),
                 "mark": None if s not in self.marks else str(self.marks[s])}

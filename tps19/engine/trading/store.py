@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
 
 from ..events import now_ms
 from ..storage import Database
@@ -153,7 +154,7 @@ class TradingStore:
         if fills:
             ids = [f.fill_id for f in fills]
             known = set(conn.execute(
-                select(Fill.fill_id).where(Fill.exchange == self.exchange, Fill.fill_id.in_(ids))  # type: ignore[attr-defined]
+                select(col(Fill.fill_id)).where(Fill.exchange == self.exchange, col(Fill.fill_id).in_(ids))
             ).scalars())
             rows = []
             for f in fills:
@@ -206,7 +207,7 @@ class TradingStore:
                     select(Order).where(
                         Order.mode == self.mode,
                         Order.exchange == self.exchange,
-                        Order.status.in_([st.value for st in WORKING]),  # type: ignore[attr-defined]
+                        col(Order.status).in_([st.value for st in WORKING]),
                     )
                 )
             ).scalars()
@@ -233,7 +234,7 @@ class TradingStore:
                     await s.execute(
                         select(Fill)
                         .where(Fill.mode == self.mode, Fill.exchange == self.exchange)
-                        .order_by(Fill.ts, Fill.id)  # type: ignore[arg-type]
+                        .order_by(col(Fill.ts), col(Fill.id))
                     )
                 ).scalars()
             )
@@ -241,7 +242,7 @@ class TradingStore:
     async def fill_ids(self) -> set[str]:
         async with self.db.session() as s:
             return set(
-                (await s.execute(select(Fill.fill_id).where(Fill.exchange == self.exchange))).scalars()
+                (await s.execute(select(col(Fill.fill_id)).where(Fill.exchange == self.exchange))).scalars()
             )
 
     async def fills_for(self, client_order_id: str) -> list[Fill]:
@@ -268,7 +269,7 @@ class TradingStore:
                     await s.execute(
                         select(PositionAdjustment)
                         .where(PositionAdjustment.mode == self.mode, PositionAdjustment.exchange == self.exchange)
-                        .order_by(PositionAdjustment.ts, PositionAdjustment.id)  # type: ignore[arg-type]
+                        .order_by(col(PositionAdjustment.ts), col(PositionAdjustment.id))
                     )
                 ).scalars()
             )
@@ -287,7 +288,7 @@ class TradingStore:
                             Order.exchange == self.exchange,
                             Order.created_ms >= ts_ms,
                             Order.adopted == False,  # noqa: E712
-                            or_(Order.reason.is_(None), ~Order.reason.like("not sent: %")),  # type: ignore[union-attr]
+                            or_(col(Order.reason).is_(None), ~col(Order.reason).like("not sent: %")),
                         )
                     )
                 ).scalar_one()
