@@ -52,6 +52,7 @@ from .orders import (
     OrderState,
     OrderStatus,
     OrderType,
+    Side,
     validate_order,
 )
 from .entry import HoldingsView
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BalanceDiscrepancy", "Broker", "EquitySnapshot", "FillEvent", "IllegalTransition", "KillSwitchEvent",
     "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType", "OrderUpdate",
-    "Portfolio", "PositionEvent", "TradingIssue", "TradingStack", "build_trading", "check_live_allowed",
+    "Portfolio", "PositionEvent", "Side", "TradingIssue", "TradingStack", "build_trading", "check_live_allowed",
     "validate_order",
 ]
 
