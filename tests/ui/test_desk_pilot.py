@@ -41,7 +41,9 @@ async def _open_ticket(pilot, app: DeskApp, key: str = "b") -> TicketScreen:
     # Keys are delivered to whichever screen is active when the app gets to them: a key sent
     # before the ticket is on screen would land on the desk. Wait for each screen before typing.
     await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen), what="the order ticket")
+    # typed keys go to the focused field: the ticket focuses the amount when it mounts
+    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.query_one("#amount").has_focus,
+                   what="the order ticket, amount focused")
     return app.screen  # type: ignore[return-value]
 
 

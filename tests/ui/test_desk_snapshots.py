@@ -86,12 +86,14 @@ def test_ticket(snap_compare, snap_settings):
     async def run_before(pilot):
         await _settle(pilot, app)
         await pilot.press("b")
-        await wait_for(pilot, lambda: app.screen.query(Input), what="the order ticket")
+        # typed keys go to the focused field: the ticket focuses the amount when it mounts
+        await wait_for(pilot, lambda: any(w.id == "amount" and w.has_focus for w in app.screen.query(Input)),
+                       what="the order ticket, amount focused")
         for w in app.screen.query(Input):
             w.cursor_blink = False
         await pilot.press(*"0.05")
-        await wait_for(pilot, lambda: app.screen.validated is not None and "fee (est.)" in _text(app),
-                       what="the ticket's estimate")
+        await wait_for(pilot, lambda: app.screen.query_one("#amount").value == "0.05" and app.screen.validated is not None
+                       and "fee (est.)" in _text(app), what="the ticket's estimate for 0.05")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
