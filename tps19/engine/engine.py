@@ -78,8 +78,6 @@ class Engine:
             self.venue = await open_venue(self.settings)
         except VenueError as err:
             raise EngineError(str(err)) from None
-        except OSError as err:
-            raise EngineError(f"cannot start the simulated exchange: {err}") from None
         self.log("info", "venue connected", venue=self.venue_name, mode=self.mode)
         await self._load_markets()
         missing = [s for s in self.symbols if s not in self.markets]
