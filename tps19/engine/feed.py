@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -162,15 +162,15 @@ class MarketFeed:
             st.state = ConnState.STOPPED
 
     # -- supervision -----------------------------------------------------------------
-    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    def _spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._restart_handles.pop(name, None)
         if not self._running:
             return
-        task = asyncio.create_task(factory(), name=name)  # type: ignore[arg-type]
+        task = asyncio.create_task(factory(), name=name)
         self._tasks[name] = task
         task.add_done_callback(partial(self._on_task_end, name, factory))
 
-    def _on_task_end(self, name: str, factory: Callable[[], Awaitable[None]], task: asyncio.Task[None]) -> None:
+    def _on_task_end(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]], task: asyncio.Task[None]) -> None:
         if not self._running or self._tasks.get(name) is not task:
             return
         parts = name.split(":", 2)

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import col, select
 
 from ..storage import Bar
 from .quality import QualityReport, check, read_ohlcv
@@ -49,10 +49,10 @@ async def upsert_bars(db: Any, exchange: str, symbol: str, timeframe: str, rows:
 async def existing_ts(db: Any, exchange: str, symbol: str, timeframe: str, since: int, until: int) -> list[int]:
     async with db.session() as s:
         q = (
-            select(Bar.ts)
+            select(col(Bar.ts))
             .where(Bar.exchange == exchange, Bar.symbol == symbol, Bar.timeframe == timeframe)
             .where(Bar.ts >= since, Bar.ts < until)
-            .order_by(Bar.ts)
+            .order_by(col(Bar.ts))
         )
         return [int(t) for t in (await s.execute(q)).scalars().all()]
 
@@ -63,14 +63,14 @@ async def load_bars(
     """A DataFrame ts/open/high/low/close/volume from the Bar table (sorted by ts)."""
     import pandas as pd
 
-    cols = (Bar.ts, Bar.open, Bar.high, Bar.low, Bar.close, Bar.volume)
+    cols = [col(c) for c in (Bar.ts, Bar.open, Bar.high, Bar.low, Bar.close, Bar.volume)]
     q = select(*cols).where(Bar.exchange == exchange, Bar.symbol == symbol, Bar.timeframe == timeframe)
     if since is not None:
         q = q.where(Bar.ts >= since)
     if until is not None:
         q = q.where(Bar.ts < until)
     async with db.session() as s:
-        rows = (await s.execute(q.order_by(Bar.ts))).all()
+        rows = (await s.execute(q.order_by(col(Bar.ts)))).all()
     return pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
 
 

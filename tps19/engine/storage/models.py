@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
@@ -10,7 +11,7 @@ from sqlmodel import JSON, Field, SQLModel
 from .types import DecimalText
 
 
-def money(nullable: bool = False, default: Decimal | None = None) -> object:
+def money(nullable: bool = False, default: Decimal | None = None) -> Any:
     return Field(default=default, sa_column=Column(DecimalText(), nullable=nullable))
 
 

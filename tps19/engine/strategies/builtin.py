@@ -32,6 +32,7 @@ class SmaCross(Strategy):
     name = "sma_cross"
     description = "Long when the fast SMA crosses above the slow SMA; flat (or short) when it crosses below."
     Params = SmaCrossParams
+    params: SmaCrossParams
     reasons = ("fast SMA crossed above slow SMA", "fast SMA crossed below slow SMA")
 
     def _check(self) -> None:
@@ -83,6 +84,7 @@ class RsiReversion(Strategy):
     name = "rsi_reversion"
     description = "Mean reversion on Wilder's RSI: long when oversold, out (or short) when overbought, flat at the exit level."
     Params = RsiParams
+    params: RsiParams
     reasons = ("RSI below lower level (oversold)", "RSI above upper level (overbought)", "RSI crossed the exit level")
 
     def _check(self) -> None:
@@ -139,6 +141,7 @@ class DonchianBreakout(Strategy):
     name = "donchian_breakout"
     description = "Turtle-style breakout: long above the previous N-bar high, flat below the previous M-bar low (stop-and-reverse when short is allowed)."
     Params = DonchianParams
+    params: DonchianParams
     reasons = ("close broke above the entry channel high", "close broke below the entry channel low", "close fell below the exit channel low")
 
     def lookback(self) -> int:
@@ -192,6 +195,7 @@ class Bollinger(Strategy):
     name = "bollinger"
     description = "Band mean reversion: long below the lower band (short above the upper band if allowed), flat when the close crosses the middle band."
     Params = BollingerParams
+    params: BollingerParams
     reasons = ("close below the lower band", "close above the upper band", "close crossed the middle band")
 
     def lookback(self) -> int:
