@@ -49,20 +49,6 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
     return settings.model_copy(update={"exchange": exchange}), sim
 
 
-@contextlib.asynccontextmanager
-async def embedded_sim(settings: Settings, **options: Any) -> AsyncIterator[tuple[Settings, SimExchange | None]]:
-    """Settings for the engine, with the simulated exchange started for them if they need one
-    (None otherwise); it is stopped on leaving, however the block ends."""
-    if not needs_embedded_sim(settings):
-        yield settings, None
-        return
-    pointed, sim = await start_embedded_sim(settings, **options)
-    try:
-        yield pointed, sim
-    finally:
-        await sim.stop()
-
-
 def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None) -> Engine:
     """The one place an entry point builds the Engine (settings already point at a venue)."""
     from .engine.engine import Engine
