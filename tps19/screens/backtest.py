@@ -213,7 +213,7 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     """Run a backtest from the form's strings (no Textual here; used by the worker and tests)."""
     import asyncio
 
-    from ..cli_backtest import parse_time_value
+    from ..cli.backtest import parse_time_value
     from ..engine.backtest import BacktestConfig, run_backtest
     from ..engine.history import check, load_bars, read_ohlcv
     from ..engine.strategies import create

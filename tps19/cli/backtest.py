@@ -53,7 +53,7 @@ def parse_time(value: str | None, name: str) -> int | None:
 
 def _check_numbers(**flags: float) -> None:
     """Typer reads '1e999' as inf and 'nan' as NaN: refuse them (and absurd sizes) naming the flag."""
-    from .numbers import NumberError, to_float
+    from ..numbers import NumberError, to_float
 
     for name, value in flags.items():
         try:
@@ -65,7 +65,7 @@ def _check_numbers(**flags: float) -> None:
 def _db_path(db: Path | None) -> Path:
     if db is not None:
         return db
-    from .config import ConfigError, load_settings
+    from ..config import ConfigError, load_settings
 
     try:
         return load_settings().database.path
@@ -75,8 +75,8 @@ def _db_path(db: Path | None) -> Path:
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
-    from .engine.history.quality import DataError
-    from .engine.strategies import ParamError
+    from ..engine.history.quality import DataError
+    from ..engine.strategies import ParamError
 
     return (ParamError, DataError, ValueError)
 
@@ -88,7 +88,7 @@ def _load_data(
     """Bars for a backtest, from a file or from the database (fetching what is missing)."""
     import asyncio
 
-    from .engine.history import check, read_ohlcv
+    from ..engine.history import check, read_ohlcv
 
     if data is not None:
         if exchange or symbol:
@@ -109,9 +109,9 @@ def _load_data(
     path = _db_path(db)
 
     async def go() -> Any:
-        from .engine.history import fetch_history, load_bars, timeframe_ms
-        from .engine.storage import Database
-        from .launch import history_client
+        from ..engine.history import fetch_history, load_bars, timeframe_ms
+        from ..engine.storage import Database
+        from ..launch import history_client
 
         timeframe_ms(timeframe)
         d = Database(path)
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         """List the built-in strategies with their parameters and defaults."""
         import json
 
-        from .engine.strategies import describe
+        from ..engine.strategies import describe
 
         info = describe()
         if json_out:
@@ -188,9 +188,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from .engine.history import fetch_history, timeframe_ms
-        from .engine.storage import Database
-        from .launch import history_client
+        from ..engine.history import fetch_history, timeframe_ms
+        from ..engine.storage import Database
+        from ..launch import history_client
 
         try:
             timeframe_ms(timeframe)
@@ -238,8 +238,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         """Import a CSV/Parquet file into the Bar table; bad rows and gaps are reported."""
         import asyncio
 
-        from .engine.history import import_file
-        from .engine.storage import Database
+        from ..engine.history import import_file
+        from ..engine.storage import Database
 
         path = _db_path(db)
 
@@ -284,8 +284,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         console = Console(stderr=json_out)
         _check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
         try:
-            from .engine.backtest import BacktestConfig, run_backtest
-            from .engine.strategies import create
+            from ..engine.backtest import BacktestConfig, run_backtest
+            from ..engine.strategies import create
 
             strat = create(strategy, param or [])
             config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
@@ -331,9 +331,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901
         console = Console(stderr=json_out)
         _check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
         try:
-            from .engine.backtest import BacktestConfig
-            from .engine.backtest import optimize as opt
-            from .engine.strategies import parse_kv
+            from ..engine.backtest import BacktestConfig
+            from ..engine.backtest import optimize as opt
+            from ..engine.strategies import parse_kv
 
             if not grid:
                 _fail("give at least one --grid key=start:stop:step")
@@ -359,7 +359,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901
                     ranked = opt.rank(opt.evaluate_many(strategy, cands, arrays, config, jobs=jobs, progress=cb), metric)
         except _bad_input_errors() as err:
             _fail(str(err))
-        from .engine.backtest.report import iso, metrics_table
+        from ..engine.backtest.report import iso, metrics_table
 
         if walk_forward:
             folds = [
@@ -407,11 +407,11 @@ def _fmt(x: Any, pct: bool = False) -> str:
 def _report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, console: Any, db: Path | None, no_save: bool) -> None:
     import asyncio
 
-    from .engine.backtest.report import chart, metrics_table, save_result, to_json, trades_table
+    from ..engine.backtest.report import chart, metrics_table, save_result, to_json, trades_table
 
     saved = None
     if not no_save:
-        from .engine.storage import Database
+        from ..engine.storage import Database
 
         async def go() -> int:
             d = Database(_db_path(db))

@@ -28,7 +28,7 @@ def _desk_command(mode: str) -> Callable[..., None]:
         strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
         param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
     ) -> None:
-        from .run import run_desk
+        from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param)

@@ -2,7 +2,7 @@
 
 Only typer is imported at module level: `tps19 --help` must answer fast, so every command
 imports the engine, ccxt, pandas or Textual inside its own body. Commands of a larger area
-live in `cli_<area>.py` modules that register themselves on `app`.
+live in a module of this package that registers them on `app`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from . import __version__
+from .. import __version__
 
 app = typer.Typer(
     name="tps19",
@@ -42,17 +42,10 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import cli_desk
+    from . import backtest, desk, exchange
 
-    cli_desk.register(app)
-    for name in ("cli_exchange", "cli_backtest", "cli_trading"):
-        try:
-            module = __import__(f"{__package__}.{name}", fromlist=["register"])
-        except ModuleNotFoundError as err:
-            if err.name != f"{__package__}.{name}":
-                raise
-            continue
-        module.register(app)
+    for area in (desk, exchange, backtest):
+        area.register(app)
 
 
 _register_areas()
@@ -63,7 +56,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -59,11 +59,11 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import signal
 
-        from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
-        from .simex import SimExchange
-        from .simex.server import DEFAULT_BALANCES
+        from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+        from ..simex import SimExchange
+        from ..simex.server import DEFAULT_BALANCES
 
-        from .numbers import NumberError, to_decimal, to_float
+        from ..numbers import NumberError, to_decimal, to_float
 
         try:
             to_float(updates_per_second, "--rate")  # typer reads "inf" and "1e999" as infinity
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1) from None
             control = None
             if control_port is not None:
-                from .simex.control import CONTROL_HOST, ControlServer
+                from ..simex.control import CONTROL_HOST, ControlServer
 
                 try:
                     control = await ControlServer(sim, control_port).start()
