@@ -94,6 +94,8 @@ def test_ticket(snap_compare, snap_settings):
         await pilot.press(*"0.05")
         await wait_for(pilot, lambda: app.screen.query_one("#amount").value == "0.05" and app.screen.validated is not None
                        and "fee (est.)" in _text(app), what="the ticket's estimate for 0.05")
+        # the first frames of a modal screen can be composited without the screen behind it
+        await wait_for(pilot, lambda: "Book BTC/USDT" in _text(app), what="the desk drawn behind the ticket")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
