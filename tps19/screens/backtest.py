@@ -213,40 +213,25 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     """Run a backtest from the form's strings (no Textual here; used by the worker and tests)."""
     import asyncio
 
-    from ..cli.backtest import parse_time_value
     from ..engine.backtest import BacktestConfig, run_backtest
-    from ..engine.history import check, load_bars, read_ohlcv
+    from ..engine.history import StoredBars, load_backtest_bars, parse_time_value
     from ..engine.strategies import create
 
     strat = create(form["strategy"], shlex.split(form.get("params") or ""))
     config = BacktestConfig(cash=float(form["cash"]), fee=float(form["fee"]), slippage_bps=float(form["slip"]))
     since = parse_time_value(form.get("since") or None)
     until = parse_time_value(form.get("until") or None)
+    source: str | StoredBars
     if form.get("data"):
-        df = read_ohlcv(form["data"])
+        source = form["data"]
     elif form.get("source"):
         parts = form["source"].split()
         if len(parts) != 3:
             raise ValueError("stored bars: give 'exchange symbol timeframe'")
-        from ..engine.storage import Database
-
-        async def go() -> Any:
-            db = Database(form.get("db") or "tps19.db")
-            await db.open()
-            try:
-                return await load_bars(db, parts[0], parts[1], parts[2], since, until)
-            finally:
-                await db.close()
-
-        df = asyncio.run(go())
+        source = StoredBars(form.get("db") or "tps19.db", parts[0], parts[1], parts[2])
     else:
         raise ValueError("give a data file or stored bars")
-    df, rep = check(df)
-    if since is not None:
-        df = df[df.ts >= since]
-    if until is not None:
-        df = df[df.ts < until]
-    df = df.reset_index(drop=True)
+    df, rep = asyncio.run(load_backtest_bars(source, since, until))
     if len(df) < 2:
         raise ValueError("not enough bars in the chosen range")
     notes = "; ".join(rep.lines(limit=2)[1:])
