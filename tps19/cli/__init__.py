@@ -22,12 +22,6 @@ app = typer.Typer(
 )
 
 
-def fail(message: str, code: int = 2) -> None:
-    """One clear line on stderr and a non-zero exit: never a traceback."""
-    typer.echo(f"tps19: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tps19 {__version__}")
@@ -42,9 +36,9 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import backtest, desk, exchange
+    from . import backtest, desk, exchange, history
 
-    for area in (desk, exchange, backtest):
+    for area in (desk, exchange, history, backtest):
         area.register(app)
 
 

@@ -1,0 +1,107 @@
+"""How `tps19 backtest` and `tps19 optimize` show a result: one JSON object, or tables and a chart.
+
+Imported inside the commands only (it is the rich/engine side of the CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import db_path
+
+
+def fmt(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 100:.2f}%" if pct else f"{x:.4g}"
+
+
+def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, console: Any, db: Path | None, no_save: bool) -> None:
+    """A backtest's result: stored (unless --no-save), then printed as JSON or as tables and a chart."""
+    from ..engine.backtest.report import chart, metrics_table, to_json, trades_table
+
+    saved = None
+    if not no_save:
+        try:
+            saved = _save(res, meta, db)
+        except Exception as err:  # a read-only disk must not hide the result
+            console.print(f"[yellow]result not stored: {type(err).__name__}: {err}[/]")
+    if json_out:
+        typer.echo(to_json(res, {"data": meta, "result_id": saved}))
+        return
+    from rich.text import Text
+
+    console.print(metrics_table(res.metrics, title=f"{res.strategy} " + " ".join(f"{k}={v}" for k, v in res.params.items())))
+    if not no_plot:
+        width = max(40, min(console.width, 160))
+        console.print(Text.from_ansi(chart(res.ts, res.equity, width=width, height=24)))
+    console.print(trades_table(res))
+    if saved is not None:
+        console.print(f"stored as backtest result #{saved}")
+
+
+def _save(res: Any, meta: dict[str, Any], db: Path | None) -> int:
+    import asyncio
+
+    from ..engine.backtest.report import save_result
+    from ..engine.storage import Database
+
+    async def go() -> int:
+        d = Database(db_path(db))
+        await d.open()
+        try:
+            return await save_result(d, res, exchange=meta.get("exchange"), symbol=meta.get("symbol"),
+                                     timeframe=meta.get("timeframe"), data_source=meta.get("data_source"))
+        finally:
+            await d.close()
+
+    return asyncio.run(go())
+
+
+def print_walk_forward(wf: Any, strategy: str, metric: str, n_cands: int, ts: Any, json_out: bool, console: Any) -> None:
+    from rich.table import Table
+
+    from ..engine.backtest.report import iso, metrics_table
+
+    folds = [
+        {"fold": f.index, "train": [iso(int(ts[f.train[0]])), iso(int(ts[f.train[1] - 1]))],
+         "test": [iso(int(ts[f.test[0]])), iso(int(ts[f.test[1] - 1]))],
+         "params": f.best_params, "in_sample": f.in_sample.get(metric), "out_of_sample": f.out_of_sample.get(metric),
+         "oos_return": f.out_of_sample.get("total_return")}
+        for f in wf.folds
+    ]
+    if json_out:
+        typer.echo(json.dumps({"strategy": strategy, "metric": metric, "candidates": n_cands, "folds": folds,
+                               "out_of_sample": wf.metrics}, default=str))
+        return
+    t = Table(title=f"Walk-forward {strategy}: {n_cands} candidates x {len(folds)} folds, by {metric}")
+    for c in ("fold", "train", "test", "chosen params", f"IS {metric}", f"OOS {metric}", "OOS return"):
+        t.add_column(c)
+    for f in folds:
+        t.add_row(str(f["fold"]), " -> ".join(f["train"]), " -> ".join(f["test"]),
+                  ", ".join(f"{k}={v}" for k, v in f["params"].items()),
+                  fmt(f["in_sample"]), fmt(f["out_of_sample"]), fmt(f["oos_return"], pct=True))
+    console.print(t)
+    console.print(metrics_table(wf.metrics, title="Out-of-sample (chained test windows)"))
+    console.print(f"[bold]Out-of-sample {metric}: {fmt(wf.metrics.get(metric))}, "
+                  f"return {fmt(wf.metrics.get('total_return'), pct=True)}[/]")
+
+
+def print_ranking(ranked: list[tuple[dict[str, Any], dict[str, Any]]], strategy: str, metric: str, n_cands: int,
+                  fixed: dict[str, Any], top: int, json_out: bool, console: Any) -> None:
+    from rich.table import Table
+
+    if json_out:
+        typer.echo(json.dumps({"strategy": strategy, "metric": metric, "candidates": n_cands,
+                               "ranking": [{"params": p, "metrics": m} for p, m in ranked[:top]]}, default=str))
+        return
+    t = Table(title=f"{strategy}: {n_cands} candidates ranked by {metric} (in-sample)")
+    for c in ("#", "params", metric, "return", "max DD", "trades"):
+        t.add_column(c)
+    for i, (p, m) in enumerate(ranked[:top], 1):
+        t.add_row(str(i), ", ".join(f"{k}={v}" for k, v in p.items() if k not in fixed), fmt(m.get(metric)),
+                  fmt(m.get("total_return"), pct=True), fmt(m.get("max_drawdown"), pct=True), str(m.get("trades")))
+    console.print(t)
