@@ -5,7 +5,12 @@ Only typer is imported at module level (``tps19 --help`` must stay fast).
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import typer
+
+from .common import fail
 
 _HELP = """Run the simulated exchange (Crypto.com Exchange v1 wire format: REST + websockets on one port).
 
@@ -42,96 +47,109 @@ naming it), to chaos-test a bot, e.g. `curl -X POST 'http://127.0.0.1:C/faults/g
 """
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("exchange", help=_HELP)
-    def exchange(
-        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-        port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0 picks a free one)."),
-        seed: int = typer.Option(19, "--seed", help="Seed of the synthetic order flow and candle history."),
-        api_key: str = typer.Option(None, "--api-key", help="API key of the trading account (default: the demo key)."),
-        secret: str = typer.Option(None, "--secret", help="Secret of that key (default: the demo secret)."),
-        balance: list[str] = typer.Option(None, "--balance", help="Starting balance CCY=AMOUNT, repeatable "
-                                          "(default USDT=100000 BTC=1 ETH=10 SOL=100)."),
-        updates_per_second: float = typer.Option(60.0, "--rate", min=0.0, help="Synthetic book events per second (all symbols)."),
-        control_port: int = typer.Option(None, "--control-port", min=0, max=65535,
-                                         help="Serve the fault switchboard on 127.0.0.1 at this port (0 picks a free one)."),
-    ) -> None:
-        import asyncio
-        import signal
+def exchange(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0 picks a free one)."),
+    seed: int = typer.Option(19, "--seed", help="Seed of the synthetic order flow and candle history."),
+    api_key: str = typer.Option(None, "--api-key", help="API key of the trading account (default: the demo key)."),
+    secret: str = typer.Option(None, "--secret", help="Secret of that key (default: the demo secret)."),
+    balance: list[str] = typer.Option(None, "--balance", help="Starting balance CCY=AMOUNT, repeatable "
+                                      "(default USDT=100000 BTC=1 ETH=10 SOL=100)."),
+    updates_per_second: float = typer.Option(60.0, "--rate", min=0.0, help="Synthetic book events per second (all symbols)."),
+    control_port: int = typer.Option(None, "--control-port", min=0, max=65535,
+                                     help="Serve the fault switchboard on 127.0.0.1 at this port (0 picks a free one)."),
+) -> None:
+    import asyncio
 
-        from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
-        from ..simex import SimExchange
-        from ..simex.server import DEFAULT_BALANCES
+    from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+    from ..numbers import NumberError, to_float
 
-        from ..numbers import NumberError, to_decimal, to_float
+    try:
+        to_float(updates_per_second, "--rate")  # typer reads "inf" and "1e999" as infinity
+    except NumberError as err:
+        fail(str(err))
+    balances = _balances(balance)
+    key = api_key or SIM_DEMO_API_KEY
+    sec = secret or (SIM_DEMO_SECRET if key == SIM_DEMO_API_KEY else None)
+    if not sec:
+        fail("--secret is required with --api-key")
+    asyncio.run(_serve(host, port, seed, key, sec, balances, updates_per_second, control_port))
+
+
+def _balances(items: list[str] | None) -> dict[str, Decimal]:
+    """--balance CCY=AMOUNT flags as starting balances (the default ones if none is given)."""
+    from ..numbers import NumberError, to_decimal
+    from ..simex.server import DEFAULT_BALANCES
+
+    if not items:
+        return dict(DEFAULT_BALANCES)
+    balances = {}
+    for item in items:
+        ccy, sep, amount = item.partition("=")
+        if not sep or not ccy.strip():
+            fail(f"--balance {item!r} is not CCY=AMOUNT")
+        try:
+            balances[ccy.strip().upper()] = to_decimal(amount, f"--balance {ccy.strip().upper()}", non_negative=True)
+        except NumberError as err:
+            fail(str(err))
+    return balances
+
+
+async def _serve(host: str, port: int, seed: int, key: str, secret: str, balances: dict[str, Decimal],
+                 updates_per_second: float, control_port: int | None) -> None:
+    """Serve until SIGINT/SIGTERM; a port that cannot be bound is one line and exit 1."""
+    import asyncio
+    import signal
+
+    from ..simex import SimExchange
+
+    sim = SimExchange(host=host, port=port, seed=seed, accounts={key: (secret, balances)},
+                      updates_per_second=updates_per_second)
+    try:
+        await sim.start()
+    except OSError as err:
+        fail(f"cannot listen on {host}:{port}: {err.strerror or err}", code=1)
+    control = None
+    if control_port is not None:
+        from ..simex.control import CONTROL_HOST, ControlServer
 
         try:
-            to_float(updates_per_second, "--rate")  # typer reads "inf" and "1e999" as infinity
-        except NumberError as err:
-            typer.echo(f"tps19: {err}", err=True)
-            raise typer.Exit(2) from None
-        balances = dict(DEFAULT_BALANCES)
-        if balance:
-            balances = {}
-            for item in balance:
-                ccy, sep, amount = item.partition("=")
-                if not sep or not ccy.strip():
-                    typer.echo(f"tps19: --balance {item!r} is not CCY=AMOUNT", err=True)
-                    raise typer.Exit(2)
-                try:
-                    balances[ccy.strip().upper()] = to_decimal(amount, f"--balance {ccy.strip().upper()}",
-                                                               non_negative=True)
-                except NumberError as err:
-                    typer.echo(f"tps19: {err}", err=True)
-                    raise typer.Exit(2) from None
-        key = api_key or SIM_DEMO_API_KEY
-        sec = secret or (SIM_DEMO_SECRET if key == SIM_DEMO_API_KEY else None)
-        if not sec:
-            typer.echo("tps19: --secret is required with --api-key", err=True)
-            raise typer.Exit(2)
+            control = await ControlServer(sim, control_port).start()
+        except OSError as err:
+            await sim.stop()
+            fail(f"cannot listen on {CONTROL_HOST}:{control_port}: {err.strerror or err}", code=1)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+    _announce(sim, key, control)
+    try:
+        await stop.wait()
+    finally:
+        if control is not None:
+            await control.stop()
+        await sim.stop()
+    typer.echo("simulated exchange stopped")
 
-        async def run() -> None:
-            sim = SimExchange(host=host, port=port, seed=seed, accounts={key: (sec, balances)},
-                              updates_per_second=updates_per_second)
-            try:
-                await sim.start()
-            except OSError as err:
-                typer.echo(f"tps19: cannot listen on {host}:{port}: {err.strerror or err}", err=True)
-                raise typer.Exit(1) from None
-            control = None
-            if control_port is not None:
-                from ..simex.control import CONTROL_HOST, ControlServer
 
-                try:
-                    control = await ControlServer(sim, control_port).start()
-                except OSError as err:
-                    await sim.stop()
-                    typer.echo(f"tps19: cannot listen on {CONTROL_HOST}:{control_port}: {err.strerror or err}", err=True)
-                    raise typer.Exit(1) from None
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, stop.set)
-                except (NotImplementedError, RuntimeError):  # pragma: no cover
-                    pass
-            # The key is never printed (a terminal scrollback or a captured log is not a secret store).
-            which = ("the demo key (tps19.config SIM_DEMO_API_KEY)" if key == SIM_DEMO_API_KEY
-                     else "the one given with --api-key")
-            typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
-                       f"(ws {sim.base_url.replace('http', 'ws', 1)}/exchange/v1/market|user)  "
-                       f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key: {which}")
-            typer.echo(f"point tps19 at it: TPS19_EXCHANGE__REST_URL={sim.base_url}"
-                       + ("" if key == SIM_DEMO_API_KEY else
-                          " with that key and secret in TPS19_EXCHANGE__API_KEY / TPS19_EXCHANGE__SECRET"))
-            if control is not None:
-                typer.echo(f"fault switchboard on {control.base_url}/faults  (see tps19 exchange --help)")
-            try:
-                await stop.wait()
-            finally:
-                if control is not None:
-                    await control.stop()
-                await sim.stop()
-            typer.echo("simulated exchange stopped")
+def _announce(sim: Any, key: str, control: Any) -> None:
+    from ..config import SIM_DEMO_API_KEY
 
-        asyncio.run(run())
+    # The key is never printed (a terminal scrollback or a captured log is not a secret store).
+    which = ("the demo key (tps19.config SIM_DEMO_API_KEY)" if key == SIM_DEMO_API_KEY
+             else "the one given with --api-key")
+    typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
+               f"(ws {sim.base_url.replace('http', 'ws', 1)}/exchange/v1/market|user)  "
+               f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key: {which}")
+    typer.echo(f"point tps19 at it: TPS19_EXCHANGE__REST_URL={sim.base_url}"
+               + ("" if key == SIM_DEMO_API_KEY else
+                  " with that key and secret in TPS19_EXCHANGE__API_KEY / TPS19_EXCHANGE__SECRET"))
+    if control is not None:
+        typer.echo(f"fault switchboard on {control.base_url}/faults  (see tps19 exchange --help)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("exchange", help=_HELP)(exchange)
