@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from .config import SIM_DEMO_API_KEY, ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .launch import build_engine, needs_embedded_sim, start_embedded_sim
 
 
@@ -35,22 +35,6 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Pat
         raise  # unreachable
 
 
-def live_refusal(settings: Settings) -> str | None:
-    """Why `tps19 live` must not start with these settings, or None."""
-    try:
-        from .engine.trading import check_live_allowed
-    except ImportError:
-        check_live_allowed = None
-    if check_live_allowed is not None:
-        return check_live_allowed(settings)
-    ex = settings.exchange
-    if ex.api_key is None or ex.secret is None:
-        return "live trading needs TPS19_EXCHANGE__API_KEY and TPS19_EXCHANGE__SECRET"
-    if ex.id == "sim" and ex.api_key.get_secret_value() != SIM_DEMO_API_KEY:
-        return "--exchange sim in live mode only with the simulated venue's own keys"
-    return None
-
-
 def make_strategy(name: str | None, params: list[str] | None) -> object:
     if not name:
         if params:
@@ -70,7 +54,9 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     settings = settings_from_flags(exchange, symbols, db)
     strat = make_strategy(strategy, params)
     if mode == "live":
-        reason = live_refusal(settings)
+        from .engine.trading import check_live_allowed
+
+        reason = check_live_allowed(settings)
         if reason:
             fail(f"refusing to start LIVE: {reason}")
     if no_ui:
