@@ -397,10 +397,6 @@ class MarketFeed:
                     self._log("warning", "feed stale", stream=stream, symbol=symbol, silent_s=round(now - st.last_update, 1))
 
     # -- views ---------------------------------------------------------------------
-    def book_age_s(self, symbol: str) -> float | None:
-        st = self.stats.streams.get(("book", symbol))
-        return time.monotonic() - st.last_update if st and st.last_update else None
-
     def fresh(self, stream: str, symbol: str) -> bool:
         """Connected and delivering; for a book also recent and close to the exchange's clock."""
         st = self.stats.streams.get((stream, symbol))

@@ -32,10 +32,6 @@ class Venue:
     frames: FrameGuard | None = None  # malformed websocket frames survived
 
     @property
-    def is_sim(self) -> bool:
-        return self.exchange_id == "sim"
-
-    @property
     def name(self) -> str:
         if self.rest_url:
             return f"{self.exchange_id}@{self.rest_url.removeprefix('http://').removesuffix('/exchange/v1')}"
