@@ -8,6 +8,8 @@ import pytest
 from tps19.engine.bus import EventBus
 from tps19.engine.storage import Database
 
+from .simhelp import KEY2, SECRET2, make_client, make_sim
+
 # Realistic public/get-instruments payload rows (shape from ccxt's cryptocom fetch_markets docs).
 INSTRUMENTS = [
     {"symbol": "BTC_USDT", "inst_type": "CCY_PAIR", "display_name": "BTC/USDT", "base_ccy": "BTC",
@@ -56,3 +58,21 @@ async def db(tmp_path):
 
 
 START = {"USDT": Decimal("100000"), "BTC": Decimal("1")}
+
+
+# A simulated venue and two accounts on it (ours and another trader's) for the live-broker tests.
+@pytest.fixture
+async def sim():
+    s = make_sim()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def clients(sim):
+    mine = await make_client(sim.base_url)
+    other = await make_client(sim.base_url, KEY2, SECRET2)
+    yield mine, other
+    await mine.close()
+    await other.close()

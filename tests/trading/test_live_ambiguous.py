@@ -13,27 +13,10 @@ from tps19.engine.storage import Fill, Order, OrderEvent
 from tps19.engine.trading import TradingIssue, build_trading
 
 from .helpers import settings, until
-from .simhelp import KEY, KEY2, SECRET2, inside_spread_price, make_client, make_sim, venue_totals
+from .simhelp import KEY, inside_spread_price, venue_totals
 
 D = Decimal
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def sim():
-    s = make_sim()
-    await s.start()
-    yield s
-    await s.stop()
-
-
-@pytest.fixture
-async def clients(sim):
-    mine = await make_client(sim.base_url)
-    other = await make_client(sim.base_url, KEY2, SECRET2)
-    yield mine, other
-    await mine.close()
-    await other.close()
 
 
 async def stack(bus, db, client, **kw):

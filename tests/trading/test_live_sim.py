@@ -12,27 +12,10 @@ from tps19.engine.storage import Fill, Order, OrderEvent
 from tps19.engine.trading import BalanceDiscrepancy, FillEvent, OrderUpdate, build_trading
 
 from .helpers import settings, until
-from .simhelp import KEY, KEY2, SECRET2, make_client, make_sim, inside_spread_price, venue_totals
+from .simhelp import KEY, inside_spread_price, venue_totals
 
 D = Decimal
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def sim():
-    s = make_sim()
-    await s.start()
-    yield s
-    await s.stop()
-
-
-@pytest.fixture
-async def clients(sim):
-    mine = await make_client(sim.base_url)
-    other = await make_client(sim.base_url, KEY2, SECRET2)
-    yield mine, other
-    await mine.close()
-    await other.close()
 
 
 async def live_stack(bus, db, client, **kw):
