@@ -119,3 +119,27 @@ async def test_silent_book_stream_is_marked_stale_resubscribed_and_recovers(sim_
         assert await wait_for(lambda: stats.state == ConnState.CONNECTED)
     finally:
         await engine.stop()
+
+
+async def test_a_part_that_fails_to_stop_is_logged_and_the_rest_still_stops(sim_settings):
+    from tps19.engine.events import LogEvent
+
+    engine = Engine(sim_settings)
+    logs: list[LogEvent] = []
+    engine.bus.on(LogEvent, logs.append)
+    await engine.start()
+
+    async def broken_stop() -> None:
+        raise RuntimeError("broker could not flush")
+
+    assert engine.trading is not None
+    engine.trading.stop = broken_stop  # type: ignore[method-assign]
+    await engine.stop()
+    failed = [e for e in logs if e.message == "stopping failed"]
+    assert [e.fields["part"] for e in failed] == ["trading"]
+    assert "broker could not flush" in failed[0].fields["detail"]
+    assert engine.feed is not None and not engine.feed._tasks  # the feed stopped after the failure
+    # the database is closed and the instance lock released: a second engine may take the file
+    again = Engine(sim_settings)
+    await again.start()
+    await again.stop()

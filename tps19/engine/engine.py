@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..aio import cancel_and_wait
 from ..config import Settings
 from .bus import EventBus
 from .events import BarEvent, LogEvent
@@ -173,21 +176,24 @@ class Engine:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        # Each part stops even if the one before failed; a failure is logged, never swallowed silently.
+        parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if self.runner is not None:
-            with contextlib.suppress(Exception):
-                await self.runner.stop()
+            parts.append(("strategy runner", self.runner.stop))
         if self.trading is not None:
-            with contextlib.suppress(Exception):
-                await self.trading.stop()
+            parts.append(("trading", self.trading.stop))
         if self.feed is not None:
-            await self.feed.stop()
+            parts.append(("market feed", self.feed.stop))
         if self._bar_task is not None:
-            self._bar_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._bar_task
+            parts.append(("bar storage", partial(cancel_and_wait, [self._bar_task])))
         if self.venue is not None:
-            await self.venue.close()
-        await self.db.close()
+            parts.append(("venue", self.venue.close))
+        parts.append(("database", self.db.close))
+        for name, stop in parts:
+            try:
+                await stop()
+            except Exception as err:
+                self.log("error", "stopping failed", part=name, error=type(err).__name__, detail=str(err)[:200])
         self.db_lock.release()
 
     async def _persist_bars(self) -> None:
