@@ -7,7 +7,6 @@ Both front ends use it the same way: the Textual desk subscribes to ``engine.bus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -112,7 +111,7 @@ class Engine:
             try:
                 self.markets = await self.venue.client.load_markets()
                 return
-            except ccxt.AuthenticationError as err:
+            except ccxt.AuthenticationError:
                 raise EngineError(f"{self.venue_name} rejected the API credentials") from None
             except (ccxt.NetworkError, ccxt.ExchangeError) as err:
                 self.log("warning", "load markets failed, retrying", attempt=attempt + 1, error=type(err).__name__)
