@@ -44,6 +44,7 @@ class DeskApp(App[int]):
     """
 
     TITLE = "TPS19 desk"
+    CSS_PATH = "desk.tcss"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+k", "kill_switch", "Kill switch", priority=True),

@@ -23,21 +23,7 @@ from textual_plotext import PlotextPlot
 class BacktestScreen(Screen[None]):
     """Backtest a built-in strategy on a CSV/Parquet file or on bars stored in the database."""
 
-    DEFAULT_CSS = """
-    BacktestScreen { layout: horizontal; }
-    BacktestScreen #bt-form { width: 42; padding: 0 1; border-right: solid $primary; }
-    BacktestScreen #bt-form Label { margin-top: 1; color: $text-muted; }
-    BacktestScreen #bt-form Input, BacktestScreen #bt-form Select { width: 100%; }
-    BacktestScreen #bt-form .bt-row { height: auto; }
-    BacktestScreen #bt-form .bt-row Input { width: 1fr; }
-    BacktestScreen #bt-run { margin-top: 1; width: 100%; }
-    BacktestScreen #bt-status { height: auto; margin-top: 1; }
-    BacktestScreen #bt-results { width: 1fr; }
-    BacktestScreen #bt-top { height: 1fr; }
-    BacktestScreen #bt-metrics { width: 46; height: 100%; }
-    BacktestScreen #bt-equity { width: 1fr; }
-    BacktestScreen #bt-trades { height: 1fr; }
-    """
+    CSS_PATH = "backtest.tcss"
 
     BINDINGS = [
         Binding("ctrl+r", "run", "Run backtest"),

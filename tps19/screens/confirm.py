@@ -12,12 +12,7 @@ from textual.widgets import Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 64; max-width: 95%; height: auto; border: thick $warning; padding: 0 2;
-        background: $surface; }
-    ConfirmScreen .question { text-style: bold; }
-    """
+    CSS_PATH = "confirm.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "yes"),
         Binding("n,escape", "answer(False)", "no"),
@@ -41,11 +36,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class MessageScreen(ModalScreen[None]):
     """A message that must be acknowledged (e.g. the engine could not start)."""
 
-    DEFAULT_CSS = """
-    MessageScreen { align: center middle; }
-    MessageScreen > Vertical { width: 72; max-width: 95%; height: auto; border: thick $error; padding: 0 2;
-        background: $surface; }
-    """
+    CSS_PATH = "confirm.tcss"
     BINDINGS = [Binding("escape,enter,q", "close", "close")]
 
     def __init__(self, title: str, message: str, **kw: Any) -> None:

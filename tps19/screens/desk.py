@@ -19,39 +19,8 @@ from ..widgets.tape import TradeTape
 if TYPE_CHECKING:
     from ..app import DeskApp
 
-DESK_CSS = """
-DeskScreen { layout: vertical; }
-DeskScreen .pane { border: round $foreground 30%; border-title-color: $text-muted; padding: 0 0; }
-DeskScreen .pane:focus, DeskScreen .pane:focus-within { border: round $accent; border-title-color: $accent; }
-DeskScreen #main { height: 1fr; }
-DeskScreen #book { width: 44; }
-DeskScreen #tape { width: 32; }
-DeskScreen #chart { width: 1fr; }
-DeskScreen #mid { height: auto; max-height: 12; }
-DeskScreen #positions { width: 1fr; height: auto; min-height: 4; max-height: 12; }
-DeskScreen #orders { width: 1fr; height: auto; min-height: 4; max-height: 12; }
-DeskScreen #bottom { height: 8; }
-DeskScreen #log { width: 1fr; }
-DeskScreen #risk { width: 38; height: 1fr; }
-DeskScreen #signals { width: 38; height: 1fr; }
-
-/* Below 110 columns the chart, risk and signals collapse (the kill switch stays in the status bar),
-   positions and orders stack; below 32 rows the log goes too. */
-DeskScreen.-narrow #book { width: 1fr; }
-DeskScreen.-narrow #tape { width: 30; }
-DeskScreen.-narrow #chart { display: none; }
-DeskScreen.-narrow #mid { layout: vertical; max-height: 14; }
-DeskScreen.-narrow #positions { width: 1fr; max-height: 6; }
-DeskScreen.-narrow #orders { width: 1fr; max-height: 7; }
-DeskScreen.-narrow #risk { display: none; }
-DeskScreen.-narrow #signals { display: none; }
-DeskScreen.-short #bottom { height: 6; }
-DeskScreen.-narrow.-short #bottom { display: none; }
-"""
-
 
 class DeskScreen(Screen[None]):
-    DEFAULT_CSS = DESK_CSS
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [

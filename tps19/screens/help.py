@@ -39,11 +39,7 @@ def keys_table() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 92; max-width: 100%; height: auto; max-height: 100%;
-        border: round $primary; padding: 0 1; background: $surface; }
-    """
+    CSS_PATH = "help.tcss"
     BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss_help", "close", show=True)]
 
     def __init__(self, mode: str = "paper", **kw: Any) -> None:

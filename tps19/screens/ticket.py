@@ -110,22 +110,7 @@ def ticket_order(symbol: str, side: str, otype: str, amount_text: str, price_tex
 
 
 class TicketScreen(ModalScreen[Any]):
-    DEFAULT_CSS = """
-    TicketScreen { align: center middle; }
-    TicketScreen > Vertical { width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
-        background: $surface; padding: 0 1; }
-    TicketScreen.-sell > Vertical { border: thick $error; }
-    TicketScreen.-buy > Vertical { border: thick $success; }
-    TicketScreen.-live > Vertical { border: double $error; }
-    TicketScreen Horizontal { height: auto; margin: 0 0 1 0; }
-    TicketScreen Label { width: 10; }
-    TicketScreen Input { width: 1fr; }
-    TicketScreen Select { width: 1fr; }
-    TicketScreen #check { height: auto; padding: 0 0 1 0; }
-    TicketScreen #review { height: auto; display: none; border: round $warning; padding: 0 1; }
-    TicketScreen.-review #review { display: block; }
-    TicketScreen #hint { color: $text-muted; }
-    """
+    CSS_PATH = "ticket.tcss"
     BINDINGS = [
         Binding("escape", "back", "back / close"),
         Binding("enter", "go", "review / place", show=True),

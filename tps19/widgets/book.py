@@ -26,10 +26,6 @@ def bar(fraction: float, width: int) -> str:
 class BookLadder(Widget, can_focus=True):
     """Draws the latest BookEvent for one symbol. ``show`` is cheap; drawing happens in ``render``."""
 
-    DEFAULT_CSS = """
-    BookLadder { height: 1fr; }
-    """
-
     def __init__(self, levels: int = 15, **kw: Any) -> None:
         super().__init__(**kw)
         self.levels = levels

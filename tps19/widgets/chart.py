@@ -22,8 +22,6 @@ MAX_CANDLES = 90
 
 
 class PriceChart(PlotextPlot, can_focus=True):
-    DEFAULT_CSS = "PriceChart { height: 1fr; }"
-
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.symbol = ""

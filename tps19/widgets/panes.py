@@ -20,8 +20,6 @@ def _dec(x: Any) -> Decimal:
 class Message(Widget):
     """A pane whose content is a plain message or a Rich renderable."""
 
-    DEFAULT_CSS = "Message { height: auto; }"
-
     def __init__(self, text: str = "", **kw: Any) -> None:
         super().__init__(**kw)
         self.content: Any = Text(text, style="dim")
@@ -87,8 +85,6 @@ class PositionsPane(Message, can_focus=True):
 
 class OrdersTable(DataTable):
     """Working orders; the row cursor picks the order `c` cancels."""
-
-    DEFAULT_CSS = "OrdersTable { height: auto; max-height: 12; }"
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -176,8 +172,6 @@ class SignalsPane(Message, can_focus=True):
 
 
 class LogPane(RichLog):
-    DEFAULT_CSS = "LogPane { height: 1fr; }"
-
     def __init__(self, **kw: Any) -> None:
         super().__init__(max_lines=500, wrap=False, markup=False, highlight=False, **kw)
 

@@ -11,11 +11,6 @@ from textual.widget import Widget
 
 
 class StatusBar(Widget):
-    DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; }
-    StatusBar.-live { background: $error-muted; }
-    """
-
     def __init__(self, mode: str, clock: Callable[[], float] = time.time, **kw: Any) -> None:
         super().__init__(**kw)
         self.mode = mode

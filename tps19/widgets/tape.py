@@ -13,8 +13,6 @@ from .fmt import hms
 
 
 class TradeTape(Widget, can_focus=True):
-    DEFAULT_CSS = "TradeTape { height: 1fr; }"
-
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.trades: list[Trade] = []
