@@ -42,7 +42,9 @@ async def _open_ticket(pilot, app: DeskApp, key: str = "b") -> TicketScreen:
     # before the ticket is on screen would land on the desk. Wait for each screen before typing.
     await pilot.press(key)
     # typed keys go to the focused field: the ticket focuses the amount when it mounts
-    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.query_one("#amount").has_focus,
+    # (a pushed ticket may not have composed its fields yet: query, never query_one, here)
+    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen)
+                   and any(w.id == "amount" and w.has_focus for w in app.screen.query("#amount")),
                    what="the order ticket, amount focused")
     return app.screen  # type: ignore[return-value]
 
