@@ -17,8 +17,8 @@ def _dec(x: Any) -> Decimal:
     return x if isinstance(x, Decimal) else Decimal(str(x or 0))
 
 
-class Message(Widget):
-    """A pane whose content is a plain message or a Rich renderable."""
+class ContentPane(Widget):
+    """A pane whose content is a plain message or a Rich renderable: the positions, risk and signals panes."""
 
     def __init__(self, text: str = "", **kw: Any) -> None:
         super().__init__(**kw)
@@ -43,7 +43,7 @@ class Message(Widget):
         return self.content
 
 
-class PositionsPane(Message, can_focus=True):
+class PositionsPane(ContentPane, can_focus=True):
     def show(self, positions: dict[str, Any], equity: Any, price_places: dict[str, int], available: bool) -> None:
         key = (available, getattr(equity, "equity", None),
                tuple((p.symbol, p.net_position, p.avg_entry, p.unrealized_pnl, p.realized_pnl, p.fees) for p in positions.values()))
@@ -123,7 +123,7 @@ class OrdersTable(DataTable):
         return key.value
 
 
-class RiskPane(Message, can_focus=True):
+class RiskPane(ContentPane, can_focus=True):
     def show(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None, loss_limit: Decimal,
              drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool) -> None:
         if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill)):
@@ -154,7 +154,7 @@ class RiskPane(Message, can_focus=True):
         self.set(t)
 
 
-class SignalsPane(Message, can_focus=True):
+class SignalsPane(ContentPane, can_focus=True):
     def show(self, signals: list[Any], running: bool) -> None:
         if self.unchanged((len(signals), signals[-1] if signals else None, running)):
             return
