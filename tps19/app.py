@@ -88,7 +88,23 @@ class DeskApp(App[int]):
 
     # -- screens ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        return DeskScreen()
+        return DeskScreen(mode=self.mode, book_levels=self.settings.ui.book_levels, clock=self.clock)
+
+    # -- what the desk screen asks for --------------------------------------------------------
+    def on_desk_screen_ticket_requested(self, message: DeskScreen.TicketRequested) -> None:
+        self.open_ticket(message.side)
+
+    def on_desk_screen_cancel_requested(self, message: DeskScreen.CancelRequested) -> None:
+        self.cancel_order(message.order_id)
+
+    def on_desk_screen_cancel_all_requested(self, message: DeskScreen.CancelAllRequested) -> None:
+        self.cancel_all(self.symbol)
+
+    def on_desk_screen_symbol_selected(self, message: DeskScreen.SymbolSelected) -> None:
+        self.select_symbol(message.index)
+
+    def on_desk_screen_depth_changed(self, message: DeskScreen.DepthChanged) -> None:
+        self.redraw_all()
 
     def get_system_commands(self, screen: Screen) -> Any:
         yield from super().get_system_commands(screen)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -16,11 +19,34 @@ from ..widgets.panes import LogPane, OrdersTable, PositionsPane, RiskPane, Signa
 from ..widgets.status import StatusBar
 from ..widgets.tape import TradeTape
 
-if TYPE_CHECKING:
-    from ..app import DeskApp
-
 
 class DeskScreen(Screen[None]):
+    """The panes and the trader's keys. A key becomes a message the app acts on (the screen knows
+    nothing of the engine or the app): ticket, cancel, cancel all, symbol, depth."""
+
+    class TicketRequested(Message):
+        def __init__(self, side: str) -> None:
+            super().__init__()
+            self.side = side
+
+    class CancelRequested(Message):
+        def __init__(self, order_id: str) -> None:
+            super().__init__()
+            self.order_id = order_id
+
+    class CancelAllRequested(Message):
+        """Cancel every open order of the selected symbol."""
+
+    class SymbolSelected(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    class DepthChanged(Message):
+        def __init__(self, levels: int) -> None:
+            super().__init__()
+            self.levels = levels
+
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
@@ -34,15 +60,16 @@ class DeskScreen(Screen[None]):
         *[Binding(str(i), f"symbol({i - 1})", f"symbol {i}", show=False) for i in range(1, 10)],
     ]
 
-    @property
-    def desk(self) -> DeskApp:
-        return self.app  # type: ignore[return-value]
+    def __init__(self, *, mode: str, book_levels: int, clock: Callable[[], float] = time.time, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mode = mode
+        self.book_levels = book_levels
+        self.clock = clock
 
     def compose(self) -> ComposeResult:
-        app = self.desk
-        yield StatusBar(app.mode, clock=app.clock, id="status")
+        yield StatusBar(self.mode, clock=self.clock, id="status")
         with Horizontal(id="main"):
-            yield BookLadder(levels=app.settings.ui.book_levels, id="book", classes="pane")
+            yield BookLadder(levels=self.book_levels, id="book", classes="pane")
             yield TradeTape(id="tape", classes="pane")
             yield PriceChart(id="chart", classes="pane")
         with Horizontal(id="mid"):
@@ -60,7 +87,7 @@ class DeskScreen(Screen[None]):
                   "risk": "Risk", "signals": "Signals"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title
-        self.query_one("#book", BookLadder).set_depth(self.desk.settings.ui.book_levels)
+        self.query_one("#book", BookLadder).set_depth(self.book_levels)
         self.query_one("#book").focus()
 
     # -- which of the duplicated panes is showing ------------------------------------
@@ -69,26 +96,26 @@ class DeskScreen(Screen[None]):
 
     # -- actions -------------------------------------------------------------------------
     def action_ticket(self, side: str) -> None:
-        self.desk.open_ticket(side)
+        self.post_message(self.TicketRequested(side))
 
     def action_cancel_selected(self) -> None:
         coid = self.orders_table().selected_order_id()
         if coid is None:
             self.notify("no open order selected", severity="warning")
             return
-        self.desk.cancel_order(coid)
+        self.post_message(self.CancelRequested(coid))
 
     def action_cancel_all(self) -> None:
-        self.desk.cancel_all(self.desk.symbol)
+        self.post_message(self.CancelAllRequested())
 
     def action_symbol(self, index: int) -> None:
-        self.desk.select_symbol(index)
+        self.post_message(self.SymbolSelected(index))
 
     def action_depth(self) -> None:
         book = self.query_one("#book", BookLadder)
         nxt = next((d for d in DEPTHS if d > book.levels), DEPTHS[0])
         book.set_depth(nxt)
-        self.desk.redraw_all()
+        self.post_message(self.DepthChanged(nxt))
 
     def update_titles(self, symbol: str, timeframe: str) -> None:
         self.query_one("#book").border_title = f"Book {symbol}"
