@@ -78,8 +78,6 @@ class DeskApp(App[int]):
         self._dirty: set[str] = set()
         self._book_flash_drawn = False
         self.frames = 0
-        self._risk_day: tuple[int, Decimal] | None = None
-        self._peak_net: Decimal | None = None
         self._history: set[str] = set()
         try:
             self.theme = self.settings.ui.theme
@@ -285,7 +283,7 @@ class DeskApp(App[int]):
         if "positions" in dirty:
             panes["positions"].show(self.state.positions, self.state.equity, self._places(), available)
         if "risk" in dirty:
-            self._draw_risk(panes["risk"])
+            panes["risk"].show_trading(self.trading, self.settings.risk)
         if "signals" in dirty:
             panes["signals"].show(list(self.state.signals), bool(self.state.signals))
         if "log" in dirty and self.state.new_log:
@@ -313,43 +311,6 @@ class DeskApp(App[int]):
         kill = bool(self.trading is not None and getattr(self.trading.broker, "killed", False))
         trading = "" if self.trading is not None or not self.ready else "market data only"
         status_bar.show(venue, feeds, kill, trading)
-
-    def _draw_risk(self, pane: Any) -> None:
-        rs = self.settings.risk
-        trading = self.trading
-        limits = [("max order", f"{rs.max_order_notional:,}"), ("max position", f"{rs.max_position_notional:,}")]
-        if trading is None:
-            pane.show(available=False, exposure={}, pnl_today=None, loss_limit=rs.daily_loss_limit, drawdown=None,
-                      limits=limits, kill=False)
-            return
-        pf = trading.portfolio
-        exposure: dict[str, Decimal] = {}
-        for s, p in getattr(pf, "positions", {}).items():
-            mark = pf.mark(s)
-            if p.qty and mark is not None:
-                exposure[s] = abs(p.qty) * mark
-        try:
-            net = pf.totals()["net_pnl"]
-        except Exception:
-            net = None
-        pnl_today = drawdown = None
-        if net is not None:
-            from .engine.trading.risk import utc_day_start_ms
-
-            day = utc_day_start_ms()
-            if self._risk_day is None or self._risk_day[0] != day:
-                # P&L "today" counts from the first figure the desk saw this UTC day (see docs/desk.md).
-                self._risk_day = (day, net if self._risk_day is not None else Decimal(0))
-                self._peak_net = net
-            pnl_today = net - self._risk_day[1]
-            self._peak_net = max(self._peak_net or net, net)
-            drawdown = self._peak_net - net
-        risk = getattr(trading.broker, "risk", None)
-        if risk is not None:
-            limits.insert(1, ("orders today", f"{risk.orders_today} / {rs.max_daily_orders}"))
-        kill = bool(getattr(trading.broker, "killed", False))
-        pane.show(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=rs.daily_loss_limit,
-                  drawdown=drawdown, limits=limits, kill=kill)
 
     # -- symbol ---------------------------------------------------------------------------------
     def select_symbol(self, index: int) -> None:

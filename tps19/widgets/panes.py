@@ -124,6 +124,49 @@ class OrdersTable(DataTable):
 
 
 class RiskPane(ContentPane, can_focus=True):
+    """Kill switch, exposure, P&L today against the daily loss limit, drawdown, limits in force."""
+
+    def __init__(self, text: str = "", **kw: Any) -> None:
+        super().__init__(text, **kw)
+        self._day: tuple[int, Decimal] | None = None  # (UTC day start ms, net P&L the day started from)
+        self._peak_net: Decimal | None = None
+
+    def show_trading(self, trading: Any, limits: Any) -> None:
+        """Draw from the trading stack (None: not available) and the risk settings ``limits``."""
+        caps = [("max order", f"{limits.max_order_notional:,}"), ("max position", f"{limits.max_position_notional:,}")]
+        if trading is None:
+            self.show(available=False, exposure={}, pnl_today=None, loss_limit=limits.daily_loss_limit, drawdown=None,
+                      limits=caps, kill=False)
+            return
+        pf = trading.portfolio
+        exposure: dict[str, Decimal] = {}
+        for s, p in getattr(pf, "positions", {}).items():
+            mark = pf.mark(s)
+            if p.qty and mark is not None:
+                exposure[s] = abs(p.qty) * mark
+        try:
+            net = pf.totals()["net_pnl"]
+        except Exception:
+            net = None
+        pnl_today = drawdown = None
+        if net is not None:
+            from ..engine.trading.risk import utc_day_start_ms
+
+            day = utc_day_start_ms()
+            if self._day is None or self._day[0] != day:
+                # P&L "today" counts from the first figure the desk saw this UTC day (see docs/desk.md).
+                self._day = (day, net if self._day is not None else Decimal(0))
+                self._peak_net = net
+            pnl_today = net - self._day[1]
+            self._peak_net = max(self._peak_net or net, net)
+            drawdown = self._peak_net - net
+        risk = getattr(trading.broker, "risk", None)
+        if risk is not None:
+            caps.insert(1, ("orders today", f"{risk.orders_today} / {limits.max_daily_orders}"))
+        kill = bool(getattr(trading.broker, "killed", False))
+        self.show(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
+                  drawdown=drawdown, limits=caps, kill=kill)
+
     def show(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None, loss_limit: Decimal,
              drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool) -> None:
         if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill)):
