@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from textual.app import App, SystemCommand
@@ -25,6 +24,7 @@ from .screens.help import HelpScreen
 from .widgets.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
+from .widgets.status import book_feeds
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "log", "risk", "signals"})
 SENSITIVE = ("key", "secret", "password", "token", "sig")
@@ -291,21 +291,9 @@ class DeskApp(App[int]):
             self.state.new_log.clear()
 
     def _draw_status(self, status_bar: Any) -> None:
-        feeds = []
         engine = self.engine
-        for s in self.symbols:
-            state, lat = "connecting", None
-            if engine is not None and getattr(engine, "feed", None) is not None:
-                st = engine.feed.stats.get("book", s)
-                state = st.state.value
-                if self.frozen_clock:
-                    b = self.state.books.get(s)
-                    lat = max(0.0, self.clock() * 1000 - b.ts) if b is not None and b.ts else None
-                else:
-                    lat = st.latency_ms
-            elif self.engine_error:
-                state = "stopped"
-            feeds.append((s, state, lat, s == self.symbol))
+        feeds = book_feeds(self.state, self.symbols, self.symbol, stopped=self.engine_error is not None,
+                           now_ms=self.clock() * 1000 if self.frozen_clock else None)
         venue = self.engine.venue_name if engine is not None and getattr(engine, "venue", None) else (
             "engine failed" if self.engine_error else f"{self.settings.exchange.id}: connecting...")
         kill = bool(self.trading is not None and getattr(self.trading.broker, "killed", False))

@@ -9,6 +9,30 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
+from .state import DeskState
+
+Feed = tuple[str, str, float | None, bool]  # (symbol, state, latency_ms, selected)
+
+
+def book_feeds(state: DeskState, symbols: list[str], selected: str, *, stopped: bool,
+               now_ms: float | None = None) -> list[Feed]:
+    """Each symbol's book feed as the engine published it (its last ConnectionEvent on the bus) and
+    its latency: when the newest book arrived (local clock) minus its exchange timestamp, or
+    ``now_ms`` minus that timestamp when given (a frozen clock: figures that do not move).
+    ``stopped``: the engine is not running, so a feed it never reported is not coming either."""
+    feeds: list[Feed] = []
+    for s in symbols:
+        conn = state.conn.get(("book", s))
+        feed_state = conn.state.value if conn is not None else ("stopped" if stopped else "connecting")
+        book = state.books.get(s)
+        lat = None
+        if book is not None and book.ts:
+            # BookEvent.received is perf_counter time: carried back to the wall clock here.
+            received_ms = now_ms if now_ms is not None else (time.time() - (time.perf_counter() - book.received)) * 1000
+            lat = max(0.0, received_ms - book.ts)
+        feeds.append((s, feed_state, lat, s == selected))
+    return feeds
+
 
 class StatusBar(Widget):
     def __init__(self, mode: str, clock: Callable[[], float] = time.time, **kw: Any) -> None:
@@ -17,13 +41,13 @@ class StatusBar(Widget):
         self.clock = clock
         self.venue = "connecting..."
         self.symbol = ""
-        self.feeds: list[tuple[str, str, float | None, bool]] = []  # (symbol, state, latency_ms, selected)
+        self.feeds: list[Feed] = []
         self.kill = False
         self.trading = ""
         if mode == "live":
             self.add_class("-live")
 
-    def show(self, venue: str, feeds: list[tuple[str, str, float | None, bool]], kill: bool, trading: str) -> None:
+    def show(self, venue: str, feeds: list[Feed], kill: bool, trading: str) -> None:
         self.venue, self.feeds, self.kill, self.trading = venue, feeds, kill, trading
         self.refresh()
 
