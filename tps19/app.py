@@ -108,8 +108,8 @@ class DeskApp(App[int]):
         yield from super().get_system_commands(screen)
         for i, s in enumerate(self.symbols[:9]):
             yield SystemCommand(f"Symbol {s}", f"show {s} (key {i + 1})", lambda i=i: self.select_symbol(i))
-        yield SystemCommand("Buy ticket", f"order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
-        yield SystemCommand("Sell ticket", f"order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
+        yield SystemCommand("Buy ticket", "order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
+        yield SystemCommand("Sell ticket", "order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
         yield SystemCommand("Kill switch", "cancel everything and block orders / release (ctrl+k)", self.action_kill_switch)
         yield SystemCommand("Desk keys", "show the desk's keys (?)", self.action_help)
 
@@ -449,11 +449,8 @@ class DeskApp(App[int]):
             self.push_screen(HelpScreen(self.mode))
 
     def action_backtest(self) -> None:
-        try:
-            from .screens.backtest import BacktestScreen
-        except ImportError:
-            self.notify("backtest screen: not built", severity="warning", timeout=3)
-            return
+        from .screens.backtest import BacktestScreen
+
         self.push_screen(BacktestScreen(db=self.settings.database.path))
 
 

@@ -120,11 +120,8 @@ class Engine:
         raise EngineError(f"cannot load markets from {self.venue_name}")
 
     async def _start_trading(self) -> None:
-        try:
-            from .trading import build_trading
-        except ImportError:
-            self.log("info", "trading layer not installed: market data only")
-            return
+        from .trading import build_trading
+
         assert self.venue is not None
         self.trading = await build_trading(
             mode=self.mode, bus=self.bus, db=self.db, client=self.venue.client, markets=self.markets, settings=self.settings

@@ -23,10 +23,7 @@ from textual.widgets import Input, Label, Select, Static
 from ..engine.events import BookEvent
 from ..numbers import NumberError, parse_decimal
 
-try:
-    from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
-except ImportError:  # pragma: no cover
-    OrderRequest = None  # type: ignore[assignment,misc]
+from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
 
 
 @dataclass(frozen=True)

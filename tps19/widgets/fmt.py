@@ -41,18 +41,8 @@ def fnum(x: Any, places: int = 2, *, sign: bool = False) -> str:
     return f"{v:+,.{places}f}" if sign else f"{v:,.{places}f}"
 
 
-def fsize(x: float, places: int = 4) -> str:
-    """Compact size: enough places to see small lots, thousands separated."""
-    return f"{x:,.{places}f}"
-
-
 def hms(ts_ms: int | float | None) -> str:
     if not ts_ms:
         return "--:--:--"
     return time.strftime("%H:%M:%S", time.gmtime(ts_ms / 1000))
 
-
-def hms_ms(ts_ms: int | float | None) -> str:
-    if not ts_ms:
-        return "--:--:--.---"
-    return time.strftime("%H:%M:%S", time.gmtime(ts_ms / 1000)) + f".{int(ts_ms) % 1000:03d}"

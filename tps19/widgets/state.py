@@ -13,15 +13,8 @@ from typing import Any
 
 from ..engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent
 
-try:  # the trading layer is optional: the desk says so when it is missing
-    from ..engine.trading import events as tev
-except ImportError:  # pragma: no cover - depends on what is installed
-    tev = None  # type: ignore[assignment]
-
-try:
-    from ..engine.strategies.signals import SignalEvent
-except ImportError:  # pragma: no cover
-    SignalEvent = None  # type: ignore[assignment,misc]
+from ..engine.strategies.signals import SignalEvent
+from ..engine.trading import events as tev
 
 WORKING = ("new", "unknown", "open", "partially_filled")
 MAX_TRADES = 300
@@ -33,16 +26,9 @@ MAX_FILLS = 200
 
 def event_types() -> tuple[type, ...]:
     """Every bus event type the desk listens to."""
-    types: list[type] = [BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent]
-    if tev is not None:
-        for name in ("OrderUpdate", "FillEvent", "PositionEvent", "BalanceDiscrepancy", "KillSwitchEvent",
-                     "TradingIssue", "EquitySnapshot"):
-            t = getattr(tev, name, None)
-            if t is not None:
-                types.append(t)
-    if SignalEvent is not None:
-        types.append(SignalEvent)
-    return tuple(types)
+    return (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
+            tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
+            SignalEvent)
 
 
 @dataclass
@@ -62,7 +48,6 @@ class DeskState:
     log: deque[LogEvent] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     new_log: list[LogEvent] = field(default_factory=list)  # since the last redraw
     alerts: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) to notify
-    day_realized_start: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for s in self.symbols:
@@ -105,7 +90,7 @@ class DeskState:
                 self._add_log(e)
                 if e.level == "error":
                     self.alerts.append(("error", e.message))
-            elif tev is not None and isinstance(e, tev.OrderUpdate):
+            elif isinstance(e, tev.OrderUpdate):
                 self.orders[e.client_order_id] = e
                 self.orders.move_to_end(e.client_order_id)
                 self._trim_orders()
@@ -118,29 +103,29 @@ class DeskState:
                     fill = f" filled {e.filled.normalize():f}" if e.filled else ""
                     self._log_local("info", f"{e.status}: {e.side} {e.amount.normalize():f} {e.symbol}{at}{fill}",
                                     id=e.client_order_id[-6:])
-            elif tev is not None and isinstance(e, tev.FillEvent):
+            elif isinstance(e, tev.FillEvent):
                 self.fills.setdefault(e.symbol, deque(maxlen=MAX_FILLS)).append(e)
                 dirty.update(("chart", "positions", "tape"))
-            elif tev is not None and isinstance(e, tev.PositionEvent):
+            elif isinstance(e, tev.PositionEvent):
                 self.positions[e.symbol] = e
                 dirty.update(("positions", "risk"))
-            elif tev is not None and isinstance(e, tev.EquitySnapshot):
+            elif isinstance(e, tev.EquitySnapshot):
                 self.equity = e
                 dirty.update(("positions", "risk"))
-            elif tev is not None and isinstance(e, tev.KillSwitchEvent):
+            elif isinstance(e, tev.KillSwitchEvent):
                 self.kill = e
                 dirty.update(("risk", "status"))
                 what = "ENGAGED" if e.engaged else "released"
                 msg = f"kill switch {what}" + (f": {e.cancelled} cancelled, {e.failed} failed" if e.engaged else "")
                 self.alerts.append(("warning" if e.engaged else "information", msg))
                 self._log_local("warning" if e.engaged else "info", msg, detail=e.detail)
-            elif tev is not None and isinstance(e, tev.TradingIssue):
+            elif isinstance(e, tev.TradingIssue):
                 self.alerts.append(("warning", e.message))
                 self._log_local("warning", e.message, kind=e.kind, count=e.count)
-            elif tev is not None and isinstance(e, tev.BalanceDiscrepancy):
+            elif isinstance(e, tev.BalanceDiscrepancy):
                 self._log_local("warning", f"balance discrepancy {e.currency}: venue {e.venue}, expected {e.expected}",
                                 detail=e.detail)
-            elif SignalEvent is not None and isinstance(e, SignalEvent):
+            elif isinstance(e, SignalEvent):
                 self.signals.append(e)
                 dirty.add("signals")
         if self.new_log:
@@ -169,9 +154,3 @@ class DeskState:
     def working_orders(self, symbol: str | None = None) -> list[Any]:
         return [o for o in self.orders.values() if o.status in WORKING and (symbol is None or o.symbol == symbol)]
 
-    def last_price(self, symbol: str) -> float | None:
-        b = self.books.get(symbol)
-        if b is not None and b.mid is not None:
-            return b.mid
-        t = self.trades.get(symbol)
-        return t[-1].price if t else None
