@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from ..aio import cancel_and_wait
 from ..config import Settings
 from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
@@ -84,9 +85,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         await asyncio.sleep(0)
         for e in sub.drain():
             _write_event(out, e, min_level)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        await cancel_and_wait([pump])
         stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": sub.dropped}
         if engine.feed is not None:
             fs = engine.feed.stats
