@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
@@ -134,6 +135,8 @@ class MarketFeed:
         self._bad_pending = 0
         self._bad_last: tuple[str, str] = ("", "")
         self._last_bar: dict[str, list[float]] = {}
+        self._trade_ids: dict[str, _RecentIds] = {}
+        self._ticker_ts: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -338,8 +341,18 @@ class MarketFeed:
             self._set_state(stream, symbol, ConnState.CONNECTED)
 
     # -- one update of each stream -------------------------------------------------
+    # ccxt resolves a watch only if one is pending when a message is handled: an update that lands
+    # between two watches is in ccxt's cache but returned only with the *next* message, which on a
+    # quiet market may never come (the desk would show an older state than ccxt holds). So each
+    # watch first takes what the cache has that was not published yet.
+    def _cached(self, attr: str, symbol: str) -> Any:
+        cache = getattr(self.client, attr, None)
+        return cache.get(symbol) if isinstance(cache, dict) else None
+
     async def _book_once(self, symbol: str) -> None:
-        ob = await self.client.watch_order_book(symbol, self.depth)
+        ob = self._cached("orderbooks", symbol)
+        if ob is None or ob.get("nonce") is None or ob.get("nonce") == self.books[symbol].seq or not ob.get("bids"):
+            ob = await self.client.watch_order_book(symbol, self.depth)
         depth = self.depth
         # ccxt's level lists are live and shared: copy before keeping them.
         bids = tuple((l[0], l[1]) for l in ob["bids"][:depth])
@@ -353,19 +366,28 @@ class MarketFeed:
         self.bus.publish(BookEvent(symbol=symbol, bids=bids, asks=asks, ts=ob.get("timestamp"), seq=ob.get("nonce")))
 
     async def _trades_once(self, symbol: str) -> None:
-        trades = await self.client.watch_trades(symbol)
-        if not trades:
-            return
+        seen = self._trade_ids.setdefault(symbol, _RecentIds())
+        cached = self._cached("trades", symbol)
+        unseen = [t for t in cached if t.get("id") is not None and t["id"] not in seen] if cached else []
+        # A print is published once, whether it came from the cache or from the watch (paper
+        # fills are driven by prints: a repeat would fill twice).
+        trades = unseen or await self.client.watch_trades(symbol)
         out = tuple(
             Trade(ts=int(t["timestamp"] or 0), side=t.get("side") or "", price=float(t["price"]),
                   amount=float(t["amount"]), id=t.get("id"))
             for t in trades
+            if t.get("id") is None or seen.add(t["id"])
         )
+        if not out:
+            return
         self._mark("trades", symbol, out[-1].ts)
         self.bus.publish(TradeEvent(symbol=symbol, trades=out))
 
     async def _ticker_once(self, symbol: str) -> None:
-        t = await self.client.watch_ticker(symbol)
+        t = self._cached("tickers", symbol)
+        if t is None or t.get("timestamp") is None or t.get("timestamp") == self._ticker_ts.get(symbol):
+            t = await self.client.watch_ticker(symbol)
+        self._ticker_ts[symbol] = t.get("timestamp")
         self._mark("ticker", symbol, t.get("timestamp"))
         self.bus.publish(
             TickerEvent(symbol=symbol, bid=t.get("bid"), ask=t.get("ask"), last=t.get("last"),
@@ -373,7 +395,12 @@ class MarketFeed:
         )
 
     async def _bars_once(self, symbol: str) -> None:
-        candles = await self.client.watch_ohlcv(symbol, self.timeframe)
+        by_tf = self._cached("ohlcvs", symbol)
+        cached = by_tf.get(self.timeframe) if isinstance(by_tf, dict) else None
+        if cached and list(cached[-1]) != self._last_bar.get(symbol):
+            candles = list(cached[-2:])  # the forming candle, and the one it may have just closed
+        else:
+            candles = await self.client.watch_ohlcv(symbol, self.timeframe)
         if not candles:
             return
         self._mark("bars", symbol, None)
@@ -414,6 +441,28 @@ class MarketFeed:
     def all_fresh(self) -> bool:
         """Is every stream of every symbol fresh? (cheap: for the desk and the soak benchmark)"""
         return not self.stale_streams()
+
+
+class _RecentIds:
+    """The ids of the last few thousand prints of one symbol (bounded memory)."""
+
+    def __init__(self, size: int = 5000) -> None:
+        self._ids: set[Any] = set()
+        self._order: deque[Any] = deque()
+        self._size = size
+
+    def __contains__(self, trade_id: Any) -> bool:
+        return trade_id in self._ids
+
+    def add(self, trade_id: Any) -> bool:
+        """Remember `trade_id`; True if it was new."""
+        if trade_id in self._ids:
+            return False
+        self._ids.add(trade_id)
+        self._order.append(trade_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 def bar_event(symbol: str, timeframe: str, c: list[float], closed: bool) -> BarEvent:
