@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
-    """Cancel tasks and wait for each to finish; a task's own error never masks a shutdown."""
-    tasks = list(tasks)
-    for t in tasks:
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel tasks (or futures) and wait for each to finish; a task's own error never masks a shutdown."""
+    pending = list(tasks)
+    for t in pending:
         t.cancel()
-    for t in tasks:
+    for t in pending:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
 

@@ -205,11 +205,7 @@ class LiveBroker(BaseBroker):
                     self.need_reconcile = True
         finally:
             if task is not None and not task.done():
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+                await cancel_and_wait([task])
 
     # ---------------------------------------------------------------- placing
     def _ccxt_args(self, o: OrderState) -> tuple[str, float | None, dict]:

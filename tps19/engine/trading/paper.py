@@ -20,6 +20,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from ...aio import cancel_and_wait
 from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
@@ -75,11 +76,7 @@ class PaperBroker(BaseBroker):
     async def stop(self) -> None:
         await self.drain_background()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait([self._task])
             self._task = None
         if self._sub is not None:
             self._sub.close()

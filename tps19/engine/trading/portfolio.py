@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ...aio import cancel_and_wait
 from ..events import BookEvent, now_ms
 from ..storage.models import PortfolioSnapshot, PositionAdjustment
 from .events import EquitySnapshot, PositionEvent, TradingIssue
@@ -258,9 +259,5 @@ class Portfolio:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait([self._task])
             self._task = None
