@@ -167,15 +167,6 @@ def test_cli_import_stays_light_and_engine_has_no_textual():
     assert out == "[] False"
 
 
-def _has_simex() -> bool:
-    try:
-        from tps19.simex import SimExchange, point_ccxt  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_simex(), reason="tps19.simex (the simulated exchange) has not landed yet")
 def test_fetch_cli_against_sim_then_backtest_from_db(cli, tmp_path):
     db = str(tmp_path / "s.db")
     args = ["fetch", "--exchange", "sim", "--symbol", "BTC/USDT", "--timeframe", "1m",

@@ -172,20 +172,12 @@ async def test_fetch_paginates_and_resumes_after_interruption(tmp_path):
         await db.close()
 
 
-def _simex():
-    try:
-        from tps19.simex import SimExchange, point_ccxt  # noqa: F401
-    except ImportError:
-        return None
-    return SimExchange, point_ccxt
-
-
-@pytest.mark.skipif(_simex() is None, reason="tps19.simex (the simulated exchange) has not landed yet")
 async def test_fetch_resumes_against_the_simulated_exchange(tmp_path):
     import ccxt
     import ccxt.async_support as ccxt_async
 
-    SimExchange, point_ccxt = _simex()
+    from tps19.simex import SimExchange, point_ccxt
+
     sim = SimExchange(port=0, seed=19)
     await sim.start()
     client = ccxt_async.cryptocom({"enableRateLimit": True})

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from tps19.app import DeskApp
 from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
 from tps19.screens.confirm import ConfirmScreen, MessageScreen
@@ -16,14 +14,6 @@ from tps19.widgets.panes import OrdersTable
 
 from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
 
-try:
-    import tps19.engine.trading  # noqa: F401
-
-    HAVE_TRADING = True
-except ImportError:  # pragma: no cover
-    HAVE_TRADING = False
-
-needs_trading = pytest.mark.skipif(not HAVE_TRADING, reason="tps19.engine.trading not installed")
 
 
 def _working(app: DeskApp) -> list:
@@ -116,7 +106,6 @@ async def test_desk_shows_book_levels_and_switches_symbol(settings):
         await wait_for(pilot, lambda: _is_desk(app), what="back on the desk")
 
 
-@needs_trading
 async def test_paper_order_ticket_orders_cancel_position(settings):
     app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -159,7 +148,6 @@ async def test_paper_order_ticket_orders_cancel_position(settings):
         await wait_for(pilot, lambda: not _working(app), what="cancel all")
 
 
-@needs_trading
 async def test_ticket_validates_before_review(settings):
     app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -190,7 +178,6 @@ async def test_ticket_validates_before_review(settings):
         assert not _working(app)
 
 
-@needs_trading
 async def test_rejected_order_is_a_notification_and_a_log_line(settings):
     # the sim account starts with 1 BTC (~60k USDT): a buy breaks a 50k position cap in the broker
     capped = settings.model_copy(update={"risk": settings.risk.model_copy(update={"max_position_notional": 50_000})})
@@ -206,7 +193,6 @@ async def test_rejected_order_is_a_notification_and_a_log_line(settings):
         assert not _working(app)
 
 
-@needs_trading
 async def test_kill_switch_cancels_blocks_and_releases(settings):
     app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -238,12 +224,7 @@ async def test_kill_switch_cancels_blocks_and_releases(settings):
         await wait_for(pilot, lambda: not app.trading.broker.killed, what="release")
 
 
-@needs_trading
 async def test_live_confirmation_cannot_be_skipped(settings):
-    try:
-        import tps19.engine.trading.live  # noqa: F401
-    except ImportError:
-        pytest.skip("live broker (tps19.engine.trading.live) not installed yet")
     live = settings.model_copy(update={"exchange": settings.exchange.model_copy(
         update={"api_key": SIM_DEMO_API_KEY, "secret": SIM_DEMO_SECRET})})
     from pydantic import SecretStr
