@@ -23,6 +23,7 @@ from textual.widgets import Input, Label, Select, Static
 from ..engine.events import BookEvent
 from ..numbers import NumberError, parse_decimal
 
+from ..engine.trading.book_walk import walk_levels
 from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
 
 
@@ -41,23 +42,12 @@ def estimate(side: str, otype: str, amount: Decimal, price: Decimal | None, book
              market: dict | None) -> Estimate:
     """Walk the visible book on the far side: what executes now, at what average, fee and slippage."""
     levels = (book.asks if side == "buy" else book.bids) if book is not None else ()
-    left = amount
-    cost = Decimal(0)
-    filled = Decimal(0)
-    for p, q in levels:
-        pd = Decimal(repr(p))
-        if otype != "market" and price is not None:
-            if (side == "buy" and pd > price) or (side == "sell" and pd < price):
-                break
-        if otype == "post_only":
-            break
-        take = min(left, Decimal(repr(q)))
-        cost += take * pd
-        filled += take
-        left -= take
-        if left <= 0:
-            break
-    short = otype == "market" and left > 0
+    exact = ((Decimal(repr(p)), Decimal(repr(q))) for p, q in levels)
+    # a post-only order takes nothing; the rest take what the paper broker's fill would take
+    takes = [] if otype == "post_only" else walk_levels(exact, side, amount, None if otype == "market" else price)
+    cost = sum((p * q for p, q in takes), Decimal(0))
+    filled = sum((q for _, q in takes), Decimal(0))
+    short = otype == "market" and amount - filled > 0
     avg = cost / filled if filled else None
     rate_t, rate_m = fee_rate(market, "taker"), fee_rate(market, "maker")
     rest = amount - filled

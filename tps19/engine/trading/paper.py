@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...aio import cancel_and_wait
+from .book_walk import walk_levels
 from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
@@ -152,17 +153,7 @@ class PaperBroker(BaseBroker):
 
     def walk(self, symbol: str, side: str, amount: Decimal, limit: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
         """Levels a taker order would take (price, size), best first, not beyond ``limit``."""
-        book_side = "asks" if side == "buy" else "bids"
-        out, rem = [], amount
-        for p, s in self.available(symbol, book_side):
-            if limit is not None and ((side == "buy" and p > limit) or (side == "sell" and p < limit)):
-                break
-            q = min(s, rem)
-            out.append((p, q))
-            rem -= q
-            if rem <= 0:
-                break
-        return out
+        return walk_levels(self.available(symbol, "asks" if side == "buy" else "bids"), side, amount, limit)
 
     def consume(self, symbol: str, side: str, takes: list[tuple[Decimal, Decimal]]) -> None:
         c = self.consumed.setdefault((symbol, "asks" if side == "buy" else "bids"), {})
