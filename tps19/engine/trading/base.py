@@ -16,6 +16,7 @@ from ...numbers import NumberError, to_decimal
 from ..events import BookEvent
 from .events import KillSwitchEvent, OrderUpdate, TradingIssue
 from .entry import BookQuotes, OrderEntry
+from .records import order_update
 from .orders import (
     TICK_SIZE,
     D_or_none,
@@ -130,7 +131,7 @@ class BaseBroker:
             self.orders[order.client_order_id] = order
         else:
             self.orders.pop(order.client_order_id, None)
-        self.publish(order.to_update(prev))
+        self.publish(order_update(order, prev))
         for s in symbols:
             self.publish(self.portfolio.position_event(s))
         return new
@@ -154,7 +155,7 @@ class BaseBroker:
             await self.commit(o, prev, detail=reason)
         except Exception as e:
             self.report("db", f"could not record rejected order: {e}")
-            self.publish(o.to_update(prev))
+            self.publish(order_update(o, prev))
         return o
 
     async def prepare(self, req: OrderRequest) -> tuple[OrderState | None, ValidatedOrder | None, OrderState | None]:

@@ -30,6 +30,7 @@ from ..events import now_ms
 from ..storage.models import PositionAdjustment
 from .base import BaseBroker
 from .events import BalanceDiscrepancy
+from .records import order_update
 from .orders import D, D_or_none, OrderRequest, OrderState, OrderStatus, OrderType, Side, ValidatedOrder
 from .store import FillRecord
 
@@ -250,7 +251,7 @@ class LiveBroker(BaseBroker):
             o.transition(S.REJECTED, f"not sent: could not record the order ({e})")
             return o
         self.orders[o.client_order_id] = o
-        self.publish(o.to_update(None))
+        self.publish(order_update(o, None))
         await self._send(o)
         cur = self.orders.get(o.client_order_id) or await self.store.order(o.client_order_id) or o
         return cur.copy()

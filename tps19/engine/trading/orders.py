@@ -24,7 +24,6 @@ from typing import Any
 
 from ...numbers import NumberError, to_decimal
 from ..events import now_ms
-from .events import OrderUpdate
 
 
 class OrderStatus(str, Enum):
@@ -199,25 +198,6 @@ class OrderState:
     def status_after_fill(self) -> OrderStatus:
         return OrderStatus.FILLED if self.filled >= self.amount else OrderStatus.PARTIALLY_FILLED
 
-    def to_update(self, previous: OrderStatus | None) -> OrderUpdate:
-        return OrderUpdate(
-            client_order_id=self.client_order_id,
-            venue_order_id=self.venue_order_id,
-            mode=self.mode,
-            symbol=self.symbol,
-            side=self.side.value,
-            type=self.type.value,
-            amount=self.amount,
-            price=self.price,
-            filled=self.filled,
-            avg_price=self.avg_price,
-            fee=self.fee,
-            status=self.status.value,
-            previous_status=previous.value if previous is not None else None,
-            reason=self.reason,
-            adopted=self.adopted,
-            ts=self.updated_ms,
-        )
 
     def copy(self) -> OrderState:
         return replace(self)

@@ -25,6 +25,7 @@ from .book_walk import walk_levels
 from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
+from .records import order_update
 from .orders import D, OrderState, OrderStatus, ValidatedOrder, fee_rate
 from .store import FillRecord
 
@@ -206,12 +207,12 @@ class PaperBroker(BaseBroker):
         notes = "; ".join(v.notes) or None
         if self.latency_s > 0:
             await self.store.save(o, insert=True, from_status=None, to_status=OrderStatus.NEW, detail=notes)
-            self.publish(o.to_update(None))
+            self.publish(order_update(o, None))
             await asyncio.sleep(self.latency_s)
         else:
             # no simulated latency: the order's insert rides in the transaction of its first
             # state change (same rows and events, one commit)
-            self._pending_insert[o.client_order_id] = (o.to_update(None), notes)
+            self._pending_insert[o.client_order_id] = (order_update(o, None), notes)
         async with self.lock:
             try:
                 return (await self._execute(o)).copy()

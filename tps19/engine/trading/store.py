@@ -27,7 +27,8 @@ from ..storage.models import (
     TradingBalance,
 )
 from .events import FillEvent
-from .orders import WORKING, OrderState, OrderStatus, OrderType, Side
+from .orders import WORKING, OrderState, OrderStatus
+from .records import order_values, row_to_state
 
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
@@ -66,49 +67,6 @@ class FillRecord:
             liquidity=self.liquidity,
             ts=self.ts,
         )
-
-
-def _order_values(o: OrderState) -> dict:
-    return dict(
-        venue_order_id=o.venue_order_id,
-        exchange=o.exchange,
-        mode=o.mode,
-        symbol=o.symbol,
-        side=o.side.value,
-        type=o.type.value,
-        amount=o.amount,
-        price=o.price,
-        filled=o.filled,
-        avg_price=o.avg_price,
-        fee=o.fee,
-        status=o.status.value,
-        reason=o.reason,
-        adopted=o.adopted,
-        created_ms=o.created_ms,
-        updated_ms=o.updated_ms,
-    )
-
-
-def row_to_state(r: Order) -> OrderState:
-    return OrderState(
-        client_order_id=r.client_order_id,
-        mode=r.mode,
-        exchange=r.exchange,
-        symbol=r.symbol,
-        side=Side.parse(r.side),
-        type=OrderType.parse(r.type),
-        amount=r.amount,
-        price=r.price,
-        status=OrderStatus(r.status),
-        venue_order_id=r.venue_order_id,
-        filled=r.filled,
-        avg_price=r.avg_price,
-        fee=r.fee,
-        reason=r.reason,
-        adopted=r.adopted,
-        created_ms=r.created_ms,
-        updated_ms=r.updated_ms,
-    )
 
 
 class TradingStore:
@@ -170,10 +128,10 @@ class TradingStore:
                 conn.execute(FILLS.insert(), rows)
         if order is not None:
             if insert:
-                conn.execute(ORDERS.insert().values(client_order_id=order.client_order_id, **_order_values(order)))
+                conn.execute(ORDERS.insert().values(client_order_id=order.client_order_id, **order_values(order)))
             else:
                 conn.execute(ORDERS.update().where(ORDERS.c.client_order_id == order.client_order_id)
-                             .values(**_order_values(order)))
+                             .values(**order_values(order)))
             evs = [dict(client_order_id=order.client_order_id, ts=ts, detail=det,
                         from_status=fs.value if fs is not None else None, to_status=t.value)
                    for fs, t, det in prior_events]
