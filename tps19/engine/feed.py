@@ -367,17 +367,22 @@ class MarketFeed:
 
     async def _trades_once(self, symbol: str) -> None:
         seen = self._trade_ids.setdefault(symbol, _RecentIds())
-        cached = self._cached("trades", symbol)
-        unseen = [t for t in cached if t.get("id") is not None and t["id"] not in seen] if cached else []
+        # ccxt appends prints to its cache: the ones not published yet are its tail.
+        unseen: list[dict] = []
+        for t in reversed(self._cached("trades", symbol) or ()):
+            if t.get("id") in seen:
+                break
+            if t.get("id") is not None:
+                unseen.append(t)
+        unseen.reverse()
         # A print is published once, whether it came from the cache or from the watch (paper
         # fills are driven by prints: a repeat would fill twice).
-        trades = unseen or await self.client.watch_trades(symbol)
-        out = tuple(
-            Trade(ts=int(t["timestamp"] or 0), side=t.get("side") or "", price=float(t["price"]),
-                  amount=float(t["amount"]), id=t.get("id"))
-            for t in trades
-            if t.get("id") is None or seen.add(t["id"])
-        )
+        new = []
+        for t in unseen or await self.client.watch_trades(symbol):
+            if t.get("id") is None or seen.add(t["id"]):
+                new.append(Trade(ts=int(t["timestamp"] or 0), side=t.get("side") or "", price=float(t["price"]),
+                                 amount=float(t["amount"]), id=t.get("id")))
+        out = tuple(new)
         if not out:
             return
         self._mark("trades", symbol, out[-1].ts)
