@@ -22,7 +22,7 @@ class Faults:
     accept_then_fail_count: int = 0
     accept_then_fail_status: int = 504
     market_lag_ms: int = 0  # market-data frames leave this late (a backlog): exchange time lags receive time
-    _silence_tasks: dict[str | None, asyncio.TimerHandle] = field(default_factory=dict)
+    _silence_timers: dict[str | None, asyncio.TimerHandle] = field(default_factory=dict)
 
     def drop_connections(self) -> int:
         """Close every websocket connection now (as a venue restart would). Returns how many."""
@@ -70,14 +70,14 @@ class Faults:
         if symbol is not None:
             symbol = self.sim._instrument(symbol).symbol
         self.stop_stream("", symbol)
-        old = self._silence_tasks.pop(symbol, None)
+        old = self._silence_timers.pop(symbol, None)
         if old is not None:
             old.cancel()
         loop = asyncio.get_running_loop()
-        self._silence_tasks[symbol] = loop.call_later(seconds, self._end_silence, symbol)
+        self._silence_timers[symbol] = loop.call_later(seconds, self._end_silence, symbol)
 
     def _end_silence(self, symbol: str | None) -> None:
-        self._silence_tasks.pop(symbol, None)
+        self._silence_timers.pop(symbol, None)
         self.resume_stream("", symbol)
 
     def lag_market(self, ms: int) -> None:
@@ -104,9 +104,9 @@ class Faults:
         self.market_lag_ms = 0
         self.skip_next.clear()
         self.stopped.clear()
-        for h in self._silence_tasks.values():
+        for h in self._silence_timers.values():
             h.cancel()
-        self._silence_tasks.clear()
+        self._silence_timers.clear()
 
     def describe(self) -> dict:
         """The switches as they stand (for `GET /faults`)."""
@@ -123,11 +123,11 @@ class Faults:
 
     def _silence_left(self) -> dict[str, float]:
         """Seconds left of each timed silence ("*" = every symbol)."""
-        if not self._silence_tasks:
+        if not self._silence_timers:
             return {}
         now = asyncio.get_running_loop().time()
         return {s or "*": round(max(0.0, h.when() - now), 3) for s, h in sorted(
-            self._silence_tasks.items(), key=lambda kv: kv[0] or "")}
+            self._silence_timers.items(), key=lambda kv: kv[0] or "")}
 
     def is_stopped(self, subscription: str, symbol: str | None) -> bool:
         for prefix, sym in self.stopped:
