@@ -24,7 +24,6 @@ from .screens.help import HelpScreen
 from .widgets.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
-from .widgets.status import book_feeds
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "log", "risk", "signals"})
 SENSITIVE = ("key", "secret", "password", "token", "sig")
@@ -86,7 +85,8 @@ class DeskApp(App[int]):
 
     # -- screens ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        return DeskScreen(mode=self.mode, book_levels=self.settings.ui.book_levels, clock=self.clock)
+        return DeskScreen(mode=self.mode, book_levels=self.settings.ui.book_levels, venue_id=self.settings.exchange.id,
+                          clock=self.clock)
 
     # -- what the desk screen asks for --------------------------------------------------------
     def on_desk_screen_ticket_requested(self, message: DeskScreen.TicketRequested) -> None:
@@ -130,7 +130,9 @@ class DeskApp(App[int]):
                     self.settings, self.sim = await start_embedded_sim(self.settings, **(self.sim_options or {}))
                 self.engine = build_engine(self.settings, self.mode)
             self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
-            if self.engine.started_at is None:
+            if self.engine.started_at is not None:
+                self.engine.announce()  # its venue, published before this subscription
+            else:
                 self.state.note("info", f"starting engine ({self.mode}) on {self.settings.exchange.id}...")
                 await self.engine.start()
         except EngineError as err:
@@ -276,7 +278,8 @@ class DeskApp(App[int]):
                 panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
                                 self.state.fills.get(sym, ()))
         if "status" in dirty:
-            self._draw_status(status_bar)
+            status_bar.draw(self.state, sym, failed=self.engine_error is not None,
+                            now_ms=self.clock() * 1000 if self.frozen_clock else None)
         available = self.trading is not None
         if "orders" in dirty:
             panes["orders"].show(self.state.working_orders(), self._places())
@@ -289,16 +292,6 @@ class DeskApp(App[int]):
         if "log" in dirty and self.state.new_log:
             panes["log"].add([_redact(e) for e in self.state.new_log])
             self.state.new_log.clear()
-
-    def _draw_status(self, status_bar: Any) -> None:
-        engine = self.engine
-        feeds = book_feeds(self.state, self.symbols, self.symbol, stopped=self.engine_error is not None,
-                           now_ms=self.clock() * 1000 if self.frozen_clock else None)
-        venue = self.engine.venue_name if engine is not None and getattr(engine, "venue", None) else (
-            "engine failed" if self.engine_error else f"{self.settings.exchange.id}: connecting...")
-        kill = bool(self.trading is not None and getattr(self.trading.broker, "killed", False))
-        trading = "" if self.trading is not None or not self.ready else "market data only"
-        status_bar.show(venue, feeds, kill, trading)
 
     # -- symbol ---------------------------------------------------------------------------------
     def select_symbol(self, index: int) -> None:

@@ -1,9 +1,11 @@
 """The status bar draws each book feed's state from what the engine publishes on the bus
-(ConnectionEvent), not from the feed's internals: what the bus says is what the trader reads."""
+(ConnectionEvent), and the venue and kill switch from VenueEvent / KillSwitchEvent, not from the
+feed's or the broker's internals: what the bus says is what the trader reads."""
 
 from __future__ import annotations
 
-from tps19.engine.events import ConnectionEvent, ConnState
+from tps19.engine.events import ConnectionEvent, ConnState, VenueEvent
+from tps19.engine.trading.events import KillSwitchEvent
 from tps19.widgets.status import StatusBar
 
 from .conftest import desk_app, desk_ready, screen_text, wait_for
@@ -31,3 +33,25 @@ async def test_status_bar_shows_the_feed_state_the_engine_publishes(settings):
         await wait_for(pilot, lambda: "RECONNECTING" not in _status_line(app),
                        what=lambda: f"ETH connected again (status bar shows {_status_line(app)!r})")
         assert app.screen.query_one("#status", StatusBar).feeds[1][1] == "connected"
+
+
+async def test_status_bar_shows_the_venue_and_kill_switch_the_engine_publishes(settings):
+    # The venue name, "market data only" and KILL SWITCH come from the engine's VenueEvent and
+    # KillSwitchEvent on the bus, not from engine or broker attributes.
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        await wait_for(pilot, lambda: "sim@127.0.0.1" in _status_line(app),
+                       what=lambda: f"the sim venue in the status bar (shows {_status_line(app)!r})")
+        assert "KILL SWITCH" not in _status_line(app) and "market data only" not in _status_line(app)
+
+        app.engine.bus.publish(VenueEvent(name="other-venue", mode="paper", trading=False))
+        app.engine.bus.publish(KillSwitchEvent(True, detail="test"))
+        await wait_for(pilot, lambda: "other-venue" in _status_line(app) and "KILL SWITCH" in _status_line(app)
+                       and "market data only" in _status_line(app),
+                       what=lambda: f"the published venue and kill switch (status bar shows {_status_line(app)!r})")
+        assert not app.trading.broker.killed  # drawn from the event, not the broker
+
+        app.engine.bus.publish(KillSwitchEvent(False, detail="released"))
+        await wait_for(pilot, lambda: "KILL SWITCH" not in _status_line(app),
+                       what=lambda: f"the kill switch released (status bar shows {_status_line(app)!r})")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..aio import cancel_and_wait
 from ..config import Settings
 from .bus import EventBus
-from .events import BarEvent, LogEvent
+from .events import BarEvent, LogEvent, VenueEvent
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
@@ -64,6 +64,10 @@ class Engine:
     def venue_name(self) -> str:
         return self.venue.name if self.venue else self.settings.exchange.id
 
+    def announce(self) -> None:
+        """Publish the venue the engine runs on (again, for a subscriber that joined after start)."""
+        self.bus.publish(VenueEvent(name=self.venue_name, mode=self.mode, trading=self.trading is not None))
+
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         # One engine per database and mode (two would overwrite each other's balances); taken
@@ -100,6 +104,7 @@ class Engine:
         if self.strategy is not None:
             await self._start_strategy()
         self.started_at = time.monotonic()
+        self.announce()
         self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=str(self.settings.database.path))
 
     async def _load_markets(self) -> None:

@@ -110,6 +110,17 @@ class ConnectionEvent:
 
 
 @dataclass(slots=True, frozen=True)
+class VenueEvent:
+    """The engine is running on this venue. ``name`` as the trader reads it (e.g.
+    ``sim@127.0.0.1:port``); ``trading``: orders can be placed (False: market data only)."""
+
+    name: str
+    mode: str
+    trading: bool
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
 class LogEvent:
     level: str  # "debug" | "info" | "warning" | "error"
     message: str

@@ -60,14 +60,16 @@ class DeskScreen(Screen[None]):
         *[Binding(str(i), f"symbol({i - 1})", f"symbol {i}", show=False) for i in range(1, 10)],
     ]
 
-    def __init__(self, *, mode: str, book_levels: int, clock: Callable[[], float] = time.time, **kw: Any) -> None:
+    def __init__(self, *, mode: str, book_levels: int, venue_id: str = "", clock: Callable[[], float] = time.time,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.mode = mode
+        self.venue_id = venue_id
         self.book_levels = book_levels
         self.clock = clock
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.mode, clock=self.clock, id="status")
+        yield StatusBar(self.mode, venue_id=self.venue_id, clock=self.clock, id="status")
         with Horizontal(id="main"):
             yield BookLadder(levels=self.book_levels, id="book", classes="pane")
             yield TradeTape(id="tape", classes="pane")

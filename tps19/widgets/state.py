@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent
+from ..engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent, VenueEvent
 
 from ..engine.strategies.signals import SignalEvent
 from ..engine.trading import events as tev
@@ -28,7 +28,7 @@ def event_types() -> tuple[type, ...]:
     """Every bus event type the desk listens to."""
     return (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
             tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
-            SignalEvent)
+            SignalEvent, VenueEvent)
 
 
 @dataclass
@@ -44,6 +44,7 @@ class DeskState:
     positions: dict[str, Any] = field(default_factory=dict)  # symbol -> PositionEvent
     equity: Any = None
     kill: Any = None  # last KillSwitchEvent
+    venue: VenueEvent | None = None  # the engine's venue, once it has started
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
     log: deque[LogEvent] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     new_log: list[LogEvent] = field(default_factory=list)  # since the last redraw
@@ -128,6 +129,9 @@ class DeskState:
             elif isinstance(e, SignalEvent):
                 self.signals.append(e)
                 dirty.add("signals")
+            elif isinstance(e, VenueEvent):
+                self.venue = e
+                dirty.add("status")
         if self.new_log:
             dirty.add("log")
         return dirty

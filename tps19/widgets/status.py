@@ -35,20 +35,30 @@ def book_feeds(state: DeskState, symbols: list[str], selected: str, *, stopped: 
 
 
 class StatusBar(Widget):
-    def __init__(self, mode: str, clock: Callable[[], float] = time.time, **kw: Any) -> None:
+    """Drawn from the desk's state, i.e. what the engine published: the venue (VenueEvent), each
+    book feed (ConnectionEvent, newest BookEvent), the kill switch (KillSwitchEvent)."""
+
+    def __init__(self, mode: str, venue_id: str = "", clock: Callable[[], float] = time.time, **kw: Any) -> None:
         super().__init__(**kw)
         self.mode = mode
+        self.venue_id = venue_id  # the configured exchange, named until the engine reports its venue
         self.clock = clock
         self.venue = "connecting..."
-        self.symbol = ""
         self.feeds: list[Feed] = []
         self.kill = False
         self.trading = ""
         if mode == "live":
             self.add_class("-live")
 
-    def show(self, venue: str, feeds: list[Feed], kill: bool, trading: str) -> None:
-        self.venue, self.feeds, self.kill, self.trading = venue, feeds, kill, trading
+    def draw(self, state: DeskState, selected: str, *, failed: bool, now_ms: float | None = None) -> None:
+        """``failed``: the engine could not start. ``now_ms``: a frozen clock for the latencies."""
+        self.feeds = book_feeds(state, state.symbols, selected, stopped=failed, now_ms=now_ms)
+        if state.venue is not None:
+            self.venue = state.venue.name
+        else:
+            self.venue = "engine failed" if failed else f"{self.venue_id}: connecting..."
+        self.kill = bool(state.kill is not None and state.kill.engaged)
+        self.trading = "market data only" if state.venue is not None and not state.venue.trading else ""
         self.refresh()
 
     def render(self) -> Any:
