@@ -187,6 +187,11 @@ class LogSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class MetricsSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=0, le=65535, description="None: off; 0 picks a free port")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TPS19_",
@@ -204,6 +209,7 @@ class Settings(BaseSettings):
     feed: FeedSettings = Field(default_factory=FeedSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 class ConfigError(Exception):

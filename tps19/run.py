@@ -50,8 +50,13 @@ def make_strategy(name: str | None, params: list[str] | None) -> object:
 
 
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
-             log_file: Path | None, strategy: str | None = None, params: list[str] | None = None) -> None:
+             log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
+             metrics_port: int | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db)
+    if metrics_port is not None:
+        if not no_ui:
+            fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")
+        settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": metrics_port})})
     strat = make_strategy(strategy, params)
     if mode == "live":
         from .engine.trading import check_live_allowed

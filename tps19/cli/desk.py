@@ -27,11 +27,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
         strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
         param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
+        metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                         help="With --no-ui: Prometheus /metrics and /healthz on this port "
+                                              "(127.0.0.1 unless TPS19_METRICS__HOST)."),
     ) -> None:
         from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
-                 strategy=strategy, params=param)
+                 strategy=strategy, params=param, metrics_port=metrics_port)
 
     command.__doc__ = HELP[mode]
     return command

@@ -113,6 +113,10 @@ class EventBus:
         if sub in self._subs:
             self._subs.remove(sub)
 
+    def dropped(self) -> int:
+        """Events dropped so far by the current subscribers' full queues (for metrics)."""
+        return sum(sub.dropped for sub in self._subs)
+
     def on(self, types: type | tuple[type, ...], callback: Callable[[Any], None]) -> None:
         """Synchronous callback on publish, for cheap in-engine consumers (never the UI)."""
         self._callbacks.append((types if isinstance(types, tuple) else (types,), callback))

@@ -11,6 +11,8 @@ from ..aio import cancel_and_wait
 from ..config import Settings
 from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
+from .health import OpsServer
+from .metrics import EngineMetrics
 from .strategies.signals import SignalEvent
 from .jsonlog import JsonLines, captured_logs
 from .trading.events import TradingIssue
@@ -49,9 +51,11 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
               db=str(settings.database.path))
     code = 0
     pump = asyncio.create_task(_pump(sub, out, min_level))
+    ops: OpsServer | None = None
     # a signal during start (an unreachable venue retries for many seconds) aborts the start
     start = asyncio.create_task(engine.start(), name="engine-start")
     try:
+        ops = await _serve_ops(engine, out)
         if await _started_unless_stopped(start, stop):
             out.write("started", venue=engine.venue_name, mode=mode)
         interval = settings.log.summary_interval_s
@@ -72,6 +76,8 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1
     finally:
+        if ops is not None:
+            await ops.stop()
         try:
             keep = {t for t in (asyncio.current_task(), pump) if t is not None}
             hung = await shutdown.bounded(stop_everything(engine, start, keep), SHUTDOWN_TIMEOUT_S)
@@ -100,6 +106,23 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         if hung is not None:
             exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+async def _serve_ops(engine: Engine, out: JsonLines) -> OpsServer | None:
+    """/metrics and /healthz when a metrics port is set (before the start: a probe sees "starting")."""
+    cfg = engine.settings.metrics
+    if cfg.port is None:
+        return None
+    metrics = EngineMetrics(engine)
+    metrics.attach()
+    ops = OpsServer(engine, metrics, cfg.host, cfg.port)
+    try:
+        url = await ops.start()
+    except OSError as err:
+        await ops.stop()
+        raise EngineError(f"cannot serve metrics on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
+    out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz")
+    return ops
 
 
 async def _started_unless_stopped(start: asyncio.Task[None], stop: asyncio.Event) -> bool:
