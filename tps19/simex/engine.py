@@ -12,10 +12,10 @@ import bisect
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable
 
-from .instruments import Instrument
+from .instruments import Instrument, currency_step
 
 ZERO = Decimal(0)
 
@@ -414,14 +414,14 @@ class MatchingEngine:
                 o.hold_left -= rel
                 acct.release(inst.quote, rel)
             acct.credit(inst.quote, -value)
-            fee = base_q * rate
+            fee = (base_q * rate).quantize(currency_step(inst.base), ROUND_HALF_UP)
             acct.credit(inst.base, base_q - fee)
         else:
             rel = min(o.hold_left, base_q)
             o.hold_left -= rel
             acct.release(inst.base, rel)
             acct.credit(inst.base, -base_q)
-            fee = value * rate
+            fee = (value * rate).quantize(currency_step(inst.quote), ROUND_HALF_UP)
             acct.credit(inst.quote, value - fee)
         self._emit("balance", acct)
         return fee

@@ -8,6 +8,17 @@ from decimal import Decimal
 
 MAX_UNITS = 10**15  # no price or quantity beyond this many ticks/lots
 
+# Balances and fees are kept at each currency's precision, as the venue does (its balances carry
+# at most 8 decimals): an unrounded fee (0.018208401) would leave balances with 17 significant
+# digits, which a float cannot carry, and ccxt's `free + used == total` would then fail.
+CURRENCY_DECIMALS: dict[str, int] = {"BTC": 8, "ETH": 8, "SOL": 8, "USDT": 8, "USD": 8, "USDC": 8}
+DEFAULT_CURRENCY_DECIMALS = 8
+
+
+def currency_step(ccy: str) -> Decimal:
+    """The smallest amount of `ccy` a balance or fee holds."""
+    return Decimal(1).scaleb(-CURRENCY_DECIMALS.get(ccy, DEFAULT_CURRENCY_DECIMALS))
+
 
 def _grid(value: Decimal, step: Decimal) -> int | None:
     try:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from .account_api import AccountApi
 from .candles import ALIASES, INTERVALS
 from .engine import Account, EngineError, Order
 from .instruments import Instrument
@@ -22,7 +23,7 @@ from .wire import (BAD_REQUEST, DUPLICATE_CLORDID, DUPLICATE_REQUEST, ERR_INTERN
 log = logging.getLogger("tps19.simex")
 
 
-class RestApi(WireFormat):
+class RestApi(AccountApi, WireFormat):
     """Mixin of SimExchange: REST requests, authenticated like the venue, answered from its state."""
 
     accounts: dict[str, Account]
@@ -234,7 +235,8 @@ class RestApi(WireFormat):
         return {"create-order": self._h_create, "cancel-order": self._h_cancel, "cancel-all-orders": self._h_cancel_all,
                 "get-open-orders": self._h_open_orders, "get-order-detail": self._h_order_detail,
                 "user-balance": self._h_balance, "get-trades": self._h_my_trades,
-                "get-order-history": self._h_order_history, "get-currency-networks": self._h_currency_networks}
+                "get-order-history": self._h_order_history, "get-currency-networks": self._h_currency_networks,
+                **self._account_handlers()}
 
     def _h_create(self, acct: Account, params: dict) -> dict:
         inst = self._inst_param(params)

@@ -195,6 +195,7 @@ class WebsocketApi(RestApi):
             for k in keys:
                 acct = self.accounts[k]
                 self._push_user(acct, "user.balance", None, [self._balance_json(acct)])
+                self._push_user(acct, "user.position_balance", None, [self._position_balance_json(acct)])
 
     def _push_user(self, acct: Account | None, channel: str, inst: Instrument | None, data: list[dict]) -> None:
         if acct is None:
@@ -407,7 +408,7 @@ class WebsocketApi(RestApi):
             if parts[0] == "candlestick" and len(parts) == 3 and parts[1] in INTERVALS and parts[2] in self._by_id:
                 return "candlestick", self._by_id[parts[2]], None
             return None
-        if name in ("user.order", "user.trade", "user.balance"):
+        if name in ("user.order", "user.trade", "user.balance", "user.position_balance"):
             return name, None, None
         if len(parts) == 3 and parts[0] == "user" and parts[1] in ("order", "trade") and parts[2] in self._by_id:
             return f"user.{parts[1]}", self._by_id[parts[2]], None
@@ -474,6 +475,9 @@ class WebsocketApi(RestApi):
         elif kind == "user.balance" and conn.account is not None:
             self._push(name, None, self._envelope({"subscription": name, "channel": name,
                                                    "data": [self._balance_json(conn.account)]}), {conn})
+        elif kind == "user.position_balance" and conn.account is not None:
+            self._push(name, None, self._envelope({"subscription": name, "channel": name,
+                                                   "data": [self._position_balance_json(conn.account)]}), {conn})
 
     def _unsubscribe(self, conn: Conn, name: str, kind: str, inst: Instrument | None, depth: int | None) -> None:
         conn.subs.discard(name)
