@@ -185,6 +185,8 @@ class LogSettings(BaseModel):
     file: Path | None = None
     summary_interval_s: float = _seconds(5.0)
     level: Literal["debug", "info", "warning", "error"] = "info"
+    max_bytes: int = Field(50_000_000, ge=0, description="rotate the log file past this size; 0: never")
+    backups: int = Field(5, ge=1, le=1000, description="rotated files kept (F.1 newest ... F.N oldest)")
 
 
 class MetricsSettings(BaseModel):

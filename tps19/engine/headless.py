@@ -30,7 +30,8 @@ def secrets_of(settings: Settings) -> list[str]:
 async def run_headless(engine: Engine, log_path: Path | None = None, stop_event: asyncio.Event | None = None) -> int:
     """Run ``engine`` (built by the entry point, not started) until a signal or ``stop_event``."""
     settings, mode = engine.settings, engine.mode
-    out = JsonLines(log_path, secrets=secrets_of(settings))
+    out = JsonLines(log_path, secrets=secrets_of(settings), max_bytes=settings.log.max_bytes,
+                    backups=settings.log.backups)
     # every stdlib record (ours, ccxt's, aiohttp's, asyncio's) becomes a redacted JSON line: the
     # last-resort stderr handler would print bare text, secrets and all
     logs = captured_logs(out, LEVELS[settings.log.level])

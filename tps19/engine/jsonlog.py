@@ -58,9 +58,21 @@ def _open_private(path: Path) -> IO[str]:
 
 
 class JsonLines:
-    def __init__(self, path: Path | None = None, secrets: list[str] | None = None) -> None:
+    """One JSON object per line to stdout or a file. A file rotates by size: when the next line
+    would take it past ``max_bytes`` it becomes ``F.1`` (``F.1`` becomes ``F.2`` ... up to
+    ``backups`` kept files) and the line goes to a new ``F``. The rotation and the write happen
+    under one lock, so no line is lost or split across files, whichever thread writes it."""
+
+    def __init__(self, path: Path | None = None, secrets: list[str] | None = None, *,
+                 max_bytes: int = 0, backups: int = 0) -> None:
         self._own = path is not None
+        self._path = path
         self._fh: IO[str] = _open_private(path) if path is not None else sys.stdout
+        self._max_bytes = max_bytes if path is not None and backups > 0 else 0
+        self._backups = backups
+        self._size = os.fstat(self._fh.fileno()).st_size if self._max_bytes else 0
+        self.rotations = 0
+        self.rotation_errors = 0
         # Never let a key or secret reach a log line, whatever text carries it.
         kept = sorted({s for s in (secrets or []) if s and len(s) >= 4}, key=len, reverse=True)
         alts = [secret_pattern(s) for s in kept] + [re.escape(f) for s in kept for f in secret_forms(s)]
@@ -74,11 +86,34 @@ class JsonLines:
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = self.redact(json.dumps(record, default=_default, separators=(",", ":")))
+        line = self.redact(json.dumps(record, default=_default, separators=(",", ":"))) + "\n"
         with self._lock:
-            self._fh.write(line + "\n")
+            if self._max_bytes:
+                size = len(line.encode("utf-8"))
+                if self._size and self._size + size > self._max_bytes:
+                    try:
+                        self._rotate()
+                    except OSError:  # e.g. the directory became read-only: keep appending, count it
+                        self.rotation_errors += 1
+                        if self._fh.closed:
+                            self._fh = _open_private(self._path)  # type: ignore[arg-type]
+                self._size += size
+            self._fh.write(line)
             self._fh.flush()
             self.lines += 1
+
+    def _rotate(self) -> None:
+        """F -> F.1 -> F.2 ... (the oldest beyond ``backups`` is removed); caller holds the lock."""
+        assert self._path is not None
+        self._fh.close()
+        base = str(self._path)
+        for i in range(self._backups - 1, 0, -1):
+            if os.path.exists(f"{base}.{i}"):
+                os.replace(f"{base}.{i}", f"{base}.{i + 1}")
+        os.replace(base, f"{base}.1")
+        self._fh = _open_private(self._path)
+        self._size = 0
+        self.rotations += 1
 
     def close(self) -> None:
         if self._own:
