@@ -190,9 +190,8 @@ def test_only_a_definite_venue_refusal_counts_as_a_rejection(error, definite):
 
     import ccxt
 
-    from tps19.engine.trading.live import LiveBroker
+    from tps19.engine.trading.live_venue import definite_rejection
 
     name, text = error.split(":", 1)
     exc = (getattr(ccxt, name, None) or getattr(builtins, name))(text)
-    broker = LiveBroker.__new__(LiveBroker)  # the classification needs no venue or database
-    assert broker._definite_rejection(exc) is definite
+    assert definite_rejection(exc) is definite
