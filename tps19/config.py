@@ -139,6 +139,19 @@ class RiskSettings(BaseModel):
     max_position_notional: Money = Field(Decimal("250000"), gt=0)
 
 
+class FeeSettings(BaseModel):
+    """Maker/taker rates (0.0004 = 0.04 %) for a venue that does not publish its own schedule."""
+
+    maker: Money | None = Field(None, ge=0, lt=1)
+    taker: Money | None = Field(None, ge=0, lt=1)
+
+
+class StrategySettings(BaseModel):
+    # a strategy starts flat and trades only what it bought; True lets it manage the whole
+    # base balance, holdings it did not buy included (`tps19 paper|live --adopt-holdings`)
+    adopt_holdings: bool = False
+
+
 class UISettings(BaseModel):
     refresh_hz: float = Field(15.0, gt=0, le=60, allow_inf_nan=False)
     book_levels: int = Field(15, ge=1, le=50)
@@ -207,6 +220,8 @@ class Settings(BaseSettings):
     symbols: SymbolsSettings = Field(default_factory=SymbolsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    fees: FeeSettings = Field(default_factory=FeeSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
     ui: UISettings = Field(default_factory=UISettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     sim: SimSettings = Field(default_factory=SimSettings)

@@ -19,7 +19,8 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Path | None) -> Settings:
+def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Path | None,
+                        adopt_holdings: bool = False) -> Settings:
     overrides: dict[str, object] = {}
     try:
         base = load_settings()
@@ -29,6 +30,8 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Pat
             overrides["symbols"] = base.symbols.model_dump() | {"watch": symbols}
         if db:
             overrides["database"] = {"path": db}
+        if adopt_holdings:
+            overrides["strategy"] = base.strategy.model_dump() | {"adopt_holdings": True}
         return load_settings(**overrides) if overrides else base
     except ConfigError as err:
         fail(str(err))
@@ -51,8 +54,8 @@ def make_strategy(name: str | None, params: list[str] | None) -> object:
 
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
-             metrics_port: int | None = None) -> None:
-    settings = settings_from_flags(exchange, symbols, db)
+             metrics_port: int | None = None, adopt_holdings: bool = False) -> None:
+    settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
     if metrics_port is not None:
         if not no_ui:
             fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")

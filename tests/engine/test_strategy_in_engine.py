@@ -42,12 +42,15 @@ async def test_strategy_warms_up_and_its_target_is_traded_on_paper(sim_settings)
         await engine.executor.submit_target("BTC/USDT", 0.5, Signal(direction=1, strength=1.0, reason="test", target=0.5))
         assert await wait_for(lambda: pf.balances.get("BTC", Decimal(0)) > btc0)
         btc1 = pf.balances["BTC"]
-        share = btc1 * pf.mark("BTC/USDT") / (btc1 * pf.mark("BTC/USDT") + pf.balances["USDT"])
+        # the strategy started flat: its capital is what it bought plus the quote, not the BTC the
+        # account already held
+        own = btc1 - btc0
+        share = own * pf.mark("BTC/USDT") / (own * pf.mark("BTC/USDT") + pf.balances["USDT"])
         assert Decimal("0.47") < share < Decimal("0.53"), share
         assert pf.balances["USDT"] < usdt0
-        # Going flat sells what is held, never more (a thin paper book may fill it only in part:
-        # the market order walks the visible levels and the rest expires).
-        assert engine.executor.plan("BTC/USDT", 0.0) == ("sell", btc1)
+        # Going flat sells what the strategy bought, never more (a thin paper book may fill it only
+        # in part: the market order walks the visible levels and the rest expires).
+        assert engine.executor.plan("BTC/USDT", 0.0) == ("sell", own)
         await engine.executor.submit_target("BTC/USDT", 0.0, Signal(direction=-1, strength=1.0, reason="test", target=0.0))
         assert await wait_for(lambda: pf.balances.get("BTC", Decimal(0)) < btc1)
         assert pf.balances["BTC"] >= 0

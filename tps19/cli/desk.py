@@ -30,11 +30,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
         metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
                                          help="With --no-ui: Prometheus /metrics and /healthz on this port "
                                               "(127.0.0.1 unless TPS19_METRICS__HOST)."),
+        adopt_holdings: bool = typer.Option(
+            False, "--adopt-holdings",
+            help="Let the strategy manage holdings it did not buy (default: it starts flat and trades only its own)."),
     ) -> None:
         from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
-                 strategy=strategy, params=param, metrics_port=metrics_port)
+                 strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings)
 
     command.__doc__ = HELP[mode]
     return command

@@ -145,7 +145,9 @@ class Engine:
         sink: TargetExecutor | None = None
         if self.trading is not None:
             self.executor = TargetExecutor(self.trading.broker, self.trading.portfolio, self.markets, self.symbols, self.bus,
-                                           max_order_notional=self.settings.risk.max_order_notional)
+                                           max_order_notional=self.settings.risk.max_order_notional,
+                                           strategy=strategy.name, adopt_holdings=self.settings.strategy.adopt_holdings)
+            self.executor.resume(await self.trading.store.fills())
             sink = self.executor
         else:
             self.log("warning", "strategy runs without a broker: signals only")

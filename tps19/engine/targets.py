@@ -1,14 +1,23 @@
 """Turn a strategy's target position into orders through the broker (and so its risk checks).
 
-Spot sizing: each running symbol gets the value of its base holding plus an equal share of the
-quote currency it shares with the other running symbols. The target is a fraction of that
+Spot sizing: each running symbol gets the value of the strategy's own holding plus an equal share
+of the quote currency it shares with the other running symbols. The target is a fraction of that
 capital held in the base currency; the difference to what is held now becomes one market order.
 Buys never spend more quote than is free (less a fee margin), sells never sell more than is held.
+
+A strategy trades only its own position: it starts flat and manages what its own orders bought
+(client ids ``s19-<name>-...``, counted from the booked fills, so a restart resumes it). Holdings
+the account had before, or that the trader bought, are left alone unless ``adopt_holdings``
+(`tps19 paper|live --adopt-holdings`), which lets the strategy manage the whole base balance.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
 from collections import Counter
+from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +30,32 @@ if TYPE_CHECKING:
     from .trading import Broker, Portfolio
 
 FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
+ZERO = Decimal(0)
+
+
+def strategy_prefix(name: str) -> str:
+    """The client order id prefix of a strategy's orders (venue-safe: [A-Za-z0-9-], short)."""
+    return f"s19-{re.sub(r'[^A-Za-z0-9]', '', name)[:8] or 'strat'}-"
+
+
+def strategy_order_id(prefix: str) -> str:
+    """<= 36 characters, as Crypto.com's client_oid allows."""
+    return f"{prefix}{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
+
+
+def own_delta(fill: Any, base: str) -> Decimal:
+    """How a fill moves the base quantity its order's owner holds (a fee paid in base is gone)."""
+    d = fill.amount if fill.side == "buy" else -fill.amount
+    if fill.fee and fill.fee_currency == base:
+        d -= fill.fee
+    return d
 
 
 class TargetExecutor:
     def __init__(self, broker: Broker, portfolio: Portfolio, markets: dict[str, dict[str, Any]], symbols: list[str],
                  bus: EventBus | None = None,
-                 *, min_change: Decimal = Decimal("0.02"), max_order_notional: Decimal | None = None) -> None:
+                 *, min_change: Decimal = Decimal("0.02"), max_order_notional: Decimal | None = None,
+                 strategy: str = "strategy", adopt_holdings: bool = False) -> None:
         self.broker = broker
         self.portfolio = portfolio
         self.markets = markets
@@ -39,6 +68,34 @@ class TargetExecutor:
         self.quote_share = {s: Decimal(1) / quotes[markets[s]["quote"]] for s in symbols if s in markets}
         self.orders_sent = 0
         self.skipped = 0
+        self.prefix = strategy_prefix(strategy)
+        self.adopt_holdings = adopt_holdings
+        self.own: dict[str, Decimal] = {s: ZERO for s in symbols if s in markets}  # base bought by this strategy
+        if bus is not None:
+            from .trading.events import FillEvent
+
+            bus.on(FillEvent, self._on_fill)
+
+    def resume(self, booked_fills: Iterable[Any]) -> None:
+        """Resume the strategy's own position from the broker's booked fills (call once, before
+        new fills arrive)."""
+        for f in booked_fills:
+            self._count(f)
+
+    def _on_fill(self, f: Any) -> None:
+        self._count(f)
+
+    def _count(self, f: Any) -> None:
+        if f.symbol in self.own and (f.client_order_id or "").startswith(self.prefix):
+            self.own[f.symbol] += own_delta(f, self.markets[f.symbol]["base"])
+
+    def held(self, symbol: str) -> Decimal:
+        """What the strategy may sell: its own holding (never more than the account holds), or
+        the whole base balance when it adopted the holdings."""
+        balance = self.portfolio.balances.get(self.markets[symbol]["base"], ZERO)
+        if self.adopt_holdings:
+            return max(balance, ZERO)
+        return max(ZERO, min(self.own.get(symbol, ZERO), balance))
 
     def _log(self, level: str, message: str, **fields: Any) -> None:
         if self.bus is not None:
@@ -51,7 +108,7 @@ class TargetExecutor:
             return None
         m = self.markets[symbol]
         balances = self.portfolio.balances
-        base_qty = balances.get(m["base"], Decimal(0))
+        base_qty = self.held(symbol)
         quote_qty = balances.get(m["quote"], Decimal(0))
         capital = base_qty * mark + quote_qty * self.quote_share.get(symbol, Decimal(1))
         if capital <= 0:
@@ -85,7 +142,8 @@ class TargetExecutor:
         # A quotient of Decimals carries 28 digits; orders take at most MAX_DECIMALS (the broker then
         # rounds to the market's step). Round down: never trade more than the plan allows.
         amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS), rounding=ROUND_DOWN)
-        order = await self.broker.place_order(symbol, side, "market", amount)
+        order = await self.broker.place_order(symbol, side, "market", amount,
+                                              client_order_id=strategy_order_id(self.prefix))
         self.orders_sent += 1
         self._log("info", "strategy order", symbol=symbol, side=side, amount=str(amount), target=target_fraction,
                   status=order.status.value, reason=order.reason or "")

@@ -152,6 +152,10 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     # though the sim is driven by ccxt's cryptocom client
     ex_id = exchange or settings.exchange.id or getattr(client, "id", None) or "sim"
     precision_mode = int(getattr(client, "precisionMode", 4) or 4)
+    # paper charges, and the ticket estimates, what the venue charges (fees.py)
+    from .fees import install_fee_schedule
+
+    await install_fee_schedule(client, markets, maker=settings.fees.maker, taker=settings.fees.taker)
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
