@@ -120,6 +120,7 @@ class TradingStack:
             first = (await s.execute(q)).scalars().first()
         if first is not None:
             self.broker.risk.set_day_start(first.realized_pnl + first.unrealized_pnl - first.fees)
+            self.portfolio.day_start_ts = first.ts
 
     async def stop(self) -> None:
         if not self._started:

@@ -66,8 +66,17 @@ class BaseBroker:
         # client id -> (the "new" OrderUpdate to publish after that commit, detail)
         self._pending_insert: dict[str, tuple[OrderUpdate, str | None]] = {}
         self._background: set[asyncio.Task] = set()
+        portfolio.locked_source = self.locked_balances
+        portfolio.pnl_today_source = risk.pnl_today
+        portfolio.day_start_sink = risk.set_day_start
         if bus is not None:
             bus.on(BookEvent, self._on_book_sync)
+
+    def locked_balances(self) -> dict[str, Decimal]:
+        """What working orders lock per currency (a live broker may answer with the venue's own)."""
+        from .marks import plain_locked
+
+        return plain_locked(lambda: [o for o in self.orders.values() if o.is_working], self.markets)
 
     # ---------------------------------------------------------------- helpers
     def _on_book_sync(self, ev: BookEvent) -> None:

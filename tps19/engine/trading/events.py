@@ -118,3 +118,34 @@ class EquitySnapshot:
     unrealized_pnl: Decimal
     fees: Decimal
     ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class BalanceRow:
+    """One currency of the account: what is free, what working orders lock, and its value."""
+
+    currency: str
+    free: Decimal
+    locked: Decimal
+    total: Decimal
+    value: Decimal | None  # in the valuation currency; None while it cannot be priced
+
+
+@dataclass(slots=True, frozen=True)
+class PortfolioUpdate:
+    """The account marked to the market: published when a mark moves (at most every
+    ``marks.INTERVAL_S``) and after fills. ``pnl_today`` is the very figure the daily loss limit
+    enforces (RiskEngine.pnl_today, counted from the day's first stored snapshot)."""
+
+    mode: str
+    valuation: str
+    equity: Decimal
+    unpriced: tuple[str, ...]
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    pnl_today: Decimal | None  # None until every position has a mark
+    day_start_ts: int | None  # when today's starting figure was stored
+    balances: tuple[BalanceRow, ...]
+    ts: int = field(default_factory=now_ms)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -91,6 +92,16 @@ class Portfolio:
         self.marks: dict[str, Decimal] = {}
         self.snapshots_written = 0
         self._task: asyncio.Task | None = None
+        # set by the broker: what working orders lock per currency (for free/locked balances), and
+        # the risk engine's P&L today (the one figure the desk shows and the loss limit enforces)
+        self.locked_source: Callable[[], dict[str, Decimal]] | None = None
+        self.pnl_today_source: Callable[[], Decimal | None] | None = None
+        self.day_start_sink: Callable[[Decimal], None] | None = None  # the risk engine's set_day_start
+        self.day_start_ts: int | None = None  # when today's starting figure was stored
+        from .marks import MarkPublisher
+
+        self.publisher = MarkPublisher(self, bus) if bus is not None else None
+        self._marks_task: asyncio.Task | None = None
         if bus is not None:
             bus.on(BookEvent, self.on_book)
 
@@ -153,6 +164,8 @@ class Portfolio:
             delta -= f.fee  # the fee came out of the base received/sold
         p.apply(delta, f.price)
         p.fees += self.fee_in_quote(f.symbol, f.fee, f.fee_currency, f.price)
+        if self.publisher is not None:
+            self.publisher.touch()
         return p
 
     def apply_adjustment(self, adj: PositionAdjustment) -> None:
@@ -256,8 +269,11 @@ class Portfolio:
     def start(self) -> None:
         if self._task is None and self.snapshot_interval_s > 0:
             self._task = asyncio.create_task(self._loop(), name="portfolio-snapshots")
+        if self._marks_task is None and self.publisher is not None:
+            self._marks_task = asyncio.create_task(self.publisher.run(), name="portfolio-marks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            self._task = None
+        tasks = [t for t in (self._task, self._marks_task) if t is not None]
+        self._task = self._marks_task = None
+        if tasks:
+            await cancel_and_wait(tasks)

@@ -1,0 +1,94 @@
+"""Positions, P&L and balances move with the market, not only on fills; "P&L today" is the
+figure the daily loss limit enforces, from the same stored start, also after a restart."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tps19.engine.trading import build_trading
+from tps19.engine.trading.events import PortfolioUpdate, PositionEvent
+
+from .helpers import book, settings, until
+
+
+async def _stack(bus, db, markets):
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=settings(),
+                            starting_balances={"USDT": D("100000"), "BTC": D("1"), "ETH": D("10")})
+    await s.start()
+    return s
+
+
+def _last(events, kind, **match):
+    for e in reversed(events):
+        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
+            return e
+    return None
+
+
+async def test_unrealized_pnl_and_equity_follow_the_mark_without_fills(bus, db, markets):
+    seen: list = []
+    bus.on((PositionEvent, PortfolioUpdate), seen.append)
+    s = await _stack(bus, db, markets)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        o = await s.broker.place_order("BTC/USDT", "buy", "market", "0.1")
+        assert o.status.value == "filled"
+        await until(lambda: _last(seen, PositionEvent, mark=D("50000")) is not None)
+        fills_before = s.broker.portfolio.position("BTC/USDT").qty
+        bus.publish(book(bids=((50999.0, 1.0),), asks=((51001.0, 1.0),)))  # only the mark moves
+        await until(lambda: _last(seen, PositionEvent, mark=D("51000")) is not None)
+        pos = _last(seen, PositionEvent, mark=D("51000"))
+        assert pos.net_position == fills_before == D("0.1")
+        assert pos.unrealized_pnl == (D("51000") - D("50001")) * D("0.1")
+        await until(lambda: any(isinstance(e, PortfolioUpdate) and e.equity > D("150000") for e in seen))
+        up = _last(seen, PortfolioUpdate)
+        # 100000 - 5000.1 - fee + 1.1 BTC at 51000; ETH has no mark yet
+        fee = s.portfolio.positions["BTC/USDT"].fees
+        assert up.equity == D("100000") - D("5000.1") - fee + D("1.1") * D("51000")
+        assert up.unpriced == ("ETH",)
+    finally:
+        await s.stop()
+
+
+async def test_balances_show_free_and_locked_including_holdings_from_before(bus, db, markets):
+    seen: list = []
+    bus.on(PortfolioUpdate, seen.append)
+    s = await _stack(bus, db, markets)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        o = await s.broker.place_order("BTC/USDT", "sell", "limit", "0.3", "60000")
+        assert o.status.value == "open"
+        await until(lambda: seen and any(b.currency == "BTC" and b.locked == D("0.3") for b in seen[-1].balances))
+        rows = {b.currency: b for b in seen[-1].balances}
+        assert (rows["BTC"].free, rows["BTC"].locked, rows["BTC"].total) == (D("0.7"), D("0.3"), D("1"))
+        assert rows["BTC"].value == D("50000")
+        assert (rows["ETH"].free, rows["ETH"].total, rows["ETH"].value) == (D("10"), D("10"), None)  # held before, no mark
+        assert rows["USDT"].locked == 0 and rows["USDT"].free == D("100000")
+    finally:
+        await s.stop()
+
+
+async def test_pnl_today_is_the_loss_limits_figure_and_survives_a_restart(bus, db, markets):
+    seen: list = []
+    bus.on(PortfolioUpdate, seen.append)
+    s = await _stack(bus, db, markets)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        await s.broker.place_order("BTC/USDT", "buy", "market", "0.1")
+        await until(lambda: s.portfolio.day_start_ts is not None and seen and seen[-1].pnl_today is not None)
+        start_ts = s.portfolio.day_start_ts
+        bus.publish(book(bids=((48999.0, 1.0),), asks=((49001.0, 1.0),)))
+        await until(lambda: seen[-1].unrealized_pnl < -50)
+        assert seen[-1].pnl_today == s.broker.risk.pnl_today() < 0
+        before = seen[-1].pnl_today
+    finally:
+        await s.stop()
+    seen.clear()
+    s2 = await _stack(bus, db, markets)  # a restart: the start figure comes from the stored snapshot
+    try:
+        assert s2.portfolio.day_start_ts == start_ts
+        bus.publish(book(bids=((48999.0, 1.0),), asks=((49001.0, 1.0),)))
+        await until(lambda: seen and seen[-1].pnl_today is not None)
+        assert seen[-1].pnl_today == s2.broker.risk.pnl_today() == before
+    finally:
+        await s2.stop()
