@@ -137,6 +137,13 @@ class RiskSettings(BaseModel):
     max_daily_orders: int = Field(500, gt=0)
     daily_loss_limit: Money = Field(Decimal("1000"), gt=0)
     max_position_notional: Money = Field(Decimal("250000"), gt=0)
+    max_gross_exposure: Money = Field(Decimal("500000"), gt=0)
+    max_open_orders: int = Field(100, gt=0)
+    max_orders_per_minute: int = Field(60, gt=0)
+    price_band_pct: Decimal = Field(Decimal("25"), gt=0, le=100, allow_inf_nan=False)
+    max_drawdown_pct: Decimal = Field(Decimal("20"), gt=0, le=100, allow_inf_nan=False)
+    breaker_cancel_orders: bool = True
+    breaker_flatten: bool = False
 
 
 class FeeSettings(BaseModel):

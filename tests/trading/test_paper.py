@@ -114,14 +114,13 @@ async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     assert b.queue[lim.client_order_id] == 0
     cap = await b.place_order("BTC/USDT", "buy", "limit", "1", "40000")
     assert cap.status.value == "rejected" and "per-order cap" in cap.reason
-    poor = await b.place_order("BTC/USDT", "sell", "limit", "2", "10000")
-    assert poor.status.value == "rejected" and "insufficient BTC" in poor.reason
+    # (free balance is now a pre-trade check: tests/trading/test_risk_pretrade.py)
     bad = await b.place_order("BTC/USDT", "buy", "limit", "0.000001", "40000")
     assert bad.status.value == "rejected" and "amount step" in bad.reason
     nobook = await b.place_order("ETH/USDT", "buy", "market", "1")
     assert nobook.status.value == "rejected"
-    # the daily cap counts orders that passed pre-trade checks (po, ioc, lim, poor so far; nobook had no price)
-    assert b.risk.orders_today == 4
+    # the daily cap counts orders that passed pre-trade checks (po, ioc, lim so far; nobook had no price)
+    assert b.risk.orders_today == 3
     r = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
     assert r.status.value == "open"
     n = await b.kill("test")
@@ -129,13 +128,13 @@ async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     k = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
     assert k.status.value == "rejected" and "kill switch" in k.reason
     b.release()
-    for _ in range(2):
+    for _ in range(3):
         assert (await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")).status.value == "open"
     over = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
     assert "daily order limit" in over.reason
     async with db.session() as ses:
         rejected = (await ses.execute(select(Order).where(Order.status == "rejected"))).scalars().all()
-    assert len(rejected) == 7  # every rejection is recorded with its reason
+    assert len(rejected) == 6  # every rejection is recorded with its reason
     assert await s.store.orders_since(0) == 7
     await s.stop()
 

@@ -131,6 +131,8 @@ class Engine:
         self.trading = await build_trading(
             mode=self.mode, bus=self.bus, db=self.db, client=self.venue.client, markets=self.markets, settings=self.settings
         )
+        # no new risk on a symbol whose book is stale or resyncing
+        self.trading.broker.risk.feed = self.feed
         await self.trading.start()
 
     async def _start_strategy(self) -> None:

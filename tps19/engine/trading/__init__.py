@@ -160,7 +160,8 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
-    risk = RiskEngine(settings.risk, HoldingsView(portfolio, markets))
+    view = HoldingsView(portfolio, markets)
+    risk = RiskEngine(settings.risk, view, account=view)
     broker: Broker
     if mode == "paper":
         from .paper import PaperBroker
@@ -174,6 +175,7 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
 
         broker = LiveBroker(client=client, bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk,
                             exchange=ex_id, precision_mode=precision_mode, **live_options)
+    view.attach_orders(broker.orders)
     return TradingStack(mode=mode, broker=broker, portfolio=portfolio, store=store)
 
 

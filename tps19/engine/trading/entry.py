@@ -7,14 +7,17 @@ records a refusal (never sent) and only ever executes admitted orders.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from ..events import BookEvent
-from .orders import TICK_SIZE, D, OrderRejected, OrderRequest, ValidatedOrder, validate_order
+from .orders import TICK_SIZE, D, OrderRejected, OrderRequest, OrderState, ValidatedOrder, fee_rate, validate_order
 from .portfolio import Portfolio
 from .risk import PortfolioView, RiskEngine
+
+ZERO = Decimal(0)
 
 
 class MarketView(Protocol):
@@ -23,6 +26,8 @@ class MarketView(Protocol):
     def market(self, symbol: str) -> dict[str, Any] | None: ...
 
     def ref_price(self, symbol: str, side: str) -> Decimal | None: ...
+
+    def mid(self, symbol: str) -> Decimal | None: ...
 
 
 class Marks(Protocol):
@@ -49,19 +54,94 @@ class BookQuotes:
                 return D(p)
         return self.marks.mark(symbol) if self.marks is not None else None
 
+    def mid(self, symbol: str) -> Decimal | None:
+        b = self.books.get(symbol)
+        if b is not None and b.bids and b.asks:
+            return (D(b.bids[0][0]) + D(b.asks[0][0])) / 2
+        return self.marks.mark(symbol) if self.marks is not None else None
+
+
+def locked_balances(orders: Iterable[OrderState], markets: Mapping[str, dict[str, Any]]) -> dict[str, Decimal]:
+    """What working limit orders hold back per currency (a buy its quote plus the taker fee, a
+    sell its base)."""
+    out: dict[str, Decimal] = {}
+    for o in orders:
+        if not o.is_working or o.price is None:
+            continue
+        m = markets.get(o.symbol) or {}
+        base, quote = m.get("base", ""), m.get("quote", "")
+        if o.side == "buy":
+            out[quote] = out.get(quote, ZERO) + o.remaining * o.price * (1 + fee_rate(m, "taker"))
+        else:
+            out[base] = out.get(base, ZERO) + o.remaining
+    return out
+
 
 class HoldingsView:
-    """A portfolio view for spot: the exposure a position cap limits is the base currency held."""
+    """A portfolio view for spot: the exposure a position cap limits is the base currency held.
+    Also the risk stage's account view once the broker's working orders are attached."""
 
     def __init__(self, portfolio: Portfolio, markets: dict[str, dict[str, Any]]) -> None:
         self.portfolio = portfolio
         self.markets = markets
+        self.orders: Mapping[str, OrderState] = {}
+        self._terms_cache: dict[str, tuple[str, str, Decimal]] = {}
+
+    def attach_orders(self, orders: Mapping[str, OrderState]) -> None:
+        """The broker's working orders by client id (read live, never copied)."""
+        self.orders = orders
 
     def position(self, symbol: str) -> Decimal:
-        return self.portfolio.balances.get(self.markets[symbol]["base"], Decimal(0))
+        return self.portfolio.balances.get(self.markets[symbol]["base"], ZERO)
 
     def net_pnl(self) -> Decimal:
         return self.portfolio.totals()["net_pnl"]
+
+    def gross_exposure(self) -> Decimal:
+        total = ZERO
+        valuation = self.portfolio.valuation
+        for cur, amt in self.portfolio.balances.items():
+            if amt and cur != valuation:
+                v = self.portfolio.value_of(cur, abs(amt))
+                total += v if v is not None else ZERO
+        return total
+
+    def open_order_count(self) -> int:
+        return len(self.orders)  # the broker keeps only working orders there
+
+    def _terms(self, symbol: str) -> tuple[str, str, Decimal]:
+        """(base, quote, taker fee) of a market, converted once (this runs on every order)."""
+        t = self._terms_cache.get(symbol)
+        if t is None:
+            m = self.markets.get(symbol) or {}
+            t = self._terms_cache[symbol] = (m.get("base", ""), m.get("quote", ""), fee_rate(m, "taker"))
+        return t
+
+    def _locked_in(self, ccy: str) -> Decimal:
+        """What working limit orders hold back of ``ccy`` (as ``locked_balances``, for one currency)."""
+        total = ZERO
+        cache = self._terms_cache
+        for o in self.orders.values():
+            base, quote, taker = cache.get(o.symbol) or self._terms(o.symbol)
+            if o.side == "buy":
+                if quote == ccy and o.price is not None and o.is_working:
+                    total += o.remaining * o.price * (1 + taker)
+            elif base == ccy and o.price is not None and o.is_working:
+                total += o.remaining
+        return total
+
+    def shortfall(self, v: ValidatedOrder) -> str | None:
+        base, quote, taker = self._terms(v.symbol)
+        if v.side == "buy":
+            if v.notional is None:
+                return None
+            need, ccy = v.notional * (1 + taker), quote
+        else:
+            need, ccy = v.amount, base
+        have = self.portfolio.balances.get(ccy, ZERO) - self._locked_in(ccy)
+        if need > have:
+            return f"not enough free {ccy}: the order needs {need:f}, {have:f} is free"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +162,10 @@ class OrderEntry:
                                ref_price=self.market.ref_price(req.symbol, req.side))
         except OrderRejected as e:
             return Admission(reason=e.reason)
-        decision = self.risk.decide(v)
+        decision = self.risk.decide(v, self.market.mid(req.symbol))
         if not decision.accepted:
             return Admission(reason=decision.reason)
         return Admission(order=v)
 
 
-__all__ = ["Admission", "BookQuotes", "HoldingsView", "MarketView", "OrderEntry", "PortfolioView"]
+__all__ = ["Admission", "BookQuotes", "HoldingsView", "MarketView", "OrderEntry", "PortfolioView", "locked_balances"]

@@ -25,6 +25,7 @@ from .book_walk import walk_levels
 from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
+from .entry import locked_balances
 from .records import order_update
 from .orders import D, OrderState, OrderStatus, ValidatedOrder, fee_rate
 from .store import FillRecord
@@ -163,17 +164,7 @@ class PaperBroker(BaseBroker):
 
     # ---------------------------------------------------------------- balances
     def _locked(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for o in self.orders.values():
-            if not o.is_working or o.price is None:
-                continue
-            m = self.markets.get(o.symbol) or {}
-            base, quote = m.get("base", ""), m.get("quote", "")
-            if o.side == "buy":
-                out[quote] = out.get(quote, ZERO) + o.remaining * o.price * (1 + fee_rate(m, "taker"))
-            else:
-                out[base] = out.get(base, ZERO) + o.remaining
-        return out
+        return locked_balances(self.orders.values(), self.markets)
 
     def _check_funds(self, symbol: str, side: str, amount: Decimal, est_price: Decimal | None) -> str | None:
         m = self.markets.get(symbol) or {}

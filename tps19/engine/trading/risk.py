@@ -1,18 +1,22 @@
-"""Pre-trade risk: per-order notional cap, daily order count cap, position cap, daily loss
-limit, kill switch.
+"""Pre-trade risk: the one stage every order passes before a broker sees it.
 
 The risk stage is its own object with explicit inputs: the risk settings, a portfolio view
-(signed position per symbol, net P&L) and the validated order (whose value was priced from the
-market view by the order entry, ``entry.py``). Every order passes it before a broker sees it;
-it holds the day's counters and the kill switch, and knows nothing about brokers.
+(signed position per symbol, net P&L; optionally an account view with gross exposure, free
+balances and working orders), the feed's health and the validated order with the market's mid
+(both from the order entry, ``entry.py``). It holds the day's counters, the order-rate window
+and the kill switch, and knows nothing about brokers. Every refusal is one line naming the
+limit and its setting (docs/risk.md lists them).
 
-The position cap and the loss limit only ever refuse orders that would add risk: an order that
-reduces the position stays allowed, so a trader at the limit can still get out.
+Checks that only ever refuse orders that would add risk (position cap, gross exposure, daily
+loss, stale feed, a breaker's halt) let an order that reduces the position through, so a trader
+at a limit can still get out. Checks that refuse any order: the kill switch, the per-order cap,
+the daily/per-minute order counts, max open orders, the price band and free balance.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +25,11 @@ from typing import Protocol
 
 from ...config import RiskSettings
 from .orders import OrderRejected, ValidatedOrder
+
+# A kill switch engaged by a circuit breaker carries this prefix in its stored reason: after a
+# restart it is still a breaker's halt (risk-adding orders refused, exits allowed), not a manual kill.
+BREAKER = "circuit breaker: "
+HUNDRED = Decimal(100)
 
 
 def utc_day_start_ms(ts: float | None = None) -> int:
@@ -40,6 +49,27 @@ class PortfolioView(Protocol):
         ...
 
 
+class AccountView(PortfolioView, Protocol):
+    """A portfolio view that also knows the account: what the exposure, order-count and
+    free-balance checks read (``entry.HoldingsView`` is one)."""
+
+    def gross_exposure(self) -> Decimal:
+        """Sum of |position value| over every held symbol, in the valuation currency."""
+        ...
+
+    def open_order_count(self) -> int: ...
+
+    def shortfall(self, v: ValidatedOrder) -> str | None:
+        """Why the free balance cannot pay for ``v`` (None when it can)."""
+        ...
+
+
+class FeedHealth(Protocol):
+    """``MarketFeed`` is one: is this stream of this symbol connected and current?"""
+
+    def fresh(self, stream: str, symbol: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The risk stage's answer: accepted, or refused with one line for the trader."""
@@ -54,18 +84,27 @@ class Decision:
 ACCEPT = Decision()
 
 
+def _reduces(qty: Decimal, after: Decimal) -> bool:
+    return abs(after) < abs(qty) and (after == 0 or (after > 0) == (qty > 0))
+
+
 class RiskEngine:
     def __init__(self, settings: RiskSettings, portfolio: PortfolioView | None = None, *,
-                 orders_today: int = 0) -> None:
+                 orders_today: int = 0, account: AccountView | None = None, feed: FeedHealth | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         # without a portfolio view the position cap and the loss limit are skipped
         self.portfolio = portfolio
+        self.account = account  # without one exposure, open orders and free balance are skipped
+        self.feed = feed  # without one the stale-feed check is skipped
         self.orders_today = orders_today
         self._day = utc_day_start_ms()
         self.killed = False
         self.kill_reason = ""
         self.rejections = 0
         self._pnl_day_start: Decimal | None = None  # net P&L when this UTC day was first seen
+        self._clock = clock
+        self._recent: deque[float] = deque()  # times of the orders counted in the last minute
 
     def _view(self) -> PortfolioView | None:
         return self.portfolio
@@ -85,6 +124,11 @@ class RiskEngine:
     def release(self) -> None:
         self.killed = False
         self.kill_reason = ""
+
+    @property
+    def halted_by_breaker(self) -> bool:
+        """Engaged by a circuit breaker: risk-adding orders are refused, exits still pass."""
+        return self.killed and self.kill_reason.startswith(BREAKER)
 
     # ---------------------------------------------------------------- the day
     def set_day_start(self, net_pnl: Decimal) -> None:
@@ -106,42 +150,94 @@ class RiskEngine:
     def count(self) -> None:
         self._roll()
         self.orders_today += 1
+        self._recent.append(self._clock())
+
+    def orders_last_minute(self) -> int:
+        cutoff = self._clock() - 60.0
+        recent = self._recent
+        while recent and recent[0] <= cutoff:
+            recent.popleft()
+        return len(recent)
 
     # ---------------------------------------------------------------- the check
-    def decide(self, v: ValidatedOrder) -> Decision:
+    def decide(self, v: ValidatedOrder, mid: Decimal | None = None) -> Decision:
+        """Accept ``v`` or refuse it with the reason. ``mid`` is the market's mid price (the
+        price band is skipped without one)."""
         self._roll()
-        if self.killed:
+        if self.killed and not self.kill_reason.startswith(BREAKER):
             return Decision(f"kill switch engaged{': ' + self.kill_reason if self.kill_reason else ''}; release it to trade")
-        if v.notional is None:
-            return Decision(f"no price for {v.symbol} to check the order value against the cap")
-        cap = self.settings.max_order_notional
-        if v.notional > cap:
-            return Decision(f"order value {v.notional:f} exceeds the per-order cap {cap}")
-        if self.orders_today >= self.settings.max_daily_orders:
-            return Decision(f"daily order limit reached ({self.settings.max_daily_orders} orders)")
+        why = self._order_checks(v, mid)
+        if why is not None:
+            return Decision(why)
+        account = self.account
+        if account is not None:
+            why = self._account_checks(account, v)
+            if why is not None:
+                return Decision(why)
         view = self._view()
-        if view is None:
-            return ACCEPT
+        if view is None:  # nothing tells an exit from new risk: a halt refuses everything
+            return Decision(self._halt_reason()) if self.killed else ACCEPT
         qty = view.position(v.symbol)
         after = qty + (v.amount if v.side == "buy" else -v.amount)
-        reduces = abs(after) < abs(qty) and (after == 0 or (after > 0) == (qty > 0))
-        if reduces:
+        if _reduces(qty, after):
             return ACCEPT
+        return self._adding_checks(view, account, v, qty, after)
+
+    def _order_checks(self, v: ValidatedOrder, mid: Decimal | None) -> str | None:
+        s = self.settings
+        if v.notional is None:
+            return f"no price for {v.symbol} to check the order value against the cap"
+        if v.notional > s.max_order_notional:
+            return f"order value {v.notional:f} exceeds the per-order cap {s.max_order_notional}"
+        if self.orders_today >= s.max_daily_orders:
+            return f"daily order limit reached ({s.max_daily_orders} orders)"
+        if self.orders_last_minute() >= s.max_orders_per_minute:
+            return f"order rate limit reached ({s.max_orders_per_minute} orders in the last minute)"
+        if v.price is not None and mid is not None and mid > 0:
+            off = abs(v.price - mid) / mid * HUNDRED
+            if off > s.price_band_pct:
+                return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                        f"{s.price_band_pct}% price band (fat finger?)")
+        return None
+
+    def _halt_reason(self) -> str:
+        return (f"trading halted by the {self.kill_reason}; only orders that reduce a position are allowed "
+                "until the trader releases the halt")
+
+    def _account_checks(self, account: AccountView, v: ValidatedOrder) -> str | None:
+        cap = self.settings.max_open_orders
+        if account.open_order_count() >= cap:
+            return f"{cap} orders already open: the open-order limit"
+        return account.shortfall(v)
+
+    def _adding_checks(self, view: PortfolioView, account: AccountView | None, v: ValidatedOrder,
+                       qty: Decimal, after: Decimal) -> Decision:
+        if self.killed:  # a breaker's halt: only exits pass
+            return Decision(self._halt_reason())
+        if self.feed is not None and not self.feed.fresh("book", v.symbol):
+            return Decision(f"{v.symbol}'s order book feed is stale or resyncing; only orders that reduce a position "
+                            "are allowed until it is live again")
         pnl = self.pnl_today()
         limit = self.settings.daily_loss_limit
         if pnl is not None and pnl <= -limit:
             return Decision(f"daily loss limit reached (P&L today {pnl:.2f} <= -{limit}); only orders that reduce a position are allowed")
-        px = v.notional / v.amount if v.amount else None
-        if px is not None:
-            exposure = abs(after) * px
-            pcap = self.settings.max_position_notional
-            if exposure > pcap:
-                return Decision(f"position after this order would be {exposure:.2f} > the position cap {pcap}")
+        px = v.notional / v.amount if v.amount and v.notional is not None else None
+        if px is None:
+            return ACCEPT
+        exposure = abs(after) * px
+        pcap = self.settings.max_position_notional
+        if exposure > pcap:
+            return Decision(f"position after this order would be {exposure:.2f} > the position cap {pcap}")
+        if account is not None:
+            gross = account.gross_exposure() + (abs(after) - abs(qty)) * px
+            gcap = self.settings.max_gross_exposure
+            if gross > gcap:
+                return Decision(f"gross exposure after this order would be {gross:.2f} > the gross exposure cap {gcap}")
         return ACCEPT
 
-    def check(self, v: ValidatedOrder) -> None:
+    def check(self, v: ValidatedOrder, mid: Decimal | None = None) -> None:
         """``decide`` for callers that want an exception: raises OrderRejected with the reason."""
-        d = self.decide(v)
+        d = self.decide(v, mid)
         if d.reason is not None:
             raise OrderRejected(d.reason)
 
@@ -166,3 +262,4 @@ class RiskGate(RiskEngine):
         if self.position_of is None or self.net_pnl is None:
             return None
         return _Callables(self.position_of, self.net_pnl)
+
