@@ -100,6 +100,7 @@ def optimize(
     random_n: int = typer.Option(None, "--random", min=1, help="Evaluate N random grid points instead of all."),
     walk_forward: int = typer.Option(None, "--walk-forward", min=1, help="N walk-forward folds (headline is out-of-sample)."),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Worker processes."),
+    cluster: str = typer.Option(None, "--cluster", help="Run the grid on a Dask cluster: tcp://HOST:PORT (its scheduler)."),
     metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, sortino, total_return, cagr, calmar, profit_factor, win_rate, final_equity, max_drawdown."),
     top: int = typer.Option(10, "--top", min=1, help="Rows of the ranking to show."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
@@ -138,7 +139,7 @@ def optimize(
         df, _meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                               parse_time(until, "--until"), db, json_out, console)
         arrays = {k: df[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")}
-        outcome = _search(strategy, cands, arrays, config, walk_forward, metric, jobs)
+        outcome = _search(strategy, cands, arrays, config, walk_forward, metric, jobs, cluster)
     except bad_input_errors() as err:
         fail(str(err))
     if walk_forward:
@@ -148,8 +149,23 @@ def optimize(
 
 
 def _search(strategy: str, cands: list[dict[str, Any]], arrays: dict[str, Any], config: Any,
-            walk_forward: int | None, metric: str, jobs: int) -> Any:
+            walk_forward: int | None, metric: str, jobs: int, cluster: str | None = None) -> Any:
     """The walk-forward result, or the candidates ranked in-sample, with a progress bar on stderr."""
+    if cluster:
+        from ..engine.backtest.optimize import cluster_pool
+        from ..engine.distributed import ClusterError, cluster as connect
+
+        try:
+            with connect(cluster) as client:
+                return _search_in(strategy, cands, arrays, config, walk_forward, metric, jobs,
+                                  pool=cluster_pool(client, arrays))
+        except ClusterError as err:
+            fail(str(err))
+    return _search_in(strategy, cands, arrays, config, walk_forward, metric, jobs)
+
+
+def _search_in(strategy: str, cands: list[dict[str, Any]], arrays: dict[str, Any], config: Any,
+               walk_forward: int | None, metric: str, jobs: int, pool: Any = None) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -163,8 +179,8 @@ def _search(strategy: str, cands: list[dict[str, Any]], arrays: dict[str, Any], 
             prog.update(task, completed=done, total=total)
 
         if walk_forward:
-            return opt.walk_forward(strategy, cands, arrays, config, walk_forward, metric, jobs, cb)
-        return opt.rank(opt.evaluate_many(strategy, cands, arrays, config, jobs=jobs, progress=cb), metric)
+            return opt.walk_forward(strategy, cands, arrays, config, walk_forward, metric, jobs, cb, pool=pool)
+        return opt.rank(opt.evaluate_many(strategy, cands, arrays, config, jobs=jobs, progress=cb, pool=pool), metric)
 
 
 def register(app: typer.Typer) -> None:

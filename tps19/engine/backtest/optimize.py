@@ -14,7 +14,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,14 @@ def _init_worker(data: dict[str, np.ndarray]) -> None:
     _DATA.update(data)
 
 
+def cluster_pool(client: Any, data: dict[str, np.ndarray]) -> Executor:
+    """A Dask cluster (``--cluster``) as the worker pool: every worker gets its own copy of ``data``
+    (no shared memory across machines)."""
+    from ..distributed import executor
+
+    return executor(client, _init_worker, (data,))
+
+
 def _slice(data: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
     return {k: v[lo:hi] for k, v in data.items()}
 
@@ -145,7 +153,7 @@ def evaluate_many(
     hi: int | None = None,
     jobs: int = 1,
     progress: ProgressFn | None = None,
-    pool: ProcessPoolExecutor | None = None,
+    pool: Executor | None = None,
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     hi = len(data["close"]) if hi is None else hi
     tasks = [(name, p, config, lo, hi) for p in param_sets]
@@ -225,14 +233,17 @@ class WalkForwardResult:
 
 
 def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np.ndarray], config: BacktestConfig,
-                 folds: int, metric: str, jobs: int = 1, progress: ProgressFn | None = None) -> WalkForwardResult:
+                 folds: int, metric: str, jobs: int = 1, progress: ProgressFn | None = None,
+                 pool: Executor | None = None) -> WalkForwardResult:
     windows = walk_forward_windows(len(data["close"]), folds)
     total = len(windows) * len(param_sets)
     done = 0
     out_folds: list[Fold] = []
     eq_parts, ts_parts, pos_parts, fills, trades = [], [], [], [], []
     cash = config.cash
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,)) if jobs > 1 else None
+    own = pool is None and jobs > 1
+    if own:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,))
     try:
         for k, (train, test) in enumerate(windows):
             def prog(i: int, n: int, base: int = done) -> None:
@@ -252,7 +263,7 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
             fills.extend(oos.fills)
             trades.extend(oos.trades)
     finally:
-        if pool is not None:
+        if own and pool is not None:
             pool.shutdown()
     chained = BacktestResult(name, {}, config, np.concatenate(ts_parts), np.array([]), np.concatenate(eq_parts),
                              np.concatenate(pos_parts), fills, trades)
