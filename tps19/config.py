@@ -130,6 +130,24 @@ class SymbolsSettings(BaseModel):
 
 class DatabaseSettings(BaseModel):
     path: Path = Path("tps19.db")
+    # A PostgreSQL server instead of the file: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DBNAME.
+    # SecretStr: the URL may carry a password.
+    url: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _server_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        text = v.get_secret_value().strip()
+        if not text.lower().startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql+asyncpg://USER@HOST:PORT/DBNAME URL (SQLite: use database.path)")
+        return SecretStr(text)
+
+    @property
+    def target(self) -> str | Path:
+        """What ``Database`` opens: the server URL when one is set, else the SQLite file."""
+        return self.url.get_secret_value() if self.url is not None else self.path
 
 
 class RiskSettings(BaseModel):

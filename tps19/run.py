@@ -67,6 +67,7 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
         reason = check_live_allowed(settings)
         if reason:
             fail(f"refusing to start LIVE: {reason}")
+    check_schema(settings)
     if no_ui:
         code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat))
         # Everything is stopped, flushed and closed. The interpreter's last GC passes over
@@ -75,6 +76,18 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
         gc.freeze()
         raise typer.Exit(code)
     raise typer.Exit(asyncio.run(_desk(settings, mode, strat)))
+
+
+def check_schema(settings: Settings) -> None:
+    """An older (or newer) schema is refused here in one line, before any screen or engine."""
+    from .engine.storage import Database, SchemaOutdated, SchemaTooNew
+
+    try:
+        asyncio.run(Database(settings.database.target).check_schema())
+    except (SchemaOutdated, SchemaTooNew) as err:
+        fail(str(err))
+    except Exception:  # noqa: S110  (cannot connect, unreadable: the engine's start reports it)
+        pass
 
 
 async def _headless(settings: Settings, mode: str, log_file: Path | None, strategy: object) -> int:

@@ -229,7 +229,7 @@ async def test_a_cancelled_database_call_stays_a_cancellation(tmp_path):
     async def write() -> None:
         inside.set()  # the task's next suspension is inside the database call
         async with db.session() as s:
-            await s.execute(text("UPDATE schema_version SET version = version"))
+            await s.execute(text("UPDATE alembic_version SET version_num = version_num"))
             await s.commit()
 
     task = asyncio.create_task(write())

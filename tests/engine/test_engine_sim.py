@@ -11,7 +11,7 @@ from tests.engine.helpers import wait_for
 
 from tps19.engine.engine import Engine, EngineError
 from tps19.engine.events import BookEvent, ConnectionEvent, ConnState, TradeEvent
-from tps19.engine.storage import Bar
+from tps19.engine.storage import Bar, migrate
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ async def test_first_run_creates_versioned_database(sim_settings):
     engine = Engine(sim_settings)
     await engine.start()
     try:
-        assert await engine.db.schema_version() >= 1
+        assert await engine.db.revision() == migrate.head()
     finally:
         await engine.stop()
     assert sim_settings.database.path.exists()

@@ -1,4 +1,4 @@
-"""SQLite storage: a real file, exact money, versioned schema."""
+"""SQLite storage: a real file, exact money, versioned schema (Alembic)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from tps19.engine.storage import SCHEMA_VERSION, Database, Fill, Order
+from tps19.engine.storage import Database, Fill, Order
+from tps19.engine.storage import migrate
 from tps19.engine.storage.db import SchemaTooNew
 
 
@@ -67,10 +68,10 @@ async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
     path = tmp_path / "t.db"
     db = Database(path)
     await db.open()
-    assert await db.schema_version() == SCHEMA_VERSION
+    assert await db.revision() == migrate.head()
     await db.close()
     con = sqlite3.connect(path)
-    con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 5,))
+    con.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
     con.commit()
     con.close()
     db = Database(path)

@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import backtest, desk, exchange, history
+    from . import backtest, db, desk, exchange, history
 
-    for area in (desk, exchange, history, backtest):
+    for area in (desk, exchange, history, backtest, db):
         area.register(app)
 
 

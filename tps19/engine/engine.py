@@ -20,7 +20,7 @@ from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
 from .storage.errors import StorageError
-from .storage.lock import InstanceLock
+from .storage.lock import instance_lock
 from .venue import Venue, VenueError, open_venue
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ class Engine:
         self.symbols = list(settings.symbols.watch)
         self.bus = EventBus()
         self.books: dict[str, L2Book] = {s: L2Book(s) for s in self.symbols}
-        self.db = Database(settings.database.path)
-        self.db_lock = InstanceLock(settings.database.path, mode)
+        self.db = Database(settings.database.target)
+        self.db_lock = instance_lock(self.db, mode)
         self.venue: Venue | None = None
         self.feed: MarketFeed | None = None
         self.markets: dict[str, Any] = {}
@@ -73,13 +73,13 @@ class Engine:
         # One engine per database and mode (two would overwrite each other's balances); taken
         # before the database is opened and held until stop().
         try:
-            await asyncio.to_thread(self.db_lock.acquire)
+            await self.db_lock.acquire_async()
             await self.db.open(probe_write=True)
         except Exception as err:
-            self.db_lock.release()
+            await self.db_lock.release_async()
             if isinstance(err, StorageError):  # already one line naming the database
                 raise EngineError(str(err)) from None
-            raise EngineError(f"cannot open database {self.settings.database.path}: {err}") from None
+            raise EngineError(f"cannot open database {self.db.name}: {err}") from None
         try:
             self.venue = await open_venue(self.settings)
         except VenueError as err:
@@ -105,7 +105,7 @@ class Engine:
             await self._start_strategy()
         self.started_at = time.monotonic()
         self.announce()
-        self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=str(self.settings.database.path))
+        self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=self.db.name)
 
     async def _load_markets(self) -> None:
         assert self.venue is not None
@@ -199,7 +199,7 @@ class Engine:
                 await stop()
             except Exception as err:
                 self.log("error", "stopping failed", part=name, error=type(err).__name__, detail=str(err)[:200])
-        self.db_lock.release()
+        await self.db_lock.release_async()
 
     async def _persist_bars(self) -> None:
         """Closed candles go to the bars table (the history backtests read)."""

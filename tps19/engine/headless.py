@@ -49,7 +49,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         print(f"*** TPS19 LIVE on {settings.exchange.id}: orders placed by this process are real ***",
               file=sys.stderr, flush=True)
     out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
-              db=str(settings.database.path))
+              db=engine.db.name)
     code = 0
     pump = asyncio.create_task(_pump(sub, out, min_level))
     ops: OpsServer | None = None

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy import text
 
 from .metrics import CONTENT_TYPE, EngineMetrics
 
@@ -56,9 +55,7 @@ async def db_write_problem(engine: Engine) -> str | None:
     """Why the database does not take a write now (None when it does): a no-op UPDATE, committed."""
     try:
         async with asyncio.timeout(DB_PROBE_TIMEOUT_S):
-            async with engine.db.session() as s:
-                await s.execute(text("UPDATE schema_version SET version = version WHERE id = 1"))
-                await s.commit()
+            await engine.db.probe_write()
     except TimeoutError:
         return f"database not writable: no write within {DB_PROBE_TIMEOUT_S:g}s"
     except Exception as err:

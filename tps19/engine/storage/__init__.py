@@ -1,7 +1,7 @@
-"""SQLite storage (SQLModel over aiosqlite)."""
+"""Storage: SQLModel over SQLite (aiosqlite) or PostgreSQL (asyncpg), migrated with Alembic."""
 
-from .db import SCHEMA_VERSION, Database
-from .errors import DatabaseReadOnly, StorageError
+from .db import Database
+from .errors import DatabaseReadOnly, SchemaOutdated, SchemaTooNew, StorageError
 from .lock import DatabaseInUse, InstanceLock
 from .models import (
     AIDecision,
@@ -15,7 +15,6 @@ from .models import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "AIDecision",
     "BacktestResult",
     "Bar",
@@ -27,6 +26,8 @@ __all__ = [
     "Order",
     "OrderEvent",
     "PortfolioSnapshot",
+    "SchemaOutdated",
+    "SchemaTooNew",
     "StorageError",
     "TradingSignal",
 ]

@@ -1,13 +1,15 @@
-"""One SQLite file in WAL mode, opened through SQLAlchemy's async engine on aiosqlite.
+"""The database, opened through SQLAlchemy's async engine: a SQLite file (aiosqlite, WAL mode)
+or a PostgreSQL server (asyncpg).
 
-The files are private (0600): the database file is created before SQLite opens it, and SQLite
-gives its -wal and -shm files the database file's mode. The engine has a write probed at open,
-so a database that cannot be written is refused at start rather than at the first fill. Every
-error leaves this module as one line (``errors.StorageError``).
+The SQLite files are private (0600): the database file is created before SQLite opens it, and
+SQLite gives its -wal and -shm files the database file's mode. The engine has a write probed at
+open, so a database that cannot be written is refused at start rather than at the first fill.
+Every error leaves this module as one line (``errors.StorageError``).
 
-The schema is versioned: ``SCHEMA_VERSION`` is what this code writes; ``MIGRATIONS`` maps a
-version to the statements that bring the previous version up to it, so a later issue adds a
-column by appending a migration, never by asking users to delete their database.
+The schema is versioned with Alembic (``migrate.py``, ``migrations/``): a new database is created
+at the head revision; one at an older revision is refused with a line saying to run
+``tps19 db upgrade`` (which calls :meth:`Database.upgrade`), one at an unknown (newer) revision
+is refused as well.
 """
 
 from __future__ import annotations
@@ -20,18 +22,15 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 
-from . import errors, models  # noqa: F401  (models registers the tables)
-from .errors import DatabaseReadOnly, StorageError, one_line, storage_error
-from .models import SchemaVersion
+from . import errors, migrate
+from .errors import DatabaseReadOnly, SchemaOutdated, SchemaTooNew, StorageError, one_line, storage_error
+from .target import Target, parse
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, list[str]] = {}
+__all__ = ["Database", "SchemaOutdated", "SchemaTooNew", "create_private"]
 
-
-class SchemaTooNew(StorageError):
-    pass
+# A write that changes nothing, on a table every database at any revision has (health checks use it).
+PROBE = text("UPDATE alembic_version SET version_num = version_num")
 
 
 def create_private(path: Path) -> None:
@@ -48,86 +47,143 @@ def create_private(path: Path) -> None:
 
 
 class Database:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, target: str | Path) -> None:
+        self.target: Target = parse(target)
         self.engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
 
     @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on a server)."""
+        return self.target.path
+
+    @property
+    def name(self) -> str:
+        """The path, or the URL without its password: what messages name."""
+        return self.target.name
+
+    @property
     def url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.path}"
+        return self.target.url
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.target.is_sqlite else "postgresql"
 
     async def open(self, *, probe_write: bool = False) -> None:
-        """Open (creating, migrating); raises a one-line StorageError.
+        """Open (creating a new database at the head revision); raises a one-line StorageError,
+        :class:`SchemaOutdated` / :class:`SchemaTooNew` on another revision.
 
         ``probe_write``: refuse now if the database cannot be written (a read-only file or
         directory opens and reads fine, so only a write shows it). Off for readers such as a
         backtest on a read-only history file."""
+        await self._run(self._open, probe_write)
+
+    async def upgrade(self) -> tuple[str | None, str]:
+        """Migrate to the head revision (``tps19 db upgrade``); returns (from, to) revisions.
+        The database stays open."""
+        return await self._run(self._upgrade)
+
+    async def _run(self, step, *args):  # type: ignore[no-untyped-def]
+        if self.target.path is not None:
+            try:
+                await asyncio.to_thread(create_private, self.target.path)
+            except OSError as err:
+                raise StorageError(f"database {self.name}: cannot create: "
+                                   f"{one_line(err.strerror or str(err))}") from None
         try:
-            await asyncio.to_thread(create_private, self.path)
-        except OSError as err:
-            raise StorageError(f"database {self.path}: cannot create: {one_line(err.strerror or str(err))}") from None
-        try:
-            await self._open(probe_write)
+            return await step(*args)
         except Exception as err:
             await self.close()
-            raise self._explain(storage_error(self.path, "open", err)) from None
+            raise self._explain(storage_error(self.name, "open", err)) from None
 
     def _explain(self, err: StorageError) -> StorageError:
         """Name the usual reason a database cannot be written (only on failure: as root,
         ``os.access`` says yes to everything, which is also what root's writes get)."""
-        if isinstance(err, SchemaTooNew):
+        path = self.target.path
+        if isinstance(err, (SchemaTooNew, SchemaOutdated)) or path is None:
             return err
-        directory = self.path.parent
+        directory = path.parent
         if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
-            return DatabaseReadOnly(f"database {self.path}: its directory {directory} is not writable ({err.cause})",
+            return DatabaseReadOnly(f"database {path}: its directory {directory} is not writable ({err.cause})",
                                     err.cause)
-        if isinstance(err, DatabaseReadOnly) or (self.path.is_file() and not os.access(self.path, os.W_OK)):
-            return DatabaseReadOnly(f"database {self.path} is read-only ({err.cause})", err.cause)
+        if isinstance(err, DatabaseReadOnly) or (path.is_file() and not os.access(path, os.W_OK)):
+            return DatabaseReadOnly(f"database {path} is read-only ({err.cause})", err.cause)
         return err
 
+    def _connect(self) -> AsyncEngine:
+        if self.target.is_sqlite:
+            engine = create_async_engine(self.url, connect_args={"timeout": 30})
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        else:
+            engine = create_async_engine(self.url, connect_args={"timeout": 30}, pool_pre_ping=True)
+        errors.install(engine.sync_engine, self.name)
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return engine
+
     async def _open(self, probe_write: bool) -> None:
-        self.engine = create_async_engine(self.url, connect_args={"timeout": 30})
-        errors.install(self.engine.sync_engine, self.path)
-
-        @event.listens_for(self.engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
-            row = (await conn.execute(text("SELECT version FROM schema_version WHERE id = 1"))).first()
-            if row is None:
-                await conn.execute(
-                    SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION)  # type: ignore[attr-defined]
-                )
+        async with self._connect().begin() as conn:
+            st = await conn.run_sync(migrate.state)
+            if st.empty:
+                await conn.run_sync(migrate.create)
             else:
-                current = int(row[0])
-                if current > SCHEMA_VERSION:
-                    raise SchemaTooNew(
-                        f"database {self.path} has schema v{current}, this TPS19 knows v{SCHEMA_VERSION}"
-                    )
-                for v in range(current + 1, SCHEMA_VERSION + 1):
-                    for stmt in MIGRATIONS.get(v, []):
-                        await conn.execute(text(stmt))
-                    await conn.execute(text("UPDATE schema_version SET version = :v WHERE id = 1"), {"v": v})
+                migrate.check(st, self.name)
             if probe_write:
-                await conn.execute(text("UPDATE schema_version SET version = version WHERE id = 1"))
+                await conn.execute(PROBE)
 
-    async def schema_version(self) -> int:
-        assert self.engine is not None
+    async def _upgrade(self) -> tuple[str | None, str]:
+        async with self._connect().begin() as conn:
+            return await conn.run_sync(migrate.upgrade)
+
+    async def probe_write(self) -> None:
+        """One no-op write, committed: raises (one line) when the database does not take writes."""
+        async with self.session() as s:
+            await s.execute(PROBE)
+            await s.commit()
+
+    async def peek_revision(self) -> str | None:
+        """The revision of a database not opened (``tps19 db current``): neither created nor
+        checked; None when it is empty or (a file) does not exist."""
+        if self.target.path is not None and not self.target.path.exists():
+            return None
+        try:
+            async with self._connect().connect() as conn:
+                return (await conn.run_sync(migrate.state)).effective
+        except Exception as err:
+            await self.close()
+            raise self._explain(storage_error(self.name, "open", err)) from None
+
+    async def check_schema(self) -> None:
+        """Raise :class:`SchemaOutdated` / :class:`SchemaTooNew` if the database is at another
+        revision than this code's head (an empty or missing one is fine: opening creates it).
+        The entry points call it before the desk starts, so the refusal is one line on the
+        terminal, not a screen."""
+        try:
+            rev = await self.peek_revision()
+            if rev is not None:
+                async with self._connect().connect() as conn:
+                    migrate.check(await conn.run_sync(migrate.state), self.name)
+        finally:
+            await self.close()
+
+    async def revision(self) -> str | None:
+        """The schema revision the database is at (a pre-Alembic v1 database: the baseline)."""
+        assert self.engine is not None, "database is not open"
         async with self.engine.connect() as conn:
-            return int((await conn.execute(text("SELECT version FROM schema_version"))).scalar_one())
+            return (await conn.run_sync(migrate.state)).effective
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         if self._sessions is None:
-            raise StorageError(f"database {self.path} is not open")
+            raise StorageError(f"database {self.name} is not open")
         async with self._sessions() as s:
             yield s
 

@@ -59,7 +59,7 @@ def cause_of(err: BaseException) -> str:
     return text or type(inner).__name__
 
 
-def storage_error(path: Path, operation: str, err: BaseException) -> StorageError:
+def storage_error(path: Path | str, operation: str, err: BaseException) -> StorageError:
     if isinstance(err, StorageError):
         return err
     cause = cause_of(err)
@@ -67,7 +67,7 @@ def storage_error(path: Path, operation: str, err: BaseException) -> StorageErro
     return kind(f"database {path}: {operation} failed: {cause}", cause)
 
 
-def install(engine: SyncEngine, path: Path) -> None:
+def install(engine: SyncEngine, path: Path | str) -> None:
     """Every error raised through ``engine`` becomes a one-line :class:`StorageError`."""
 
     @event.listens_for(engine, "handle_error")
@@ -78,3 +78,11 @@ def install(engine: SyncEngine, path: Path) -> None:
             return None
         operation = operation_of(context.statement, context.connection is not None)
         return storage_error(path, operation, context.original_exception)
+
+
+class SchemaTooNew(StorageError):
+    """The database was migrated by a newer TPS19 (a revision this code does not know)."""
+
+
+class SchemaOutdated(StorageError):
+    """The database is at an older revision: ``tps19 db upgrade`` brings it up."""

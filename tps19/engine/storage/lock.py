@@ -12,6 +12,7 @@ venue id), so one paper and one live engine may share a file: the lock is per mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -19,6 +20,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .errors import StorageError
@@ -85,6 +87,12 @@ class InstanceLock:
             pass  # the lock holds regardless; only the holder's name in a refusal is lost
         self._fd = fd
 
+    async def acquire_async(self) -> None:
+        await asyncio.to_thread(self.acquire)
+
+    async def release_async(self) -> None:
+        self.release()
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
@@ -100,3 +108,29 @@ class InstanceLock:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+
+@contextlib.asynccontextmanager
+async def engine_locks(db: Any, modes: tuple[str, ...] = ("paper", "live")) -> AsyncIterator[None]:
+    """Hold the engine lock of every mode on ``db`` (a Database): no engine may run while
+    the schema changes or a backup is restored."""
+    held: list[Any] = []
+    try:
+        for mode in modes:
+            lk = instance_lock(db, mode)
+            await lk.acquire_async()
+            held.append(lk)
+        yield
+    finally:
+        for lk in reversed(held):
+            await lk.release_async()
+
+
+def instance_lock(db: Any, mode: str) -> Any:
+    """The engine lock for ``db`` (a Database) in ``mode``: a file lock beside a SQLite file, an
+    advisory lock on a PostgreSQL server."""
+    if db.path is not None:
+        return InstanceLock(db.path, mode)
+    from .server_lock import ServerLock
+
+    return ServerLock(db.url, db.name, mode)

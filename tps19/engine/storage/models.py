@@ -15,12 +15,6 @@ def money(nullable: bool = False, default: Decimal | None = None) -> Any:
     return Field(default=default, sa_column=Column(DecimalText(), nullable=nullable))
 
 
-class SchemaVersion(SQLModel, table=True):
-    __tablename__ = "schema_version"
-    id: int = Field(default=1, primary_key=True)
-    version: int
-
-
 class Bar(SQLModel, table=True):
     """OHLCV candle; ts is the open time in ms (UTC)."""
 

@@ -1,0 +1,114 @@
+"""`tps19 db upgrade | current | history | revision`: the database's schema (Alembic revisions).
+
+Only typer at module level. Every failure is one line on stderr (exit code 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import fail
+
+DB_HELP = "SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else TPS19_DATABASE__PATH)."
+
+db_app = typer.Typer(help="The database: schema revisions (Alembic), backup and restore.", no_args_is_help=True)
+
+
+def db_target(db: str | None) -> str | Path:
+    """``--db`` as given (a path or a URL), else the configured database."""
+    if db:
+        return db
+    from ..config import ConfigError, load_settings
+
+    try:
+        return load_settings().database.target
+    except ConfigError as err:
+        fail(str(err))
+
+
+def _run(coro: Any) -> Any:
+    from ..engine.storage import StorageError
+
+    try:
+        return asyncio.run(coro)
+    except StorageError as err:
+        fail(str(err))
+
+
+@db_app.command("upgrade")
+def upgrade(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    """Migrate the database to this TPS19's schema (no engine may be running on it)."""
+    from ..engine.storage import Database, DatabaseInUse
+    from ..engine.storage.lock import engine_locks
+
+    async def go() -> tuple[str | None, str]:
+        d = Database(db_target(db))
+        try:
+            async with engine_locks(d, ("paper", "live")):
+                return await d.upgrade()
+        finally:
+            await d.close()
+
+    try:
+        before, after = _run(go())
+    except DatabaseInUse as err:
+        fail(f"{err} (stop it before upgrading)")
+    if before == after:
+        typer.echo(f"database is at {after} (head): nothing to do")
+    else:
+        typer.echo(f"database upgraded {before or '(empty)'} -> {after}")
+
+
+@db_app.command("current")
+def current(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    """The database's schema revision, and whether it is this TPS19's head."""
+    from ..engine.storage import Database, migrate
+
+    async def go() -> str | None:
+        d = Database(db_target(db))
+        try:
+            return await d.peek_revision()
+        finally:
+            await d.close()
+
+    rev = _run(go())
+    head = migrate.head()
+    if rev is None:
+        typer.echo(f"(empty) — `tps19 db upgrade` or the first start creates it at {head}")
+    elif rev == head:
+        typer.echo(f"{rev} (head)")
+    else:
+        typer.echo(f"{rev} (this TPS19's head is {head}: run `tps19 db upgrade`)")
+
+
+@db_app.command("history")
+def history() -> None:
+    """Every schema revision this TPS19 knows, newest first."""
+    from ..engine.storage import migrate
+
+    head = migrate.head()
+    for rev, down, doc in migrate.history():
+        mark = " (head)" if rev == head else ""
+        typer.echo(f"{down or '<base>'} -> {rev}{mark}: {doc}")
+
+
+@db_app.command("revision")
+def revision(message: str = typer.Option(..., "-m", "--message", help="What the revision changes."),
+             rev_id: str = typer.Option(None, "--rev-id", help="Revision id (default: NNNN_slug after the head).")) -> None:
+    """For developers: write a new revision from the difference between the models and the head
+    (autogenerate, on a scratch SQLite database). Review the file before committing it."""
+    from ..engine.storage.devtools import new_revision
+
+    try:
+        path = new_revision(message, rev_id)
+    except (RuntimeError, ValueError) as err:
+        fail(str(err))
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
