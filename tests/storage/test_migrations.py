@@ -41,6 +41,7 @@ def _rows(path: Path, table: str) -> list[tuple]:
 def old_db(tmp_path: Path) -> Path:
     path = tmp_path / "old.db"
     shutil.copy(FIXTURE, path)
+    path.chmod(0o600)  # as the release created it (git checks files out 0644)
     return path
 
 
