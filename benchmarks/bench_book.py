@@ -1,7 +1,8 @@
 """Order-book figures for the Foundation issue. Prints; asserts nothing.
 
-1. L2 deltas/s applied by TPS19's own L2Book, beside ccxt's OrderBook in the same run, on the
-   same delta stream (random walk around a mid, 20% deletes), and on real Binance diffs.
+1. What production does with a book message: ccxt.pro's OrderBook applies the deltas, the feed
+   copies the top into the engine's L2Book and a BookEvent (synthetic stream); and the real
+   Binance depth recording replayed through ccxt.pro's binance client.
 2. Book messages/s end to end: simulated exchange -> websocket -> ccxt.pro -> engine BookEvent.
 3. Wall time of `tps19 --help`.
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import subprocess
@@ -38,98 +38,78 @@ def make_deltas(n: int, seed: int = 1) -> list[tuple[bool, float, float]]:
     return out
 
 
-def bench_deltas(n: int = 1_000_000, repeats: int = 3) -> None:
+def bench_deltas(n: int = 1_000_000, repeats: int = 3, depth: int = 50) -> None:
+    """What production does with a book message: ccxt.pro applies the deltas to its own book, and
+    the feed copies the top ``depth`` levels into the engine's L2Book and a BookEvent. Timed per
+    message of 10 deltas (the feed reads at most once per message; under load, ccxt hands a waiting
+    watch only the newest book, so fewer reads than messages)."""
     from ccxt.async_support.base.ws.order_book import OrderBook
 
+    from tps19.engine.events import BookEvent
     from tps19.engine.orderbook import L2Book
 
     deltas = make_deltas(n)
     bid_batch = [[p, s] for b, p, s in deltas if b]
     ask_batch = [[p, s] for b, p, s in deltas if not b]
+    k = 10
+    msgs = [(bid_batch[i:i + k], ask_batch[i:i + k]) for i in range(0, min(len(bid_batch), len(ask_batch)), k)]
+    nd = sum(len(b) + len(a) for b, a in msgs)
 
-    def run_ours() -> float:
-        book = L2Book("BTC/USDT")
-        t = time.perf_counter()
-        book.apply(bid_batch, ask_batch)
-        return time.perf_counter() - t
-
-    def run_ours_per_message(k: int = 10) -> float:
-        # A websocket message usually carries a few levels: apply in messages of k deltas.
-        book = L2Book("BTC/USDT")
-        msgs = [(bid_batch[i:i + k], ask_batch[i:i + k]) for i in range(0, min(len(bid_batch), len(ask_batch)), k)]
-        t = time.perf_counter()
-        for b, a in msgs:
-            book.apply(b, a)
-        return time.perf_counter() - t, sum(len(b) + len(a) for b, a in msgs)
-
-    def msgs_of(k: int = 10) -> list[tuple[list, list]]:
-        return [(bid_batch[i:i + k], ask_batch[i:i + k]) for i in range(0, min(len(bid_batch), len(ask_batch)), k)]
-
-    def run_ours_read(msgs: list) -> float:
-        book = L2Book("BTC/USDT")
-        t = time.perf_counter()
-        for b, a in msgs:
-            book.apply(b, a)
-            book.best_bid(), book.best_ask()
-        return time.perf_counter() - t
-
-    def run_ccxt_read(msgs: list) -> float:
+    def run(read: bool) -> float:
         ob = OrderBook()
         bids, asks = ob["bids"], ob["asks"]
+        book = L2Book("BTC/USDT")
         t = time.perf_counter()
-        for b, a in msgs:
+        for seq, (b, a) in enumerate(msgs):
             for d in b:
                 bids.storeArray(d)
             for d in a:
                 asks.storeArray(d)
-            (bids[0] if bids else None), (asks[0] if asks else None)
+            if read:  # the feed's read (feed.py _book_once): copy the top, keep it, publish it
+                top_b = tuple((l[0], l[1]) for l in bids[:depth])
+                top_a = tuple((l[0], l[1]) for l in asks[:depth])
+                book.snapshot(top_b, top_a, seq=seq)
+                BookEvent("BTC/USDT", top_b, top_a, None, seq)
         return time.perf_counter() - t
 
-    def run_ccxt() -> float:
-        ob = OrderBook()
-        bids, asks = ob["bids"], ob["asks"]
-        t = time.perf_counter()
-        for d in bid_batch:
-            bids.storeArray(d)
-        for d in ask_batch:
-            asks.storeArray(d)
-        return time.perf_counter() - t
+    apply_only = min(run(False) for _ in range(repeats))
+    with_read = min(run(True) for _ in range(repeats))
+    print(f"Book messages of {k} deltas (synthetic random walk, 20% deletes), top {depth} levels read:")
+    print(f"  ccxt OrderBook apply only                     : {nd / apply_only:>12,.0f} deltas/s  {len(msgs) / apply_only:>10,.0f} msgs/s")
+    print(f"  ccxt apply + feed read (L2Book + BookEvent)   : {nd / with_read:>12,.0f} deltas/s  {len(msgs) / with_read:>10,.0f} msgs/s")
+    print(f"  feed read per message                         : {(with_read - apply_only) / len(msgs) * 1e6:>12.1f} us")
 
-    ours = min(run_ours() for _ in range(repeats))
-    theirs = min(run_ccxt() for _ in range(repeats))
-    per_msg = min((run_ours_per_message() for _ in range(repeats)), key=lambda x: x[0])
-    msgs = msgs_of()
-    nd = sum(len(b) + len(a) for b, a in msgs)
-    ours_r = min(run_ours_read(msgs) for _ in range(repeats))
-    ccxt_r = min(run_ccxt_read(msgs) for _ in range(repeats))
-    print(f"L2 deltas/s  apply 10 per message + read best bid/ask each message:")
-    print(f"             TPS19 L2Book                        : {nd / ours_r:>12,.0f}")
-    print(f"             ccxt OrderBook                      : {nd / ccxt_r:>12,.0f}")
-    print(f"L2 deltas/s  TPS19 L2Book.apply (one batch)      : {n / ours:>12,.0f}")
-    print(f"L2 deltas/s  TPS19 L2Book.apply (10 per message) : {per_msg[1] / per_msg[0]:>12,.0f}")
-    print(f"L2 deltas/s  ccxt OrderBookSide.storeArray      : {n / theirs:>12,.0f}")
-    print(f"             ratio TPS19/ccxt (one batch)        : {theirs / ours:>12.2f}x")
+    from tests.engine.binance_replay import DATA, binance_client, load, replay
 
-    data = ROOT.parent / "shared" / "data"
-    if data.exists():
-        snaps = json.loads((data / "binance_depth_rest_snapshots_2021-10-12.json").read_text())
-        diffs = [json.loads(l)["msg"]["data"] for l in (data / "binance_ws_combined_stream_2021-10-12.jsonl").read_text().splitlines()]
-        diffs = [d for d in diffs if d.get("e") == "depthUpdate"]
-        body = snaps["NKNUSDT"]["body"]
-        mine = [d for d in diffs if d["s"] == "NKNUSDT"]
-        levels = sum(len(d["b"]) + len(d["a"]) for d in mine)
-        reps = 2000
-        # time diffs alone
-        book = L2Book("NKNUSDT")
-        acc = 0.0
-        for _ in range(reps):
-            book.snapshot(body["bids"], body["asks"], seq=body["lastUpdateId"])
-            t0 = time.perf_counter()
-            for d in mine:
-                book.apply_binance(d["U"], d["u"], d["b"], d["a"])
-            acc += time.perf_counter() - t0
-        print(f"Real Binance NKNUSDT diffs (string prices, seq checks): {levels * reps / acc:>12,.0f} deltas/s "
-              f"({len(mine) * reps / acc:,.0f} messages/s)")
+    if DATA.exists():
+        snaps, messages, _ = load()
+        levels = sum(len(m["msg"]["data"]["b"]) + len(m["msg"]["data"]["a"]) for m in messages)
+        snap_levels = sum(len(s["body"]["bids"]) + len(s["body"]["asks"]) for s in snaps.values())
+
+        async def replay_once() -> tuple[float, float]:
+            ex = binance_client(list(snaps))
+            handle = ex.handle_message
+            in_diffs = [0.0]
+
+            def timed(client, message):  # the clock runs only inside ccxt's handling of a diff
+                t = time.perf_counter()
+                handle(client, message)
+                in_diffs[0] += time.perf_counter() - t
+
+            ex.handle_message = timed
+            try:
+                t = time.perf_counter()
+                await replay(ex, snaps, messages)
+                return time.perf_counter() - t, in_diffs[0]
+            finally:
+                await ex.close()
+
+        runs = [asyncio.run(replay_once()) for _ in range(20)]
+        whole, diffs = min(r[0] for r in runs), min(r[1] for r in runs)
+        print(f"Real Binance depth through ccxt.pro binance ({len(snaps)} snapshots of {snap_levels} levels + "
+              f"{len(messages)} diffs of {levels} levels, sequence checks):")
+        print(f"  diffs only (ccxt handle_message)              : {levels / diffs:>12,.0f} deltas/s  {len(messages) / diffs:>10,.0f} msgs/s")
+        print(f"  whole replay incl. snapshots and their unroll : {whole * 1000:>12.1f} ms")
 
 
 async def bench_e2e(seconds: float, rate: float) -> None:

@@ -1,83 +1,84 @@
-"""The L2 book TPS19 keeps, checked against real Binance depth data (snapshot + diff stream)."""
+"""Books on real Binance depth data, through the code production uses: ccxt.pro keeps the book
+(deltas, sequence checks) and the feed copies its top into the engine's L2Book and a BookEvent."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from tps19.engine.orderbook import CrossedBook, L2Book, SequenceGap
+from tps19.config import FeedSettings
+from tps19.engine.bus import EventBus
+from tps19.engine.events import BookEvent
+from tps19.engine.feed import MarketFeed
+from tps19.engine.orderbook import L2Book
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from .binance_replay import DATA, binance_client, load, replay, symbol_of
 
-
-def _load_binance():
-    snaps = json.loads((DATA / "binance_depth_rest_snapshots_2021-10-12.json").read_text())
-    expected = json.loads((DATA / "binance_depth_expected_final_books.json").read_text())
-    diffs = []
-    for line in (DATA / "binance_ws_combined_stream_2021-10-12.jsonl").read_text().splitlines():
-        msg = json.loads(line)["msg"]["data"]
-        if msg.get("e") == "depthUpdate":
-            diffs.append(msg)
-    return snaps, diffs, expected
+real_data = pytest.mark.skipif(not DATA.exists(), reason="shared/data not beside the checkout")
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared/data not beside the checkout")
-def test_real_binance_snapshot_plus_diffs_gives_the_recorded_final_books():
-    snaps, diffs, expected = _load_binance()
-    for symbol, exp in expected.items():
-        if symbol.startswith("_"):  # "_method" describes how the books were computed
-            continue
-        body = snaps[symbol]["body"]
-        book = L2Book(symbol)
-        book.snapshot(body["bids"], body["asks"], seq=body["lastUpdateId"])
-        applied = 0
-        for d in diffs:
-            if d["s"] == symbol and book.apply_binance(d["U"], d["u"], d["b"], d["a"]):
-                applied += 1
-                book.check()
-        assert applied == exp["diffs_applied"]
-        assert book.seq == exp["final_u"]
-        assert len(book.bids) == exp["n_bid_levels"] and len(book.asks) == exp["n_ask_levels"]
-        bids, asks = book.top(5)
-        assert bids == tuple((float(p), float(q)) for p, q in exp["top5_bids"])
-        assert asks == tuple((float(p), float(q)) for p, q in exp["top5_asks"])
-        assert book.is_crossed() == exp["crossed"]
+@real_data
+async def test_real_binance_depth_through_ccxt_pro_gives_the_recorded_books_and_events():
+    snaps, messages, expected = load()
+    ex = binance_client(list(snaps))
+    applied: dict[str, int] = {}
+    handle = ex.handle_order_book_message
+
+    def counting(client, message, orderbook):
+        applied[message["s"]] = applied.get(message["s"], 0) + 1
+        return handle(client, message, orderbook)
+
+    ex.handle_order_book_message = counting
+    try:
+        await replay(ex, snaps, messages)
+        symbols = [symbol_of(mid) for mid in snaps]
+        bus = EventBus()
+        sub = bus.subscribe(BookEvent, coalesce=None)
+        feed = MarketFeed(ex, symbols, bus, FeedSettings(), depth=5, streams=("book",))
+        for mid, exp in expected.items():
+            if mid.startswith("_"):  # "_method" describes how the books were computed
+                continue
+            symbol = symbol_of(mid)
+            ob = ex.orderbooks[symbol]
+            assert applied[mid] == exp["diffs_applied"], mid
+            assert ob["nonce"] == exp["final_u"]
+            assert (len(ob["bids"]), len(ob["asks"])) == (exp["n_bid_levels"], exp["n_ask_levels"])
+            assert (ob["bids"][0][0] >= ob["asks"][0][0]) == exp["crossed"]
+            await feed._book_once(symbol)  # reads ccxt's book (no watch: it holds an unpublished update)
+            top5_bids = tuple((float(p), float(q)) for p, q in exp["top5_bids"])
+            top5_asks = tuple((float(p), float(q)) for p, q in exp["top5_asks"])
+            (event,) = sub.drain()
+            assert (event.symbol, event.bids, event.asks, event.seq) == (symbol, top5_bids, top5_asks, exp["final_u"])
+            book = feed.books[symbol]
+            assert (book.best_bid(), book.best_ask(), book.seq) == (top5_bids[0], top5_asks[0], exp["final_u"])
+    finally:
+        await ex.close()
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared/data not beside the checkout")
-def test_a_missing_binance_diff_is_a_gap_not_a_wrong_book():
-    snaps, diffs, _ = _load_binance()
-    body = snaps["NKNUSDT"]["body"]
-    book = L2Book("NKNUSDT")
-    book.snapshot(body["bids"], body["asks"], seq=body["lastUpdateId"])
-    mine = [d for d in diffs if d["s"] == "NKNUSDT" and d["u"] > body["lastUpdateId"]]
-    book.apply_binance(mine[0]["U"], mine[0]["u"], mine[0]["b"], mine[0]["a"])
-    with pytest.raises(SequenceGap):
-        book.apply_binance(mine[2]["U"], mine[2]["u"], mine[2]["b"], mine[2]["a"])
+@real_data
+async def test_a_missing_binance_diff_is_a_gap_not_a_wrong_book():
+    import ccxt
+
+    snaps, messages, _ = load()
+    after = [m for m in messages if m["msg"]["data"]["s"] == "NKNUSDT"
+             and m["msg"]["data"]["u"] > snaps["NKNUSDT"]["body"]["lastUpdateId"]
+             and m["recv_ts"] > snaps["NKNUSDT"]["recv_ts"]]
+    lost = after[2]  # a diff on the live path, after the snapshot was applied
+    ex = binance_client(list(snaps))
+    try:
+        client = await replay(ex, snaps, messages, keep=lambda m: m is not lost)
+        # ccxt drops the book and fails the next watch: the feed resyncs, nobody reads a wrong book
+        assert "NKN/USDT" not in ex.orderbooks
+        assert isinstance(client.rejections.get("orderbook::NKN/USDT"), ccxt.ChecksumError)
+        assert "LRC/USDT" not in ex.orderbooks and "LRC/BTC" in ex.orderbooks  # the others are untouched
+    finally:
+        await ex.close()
 
 
-def test_deltas_update_delete_and_sort():
+def test_the_engine_book_holds_the_top_the_feed_copied():
     book = L2Book("BTC/USDT")
-    book.snapshot([[100, 1], [99, 2]], [[101, 1], [102, 3]], seq=10)
-    book.apply([[100, 0], [99.5, 4]], [[101, 0.5], [103, 1]], seq=11, prev_seq=10)
-    assert book.top(2) == (((99.5, 4.0), (99.0, 2.0)), ((101.0, 0.5), (102.0, 3.0)))
-    assert book.mid() == pytest.approx(100.25)
-    assert book.seq == 11
-
-
-def test_sequence_gap_raises_and_leaves_book_untouched():
-    book = L2Book("BTC/USDT")
-    book.snapshot([[100, 1]], [[101, 1]], seq=10)
-    with pytest.raises(SequenceGap):
-        book.apply([[100, 5]], [], seq=13, prev_seq=12)
-    assert book.bids == {100.0: 1.0} and book.seq == 10
-
-
-def test_crossed_book_is_detected():
-    book = L2Book("BTC/USDT")
-    book.snapshot([[100, 1]], [[101, 1]])
-    book.apply([[101.5, 1]], [])
-    with pytest.raises(CrossedBook):
-        book.check()
+    assert book.best_bid() is None and book.best_ask() is None
+    book.snapshot(((100.0, 1.0), (99.0, 2.0)), ((101.0, 0.5), (102.0, 3.0)), seq=11, ts=1_700_000_000_000)
+    assert (book.best_bid(), book.best_ask()) == ((100.0, 1.0), (101.0, 0.5))
+    assert (book.seq, book.ts) == (11, 1_700_000_000_000)
+    book.snapshot(((100.5, 1.0),), (), seq=12)
+    assert (book.best_bid(), book.best_ask(), book.seq) == ((100.5, 1.0), None, 12)
