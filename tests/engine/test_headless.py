@@ -56,6 +56,8 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     records = [json.loads(l) for l in lines if l.strip()]  # every line is JSON
     events = [r["event"] for r in records]
     assert events[0] == "starting" and "started" in events and events[-1] == "stopped"
+    # the OS signal is a `shutdown` line; `signal` lines are a strategy's
+    assert [r["signal"] for r in records if r["event"] == "shutdown"] == [sig.name] and "signal" not in events
     # the counters an operator reads after a night's run: faults survived are counted, not hidden
     assert {"resyncs", "reconnects", "restarts", "bad_frames", "book_msgs"} <= set(records[-1])
     assert records[-1]["book_msgs"] > 0 and records[-1]["bad_frames"] == 0
@@ -109,10 +111,13 @@ def test_bad_strategy_flags_are_one_line_errors(tmp_path, args):
     assert len(lines) == 1 and lines[0].startswith("tps19: ") and "Traceback" not in r.stderr
 
 
-def test_headless_live_on_the_sim_with_its_keys_says_live_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("keys", [{"TPS19_EXCHANGE__API_KEY": "tps19-demo-key",
+                                   "TPS19_EXCHANGE__SECRET": "tps19-demo-secret"},
+                                  {}], ids=["demo-keys-given", "no-keys-uses-demo-keys"])
+def test_headless_live_on_the_sim_with_its_keys_says_live_and_stops_cleanly(tmp_path, keys):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tps19.cli", "live", "--no-ui", "--symbol", "BTC/USDT"],
-        cwd=tmp_path, env=_env(tmp_path, TPS19_EXCHANGE__API_KEY="tps19-demo-key", TPS19_EXCHANGE__SECRET="tps19-demo-secret"),
+        cwd=tmp_path, env=_env(tmp_path, **keys),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -191,3 +191,30 @@ async def test_headless_live_issues_are_json_lines_with_ids_and_amounts(tmp_path
     assert all("***" in r["message"] + r.get("exc_message", "") for r in leaked)
     assert [r["exc_type"] for r in leaked if r["logger"] == "asyncio"] == ["RuntimeError", "RuntimeError"]
     assert "Traceback" not in everything
+
+
+def test_order_and_fill_lines_carry_ids_price_amount_fee_at_market_precision(tmp_path):
+    from tests.trading.conftest import cryptocom_markets
+    from tps19.engine.headless import _write_event
+    from tps19.engine.trade_log import TradeFormatter
+    from tps19.engine.trading.events import FillEvent, OrderUpdate
+
+    path = tmp_path / "log.jsonl"
+    out = JsonLines(path)
+    fmt = TradeFormatter(cryptocom_markets())
+    new = OrderUpdate("t19-1", None, "live", "BTC/USDT", "buy", "limit", Decimal("0.1"), Decimal("50000.5"),
+                      Decimal(0), None, Decimal(0), "new", None)
+    again = OrderUpdate("t19-1", "v-9", "live", "BTC/USDT", "buy", "limit", Decimal("0.1"), Decimal("50000.5"),
+                        Decimal(0), None, Decimal(0), "new", "new")  # the venue id learnt: no status change
+    fill = FillEvent("f-1", "t19-1", "v-9", "live", "BTC/USDT", "buy", Decimal("50000.5"), Decimal("0.1"),
+                     Decimal("3.000030000000000001"), "USDT", "maker")
+    for e in (new, again, fill):
+        _write_event(out, e, 20, fmt)
+    out.close()
+    recs = [json.loads(l) for l in path.read_text().splitlines()]
+    assert [r["event"] for r in recs] == ["order", "fill"]  # each new order once
+    order, f = recs
+    assert (order["client_order_id"], order["status"], order["side"]) == ("t19-1", "new", "buy")
+    assert (order["amount"], order["price"]) == ("0.10000 BTC", "50000.50 USDT")  # BTC/USDT: 0.00001, 0.01
+    assert (f["fill_id"], f["client_order_id"], f["venue_order_id"]) == ("f-1", "t19-1", "v-9")
+    assert (f["price"], f["amount"], f["fee"]) == ("50000.50 USDT", "0.10000 BTC", "3.00003000 USDT")

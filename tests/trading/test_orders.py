@@ -146,6 +146,8 @@ def test_check_live_allowed():
     assert "API credentials" in check_live_allowed(s(id="cryptocom", api_key=SecretStr("k")))
     assert "non-sim API keys" in check_live_allowed(s(id="sim", api_key=SecretStr("real"), secret=SecretStr("x")))
     assert check_live_allowed(s(id="sim", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET))) is None
+    assert check_live_allowed(s(id="sim")) is None  # no keys on the sim: its demo keys, as .env.example says
+    assert "API credentials" in check_live_allowed(s(id="sim", api_key=SecretStr(SIM_DEMO_API_KEY)))
     assert "demo keys" in check_live_allowed(s(id="cryptocom", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET)))
     reason = check_live_allowed(s(id="cryptocom", api_key=SecretStr("k"), secret=SecretStr("top-secret-value")))
     assert reason is None

@@ -15,7 +15,8 @@ from .health import OpsServer
 from .metrics import EngineMetrics
 from .strategies.signals import SignalEvent
 from .jsonlog import JsonLines, captured_logs
-from .trading.events import TradingIssue
+from .trade_log import TradeFormatter
+from .trading.events import FillEvent, OrderUpdate, TradingIssue
 from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now, stop_everything
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -41,7 +42,9 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     shutdown.install(asyncio.get_running_loop())
 
     min_level = LEVELS[settings.log.level]
-    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, coalesce=None, maxsize=5000)
+    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, OrderUpdate, FillEvent,
+                               coalesce=None, maxsize=5000)
+    trades = TradeFormatter({})  # the markets are known once the engine has started
     if mode == "live":
         # stdout carries JSON lines for machines; the banner is for the person starting it.
         import sys
@@ -51,13 +54,16 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
               db=engine.db.name)
     code = 0
-    pump = asyncio.create_task(_pump(sub, out, min_level))
+    pump = asyncio.create_task(_pump(sub, out, min_level, trades))
     ops: OpsServer | None = None
     # a signal during start (an unreachable venue retries for many seconds) aborts the start
     start = asyncio.create_task(engine.start(), name="engine-start")
     try:
         ops = await _serve_ops(engine, out)
         if await _started_unless_stopped(start, stop):
+            trades.markets = engine.markets
+            if engine.venue is not None:
+                trades.precision_mode = int(getattr(engine.venue.client, "precisionMode", 4) or 4)
             out.write("started", venue=engine.venue_name, mode=mode)
         interval = settings.log.summary_interval_s
         while not stop.is_set():
@@ -91,7 +97,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
             code = code or HUNG_EXIT_CODE
         await asyncio.sleep(0)
         for e in sub.drain():
-            _write_event(out, e, min_level)
+            _write_event(out, e, min_level, trades)
         await cancel_and_wait([pump])
         stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": sub.dropped}
         if engine.feed is not None:
@@ -139,13 +145,14 @@ async def _started_unless_stopped(start: asyncio.Task[None], stop: asyncio.Event
     return False
 
 
-async def _pump(sub: Any, out: JsonLines, min_level: int) -> None:
+async def _pump(sub: Any, out: JsonLines, min_level: int, trades: TradeFormatter) -> None:
     while True:
         for e in await sub.wait():
-            _write_event(out, e, min_level)
+            _write_event(out, e, min_level, trades)
 
 
-def _write_event(out: JsonLines, e: Any, min_level: int) -> None:
+def _write_event(out: JsonLines, e: Any, min_level: int, trades: TradeFormatter | None = None) -> None:
+    trades = trades or TradeFormatter({})
     if isinstance(e, ConnectionEvent):
         out.write("connection", stream=e.stream, symbol=e.symbol, state=e.state.value, detail=e.detail)
     elif isinstance(e, SignalEvent):
@@ -153,6 +160,11 @@ def _write_event(out: JsonLines, e: Any, min_level: int) -> None:
                   strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason)
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
+    elif isinstance(e, OrderUpdate):
+        if e.previous_status != e.status:  # a write that changed no status (a venue id learnt) is no news
+            out.write("order", **trades.order(e))
+    elif isinstance(e, FillEvent):
+        out.write("fill", **trades.fill(e))
     elif isinstance(e, TradingIssue):
         fields = {k: v for k, v in e.fields.items() if k not in ISSUE_KEYS}
         out.write("issue", kind=e.kind.replace("-", "_"), message=e.message, count=e.count, **fields)

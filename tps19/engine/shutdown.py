@@ -45,7 +45,7 @@ class Shutdown:
         self.signals += 1
         if self.signals > 1:  # two signals landed before the loop ran this handler once
             self._force(sig, None)
-        self.out.write("signal", signal=sig.name)
+        self.out.write("shutdown", signal=sig.name)  # `signal` is a strategy's event
         self.stop.set()
         # The second signal gets a plain Python handler: it runs between bytecodes, so it works
         # even when the loop itself is stuck and would never dispatch an asyncio handler.

@@ -182,8 +182,8 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
 def check_live_allowed(settings: Settings) -> str | None:
     """Why live trading must not start with these settings, or None if it may.
 
-    Refuses without API keys, and refuses the simulated exchange unless the keys are the
-    sim's demo keys (so real keys are never sent to a simulator, nor sim keys mistaken for
+    Refuses without API keys (except on the simulated exchange, which then uses its demo keys),
+    and refuses the simulated exchange unless the keys are the sim's demo keys (so real keys are never sent to a simulator, nor sim keys mistaken for
     a real account).
     """
     from ...config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
@@ -194,9 +194,11 @@ def check_live_allowed(settings: Settings) -> str | None:
         return "" if s is None else s.get_secret_value()
 
     k, sec = val(ex.api_key).strip(), val(ex.secret).strip()
+    ex_id = ex.id.lower()
+    if ex_id == "sim" and not k and not sec:
+        return None  # the simulated venue's demo keys (tps19-demo-key / tps19-demo-secret) are used
     if not k or not sec:
         return "live trading needs API credentials: set TPS19_EXCHANGE__API_KEY and TPS19_EXCHANGE__SECRET"
-    ex_id = ex.id.lower()
     is_demo = k == SIM_DEMO_API_KEY and sec == SIM_DEMO_SECRET
     if ex_id == "sim" and not is_demo:
         return "refusing --exchange sim with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"

@@ -66,9 +66,10 @@ class BaseBroker:
         # client id -> (the "new" OrderUpdate to publish after that commit, detail)
         self._pending_insert: dict[str, tuple[OrderUpdate, str | None]] = {}
         self._background: set[asyncio.Task] = set()
-        portfolio.locked_source = self.locked_balances
-        portfolio.pnl_today_source = risk.pnl_today
-        portfolio.day_start_sink = risk.set_day_start
+        if portfolio is not None and risk is not None:  # (a bare broker in a unit test has neither)
+            portfolio.locked_source = self.locked_balances
+            portfolio.pnl_today_source = risk.pnl_today
+            portfolio.day_start_sink = risk.set_day_start
         if bus is not None:
             bus.on(BookEvent, self._on_book_sync)
 
@@ -140,7 +141,9 @@ class BaseBroker:
             self.orders[order.client_order_id] = order
         else:
             self.orders.pop(order.client_order_id, None)
-        self.publish(order_update(order, prev))
+        # a write that changed no status (a venue id learnt, a queue position) says so: a reader
+        # must not take it for a new order
+        self.publish(order_update(order, prev if changed else order.status))
         for s in symbols:
             self.publish(self.portfolio.position_event(s))
         return new
