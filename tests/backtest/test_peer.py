@@ -104,3 +104,40 @@ def test_sma_cross_matches_on_real_1m_data_with_gaps(btc1m_gaps):
 def test_sma_cross_matches_on_backtesting_py_btcusd(btcusd_monthly):
     mine, stats = compare(btcusd_monthly, 0.002, 3, 8, short=True)
     assert stats["# Trades"] == len(mine.closed_trades)
+
+
+def tied_bars() -> pd.DataFrame:
+    """Waves (whose crossovers trade) separated by flat stretches at non-dyadic levels (0.1, 0.3, ...)
+    longer than the slow window: there the fast and slow averages are exactly equal, so no crossover
+    may fire, and the first cross after the stretch is no cross either (the previous bar was a tie,
+    not "below"). A left-to-right float sum of ten 0.1s gives 0.09999999999999999 per bar, of twenty
+    0.10000000000000002: an engine comparing those rounded sums sees false crosses on every flat
+    stretch (illiquid 1m bars are often flat)."""
+    close: list[float] = []
+    wave = np.sin(np.linspace(0.0, 6 * np.pi, 181)[1:-1])  # no sin(6 pi) ~ -7e-16: a level off by an ulp
+    # levels only rise: leaving a flat stretch downwards would skip a down-cross while long, and the
+    # next up-cross makes backtesting.py (exclusive_orders) close and reopen the long on one bar
+    for level in (0.1, 0.3, 0.7, 1.1, 1.3, 2.1):
+        close += (level * (1.0 + 0.2 * wave)).tolist() + [level] * 45
+    c = np.array(close)
+    o = np.concatenate(([c[0]], c[:-1]))
+    ts = 1_700_000_000_000 + np.arange(len(c), dtype=np.int64) * 60_000
+    return pd.DataFrame({"ts": ts, "open": o, "high": np.maximum(o, c), "low": np.minimum(o, c), "close": c,
+                         "volume": 1.0})
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_exactly_tied_averages_do_not_cross(short):
+    from tps19.engine.events import BarEvent
+
+    df = tied_bars()
+    mine, stats = compare(df, 0.001, 10, 20, short=short)
+    # the crossovers fire on the slopes only, never inside a flat stretch
+    flat = np.flatnonzero(np.diff(df.close.to_numpy()) == 0) + 1
+    assert not set(t.entry_bar - 1 for t in mine.closed_trades) & set(flat.tolist())
+    # and the bar-by-bar (live) path takes the same decisions as the vectorised one
+    strat = create("sma_cross", {"fast": 10, "slow": 20, "allow_short": short})
+    live = [strat.on_bar(BarEvent("X/Y", "1m", int(r.ts), r.open, r.high, r.low, r.close, r.volume, True))
+            for r in df.itertuples(index=False)]
+    frame = create("sma_cross", {"fast": 10, "slow": 20, "allow_short": short}).generate(df)
+    assert live == [frame.signal_at(i) for i in range(len(df))]

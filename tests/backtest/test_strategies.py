@@ -72,3 +72,28 @@ def test_sma_cross_reason_and_direction(eth5m):
     j = int(np.flatnonzero(frame.emitted)[1])
     sig2 = frame.signal_at(j)
     assert sig2.direction == -1 and sig2.target == 0.0 and "below" in sig2.reason
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e6])
+def test_compare_means_is_exact(scale):
+    """The O(bars) integer comparison of two averages equals exact rational arithmetic, ties included,
+    also when prices span many binary orders of magnitude (the Python-integer fallback)."""
+    from fractions import Fraction
+
+    from tps19.engine.strategies import indicators as ind
+
+    rng = np.random.default_rng(7)
+    x = np.repeat(rng.choice([0.1, 0.2, 0.3, 0.7], 80), rng.integers(1, 12, 80)) * scale  # flat runs: ties
+    x[100:103] = np.nan
+    wide = np.concatenate((x, [1e-9, 3e9, 0.7]))
+    for arr in (x, wide):
+        got = ind.compare_means(arr, 3, 7)
+        for i in range(len(arr)):
+            w = arr[max(0, i - 6) : i + 1]
+            if i < 6 or np.isnan(w).any():
+                assert np.isnan(got[i])
+                continue
+            d = sum(map(Fraction, w[-3:])) / 3 - sum(map(Fraction, w)) / 7
+            assert got[i] == (d > 0) - (d < 0), i
+            assert ind.compare_means_last(arr[: i + 1].tolist(), 3, 7) == got[i]
+    assert (ind.compare_means(x, 3, 7) == 0).sum() > 5

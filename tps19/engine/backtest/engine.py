@@ -21,13 +21,17 @@ Rules (documented in docs/backtesting.md):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..strategies.base import SignalFrame, Strategy
 from .metrics import compute_metrics
+from .simulate import SimConfig, simulate_arrays
+from .trades import Fill, FillTable, Trade, TradeTable
+
+__all__ = ["BacktestConfig", "BacktestResult", "Fill", "Trade", "check_no_lookahead", "run_backtest", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -49,41 +53,6 @@ class BacktestConfig:
 
 
 @dataclass
-class Fill:
-    bar: int
-    ts: int
-    side: str  # buy | sell
-    units: float
-    price: float
-    fee: float
-
-
-@dataclass
-class Trade:
-    side: str  # long | short
-    entry_bar: int
-    entry_ts: int
-    entry_price: float  # average fill price of the increases
-    units: float  # largest absolute position held
-    exit_bar: int | None = None
-    exit_ts: int | None = None
-    exit_price: float | None = None  # average fill price of the reductions
-    pnl: float = 0.0  # net of fees (open trades: marked at the last close)
-    return_pct: float = 0.0  # pnl / entry cost
-    fees: float = 0.0
-    open: bool = False
-    # bookkeeping
-    _in_units: float = 0.0
-    _in_value: float = 0.0
-    _out_units: float = 0.0
-    _out_value: float = 0.0
-    _cash_flow: float = 0.0
-
-    def public(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
-
-
-@dataclass
 class BacktestResult:
     strategy: str
     params: dict[str, Any]
@@ -92,8 +61,8 @@ class BacktestResult:
     close: np.ndarray
     equity: np.ndarray
     position: np.ndarray  # units held at each bar's close
-    fills: list[Fill]
-    trades: list[Trade]
+    fills: FillTable
+    trades: TradeTable  # a Sequence[Trade]; its columns are numpy arrays
     metrics: dict[str, Any] = field(default_factory=dict)
     signals: SignalFrame | None = None
 
@@ -103,7 +72,7 @@ class BacktestResult:
 
     @property
     def closed_trades(self) -> list[Trade]:
-        return [t for t in self.trades if not t.open]
+        return [self.trades[i] for i in np.flatnonzero(self.trades.closed).tolist()]
 
     def drawdown(self) -> np.ndarray:
         peak = np.maximum.accumulate(self.equity)
@@ -116,107 +85,14 @@ def simulate(
     close: np.ndarray,
     target: np.ndarray,
     config: BacktestConfig,
-) -> tuple[np.ndarray, np.ndarray, list[Fill], list[Trade]]:
-    """Fill target changes at the next open. Returns (equity, units per bar, fills, trades)."""
-    n = len(close)
-    target = np.asarray(target, dtype=float) * config.size
-    prev = np.concatenate(([0.0], target[:-1]))
-    change = np.flatnonzero(target != prev)
-    change = change[change + 1 < n]  # a decision on the last bar never fills
-    fee, slip = config.fee, config.slippage_bps / 10_000.0
-    cash, units = float(config.cash), 0.0
-    fills: list[Fill] = []
-    trades: list[Trade] = []
-    cur: Trade | None = None
-    fill_bars: list[int] = []
-    cash_after: list[float] = []
-    units_after: list[float] = []
+) -> tuple[np.ndarray, np.ndarray, FillTable, TradeTable]:
+    """Fill target changes at the next open. Returns (equity, units per bar, fills, trades).
 
-    def leg(k: int, side: str, dq: float, px: float, opening: bool) -> None:
-        nonlocal cash, units, cur
-        notional = dq * px
-        f = notional * fee
-        fills.append(Fill(k, int(ts[k]), side, dq, px, f))
-        flow = (notional if side == "sell" else -notional) - f
-        if side == "buy":
-            cash -= notional + f
-            units += dq
-        else:
-            cash += notional - f
-            units -= dq
-        if opening:
-            if cur is None:
-                cur = Trade(side="long" if side == "buy" else "short", entry_bar=k, entry_ts=int(ts[k]), entry_price=px, units=0.0)
-            cur._in_units += dq
-            cur._in_value += notional
-            cur.entry_price = cur._in_value / cur._in_units
-            cur.units = max(cur.units, abs(units))
-        elif cur is not None:
-            cur._out_units += dq
-            cur._out_value += notional
-            cur.exit_price = cur._out_value / cur._out_units
-        if cur is not None:
-            cur._cash_flow += flow
-            cur.fees += f
-        if not opening and cur is not None and units == 0.0:
-            cur.exit_bar, cur.exit_ts = k, int(ts[k])
-            cur.pnl = cur._cash_flow
-            cur.return_pct = cur.pnl / cur._in_value if cur._in_value else 0.0
-            trades.append(cur)
-            cur = None
-
-    held = 0.0  # target currently held
-    for i in change.tolist():
-        tgt = float(target[i])
-        if tgt == held:
-            continue
-        held = tgt
-        k = i + 1
-        p = float(open_[k])
-        if cash + units * p <= 0:
-            break  # ruined: nothing left to trade
-        # 1) leaving a side (to flat or to the other side): close the whole position first
-        if units != 0.0 and (tgt == 0.0 or (tgt > 0) != (units > 0)):
-            if units > 0:
-                leg(k, "sell", units, p * (1.0 - slip), opening=False)
-            else:
-                leg(k, "buy", -units, p * (1.0 + slip), opening=False)
-            units = 0.0
-        # 2) move towards |tgt| of equity on tgt's side; buys/sells that open pay their fee
-        #    out of the target notional, so a target of 1 never needs more than the equity
-        if tgt != 0.0:
-            equity = cash + units * p
-            sgn = 1.0 if tgt > 0 else -1.0
-            have = abs(units)
-            want = abs(tgt) * equity / p
-            if want > have:
-                px = p * (1.0 + slip * sgn)
-                dq = (abs(tgt) * equity - have * p) / (px * (1.0 + fee))
-                if dq > 0:
-                    leg(k, "buy" if sgn > 0 else "sell", dq, px, opening=True)
-            elif want < have:
-                px = p * (1.0 - slip * sgn)
-                leg(k, "sell" if sgn > 0 else "buy", have - want, px, opening=False)
-        fill_bars.append(k)
-        cash_after.append(cash)
-        units_after.append(units)
-    # piecewise-constant cash/units -> equity curve at every close
-    if fill_bars:
-        seg = np.searchsorted(np.asarray(fill_bars), np.arange(n), side="right") - 1
-        ca = np.concatenate(([float(config.cash)], cash_after))[seg + 1]
-        ua = np.concatenate(([0.0], units_after))[seg + 1]
-    else:
-        ca = np.full(n, float(config.cash))
-        ua = np.zeros(n)
-    equity = ca + ua * close
-    if cur is not None and n:
-        last = float(close[-1])
-        cur.open = True
-        cur.exit_price = last
-        cur.pnl = cur._cash_flow + units * last
-        cur.return_pct = cur.pnl / cur._in_value if cur._in_value else 0.0
-        trades.append(cur)
-    return equity, ua, fills, trades
+    ``target`` is the wanted position after each bar's close as a fraction of equity (scaled by
+    ``config.size``); fills and trades are column tables (sequences of Fill / Trade)."""
+    sim = SimConfig(config.cash, config.fee, config.slippage_bps, config.size)
+    return simulate_arrays(np.asarray(ts, dtype=np.int64), np.asarray(open_, dtype=float),
+                           np.asarray(close, dtype=float), target, sim)
 
 
 def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = None) -> BacktestResult:

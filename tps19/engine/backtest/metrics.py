@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .trades import FillTable, TradeTable
+
 YEAR_MS = 365.25 * 86_400_000  # crypto trades every day
 
 
@@ -30,22 +32,29 @@ def max_drawdown(equity: np.ndarray, ts: np.ndarray) -> tuple[float, int, int]:
     under = dd < 0
     best_bars, best_ms = 0, 0
     if under.any():
-        # runs of consecutive underwater bars
+        # runs of consecutive underwater bars: from the peak before each to its recovery (or the end)
         d = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
         starts = np.flatnonzero(d == 1)
         ends = np.flatnonzero(d == -1)  # exclusive
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            peak_bar = s - 1 if s > 0 else s
-            end_bar = e if e < len(equity) else len(equity) - 1  # recovery bar, or last bar
-            bars = end_bar - peak_bar
-            if bars > best_bars:
-                best_bars, best_ms = bars, int(ts[end_bar] - ts[peak_bar])
+        peak_bar = np.maximum(starts - 1, 0)
+        end_bar = np.minimum(ends, len(equity) - 1)
+        lengths = end_bar - peak_bar
+        k = int(np.argmax(lengths))  # the first of the longest
+        best_bars, best_ms = int(lengths[k]), int(ts[end_bar[k]] - ts[peak_bar[k]])
     return float(dd.min()), best_bars, best_ms
 
 
 def _f(x: float) -> float | None:
     """JSON-safe float (None for NaN/inf)."""
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _annualised(growth: float, years: float) -> float:
+    """growth^(1/years) - 1; inf when a short span makes it overflow (a day's +1% is 'inf' a year)."""
+    if not (years > 0 and growth > 0):
+        return math.nan
+    exponent = math.log(growth) / years
+    return math.expm1(exponent) if exponent < 700 else math.inf
 
 
 def compute_metrics(res: Any) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def compute_metrics(res: Any) -> dict[str, Any]:
     total_return = final / cash0 - 1.0
     span_ms = float(ts[-1] - ts[0]) if len(ts) > 1 else 0.0
     years = span_ms / YEAR_MS
-    cagr = (final / cash0) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else math.nan
+    cagr = _annualised(final / cash0, years)
     curve = np.concatenate(([cash0], eq))
     rets = curve[1:] / curve[:-1] - 1.0
     ppy = periods_per_year(ts)
@@ -67,8 +76,10 @@ def compute_metrics(res: Any) -> dict[str, Any]:
     sortino = mean / downside * math.sqrt(ppy) if downside > 0 else math.nan
     mdd, dd_bars, dd_ms = max_drawdown(curve, np.concatenate(([ts[0]], ts)) if len(ts) else ts)
     calmar = cagr / abs(mdd) if mdd < 0 and math.isfinite(cagr) else math.nan
-    closed = [t for t in res.trades if not t.open]
-    pnls = np.array([t.pnl for t in closed], dtype=float)
+    trades = res.trades if isinstance(res.trades, TradeTable) else TradeTable.from_trades(res.trades)
+    fills = res.fills if isinstance(res.fills, FillTable) else FillTable.from_fills(res.fills)
+    closed = trades.closed
+    pnls = np.asarray(trades.pnl, dtype=float)[closed]
     wins = pnls[pnls > 0]
     losses = pnls[pnls < 0]
     win_rate = len(wins) / len(pnls) if len(pnls) else math.nan
@@ -76,8 +87,9 @@ def compute_metrics(res: Any) -> dict[str, Any]:
         profit_factor = float(wins.sum()) / abs(float(losses.sum()))
     else:
         profit_factor = math.inf if len(wins) else math.nan
-    exposure = float(np.mean(np.asarray(res.position) != 0)) if len(res.position) else 0.0
-    fees = float(sum(f.fee for f in res.fills))
+    exposure = float(np.count_nonzero(res.position)) / len(res.position) if len(res.position) else 0.0
+    fees = float(np.sum(fills.fee))
+    n_closed = len(pnls)
     return {
         "start_ms": int(ts[0]) if len(ts) else None,
         "end_ms": int(ts[-1]) if len(ts) else None,
@@ -94,11 +106,11 @@ def compute_metrics(res: Any) -> dict[str, Any]:
         "calmar": _f(calmar),
         "win_rate": _f(win_rate),
         "profit_factor": _f(profit_factor),
-        "trades": len(closed),
-        "open_trades": len(res.trades) - len(closed),
-        "avg_trade": _f(float(pnls.mean())) if len(pnls) else None,
-        "avg_trade_return": _f(float(np.mean([t.return_pct for t in closed]))) if closed else None,
+        "trades": n_closed,
+        "open_trades": len(trades) - n_closed,
+        "avg_trade": _f(float(pnls.mean())) if n_closed else None,
+        "avg_trade_return": _f(float(np.mean(np.asarray(trades.return_pct)[closed]))) if n_closed else None,
         "exposure": exposure,
         "fees": fees,
-        "fills": len(res.fills),
+        "fills": len(fills),
     }

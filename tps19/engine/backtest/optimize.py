@@ -24,6 +24,7 @@ from ...numbers import NumberError, to_float
 from ..strategies import ParamError, get
 from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
 from .metrics import compute_metrics
+from .trades import FillTable, TradeTable
 
 METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "profit_factor", "win_rate", "final_equity", "max_drawdown")
 
@@ -229,7 +230,7 @@ class WalkForwardResult:
     equity: np.ndarray  # chained out-of-sample equity
     ts: np.ndarray
     metrics: dict[str, Any]
-    trades: list[Any]
+    trades: TradeTable
 
 
 def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np.ndarray], config: BacktestConfig,
@@ -239,7 +240,9 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
     total = len(windows) * len(param_sets)
     done = 0
     out_folds: list[Fold] = []
-    eq_parts, ts_parts, pos_parts, fills, trades = [], [], [], [], []
+    eq_parts, ts_parts, pos_parts = [], [], []
+    fills: list[FillTable] = []
+    trades: list[TradeTable] = []
     cash = config.cash
     own = pool is None and jobs > 1
     if own:
@@ -260,11 +263,11 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
             eq_parts.append(oos.equity)
             ts_parts.append(oos.ts)
             pos_parts.append(oos.position)
-            fills.extend(oos.fills)
-            trades.extend(oos.trades)
+            fills.append(oos.fills)
+            trades.append(oos.trades)
     finally:
         if own and pool is not None:
             pool.shutdown()
     chained = BacktestResult(name, {}, config, np.concatenate(ts_parts), np.array([]), np.concatenate(eq_parts),
-                             np.concatenate(pos_parts), fills, trades)
-    return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), trades)
+                             np.concatenate(pos_parts), FillTable.concat(fills), TradeTable.concat(trades))
+    return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), chained.trades)

@@ -137,18 +137,7 @@ class Strategy(ABC):
             v = data[k] if k in data else data[k.capitalize()]
             cols[k] = np.asarray(v, dtype=float)
         ev, code, strength = self.events(cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"])
-        lo, hi = self.bounds
-        ev = np.where(np.isnan(ev), np.nan, np.clip(ev, lo, hi))
-        n = len(ev)
-        idx = np.where(np.isnan(ev), -1, np.arange(n))
-        np.maximum.accumulate(idx, out=idx)
-        target = np.where(idx >= 0, ev[np.maximum(idx, 0)], 0.0)
-        prev = np.concatenate(([0.0], target[:-1]))
-        emitted = target != prev
-        direction = np.sign(target - prev).astype(np.int8)
-        reason = np.where(emitted, code, -1).astype(np.int16)
-        strength = np.where(emitted, np.clip(strength, 0.0, 1.0), 0.0)
-        return SignalFrame(target, emitted, direction, strength, reason, self.reasons)
+        return frame_from_events(np.asarray(ev, dtype=float), code, strength, self.bounds, self.reasons)
 
     def on_bar(self, bar: Any, portfolio: PortfolioView | None = None) -> Signal | None:
         """Incremental path: feed one *closed* bar; returns a Signal when the target changes."""
@@ -186,6 +175,29 @@ class Strategy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.param_dict().items())
         return f"{type(self).__name__}({args})"
+
+
+def frame_from_events(ev: np.ndarray, code: Any, strength: Any, bounds: tuple[float, float],
+                      reasons: tuple[str, ...]) -> SignalFrame:
+    """Held target = the last event's target (0 before any), clipped to ``bounds``; a Signal where
+    it changes. Works on the event bars only (a few per cent of the bars) and fills the columns."""
+    n = len(ev)
+    at = np.flatnonzero(~np.isnan(ev))
+    vals = np.clip(ev[at], *bounds)
+    before = np.concatenate(([0.0], vals[:-1]))
+    keep = vals != before
+    at, vals = at[keep], vals[keep]
+    prev = np.concatenate(([0.0], vals[:-1]))
+    target = np.repeat(np.concatenate(([0.0], vals)), np.diff(np.concatenate(([0], at, [n]))))
+    emitted = np.zeros(n, dtype=bool)
+    emitted[at] = True
+    direction = np.zeros(n, dtype=np.int8)
+    direction[at] = np.sign(vals - prev)
+    reason = np.full(n, -1, dtype=np.int16)
+    reason[at] = np.asarray(code)[at]
+    out_strength = np.zeros(n)
+    out_strength[at] = np.clip(np.asarray(strength, dtype=float)[at], 0.0, 1.0)
+    return SignalFrame(target, emitted, direction, out_strength, reason, reasons)
 
 
 def _one_line(name: str, err: ValidationError) -> str:

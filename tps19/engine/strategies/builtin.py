@@ -46,27 +46,34 @@ class SmaCross(Strategy):
         return -1.0 if self.params.allow_short else 0.0
 
     def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
-        f = ind.sma(close, self.params.fast)
-        s = ind.sma(close, self.params.slow)
-        fp, sp = ind.shift(f), ind.shift(s)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            up = (fp < sp) & (f > s)
-            down = (fp > sp) & (f < s)
-            strength = np.abs(f - s) / s * 100.0
-        ev = np.where(up, 1.0, np.where(down, self._down(), np.nan))
-        code = np.where(up, 0, 1)
+        p = self.params
+        side = ind.compare_means(close, p.fast, p.slow)  # exact: a tie is no cross
+        # a cross is a step from -1 to 1 (or back) between two bars: look at the steps only
+        step = np.flatnonzero(side[1:] != side[:-1]) + 1
+        up = step[(side[step - 1] < 0) & (side[step] > 0)]
+        down = step[(side[step - 1] > 0) & (side[step] < 0)]
+        n = len(close)
+        ev = np.full(n, np.nan)
+        ev[up], ev[down] = 1.0, self._down()
+        code = np.ones(n, dtype=np.int8)
+        code[up] = 0
+        strength = np.full(n, np.nan)
+        at = np.concatenate((up, down))
+        f, s = ind.sum_at(close, p.fast, at) / p.fast, ind.sum_at(close, p.slow, at) / p.slow
+        strength[at] = np.abs(f - s) / s * 100.0
         return ev, code, strength
 
     def step(self):  # type: ignore[no-untyped-def]
         c = list(self.bars["close"])
         p = self.params
+        side = ind.compare_means_last(c, p.fast, p.slow)
+        prev = ind.compare_means_last(c[:-1], p.fast, p.slow)
+        if not (prev < 0 < side or side < 0 < prev):
+            return NAN, -1, 0.0
         f, s = ind.sma_last(c, p.fast), ind.sma_last(c, p.slow)
-        fp, sp = ind.sma_last(c[:-1], p.fast), ind.sma_last(c[:-1], p.slow)
-        if fp < sp and f > s:
+        if side > 0:
             return 1.0, 0, abs(f - s) / s * 100.0
-        if fp > sp and f < s:
-            return self._down(), 1, abs(f - s) / s * 100.0
-        return NAN, -1, 0.0
+        return self._down(), 1, abs(f - s) / s * 100.0
 
 
 # --- rsi_reversion ---------------------------------------------------------------------------

@@ -3,8 +3,14 @@
 The backtest computes them over whole arrays with numpy; live trading computes one value per
 closed bar. Both must give the *same* floats, or a crossover can flip between the two paths.
 So every window sum is evaluated in one fixed order, ``((x0 + x1) + x2) + ...``, in both
-forms (never a running sum that adds and removes, whose rounding depends on history), and
+forms (never a float running sum that adds and removes, whose rounding depends on history), and
 recursive indicators (Wilder's RSI) use the same scalar formula in both paths.
+
+Which of two moving averages is above the other is decided *exactly* (``compare_means``): a
+float sum of ten 0.1s is 0.09999999999999999 per bar and of twenty 0.10000000000000002, so
+rounded averages would see a cross on every flat stretch. The exact sums come from integer
+running sums (every float is an integer multiple of the smallest value's ulp), so the cost does
+not grow with the window length.
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from ._exact import compare_means as compare_means
+from ._exact import compare_means_last as compare_means_last
+from ._exact import sum_at as sum_at
 
 
 def window_sum(x: np.ndarray, n: int) -> np.ndarray:
