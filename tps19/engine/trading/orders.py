@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
 from ...numbers import NumberError, to_decimal
 from ..events import now_ms
@@ -67,7 +67,22 @@ def check_transition(src: OrderStatus | str, dst: OrderStatus | str) -> None:
         raise IllegalTransition(f"order cannot go from {src.value} to {dst.value}")
 
 
-class OrderType(str, Enum):
+class RecordedEnum(str, Enum):
+    """An enum whose records may hold a value outside it: ``parse`` reads such a value as ``"?"``
+    (each subclass has the member ``UNKNOWN = "?"``)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        try:
+            return cls(value)
+        except ValueError:
+            return cls("?")
+
+
+class OrderType(RecordedEnum):
     MARKET = "market"
     LIMIT = "limit"
     POST_ONLY = "post_only"
@@ -75,32 +90,12 @@ class OrderType(str, Enum):
     # only on records: a refused request's type that is none of the above (the reason names it)
     UNKNOWN = "?"
 
-    def __str__(self) -> str:
-        return self.value
 
-    @classmethod
-    def parse(cls, value: str) -> OrderType:
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.UNKNOWN
-
-
-class Side(str, Enum):
+class Side(RecordedEnum):
     BUY = "buy"
     SELL = "sell"
     # only on records: a refused request's side, or a venue order that did not say
     UNKNOWN = "?"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @classmethod
-    def parse(cls, value: str) -> Side:
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.UNKNOWN
 
 
 SIDES = ("buy", "sell")
