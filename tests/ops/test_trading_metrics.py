@@ -98,7 +98,10 @@ async def test_healthz_names_a_database_that_takes_no_write(served):
     ("not sent: amount 0.00001 is below the minimum 0.0001 for BTC/USDT", "order_limits"),
     ("not sent: daily loss limit reached (P&L today -1200.00 <= -1000); only orders that reduce a position are allowed",
      "daily_loss_limit"),
-    ("INSUFFICIENT_AVAILABLE_BALANCE", "venue"),
+    ("not sent: gross exposure after this order would be 300000.00 > the gross exposure cap 250000", "gross_exposure_cap"),
+    ("not sent: limit price 1.5 is 97.00% from the mid 50000: outside the 5% price band (fat finger?)", "price_band"),
+    ("not sent: not enough free USDT: the order needs 60000, 100 is free", "insufficient_balance"),
+    ("VENUE_REJECTED: 5001 unknown error", "venue"),
 ])
 def test_rejection_reasons_become_a_few_labels(reason, kind):
     assert rejection_kind(reason) == kind
