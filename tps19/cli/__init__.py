@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import backtest, db, desk, exchange, history
+    from . import backtest, db, desk, exchange, history, serve
 
-    for area in (desk, exchange, history, backtest, db):
+    for area in (desk, exchange, history, backtest, db, serve):
         area.register(app)
 
 
