@@ -69,6 +69,10 @@ def backtest(
     db: Path = typer.Option(None, "--db", help="SQLite file to store the result in."),
     no_save: bool = typer.Option(False, "--no-save", help="Do not store the result."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the terminal chart."),
+    sizing: str = typer.Option(None, "--sizing", help="Position sizing: fixed, fixed_fractional, vol_target, kelly (docs/risk.md)."),
+    sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
+    max_drawdown: float = typer.Option(None, "--max-drawdown", help="Drawdown breaker: % below peak equity that halts new risk."),
+    flatten_on_halt: bool = typer.Option(False, "--flatten-on-halt", help="When the breaker trips, close the position."),
 ) -> None:
     """Backtest a strategy: signal on a bar's close, fill at the next bar's open."""
     from rich.console import Console
@@ -83,14 +87,33 @@ def backtest(
 
         strat = create(strategy, param or [])
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
+        risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                              parse_time(until, "--until"), db, json_out, console)
         if len(df) < 2:
             fail("not enough bars to backtest (need at least 2)")
-        res = run_backtest(strat, df, config)
+        res = run_backtest(strat, df, config, risk)
     except bad_input_errors() as err:
         fail(str(err))
+    halted = (res.metrics.get("risk") or {}).get("halted_at_bar")
+    if halted is not None and not json_out:
+        console.print(f"[red]drawdown breaker tripped at bar {halted}: no new risk after it[/]")
     report(res, meta, json_out, no_plot, console, db, no_save)
+
+
+def backtest_risk(sizing: str | None, params: list[str] | None, max_drawdown: float | None,
+                  flatten: bool) -> Any:
+    """The run's sizing and breaker (None when neither is asked for); bad values raise ValueError."""
+    if sizing is None and not params and max_drawdown is None:
+        return None
+    from ..engine.risk.backtest import BacktestRisk
+    from ..engine.risk.sizing import parse_sizing
+
+    if max_drawdown is not None:
+        check_numbers(max_drawdown=max_drawdown)
+        if not 0 < max_drawdown <= 100:
+            raise ValueError("--max-drawdown must be within (0, 100] percent")
+    return BacktestRisk(parse_sizing(sizing, params) if sizing or params else None, max_drawdown, flatten)
 
 
 def optimize(

@@ -95,13 +95,20 @@ def simulate(
                            np.asarray(close, dtype=float), target, sim)
 
 
-def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = None) -> BacktestResult:
-    """Backtest ``strategy`` on a frame with columns ts, open, high, low, close, volume."""
+def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = None, risk: Any = None) -> BacktestResult:
+    """Backtest ``strategy`` on a frame with columns ts, open, high, low, close, volume.
+    ``risk`` (engine/risk/backtest.py ``BacktestRisk``) sizes the targets and applies the
+    drawdown breaker before the simulator; what it did is in ``metrics["risk"]``."""
     config = config or BacktestConfig()
     cols = {k: np.asarray(data[k], dtype=float) for k in ("open", "high", "low", "close", "volume")}
     ts = np.asarray(data["ts"], dtype=np.int64)
     frame = strategy.generate(cols)
-    equity, units, fills, trades = simulate(ts, cols["open"], cols["close"], frame.target, config)
+    target, risk_info = frame.target, None
+    if risk is not None:
+        from ..risk.backtest import apply_risk
+
+        target, risk_info = apply_risk(risk, ts, cols, target, config)
+    equity, units, fills, trades = simulate(ts, cols["open"], cols["close"], target, config)
     res = BacktestResult(
         strategy=strategy.name,
         params=strategy.param_dict(),
@@ -115,6 +122,8 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
         signals=frame,
     )
     res.metrics = compute_metrics(res)
+    if risk_info is not None:
+        res.metrics["risk"] = risk.describe() | risk_info
     return res
 
 

@@ -79,6 +79,7 @@ class TradingStack:
     broker: Broker
     portfolio: Portfolio
     store: TradingStore
+    breakers: Any = None  # the circuit breakers' watch (engine/risk/breakers.py), once started
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -87,6 +88,10 @@ class TradingStack:
         await self.broker.start()
         await self._restore_day_start()
         self.portfolio.start()
+        from ..risk.breakers import BreakerWatch
+
+        self.breakers = BreakerWatch(self.broker, self.portfolio, self.broker.risk.settings)  # type: ignore[arg-type]
+        await self.breakers.start()
         self._started = True
 
     def summary(self) -> dict[str, Any]:
@@ -126,6 +131,8 @@ class TradingStack:
         if not self._started:
             return
         self._started = False
+        if self.breakers is not None:
+            await self.breakers.stop()
         await self.portfolio.stop()
         await self.broker.stop()
         try:

@@ -1,0 +1,74 @@
+"""Risk in a backtest: position sizing and the drawdown breaker, as transforms of the
+strategy's target vector before the simulator (``backtest/engine.py``'s ``simulate``, used as is).
+
+The drawdown breaker: equity at each bar's close is the simulator's; the first bar whose close
+is ``max_drawdown_pct`` or more below the running peak trips it. From that bar's decision on, no
+order that adds risk passes: the target may only shrink towards 0 on its side (a flip is cut
+at flat), or with ``flatten`` it is 0. Bars before the trip are untouched, so their equity, and
+hence the trip bar, are the same in the second simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backtest.engine import BacktestConfig, simulate
+from .sizing import Sizing, rolling_daily_vol, size_fraction
+
+
+@dataclass(frozen=True)
+class BacktestRisk:
+    sizing: Sizing | None = None
+    max_drawdown_pct: float | None = None
+    flatten: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"sizing": self.sizing.describe() if self.sizing else None,
+                "max_drawdown_pct": self.max_drawdown_pct, "flatten_on_halt": self.flatten}
+
+
+def sized_targets(sizing: Sizing, target: np.ndarray, close: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    sigma = rolling_daily_vol(close, ts, int(sizing.p["lookback"])) if sizing.name == "vol_target" else None
+    return np.asarray(size_fraction(sizing, np.asarray(target, dtype=float), sigma_daily=sigma), dtype=float)
+
+
+def no_new_risk(target: np.ndarray, held: float) -> np.ndarray:
+    """Targets after a halt when ``held`` is in force: each may only shrink towards 0 on held's side."""
+    side = np.sign(held)
+    allowed = np.where(np.sign(target) == side, np.abs(target), 0.0) if side != 0 else np.zeros(len(target))
+    return side * np.minimum.accumulate(np.concatenate(([abs(held)], allowed)))[1:]
+
+
+def halt_on_drawdown(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, target: np.ndarray,
+                     config: BacktestConfig, max_drawdown_pct: float, *, flatten: bool = False) -> tuple[np.ndarray, int | None]:
+    """(targets with the breaker applied, the bar it tripped at or None)."""
+    target = np.asarray(target, dtype=float)
+    equity = simulate(ts, open_, close, target, config)[0]
+    if not len(equity):
+        return target, None
+    dd = 1.0 - equity / np.maximum.accumulate(equity)
+    hit = np.flatnonzero(dd >= max_drawdown_pct / 100.0 - 1e-12)
+    if not hit.size:
+        return target, None
+    k = int(hit[0])
+    out = target.copy()
+    held = float(target[k - 1]) if k > 0 else 0.0
+    out[k:] = 0.0 if flatten else no_new_risk(target[k:], held)
+    return out, k
+
+
+def apply_risk(risk: BacktestRisk, ts: np.ndarray, cols: dict[str, np.ndarray], target: np.ndarray,
+               config: BacktestConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """The strategy's targets after sizing and the breaker, and what risk did (for the report)."""
+    t = np.asarray(target, dtype=float)
+    if risk.sizing is not None:
+        t = sized_targets(risk.sizing, t, cols["close"], ts)
+    info: dict[str, Any] = {"halted_at_bar": None, "halted_at_ts": None}
+    if risk.max_drawdown_pct is not None:
+        t, k = halt_on_drawdown(ts, cols["open"], cols["close"], t, config, risk.max_drawdown_pct, flatten=risk.flatten)
+        if k is not None:
+            info = {"halted_at_bar": k, "halted_at_ts": int(ts[k])}
+    return t, info
