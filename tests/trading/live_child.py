@@ -16,7 +16,9 @@ async def main(url: str, db_path: str, price: str, wait_go: bool = False) -> Non
     from .helpers import settings
     from .simhelp import make_client
 
-    client = await make_client(url)
+    # a separate process against the test's in-process venue: on a loaded machine its first
+    # requests (markets, reconciliation) can take longer than the in-process clients' 5 s
+    client = await make_client(url, timeout_ms=30_000)
     db = Database(db_path)
     await db.open()
     s = await build_trading(mode="live", bus=EventBus(), db=db, client=client, markets=client.markets,

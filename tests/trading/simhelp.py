@@ -16,10 +16,10 @@ def make_sim() -> SimExchange:
         KEY: (SECRET, dict(START_LIVE)), KEY2: (SECRET2, {"USDT": Decimal("100000"), "BTC": Decimal("5")})})
 
 
-async def make_client(base_url: str, key: str = KEY, secret: str = SECRET):
+async def make_client(base_url: str, key: str = KEY, secret: str = SECRET, timeout_ms: int = 5000):
     import ccxt.pro as ccxtpro
 
-    c = ccxtpro.cryptocom({"apiKey": key, "secret": secret, "enableRateLimit": False, "timeout": 5000})
+    c = ccxtpro.cryptocom({"apiKey": key, "secret": secret, "enableRateLimit": False, "timeout": timeout_ms})
     point_ccxt(c, base_url)
     await c.load_markets()
     return c

@@ -39,19 +39,29 @@ async def restart(path, sim):
     return s, db, client, sub
 
 
+async def child_line(proc, stderr_path) -> dict:
+    """The child's next JSON line; if it died first, fail with what it wrote to stderr."""
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if not line.strip():
+        await asyncio.wait_for(proc.wait(), 30)
+        tail = stderr_path.read_text(errors="replace")[-2000:]
+        raise AssertionError(f"the live child exited ({proc.returncode}) before answering; its stderr:\n{tail}")
+    return json.loads(line)
+
+
 async def test_sigkill_between_place_and_fill(tmp_path):
     sim = make_sim()
     await sim.start()
     other = await make_client(sim.base_url, KEY2, SECRET2)
     path = tmp_path / "crash.db"
+    proc = None
     try:
         price = await inside_spread_price(other)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.trading.live_child", sim.base_url, str(path), str(price),
-            cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        placed = json.loads(line)
+        with (tmp_path / "child.err").open("wb") as err:  # the child keeps its own copy of the handle
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.trading.live_child", sim.base_url, str(path), str(price),
+                cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=err, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        placed = await child_line(proc, tmp_path / "child.err")
         assert placed["status"] == "open"
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
@@ -80,6 +90,9 @@ async def test_sigkill_between_place_and_fill(tmp_path):
             await client.close()
             await db.close()
     finally:
+        if proc is not None and proc.returncode is None:  # a failed test leaves no child behind
+            proc.kill()
+            await proc.wait()
         await other.close()
         await sim.stop()
 
@@ -91,13 +104,15 @@ async def test_sigkill_after_send_before_reply(tmp_path):
     await sim.start()
     other = await make_client(sim.base_url, KEY2, SECRET2)
     path = tmp_path / "crash2.db"
+    proc = None
     try:
         price = await inside_spread_price(other)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.trading.live_child", sim.base_url, str(path), str(price), "wait",
-            cwd=str(ROOT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) == {"ready": True}
+        with (tmp_path / "child.err").open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.trading.live_child", sim.base_url, str(path), str(price), "wait",
+                cwd=str(ROOT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert await child_line(proc, tmp_path / "child.err") == {"ready": True}
         # the venue processes the create-order but the reply is lost, and every later request of
         # the child (its lookup by client order id) hangs: it dies knowing only its own record
         sim.faults.drop_next_create_order_reply(1)
@@ -140,5 +155,8 @@ async def test_sigkill_after_send_before_reply(tmp_path):
         await client.close()
         await db.close()
     finally:
+        if proc is not None and proc.returncode is None:  # a failed test leaves no child behind
+            proc.kill()
+            await proc.wait()
         await other.close()
         await sim.stop()
