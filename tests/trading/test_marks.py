@@ -92,3 +92,26 @@ async def test_pnl_today_is_the_loss_limits_figure_and_survives_a_restart(bus, d
         assert seen[-1].pnl_today == s2.broker.risk.pnl_today() == before
     finally:
         await s2.stop()
+
+
+async def test_selling_holdings_from_before_never_shows_a_negative_position(bus, db, markets):
+    """The account started with 1 BTC that no fill bought: selling part of it leaves the
+    position at zero (not -0.155) while the balance shows what is held."""
+    seen: list = []
+    bus.on(PositionEvent, seen.append)
+    s = await _stack(bus, db, markets)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        o = await s.broker.place_order("BTC/USDT", "sell", "market", "0.155")
+        assert o.status.value == "filled"
+        await until(lambda: any(e.base_balance == D("0.845") for e in seen))
+        ev = [e for e in seen if e.base_balance == D("0.845")][-1]
+        assert ev.net_position == 0 and ev.realized_pnl == 0
+        await s.broker.place_order("BTC/USDT", "buy", "market", "0.1")
+        assert s.portfolio.position("BTC/USDT").qty == D("0.1")
+        await s.broker.place_order("BTC/USDT", "sell", "market", "0.3")  # 0.1 bought, 0.2 held before
+        p = s.portfolio.position("BTC/USDT")
+        assert p.qty == 0 and p.realized == (D("49999") - D("50001")) * D("0.1")
+        assert all(e.net_position >= 0 for e in seen)
+    finally:
+        await s.stop()

@@ -31,23 +31,26 @@ async def test_hand_computed_pnl(markets, bus, db):
     assert pos.unrealized(p.mark("BTC/USDT")) == D("12.5")
     t = p.totals()
     assert t == {"realized_pnl": D("22.5"), "unrealized_pnl": D("12.5"), "fees": D("0.39"), "net_pnl": D("34.61")}
-    # sell through zero: 0.5 closes at 100 (-2.5), 0.5 opens a short at 100
+    # sell through zero on spot: 0.5 closes at 100 (-2.5); the other 0.5 is BTC the account held
+    # before any fill (no short on spot): the position stays at zero, never negative
     p.apply_fill(f("sell", "100", "1", "0.1"))
-    assert (pos.qty, pos.avg_entry, pos.realized) == (D("-0.5"), D("100"), D("20"))
+    assert (pos.qty, pos.avg_entry, pos.realized) == (D("0"), None, D("20"))
     bus.publish(book(bids=((89.0, 1.0),), asks=((91.0, 1.0),)))  # mid 90
-    assert pos.unrealized(D("90")) == D("5")
+    assert pos.unrealized(D("90")) == 0
     assert p.balances == {"USDT": D("1069.51"), "BTC": D("0.5")}
     eq, unpriced = p.equity()
     assert eq == D("1069.51") + D("0.5") * D("90") and unpriced == []
-    # cover exactly: flat, avg cleared
+    # a buy after that opens a new long at its price
     p.apply_fill(f("buy", "80", "0.5", "0"))
-    assert (pos.qty, pos.avg_entry, pos.realized) == (D("0"), None, D("30"))
+    assert (pos.qty, pos.avg_entry, pos.realized) == (D("0.5"), D("80"), D("20"))
+    p.apply_fill(f("sell", "80", "0.5", "0"))
+    assert (pos.qty, pos.avg_entry, pos.realized) == (D("0"), None, D("20"))
     ev = p.position_event("BTC/USDT")
     assert ev.net_position == 0 and ev.unrealized_pnl == 0 and ev.fees == D("0.49")
     snap = await p.snapshot()
     async with db.session() as s:
         row = (await s.execute(select(PortfolioSnapshot))).scalars().one()
-    assert row.equity == snap.equity and row.realized_pnl == D("30") and row.fees == D("0.49")
+    assert row.equity == snap.equity and row.realized_pnl == D("20") and row.fees == D("0.49")
     assert D(row.positions["BTC/USDT"]["qty"]) == 0
 
 

@@ -33,8 +33,13 @@ class Position:
     avg_entry: Decimal | None = None
     realized: Decimal = ZERO
     fees: Decimal = ZERO
+    # spot: the position is what TPS19's fills bought, never below zero; selling more than that
+    # sells holdings the account had before (or that fills did not explain), at no booked P&L
+    spot: bool = True
 
     def apply(self, delta: Decimal, price: Decimal) -> None:
+        if self.spot and self.qty + delta < 0:
+            delta = -self.qty if self.qty > 0 else ZERO
         if delta == 0:
             return
         q = self.qty
@@ -127,7 +132,8 @@ class Portfolio:
         p = self.positions.get(symbol)
         if p is None:
             base, quote = self._ccy(symbol)
-            p = self.positions[symbol] = Position(symbol, base, quote)
+            m = self.markets.get(symbol) or {}
+            p = self.positions[symbol] = Position(symbol, base, quote, spot=bool(m.get("spot", True)))
         return p
 
     def fee_in_quote(self, symbol: str, fee: Decimal, fee_currency: str | None, price: Decimal) -> Decimal:
@@ -174,6 +180,8 @@ class Portfolio:
             price = p.avg_entry if p.avg_entry is not None else self.marks.get(adj.symbol)
             if price is None:
                 p.qty += adj.amount
+                if p.spot and p.qty < 0:
+                    p.qty = ZERO
             else:
                 p.apply(adj.amount, price)
 
