@@ -49,11 +49,11 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
     return settings.model_copy(update={"exchange": exchange}), sim
 
 
-def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None) -> Engine:
+def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None, shadow: Any = None) -> Engine:
     """The one place an entry point builds the Engine (settings already point at a venue)."""
     from .engine.engine import Engine
 
-    return Engine(settings, mode, strategy=strategy)
+    return Engine(settings, mode, strategy=strategy, shadow=shadow)
 
 
 @contextlib.asynccontextmanager

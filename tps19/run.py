@@ -38,7 +38,7 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Pat
         raise  # unreachable
 
 
-def make_strategy(name: str | None, params: list[str] | None) -> object:
+def make_strategy(name: str | None, params: list[str] | None, db: Path | None = None) -> object:
     if not name:
         if params:
             fail("--param needs --strategy")
@@ -46,7 +46,7 @@ def make_strategy(name: str | None, params: list[str] | None) -> object:
     from .engine.strategies.registry import create
 
     try:
-        return create(name, params or [])
+        return create(name, params or [], db=db)
     except Exception as err:  # unknown name, unknown or invalid parameter
         fail(f"strategy {name}: {str(err).splitlines()[0]}")
         raise  # unreachable
@@ -54,13 +54,14 @@ def make_strategy(name: str | None, params: list[str] | None) -> object:
 
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
-             metrics_port: int | None = None, adopt_holdings: bool = False) -> None:
+             metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
     if metrics_port is not None:
         if not no_ui:
             fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")
         settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": metrics_port})})
-    strat = make_strategy(strategy, params)
+    strat = make_strategy(strategy, params, settings.database.path)
+    shadow_strat = make_shadow(shadow, strat, settings.database.path)
     if mode == "live":
         from .engine.trading import check_live_allowed
 
@@ -69,13 +70,13 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
             fail(f"refusing to start LIVE: {reason}")
     check_schema(settings)
     if no_ui:
-        code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat))
+        code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat, shadow_strat))
         # Everything is stopped, flushed and closed. The interpreter's last GC passes over
         # ccxt's and the simulator's heap took 1.3-1.6 s of the signal-to-exit time on a busy
         # machine; frozen objects are skipped (benchmarks/stop_cycles.py).
         gc.freeze()
         raise typer.Exit(code)
-    raise typer.Exit(asyncio.run(_desk(settings, mode, strat)))
+    raise typer.Exit(asyncio.run(_desk(settings, mode, strat, shadow_strat)))
 
 
 def check_schema(settings: Settings) -> None:
@@ -90,21 +91,31 @@ def check_schema(settings: Settings) -> None:
         pass
 
 
-async def _headless(settings: Settings, mode: str, log_file: Path | None, strategy: object) -> int:
+def make_shadow(model_id: str | None, strategy: object, db: Path) -> object:
+    """The `ml` strategy of ``model_id``, to run in shadow beside ``strategy`` (no orders)."""
+    if not model_id:
+        return None
+    if strategy is None:
+        fail("--shadow needs --strategy (the champion whose orders the shadow model does not send)")
+    return make_strategy("ml", [f"model={model_id}"], db)
+
+
+async def _headless(settings: Settings, mode: str, log_file: Path | None, strategy: object,
+                    shadow: object = None) -> int:
     from .engine.headless import run_headless
 
     async with _venue(settings) as pointed:
-        return await run_headless(build_engine(pointed, mode, strategy), log_file)
+        return await run_headless(build_engine(pointed, mode, strategy, shadow), log_file)
 
 
-async def _desk(settings: Settings, mode: str, strategy: object) -> int:
+async def _desk(settings: Settings, mode: str, strategy: object, shadow: object = None) -> int:
     from .app import DeskApp
     from .desk_signals import DeskSignals
 
     async with _venue(settings) as pointed:
         # The app starts the engine it is handed (not started yet) and stops it on quit; the
         # simulated exchange, if any, is stopped after that, on leaving this block.
-        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy))
+        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy, shadow))
         DeskSignals(app).install()
         await app.run_async()
         return app.return_code or 0

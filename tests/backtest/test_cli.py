@@ -28,7 +28,7 @@ def test_strategies_lists_params_and_defaults(cli):
     r = cli.invoke(app, ["strategies", "--json"])
     assert r.exit_code == 0
     info = {d["name"]: d for d in json.loads(r.stdout)}
-    assert set(info) == {"sma_cross", "rsi_reversion", "donchian_breakout", "bollinger"}
+    assert set(info) == {"sma_cross", "rsi_reversion", "donchian_breakout", "bollinger", "ml"}
     assert {p["name"]: p["default"] for p in info["rsi_reversion"]["params"]} == {
         "allow_short": False, "period": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0}
     r = cli.invoke(app, ["strategies"])

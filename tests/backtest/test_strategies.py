@@ -35,13 +35,15 @@ def test_vectorised_equals_incremental_on_real_data(name, short, eth5m, btc1m_ga
 
 def test_spot_default_never_short(eth5m):
     for n in names():
+        if n == "ml":  # needs a trained model: tests/ml
+            continue
         s = create(n)
         assert s.params.allow_short is False
         assert s.generate(eth5m).target.min() == 0.0
 
 
 def test_registry_and_params():
-    assert names() == ["bollinger", "donchian_breakout", "rsi_reversion", "sma_cross"]
+    assert names() == ["bollinger", "donchian_breakout", "ml", "rsi_reversion", "sma_cross"]
     info = {d["name"]: d for d in describe()}
     fast = next(p for p in info["sma_cross"]["params"] if p["name"] == "fast")
     assert fast["default"] == 10 and fast["type"] == "int"

@@ -85,7 +85,7 @@ def backtest(
         from ..engine.backtest import BacktestConfig, run_backtest
         from ..engine.strategies import create
 
-        strat = create(strategy, param or [])
+        strat = create(strategy, param or [], db=db_path(db))
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),

@@ -33,11 +33,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
         adopt_holdings: bool = typer.Option(
             False, "--adopt-holdings",
             help="Let the strategy manage holdings it did not buy (default: it starts flat and trades only its own)."),
+        shadow: str = typer.Option(None, "--shadow", help="A model id to run in shadow: it predicts on the same bars "
+                                   "and its decisions are stored, but it sends no orders."),
     ) -> None:
         from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
-                 strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings)
+                 strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
+                 shadow=shadow)
 
     command.__doc__ = HELP[mode]
     return command

@@ -35,7 +35,8 @@ class EngineError(Exception):
 
 
 class Engine:
-    def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None) -> None:
+    def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None,
+                 shadow: Strategy | None = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -50,6 +51,7 @@ class Engine:
         self.markets: dict[str, Any] = {}
         self.trading: TradingStack | None = None
         self.strategy = strategy
+        self.shadow = shadow  # a model that predicts on the same bars, decisions stored, no orders
         self.runner: StrategyRunner | None = None
         self.executor: TargetExecutor | None = None
         self.started_at: float | None = None
@@ -154,7 +156,8 @@ class Engine:
         else:
             self.log("warning", "strategy runs without a broker: signals only")
         runner = self.runner = StrategyRunner(self.bus, strategy, symbols=self.symbols, timeframe=timeframe, db=self.db,
-                                              order_sink=sink)
+                                              order_sink=sink, shadows=[self.shadow] if self.shadow else (),
+                                              books=self.books)
         # Warm up on recent closed candles so indicators are ready; warm-up never trades.
         for symbol in self.symbols:
             try:
@@ -163,10 +166,9 @@ class Engine:
                 self.log("warning", "strategy warm-up failed", symbol=symbol, error=type(err).__name__)
                 continue
             closed = candles[:-1]  # the last candle is still forming
-            strat = runner.strategy_for(symbol)
             last = None
             for c in closed:
-                sig = strat.on_bar(bar_event(symbol, timeframe, c, closed=True))
+                sig = runner.warm_up(symbol, bar_event(symbol, timeframe, c, closed=True))
                 last = sig or last
             if closed:
                 runner.last_ts[symbol] = int(closed[-1][0])

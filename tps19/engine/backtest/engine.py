@@ -102,7 +102,7 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
     config = config or BacktestConfig()
     cols = {k: np.asarray(data[k], dtype=float) for k in ("open", "high", "low", "close", "volume")}
     ts = np.asarray(data["ts"], dtype=np.int64)
-    frame = strategy.generate(cols)
+    frame = strategy.generate(cols | {"ts": ts})  # bar times: the `ml` strategy's features and range check
     target, risk_info = frame.target, None
     if risk is not None:
         from ..risk.backtest import apply_risk

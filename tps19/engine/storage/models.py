@@ -184,3 +184,7 @@ class KillSwitchState(SQLModel, table=True):
     engaged: bool = False
     reason: str = ""
     ts: int
+
+
+# The ML layer's tables live in their own module; importing it registers them with the metadata.
+from .models_ml import AIDecisionOutcome, MLModel  # noqa: E402,F401

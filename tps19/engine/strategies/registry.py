@@ -20,6 +20,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def _load_builtins() -> None:
+    from ..ml import strategy  # noqa: F401  (the `ml` strategy: a trained model, tps19/engine/ml)
     from . import builtin  # noqa: F401
 
 
@@ -68,13 +69,18 @@ def parse_kv(pairs: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def create(name: str, params: Mapping[str, Any] | Iterable[str] | None = None) -> Strategy:
+def create(name: str, params: Mapping[str, Any] | Iterable[str] | None = None, *, db: Any = None) -> Strategy:
+    """``db``: the database in use, handed to a strategy that reads it (``uses_database``, e.g. the
+    `ml` strategy's model registry) unless a ``db`` parameter was given."""
     cls = get(name)
     if params is not None and not isinstance(params, Mapping):
         params = parse_kv(params)
     for key, value in (params or {}).items():
         check_number(key, value)
-    return cls(dict(params or {}))
+    data = dict(params or {})
+    if db is not None and getattr(cls, "uses_database", False):
+        data.setdefault("db", str(db))
+    return cls(data)
 
 
 def describe() -> list[dict[str, Any]]:
@@ -89,7 +95,8 @@ def describe() -> list[dict[str, Any]]:
                 {
                     "name": fname,
                     "type": getattr(ann, "__name__", str(ann)),
-                    "default": f.default,
+                    "default": None if f.is_required() else f.default,
+                    "required": f.is_required(),
                     "description": f.description or ("allow short positions (target -1..1)" if fname == "allow_short" else ""),
                 }
             )

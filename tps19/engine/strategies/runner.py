@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..bus import EventBus
 from ..events import BarEvent
@@ -24,6 +24,7 @@ from .base import PortfolioView, Strategy
 from .signals import Signal, SignalEvent
 
 if TYPE_CHECKING:
+    from ..ml.decisions import DecisionLog
     from ..storage import Database
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class StrategyRunner:
         db: Database | None = None,
         order_sink: OrderSink | TargetFn | None = None,
         portfolio: PortfolioView | None = None,
+        shadows: Iterable[Strategy] = (),
+        books: Mapping[str, Any] | None = None,
     ) -> None:
         self.bus = bus
         self.prototype = strategy
@@ -61,6 +64,15 @@ class StrategyRunner:
         self.signals: list[SignalEvent] = []
         self.bars_seen = 0
         self.errors = 0
+        # Models in shadow predict on the same bars and have their decisions stored; no signal, no order.
+        self.shadows = list(shadows)
+        self.shadow_strategies: dict[str, list[Strategy]] = {}
+        self.books = books  # symbol -> live L2 book, for the book features of a decision
+        self.decisions: DecisionLog | None = None
+        if db is not None and any(hasattr(s, "last_prediction") for s in [strategy, *self.shadows]):
+            from ..ml.decisions import DecisionLog
+
+            self.decisions = DecisionLog(db)
         self._sub = bus.subscribe(BarEvent, coalesce=None)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -71,6 +83,18 @@ class StrategyRunner:
             st = self.prototype.clone()
             self.strategies[symbol] = st
         return st
+
+    def shadows_for(self, symbol: str) -> list[Strategy]:
+        sh = self.shadow_strategies.get(symbol)
+        if sh is None:
+            sh = self.shadow_strategies[symbol] = [s.clone() for s in self.shadows]
+        return sh
+
+    def warm_up(self, symbol: str, bar: BarEvent) -> Signal | None:
+        """Feed a history bar to the strategy and its shadows: no decision stored, nothing traded."""
+        for sh in self.shadows_for(symbol):
+            sh.on_bar(bar)
+        return self.strategy_for(symbol).on_bar(bar)
 
     def _wants(self, bar: BarEvent) -> bool:
         if not bar.closed:
@@ -88,7 +112,12 @@ class StrategyRunner:
             return None
         self.last_ts[bar.symbol] = bar.ts
         self.bars_seen += 1
-        signal = self.strategy_for(bar.symbol).on_bar(bar, self.portfolio)
+        strategy = self.strategy_for(bar.symbol)
+        signal = strategy.on_bar(bar, self.portfolio)
+        for sh in self.shadows_for(bar.symbol):
+            sh.on_bar(bar, self.portfolio)
+        if self.decisions is not None:
+            await self._decide(bar, strategy)
         if signal is None:
             return None
         ev = SignalEvent(
@@ -114,6 +143,24 @@ class StrategyRunner:
                 self.errors += 1
                 log.exception("order sink failed")
         return ev
+
+    async def _decide(self, bar: BarEvent, strategy: Strategy) -> None:
+        """Store this bar's predictions (strategy and shadows) and join outcomes now due."""
+        assert self.decisions is not None
+        from ..ml.decisions import book_summary
+
+        book = book_summary(self.books.get(bar.symbol) if self.books else None)
+        try:
+            await self.decisions.resolve(bar.symbol, bar.ts, bar.close)
+            for st, shadow in [(strategy, False), *((s, True) for s in self.shadows_for(bar.symbol))]:
+                pred = getattr(st, "last_prediction", None)
+                if pred is not None:
+                    params = st.param_dict()
+                    await self.decisions.record(bar.symbol, bar.timeframe, pred, shadow=shadow, book=book,
+                                                enter=params.get("enter"), exit_=params.get("exit"))
+        except Exception:  # storage trouble must not stop trading decisions
+            self.errors += 1
+            log.exception("could not store AI decision")
 
     async def _persist(self, ev: SignalEvent) -> None:
         from ..storage import TradingSignal

@@ -1,0 +1,48 @@
+"""The `ml` strategy through the one strategy API: offline == live, and no backtest on training bars."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+from tests.ml.conftest import make_bars
+
+from tps19.cli import app
+from tps19.engine.events import BarEvent
+from tps19.engine.ml.features import LOOKBACK
+from tps19.engine.strategies import create
+
+
+def test_live_inference_gives_the_offline_probability_on_the_same_bars(registered):
+    db, model_id, _ = registered
+    later = make_bars(400, ar=-0.4, seed=8, t0=1_700_000_000_000)
+    offline = create("ml", {"model": model_id}, db=db)
+    p_offline = offline.probabilities(later)
+    frame = offline.generate(later)
+    live = offline.clone()
+    seen = []
+    for bar in later.itertuples(index=False):
+        live.on_bar(BarEvent("X/USDT", "1m", int(bar.ts), bar.open, bar.high, bar.low, bar.close, bar.volume, True))
+        seen.append(np.nan if live.last_prediction is None else live.last_prediction.probability)
+        assert live.target == frame.target[len(seen) - 1]  # same position held, bar after bar
+    seen_a = np.array(seen)
+    assert np.isnan(seen_a[: LOOKBACK - 1]).all() and not np.isnan(seen_a[LOOKBACK - 1 :]).any()
+    np.testing.assert_allclose(seen_a[LOOKBACK - 1 :], p_offline[LOOKBACK - 1 :], rtol=1e-12, atol=1e-15)
+    assert frame.emitted.sum() > 2  # the model does trade on these bars
+
+
+def test_a_backtest_on_the_training_range_is_refused_naming_both_ranges(registered, tmp_path):
+    db, model_id, train_df = registered
+    csv = tmp_path / "overlap.csv"
+    train_df.iloc[-500:].to_csv(csv, index=False)
+    res = CliRunner().invoke(app, ["backtest", "--strategy", "ml", "--param", f"model={model_id}", "--data", str(csv),
+                                   "--db", str(db), "--no-save", "--no-plot"])
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip()
+    assert "overlap model" in line and "training range 2020-01-01 00:00 .. 2020-01-02 17:39" in line, line
+    assert "bars 2020-01-02 09:20 .. 2020-01-02 17:39" in line, line
+    later = tmp_path / "later.csv"
+    make_bars(400, ar=-0.4, seed=8, t0=1_700_000_000_000).to_csv(later, index=False)
+    ok = CliRunner().invoke(app, ["backtest", "--strategy", "ml", "--param", f"model={model_id}", "--data", str(later),
+                                  "--db", str(db), "--no-save", "--no-plot", "--json"])
+    assert ok.exit_code == 0, ok.output

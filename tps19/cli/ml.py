@@ -1,0 +1,269 @@
+"""`tps19 train` and `tps19 models [show ID | compare A B]` (docs/ml.md).
+
+Only typer at module level: sklearn, pandas and the engine load inside the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import bad_input_errors, check_numbers, db_path, fail, parse_time
+
+models_app = typer.Typer(help="The model registry: list, show and compare trained models.", no_args_is_help=False)
+
+
+def train(
+    model: str = typer.Option("hgb", "--model", help="logreg | hgb | rf."),
+    horizon: int = typer.Option(5, "--horizon", help="Label: sign of the forward return over N bars."),
+    threshold_bps: float = typer.Option(0.0, "--threshold-bps", help="Returns within +-B bps are 'no trade' (not trained on)."),
+    folds: int = typer.Option(5, "--folds", help="Walk-forward test folds."),
+    embargo: int = typer.Option(0, "--embargo", help="Bars after each test fold never trained on."),
+    jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="CV folds fitted in parallel (processes)."),
+    fee: float = typer.Option(0.001, "--fee", help="Fee per position change when trading the out-of-fold predictions."),
+    seed: int = typer.Option(19, "--seed", help="Seed of the model and the coin-flip baseline."),
+    data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
+    exchange: str = typer.Option(None, "--exchange", help="Stored bars of this exchange (default sim)."),
+    symbol: str = typer.Option(None, "--symbol", help="Symbol of the stored bars."),
+    timeframe: str = typer.Option("1m", "--timeframe", help="Timeframe of the stored bars."),
+    since: str = typer.Option(None, "--since", help="Start (UTC)."),
+    until: str = typer.Option(None, "--until", help="End (UTC, exclusive)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry (and the stored bars)."),
+) -> None:
+    """Train a model with purged walk-forward CV and register it."""
+    from rich.console import Console
+
+    from .backtest import load_data
+
+    console = Console(stderr=json_out)
+    check_numbers(threshold_bps=threshold_bps, fee=fee)
+    try:
+        from ..engine.ml.train import TrainConfig
+
+        cfg = TrainConfig(model=model, horizon=horizon, threshold_bps=threshold_bps, folds=folds, embargo=embargo,
+                          seed=seed, fee=fee, jobs=jobs)
+        df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
+                             parse_time(until, "--until"), db, json_out, console)
+        import asyncio
+
+        row = asyncio.run(_train_and_register(df, cfg, meta, db_path(db)))
+    except bad_input_errors() as err:
+        fail(str(err).splitlines()[0])
+    report = train_report(row)
+    if json_out:
+        typer.echo(json.dumps(report))
+    else:
+        print_report(report, console)
+
+
+async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: Path) -> Any:
+    """Training in a worker thread (the loop stays free), a progress bar on stderr, then the registry."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..engine.ml import registry
+    from ..engine.ml.train import train as fit
+    from ..engine.storage import Database
+
+    with Progress(TextColumn(f"training {cfg.model}: folds + final fit"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as prog:
+        task = prog.add_task("train", total=None)
+
+        def cb(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        result = await asyncio.to_thread(fit, df, cfg, cb)
+    d = Database(path)
+    await d.open()
+    try:
+        return await registry.save(d, result, meta)
+    finally:
+        await d.close()
+
+
+def train_report(row: Any) -> dict[str, Any]:
+    return {
+        "model_id": row.id, "model": row.kind,
+        "features": {"version": row.feature_version, "names": list(row.features)},
+        "data": {"start_ms": row.start_ms, "end_ms": row.end_ms, "bars": row.bars, "exchange": row.exchange,
+                 "symbol": row.symbol, "timeframe": row.timeframe, "source": row.data_source},
+        "params": row.params, "cv": row.cv, "oos": row.oos, "libraries": row.libraries,
+        "content_hash": row.content_hash, "artifact": row.artifact, "created_ms": row.created_ms,
+    }
+
+
+def _f(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 100:.2f}%" if pct else f"{x:.4f}"
+
+
+def _when(ms: int | None) -> str:
+    from ..engine.ml.strategy import format_ms
+
+    return format_ms(ms) if ms is not None else "n/a"
+
+
+def print_report(rep: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    cv, oos, data = rep["cv"], rep["oos"], rep["data"]
+    console.print(f"[bold]{rep['model_id']}[/] ({rep['model']}, features {rep['features']['version']}) on "
+                  f"{data['bars']} bars {_when(data['start_ms'])} .. {_when(data['end_ms'])}")
+    t = Table(title="purged walk-forward CV (out-of-fold)")
+    for c in ("fold", "test from", "test to", "train rows", "test rows", "roc_auc", "accuracy", "precision", "recall",
+              "log_loss"):
+        t.add_column(c, justify="right")
+    for f in cv["folds"]:
+        t.add_row(str(f["fold"]), _when(f["test_start_ms"]), _when(f["test_end_ms"]), str(f["train_rows"]),
+                  str(f["test_rows"]), *(_f(f[k]) for k in ("roc_auc", "accuracy", "precision", "recall", "log_loss")))
+    t.add_row("all", "", "", "", str(cv["rows"]), *(_f(cv[k]) for k in ("roc_auc", "accuracy", "precision", "recall",
+                                                                       "log_loss")), style="bold")
+    console.print(t)
+    o = Table(title=f"trading the out-of-fold predictions (fee {oos['fee']}, enter > {oos['enter']}, exit < {oos['exit']})")
+    for c in ("model", "buy and hold", "coin flip"):
+        o.add_column(c, justify="right")
+    o.add_row(_f(oos["total_return"], True), _f(oos["buy_and_hold"], True), _f(oos["coin_flip"], True))
+    console.print(o)
+    console.print(f"registered as [bold]{rep['model_id']}[/]: backtest it with "
+                  f"`tps19 backtest --strategy ml --param model={rep['model_id']}` on bars after {_when(data['end_ms'])}")
+
+
+def _with_db(path: Path, fn: Any) -> Any:
+    import asyncio
+
+    from ..engine.storage import Database, StorageError
+
+    async def go() -> Any:
+        d = Database(path)
+        await d.open()
+        try:
+            return await fn(d)
+        finally:
+            await d.close()
+
+    try:
+        return asyncio.run(go())
+    except StorageError as err:
+        fail(str(err))
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry."),
+) -> None:
+    """List the registered models (or `show ID`, `compare A B`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..engine.ml import registry
+
+    rows = _with_db(db_path(db), registry.list_models)
+    if json_out:
+        typer.echo(json.dumps([train_report(r) for r in rows]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        typer.echo("no models yet: train one with `tps19 train --data FILE` (docs/ml.md)")
+        return
+    t = Table(title="models")
+    for c in ("id", "model", "symbol", "data", "bars", "horizon", "roc_auc", "log_loss", "OOS return", "buy&hold"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r.id, r.kind, f"{r.symbol or r.data_source} {r.timeframe or ''}", f"{_when(r.start_ms)} .. {_when(r.end_ms)}",
+                  str(r.bars), str(r.params.get("horizon")), _f(r.cv.get("roc_auc")), _f(r.cv.get("log_loss")),
+                  _f(r.oos.get("total_return"), True), _f(r.oos.get("buy_and_hold"), True))
+    Console().print(t)
+
+
+@models_app.command("show")
+def show(
+    model_id: str = typer.Argument(..., help="Model id (see `tps19 models`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry."),
+) -> None:
+    """One model: its report, and how its live/paper decisions turned out."""
+    from ..engine.ml import evaluation, registry
+
+    async def go(d: Any) -> Any:
+        row = await registry.get_record(d, model_id)
+        if row is None:
+            return None
+        return row, evaluation.live_summary(await evaluation.outcomes(d, model_id)), await evaluation.drift(d, row)
+
+    got = _with_db(db_path(db), go)
+    if got is None:
+        fail(f"no model {model_id!r} (see `tps19 models`)")
+    row, live, psi = got
+    rep = train_report(row) | {"live": live, "drift_psi": psi}
+    if json_out:
+        typer.echo(json.dumps(rep))
+        return
+    from rich.console import Console
+
+    console = Console()
+    print_report(rep, console)
+    console.print(f"live/paper: {live['resolved']} resolved decisions, hit rate {_f(live['hit_rate'], True)}, "
+                  f"log loss {_f(live['log_loss'])} (validation: accuracy {_f(row.cv.get('accuracy'), True)}, "
+                  f"log loss {_f(row.cv.get('log_loss'))})")
+
+
+@models_app.command("compare")
+def compare(
+    a: str = typer.Argument(..., help="Model A (e.g. the champion)."),
+    b: str = typer.Argument(..., help="Model B (e.g. the challenger in shadow)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry and decisions."),
+) -> None:
+    """Two models on the decisions both made: hit rate, log loss, signal P&L, paired tests."""
+    from ..engine.ml import evaluation, registry
+
+    async def go(d: Any) -> Any:
+        for m in (a, b):
+            if await registry.get_record(d, m) is None:
+                return m
+        return evaluation.compare(await evaluation.outcomes(d, a), await evaluation.outcomes(d, b))
+
+    res = _with_db(db_path(db), go)
+    if isinstance(res, str):
+        fail(f"no model {res!r} (see `tps19 models`)")
+    res = {"a": a, "b": b} | {k: v for k, v in res.items() if k not in ("a", "b")} | {"a_figures": res.get("a"),
+                                                                                    "b_figures": res.get("b")}
+    if json_out:
+        typer.echo(json.dumps(res))
+        return
+    _print_compare(res)
+
+
+def _print_compare(res: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    n = res["paired_decisions"]
+    if not n:
+        typer.echo(f"{res['a']} and {res['b']} have no resolved decisions on the same bars yet "
+                   "(run one in shadow beside the other: `tps19 paper --strategy ml --param model=A --shadow B`)")
+        return
+    t = Table(title=f"{n} decisions both made (resolved)")
+    for c in ("model", "hit rate", "log loss", "signal P&L"):
+        t.add_column(c)
+    for key in ("a", "b"):
+        f = res[f"{key}_figures"]
+        t.add_row(res[key], _f(f["hit_rate"], True), _f(f["log_loss"]), _f(f["signal_pnl"], True))
+    Console().print(t)
+    typer.echo(f"only {res['a']} right: {res['only_a_right']}, only {res['b']} right: {res['only_b_right']}; "
+               f"McNemar p = {_f(res['mcnemar_p'])}; paired t-test on log loss p = {_f(res['log_loss_t_p'])} "
+               "(promote a challenger when it is better and p is small, e.g. < 0.05)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.add_typer(models_app, name="models")

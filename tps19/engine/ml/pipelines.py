@@ -1,0 +1,35 @@
+"""The scikit-learn pipelines ``tps19 train --model`` builds (scaling where the model needs it).
+
+sklearn is imported inside the function: the engine and `tps19 --help` must not pay for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODEL_KINDS = ("logreg", "hgb", "rf")
+
+
+def build_pipeline(kind: str, seed: int = 19) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logreg":
+        steps: list[tuple[str, Any]] = [("scale", StandardScaler()), ("model", LogisticRegression(C=1.0, max_iter=1000))]
+    elif kind == "hgb":
+        steps = [("model", HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=100, l2_regularization=1.0,
+            early_stopping=False, random_state=seed))]
+    elif kind == "rf":
+        steps = [("model", RandomForestClassifier(
+            n_estimators=100, min_samples_leaf=50, max_features="sqrt", n_jobs=1, random_state=seed))]
+    else:
+        raise ValueError(f"unknown model {kind!r} (choose from {', '.join(MODEL_KINDS)})")
+    return Pipeline(steps)
+
+
+def model_params(pipeline: Any) -> dict[str, Any]:
+    """The estimator's parameters as JSON-friendly values (for the registry)."""
+    est = pipeline.steps[-1][1]
+    return {k: v for k, v in est.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
