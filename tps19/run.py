@@ -60,8 +60,11 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
         if not no_ui:
             fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")
         settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": metrics_port})})
-    strat = make_strategy(strategy, params, settings.database.path)
-    shadow_strat = make_shadow(shadow, strat, settings.database.path)
+    # a strategy that reads the database (the `ml` registry) gets the file; a server's URL may
+    # carry a password, so it is read from the settings instead of a parameter
+    db_file = None if settings.database.url is not None else settings.database.path
+    strat = make_strategy(strategy, params, db_file)
+    shadow_strat = make_shadow(shadow, strat, db_file)
     if mode == "live":
         from .engine.trading import check_live_allowed
 
@@ -91,7 +94,7 @@ def check_schema(settings: Settings) -> None:
         pass
 
 
-def make_shadow(model_id: str | None, strategy: object, db: Path) -> object:
+def make_shadow(model_id: str | None, strategy: object, db: Path | None) -> object:
     """The `ml` strategy of ``model_id``, to run in shadow beside ``strategy`` (no orders)."""
     if not model_id:
         return None

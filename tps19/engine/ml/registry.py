@@ -46,6 +46,7 @@ class LoadedModel:
 
 
 def models_dir(db_path: str | Path) -> Path:
+    """Where a SQLite database's model files live: ``models/`` beside it (with a server: ./models)."""
     return Path(db_path).resolve().parent / "models"
 
 
@@ -82,7 +83,7 @@ def _write_artifact(directory: Path, pipeline: Any, kind: str) -> tuple[str, str
 
 async def save(db: Any, result: Any, meta: dict[str, Any]) -> MLModel:
     """Store a ``TrainResult``; ``meta``: exchange, symbol, timeframe, data_source (any may be None)."""
-    directory = models_dir(db.path)
+    directory = models_dir(db.path) if db.path is not None else Path("models").resolve()
     model_id, name = await asyncio.to_thread(_write_artifact, directory, result.pipeline, result.config.model)
     digest = await asyncio.to_thread(file_hash, directory / name)
     row = MLModel(id=model_id, created_ms=int(time.time() * 1000), kind=result.config.model,
@@ -107,30 +108,46 @@ async def get_record(db: Any, model_id: str) -> MLModel | None:
         return await s.get(MLModel, model_id)
 
 
-def read_record(db_path: str | Path, model_id: str) -> MLModel:
-    """The row, read synchronously (a strategy is built before the event loop runs)."""
-    from sqlalchemy import create_engine
-    from sqlmodel import Session
+async def _read(target: str | Path, model_id: str) -> tuple[MLModel | None, list[str]]:
+    from ..storage import Database
 
-    path = Path(db_path)
-    if not path.is_file():
-        raise ModelRefused(f"model {model_id}: no database at {path}")
-    engine = create_engine(f"sqlite:///{path}")
+    db = Database(target)
+    await db.open()
     try:
-        with Session(engine) as s:
-            row = s.get(MLModel, model_id)
-            if row is None:
-                known = [m for (m,) in s.execute(select(col(MLModel.id))).all()]
-                hint = f" (known: {', '.join(known[-5:])})" if known else " (none trained yet: run `tps19 train`)"
-                raise ModelRefused(f"no model {model_id!r} in {path}{hint}")
-            s.expunge(row)
-            return row
-    except ModelRefused:
-        raise
-    except Exception as err:  # no ml_models table yet, unreadable file
-        raise ModelRefused(f"model {model_id}: cannot read {path}: {type(err).__name__}") from None
+        row = await get_record(db, model_id)
+        known = [] if row is not None else [m.id for m in await list_models(db)]
+        return row, known
     finally:
-        engine.dispose()
+        await db.close()
+
+
+def read_record(target: str | Path, model_id: str) -> MLModel:
+    """The row, read before trading starts (a strategy is built synchronously, possibly while an
+    event loop runs: the read gets its own loop in a short-lived thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..storage import Database, StorageError
+
+    name = Database(target).name
+    if isinstance(target, Path) or "://" not in str(target):
+        if not Path(target).is_file():
+            raise ModelRefused(f"model {model_id}: no database at {target}")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            row, known = pool.submit(asyncio.run, _read(target, model_id)).result()
+    except StorageError as err:
+        raise ModelRefused(f"model {model_id}: {err}") from None
+    if row is None:
+        hint = f" (known: {', '.join(known[-5:])})" if known else " (none trained yet: run `tps19 train`)"
+        raise ModelRefused(f"no model {model_id!r} in {name}{hint}")
+    return row
+
+
+def models_dir_of(target: str | Path) -> Path:
+    from ..storage.target import parse
+
+    path = parse(target).path
+    return models_dir(path) if path is not None else Path("models").resolve()
 
 
 def load_model(db_path: str | Path, model_id: str) -> LoadedModel:
@@ -141,7 +158,7 @@ def load_model(db_path: str | Path, model_id: str) -> LoadedModel:
     if rec.feature_version != FEATURE_VERSION or list(rec.features) != list(FEATURE_NAMES):
         raise ModelRefused(f"model {model_id} was trained on features {rec.feature_version}, this TPS19 computes "
                            f"{FEATURE_VERSION}: retrain it")
-    path = models_dir(db_path) / rec.artifact
+    path = models_dir_of(db_path) / rec.artifact
     if not path.is_file():
         raise ModelRefused(f"model {model_id}: its file {path} is missing")
     digest = file_hash(path)

@@ -89,7 +89,8 @@ class MLStrategy(Strategy):
             if db is None:
                 from ...config import load_settings
 
-                db = str(load_settings().database.path)
+                target = load_settings().database.target  # the URL of a server stays out of the params
+                db = str(target)
             try:
                 self._loaded = load_model(db, p.model)
             except ModelRefused as err:
