@@ -162,6 +162,16 @@ class RiskSettings(BaseModel):
     max_drawdown_pct: Decimal = Field(Decimal("20"), gt=0, le=100, allow_inf_nan=False)
     breaker_cancel_orders: bool = True
     breaker_flatten: bool = False
+    # how a strategy's target becomes a position in paper/live (engine/risk/sizing.py; backtests: --sizing)
+    sizing: str = "fixed"
+    sizing_params: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sizing_rule(self) -> RiskSettings:
+        from .engine.risk.sizing import Sizing
+
+        Sizing(self.sizing, dict(self.sizing_params))  # SizingError is a ValueError: one line naming it
+        return self
 
 
 class FeeSettings(BaseModel):

@@ -52,10 +52,26 @@ def make_strategy(name: str | None, params: list[str] | None, db: Path | None = 
         raise  # unreachable
 
 
+def with_sizing(settings: Settings, name: str | None, params: list[str] | None) -> Settings:
+    """--sizing/--sizing-param for this run: the same rule the backtest's flags build."""
+    from .engine.risk.sizing import SizingError, parse_sizing
+
+    try:
+        rule = parse_sizing(name or settings.risk.sizing, params)
+    except SizingError as err:
+        fail(str(err))
+        raise  # unreachable
+    risk = settings.risk.model_copy(update={"sizing": rule.name, "sizing_params": rule.params})
+    return settings.model_copy(update={"risk": risk})
+
+
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
-             metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None) -> None:
+             metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
+             sizing: str | None = None, sizing_params: list[str] | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
+    if sizing or sizing_params:
+        settings = with_sizing(settings, sizing, sizing_params)
     if metrics_port is not None:
         if not no_ui:
             fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")

@@ -35,12 +35,15 @@ def _desk_command(mode: str) -> Callable[..., None]:
             help="Let the strategy manage holdings it did not buy (default: it starts flat and trades only its own)."),
         shadow: str = typer.Option(None, "--shadow", help="A model id to run in shadow: it predicts on the same bars "
                                    "and its decisions are stored, but it sends no orders."),
+        sizing: str = typer.Option(None, "--sizing", help="Position sizing of the strategy's targets: fixed, "
+                                                          "fixed_fractional, vol_target, kelly (docs/risk.md)."),
+        sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
     ) -> None:
         from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
-                 shadow=shadow)
+                 shadow=shadow, sizing=sizing, sizing_params=sizing_param)
 
     command.__doc__ = HELP[mode]
     return command

@@ -142,6 +142,8 @@ class Engine:
         from .strategies.runner import StrategyRunner
         from .strategies.signals import SignalEvent
         from .targets import TargetExecutor
+        from .history import timeframe_ms
+        from .risk.sizing import Sizing
 
         strategy = self.strategy
         assert self.venue is not None and strategy is not None
@@ -150,7 +152,9 @@ class Engine:
         if self.trading is not None:
             self.executor = TargetExecutor(self.trading.broker, self.trading.portfolio, self.markets, self.symbols, self.bus,
                                            max_order_notional=self.settings.risk.max_order_notional,
-                                           strategy=strategy.name, adopt_holdings=self.settings.strategy.adopt_holdings)
+                                           strategy=strategy.name, adopt_holdings=self.settings.strategy.adopt_holdings,
+                                           sizing=Sizing(self.settings.risk.sizing, dict(self.settings.risk.sizing_params)),
+                                           timeframe_ms=timeframe_ms(timeframe))
             self.executor.resume(await self.trading.store.fills())
             sink = self.executor
         else:
@@ -166,6 +170,8 @@ class Engine:
                 self.log("warning", "strategy warm-up failed", symbol=symbol, error=type(err).__name__)
                 continue
             closed = candles[:-1]  # the last candle is still forming
+            if self.executor is not None and symbol in self.executor.closes:
+                self.executor.closes[symbol].extend(float(c[4]) for c in closed)  # vol_target sizing's history
             last = None
             for c in closed:
                 sig = runner.warm_up(symbol, bar_event(symbol, timeframe, c, closed=True))

@@ -16,15 +16,16 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..numbers import MAX_DECIMALS
-from .events import LogEvent
+from .events import BarEvent, LogEvent
 
 if TYPE_CHECKING:
+    from .risk.sizing import Sizing
     from .bus import EventBus
     from .strategies.signals import Signal
     from .trading import Broker, Portfolio
@@ -55,7 +56,8 @@ class TargetExecutor:
     def __init__(self, broker: Broker, portfolio: Portfolio, markets: dict[str, dict[str, Any]], symbols: list[str],
                  bus: EventBus | None = None,
                  *, min_change: Decimal = Decimal("0.02"), max_order_notional: Decimal | None = None,
-                 strategy: str = "strategy", adopt_holdings: bool = False) -> None:
+                 strategy: str = "strategy", adopt_holdings: bool = False,
+                 sizing: Sizing | None = None, timeframe_ms: int = 60_000) -> None:
         self.broker = broker
         self.portfolio = portfolio
         self.markets = markets
@@ -75,6 +77,27 @@ class TargetExecutor:
             from .trading.events import FillEvent
 
             bus.on(FillEvent, self._on_fill)
+        # position sizing: the same rule and function as the backtest (engine/risk/sizing.py)
+        self.sizing = sizing
+        self.timeframe_ms = timeframe_ms
+        self.closes: dict[str, deque[float]] = {s: deque(maxlen=1000) for s in self.own}
+        if bus is not None and sizing is not None and sizing.name == "vol_target":
+            bus.on(BarEvent, self._on_bar)
+
+    def _on_bar(self, ev: BarEvent) -> None:
+        if ev.closed and ev.symbol in self.closes:
+            self.closes[ev.symbol].append(ev.close)
+
+    def sized(self, symbol: str, target_fraction: float) -> float:
+        """The strategy's target after the sizing rule (capped at the rule's cap)."""
+        if self.sizing is None:
+            return target_fraction
+        from .risk.sizing import sigma_from_closes, size_fraction
+
+        sigma = None
+        if self.sizing.name == "vol_target":
+            sigma = sigma_from_closes(list(self.closes.get(symbol, ())), self.timeframe_ms, int(self.sizing.p["lookback"]))
+        return float(size_fraction(self.sizing, target_fraction, sigma_daily=sigma))
 
     def resume(self, booked_fills: Iterable[Any]) -> None:
         """Resume the strategy's own position from the broker's booked fills (call once, before
@@ -128,7 +151,7 @@ class TargetExecutor:
             self.skipped += 1
             self._log("info", "target not acted on: orders still working", symbol=symbol, target=target_fraction)
             return
-        planned = self.plan(symbol, target_fraction)
+        planned = self.plan(symbol, self.sized(symbol, target_fraction))
         if planned is None:
             self.skipped += 1
             return
