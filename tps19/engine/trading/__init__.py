@@ -160,10 +160,9 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     # though the sim is driven by ccxt's cryptocom client
     ex_id = exchange or settings.exchange.id or getattr(client, "id", None) or "sim"
     precision_mode = int(getattr(client, "precisionMode", 4) or 4)
-    # paper charges, and the ticket estimates, what the venue charges (fees.py)
-    from .fees import install_fee_schedule
-
-    await install_fee_schedule(client, markets, maker=settings.fees.maker, taker=settings.fees.taker)
+    # Nothing awaits until the portfolio and the broker are on the bus: the engine builds trading
+    # after the feed has started, and a book published during an await here would never reach
+    # them (on a quiet market its symbol would stay unmarked until its next update).
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
@@ -183,6 +182,11 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
         broker = LiveBroker(client=client, bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk,
                             exchange=ex_id, precision_mode=precision_mode, **live_options)
     view.attach_orders(broker.orders)
+    # paper charges, and the ticket estimates, what the venue charges (fees.py); read at fill and
+    # estimate time, so filling them in after the broker is built is in time
+    from .fees import install_fee_schedule
+
+    await install_fee_schedule(client, markets, maker=settings.fees.maker, taker=settings.fees.taker)
     return TradingStack(mode=mode, broker=broker, portfolio=portfolio, store=store)
 
 
