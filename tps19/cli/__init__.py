@@ -36,9 +36,9 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import backtest, db, desk, exchange, history, ml, serve
+    from . import backtest, db, desk, exchange, history, ml, risk, serve
 
-    for area in (desk, exchange, history, backtest, db, serve, ml):
+    for area in (desk, exchange, history, backtest, db, serve, ml, risk):
         area.register(app)
 
 

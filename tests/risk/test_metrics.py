@@ -1,0 +1,79 @@
+"""VaR/CVaR, drawdown and correlation against hand-computed samples; `tps19 risk` on files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tps19.cli import app
+from tps19.engine.risk.metrics import max_drawdown, var_cvar
+
+# r_i = (i - 50) / 1000, i = 0..99, shuffled: sorted they run -0.050, -0.049, ..., 0.049.
+# numpy's linear 5 % quantile sits at position 99 * 0.05 = 4.95: -0.046 + 0.95 * 0.001 = -0.04505,
+# so VaR95 = 0.04505; the returns at or below -0.04505 are -0.050..-0.046, mean -0.048 = CVaR95.
+# 1 %: position 0.99: -0.050 + 0.99 * 0.001 = -0.04901 -> VaR99 0.04901; only -0.050 is below: CVaR99 0.05.
+SAMPLE = (np.arange(100) - 50) / 1000.0
+np.random.default_rng(7).shuffle(SAMPLE)
+
+
+def test_var_and_cvar_against_a_hand_computed_sample():
+    assert var_cvar(SAMPLE, 0.95) == pytest.approx((0.04505, 0.048), abs=1e-12)
+    assert var_cvar(SAMPLE, 0.99) == pytest.approx((0.04901, 0.050), abs=1e-12)
+
+
+def test_max_drawdown_of_compounded_returns():
+    # +10 %, -20 %, +5 %, -10 %: equity 1.1, 0.88, 0.924, 0.8316; peak 1.1 -> (1.1 - 0.8316) / 1.1
+    assert max_drawdown(np.array([0.1, -0.2, 0.05, -0.1])) == pytest.approx((1.1 - 0.8316) / 1.1)
+
+
+def _csv(path, returns, start=100.0):
+    close = start * np.concatenate(([1.0], np.cumprod(1.0 + np.asarray(returns))))
+    ts = 1_700_000_000_000 + np.arange(len(close)) * 60_000
+    lines = ["timestamp_ms,open,high,low,close,volume"]
+    lines += [f"{t},{c},{c},{c},{c},1" for t, c in zip(ts, close, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_risk_command_reports_the_figures_of_a_file(tmp_path):
+    f = _csv(tmp_path / "x.csv", SAMPLE)
+    r = CliRunner().invoke(app, ["risk", "--data", f"X/USDT={f}", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["bars"] == 100 and out["leverage"] == 1.0
+    assert out["var"]["95"] == pytest.approx(0.04505, rel=1e-9) and out["cvar"]["95"] == pytest.approx(0.048, rel=1e-9)
+    assert out["var"]["99"] == pytest.approx(0.04901, rel=1e-9) and out["cvar"]["99"] == pytest.approx(0.05, rel=1e-9)
+
+
+def test_two_opposite_symbols_hedge_each_other(tmp_path):
+    up_down = np.tile([0.01, -0.01], 20)
+    a = _csv(tmp_path / "a.csv", up_down)
+    b = _csv(tmp_path / "b.csv", -up_down)
+    r = CliRunner().invoke(app, ["risk", "--data", f"A/USDT={a}", "--data", f"B/USDT={b}",
+                                 "--weights", "A/USDT=0.5", "--weights", "B/USDT=0.5", "--json"])
+    out = json.loads(r.stdout)
+    assert out["correlation"]["A/USDT"]["B/USDT"] == pytest.approx(-1.0)
+    assert out["var"]["95"] == pytest.approx(0.0, abs=1e-12) and out["gross_exposure"] == 1.0
+
+
+def test_bad_input_is_one_line(tmp_path):
+    r = CliRunner().invoke(app, ["risk", "--data", "X/USDT"])
+    assert r.exit_code == 2 and "is not SYMBOL=VALUE" in r.output and "Traceback" not in r.output
+    f = _csv(tmp_path / "x.csv", SAMPLE)
+    r = CliRunner().invoke(app, ["risk", "--data", f"X/USDT={f}", "--weights", "Y/USDT=1"])
+    assert r.exit_code == 2 and "--weights names Y/USDT, which has no --data file" in r.output
+
+
+def test_backtest_flags_for_sizing_and_the_breaker(tmp_path):
+    f = _csv(tmp_path / "x.csv", np.tile([0.02, -0.03], 60))
+    args = ["backtest", "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=5", "--data", str(f),
+            "--no-save", "--json"]
+    r = CliRunner().invoke(app, [*args, "--sizing", "kelly", "--sizing-param", "p=0.6", "--max-drawdown", "10"])
+    assert r.exit_code == 0, r.output
+    risk = json.loads(r.stdout)["metrics"]["risk"]
+    assert risk["sizing"]["name"] == "kelly" and risk["max_drawdown_pct"] == 10.0
+    bad = CliRunner().invoke(app, [*args, "--sizing", "kelly", "--sizing-param", "p=2"])
+    assert bad.exit_code == 2 and "sizing parameter p=2.0 is out of range for kelly" in bad.output

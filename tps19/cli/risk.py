@@ -1,0 +1,113 @@
+"""`tps19 risk`: a portfolio's risk figures from bar files, checkable outside the desk.
+
+Only typer at module level. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import fail
+
+
+def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
+    """SYM=VALUE pairs (the symbol upper-cased), each symbol once."""
+    out: dict[str, str] = {}
+    for item in items:
+        sym, sep, val = item.partition("=")
+        sym = sym.strip().upper()
+        if not sep or not sym or not val.strip():
+            fail(f"{flag} {item[:60]!r} is not SYMBOL=VALUE")
+        if sym in out:
+            fail(f"{flag}: {sym} given twice")
+        out[sym] = val.strip()
+    return out
+
+
+def parse_weights(items: list[str], symbols: list[str]) -> dict[str, float] | None:
+    import math
+
+    if not items:
+        return None
+    raw = parse_pairs(items, "--weights")
+    unknown = sorted(set(raw) - set(symbols))
+    if unknown:
+        fail(f"--weights names {unknown[0]}, which has no --data file")
+    out = {}
+    for s, v in raw.items():
+        try:
+            w = float(v)
+        except ValueError:
+            fail(f"--weights {s}: {v[:20]!r} is not a number")
+        if not math.isfinite(w) or abs(w) > 100:
+            fail(f"--weights {s}: {v[:20]!r} is not a sane weight")
+        out[s] = w
+    return out
+
+
+def load_frames(data: list[str]) -> dict[str, Any]:
+    import asyncio
+
+    from ..engine.history import DataError, load_backtest_bars
+
+    frames = {}
+    for sym, file in parse_pairs(data, "--data").items():
+        try:
+            frames[sym], _rep = asyncio.run(load_backtest_bars(Path(file), None, None))
+        except (DataError, ValueError, OSError) as err:
+            fail(f"--data {sym}: {err}")
+    return frames
+
+
+def risk(
+    data: list[str] = typer.Option(..., "--data", help="SYMBOL=FILE (CSV/Parquet OHLCV), repeatable."),
+    weights: list[str] = typer.Option(None, "--weights", help="SYMBOL=WEIGHT (fraction of equity), repeatable; default equal."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Exposure, leverage, volatility, VaR/CVaR 95/99 %, max drawdown and correlation of a
+    portfolio of bar files, aligned on time and held at constant weights."""
+    from ..engine.risk.metrics import weights_report
+
+    frames = load_frames(data)
+    w = parse_weights(weights or [], list(frames))
+    rep, ts = weights_report(frames, w)
+    if rep.bars < 2:
+        fail("the files share fewer than 3 bar times: nothing to measure")
+    out = rep.as_dict() | {"symbols": list(frames), "from_ts": int(ts[0]), "to_ts": int(ts[-1])}
+    if json_out:
+        typer.echo(json.dumps(out))
+        return
+    _print(out)
+
+
+def _print(out: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"risk of {', '.join(out['symbols'])} ({out['bars']} returns)", show_header=False)
+    t.add_column("figure", style="bold")
+    t.add_column("value", justify="right")
+    for s, v in out["exposure"].items():
+        t.add_row(f"exposure {s}", f"{v:.4g}")
+    t.add_row("gross exposure", f"{out['gross_exposure']:.4g}")
+    t.add_row("leverage", f"{out['leverage']:.4g}")
+    t.add_row("volatility per bar", f"{out['volatility_per_bar'] * 100:.3f}%")
+    t.add_row("volatility annualised", f"{out['volatility_annual'] * 100:.2f}%")
+    for lv in ("95", "99"):
+        t.add_row(f"VaR {lv}%", f"{out['var'][lv] * 100:.3f}%")
+        t.add_row(f"CVaR {lv}%", f"{out['cvar'][lv] * 100:.3f}%")
+    t.add_row("max drawdown", f"{out['max_drawdown'] * 100:.2f}%")
+    syms = list(out["correlation"])
+    for i, a in enumerate(syms):
+        for b in syms[i + 1:]:
+            c = out["correlation"][a][b]
+            t.add_row(f"correlation {a} / {b}", "n/a" if c is None else f"{c:.3f}")
+    Console().print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("risk")(risk)

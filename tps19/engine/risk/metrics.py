@@ -1,0 +1,147 @@
+"""Risk metrics, one module for the desk's Risk pane, backtest reports and `tps19 risk`.
+
+Definitions (docs/risk.md):
+
+* exposure: |value| held per symbol, and their sum (gross); leverage = gross / equity.
+* realised volatility: standard deviation (ddof=1) of the per-bar simple returns, also
+  annualised by sqrt(bars a year).
+* historical VaR at 95 % / 99 %: minus numpy's default (linear) quantile of the returns at
+  5 % / 1 %; CVaR: minus the mean of the returns at or below minus VaR. Both positive fractions
+  of equity (a loss); 0 when the quantile is a gain.
+* max drawdown: the largest fall of the compounded equity curve from its running peak, as a
+  positive fraction.
+* correlation: Pearson correlation of the held symbols' per-bar returns.
+
+Floats: these are analytics, never booked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+YEAR_MS = 365.25 * 86_400_000
+LEVELS = (0.95, 0.99)
+
+
+def simple_returns(close: np.ndarray) -> np.ndarray:
+    c = np.asarray(close, dtype=float)
+    return c[1:] / c[:-1] - 1.0 if len(c) > 1 else np.zeros(0)
+
+
+def var_cvar(returns: np.ndarray, level: float) -> tuple[float, float]:
+    """(VaR, CVaR) at ``level`` (0.95 -> the 5 % tail) as positive loss fractions."""
+    r = np.asarray(returns, dtype=float)
+    r = r[np.isfinite(r)]
+    if not len(r):
+        return 0.0, 0.0
+    q = float(np.quantile(r, 1.0 - level))
+    var = -q
+    tail = r[r <= q]
+    cvar = -float(tail.mean()) if len(tail) else var
+    return var, cvar
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    eq = np.cumprod(1.0 + np.asarray(returns, dtype=float))
+    if not len(eq):
+        return 0.0
+    eq = np.concatenate(([1.0], eq))
+    return float(np.max(1.0 - eq / np.maximum.accumulate(eq)))
+
+
+def volatility(returns: np.ndarray, bars_per_year: float) -> tuple[float, float]:
+    """(per-bar, annualised) standard deviation of the returns (ddof=1)."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        return 0.0, 0.0
+    sd = float(r.std(ddof=1))
+    return sd, sd * math.sqrt(bars_per_year) if bars_per_year > 0 else 0.0
+
+
+def correlation(returns: Mapping[str, np.ndarray]) -> dict[str, dict[str, float | None]]:
+    names = list(returns)
+    if not names:
+        return {}
+    m = np.vstack([np.asarray(returns[n], dtype=float) for n in names])
+    if m.shape[1] < 2:
+        return {a: {b: None for b in names} for a in names}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(m) if len(names) > 1 else np.ones((1, 1))
+    c = np.atleast_2d(c)
+    return {a: {b: (float(c[i, j]) if np.isfinite(c[i, j]) else None) for j, b in enumerate(names)}
+            for i, a in enumerate(names)}
+
+
+@dataclass
+class RiskReport:
+    exposure: dict[str, float]  # |value| per symbol (fractions of equity when built from weights)
+    gross_exposure: float
+    leverage: float
+    bars: int
+    volatility_per_bar: float
+    volatility_annual: float
+    var: dict[str, float] = field(default_factory=dict)  # "95" / "99" -> VaR
+    cvar: dict[str, float] = field(default_factory=dict)
+    max_drawdown: float = 0.0
+    correlation: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report(returns_by_symbol: Mapping[str, np.ndarray], exposure: Mapping[str, float], equity: float,
+           bars_per_year: float) -> RiskReport:
+    """The figures for a portfolio holding ``exposure`` (value per symbol, signed) of ``equity``,
+    whose returns per bar are the exposure-weighted returns of its symbols (aligned arrays)."""
+    gross = float(sum(abs(v) for v in exposure.values()))
+    n = min((len(r) for r in returns_by_symbol.values()), default=0)
+    port = np.zeros(n)
+    if equity > 0 and n:
+        for s, r in returns_by_symbol.items():
+            port += (exposure.get(s, 0.0) / equity) * np.asarray(r, dtype=float)[-n:]
+    per_bar, annual = volatility(port, bars_per_year)
+    var, cvar = {}, {}
+    for lv in LEVELS:
+        var[str(round(lv * 100))], cvar[str(round(lv * 100))] = var_cvar(port, lv)
+    held = {s: np.asarray(r, dtype=float)[-n:] for s, r in returns_by_symbol.items() if exposure.get(s)}
+    return RiskReport(exposure={s: abs(v) for s, v in exposure.items()}, gross_exposure=gross,
+                      leverage=gross / equity if equity > 0 else 0.0, bars=n, volatility_per_bar=per_bar,
+                      volatility_annual=annual, var=var, cvar=cvar, max_drawdown=max_drawdown(port),
+                      correlation=correlation(held))
+
+
+def align_closes(frames: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Closes of several bar frames (columns ts, close) on the timestamps they all have."""
+    ts: np.ndarray | None = None
+    for df in frames.values():
+        t = np.asarray(df["ts"], dtype=np.int64)
+        ts = t if ts is None else np.intersect1d(ts, t)
+    if ts is None:
+        return np.zeros(0, dtype=np.int64), {}
+    out = {}
+    for s, df in frames.items():
+        t = np.asarray(df["ts"], dtype=np.int64)
+        idx = np.searchsorted(t, ts)
+        out[s] = np.asarray(df["close"], dtype=float)[idx]
+    return ts, out
+
+
+def bars_per_year(ts: np.ndarray) -> float:
+    if len(ts) < 2:
+        return 0.0
+    step = float(np.median(np.diff(ts)))
+    return YEAR_MS / step if step > 0 else 0.0
+
+
+def weights_report(frames: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> tuple[RiskReport, np.ndarray]:
+    """`tps19 risk`: the figures for a portfolio of files held at constant weights (equal if none
+    given), rebalanced every bar; exposure and leverage as fractions of equity."""
+    ts, closes = align_closes(frames)
+    w = dict(weights) if weights else {s: 1.0 / len(closes) for s in closes}
+    rets = {s: simple_returns(c) for s, c in closes.items()}
+    return report(rets, {s: w.get(s, 0.0) for s in closes}, 1.0, bars_per_year(ts)), ts
