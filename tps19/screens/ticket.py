@@ -8,7 +8,6 @@ The ticket never sends anything itself: it dismisses with an ``OrderRequest`` an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,47 +22,9 @@ from textual.widgets import Input, Label, Select, Static
 from ..engine.events import BookEvent
 from ..numbers import NumberError, parse_decimal
 
-from ..engine.trading.book_walk import walk_levels
-from ..engine.trading.orders import OrderRejected, OrderRequest, fee_rate, validate_order
-
-
-@dataclass(frozen=True)
-class Estimate:
-    avg_price: Decimal | None  # expected average fill price (None: rests, no fill expected now)
-    taker_amount: Decimal  # part expected to execute at once
-    notional: Decimal | None
-    fee: Decimal | None
-    fee_rate: Decimal
-    slippage_bps: Decimal | None  # avg fill vs best price on the far side
-    short_book: bool  # the visible book does not hold the whole amount
-
-
-def estimate(side: str, otype: str, amount: Decimal, price: Decimal | None, book: BookEvent | None,
-             market: dict | None) -> Estimate:
-    """Walk the visible book on the far side: what executes now, at what average, fee and slippage."""
-    levels = (book.asks if side == "buy" else book.bids) if book is not None else ()
-    exact = ((Decimal(repr(p)), Decimal(repr(q))) for p, q in levels)
-    # a post-only order takes nothing; the rest take what the paper broker's fill would take
-    takes = [] if otype == "post_only" else walk_levels(exact, side, amount, None if otype == "market" else price)
-    cost = sum((p * q for p, q in takes), Decimal(0))
-    filled = sum((q for _, q in takes), Decimal(0))
-    short = otype == "market" and amount - filled > 0
-    avg = cost / filled if filled else None
-    rate_t, rate_m = fee_rate(market, "taker"), fee_rate(market, "maker")
-    rest = amount - filled
-    if otype == "market":
-        notional = cost if filled else None
-        fee = cost * rate_t if filled else None
-        rate = rate_t
-    else:
-        notional = cost + (rest * price if price is not None else Decimal(0))
-        fee = cost * rate_t + (rest * price * rate_m if price is not None else Decimal(0))
-        rate = rate_t if filled else rate_m
-    slip = None
-    if avg is not None and levels:
-        best = Decimal(repr(levels[0][0]))
-        slip = ((avg - best) / best * 10_000) if side == "buy" else ((best - avg) / best * 10_000)
-    return Estimate(avg, filled, notional, fee, rate, slip, short)
+# the estimate is the engine's: the paper fill's book walk and the venue's fee rates
+from ..engine.trading.book_walk import Estimate, estimate
+from ..engine.trading.orders import OrderRejected, OrderRequest, validate_order
 
 
 # Commas only as thousands separators: a decimal comma ("1,5") must not be read as fifteen.
