@@ -99,20 +99,25 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         for e in sub.drain():
             _write_event(out, e, min_level, trades)
         await cancel_and_wait([pump])
-        stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": sub.dropped}
-        if engine.feed is not None:
-            fs = engine.feed.stats
-            stats.update(resyncs=fs.total("resyncs"), errors=fs.total("errors"), reconnects=fs.total("reconnects"),
-                         restarts=fs.total("restarts"), bad_frames=fs.bad_frames,
-                         book_msgs=sum(s.messages for (k, _), s in fs.streams.items() if k == "book"))
-        if hung is not None:
-            stats["hung_in"] = hung
-        out.write("stopped", exit_code=code, **stats)
+        out.write("stopped", exit_code=code, **_stop_stats(engine, sub.dropped, hung))
         logs.__exit__()
         out.close()
         if hung is not None:
             exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+def _stop_stats(engine: Engine, log_dropped: int, hung: list[str] | None) -> dict[str, Any]:
+    """The run's figures for the "stopped" line."""
+    stats: dict[str, Any] = {"bus_events": engine.bus.published, "log_dropped": log_dropped}
+    if engine.feed is not None:
+        fs = engine.feed.stats
+        stats.update(resyncs=fs.total("resyncs"), errors=fs.total("errors"), reconnects=fs.total("reconnects"),
+                     restarts=fs.total("restarts"), bad_frames=fs.bad_frames,
+                     book_msgs=sum(s.messages for (k, _), s in fs.streams.items() if k == "book"))
+    if hung is not None:
+        stats["hung_in"] = hung
+    return stats
 
 
 async def _serve_ops(engine: Engine, out: JsonLines) -> OpsServer | None:
