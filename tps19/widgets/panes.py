@@ -164,12 +164,16 @@ class RiskPane(ContentPane, can_focus=True):
         if risk is not None:
             caps.insert(1, ("orders today", f"{risk.orders_today} / {limits.max_daily_orders}"))
         kill = bool(getattr(trading.broker, "killed", False))
+        monitor = getattr(trading, "risk_metrics", None)
         self.show(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
-                  drawdown=drawdown, limits=caps, kill=kill)
+                  drawdown=drawdown, limits=caps, kill=kill, metrics=metric_rows(getattr(monitor, "latest", None)))
 
     def show(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None, loss_limit: Decimal,
-             drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool) -> None:
-        if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill)):
+             drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool,
+             metrics: list[tuple[str, str]] | None = None) -> None:
+        metrics = metrics or []
+        if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill,
+                           tuple(metrics))):
             return
         theme = self.app.current_theme
         t = Table.grid(padding=(0, 1), expand=True)
@@ -192,9 +196,32 @@ class RiskPane(ContentPane, can_focus=True):
                 t.add_row("P&L today", Text(f"{fnum(pnl_today, 2, sign=True)} / -{fnum(loss_limit, 0)}", style=style))
             if drawdown is not None:
                 t.add_row("drawdown", fnum(drawdown, 2))
+            for k, v in metrics:
+                t.add_row(k, v)
         for k, v in limits:
             t.add_row(k, v)
         self.set(t)
+
+
+def metric_rows(ev: Any) -> list[tuple[str, str]]:
+    """The live risk metrics (engine/risk/monitor.py's latest event) as Risk pane rows."""
+    if ev is None:
+        return []
+    r = ev.report
+    rows = [("leverage", f"{r.leverage:.2f}x")]
+    if ev.drawdown_pct is not None:
+        rows.append(("from peak", f"-{ev.drawdown_pct:.2f}%" if ev.drawdown_pct >= 0.005 else "0.00%"))
+    if r.bars < 20:
+        rows.append(("VaR/CVaR", f"n/a ({r.bars} bars)"))
+        return rows
+    rows += [("vol (annual)", f"{r.volatility_annual * 100:.1f}%"),
+             ("VaR 95/99", f"{r.var['95'] * 100:.2f}% / {r.var['99'] * 100:.2f}%"),
+             ("CVaR 95/99", f"{r.cvar['95'] * 100:.2f}% / {r.cvar['99'] * 100:.2f}%")]
+    pairs = [(a, b, c) for a, row in r.correlation.items() for b, c in row.items() if a < b and c is not None]
+    if pairs:
+        a, b, c = max(pairs, key=lambda p: abs(p[2]))
+        rows.append((f"corr {a.split('/')[0]}/{b.split('/')[0]}", f"{c:+.2f}"))
+    return rows
 
 
 class SignalsPane(ContentPane, can_focus=True):

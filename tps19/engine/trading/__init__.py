@@ -80,6 +80,7 @@ class TradingStack:
     portfolio: Portfolio
     store: TradingStore
     breakers: Any = None  # the circuit breakers' watch (engine/risk/breakers.py), once started
+    risk_metrics: Any = None  # live risk metrics (engine/risk/monitor.py), once started
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -92,6 +93,10 @@ class TradingStack:
 
         self.breakers = BreakerWatch(self.broker, self.portfolio, self.broker.risk.settings)  # type: ignore[arg-type]
         await self.breakers.start()
+        from ..risk.monitor import RiskMonitor
+
+        self.risk_metrics = RiskMonitor(self.portfolio, self.portfolio.bus, breakers=self.breakers)
+        self.risk_metrics.start()
         self._started = True
 
     def summary(self) -> dict[str, Any]:
@@ -133,6 +138,8 @@ class TradingStack:
         self._started = False
         if self.breakers is not None:
             await self.breakers.stop()
+        if self.risk_metrics is not None:
+            await self.risk_metrics.stop()
         await self.portfolio.stop()
         await self.broker.stop()
         try:

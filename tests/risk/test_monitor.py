@@ -1,0 +1,93 @@
+"""Live risk metrics: the monitor computes them with the same functions as `tps19 risk`, and the
+desk's Risk pane shows them."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+
+from tps19.engine.events import BarEvent
+from tps19.engine.risk.metrics import var_cvar
+from tps19.engine.trading import build_trading
+
+from ..trading.conftest import bus, db, markets  # noqa: F401 (fixtures)
+from ..trading.helpers import book, settings
+
+
+def _bar(symbol: str, i: int, close: float) -> BarEvent:
+    return BarEvent(symbol=symbol, timeframe="1m", ts=i * 60_000, open=close, high=close, low=close, close=close,
+                    volume=1.0, closed=True)
+
+
+async def test_the_monitor_measures_the_held_portfolio(bus, db, markets):
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=settings(),
+                            exchange="cryptocom", starting_balances={"USDT": D("100000")}, snapshot_interval_s=0)
+    await s.start()
+    try:
+        bus.publish(book(bids=((49999.0, 5.0),), asks=((50001.0, 5.0),)))
+        o = await s.broker.place_order("BTC/USDT", "buy", "market", "1")
+        assert o.status.value == "filled"
+        rng = np.random.default_rng(3)
+        closes = 50000.0 * np.cumprod(1 + rng.normal(0, 0.01, 60))
+        for i, c in enumerate(closes):
+            bus.publish(_bar("BTC/USDT", i, float(c)))
+        ev = s.risk_metrics.refresh()
+        eq = float(s.portfolio.equity()[0])
+        w = 50000.0 / eq  # 1 BTC at the 50,000 mark, of the equity
+        r = closes[1:] / closes[:-1] - 1
+        assert ev.report.exposure == {"BTC/USDT": pytest.approx(50000.0)}
+        assert ev.report.leverage == pytest.approx(w)
+        assert ev.report.bars == 59
+        assert (ev.report.var["95"], ev.report.cvar["95"]) == pytest.approx(var_cvar(w * r, 0.95))
+        assert (ev.report.var["99"], ev.report.cvar["99"]) == pytest.approx(var_cvar(w * r, 0.99))
+    finally:
+        await s.stop()
+
+
+async def test_the_risk_pane_shows_the_metrics():
+    from textual.app import App
+
+    from tps19.config import RiskSettings
+    from tps19.engine.risk.metrics import RiskReport
+    from tps19.engine.risk.monitor import RiskMetricsEvent
+    from tps19.widgets.panes import RiskPane
+
+    rep = RiskReport(exposure={"BTC/USDT": 5.0}, gross_exposure=5.0, leverage=0.5, bars=100, volatility_per_bar=0.01,
+                     volatility_annual=0.8, var={"95": 0.012, "99": 0.02}, cvar={"95": 0.015, "99": 0.025},
+                     correlation={"BTC/USDT": {"BTC/USDT": 1.0, "ETH/USDT": 0.8}, "ETH/USDT": {"BTC/USDT": 0.8}})
+
+    class Monitor:
+        latest = RiskMetricsEvent(equity=10.0, report=rep, peak_equity=12.0, drawdown_pct=16.67)
+
+    class Trading:
+        risk_metrics = Monitor()
+
+        class portfolio:
+            positions: dict = {}
+
+            @staticmethod
+            def totals():
+                return {"net_pnl": D(0)}
+
+        class broker:
+            killed = False
+
+    class One(App):
+        def compose(self):
+            yield RiskPane(id="risk")
+
+    async with One().run_test(size=(60, 20)) as pilot:
+        pane = pilot.app.query_one(RiskPane)
+        pane.show_trading(Trading(), RiskSettings())
+        await pilot.pause()
+        from rich.console import Console
+
+        console = Console(width=60, record=True, file=io.StringIO())
+        console.print(pane.render())
+        text = console.export_text()
+        for want in ("leverage", "0.50x", "from peak", "-16.67%", "VaR 95/99", "1.20% / 2.00%", "CVaR 95/99",
+                     "1.50% / 2.50%", "corr BTC/ETH", "+0.80"):
+            assert want in text, (want, text)

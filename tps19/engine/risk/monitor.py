@@ -1,0 +1,116 @@
+"""Live risk metrics for the desk's Risk pane and the headless log.
+
+Every ``interval_s`` the monitor computes, with the same functions as `tps19 risk` and the
+backtest reports (``risk/metrics.py``): exposure per held symbol and in total, leverage (gross
+exposure / equity), and over the closed bars seen since the start (every symbol's closes on the
+times they share) the held portfolio's realised volatility, VaR/CVaR 95/99 %, max drawdown and the
+correlation between held symbols; plus the drawdown of equity from its peak (the breaker's figure).
+It keeps the latest figures in ``latest`` and publishes them as a ``RiskMetricsEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..events import BarEvent, now_ms
+from .metrics import RiskReport, bars_per_year, report, simple_returns
+
+if TYPE_CHECKING:
+    from ..trading import Portfolio
+
+MAX_BARS = 1000
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class RiskMetricsEvent:
+    equity: float | None
+    report: RiskReport
+    peak_equity: float | None = None
+    drawdown_pct: float | None = None  # of equity below its peak, in %
+    ts: int = field(default_factory=now_ms)
+
+
+class RiskMonitor:
+    def __init__(self, portfolio: Portfolio, bus: Any = None, *, breakers: Any = None, interval_s: float = 2.0) -> None:
+        self.portfolio = portfolio
+        self.bus = bus
+        self.breakers = breakers  # its peak equity is the drawdown's reference
+        self.interval_s = interval_s
+        self.closes: dict[str, OrderedDict[int, float]] = {}
+        self.latest: RiskMetricsEvent | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+        if bus is not None:
+            bus.on(BarEvent, self.on_bar)
+
+    def on_bar(self, ev: BarEvent) -> None:
+        if not ev.closed:
+            return
+        d = self.closes.setdefault(ev.symbol, OrderedDict())
+        d[ev.ts] = ev.close
+        while len(d) > MAX_BARS:
+            d.popitem(last=False)
+
+    def exposure(self) -> dict[str, float]:
+        pf = self.portfolio
+        out: dict[str, float] = {}
+        for s, p in pf.positions.items():
+            mark = pf.mark(s)
+            if p.qty and mark is not None:
+                out[s] = float(p.qty * mark)
+        return out
+
+    def _returns(self, symbols: list[str]) -> tuple[dict[str, np.ndarray], float]:
+        series = [self.closes.get(s) for s in symbols]
+        if not symbols or any(not d for d in series):
+            return {s: np.zeros(0) for s in symbols}, 0.0
+        common = sorted(set.intersection(*(set(d) for d in series if d is not None)))
+        ts = np.asarray(common, dtype=np.int64)
+        rets = {s: simple_returns(np.asarray([d[t] for t in common])) for s, d in zip(symbols, series, strict=True)
+                if d is not None}
+        return rets, bars_per_year(ts)
+
+    def compute(self) -> RiskMetricsEvent:
+        eq, unpriced = self.portfolio.equity()
+        equity = None if unpriced else float(eq)
+        exposure = self.exposure()
+        rets, per_year = self._returns(sorted(exposure))
+        rep = report(rets, exposure, equity or 0.0, per_year)
+        peak = getattr(self.breakers, "peak", None)
+        dd = None
+        if peak is not None and peak > 0 and equity is not None:
+            dd = max(0.0, float((peak - Decimal(str(equity))) / peak * 100))
+        return RiskMetricsEvent(equity=equity, report=rep, peak_equity=float(peak) if peak is not None else None,
+                                drawdown_pct=dd)
+
+    def refresh(self) -> RiskMetricsEvent:
+        self.latest = ev = self.compute()
+        if self.bus is not None:
+            self.bus.publish(ev)
+        return ev
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception as e:  # analytics never stop trading: counted, logged, tried again next round
+                self.failures += 1
+                log.warning("risk metrics failed (#%d): %s: %s", self.failures, type(e).__name__, e)
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="risk:metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
