@@ -108,6 +108,11 @@ class TradingStack:
                                "issues": sum(self.broker.issues.values())}
         if unpriced:
             out["unpriced"] = unpriced
+        pub = self.portfolio.publisher
+        if pub is not None and self.portfolio.pnl_today_source is not None and pub.marks_complete():
+            today = self.portfolio.pnl_today_source()  # the daily loss limit's figure (marks.py)
+            if today is not None:
+                out["pnl_today"] = str(today)
         for sym, p in self.portfolio.positions.items():
             if p.qty:
                 out[f"pos {sym}"] = str(p.qty)
