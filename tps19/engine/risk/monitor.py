@@ -48,6 +48,7 @@ class RiskMonitor:
         self.latest: RiskMetricsEvent | None = None
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
+        self._cache: tuple[Any, dict[str, np.ndarray], float] | None = None
         if bus is not None:
             bus.on(BarEvent, self.on_bar)
 
@@ -69,6 +70,15 @@ class RiskMonitor:
         return out
 
     def _returns(self, symbols: list[str]) -> tuple[dict[str, np.ndarray], float]:
+        # bars close once a timeframe; refreshes come every few seconds: reuse the aligned returns
+        key = tuple((s, len(d), next(reversed(d))) if (d := self.closes.get(s)) else (s, 0, 0) for s in symbols)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        rets, per_year = self._align(symbols)
+        self._cache = (key, rets, per_year)
+        return rets, per_year
+
+    def _align(self, symbols: list[str]) -> tuple[dict[str, np.ndarray], float]:
         series = [self.closes.get(s) for s in symbols]
         if not symbols or any(not d for d in series):
             return {s: np.zeros(0) for s in symbols}, 0.0
