@@ -105,10 +105,11 @@ class DecisionLog:
 
 
 def book_summary(book: Any, depth: int = 10) -> dict[str, float]:
-    """Book features (spread, top and depth imbalance) of a live ``L2Book``; {} without one."""
+    """Book features (spread, top and depth imbalance) of a live ``L2Book`` (its ``bids``/``asks``
+    levels, best first); {} without one."""
     if book is None:
         return {}
     from .features import BookSnapshot, book_features
 
-    bids, asks = book.top(depth)
-    return {k: round(v, 6) for k, v in book_features(BookSnapshot(bids, asks), depth).items()}
+    bids, asks = tuple(getattr(book, "bids", ())), tuple(getattr(book, "asks", ()))  # best first
+    return {k: round(v, 6) for k, v in book_features(BookSnapshot(bids[:depth], asks[:depth]), depth).items()}

@@ -149,8 +149,8 @@ class StrategyRunner:
         assert self.decisions is not None
         from ..ml.decisions import book_summary
 
-        book = book_summary(self.books.get(bar.symbol) if self.books else None)
         try:
+            book = book_summary(self.books.get(bar.symbol) if self.books else None)
             await self.decisions.resolve(bar.symbol, bar.ts, bar.close)
             for st, shadow in [(strategy, False), *((s, True) for s in self.shadows_for(bar.symbol))]:
                 pred = getattr(st, "last_prediction", None)
