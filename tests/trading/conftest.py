@@ -50,8 +50,9 @@ def bus() -> EventBus:
 
 
 @pytest.fixture
-async def db(tmp_path):
-    d = Database(tmp_path / "trading.db")
+async def db(db_target):
+    """The trading tests' database, on each backend (tests/conftest.py: SQLite, PostgreSQL)."""
+    d = Database(db_target)
     await d.open()
     yield d
     await d.close()

@@ -49,11 +49,11 @@ async def child_line(proc, stderr_path) -> dict:
     return json.loads(line)
 
 
-async def test_sigkill_between_place_and_fill(tmp_path):
+async def test_sigkill_between_place_and_fill(tmp_path, db_target):
     sim = make_sim()
     await sim.start()
     other = await make_client(sim.base_url, KEY2, SECRET2)
-    path = tmp_path / "crash.db"
+    path = db_target  # a SQLite file or a PostgreSQL database (tests/conftest.py)
     proc = None
     try:
         price = await inside_spread_price(other)
@@ -97,13 +97,13 @@ async def test_sigkill_between_place_and_fill(tmp_path):
         await sim.stop()
 
 
-async def test_sigkill_after_send_before_reply(tmp_path):
+async def test_sigkill_after_send_before_reply(tmp_path, db_target):
     """The order reached the venue but the process died before the reply: only the TPS19
     record (status new, no venue id) exists locally. The restart finds it by client order id."""
     sim = make_sim()
     await sim.start()
     other = await make_client(sim.base_url, KEY2, SECRET2)
-    path = tmp_path / "crash2.db"
+    path = db_target
     proc = None
     try:
         price = await inside_spread_price(other)

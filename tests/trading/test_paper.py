@@ -139,8 +139,8 @@ async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     await s.stop()
 
 
-async def test_paper_state_survives_restart(bus, tmp_path, markets):
-    path = tmp_path / "paper.db"
+async def test_paper_state_survives_restart(bus, db_target, markets):
+    path = db_target
     db = Database(path)
     await db.open()
     s = await stack(bus, db, markets)
@@ -201,8 +201,8 @@ async def test_queue_shrinks_with_cancellations_ahead(bus, db, markets):
     await s.stop()
 
 
-async def test_kill_switch_survives_restart(bus, tmp_path, markets):
-    path = tmp_path / "kill.db"
+async def test_kill_switch_survives_restart(bus, db_target, markets):
+    path = db_target
     db = Database(path)
     await db.open()
     s = await stack(bus, db, markets)

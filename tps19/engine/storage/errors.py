@@ -28,6 +28,8 @@ class DatabaseReadOnly(StorageError):
     """The database (or its directory) cannot be written."""
 
 
+_DETAIL = re.compile(r"\s*\b(?:DETAIL|HINT):")
+_DBAPI_CLASS = re.compile(r"^<class '[\w.]+'>:\s*")
 _TARGET = re.compile(r"\b(?:into|from|update|table|exists)\s+[\"`\[]?(\w+)", re.IGNORECASE)
 
 
@@ -55,7 +57,10 @@ def cause_of(err: BaseException) -> str:
     """The driver's own message (sqlite3's are one line) rather than SQLAlchemy's wrapper."""
     orig = getattr(err, "orig", None)
     inner = orig if isinstance(orig, BaseException) else err
-    text = one_line(str(inner).split("\n(Background on this error")[0].split("\n[SQL:")[0])
+    text = str(inner).split("\n(Background on this error")[0].split("\n[SQL:")[0]
+    # PostgreSQL's DETAIL/HINT lines quote the row's values ("Key (exchange, fill_id)=(sim, T-1)")
+    text = one_line(_DETAIL.split(text)[0])
+    text = _DBAPI_CLASS.sub("", text)
     return text or type(inner).__name__
 
 

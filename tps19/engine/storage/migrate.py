@@ -25,6 +25,9 @@ from sqlmodel import SQLModel
 
 from . import models  # noqa: F401  (registers the tables)
 from .errors import SchemaOutdated, SchemaTooNew
+from .types import widen_integers
+
+widen_integers(SQLModel.metadata)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"  # the schema of schema_version v1, the last hand-versioned release

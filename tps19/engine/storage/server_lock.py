@@ -6,6 +6,8 @@ like the file lock it never goes stale; the holder is named from pg_stat_activit
 
 from __future__ import annotations
 
+import os
+import socket
 import zlib
 from typing import Any
 
@@ -30,6 +32,10 @@ class ServerLock:
     def held(self) -> bool:
         return self._conn is not None
 
+    def holder_name(self) -> str:
+        """What a refused engine is told about this one (pg_stat_activity.application_name)."""
+        return f"pid {os.getpid()} on {socket.gethostname()}, {self.mode}"
+
     async def acquire_async(self) -> None:
         """Take the lock or raise :class:`DatabaseInUse` naming the holder (never waits)."""
         if self._conn is not None:
@@ -40,17 +46,18 @@ class ServerLock:
         u = make_url(self.url)
         try:
             conn = await asyncpg.connect(user=u.username, password=u.password, host=u.host, port=u.port or 5432,
-                                         database=u.database, timeout=30)
+                                         database=u.database, timeout=30,
+                                         server_settings={"application_name": self.holder_name()[:63]})
         except Exception as err:
             raise StorageError(f"database {self.name}: connect failed: {cause_of(err)}") from None
         try:
             got = await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, lock_key(self.mode))
             if not got:
                 holder = await conn.fetchrow(
-                    "SELECT a.pid, a.client_addr::text AS addr, a.backend_start FROM pg_locks l "
+                    "SELECT a.application_name AS app, a.client_addr::text AS addr, a.backend_start FROM pg_locks l "
                     "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
                     "AND l.classid = $1 AND l.objid = $2 AND l.granted", LOCK_CLASS, lock_key(self.mode))
-                who = (f"server backend {holder['pid']} from {holder['addr'] or 'a local socket'}, since "
+                who = (f"{holder['app'] or 'a session'} from {holder['addr'] or 'a local socket'}, since "
                        f"{holder['backend_start']:%Y-%m-%d %H:%M:%S %Z}") if holder else "another session"
                 raise DatabaseInUse(f"database {self.name} is in use by another {self.mode} engine ({who}); "
                                     "stop it or use another database")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, Integer, MetaData, String
 from sqlalchemy.types import TypeDecorator
 
 
@@ -26,3 +26,19 @@ class DecimalText(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         return None if value is None else Decimal(value)
+
+
+
+# SQLite's INTEGER is 64-bit, PostgreSQL's 32: epoch-ms timestamps (1.7e12) would not fit.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def widen_integers(metadata: MetaData) -> None:
+    """Every plain Integer column becomes BIGINT on PostgreSQL (still INTEGER on SQLite), so a
+    model (anyone's: an ``int`` field is an Integer) means the same on both backends. The
+    autoincrement key stays SERIAL. Idempotent; run once every model module is imported."""
+    for table in metadata.tables.values():
+        auto = table.autoincrement_column
+        for column in table.columns:
+            if type(column.type) is Integer and column is not auto:
+                column.type = BigInt

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import func, or_
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from ..events import now_ms
-from ..storage import Database
+from ..storage import Database, upsert
 from ..storage.models import (
     Fill,
     KillSwitchState,
@@ -142,14 +141,14 @@ class TradingStore:
             for ev in evs:  # one by one: ids keep their order
                 conn.execute(EVENTS.insert().values(**ev))
             if queue_ahead is not None:
-                conn.execute(sqlite_insert(PaperOrderState)
+                conn.execute(upsert.insert(conn, PaperOrderState)
                              .values(client_order_id=order.client_order_id, queue_ahead=queue_ahead)
                              .on_conflict_do_update(index_elements=["client_order_id"], set_={"queue_ahead": queue_ahead}))
             if drop_queue:
                 conn.execute(QUEUE.delete().where(QUEUE.c.client_order_id == order.client_order_id))
         if balances:
             for cur, amt in balances.items():
-                conn.execute(sqlite_insert(TradingBalance)
+                conn.execute(upsert.insert(conn, TradingBalance)
                              .values(mode=self.mode, exchange=self.exchange, currency=cur, amount=amt, updated_ms=ts)
                              .on_conflict_do_update(index_elements=["mode", "exchange", "currency"],
                                                     set_={"amount": amt, "updated_ms": ts}))
@@ -260,7 +259,7 @@ class TradingStore:
     async def set_kill_state(self, engaged: bool, reason: str) -> None:
         assert self.db.engine is not None
         async with self.db.engine.begin() as conn:
-            await conn.execute(sqlite_insert(KillSwitchState)
+            await conn.execute(upsert.insert(conn, KillSwitchState)
                                .values(mode=self.mode, exchange=self.exchange, engaged=engaged, reason=reason, ts=now_ms())
                                .on_conflict_do_update(index_elements=["mode", "exchange"],
                                                       set_={"engaged": engaged, "reason": reason, "ts": now_ms()}))

@@ -1,0 +1,152 @@
+"""Every storage guarantee on both backends: a SQLite file and a PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlmodel import SQLModel
+from typer.testing import CliRunner
+
+from tps19.cli import app
+from tps19.engine.storage import Bar, Database, DatabaseInUse, Fill, Order, SchemaTooNew, StorageError, migrate
+from tps19.engine.storage.lock import instance_lock
+
+MS = 1_732_924_800_123  # an epoch-ms timestamp: does not fit a 32-bit integer
+
+
+def _order(**kw):
+    base = dict(client_order_id="t19-1", exchange="sim", mode="paper", symbol="BTC/USDT", side="buy", type="limit",
+                amount=Decimal("0.00012345"), price=Decimal("60123.45"), status="open", created_ms=MS, updated_ms=MS)
+    return Order(**(base | kw))
+
+
+@pytest.fixture
+async def db(db_target):
+    d = Database(db_target)
+    await d.open(probe_write=True)
+    yield d
+    await d.close()
+
+
+async def test_money_is_exact_and_stored_as_decimal_text(db):
+    async with db.session() as s:
+        s.add(_order(fee=Decimal("0.000000000000000001")))
+        s.add(Fill(exchange="sim", mode="paper", fill_id="f1", client_order_id="t19-1", symbol="BTC/USDT", side="buy",
+                   price=Decimal("0.1"), amount=Decimal("0.2"), fee=Decimal("0.00000001"), ts=MS))
+        await s.commit()
+    async with db.session() as s:
+        o = (await s.execute(select(Order))).scalars().one()
+        f = (await s.execute(select(Fill))).scalars().one()
+        raw = (await s.execute(text("SELECT price, fee FROM orders"))).one()
+    assert o.amount * o.price == Decimal("0.00012345") * Decimal("60123.45")
+    assert f.price + f.amount == Decimal("0.3")  # 0.30000000000000004 as floats
+    assert o.fee == Decimal("1E-18") and raw == ("60123.45", "0.000000000000000001")
+    assert (o.created_ms, f.ts) == (MS, MS)
+
+
+async def test_epoch_ms_timestamps_and_bars_round_trip(db):
+    from tps19.engine.history.store import load_bars, upsert_bars
+
+    rows = [[MS + i * 60_000, 1.0 + i, 2.0, 0.5, 1.5, 10.0] for i in range(3_500)]  # more than one batch
+    assert await upsert_bars(db, "sim", "BTC/USDT", "1m", rows) == 3_500
+    assert await upsert_bars(db, "sim", "BTC/USDT", "1m", [[MS, 9.0, 9.0, 9.0, 9.0, 9.0]]) == 1  # upsert
+    async with db.session() as s:
+        first = await s.get(Bar, ("sim", "BTC/USDT", "1m", MS))
+        n = len((await s.execute(select(Bar.ts))).all())
+    assert first is not None and first.close == 9.0 and n == 3_500
+
+
+async def test_float_money_is_refused(db):
+    with pytest.raises(Exception, match="Decimal"):
+        async with db.session() as s:
+            s.add(_order(price=60123.45))
+            await s.commit()
+
+
+async def test_a_fill_is_booked_once_and_the_refusal_is_one_line(db):
+    fill = dict(exchange="sim", mode="live", fill_id="T-1", symbol="BTC/USDT", side="buy", price=Decimal(1),
+                amount=Decimal(1), ts=MS)
+    async with db.session() as s:
+        s.add(Fill(**fill))
+        await s.commit()
+    with pytest.raises(StorageError) as err:
+        async with db.session() as s:
+            s.add(Fill(**fill))
+            await s.commit()
+    message = str(err.value)
+    assert "\n" not in message and "insert into fills" in message and "T-1" not in message
+    assert "unique" in message.lower()
+
+
+async def test_trading_upserts_work_on_both_backends(db):
+    from tps19.engine.trading.store import TradingStore
+
+    store = TradingStore(db, mode="paper", exchange="sim")
+    await store.save(None, balances={"USDT": Decimal("1.5")})
+    await store.save(None, balances={"USDT": Decimal("2.25"), "BTC": Decimal("0.1")})
+    await store.set_kill_state(True, "first")
+    await store.set_kill_state(False, "second")
+    assert await store.balances() == {"USDT": Decimal("2.25"), "BTC": Decimal("0.1")}
+    assert await store.kill_state() == (False, "second")
+
+
+async def test_the_migrations_build_the_models_schema_on_this_backend(db):
+    """The head this database was made at (SQLite: the models; PostgreSQL: the template built by
+    running every migration) has nothing the models lack or miss."""
+    assert db.engine is not None
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(lambda c: compare_metadata(
+            MigrationContext.configure(c, opts={"compare_type": True}), SQLModel.metadata))
+    assert diff == []
+
+
+async def test_a_database_from_a_newer_tps19_is_refused(db_target):
+    d = Database(db_target)
+    await d.open()
+    async with d.session() as s:
+        await s.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        await s.commit()
+    await d.close()
+    again = Database(db_target)
+    try:
+        with pytest.raises(SchemaTooNew, match="9999_future"):
+            await again.open()
+    finally:
+        await again.close()
+        # leave it at the head (a PostgreSQL database is reused by the next test)
+        fix = Database(db_target)
+        fix._connect()
+        assert fix.engine is not None
+        async with fix.engine.begin() as conn:
+            await conn.execute(text(f"UPDATE alembic_version SET version_num = '{migrate.head()}'"))
+        await fix.close()
+
+
+async def test_one_engine_per_mode_on_either_backend(db):
+    paper, live, paper2 = (instance_lock(db, m) for m in ("paper", "live", "paper"))
+    await paper.acquire_async()
+    try:
+        await live.acquire_async()  # paper and live may share a database
+        with pytest.raises(DatabaseInUse) as err:
+            await paper2.acquire_async()
+        assert f"pid {os.getpid()}" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        await live.release_async()
+        await paper.release_async()
+    await paper2.acquire_async()  # released with its holder
+    await paper2.release_async()
+
+
+def test_db_cli_speaks_both_backends(db_target):
+    runner = CliRunner()
+    r = runner.invoke(app, ["db", "current", "--db", str(db_target)])
+    assert r.exit_code == 0 and r.output.strip() in (f"{migrate.head()} (head)",) or "(empty)" in r.output
+    r = runner.invoke(app, ["db", "upgrade", "--db", str(db_target)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["db", "current", "--db", str(db_target)])
+    assert r.exit_code == 0 and r.output.strip() == f"{migrate.head()} (head)"
