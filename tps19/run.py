@@ -19,7 +19,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Path | None,
+def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: str | Path | None,
                         adopt_holdings: bool = False) -> Settings:
     overrides: dict[str, object] = {}
     try:
@@ -29,7 +29,9 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: Pat
         if symbols:
             overrides["symbols"] = base.symbols.model_dump() | {"watch": symbols}
         if db:
-            overrides["database"] = {"path": db}
+            from .cli.common import is_db_url
+
+            overrides["database"] = {"url": db, "path": base.database.path} if is_db_url(db) else {"path": db, "url": None}
         if adopt_holdings:
             overrides["strategy"] = base.strategy.model_dump() | {"adopt_holdings": True}
         return load_settings(**overrides) if overrides else base
@@ -65,7 +67,7 @@ def with_sizing(settings: Settings, name: str | None, params: list[str] | None) 
     return settings.model_copy(update={"risk": risk})
 
 
-def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: Path | None,
+def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: str | Path | None,
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
              sizing: str | None = None, sizing_params: list[str] | None = None) -> None:

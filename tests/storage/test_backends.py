@@ -150,3 +150,45 @@ def test_db_cli_speaks_both_backends(db_target):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["db", "current", "--db", str(db_target)])
     assert r.exit_code == 0 and r.output.strip() == f"{migrate.head()} (head)"
+
+
+@pytest.mark.slow
+def test_headless_paper_runs_on_postgresql_and_never_shows_the_password(pg_server, tmp_path):
+    """`tps19 paper --no-ui` with TPS19_DATABASE__URL: starts, holds the paper lock on the server
+    (a second engine is refused, naming the first), stops cleanly."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    secret = "s3cret-pw-19"  # trust auth accepts any password: this one must never be shown
+    url = pg_server.lease().replace("tps19@", f"tps19:{secret}@")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPS19_")}
+    env.update(TPS19_DATABASE__URL=url, TPS19_LOG__SUMMARY_INTERVAL_S="0.5")
+    cmd = [sys.executable, "-m", "tps19.cli", "paper", "--no-ui", "--symbol", "BTC/USDT"]
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    try:
+        end = time.monotonic() + 90
+        assert first.stdout is not None
+        while time.monotonic() < end:
+            line = first.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if json.loads(line)["event"] == "started":
+                break
+        assert any(json.loads(l)["event"] == "started" for l in out), "".join(out)
+        second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        refusal = [json.loads(l)["message"] for l in second.stdout.splitlines() if json.loads(l)["event"] == "error"]
+        assert len(refusal) == 1 and "in use by another paper engine" in refusal[0], second.stdout
+        assert secret not in second.stdout + second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        rest, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert secret not in "".join(out) + rest + err
+    assert url.rsplit("/", 1)[1] in "".join(out)  # the database is named (without the password)
+    pg_server.give_back(url)

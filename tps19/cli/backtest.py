@@ -11,12 +11,12 @@ from typing import Any
 
 import typer
 
-from .common import bad_input_errors, check_numbers, db_path, fail, one_line, parse_time
+from .common import DB_HELP, bad_input_errors, check_numbers, db_label, db_path, fail, one_line, parse_time
 
 
 def load_data(
     data: Path | None, exchange: str | None, symbol: str | None, timeframe: str, since: int | None,
-    until: int | None, db: Path | None, quiet: bool, console: Any,
+    until: int | None, db: str | None, quiet: bool, console: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Bars for a backtest, from a file or from the database (fetching what is missing)."""
     import asyncio
@@ -44,8 +44,8 @@ def load_data(
         except Exception as err:  # network / exchange errors while fetching: one line, exit 1
             fail(one_line(err), code=1)
         if rep.rows_in == 0:
-            fail(f"no {timeframe} bars for {symbol} on {exchange} in {path}; run `tps19 fetch` or give --since")
-        meta = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "data_source": f"db:{path}"}
+            fail(f"no {timeframe} bars for {symbol} on {exchange} in {db_label(path)}; run `tps19 fetch` or give --since")
+        meta = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "data_source": f"db:{db_label(path)}"}
     if not rep.clean and not quiet:
         for line in rep.lines():
             console.print(f"[yellow]data: {line}[/]")
@@ -66,7 +66,7 @@ def backtest(
     slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Fixed slippage in basis points."),
     size: float = typer.Option(1.0, "--size", help="Fraction of equity a target of 1 means."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (metrics and trades)."),
-    db: Path = typer.Option(None, "--db", help="SQLite file to store the result in."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
     no_save: bool = typer.Option(False, "--no-save", help="Do not store the result."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the terminal chart."),
     sizing: str = typer.Option(None, "--sizing", help="Position sizing: fixed, fixed_fractional, vol_target, kelly (docs/risk.md)."),
@@ -137,7 +137,7 @@ def optimize(
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
     seed: int = typer.Option(19, "--seed", help="Seed for --random."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    db: Path = typer.Option(None, "--db"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Grid/random parameter search in parallel, optionally walk-forward."""
     from rich.console import Console

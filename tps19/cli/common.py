@@ -37,15 +37,35 @@ def check_numbers(**flags: float) -> None:
             fail(str(err))
 
 
-def db_path(db: Path | None) -> Path:
-    if db is not None:
-        return db
+DB_HELP = "SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else TPS19_DATABASE__PATH)."
+
+
+def is_db_url(db: str | Path) -> bool:
+    return isinstance(db, str) and db.lower().startswith(("postgresql://", "postgres://", "postgresql+asyncpg://"))
+
+
+def db_path(db: str | Path | None) -> str | Path:
+    """``--db`` as given (a SQLite path or a PostgreSQL URL), else the configured database."""
+    if db:
+        return db if is_db_url(db) else Path(db)
     from ..config import ConfigError, load_settings
 
     try:
-        return load_settings().database.path
+        return load_settings().database.target
     except ConfigError as err:
         fail(str(err))
+
+
+def db_label(db: str | Path) -> str:
+    """The database as messages show it: a URL without its password."""
+    if not is_db_url(db):
+        return str(db)
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(str(db)).render_as_string(hide_password=True)
+    except Exception:
+        return str(db).split("@")[-1]
 
 
 def bad_input_errors() -> tuple[type[BaseException], ...]:

@@ -11,23 +11,9 @@ from typing import Any
 
 import typer
 
-from .common import fail
-
-DB_HELP = "SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else TPS19_DATABASE__PATH)."
+from .common import DB_HELP, db_path, fail
 
 db_app = typer.Typer(help="The database: schema revisions (Alembic), backup and restore.", no_args_is_help=True)
-
-
-def db_target(db: str | None) -> str | Path:
-    """``--db`` as given (a path or a URL), else the configured database."""
-    if db:
-        return db
-    from ..config import ConfigError, load_settings
-
-    try:
-        return load_settings().database.target
-    except ConfigError as err:
-        fail(str(err))
 
 
 def _run(coro: Any) -> Any:
@@ -46,7 +32,7 @@ def upgrade(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
     from ..engine.storage.lock import engine_locks
 
     async def go() -> tuple[str | None, str]:
-        d = Database(db_target(db))
+        d = Database(db_path(db))
         try:
             async with engine_locks(d, ("paper", "live")):
                 return await d.upgrade()
@@ -69,7 +55,7 @@ def current(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
     from ..engine.storage import Database, migrate
 
     async def go() -> str | None:
-        d = Database(db_target(db))
+        d = Database(db_path(db))
         try:
             return await d.peek_revision()
         finally:

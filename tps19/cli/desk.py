@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from .common import DB_HELP
+
 HELP = {
     "paper": "The desk on live market data with simulated (paper) fills.",
     "live": "The desk placing REAL orders; every order is confirmed at the keyboard.",
@@ -23,7 +25,7 @@ def _desk_command(mode: str) -> Callable[..., None]:
         exchange: str = typer.Option(None, "--exchange", help=EXCHANGE_HELP[mode]),
         symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable (e.g. BTC/USDT)."),
         no_ui: bool = typer.Option(False, "--no-ui", help="Run headless, logging JSON lines."),
-        db: Path = typer.Option(None, "--db", help="SQLite file (default from TPS19_DATABASE__PATH)."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
         strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
         param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),

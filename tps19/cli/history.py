@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from .common import bad_input_errors, db_path, fail, one_line, parse_time
+from .common import DB_HELP, bad_input_errors, db_label, db_path, fail, one_line, parse_time
 
 
 def strategies(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -43,7 +43,7 @@ def fetch(
     timeframe: str = typer.Option("1m", "--timeframe", help="Candle length, e.g. 1m, 5m, 1h, 1d."),
     since: str = typer.Option(..., "--since", help="Start (UTC): YYYY-MM-DD[THH:MM] or epoch ms."),
     until: str = typer.Option(None, "--until", help="End, exclusive (default: now)."),
-    db: Path = typer.Option(None, "--db", help="SQLite file (default from TPS19_DATABASE__PATH)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
     limit: int = typer.Option(300, "--limit", min=1, max=5000, help="Candles per request."),
 ) -> None:
     """Download OHLCV history into the database (resumable: only missing bars are fetched)."""
@@ -69,11 +69,11 @@ def fetch(
         fail(one_line(err), code=1)
     typer.echo(
         f"{rep.written} bars written ({rep.already} already stored, {rep.planned} missing in {len(rep.ranges)} "
-        f"range(s), {rep.requests} requests, {rep.empty_windows} empty windows) -> {path}"
+        f"range(s), {rep.requests} requests, {rep.empty_windows} empty windows) -> {db_label(path)}"
     )
 
 
-async def _fetch(path: Path, exchange: str, symbol: str, timeframe: str, since: int, until: int, limit: int) -> Any:
+async def _fetch(path: str | Path, exchange: str, symbol: str, timeframe: str, since: int, until: int, limit: int) -> Any:
     """Download with a progress bar on stderr (stdout keeps the one summary line)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -105,7 +105,7 @@ def import_(
     exchange: str = typer.Option("file", "--exchange", help="Exchange label to store the bars under."),
     symbol: str = typer.Option(None, "--symbol", help="Symbol label (default: the file name)."),
     timeframe: str = typer.Option(None, "--timeframe", help="Timeframe label (default: detected)."),
-    db: Path = typer.Option(None, "--db", help="SQLite file."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Import a CSV/Parquet file into the Bar table; bad rows and gaps are reported."""
     import asyncio
@@ -129,7 +129,7 @@ def import_(
         fail(str(err))
     for line in rep.lines(limit=10):
         typer.echo(line)
-    typer.echo(f"{n} bars stored as {exchange} {sym} {tf} in {path}")
+    typer.echo(f"{n} bars stored as {exchange} {sym} {tf} in {db_label(path)}")
 
 
 def register(app: typer.Typer) -> None:

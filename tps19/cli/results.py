@@ -19,7 +19,7 @@ def fmt(x: Any, pct: bool = False) -> str:
     return f"{x * 100:.2f}%" if pct else f"{x:.4g}"
 
 
-def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, console: Any, db: Path | None, no_save: bool) -> None:
+def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, console: Any, db: str | Path | None, no_save: bool) -> None:
     """A backtest's result: stored (unless --no-save), then printed as JSON or as tables and a chart."""
     from ..engine.backtest.report import chart, metrics_table, to_json, trades_table
 
@@ -43,7 +43,7 @@ def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, consol
         console.print(f"stored as backtest result #{saved}")
 
 
-def _save(res: Any, meta: dict[str, Any], db: Path | None) -> int:
+def _save(res: Any, meta: dict[str, Any], db: str | Path | None) -> int:
     import asyncio
 
     from ..engine.backtest.report import save_result

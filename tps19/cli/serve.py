@@ -29,7 +29,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def desk_command(live: bool, exchange: str | None, symbols: list[str] | None, db: Path | None,
+def desk_command(live: bool, exchange: str | None, symbols: list[str] | None, db: str | Path | None,
                  strategy: str | None, params: list[str] | None) -> list[str]:
     """The `tps19 paper|live ...` each browser session runs (this interpreter, this install)."""
     argv = [sys.executable, "-m", "tps19.cli", "live" if live else "paper"]
@@ -54,7 +54,7 @@ def serve(
     live: bool = typer.Option(False, "--live", help="Serve the LIVE desk (real orders) instead of paper."),
     exchange: str = typer.Option(None, "--exchange", help="'sim' (default) or a ccxt id."),
     symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable."),
-    db: Path = typer.Option(None, "--db", help="Database (default from TPS19_DATABASE__PATH)."),
+    db: str = typer.Option(None, "--db", help="SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else __PATH)."),
     strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
     param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
 ) -> None:
