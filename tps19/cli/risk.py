@@ -109,5 +109,77 @@ def _print(out: dict[str, Any]) -> None:
     Console().print(t)
 
 
+def load_stored(symbols: list[str], exchange: str, timeframe: str, db: Path | None) -> dict[str, Any]:
+    import asyncio
+
+    from ..engine.history import StoredBars, load_backtest_bars, timeframe_ms
+    from .common import db_path
+
+    try:
+        timeframe_ms(timeframe)
+    except ValueError as err:
+        fail(str(err))
+    path = db_path(db)
+    frames = {}
+    for sym in symbols:
+        df, rep = asyncio.run(load_backtest_bars(StoredBars(path, exchange, sym.upper(), timeframe)))
+        if rep.rows_in == 0:
+            fail(f"no {timeframe} bars for {sym.upper()} on {exchange} in {path}; run `tps19 fetch` first")
+        frames[sym.upper()] = df
+    return frames
+
+
+def rebalance(
+    method: str = typer.Option(..., "--method", help="min_variance, risk_parity or mean_variance."),
+    data: list[str] = typer.Option(None, "--data", help="SYMBOL=FILE (CSV/Parquet OHLCV), repeatable."),
+    symbol: list[str] = typer.Option(None, "--symbol", help="Stored bars of this symbol (see --exchange/--timeframe), repeatable."),
+    exchange: str = typer.Option("sim", "--exchange", help="With --symbol: the exchange the bars were fetched from."),
+    timeframe: str = typer.Option("1h", "--timeframe", help="With --symbol: the bar timeframe."),
+    db: Path = typer.Option(None, "--db", help="With --symbol: the SQLite file."),
+    lookback: int = typer.Option(500, "--lookback", min=10, help="Recent returns the covariance is estimated from."),
+    risk_aversion: float = typer.Option(1.0, "--risk-aversion", help="mean_variance: the variance penalty."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only compute and print the target weights."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (weights and covariance)."),
+) -> None:
+    """Target weights (long-only, summing to 1) from recent returns with a Ledoit-Wolf covariance."""
+    import numpy as np
+
+    from ..engine.risk.metrics import align_closes, simple_returns
+    from ..engine.risk.optimize import OptimiseError, allocate
+    from .common import check_numbers
+
+    check_numbers(risk_aversion=risk_aversion)
+    if bool(data) == bool(symbol):
+        fail("give either --data SYMBOL=FILE ... or --symbol S ..., not both")
+    if not dry_run:
+        fail("sending the rebalance orders is not built yet: run with --dry-run for the target weights")
+    frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
+    ts, closes = align_closes(frames)
+    names = list(closes)
+    if len(ts) < 3:
+        fail("the series share fewer than 3 bar times: nothing to estimate")
+    rets = np.column_stack([simple_returns(closes[s])[-lookback:] for s in names])
+    try:
+        alloc = allocate(method, names, rets, risk_aversion=risk_aversion)
+    except OptimiseError as err:
+        fail(str(err))
+    out = alloc.as_dict() | {"returns": int(rets.shape[0]), "from_ts": int(ts[-rets.shape[0] - 1]), "to_ts": int(ts[-1]),
+                             "dry_run": dry_run}
+    if json_out:
+        typer.echo(json.dumps(out))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{method} weights from {out['returns']} returns (Ledoit-Wolf shrinkage {alloc.shrinkage:.3f})")
+    t.add_column("symbol")
+    t.add_column("weight", justify="right")
+    t.add_column("risk share", justify="right")
+    for s in names:
+        t.add_row(s, f"{out['weights'][s] * 100:.2f}%", f"{out['risk_contributions'][s] * 100:.2f}%")
+    Console().print(t)
+
+
 def register(app: typer.Typer) -> None:
     app.command("risk")(risk)
+    app.command("rebalance")(rebalance)

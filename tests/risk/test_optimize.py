@@ -1,0 +1,88 @@
+"""Portfolio optimisation: risk parity equalises risk contributions, minimum variance is minimal
+among the long-only weights tried, and a singular covariance does not crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tps19.engine.risk.optimize import OptimiseError, allocate, min_variance, risk_parity
+
+
+def _returns(n: int = 400, seed: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    common = rng.normal(0, 0.01, n)
+    vols = np.array([0.005, 0.01, 0.02, 0.04])
+    return np.column_stack([0.5 * common + rng.normal(0, v, n) for v in vols]) + 0.0002
+
+
+def test_risk_parity_gives_equal_risk_contributions_under_the_reported_covariance():
+    a = allocate("risk_parity", ["A", "B", "C", "D"], _returns())
+    cov = np.asarray(a.as_dict()["covariance"])
+    w = a.weights
+    rc = w * (cov @ w) / (w @ cov @ w)
+    assert np.max(np.abs(rc - 0.25)) < 1e-6
+    assert w.min() > 0 and w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w[0] > w[1] > w[2] > w[3]  # the calmer asset carries more weight
+
+
+def test_min_variance_is_no_worse_than_any_other_long_only_weights_tried():
+    a = allocate("min_variance", ["A", "B", "C", "D"], _returns())
+    cov, w = a.covariance, a.weights
+    assert w.min() >= 0 and w.sum() == pytest.approx(1.0, abs=1e-9)
+    best = w @ cov @ w
+    tried = np.random.default_rng(1).dirichlet(np.ones(4), 5000)
+    tried = np.vstack([tried, np.eye(4), np.full(4, 0.25), np.random.default_rng(2).dirichlet(np.full(4, 0.1), 5000)])
+    variances = np.einsum("ij,jk,ik->i", tried, cov, tried)
+    assert best <= variances.min() * (1 + 1e-9)
+
+
+def test_mean_variance_is_long_only_and_sums_to_one():
+    r = _returns()
+    r[:, 3] += 0.01  # a strong mean on the riskiest asset
+    a = allocate("mean_variance", ["A", "B", "C", "D"], r)
+    assert a.weights.min() >= 0 and a.weights.sum() == pytest.approx(1.0, abs=1e-9)
+    assert a.weights[3] == a.weights.max()
+
+
+def test_a_singular_covariance_does_not_crash():
+    x = np.random.default_rng(3).normal(0, 0.01, 300)
+    twins = np.column_stack([x, x, 2 * x])  # rank 1
+    for fn in (min_variance, risk_parity):
+        w = fn(np.cov(twins, rowvar=False))
+        assert np.isfinite(w).all() and w.min() >= 0 and w.sum() == pytest.approx(1.0)
+    flat = np.column_stack([x, np.zeros(300)])  # a constant price: zero variance
+    for method in ("min_variance", "risk_parity", "mean_variance"):
+        a = allocate(method, ["X", "FLAT"], flat)
+        assert np.isfinite(a.weights).all() and a.weights.sum() == pytest.approx(1.0)
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(OptimiseError, match="unknown method 'max_sharpe'"):
+        allocate("max_sharpe", ["A"], _returns()[:, :1])
+    with pytest.raises(OptimiseError, match="NaN"):
+        allocate("min_variance", ["A", "B"], np.array([[0.1, np.nan], [0.2, 0.1], [0.0, 0.1]]))
+
+
+def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+
+    from .test_metrics import _csv
+
+    r = _returns(200)
+    files = [_csv(tmp_path / f"{s}.csv", r[:, i]) for i, s in enumerate("ABCD")]
+    args = ["rebalance", "--method", "risk_parity", "--dry-run", "--json"]
+    for s, f in zip("ABCD", files, strict=True):
+        args += ["--data", f"{s}/USDT={f}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    w = np.array([out["weights"][f"{s}/USDT"] for s in "ABCD"])
+    cov = np.array(out["covariance"])
+    assert w.sum() == pytest.approx(1.0) and np.max(np.abs(w * (cov @ w) / (w @ cov @ w) - 0.25)) < 1e-6
+    live = CliRunner().invoke(app, [a for a in args if a != "--dry-run"])
+    assert live.exit_code == 2 and "not built yet" in live.output
