@@ -141,6 +141,8 @@ class BaseBroker:
             self.orders[order.client_order_id] = order
         else:
             self.orders.pop(order.client_order_id, None)
+        if self.portfolio.publisher is not None:
+            self.portfolio.publisher.touch()  # what orders lock changed: balances free/locked follow
         # a write that changed no status (a venue id learnt, a queue position) says so: a reader
         # must not take it for a new order
         self.publish(order_update(order, prev if changed else order.status))

@@ -209,6 +209,8 @@ class VenueSync(VenueApplier):
             return
         await self.store.save(None, balances=changed, adjustments=adjustments)
         self.portfolio.balances.update(changed)
+        if self.portfolio.publisher is not None:
+            self.portfolio.publisher.touch()
         for adj in adjustments:
             self.portfolio.apply_adjustment(adj)
         for ev in events:
