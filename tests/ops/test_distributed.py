@@ -84,6 +84,27 @@ def test_walk_forward_on_the_cluster_equals_the_local_run(scheduler):
     assert _optimize("--walk-forward", "2", "--cluster", scheduler) == _optimize("--walk-forward", "2")
 
 
+def _train(tmp_path: Path, *extra: str) -> dict:
+    data = tmp_path / "bars.csv"
+    if not data.exists():  # 1,500 bars keep the three folds quick
+        data.write_text("".join(Path(ETH).read_text().splitlines(keepends=True)[:1501]))
+    db = tmp_path / f"models{len(list(tmp_path.glob('models*')))}.db"
+    r = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "logreg", "--horizon", "3", "--folds", "3",
+                                 "--json", "--db", str(db), *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_train_folds_on_the_cluster_score_exactly_as_the_local_run(scheduler, tmp_path):
+    local = _train(tmp_path)
+    before = _executed(scheduler)
+    remote = _train(tmp_path, "--cluster", scheduler)
+    after = _executed(scheduler)
+    assert sum(after.values()) - sum(before.values()) >= 3  # the three folds were fitted there
+    assert remote["cv"] == local["cv"] and remote["oos"] == local["oos"] and remote["params"] == local["params"]
+    assert remote["content_hash"] == local["content_hash"]  # the same final model
+
+
 def _executed(address: str) -> dict[str, int]:
     from distributed import Client
 

@@ -22,6 +22,7 @@ def train(
     folds: int = typer.Option(5, "--folds", help="Walk-forward test folds."),
     embargo: int = typer.Option(0, "--embargo", help="Bars after each test fold never trained on."),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="CV folds fitted in parallel (processes)."),
+    cluster: str = typer.Option(None, "--cluster", help="Fit the CV folds on a Dask cluster: tcp://HOST:PORT (its scheduler)."),
     fee: float = typer.Option(0.001, "--fee", help="Fee per position change when trading the out-of-fold predictions."),
     seed: int = typer.Option(19, "--seed", help="Seed of the model and the coin-flip baseline."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
@@ -43,13 +44,18 @@ def train(
     try:
         from ..engine.ml.train import TrainConfig
 
+        if cluster:
+            from ..engine.distributed import check_address
+
+            cluster = check_address(cluster)
+            jobs = -1  # every worker thread of the cluster (joblib runs n_jobs=1 in-process, backend or not)
         cfg = TrainConfig(model=model, horizon=horizon, threshold_bps=threshold_bps, folds=folds, embargo=embargo,
                           seed=seed, fee=fee, jobs=jobs)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                              parse_time(until, "--until"), db, json_out, console)
         import asyncio
 
-        row = asyncio.run(_train_and_register(df, cfg, meta, db_path(db)))
+        row = asyncio.run(_train_and_register(df, cfg, meta, db_path(db), cluster))
     except bad_input_errors() as err:
         fail(str(err).splitlines()[0])
     report = train_report(row)
@@ -59,7 +65,7 @@ def train(
         print_report(report, console)
 
 
-async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: Path) -> Any:
+async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: Path, cluster: str | None = None) -> Any:
     """Training in a worker thread (the loop stays free), a progress bar on stderr, then the registry."""
     import asyncio
 
@@ -77,7 +83,12 @@ async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: Pat
         def cb(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        result = await asyncio.to_thread(fit, df, cfg, cb)
+        if cluster:
+            from ..engine.distributed import on_cluster
+
+            result = await asyncio.to_thread(on_cluster, cluster, fit, df, cfg, cb)
+        else:
+            result = await asyncio.to_thread(fit, df, cfg, cb)
     d = Database(path)
     await d.open()
     try:

@@ -20,17 +20,19 @@ import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
 CONNECT_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
-class ClusterError(Exception):
-    """The cluster cannot be used; the message is one line for the user."""
+class ClusterError(ValueError):
+    """The cluster cannot be used (a bad address, no scheduler there); one line for the user. A
+    ValueError, so a command's bad-input handling reports it like any other bad flag."""
 
 
 def check_address(address: str) -> str:
@@ -92,3 +94,11 @@ def joblib_backend(client: Client) -> Iterator[None]:
 
     with joblib.parallel_config(backend="dask", client=client):
         yield
+
+
+def on_cluster(address: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with every ``joblib.Parallel`` inside it on the cluster at ``address``. Call it
+    in the thread that runs ``fn``: joblib's backend setting is per thread (a caller running ``fn``
+    through ``asyncio.to_thread`` passes this function instead)."""
+    with cluster(address) as client, joblib_backend(client):
+        return fn(*args)
