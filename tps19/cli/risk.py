@@ -180,6 +180,63 @@ def rebalance(
     Console().print(t)
 
 
+def backtest_portfolio(
+    data: list[str] = typer.Option(None, "--data", help="SYMBOL=FILE (CSV/Parquet OHLCV), repeatable."),
+    symbol: list[str] = typer.Option(None, "--symbol", help="Stored bars of this symbol, repeatable."),
+    exchange: str = typer.Option("sim", "--exchange", help="With --symbol: the exchange the bars were fetched from."),
+    timeframe: str = typer.Option("1h", "--timeframe", help="With --symbol: the bar timeframe."),
+    db: Path = typer.Option(None, "--db", help="With --symbol: the SQLite file."),
+    strategy: str = typer.Option(None, "--strategy", help="A single-symbol strategy run on every symbol (equal shares)."),
+    param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
+    rebalance_method: str = typer.Option(None, "--rebalance", help="Hold optimiser weights instead: min_variance, risk_parity, mean_variance."),
+    every: int = typer.Option(24, "--every", min=1, help="With --rebalance: bars between rebalances."),
+    lookback: int = typer.Option(120, "--lookback", min=10, help="With --rebalance: returns the covariance is estimated from."),
+    cash: float = typer.Option(10_000.0, "--cash", help="Starting cash shared by every symbol."),
+    fee: float = typer.Option(0.001, "--fee", help="Fee as a fraction of notional on every fill."),
+    slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Fixed slippage in basis points."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Backtest several symbols sharing one cash balance (docs/risk.md)."""
+    from ..engine.backtest import BacktestConfig
+    from ..engine.backtest.portfolio import RebalanceEvery, run_portfolio
+    from ..engine.risk.optimize import METHODS, OptimiseError
+    from .common import bad_input_errors, check_numbers
+
+    check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
+    if bool(data) == bool(symbol):
+        fail("give either --data SYMBOL=FILE ... or --symbol S ..., not both")
+    if bool(strategy) == bool(rebalance_method):
+        fail("give either --strategy NAME or --rebalance METHOD")
+    if rebalance_method and rebalance_method not in METHODS:
+        fail(f"unknown --rebalance {rebalance_method!r} (choose from {', '.join(METHODS)})")
+    try:
+        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
+        frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
+        names = list(frames)
+        if strategy:
+            from ..engine.strategies import create
+
+            create(strategy, param or [])  # a bad name or parameter fails here, once
+            res = run_portfolio(names, frames, config, strategy=lambda _s: create(strategy, param or []))
+        else:
+            res = run_portfolio(names, frames, config, rebalance=RebalanceEvery(rebalance_method, every, lookback))
+    except (OptimiseError, *bad_input_errors()) as err:
+        fail(str(err))
+    if len(res.ts) < 2:
+        fail("the series share fewer than 2 bar times: nothing to backtest")
+    if json_out:
+        typer.echo(json.dumps(res.as_dict(), default=float))
+        return
+    from rich.console import Console
+
+    from ..engine.backtest.report import metrics_table
+
+    console = Console()
+    console.print(metrics_table(res.metrics, title=f"portfolio of {', '.join(names)}"))
+    console.print("fills: " + ", ".join(f"{s} {len(f)}" for s, f in res.fills.items()))
+
+
 def register(app: typer.Typer) -> None:
     app.command("risk")(risk)
     app.command("rebalance")(rebalance)
+    app.command("backtest-portfolio")(backtest_portfolio)
