@@ -48,6 +48,7 @@ class DeskApp(App[int]):
     BINDINGS = [
         Binding("ctrl+k", "kill_switch", "Kill switch", priority=True),
         Binding("ctrl+b", "backtest", "Backtest", show=False),
+        Binding("m", "models", "Models", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
     ]
 
@@ -445,6 +446,12 @@ class DeskApp(App[int]):
         from .screens.backtest import BacktestScreen
 
         self.push_screen(BacktestScreen(db=self.settings.database.path))
+
+    def action_models(self) -> None:
+        from .screens.models import ModelsScreen
+
+        if not isinstance(self.screen, ModelsScreen):
+            self.push_screen(ModelsScreen(self.settings.database.target, self.settings.ml.psi_warn))
 
 
 def _redact(e: Any) -> Any:

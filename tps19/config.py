@@ -237,6 +237,11 @@ class LogSettings(BaseModel):
     backups: int = Field(5, ge=1, le=1000, description="rotated files kept (F.1 newest ... F.N oldest)")
 
 
+class MLSettings(BaseModel):
+    psi_warn: float = Field(0.25, gt=0, le=100, allow_inf_nan=False,
+                            description="warn of drift when a feature's population stability index passes this")
+
+
 class MetricsSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=0, le=65535, description="None: off; 0 picks a free port")
@@ -262,6 +267,7 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
 
 
 class ConfigError(Exception):

@@ -24,6 +24,7 @@ KEYS: list[tuple[str, str]] = [
     ("tab / shift+tab", "move between panes"),
     ("up / down", "in the orders pane: select an order"),
     ("ctrl+b", "backtest screen"),
+    ("m", "models: validation vs live hit rate, calibration, drift"),
     ("?", "this help"),
     ("q", "quit (live mode asks first when orders are open)"),
 ]

@@ -1,0 +1,73 @@
+"""The desk's models screen (key m): validation beside live figures, and a drift warning."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import App
+from textual.widgets import DataTable, Static
+
+from tests.ml.conftest import make_bars, register_model
+from tests.ui.conftest import desk_app, settings, wait_for  # noqa: F401  (fixtures)
+
+from tps19.engine.ml.decisions import DecisionLog
+from tps19.engine.ml.features import FEATURE_NAMES
+from tps19.engine.ml.strategy import Prediction
+from tps19.engine.storage import Database
+from tps19.screens.models import ModelsScreen
+
+
+async def _live_decisions(db_path, model: str, drifted: bool) -> None:
+    db = Database(db_path)
+    await db.open()
+    try:
+        log = DecisionLog(db)
+        closes = [100.0, 101.0, 100.5, 101.5, 102.0, 101.0, 101.2]
+        for i, close in enumerate(closes):
+            ts = 1_700_000_000_000 + i * 60_000
+            await log.resolve("BTC/USDT", ts, close)
+            # every feature at 0 except ret_1, far outside anything the model was trained on when drifted
+            values = {n: 0.0 for n in FEATURE_NAMES} | {"ret_1": 0.5 if drifted else 0.0}
+            await log.record("BTC/USDT", "1m", Prediction(model, ts, 0.7, close, 1, values, target=1.0), shadow=False)
+    finally:
+        await db.close()
+
+
+class _Host(App[None]):
+    def __init__(self, db, psi_warn: float) -> None:
+        super().__init__()
+        self.db, self.psi_warn = db, psi_warn
+
+    def on_mount(self) -> None:
+        self.push_screen(ModelsScreen(self.db, self.psi_warn))
+
+
+async def test_models_screen_shows_validation_beside_live_hit_rate_and_warns_of_drift(tmp_path):
+    db = tmp_path / "t.db"
+    model = await asyncio.to_thread(register_model, db, make_bars(800, ar=-0.4), folds=2)
+    await _live_decisions(db, model, drifted=True)
+    app = _Host(db, psi_warn=0.25)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.loaded, what="models loaded")
+        screen = app.screen
+        table = screen.query_one("#models-table", DataTable)
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[0] == model and row[5] == "6"  # 6 resolved of 7 decisions (the last is still open)
+        up = [101.0 > 100.0, 100.5 > 101.0, 101.5 > 100.5, 102.0 > 101.5, 101.0 > 102.0, 101.2 > 101.0]
+        assert row[6] == f"{sum(up) / 6 * 100:.1f}%"  # P(up) 0.7 is right when the price rose
+        assert row[3].endswith("%") and row[3] != "-"  # validation accuracy beside it
+        assert row[8].startswith("DRIFT")
+        detail = str(screen.query_one("#models-detail", Static).render())
+        assert "ret_1" in detail and "DRIFT" in detail and "calibration" in detail
+
+
+async def test_key_m_opens_the_models_screen_from_the_desk(settings):  # noqa: F811
+    app = desk_app(settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.started_at is not None, timeout=60,
+                       what="the engine started")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.loaded, what="models screen")
+        assert "No models yet" in str(app.screen.query_one("#models-detail", Static).render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelsScreen), what="back to the desk")

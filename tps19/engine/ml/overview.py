@@ -1,0 +1,44 @@
+"""What the desk's models screen shows, gathered in one read: each registered model's validation
+figures beside its live/paper decisions (hit rate, log loss, calibration) and the drift of its
+features (PSI per feature against training; a warning above the configured threshold)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import evaluation, registry
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    id: str
+    kind: str
+    start_ms: int
+    end_ms: int
+    bars: int
+    validation: dict[str, Any]  # the CV figures: roc_auc, accuracy, log_loss
+    live: dict[str, Any]  # evaluation.live_summary
+    psi: dict[str, float | None] = field(default_factory=dict)
+    drifting: tuple[str, ...] = ()  # features whose PSI passes the threshold
+
+
+async def gather(target: str | Path, psi_warn: float) -> list[ModelOverview]:
+    """Every model of the database at ``target``, newest first."""
+    from ..storage import Database
+
+    db = Database(target)
+    await db.open()
+    try:
+        out = []
+        for rec in reversed(await registry.list_models(db)):
+            live = evaluation.live_summary(await evaluation.outcomes(db, rec.id))
+            psi = await evaluation.drift(db, rec)
+            drifting = tuple(k for k, v in psi.items() if v is not None and v > psi_warn)
+            out.append(ModelOverview(rec.id, rec.kind, rec.start_ms, rec.end_ms, rec.bars,
+                                     {k: rec.cv.get(k) for k in ("roc_auc", "accuracy", "log_loss")}, live, psi,
+                                     drifting))
+        return out
+    finally:
+        await db.close()

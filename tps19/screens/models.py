@@ -1,0 +1,118 @@
+"""`m`: the models screen. Each registered model's validation figures beside how its live and
+paper decisions turned out (hit rate, log loss, calibration), and a drift warning per feature
+(PSI against the training data above ``TPS19_ML__PSI_WARN``). Read in a worker; `r` reloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+
+def _f(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 100:.1f}%" if pct else f"{x:.3f}"
+
+
+def _day(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+class ModelsScreen(Screen[None]):
+    DEFAULT_CSS = """
+    ModelsScreen #models-head { height: auto; padding: 0 1; }
+    ModelsScreen #models-table { height: auto; max-height: 14; }
+    ModelsScreen #models-detail { height: 1fr; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("r", "reload", "Reload")]
+
+    def __init__(self, db: str | Path, psi_warn: float = 0.25, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.db = db
+        self.psi_warn = psi_warn
+        self.models: list[Any] = []
+        self.error: str | None = None
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"Models: validation (purged CV) beside live/paper decisions; drift when a feature's PSI "
+                         f"> {self.psi_warn:g}", id="models-head")
+            table: DataTable[Any] = DataTable(id="models-table", cursor_type="row")
+            table.add_columns("model", "trained on", "val AUC", "val acc", "val logloss", "live n", "live hit",
+                              "live logloss", "drift")
+            yield table
+            yield Static("loading...", id="models-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
+
+    @work(exclusive=True, group="models")
+    async def load(self) -> None:
+        from ..engine.ml.overview import gather
+
+        try:
+            self.models, self.error = await gather(self.db, self.psi_warn), None
+        except Exception as err:  # an unreadable database is a line on the screen, not a crash
+            self.models, self.error = [], f"cannot read models from {self.db}: {type(err).__name__}: {err}"
+        self.loaded = True
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one("#models-table", DataTable)
+        table.clear()
+        for m in self.models:
+            drift = Text(f"DRIFT {len(m.drifting)}", style="bold red") if m.drifting else Text("ok", style="green")
+            table.add_row(m.id, f"{_day(m.start_ms)}..{_day(m.end_ms)}", _f(m.validation.get("roc_auc")),
+                          _f(m.validation.get("accuracy"), True), _f(m.validation.get("log_loss")),
+                          str(m.live["resolved"]), _f(m.live["hit_rate"], True), _f(m.live["log_loss"]), drift,
+                          key=m.id)
+        self._detail(self.models[0] if self.models else None)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        self._detail(next((m for m in self.models if m.id == key), None))
+
+    def _detail(self, m: Any) -> None:
+        detail = self.query_one("#models-detail", Static)
+        if self.error:
+            detail.update(Text(self.error, style="red"))
+            return
+        if m is None:
+            detail.update("No models yet: train one with `tps19 train --data FILE --model hgb --horizon 5` "
+                          "(docs/ml.md), then run it with `--strategy ml --param model=ID`.")
+            return
+        out = Text()
+        out.append(f"{m.id}  ", style="bold")
+        out.append(f"validation accuracy {_f(m.validation.get('accuracy'), True)}, live hit rate "
+                   f"{_f(m.live['hit_rate'], True)} on {m.live['resolved']} resolved decisions\n")
+        out.append("calibration (mean P(up) -> share that went up):\n", style="bold")
+        for c in m.live["calibration"] or []:
+            out.append(f"  {c['p_mean']:.2f} -> {c['up_rate'] * 100:.0f}%  (n={c['n']})\n")
+        if not m.live["calibration"]:
+            out.append("  no resolved decisions yet\n")
+        out.append("drift (PSI per feature, live decisions vs training):\n", style="bold")
+        for name, v in m.psi.items():
+            warn = v is not None and v > self.psi_warn
+            out.append(f"  {name:<12} {_f(v)}{'  DRIFT' if warn else ''}\n", style="bold red" if warn else "")
+        if not m.psi:
+            out.append("  no live decisions yet\n")
+        detail.update(out)
