@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from .common import DB_HELP, db_path, fail
+from .common import DB_HELP, db_label, db_path, fail
 
 db_app = typer.Typer(help="The database: schema revisions (Alembic), backup and restore.", no_args_is_help=True)
 
@@ -80,6 +80,55 @@ def history() -> None:
     for rev, down, doc in migrate.history():
         mark = " (head)" if rev == head else ""
         typer.echo(f"{down or '<base>'} -> {rev}{mark}: {doc}")
+
+
+@db_app.command("backup")
+def backup(path: Path = typer.Argument(..., help="File to write (SQLite: a database file; PostgreSQL: a pg_dump archive)."),
+           db: str = typer.Option(None, "--db", help=DB_HELP),
+           force: bool = typer.Option(False, "--force", help="Overwrite PATH if it exists.")) -> None:
+    """Back up the database, also while an engine is writing to it (a consistent moment)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from ..engine.storage.backup import backup as run_backup
+
+    target = db_path(db)
+    with Progress(TextColumn("backup"), BarColumn(), DownloadColumn(), transient=True) as bar:
+        task = bar.add_task("backup", total=None)
+        info = _run(run_backup(target, path, force=force,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total)))
+    typer.echo(f"backed up {db_label(target)} -> {info.path} ({info.kind}, {info.size:,} bytes)")
+
+
+@db_app.command("restore")
+def restore(path: Path = typer.Argument(..., help="A backup written by `tps19 db backup`."),
+            db: str = typer.Option(None, "--db", help=DB_HELP),
+            force: bool = typer.Option(False, "--force", help="Replace a database that already holds data.")) -> None:
+    """Restore a backup into the database (refused while an engine runs on it, and, without
+    --force, when it already holds data)."""
+    from ..engine.storage import Database, DatabaseInUse, migrate
+    from ..engine.storage.lock import engine_locks
+    from ..engine.storage.restore import check_kind
+    from ..engine.storage.restore import restore as run_restore
+
+    target = db_path(db)
+
+    async def go() -> str | None:
+        check_kind(path, target)
+        d = Database(target)
+        try:
+            async with engine_locks(d, ("paper", "live")):
+                await run_restore(path, target, force=force)
+            return await d.peek_revision()
+        finally:
+            await d.close()
+
+    try:
+        rev = _run(go())
+    except DatabaseInUse as err:
+        fail(f"{err} (stop it before restoring)")
+    typer.echo(f"restored {path} -> {db_label(target)}")
+    if rev != migrate.head():
+        typer.echo(f"its schema is at {rev}, this TPS19's is {migrate.head()}: run `tps19 db upgrade`")
 
 
 @db_app.command("revision")
