@@ -33,7 +33,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path) -> Iterator[str]:
+def browser_kit():
+    """Playwright's sync API, or a skip saying what is missing (before any server is started)."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium here: apt-get install chromium (.ci/run does)")
+    return playwright
+
+
+@pytest.fixture
+def served(browser_kit, tmp_path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(tps19("serve", "--port", str(port), "--symbol", "BTC/USDT"), cwd=tmp_path,
                             env=clean_env(TPS19_DATABASE__PATH=str(tmp_path / "web.db")),
@@ -69,11 +78,8 @@ def _screen(page) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_desk_in_chromium_shows_the_paper_badge_and_a_moving_book(served, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium here: apt-get install chromium (.ci/run does)")
-    with playwright.sync_playwright() as p:
+def test_the_desk_in_chromium_shows_the_paper_badge_and_a_moving_book(browser_kit, served, tmp_path):
+    with browser_kit.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(str(tmp_path / "chromium"), executable_path=CHROMIUM,
                                                        headless=True, args=FLAGS,
                                                        viewport={"width": 1400, "height": 900})
