@@ -180,3 +180,20 @@ def test_fetch_cli_against_sim_then_backtest_from_db(cli, tmp_path):
                          "--timeframe", "1m", "--db", db, "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["metrics"]["bars"] == 600
+
+
+def test_backtest_of_a_file_imports_only_what_it_needs():
+    """`backtest --data FILE --json --no-save` starts fast: no pandas, database layer, ccxt, rich or
+    asyncio in the process (the whole-process time is printed by benchmarks/bench_backtest.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json\nfrom tps19.cli import main\n"
+            f"sys.argv = ['tps19', 'backtest', '--strategy', 'sma_cross', '--data', {str(DATA / 'freqtrade_UNITTEST_BTC_1m.csv')!r},"
+            " '--json', '--no-save']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = ('pandas', 'sqlalchemy', 'alembic', 'ccxt', 'rich', 'asyncio', 'pyarrow', 'textual', 'plotext')\n"
+            "print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["metrics"]["bars"] == 13_681
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []

@@ -19,18 +19,19 @@ def load_data(
     until: int | None, db: str | None, quiet: bool, console: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Bars for a backtest, from a file or from the database (fetching what is missing)."""
-    import asyncio
-
-    from ..engine.history import StoredBars, load_backtest_bars, timeframe_ms
-
     if data is not None:
+        from ..engine.history.source import load_file_bars
+
         if exchange or symbol:
             fail("give either --data FILE or --exchange/--symbol, not both")
-        df, rep = asyncio.run(load_backtest_bars(data, since, until))
+        df, rep = load_file_bars(data, since, until)
         meta: dict[str, Any] = {"data_source": str(data)}
     else:
         if not symbol:
             fail("give --data FILE, or --symbol (with --exchange, default sim) to use stored/fetched bars")
+        import asyncio
+
+        from ..engine.history import StoredBars, load_backtest_bars, timeframe_ms
         from ..launch import history_client
 
         exchange = (exchange or "sim").lower()
@@ -75,11 +76,9 @@ def backtest(
     flatten_on_halt: bool = typer.Option(False, "--flatten-on-halt", help="When the breaker trips, close the position."),
 ) -> None:
     """Backtest a strategy: signal on a bar's close, fill at the next bar's open."""
-    from rich.console import Console
+    from .results import LazyConsole, report
 
-    from .results import report
-
-    console = Console(stderr=json_out)
+    console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
     try:
         from ..engine.backtest import BacktestConfig, run_backtest
@@ -140,11 +139,9 @@ def optimize(
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Grid/random parameter search in parallel, optionally walk-forward."""
-    from rich.console import Console
+    from .results import LazyConsole, print_ranking, print_walk_forward
 
-    from .results import print_ranking, print_walk_forward
-
-    console = Console(stderr=json_out)
+    console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
     try:
         from ..engine.backtest import BacktestConfig
@@ -161,7 +158,7 @@ def optimize(
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
         df, _meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                               parse_time(until, "--until"), db, json_out, console)
-        arrays = {k: df[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")}
+        arrays = {k: df[k] for k in ("ts", "open", "high", "low", "close", "volume")}
         outcome = _search(strategy, cands, arrays, config, walk_forward, metric, jobs, cluster)
     except bad_input_errors() as err:
         fail(str(err))

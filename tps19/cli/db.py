@@ -5,7 +5,6 @@ Only typer at module level. Every failure is one line on stderr (exit code 2).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ def _run(coro: Any) -> Any:
     from ..engine.storage import StorageError
 
     try:
+        import asyncio  # here, not at module level: every tps19 command imports this module
+
         return asyncio.run(coro)
     except StorageError as err:
         fail(str(err))

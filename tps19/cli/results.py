@@ -13,6 +13,28 @@ import typer
 from .common import db_path
 
 
+class LazyConsole:
+    """A rich Console made on first use: `backtest --json` never needs rich (nor its import time)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+        self._console: Any = None
+
+    def _get(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self.stderr)
+        return self._console
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        self._get().print(*args, **kwargs)
+
+    @property
+    def width(self) -> int:
+        return int(self._get().width)
+
+
 def fmt(x: Any, pct: bool = False) -> str:
     if x is None:
         return "n/a"
@@ -21,7 +43,7 @@ def fmt(x: Any, pct: bool = False) -> str:
 
 def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, console: Any, db: str | Path | None, no_save: bool) -> None:
     """A backtest's result: stored (unless --no-save), then printed as JSON or as tables and a chart."""
-    from ..engine.backtest.report import chart, metrics_table, to_json, trades_table
+    from ..engine.backtest.report import chart, json_chunks, metrics_table, trades_table
 
     saved = None
     if not no_save:
@@ -30,7 +52,12 @@ def report(res: Any, meta: dict[str, Any], json_out: bool, no_plot: bool, consol
         except Exception as err:  # a read-only disk must not hide the result
             console.print(f"[yellow]result not stored: {type(err).__name__}: {err}[/]")
     if json_out:
-        typer.echo(to_json(res, {"data": meta, "result_id": saved}))
+        import sys
+
+        for chunk in json_chunks(res, {"data": meta, "result_id": saved}):
+            sys.stdout.write(chunk)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
         return
     from rich.text import Text
 

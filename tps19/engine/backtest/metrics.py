@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..history.bars import median
 from .trades import FillTable, TradeTable
 
 YEAR_MS = 365.25 * 86_400_000  # crypto trades every day
@@ -15,7 +16,7 @@ YEAR_MS = 365.25 * 86_400_000  # crypto trades every day
 def periods_per_year(ts: np.ndarray) -> float:
     if len(ts) < 2:
         return 0.0
-    step = float(np.median(np.diff(ts)))
+    step = median(np.diff(ts))
     return YEAR_MS / step if step > 0 else 0.0
 
 

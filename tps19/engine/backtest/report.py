@@ -7,6 +7,7 @@ import math
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -72,15 +73,35 @@ def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:
     return t
 
 
-def trade_dicts(res: BacktestResult) -> list[dict[str, Any]]:
+_TRADE_KEYS = ("side", "entry_bar", "entry_ts", "entry_price", "units", "exit_bar", "exit_ts", "exit_price",
+               "pnl", "return_pct", "fees", "open")
+
+
+def iso_array(ms: np.ndarray) -> list[str]:
+    """``iso`` for a whole column at once."""
+    return [t + "Z" for t in np.datetime_as_string(np.asarray(ms, dtype=np.int64).astype("datetime64[ms]"), unit="s").tolist()]
+
+
+def trade_dicts(res: BacktestResult, lo: int = 0, hi: int | None = None) -> list[dict[str, Any]]:
+    """Trades ``lo:hi`` as JSON-ready dicts, built from the table's columns (an open trade has
+    no exit; its ``mark_price`` is the last close)."""
+    t = res.trades
+    hi = len(t) if hi is None else min(hi, len(t))
+    if hi <= lo:
+        return []
+    cols = {k: getattr(t, k)[lo:hi].tolist() for k in _TRADE_KEYS}
+    cols["side"] = ["long" if x > 0 else "short" for x in cols["side"]]
+    entry_time = iso_array(t.entry_ts[lo:hi])
+    exit_time = iso_array(t.exit_ts[lo:hi])
     out = []
-    for t in res.trades:
-        d = t.public()
-        d["entry_time"] = iso(t.entry_ts)
-        d["exit_time"] = iso(t.exit_ts) if not t.open else None
-        if t.open:
-            d["exit_price"] = None
-            d["mark_price"] = t.exit_price
+    for i, values in enumerate(zip(*cols.values(), strict=True)):
+        d = dict(zip(_TRADE_KEYS, values, strict=True))
+        d["entry_time"] = entry_time[i]
+        if d["open"]:
+            d["exit_bar"] = d["exit_ts"] = d["exit_time"] = d["exit_price"] = None
+            d["mark_price"] = cols["exit_price"][i]
+        else:
+            d["exit_time"] = exit_time[i]
         out.append(d)
     return out
 
@@ -128,16 +149,26 @@ def chart(ts: np.ndarray, equity: np.ndarray, width: int = 100, height: int = 24
     return out
 
 
-def to_json(res: BacktestResult, extra: dict[str, Any] | None = None) -> str:
-    obj = {
+def json_chunks(res: BacktestResult, extra: dict[str, Any] | None = None, batch: int = 20_000) -> Iterator[str]:
+    """One JSON object (strategy, params, config, ``extra``, metrics, trades) in pieces: the trades
+    are written ``batch`` at a time, so a run with 400k trades never holds its whole text."""
+    head = {
         "strategy": res.strategy,
         "params": res.params,
         "config": {"cash": res.config.cash, "fee": res.config.fee, "slippage_bps": res.config.slippage_bps, "size": res.config.size},
         **(extra or {}),
         "metrics": res.metrics,
-        "trades": trade_dicts(res),
     }
-    return json.dumps(obj, default=_json_default, allow_nan=False)
+    text = json.dumps(head, default=_json_default, allow_nan=False)
+    yield text[:-1] + ', "trades": ['
+    for lo in range(0, len(res.trades), batch):
+        part = json.dumps(trade_dicts(res, lo, lo + batch), default=_json_default, allow_nan=False)
+        yield ("" if lo == 0 else ", ") + part[1:-1]
+    yield "]}"
+
+
+def to_json(res: BacktestResult, extra: dict[str, Any] | None = None) -> str:
+    return "".join(json_chunks(res, extra))
 
 
 def _json_default(o: Any) -> Any:

@@ -1,24 +1,24 @@
-"""Loading OHLCV files and checking them: bad rows and gaps are counted and listed, then
-dropped (bad rows) or left as they are (gaps) — never silently used."""
+"""Checking OHLCV bars: bad rows and gaps are counted and listed, then dropped (bad rows) or
+left as they are (gaps) — never silently used. Every test is a numpy expression over whole
+columns; the clean bars are views of the input when nothing is dropped."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from .bars import COLUMNS as COLUMNS
+from .bars import Bars as Bars
+from .bars import DataError as DataError
+from .bars import median
+from .bars import normalise as normalise
+from .bars import read_ohlcv as read_ohlcv
 
 TIMEFRAME_MS = {
     "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
     "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
     "12h": 43_200_000, "1d": 86_400_000, "1w": 604_800_000,
 }
-
-COLUMNS = ("ts", "open", "high", "low", "close", "volume")
-_TS_NAMES = ("ts", "timestamp", "timestamp_ms", "time", "date", "datetime", "open_time")
-
-
-class DataError(ValueError):
-    """A file that cannot be read as OHLCV, worded as one line."""
 
 
 def timeframe_ms(tf: str) -> int:
@@ -90,118 +90,52 @@ class QualityReport:
         }
 
 
-def _ts_to_ms(col: Any) -> Any:
-    import numpy as np
-    import pandas as pd
+def check(data: Any, interval_ms: int | None = None) -> tuple[Bars, QualityReport]:
+    """Drop bad rows (reported), detect gaps (reported, kept), return (clean bars, report).
 
-    if pd.api.types.is_numeric_dtype(col):
-        v = pd.to_numeric(col, errors="coerce").astype(float)
-        med = float(np.nanmedian(v)) if len(v) and not np.isnan(v).all() else 0.0
-        if med < 1e11:  # seconds
-            v = v * 1000.0
-        elif med > 1e14:  # micro/nanoseconds
-            v = v / (1000.0 if med < 1e17 else 1_000_000.0)
-        return v
-    dt = pd.to_datetime(col, utc=True, errors="coerce")
-    out = pd.Series(np.nan, index=col.index)
-    good = ~dt.isna()
-    out[good] = dt[good].map(lambda d: d.value // 1_000_000).astype(float)  # Timestamp.value is ns
-    return out
-
-
-def normalise(df: Any) -> Any:
-    """Rename columns to ts/open/high/low/close/volume (ts in ms, float)."""
-    import pandas as pd
-
-    cols = {str(c).strip().lower(): c for c in df.columns}
-    ts_name = next((cols[n] for n in _TS_NAMES if n in cols), None)
-    if ts_name is None and isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index()
-        cols = {str(c).strip().lower(): c for c in df.columns}
-        ts_name = df.columns[0]
-    if ts_name is None:
-        raise DataError(f"no timestamp column (expected one of {', '.join(_TS_NAMES)}); columns are {list(df.columns)}")
-    out = pd.DataFrame({"ts": _ts_to_ms(df[ts_name])})
-    for c in ("open", "high", "low", "close", "volume"):
-        if c not in cols:
-            if c == "volume":
-                out[c] = 0.0
-                continue
-            raise DataError(f"missing column {c!r}; columns are {list(df.columns)}")
-        out[c] = pd.to_numeric(df[cols[c]], errors="coerce").astype(float)
-    return out.reset_index(drop=True)
-
-
-def read_ohlcv(path: str | Path) -> Any:
-    """Read a CSV or Parquet file into a normalised DataFrame (no cleaning yet)."""
-    import pandas as pd
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"no such file: {p}")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            try:
-                df = pd.read_parquet(p)
-            except ImportError as err:
-                raise DataError(f"cannot read parquet ({err.__class__.__name__}: install pyarrow)") from None
-        elif suffix in (".csv", ".txt", ".gz"):
-            df = pd.read_csv(p)
-        else:
-            raise DataError(f"unsupported file type {suffix or '(none)'}: use .csv or .parquet")
-    except DataError:
-        raise
-    except Exception as err:  # parser errors, encoding, empty file
-        raise DataError(f"cannot read {p.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-    if len(df) == 0:
-        raise DataError(f"{p.name} has no rows")
-    return normalise(df)
-
-
-def check(df: Any, interval_ms: int | None = None) -> tuple[Any, QualityReport]:
-    """Drop bad rows (reported), detect gaps (reported, kept), return (clean frame, report)."""
+    Order: a row whose ts equals the last kept ts is a duplicate, below it non-monotonic (the
+    last kept ts is the running maximum of the rows that passed the value checks)."""
     import numpy as np
 
-    rep = QualityReport(rows_in=len(df))
-    ts = df["ts"].to_numpy(dtype=float)
-    o, h, lo, c, v = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close", "volume"))
-    n = len(df)
-    bad = np.zeros(n, dtype=bool)
+    bars = Bars.of(data)
+    n = len(bars)
+    rep = QualityReport(rows_in=n)
+    ts = bars.ts.astype(float, copy=False)
+    o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
     nan = np.isnan(ts) | np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c) | np.isnan(v)
-    rep.nan_rows = np.flatnonzero(nan).tolist()
-    bad |= nan
     with np.errstate(invalid="ignore"):
-        hl = ~bad & (h < lo)
-        rep.high_below_low = np.flatnonzero(hl).tolist()
-        bad |= hl
+        hl = ~nan & (h < lo)
+        bad = nan | hl
         bp = ~bad & ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0) | (o > h) | (o < lo) | (c > h) | (c < lo))
-        rep.bad_prices = np.flatnonzero(bp).tolist()
         bad |= bp
-    # Order: a row whose ts equals the last kept ts is a duplicate, below it non-monotonic.
-    last = -np.inf
-    dup, nonmono = [], []
-    for i in np.flatnonzero(~bad).tolist():
-        t = ts[i]
-        if t == last:
-            dup.append(i)
-        elif t < last:
-            nonmono.append(i)
-        else:
-            last = t
-    rep.duplicates, rep.non_monotonic = dup, nonmono
-    if dup or nonmono:
-        bad[dup] = True
-        bad[nonmono] = True
-    out = df.loc[~bad].reset_index(drop=True)
-    out["ts"] = out["ts"].astype("int64")
-    rep.rows_out = len(out)
-    t = out["ts"].to_numpy()
-    if len(t) > 1:
-        d = np.diff(t)
-        step = int(interval_ms) if interval_ms else int(np.median(d))
-        rep.interval_ms = step
-        if step > 0:
-            idx = np.flatnonzero(d > step)
-            rep.gaps = [(int(t[i]), int(t[i + 1]), int(d[i] // step) - 1) for i in idx]
-    return out, rep
+    rep.nan_rows, rep.high_below_low, rep.bad_prices = (np.flatnonzero(m).tolist() for m in (nan, hl, bp))
+    good = np.flatnonzero(~bad)
+    t = ts[good]
+    if len(t):
+        before = np.empty_like(t)
+        before[0] = -np.inf
+        np.maximum.accumulate(t[:-1], out=before[1:])
+        dup, back = good[t == before], good[t < before]
+        rep.duplicates, rep.non_monotonic = dup.tolist(), back.tolist()
+        if len(dup) or len(back):
+            bad[dup] = True
+            bad[back] = True
+    clean = bars if not bad.any() else bars.take(~bad)
+    if clean.ts.dtype != np.int64:
+        clean = Bars(clean.ts.astype(np.int64), clean.open, clean.high, clean.low, clean.close, clean.volume)
+    rep.rows_out = len(clean)
+    _gaps(rep, clean.ts, interval_ms)
+    return clean, rep
+
+
+def _gaps(rep: QualityReport, t: Any, interval_ms: int | None) -> None:
+    import numpy as np
+
+    if len(t) < 2:
+        return
+    d = np.diff(t)
+    step = int(interval_ms) if interval_ms else int(median(d))
+    rep.interval_ms = step
+    if step > 0:
+        idx = np.flatnonzero(d > step)
+        rep.gaps = [(int(t[i]), int(t[i + 1]), int(d[i] // step) - 1) for i in idx.tolist()]

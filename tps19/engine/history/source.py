@@ -4,7 +4,6 @@ the data the same way."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -12,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .quality import QualityReport, check, read_ohlcv
+from .bars import Bars, read_ohlcv
+from .quality import QualityReport, check
 
 # exchange id -> an open ccxt client; the caller's, because only it knows whether a
 # simulated exchange must be started to serve that id.
@@ -29,24 +29,27 @@ class StoredBars:
     timeframe: str
 
 
+def load_file_bars(path: str | Path, since: int | None = None, until: int | None = None) -> tuple[Bars, QualityReport]:
+    """The clean bars of a CSV/Parquet file in [since, until), and the quality report."""
+    bars, rep = check(read_ohlcv(path))
+    return bars.window(since, until), rep
+
+
 async def load_backtest_bars(
     source: str | Path | StoredBars, since: int | None = None, until: int | None = None,
     *, fetch: ClientFactory | None = None,
-) -> tuple[Any, QualityReport]:
+) -> tuple[Bars, QualityReport]:
     """The clean bars in [since, until) and the report of what was dropped or missing.
 
     With ``fetch`` and ``since``, stored bars missing from the database are downloaded first.
     ``report.rows_in`` is 0 when nothing was there at all (before any cleaning)."""
-    if isinstance(source, StoredBars):
-        raw = await _stored(source, since, until, fetch)
-    else:
-        raw = await asyncio.to_thread(read_ohlcv, source)
-    df, rep = await asyncio.to_thread(check, raw)
-    if since is not None:
-        df = df[df.ts >= since]
-    if until is not None:
-        df = df[df.ts < until]
-    return df.reset_index(drop=True), rep
+    import asyncio
+
+    if not isinstance(source, StoredBars):
+        return await asyncio.to_thread(load_file_bars, source, since, until)
+    raw = await _stored(source, since, until, fetch)
+    bars, rep = await asyncio.to_thread(check, raw)
+    return bars.window(since, until), rep
 
 
 async def _stored(source: StoredBars, since: int | None, until: int | None, fetch: ClientFactory | None) -> Any:

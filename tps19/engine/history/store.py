@@ -93,5 +93,6 @@ async def import_file(
     clean, report = check(df)
     tf = timeframe or guess_timeframe(report)
     sym = symbol or Path(path).stem
-    n = await upsert_bars(db, exchange, sym, tf, clean[["ts", "open", "high", "low", "close", "volume"]].itertuples(index=False, name=None))
+    rows = zip(*(clean[k].tolist() for k in ("ts", "open", "high", "low", "close", "volume")), strict=True)
+    n = await upsert_bars(db, exchange, sym, tf, rows)
     return n, report, sym, tf

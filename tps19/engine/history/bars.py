@@ -1,0 +1,244 @@
+"""OHLCV bars as plain numpy columns, and reading them from CSV or Parquet files.
+
+A backtest needs six arrays, not a DataFrame: numeric CSV files are parsed by numpy (small
+files) or pyarrow (large ones), Parquet columns come out of pyarrow without a copy, and pandas
+is imported only for what those cannot read (date strings, empty fields, gzip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+TS_NAMES = ("ts", "timestamp", "timestamp_ms", "time", "date", "datetime", "open_time")
+_BIG_CSV = 16 << 20  # bytes: above this pyarrow's parser pays for its import
+
+
+class DataError(ValueError):
+    """A file that cannot be read as OHLCV, worded as one line."""
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Columns ts (ms; float with NaN before ``check``, int64 after), open, high, low, close, volume."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in COLUMNS:
+            raise KeyError(key)
+        return getattr(self, key)  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return key in COLUMNS
+
+    @classmethod
+    def of(cls, data: Any) -> Bars:
+        """Bars from a Bars, a DataFrame or a mapping with the six columns."""
+        if isinstance(data, Bars):
+            return data
+        return cls(*(np.asarray(data[k], dtype=np.int64 if k == "ts" and np.asarray(data[k]).dtype.kind in "iu" else float)
+                     for k in COLUMNS))
+
+    def take(self, rows: Any) -> Bars:
+        """The rows selected by a mask, an index array or a slice (a slice gives views)."""
+        return Bars(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def window(self, since: int | None, until: int | None) -> Bars:
+        """Bars with since <= ts < until (ts sorted, as after ``check``): views, no copy."""
+        lo = 0 if since is None else int(np.searchsorted(self.ts, since, side="left"))
+        hi = len(self) if until is None else int(np.searchsorted(self.ts, until, side="left"))
+        return self.take(slice(lo, max(lo, hi)))
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+def median(x: np.ndarray) -> float:
+    """np.median without its first-call import of numpy.ma (~50 ms of a short command's start)."""
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return float((part[k - 1] + part[k]) / 2)
+
+
+def ts_to_ms(v: np.ndarray) -> np.ndarray:
+    """Numeric timestamps in seconds, ms, us or ns -> ms (float, NaN kept), judged by the median."""
+    v = np.asarray(v, dtype=float)
+    finite = v[np.isfinite(v)]
+    med = median(finite) if len(finite) else 0.0
+    if med < 1e11:  # seconds
+        return v * 1000.0
+    if med > 1e14:  # micro/nanoseconds
+        return v / (1000.0 if med < 1e17 else 1_000_000.0)
+    return v
+
+
+def _pick(names: list[str]) -> tuple[int, list[int | None]] | None:
+    """Column positions of the timestamp and of open/high/low/close/volume (volume may be absent)."""
+    low = [n.strip().lower() for n in names]
+    ts = next((low.index(n) for n in TS_NAMES if n in low), None)
+    cols = [low.index(c) if c in low else None for c in COLUMNS[1:]]
+    if ts is None or any(c is None for c in cols[:4]):
+        return None
+    return ts, cols
+
+
+def _from_columns(ts: np.ndarray, cols: list[np.ndarray | None], n: int) -> Bars:
+    arrays = [np.ascontiguousarray(c, dtype=float) if c is not None else np.zeros(n) for c in cols]
+    return Bars(ts_to_ms(ts), *arrays)
+
+
+def _read_csv_numeric(p: Path) -> Bars | None:
+    """A CSV of numbers only (no empty field): numpy or pyarrow. None: let pandas try."""
+    with p.open("rb") as f:
+        header = f.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(",")
+    picked = _pick(header)
+    if picked is None:
+        return None
+    ts_i, cols = picked
+    if p.stat().st_size > _BIG_CSV:
+        return _read_csv_arrow(p, header, ts_i, cols)
+    used = [ts_i] + [c for c in cols if c is not None]
+    try:
+        arr = np.loadtxt(p, delimiter=",", skiprows=1, usecols=used, dtype=float, ndmin=2, encoding="utf-8")
+    except ValueError:  # text (dates), an empty field: pandas knows more formats
+        return None
+    pos = {c: i for i, c in enumerate(used)}
+    return _from_columns(arr[:, 0], [arr[:, pos[c]] if c is not None else None for c in cols], len(arr))
+
+
+def _read_csv_arrow(p: Path, header: list[str], ts_i: int, cols: list[int | None]) -> Bars | None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = [header[ts_i]] + [header[c] for c in cols if c is not None]
+    try:
+        table = pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(include_columns=names))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        return None
+    return _from_arrow(table, names[0], [header[c] if c is not None else None for c in cols])
+
+
+def _from_arrow(table: Any, ts_name: str, col_names: list[str | None]) -> Bars | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def numeric(name: str) -> np.ndarray | None:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(col, pa.timestamp("ms")).cast(pa.int64())
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            return None
+        col = col.cast(pa.float64())
+        return np.asarray(col.to_numpy(zero_copy_only=False))  # NaN for nulls
+
+    ts = numeric(ts_name)
+    arrays = [numeric(c) if c is not None else None for c in col_names]
+    if ts is None or any(a is None for a in arrays[:4]):
+        return None
+    return _from_columns(ts, arrays, table.num_rows)
+
+
+def _read_parquet(p: Path) -> Bars | None:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("cannot read parquet (ImportError: install pyarrow)") from None
+    schema = pq.read_schema(p)
+    picked = _pick(list(schema.names))
+    if picked is None:
+        return None
+    ts_i, cols = picked
+    names = [schema.names[ts_i]] + [schema.names[c] for c in cols if c is not None]
+    table = pq.read_table(p, columns=names)
+    return _from_arrow(table, names[0], [schema.names[c] if c is not None else None for c in cols])
+
+
+def read_ohlcv(path: str | Path) -> Bars:
+    """Read a CSV or Parquet file into Bars (no cleaning yet)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"no such file: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".txt", ".gz"):
+        raise DataError(f"unsupported file type {suffix or '(none)'}: use .csv or .parquet")
+    try:
+        if suffix in (".parquet", ".pq"):
+            bars = _read_parquet(p)
+        elif suffix == ".gz":
+            bars = None
+        else:
+            bars = _read_csv_numeric(p)
+        if bars is None:
+            bars = _read_with_pandas(p, suffix)
+    except DataError:
+        raise
+    except Exception as err:  # parser errors, encoding, empty file
+        raise DataError(f"cannot read {p.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+    if len(bars) == 0:
+        raise DataError(f"{p.name} has no rows")
+    return bars
+
+
+def _read_with_pandas(p: Path, suffix: str) -> Bars:
+    import pandas as pd
+
+    if suffix in (".parquet", ".pq"):
+        df = pd.read_parquet(p)
+    else:
+        df = pd.read_csv(p)
+    if len(df) == 0:
+        raise DataError(f"{p.name} has no rows")
+    return normalise(df)
+
+
+def normalise(df: Any) -> Bars:
+    """A DataFrame with a timestamp column (or DatetimeIndex) and open/high/low/close[/volume]."""
+    import pandas as pd
+
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    ts_name = next((cols[n] for n in TS_NAMES if n in cols), None)
+    if ts_name is None and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index()
+        cols = {str(c).strip().lower(): c for c in df.columns}
+        ts_name = df.columns[0]
+    if ts_name is None:
+        raise DataError(f"no timestamp column (expected one of {', '.join(TS_NAMES)}); columns are {list(df.columns)}")
+    out = []
+    for c in COLUMNS[1:]:
+        if c not in cols:
+            if c == "volume":
+                out.append(np.zeros(len(df)))
+                continue
+            raise DataError(f"missing column {c!r}; columns are {list(df.columns)}")
+        out.append(pd.to_numeric(df[cols[c]], errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+    return Bars(_pandas_ts(df[ts_name]), *out)
+
+
+def _pandas_ts(col: Any) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col):
+        return ts_to_ms(pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+    dt = pd.to_datetime(col, utc=True, errors="coerce")
+    out = np.full(len(col), np.nan)
+    good = ~dt.isna().to_numpy()
+    out[good] = dt[good].map(lambda d: d.value // 1_000_000).to_numpy(dtype=float)  # Timestamp.value is ns
+    return out
