@@ -82,9 +82,10 @@ def backtest(
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
     try:
         from ..engine.backtest import BacktestConfig, run_backtest
-        from ..engine.strategies import create
+        from ..engine.strategies import create, get
 
-        strat = create(strategy, param or [], db=db_path(db))
+        # the settings (pydantic-settings) are read only for a strategy that reads the database
+        strat = create(strategy, param or [], db=db_path(db) if getattr(get(strategy), "uses_database", False) else None)
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),

@@ -19,9 +19,14 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def _load_builtins() -> None:
-    from ..ml import strategy  # noqa: F401  (the `ml` strategy: a trained model, tps19/engine/ml)
+def _load_builtins(everything: bool = True) -> None:
     from . import builtin  # noqa: F401
+
+    if everything:
+        # the `ml` strategy (a trained model, tps19/engine/ml) brings the model registry and its
+        # database layer: loaded only when it is asked for or all strategies are listed, so a
+        # backtest of `sma_cross` starts without them
+        from ..ml import strategy  # noqa: F401
 
 
 def names() -> list[str]:
@@ -30,7 +35,9 @@ def names() -> list[str]:
 
 
 def get(name: str) -> type[Strategy]:
-    _load_builtins()
+    _load_builtins(everything=False)
+    if name not in _REGISTRY:
+        _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
