@@ -188,3 +188,5 @@ class KillSwitchState(SQLModel, table=True):
 
 # The ML layer's tables live in their own module; importing it registers them with the metadata.
 from .models_ml import AIDecisionOutcome, MLModel  # noqa: E402,F401
+# The risk layer's table (limits changed in the desk).
+from .models_risk import RiskLimitChange  # noqa: E402,F401

@@ -90,7 +90,9 @@ class TradingStack:
         await self._restore_day_start()
         self.portfolio.start()
         from ..risk.breakers import BreakerWatch
+        from ..risk.limits import restore_limits
 
+        await restore_limits(self)  # limits changed in the desk stay in force across restarts
         self.breakers = BreakerWatch(self.broker, self.portfolio, self.broker.risk.settings)  # type: ignore[arg-type]
         await self.breakers.start()
         from ..risk.monitor import RiskMonitor
