@@ -10,6 +10,7 @@ import pytest
 from tests.engine.helpers import wait_for
 
 from tps19.engine.engine import Engine
+from tps19.engine.events import LogEvent
 from tps19.engine.strategies.registry import create
 from tps19.engine.strategies.signals import Signal
 from tps19.engine.trading.events import FillEvent
@@ -47,6 +48,8 @@ async def test_a_strategy_does_not_sell_holdings_it_did_not_buy(sim_settings):
     """The account starts with 1 BTC; the strategy starts flat, so going flat sells nothing, and
     after buying it sells back only what it bought."""
     engine = Engine(_one_symbol(sim_settings), "paper", strategy=create("sma_cross", ["fast=3", "slow=8"]))
+    logs: list[LogEvent] = []
+    engine.bus.on(LogEvent, logs.append)
     await engine.start()
     try:
         pf, ex = engine.trading.portfolio, engine.executor
@@ -59,6 +62,9 @@ async def test_a_strategy_does_not_sell_holdings_it_did_not_buy(sim_settings):
         await ex.submit_target("BTC/USDT", 0.05, Signal(direction=1, strength=1.0, reason="test", target=0.05))
         assert await wait_for(lambda: pf.balances["BTC"] > Decimal("1"))
         bought = pf.balances["BTC"] - Decimal("1")
+        [line] = [e for e in logs if e.message == "strategy order"]
+        assert line.fields["amount"] == f"{bought:.5f} BTC"  # BTC/USDT's amount step 0.00001, with its unit
+        assert line.fields["client_order_id"].startswith("s19-smacross-")
         assert ex.held("BTC/USDT") == bought
         assert ex.plan("BTC/USDT", 0.0) == ("sell", bought)
         await ex.submit_target("BTC/USDT", 0.0, flat)

@@ -112,6 +112,13 @@ class TargetExecutor:
         if f.symbol in self.own and (f.client_order_id or "").startswith(self.prefix):
             self.own[f.symbol] += own_delta(f, self.markets[f.symbol]["base"])
 
+    def _amount(self, symbol: str, amount: Decimal) -> str | None:
+        """An amount as a log shows it: at the market's precision, with its unit."""
+        from .trade_log import decimals_of, with_unit
+
+        m = self.markets[symbol]
+        return with_unit(amount, decimals_of((m.get("precision") or {}).get("amount")), m["base"])
+
     def held(self, symbol: str) -> Decimal:
         """What the strategy may sell: its own holding (never more than the account holds), or
         the whole base balance when it adopted the holdings."""
@@ -159,7 +166,8 @@ class TargetExecutor:
         mark = self.portfolio.mark(symbol)
         cap = self.max_order_notional
         if cap is not None and mark and amount * mark > cap:
-            self._log("warning", "strategy order cut to the per-order cap", symbol=symbol, wanted=str(amount),
+            self._log("warning", "strategy order cut to the per-order cap", symbol=symbol,
+                      wanted=self._amount(symbol, amount),
                       cap=str(cap))
             amount = cap * Decimal("0.999") / mark
         # A quotient of Decimals carries 28 digits; orders take at most MAX_DECIMALS (the broker then
@@ -168,5 +176,6 @@ class TargetExecutor:
         order = await self.broker.place_order(symbol, side, "market", amount,
                                               client_order_id=strategy_order_id(self.prefix))
         self.orders_sent += 1
-        self._log("info", "strategy order", symbol=symbol, side=side, amount=str(amount), target=target_fraction,
-                  status=order.status.value, reason=order.reason or "")
+        self._log("info", "strategy order", symbol=symbol, side=side, amount=self._amount(symbol, order.amount),
+                  target=target_fraction, status=order.status.value, client_order_id=order.client_order_id,
+                  reason=order.reason or "")
