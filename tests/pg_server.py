@@ -64,7 +64,9 @@ class PgServer:
         return subprocess.run([*self._as_postgres, *cmd], capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's default fsync/full-page settings (benchmarks); the tests run
+        without them."""
         initdb, pg_ctl, psql = find_bin("initdb"), find_bin("pg_ctl"), find_bin("psql")
         if not (initdb and pg_ctl and psql):
             raise ServerUnavailable("PostgreSQL is not installed (no initdb/pg_ctl/psql; "
@@ -84,8 +86,9 @@ class PgServer:
         if r.returncode != 0:
             raise ServerUnavailable(f"initdb failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
         # durability off: a test server's data is thrown away (and fsync is most of a commit's cost)
-        opts = (f"-k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=300")
+        opts = f"-k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         for _ in range(3):
             self.port = _free_port()
             r = self._run(pg_ctl, "-D", str(data), "-l", str(self.dir / "log"), "-w", "-t", "60", "start",
