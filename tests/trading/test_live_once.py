@@ -12,13 +12,18 @@ from .simhelp import KEY, inside_spread_price
 pytestmark = pytest.mark.slow
 
 
+async def _live(bus, db, client):
+    s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets, settings=settings(),
+                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0)
+    await s.start()
+    return s
+
+
 async def test_a_live_order_is_announced_as_new_once(sim, clients, bus, db):
     mine, _ = clients
     updates: list[OrderUpdate] = []
     bus.on(OrderUpdate, updates.append)
-    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
-                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0)
-    await s.start()
+    s = await _live(bus, db, mine)
     try:
         price = await inside_spread_price(mine)
         o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
@@ -45,9 +50,7 @@ async def test_live_balances_show_what_the_account_held_free_and_locked(sim, cli
     mine, _ = clients
     seen: list[PortfolioUpdate] = []
     bus.on(PortfolioUpdate, seen.append)
-    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets, settings=settings(),
-                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0)
-    await s.start()
+    s = await _live(bus, db, mine)
     try:
         held = venue_totals(sim)["BTC"]
         assert held > 0
