@@ -25,7 +25,7 @@ from .widgets.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
 
-PANES = frozenset({"book", "tape", "chart", "positions", "orders", "log", "risk", "signals"})
+PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "log", "risk", "signals"})
 SENSITIVE = ("key", "secret", "password", "token", "sig")
 
 
@@ -46,7 +46,8 @@ class DeskApp(App[int]):
     CSS_PATH = "desk.tcss"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("ctrl+k", "kill_switch", "Kill switch", priority=True),
+        # f9: no text field binds it (ctrl+k is readline's "delete to end of line" in every Input)
+        Binding("f9", "kill_switch", "Kill switch", priority=True),
         Binding("ctrl+b", "backtest", "Backtest", show=False),
         Binding("m", "models", "Models", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
@@ -111,7 +112,7 @@ class DeskApp(App[int]):
             yield SystemCommand(f"Symbol {s}", f"show {s} (key {i + 1})", lambda i=i: self.select_symbol(i))
         yield SystemCommand("Buy ticket", "order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
         yield SystemCommand("Sell ticket", "order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
-        yield SystemCommand("Kill switch", "cancel everything and block orders / release (ctrl+k)", self.action_kill_switch)
+        yield SystemCommand("Kill switch", "cancel everything and block orders / release (f9)", self.action_kill_switch)
         yield SystemCommand("Desk keys", "show the desk's keys (?)", self.action_help)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -220,14 +221,15 @@ class DeskApp(App[int]):
             self._dirty.add("status")
         if now - self._last_slow >= 0.5:
             self._last_slow = now
-            self._dirty.update(("risk", "positions"))
+            self._dirty.update(("risk",))
         if self._dirty:
             todo, self._dirty = self._dirty, set()
             self._redraw(todo)
         self.frames += 1
 
     def redraw_all(self) -> None:
-        self._redraw({"book", "tape", "chart", "status", "orders", "positions", "risk", "signals", "log"}, force=True)
+        self._redraw({"book", "tape", "chart", "status", "orders", "positions", "balances", "risk", "signals", "log"},
+                     force=True)
 
     @property
     def trading(self) -> Any:
@@ -283,13 +285,15 @@ class DeskApp(App[int]):
                             now_ms=self.clock() * 1000 if self.frozen_clock else None)
         available = self.trading is not None
         if "orders" in dirty:
-            panes["orders"].show(self.state.working_orders(), self._places())
+            panes["orders"].show_orders(self.state.working_orders(), self._places())
         if "positions" in dirty:
-            panes["positions"].show(self.state.positions, self.state.equity, self._places(), available)
+            panes["positions"].show_positions(self.state.positions, self._places(), available)
+        if "balances" in dirty:
+            panes["balances"].show_balances(self.state.portfolio, available)
         if "risk" in dirty:
-            panes["risk"].show_trading(self.trading, self.settings.risk)
+            panes["risk"].show_trading(self.state, self.trading, self.settings.risk)
         if "signals" in dirty:
-            panes["signals"].show(list(self.state.signals), bool(self.state.signals))
+            panes["signals"].show_signals(list(self.state.signals), bool(self.state.signals))
         if "log" in dirty and self.state.new_log:
             panes["log"].add([_redact(e) for e in self.state.new_log])
             self.state.new_log.clear()

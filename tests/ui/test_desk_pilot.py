@@ -201,12 +201,12 @@ async def test_kill_switch_cancels_blocks_and_releases(settings):
         await _place_paper(pilot, app, "0.01", price=f"{bid * 0.98:.2f}")
         await wait_for(pilot, lambda: len(_working(app)) == 1, what="resting order")
 
-        await pilot.press("ctrl+k")
+        await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="kill switch question")
         await pilot.press("n")  # no: nothing happens
         await wait_for(pilot, lambda: _is_desk(app), what="question answered")
         assert not app.trading.broker.killed and len(_working(app)) == 1
-        await pilot.press("ctrl+k")
+        await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="kill switch question")
         await pilot.press("y")
         await wait_for(pilot, lambda: app.trading.broker.killed and not _working(app), what="kill switch")
@@ -218,7 +218,7 @@ async def test_kill_switch_cancels_blocks_and_releases(settings):
         await pilot.press("escape")
         await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
 
-        await pilot.press("ctrl+k")  # again: release (asks first)
+        await pilot.press("f9")  # again: release (asks first)
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="release question")
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.trading.broker.killed, what="release")

@@ -8,14 +8,14 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from ..widgets.book import DEPTHS, BookLadder
 from ..widgets.chart import PriceChart
-from ..widgets.panes import LogPane, OrdersTable, PositionsPane, RiskPane, SignalsPane
+from ..widgets.panes import BalancesPane, LogPane, OrdersTable, PositionsPane, RiskPane, SignalsPane
 from ..widgets.status import StatusBar
 from ..widgets.tape import TradeTape
 
@@ -73,19 +73,21 @@ class DeskScreen(Screen[None]):
         with Horizontal(id="main"):
             yield BookLadder(levels=self.book_levels, id="book", classes="pane")
             yield TradeTape(id="tape", classes="pane")
-            yield PriceChart(id="chart", classes="pane")
+            with Vertical(id="side"):
+                yield PriceChart(id="chart", classes="pane")
+                yield LogPane(id="log", classes="pane")
         with Horizontal(id="mid"):
             yield PositionsPane("trading layer not available", id="positions", classes="pane")
             yield OrdersTable(id="orders", classes="pane")
         with Horizontal(id="bottom"):
-            yield LogPane(id="log", classes="pane")
+            yield BalancesPane("trading layer not available", id="balances", classes="pane")
             yield RiskPane(id="risk", classes="pane")
             yield SignalsPane("no strategy running", id="signals", classes="pane")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         titles = {"book": "Book", "tape": "Trades", "chart": "Chart", "positions": "Positions & P&L",
-                  "orders": "Open orders", "log": "Log",
+                  "orders": "Open orders", "log": "Log (l: all)", "balances": "Balances",
                   "risk": "Risk", "signals": "Signals"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title

@@ -17,7 +17,7 @@ KEYS: list[tuple[str, str]] = [
     ("escape", "close the ticket / dialog without doing anything"),
     ("c", "cancel the selected open order (orders pane cursor)"),
     ("C", "cancel all open orders for the selected symbol"),
-    ("ctrl+k", "kill switch: cancel everything and block orders (asks first); again to release"),
+    ("f9", "kill switch: cancel everything and block orders (asks first); again to release"),
     ("1 - 9", "select symbol 1..9"),
     ("ctrl+p", "command palette (symbols, kill switch, help, theme...)"),
     ("d", "order book depth: cycle 5/10/15/20/25/50 levels"),

@@ -57,6 +57,26 @@ def ticket_order(symbol: str, side: str, otype: str, amount_text: str, price_tex
     return validate_order(OrderRequest(symbol, side, otype, amount, price), market, ref_price=ref_price)
 
 
+# A limit this far from the mid (as a fraction) is flagged at review: a sell limit at 1 on a 64k
+# market is a typo that sells at whatever the bids are (the risk engine may also refuse it).
+FAT_FINGER = Decimal("0.05")
+FOLLOW_S = 0.2  # how often an open ticket looks for a newer book (its estimate follows the market)
+
+
+def far_from_mid(side: str, price: Decimal | None, book: BookEvent | None, limit: Decimal = FAT_FINGER) -> str | None:
+    """A one-line warning when a limit ``price`` is more than ``limit`` away from the book's mid."""
+    if price is None or book is None or book.mid is None or not book.mid:
+        return None
+    mid = Decimal(repr(book.mid))
+    off = (price - mid) / mid
+    if abs(off) <= limit:
+        return None
+    where = "above" if off > 0 else "below"
+    crosses = (side == "buy" and off > 0) or (side == "sell" and off < 0)
+    what = "it takes whatever the book offers" if crosses else "it will probably never fill"
+    return f"limit {price:,f} is {abs(off) * 100:,.1f}% {where} the mid {mid:,f}: {what}"
+
+
 class TicketScreen(ModalScreen[Any]):
     CSS_PATH = "ticket.tcss"
     BINDINGS = [
@@ -78,6 +98,9 @@ class TicketScreen(ModalScreen[Any]):
         self.stage = "edit"
         self.validated: Any = None
         self.error: str | None = None
+        self.warning: str | None = None  # fat-finger warning shown at review
+        self.estimate: Estimate | None = None
+        self._book_seen: Any = None  # the book the estimate was computed from
         self.add_class(f"-{side}")
         if mode == "live":
             self.add_class("-live")
@@ -105,6 +128,16 @@ class TicketScreen(ModalScreen[Any]):
     def on_mount(self) -> None:
         self.query_one("#amount", Input).focus()
         self._revalidate()
+        self.set_interval(FOLLOW_S, self._follow_book, name="ticket-follow-book")
+
+    def _follow_book(self) -> None:
+        """A newer book: the estimate (what fills now, at what average, fee, slippage) is redone."""
+        if self.stage == "sent" or self.book_fn() is self._book_seen:
+            return
+        if self.stage == "edit":
+            self._revalidate()
+        elif self.validated is not None:
+            self._show_estimate(self.validated)
 
     # -- validation ------------------------------------------------------------------
     def _type(self) -> str:
@@ -135,7 +168,7 @@ class TicketScreen(ModalScreen[Any]):
             check.update(Text(self.error, style="bold"))
             return
         if self.kill_engaged:
-            self.error = "kill switch engaged: release it (ctrl+k) before placing orders"
+            self.error = "kill switch engaged: release it (f9) before placing orders"
             check.update(Text(self.error, style="bold"))
             return
         otype = self._type()
@@ -162,8 +195,14 @@ class TicketScreen(ModalScreen[Any]):
             check.update(Text(self.error, style="bold " + (theme.error or "red")))
             return
         self.validated = v
-        est = estimate(self.side, otype, v.amount, v.price, book, self.market)
-        check.update(self._estimate_table(v, est))
+        self._show_estimate(v)
+
+    def _show_estimate(self, v: Any) -> None:
+        book = self.book_fn()
+        self._book_seen = book
+        self.estimate = estimate(self.side, v.type, v.amount, v.price, book, self.market)
+        self.warning = far_from_mid(self.side, v.price, book) if v.type != "market" else None
+        self.query_one("#check", Static).update(self._estimate_table(v, self.estimate))
 
     def _estimate_table(self, v: Any, est: Estimate) -> Table:
         pp = _pp(self.market)
@@ -180,6 +219,9 @@ class TicketScreen(ModalScreen[Any]):
             t.add_row("fills now", "none: rests on the book")
         if est.short_book:
             t.add_row(Text("warning", style="bold"), "visible book is thinner than the amount")
+        if self.warning:
+            t.add_row(Text("WARNING", style="bold reverse " + (self.app.current_theme.warning or "yellow")),
+                      Text(self.warning, style="bold"))
         for n in v.notes:
             t.add_row("note", n)
         return t
@@ -211,8 +253,13 @@ class TicketScreen(ModalScreen[Any]):
         price = f"{v.price:,.{pp}f}" if v.price is not None else "market"
         notional = f"{v.notional:,.2f} {quote}" if v.notional is not None else "--"
         head = "LIVE ORDER: REAL MONEY" if self.mode == "live" else "paper order"
+        est = self.estimate
+        fills = (f"fills now {est.taker_amount.normalize():f} @ avg {est.avg_price:,.{pp}f}\n"
+                 if est is not None and est.avg_price is not None else "")
+        warn = self.app.current_theme.warning or "yellow"
         text = Text.assemble((head + "\n", "bold"), f"{v.side.upper()} {v.amount.normalize():f} {self.symbol} ",
-                             f"{v.type} @ {price}\nnotional {notional}\n",
+                             f"{v.type} @ {price}\nnotional {notional}\n", fills,
+                             (f"WARNING: {self.warning}\n" if self.warning else "", "bold reverse " + warn),
                              ("type y to send · escape to edit" if self.mode == "live" else "enter to place · escape to edit",
                               "bold"))
         review = self.query_one("#review", Static)

@@ -54,8 +54,14 @@ class BookLadder(Widget, can_focus=True):
 
     def set_depth(self, levels: int) -> None:
         self.levels = levels
-        self.border_subtitle = f"depth {levels}"
+        self._depth_note(levels)
         self.refresh()
+
+    def _depth_note(self, shown: int) -> None:
+        """The border says the depth the ladder draws, and the depth chosen when fewer fit."""
+        note = f"depth {self.levels}" if shown >= self.levels else f"depth {shown} of {self.levels} (d)"
+        if self.border_subtitle != note:
+            self.border_subtitle = note
 
     def show(self, event: BookEvent | None, own: dict[tuple[str, float], float], status: str = "") -> None:
         if event is not None and event is not self.event:
@@ -94,6 +100,7 @@ class BookLadder(Widget, can_focus=True):
         now = self.clock()
         rows = self.size.height or self.levels * 2 + 2
         per_side = max(1, min(self.levels, (rows - 2) // 2))
+        self._depth_note(per_side)
         asks = list(ev.asks[:per_side])
         bids = list(ev.bids[:per_side])
         cum_a, cum_b = [], []

@@ -1,206 +1,193 @@
-"""Positions & P&L, open orders, risk, signals and log panes."""
+"""Positions, balances, open orders, risk, signals and log panes.
+
+The table-like panes are ``RowsPane``s: their header and totals stay put, their rows scroll and
+the border says how many rows are out of view (nothing is ever cut off silently).
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
-from textual.widget import Widget
-from textual.widgets import DataTable, RichLog
+from textual.widgets import RichLog
 
 from .fmt import fnum, hms
+from .rows import Col, RowsPane
+
+ZERO = Decimal(0)
 
 
 def _dec(x: Any) -> Decimal:
     return x if isinstance(x, Decimal) else Decimal(str(x or 0))
 
 
-class ContentPane(Widget):
-    """A pane whose content is a plain message or a Rich renderable: the positions, risk and signals panes."""
-
-    def __init__(self, text: str = "", **kw: Any) -> None:
-        super().__init__(**kw)
-        self.content: Any = Text(text, style="dim")
-        self._key: Any = None
-        self._rows = 1
-
-    def unchanged(self, key: Any) -> bool:
-        """True when ``key`` (what the pane would show) is what it shows already."""
-        if key == self._key:
-            return True
-        self._key = key
-        return False
-
-    def set(self, content: Any) -> None:
-        self.content = Text(content, style="dim") if isinstance(content, str) else content
-        rows = len(content.rows) + 1 if isinstance(content, Table) else str(content).count("\n") + 1
-        self.refresh(layout=rows != self._rows)  # a relayout only when the height can change
-        self._rows = rows
-
-    def render(self) -> Any:
-        return self.content
+def amount_text(x: Any) -> str:
+    """A booked amount as typed, without exponent or trailing zeros (0.0100 -> 0.01)."""
+    d = _dec(x)
+    return "0" if d == 0 else f"{d.normalize():f}"
 
 
-class PositionsPane(ContentPane, can_focus=True):
-    def show(self, positions: dict[str, Any], equity: Any, price_places: dict[str, int], available: bool) -> None:
-        key = (available, getattr(equity, "equity", None),
-               tuple((p.symbol, p.net_position, p.avg_entry, p.unrealized_pnl, p.realized_pnl, p.fees) for p in positions.values()))
+class PnlStyle:
+    """Colours for signed money from the current theme (success up, error down)."""
+
+    def __init__(self, theme: Any) -> None:
+        self.up, self.down = theme.success or "green", theme.error or "red"
+
+    def __call__(self, x: Any, places: int = 2) -> Text:
+        if x is None:
+            return Text("--", style="dim")
+        v = _dec(x)
+        return Text(fnum(v, places, sign=True), style=self.up if v > 0 else self.down if v < 0 else "")
+
+
+class PositionsPane(RowsPane):
+    """Per symbol: what the account holds, what TPS19 traded (net), average entry, the mark and
+    the P&L it implies; totals pinned at the bottom. Redrawn on every PositionEvent, which the
+    engine publishes when the mark moves, not only on fills."""
+
+    COLS = (Col("symbol", right=False), Col("held"), Col("net"), Col("avg entry"), Col("mark"),
+            Col("unreal."), Col("realized"), Col("fees"))
+
+    def show_positions(self, positions: dict[str, Any], price_places: dict[str, int], available: bool) -> None:
+        key = (available, tuple((p.symbol, p.base_balance, p.net_position, p.avg_entry, p.mark, p.unrealized_pnl,
+                                 p.realized_pnl, p.fees) for p in positions.values()))
         if self.unchanged(key):
             return
         if not available:
-            self.set("trading layer not available")
+            self.message("trading layer not available")
             return
-        rows = [p for p in positions.values() if p.net_position != 0 or p.realized_pnl != 0 or p.fees != 0]
-        if not rows:
-            self.set("no positions")
+        shown = [p for p in positions.values()
+                 if p.base_balance != 0 or p.net_position != 0 or p.realized_pnl != 0 or p.fees != 0]
+        if not shown:
+            self.message("no positions")
             return
-        theme = self.app.current_theme
-        t = Table(box=None, padding=(0, 1), expand=True, show_edge=False, header_style="dim")
-        for name, just in (("symbol", "left"), ("net", "right"), ("avg entry", "right"), ("unreal.", "right"),
-                           ("realized", "right"), ("fees", "right")):
-            t.add_column(name, justify=just, no_wrap=True)
-        tot_u, tot_r, tot_f = Decimal(0), Decimal(0), Decimal(0)
-
-        def pnl(x: Any) -> Text:
-            if x is None:
-                return Text("--", style="dim")
-            v = _dec(x)
-            return Text(fnum(v, 2, sign=True), style=(theme.success or "green") if v > 0 else (theme.error or "red") if v < 0 else "")
-
-        for p in sorted(rows, key=lambda p: p.symbol):
+        pnl = PnlStyle(self.app.current_theme)
+        rows, keys = [], []
+        tot_u, tot_r, tot_f = ZERO, ZERO, ZERO
+        for p in sorted(shown, key=lambda p: p.symbol):
             pp = price_places.get(p.symbol, 2)
-            t.add_row(p.symbol, f"{p.net_position.normalize():f}", fnum(p.avg_entry, pp),
-                      pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2))
+            rows.append([p.symbol, amount_text(p.base_balance), amount_text(p.net_position), fnum(p.avg_entry, pp),
+                         fnum(p.mark, pp), pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2)])
+            keys.append(p.symbol)
             tot_u += _dec(p.unrealized_pnl)
             tot_r += _dec(p.realized_pnl)
             tot_f += _dec(p.fees)
-        t.add_row(Text("total", style="bold"), "", Text(f"net {fnum(tot_u + tot_r - tot_f, 2, sign=True)}", style="bold"),
-                  pnl(tot_u), pnl(tot_r), fnum(tot_f, 2))
-        if equity is not None:
-            t.add_row(Text("equity", style="bold"), "", fnum(equity.equity, 2), "", "", "")
-        self.set(t)
+        net = tot_u + tot_r - tot_f
+        total = [Text("total"), "", "", "", Text(f"net {fnum(net, 2, sign=True)}", style="bold"),
+                 pnl(tot_u), pnl(tot_r), fnum(tot_f, 2)]
+        self.show(self.COLS, rows, pinned=[total], keys=keys)
 
 
-class OrdersTable(DataTable):
-    """Working orders; the row cursor picks the order `c` cancels."""
+class BalancesPane(RowsPane):
+    """Per currency: free, locked in working orders, total and its value; equity pinned below."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = False
-        self.add_columns("id", "symbol", "side", "type", "amount", "price", "filled", "status")
-        self.show_header = True
-        self._sig: tuple = ()
+    COLS = (Col("ccy", right=False), Col("free"), Col("locked"), Col("total"), Col("value"))
 
-    def show(self, orders: list[Any], price_places: dict[str, int]) -> None:
-        sig = tuple((o.client_order_id, o.status, o.filled) for o in orders)
-        if sig == getattr(self, "_sig", None):
+    def show_balances(self, update: Any, available: bool) -> None:
+        """``update``: the engine's latest PortfolioUpdate (None until the first one)."""
+        if self.unchanged((available, update)):
             return
-        self._sig = sig
-        keep = self.selected_order_id()
+        if not available:
+            self.message("trading layer not available")
+            return
+        if update is None:
+            self.message("waiting for the portfolio...")
+            return
+        rows = [[b.currency, amount_text(b.free), amount_text(b.locked), amount_text(b.total),
+                 fnum(b.value, 2) if b.value is not None else Text("unpriced", style="dim")]
+                for b in update.balances]
+        equity = [Text("equity"), "", "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
+        self.show(self.COLS, rows, pinned=[equity], keys=[b.currency for b in update.balances],
+                  empty="no balances")
+
+
+class OrdersTable(RowsPane):
+    """Working orders of every symbol; the row cursor (up/down) picks the order `c` cancels."""
+
+    COLS = (Col("id", right=False), Col("symbol", right=False), Col("side", right=False), Col("type", right=False),
+            Col("amount"), Col("price"), Col("filled"), Col("status", right=False))
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("no open orders", cursor=True, **kw)
+
+    def show_orders(self, orders: list[Any], price_places: dict[str, int]) -> None:
+        if self.unchanged(tuple((o.client_order_id, o.status, o.filled) for o in orders)):
+            return
         theme = self.app.current_theme
-        self.clear()
+        rows = []
         for o in orders:
             c = (theme.success or "green") if o.side == "buy" else (theme.error or "red")
             pp = price_places.get(o.symbol, 2)
-            self.add_row(o.client_order_id[-6:], o.symbol, Text(o.side, style=c), o.type, f"{o.amount.normalize():f}",
-                         fnum(o.price, pp) if o.price is not None else "mkt", f"{o.filled.normalize():f}", o.status,
-                         key=o.client_order_id)
-        if keep is not None:
-            try:
-                self.move_cursor(row=self.get_row_index(keep))
-            except Exception:
-                pass
+            rows.append([o.client_order_id[-6:], o.symbol, Text(o.side, style=c), o.type, amount_text(o.amount),
+                         fnum(o.price, pp) if o.price is not None else "mkt", amount_text(o.filled), o.status])
+        self.show(self.COLS, rows, keys=[o.client_order_id for o in orders], empty="no open orders")
 
     def selected_order_id(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        except Exception:
-            return None
-        return key.value
+        return self.selected_key()
 
 
-class RiskPane(ContentPane, can_focus=True):
+class RiskPane(RowsPane):
     """Kill switch, exposure, P&L today against the daily loss limit, drawdown, limits in force."""
 
-    def __init__(self, text: str = "", **kw: Any) -> None:
-        super().__init__(text, **kw)
-        self._day: tuple[int, Decimal] | None = None  # (UTC day start ms, net P&L the day started from)
-        self._peak_net: Decimal | None = None
+    COLS = (Col("", right=False), Col(""))
 
-    def show_trading(self, trading: Any, limits: Any) -> None:
-        """Draw from the trading stack (None: not available) and the risk settings ``limits``."""
+    def __init__(self, text: str = "", **kw: Any) -> None:
+        super().__init__(text, header=False, **kw)
+
+    def show_trading(self, state: Any, trading: Any, limits: Any) -> None:
+        """Draw from the desk's state (positions, the engine's PortfolioUpdate), the trading stack
+        (None: not available: kill switch, orders today) and the risk settings ``limits``."""
         caps = [("max order", f"{limits.max_order_notional:,}"), ("max position", f"{limits.max_position_notional:,}")]
         if trading is None:
-            self.show(available=False, exposure={}, pnl_today=None, loss_limit=limits.daily_loss_limit, drawdown=None,
-                      limits=caps, kill=False)
+            self.show_risk(available=False, exposure={}, pnl_today=None, loss_limit=limits.daily_loss_limit,
+                           drawdown=None, limits=caps, kill=False)
             return
-        pf = trading.portfolio
-        exposure: dict[str, Decimal] = {}
-        for s, p in getattr(pf, "positions", {}).items():
-            mark = pf.mark(s)
-            if p.qty and mark is not None:
-                exposure[s] = abs(p.qty) * mark
-        try:
-            net = pf.totals()["net_pnl"]
-        except Exception:
-            net = None
-        pnl_today = drawdown = None
-        if net is not None:
-            from ..engine.trading.risk import utc_day_start_ms
-
-            day = utc_day_start_ms()
-            if self._day is None or self._day[0] != day:
-                # P&L "today" counts from the first figure the desk saw this UTC day (see docs/desk.md).
-                self._day = (day, net if self._day is not None else Decimal(0))
-                self._peak_net = net
-            pnl_today = net - self._day[1]
-            self._peak_net = max(self._peak_net or net, net)
-            drawdown = self._peak_net - net
+        exposure = {s: abs(p.base_balance) * p.mark for s, p in state.positions.items()
+                    if p.base_balance and p.mark is not None}
         risk = getattr(trading.broker, "risk", None)
+        pf = state.portfolio
+        # the figure the daily loss limit enforces (the engine's, counted from the day's first stored snapshot)
+        pnl_today = pf.pnl_today if pf is not None else (risk.pnl_today() if risk is not None else None)
         if risk is not None:
             caps.insert(1, ("orders today", f"{risk.orders_today} / {limits.max_daily_orders}"))
-        kill = bool(getattr(trading.broker, "killed", False))
         monitor = getattr(trading, "risk_metrics", None)
-        self.show(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
-                  drawdown=drawdown, limits=caps, kill=kill, metrics=metric_rows(getattr(monitor, "latest", None)))
+        self.show_risk(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
+                       drawdown=state.drawdown, limits=caps, kill=bool(getattr(trading.broker, "killed", False)),
+                       metrics=metric_rows(getattr(monitor, "latest", None)))
 
-    def show(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None, loss_limit: Decimal,
-             drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool,
-             metrics: list[tuple[str, str]] | None = None) -> None:
+    def show_risk(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None,
+                  loss_limit: Decimal, drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool,
+                  metrics: list[tuple[str, str]] | None = None) -> None:
         metrics = metrics or []
         if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill,
                            tuple(metrics))):
             return
         theme = self.app.current_theme
-        t = Table.grid(padding=(0, 1), expand=True)
-        t.add_column(style="dim", no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
+        dim = "dim"
+        rows: list[list[Any]] = []
         if kill:
-            t.add_row(Text("kill switch", style="bold"), Text("ENGAGED", style="bold reverse " + (theme.warning or "yellow")))
+            rows.append([Text("kill switch", style="bold"), Text("ENGAGED", style="bold reverse " + (theme.warning or "yellow"))])
         else:
-            t.add_row("kill switch", Text("off", style=theme.success or "green"))
+            rows.append([Text("kill switch", style=dim), Text("off", style=theme.success or "green")])
         if not available:
-            t.add_row("trading", "layer not available")
+            rows.append([Text("trading", style=dim), "layer not available"])
         else:
-            total = sum(exposure.values(), Decimal(0))
-            for sym, v in sorted(exposure.items()):
-                t.add_row(f"exposure {sym}", fnum(v, 2))
-            t.add_row("exposure total", fnum(total, 2))
-            if pnl_today is not None:
-                used = -pnl_today / loss_limit * 100 if loss_limit else Decimal(0)
-                style = (theme.error or "red") if used >= 80 else ""
-                t.add_row("P&L today", Text(f"{fnum(pnl_today, 2, sign=True)} / -{fnum(loss_limit, 0)}", style=style))
-            if drawdown is not None:
-                t.add_row("drawdown", fnum(drawdown, 2))
-            for k, v in metrics:
-                t.add_row(k, v)
-        for k, v in limits:
-            t.add_row(k, v)
-        self.set(t)
+            rows.append([Text("P&L today", style=dim), self._pnl_today(pnl_today, loss_limit, theme)])
+            rows.append([Text("drawdown", style=dim), fnum(drawdown, 2)])
+            # per currency it is the Balances pane's value column
+            rows.append([Text("exposure", style=dim), fnum(sum(exposure.values(), ZERO), 2)])
+            rows += [[Text(k, style=dim), v] for k, v in metrics]
+        rows += [[Text(k, style=dim), v] for k, v in limits]
+        self.show(self.COLS, rows)
+
+    @staticmethod
+    def _pnl_today(pnl_today: Decimal | None, loss_limit: Decimal, theme: Any) -> Text:
+        if pnl_today is None:
+            return Text(f"-- / -{fnum(loss_limit, 0)}", style="dim")
+        used = -pnl_today / loss_limit * 100 if loss_limit else ZERO
+        style = (theme.error or "red") if used >= 80 else ""
+        return Text(f"{fnum(pnl_today, 2, sign=True)} / -{fnum(loss_limit, 0)}", style=style)
 
 
 def metric_rows(ev: Any) -> list[tuple[str, str]]:
@@ -224,21 +211,34 @@ def metric_rows(ev: Any) -> list[tuple[str, str]]:
     return rows
 
 
-class SignalsPane(ContentPane, can_focus=True):
-    def show(self, signals: list[Any], running: bool) -> None:
+class SignalsPane(RowsPane):
+    """Strategy signals, newest first: time, symbol, direction, target, reason (the reason is the
+    last column so that a narrow pane cuts only its end; the signal's full text is in the log)."""
+
+    COLS = (Col("time", right=False), Col("sym", right=False), Col("dir", right=False), Col("target"),
+            Col("reason", right=False))
+
+    def show_signals(self, signals: list[Any], running: bool) -> None:
         if self.unchanged((len(signals), signals[-1] if signals else None, running)):
             return
         if not signals:
-            self.set("no strategy running" if not running else "no signals yet")
+            self.message("no strategy running" if not running else "no signals yet")
             return
-        t = Table.grid(padding=(0, 1), expand=True)
         theme = self.app.current_theme
-        for s in reversed(signals[-8:]):
+        rows = []
+        for s in reversed(signals):
             d = s.direction
             c = (theme.success or "green") if d > 0 else (theme.error or "red") if d < 0 else "dim"
-            t.add_row(Text(hms(s.ts), style="dim"), s.symbol, Text({1: "BUY", -1: "SELL", 0: "hold"}[d], style=c),
-                      f"{s.target:+.2f}", Text(s.strategy, style="dim"), Text(s.signal.reason, overflow="ellipsis", no_wrap=True))
-        self.set(t)
+            rows.append([Text(hms(s.ts), style="dim"), s.symbol.split("/")[0],
+                         Text({1: "BUY", -1: "SELL", 0: "hold"}.get(d, str(d)), style=c),
+                         f"{s.target:.2f}", Text(_reason(s), style="dim")])
+        self.show(self.COLS, rows)
+
+
+def _reason(s: Any) -> str:
+    sig = getattr(s, "signal", None)
+    reason = getattr(sig, "reason", "") or getattr(s, "reason", "") or ""
+    return " ".join(str(reason).split())
 
 
 class LogPane(RichLog):
@@ -246,18 +246,22 @@ class LogPane(RichLog):
         super().__init__(max_lines=500, wrap=False, markup=False, highlight=False, **kw)
 
     def add(self, events: list[Any]) -> None:
-        theme = self.app.current_theme
-        colors = {"error": theme.error or "red", "warning": theme.warning or "yellow", "debug": "dim"}
         for e in events:
-            line = Text(no_wrap=True)
-            line.append(hms(e.ts) + " ", style="dim")
-            line.append(f"{e.level[:4].upper():4} ", style="bold " + colors.get(e.level, ""))
-            line.append(e.message)
-            if e.fields:
-                line.append("  " + " ".join(f"{k}={_short(v)}" for k, v in e.fields.items()), style="dim")
-            self.write(line)
+            self.write(log_line(e, self.app.current_theme))
 
 
-def _short(v: Any) -> str:
+def log_line(e: Any, theme: Any, *, full: bool = False) -> Text:
+    """One log event as a line: time, level, message, fields (cut at 60 characters unless ``full``)."""
+    colors = {"error": theme.error or "red", "warning": theme.warning or "yellow", "debug": "dim"}
+    line = Text(no_wrap=not full)
+    line.append(hms(e.ts) + " ", style="dim")
+    line.append(f"{e.level[:4].upper():4} ", style="bold " + colors.get(e.level, ""))
+    line.append(e.message)
+    if e.fields:
+        line.append("  " + " ".join(f"{k}={_short(v, full)}" for k, v in e.fields.items()), style="dim")
+    return line
+
+
+def _short(v: Any, full: bool = False) -> str:
     s = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return s if len(s) <= 60 else s[:57] + "..."
+    return s if full or len(s) <= 60 else s[:57] + "..."

@@ -22,13 +22,20 @@ MAX_BARS = 240
 MAX_LOG = 500
 MAX_SIGNALS = 200
 MAX_FILLS = 200
+MAX_EQUITY_POINTS = 2_000
+
+
+# The engine's portfolio summary (equity, P&L today, balances free/locked), published on every
+# mark change; absent from an engine that predates it (the desk then says it is waiting).
+PortfolioUpdate: Any = getattr(tev, "PortfolioUpdate", None)
 
 
 def event_types() -> tuple[type, ...]:
     """Every bus event type the desk listens to."""
-    return (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
-            tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
-            SignalEvent, VenueEvent)
+    types = (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
+             tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
+             SignalEvent, VenueEvent)
+    return types + ((PortfolioUpdate,) if PortfolioUpdate is not None else ())
 
 
 @dataclass
@@ -42,7 +49,10 @@ class DeskState:
     orders: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # client_order_id -> OrderUpdate
     fills: dict[str, deque[Any]] = field(default_factory=dict)
     positions: dict[str, Any] = field(default_factory=dict)  # symbol -> PositionEvent
-    equity: Any = None
+    equity: Any = None  # last EquitySnapshot (stored every minute)
+    portfolio: Any = None  # last PortfolioUpdate (every mark change)
+    peak_net: Any = None  # best net P&L seen since the desk started (drawdown is measured from it)
+    equity_points: deque[tuple[int, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EQUITY_POINTS))
     kill: Any = None  # last KillSwitchEvent
     venue: VenueEvent | None = None  # the engine's venue, once it has started
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
@@ -113,6 +123,9 @@ class DeskState:
             elif isinstance(e, tev.EquitySnapshot):
                 self.equity = e
                 dirty.update(("positions", "risk"))
+            elif PortfolioUpdate is not None and isinstance(e, PortfolioUpdate):
+                self._portfolio(e)
+                dirty.update(("balances", "risk", "equity"))
             elif isinstance(e, tev.KillSwitchEvent):
                 self.kill = e
                 dirty.update(("risk", "status"))
@@ -135,6 +148,22 @@ class DeskState:
         if self.new_log:
             dirty.add("log")
         return dirty
+
+    def _portfolio(self, e: Any) -> None:
+        self.portfolio = e
+        self.peak_net = e.net_pnl if self.peak_net is None else max(self.peak_net, e.net_pnl)
+        # one live equity point per second is plenty for a chart whose history is minute snapshots
+        if self.equity_points and e.ts // 1000 == self.equity_points[-1][0] // 1000:
+            self.equity_points[-1] = (e.ts, e.equity)
+        else:
+            self.equity_points.append((e.ts, e.equity))
+
+    @property
+    def drawdown(self) -> Any:
+        """How far net P&L is below the best figure seen since the desk started (None before any)."""
+        if self.portfolio is None or self.peak_net is None:
+            return None
+        return self.peak_net - self.portfolio.net_pnl
 
     def _trim_orders(self, keep_done: int = 50) -> None:
         done = [k for k, o in self.orders.items() if o.status not in WORKING]
