@@ -17,10 +17,12 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from .cockpit import CockpitScreens
 from .config import Settings, load_settings
 from .screens.confirm import ConfirmScreen, MessageScreen
 from .screens.desk import DeskScreen
 from .screens.help import HelpScreen
+from .screens.logview import LogScreen
 from .widgets.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
@@ -29,7 +31,7 @@ PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "
 SENSITIVE = ("key", "secret", "password", "token", "sig")
 
 
-class DeskApp(App[int]):
+class DeskApp(CockpitScreens, App[int]):
     """``DeskApp(settings=..., mode="paper"|"live")``.
 
     For tests and benchmarks: ``engine=`` an Engine built by the caller (started or not; the
@@ -114,6 +116,9 @@ class DeskApp(App[int]):
         yield SystemCommand("Sell ticket", "order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
         yield SystemCommand("Kill switch", "cancel everything and block orders / release (f9)", self.action_kill_switch)
         yield SystemCommand("Desk keys", "show the desk's keys (?)", self.action_help)
+        yield SystemCommand("History", "finished orders and fills, from the database (h)", self.action_history)
+        yield SystemCommand("P&L", "equity chart, daily P&L, strategies (p)", self.action_performance)
+        yield SystemCommand("Log", "every log line in full, the database file (l)", self.action_log_screen)
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -295,7 +300,10 @@ class DeskApp(App[int]):
         if "signals" in dirty:
             panes["signals"].show_signals(list(self.state.signals), bool(self.state.signals))
         if "log" in dirty and self.state.new_log:
-            panes["log"].add([_redact(e) for e in self.state.new_log])
+            lines = [_redact(e) for e in self.state.new_log]
+            panes["log"].add(lines)
+            if isinstance(self.screen, LogScreen):
+                self.screen.add(lines)
             self.state.new_log.clear()
 
     # -- symbol ---------------------------------------------------------------------------------

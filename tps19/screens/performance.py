@@ -1,0 +1,106 @@
+"""`p`: how the account and its strategies are doing.
+
+Equity over time (the stored portfolio snapshots, then the live figure from the engine's
+PortfolioUpdate), P&L per UTC day, and per strategy: trades, win rate, P&L and the drawdown
+since it started. Read through the engine's query functions (``TradingHistory``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..widgets.equity import EquityChart
+from ..widgets.fmt import fnum
+from ..widgets.panes import PnlStyle
+from ..widgets.rows import Col, RowsPane
+
+LIVE_REFRESH_S = 1.0
+
+
+class PerformanceScreen(Screen[None]):
+    CSS_PATH = "performance.tcss"
+    BINDINGS = [Binding("escape,p,q", "close", "Back"), Binding("r", "reload", "Reload")]
+
+    def __init__(self, history: Any, state: Any, strategies: list[str], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.history = history
+        self.state = state  # the desk's DeskState: the live equity points
+        self.strategies = strategies
+        self.stored: list[tuple[int, Any]] = []
+        self.loaded = 0
+        self._live_seen: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" P&L  (r: reload · escape: back)", style="bold"), id="perf-head")
+        chart = EquityChart(id="perf-equity", classes="pane")
+        chart.border_title = "Equity"
+        yield chart
+        with Horizontal(id="perf-bottom"):
+            daily = RowsPane("loading...", id="perf-daily", classes="pane")
+            daily.border_title = "Daily P&L (UTC)"
+            yield daily
+            strat = RowsPane("loading...", id="perf-strategies", classes="pane")
+            strat.border_title = "Strategies (since start)"
+            yield strat
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#perf-daily").focus()
+        self.action_reload()
+        self.set_interval(LIVE_REFRESH_S, self._live, name="perf-live")
+
+    def action_reload(self) -> None:
+        self.run_worker(self._load(), group="perf-load", exclusive=True)
+
+    def _live(self) -> None:
+        """The newest equity figure the engine published extends the stored series."""
+        pf = self.state.portfolio
+        if pf is not None and pf is not self._live_seen:
+            self._live_seen = pf
+            self._chart()
+
+    def _chart(self) -> None:
+        last = self.stored[-1][0] if self.stored else 0
+        live = [(t, v) for t, v in self.state.equity_points if t > last]
+        pf = self.state.portfolio
+        self.query_one("#perf-equity", EquityChart).show(self.stored + live, getattr(pf, "valuation", "USDT"))
+
+    async def _load(self) -> None:
+        daily = self.query_one("#perf-daily", RowsPane)
+        strat = self.query_one("#perf-strategies", RowsPane)
+        if self.history is None:
+            daily.message("trading layer not available")
+            strat.message("trading layer not available")
+            self.loaded += 1
+            return
+        try:
+            self.stored = list(await self.history.equity_series())
+            days = await self.history.daily_pnl(days=30)
+            traded = await self.history.orders(statuses=("filled", "partially_filled", "cancelled"), limit=2_000)
+            names = sorted({o.strategy for o in traded if o.strategy} | set(self.strategies))
+            stats = [await self.history.strategy_stats(name) for name in names]
+        except Exception as err:  # one line, never a traceback
+            daily.message(f"could not read the history: {type(err).__name__}: {err}")
+            self.loaded += 1
+            return
+        self._chart()
+        pnl = PnlStyle(self.app.current_theme)
+        daily.show((Col("day", right=False), Col("start equity"), Col("end equity"), Col("P&L")),
+                   [[d.day, fnum(d.start_equity, 2), fnum(d.end_equity, 2), pnl(d.pnl)] for d in reversed(days)],
+                   empty="no stored snapshots yet (one a minute while the engine runs)")
+        strat.show((Col("strategy", right=False), Col("trades"), Col("win rate"), Col("P&L net"), Col("fees"),
+                    Col("max drawdown")),
+                   [[s.strategy, str(s.trades), f"{s.win_rate * 100:.0f}%" if s.win_rate is not None else "--",
+                     pnl(s.net_pnl), fnum(s.fees, 2), fnum(s.max_drawdown, 2)] for s in stats if s is not None],
+                   empty="no strategy has traded on this account")
+        self.loaded += 1
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,62 @@
+"""Equity over time (textual-plotext): stored portfolio snapshots, then the live figure."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from rich.text import Text
+from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
+
+
+class EquityChart(PlotextPlot):
+    """``show(points)``: ``[(ts_ms, equity)]`` oldest first. Built once per data change (plotext is
+    pure Python) and cached; render draws the cache."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.points: list[tuple[int, Decimal]] = []
+        self._cache: Text | None = None
+
+    def show(self, points: list[tuple[int, Any]], valuation: str = "USDT") -> None:
+        self.points = [(int(t), Decimal(str(v))) for t, v in points]
+        self.valuation = valuation
+        self._build()
+
+    def on_resize(self) -> None:
+        self._build()
+
+    def _build(self) -> None:
+        w, h = self.size.width, self.size.height
+        if not w or not h:
+            return
+        plt = Plot()
+        plt.plotsize(w, h)
+        plt._set_size(w, h)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        pts = self.points
+        if len(pts) < 2:
+            self._cache = Text("equity: waiting for a second figure (snapshots are stored every minute)", style="dim")
+            self.refresh()
+            return
+        first = float(pts[0][1])
+        last = float(pts[-1][1])
+        plt.title(f"equity {last:,.2f} {getattr(self, 'valuation', '')}  ({last - first:+,.2f} over the period)")
+        xs = list(range(len(pts)))
+        plt.plot(xs, [float(v) for _, v in pts], marker="braille")
+        n = max(2, min(5, w // 16))
+        step = max(1, (len(xs) - 1) // (n - 1))
+        labels = list(range(0, len(xs), step))[:n]
+        span = pts[-1][0] - pts[0][0]
+        fmt = "%H:%M" if span < 86_400_000 else "%m-%d %H:%M"
+        plt.xticks(labels, [time.strftime(fmt, time.gmtime(pts[i][0] / 1000)) for i in labels])
+        try:
+            self._cache = Text.from_ansi(plt.build())
+        except Exception as err:  # a plotting bug must not take the screen down
+            self._cache = Text(f"chart unavailable: {type(err).__name__}", style="dim")
+        self.refresh()
+
+    def render(self) -> Any:
+        return self._cache if self._cache is not None else Text("loading...", style="dim")
