@@ -25,7 +25,7 @@ def _dec(x: Any) -> Decimal:
 def amount_text(x: Any) -> str:
     """A booked amount as typed, without exponent or trailing zeros (0.0100 -> 0.01)."""
     d = _dec(x)
-    return "0" if d == 0 else f"{d.normalize():f}"
+    return "0" if d == 0 else f"{d.normalize():,f}"
 
 
 class PnlStyle:
@@ -46,7 +46,7 @@ class PositionsPane(RowsPane):
     the P&L it implies; totals pinned at the bottom. Redrawn on every PositionEvent, which the
     engine publishes when the mark moves, not only on fills."""
 
-    COLS = (Col("symbol", right=False), Col("held"), Col("net"), Col("avg entry"), Col("mark"),
+    COLS = (Col("symbol", right=False), Col("held"), Col("net"), Col("entry"), Col("mark"),
             Col("unreal."), Col("realized"), Col("fees"))
 
     def show_positions(self, positions: dict[str, Any], price_places: dict[str, int], available: bool) -> None:
@@ -80,9 +80,10 @@ class PositionsPane(RowsPane):
 
 
 class BalancesPane(RowsPane):
-    """Per currency: free, locked in working orders, total and its value; equity pinned below."""
+    """Per currency: free, locked in working orders (free + locked is the holding) and its value;
+    equity pinned below."""
 
-    COLS = (Col("ccy", right=False), Col("free"), Col("locked"), Col("total"), Col("value"))
+    COLS = (Col("ccy", right=False), Col("free"), Col("locked"), Col("value"))
 
     def show_balances(self, update: Any, available: bool) -> None:
         """``update``: the engine's latest PortfolioUpdate (None until the first one)."""
@@ -94,10 +95,10 @@ class BalancesPane(RowsPane):
         if update is None:
             self.message("waiting for the portfolio...")
             return
-        rows = [[b.currency, amount_text(b.free), amount_text(b.locked), amount_text(b.total),
+        rows = [[b.currency, amount_text(b.free), amount_text(b.locked),
                  fnum(b.value, 2) if b.value is not None else Text("unpriced", style="dim")]
                 for b in update.balances]
-        equity = [Text("equity"), "", "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
+        equity = [Text("equity"), "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
         self.show(self.COLS, rows, pinned=[equity], keys=[b.currency for b in update.balances],
                   empty="no balances")
 

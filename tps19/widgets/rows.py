@@ -55,6 +55,7 @@ class RowsPane(Widget, can_focus=True):
         self.row_cursor = 0
         self.rows_hidden = 0  # rows out of view at the last render
         self._key: Any = None
+        self._lead = " "
 
     # -- data ------------------------------------------------------------------------------
     def unchanged(self, key: Any) -> bool:
@@ -73,6 +74,7 @@ class RowsPane(Widget, can_focus=True):
         if keep is not None and keep in self.keys:
             self.row_cursor = self.keys.index(keep)
         self.row_cursor = max(0, min(self.row_cursor, len(self.rows) - 1))
+        self._view()
         self.refresh(layout=True)
 
     def message(self, text: str) -> None:
@@ -96,6 +98,7 @@ class RowsPane(Widget, can_focus=True):
             self.row_cursor = max(0, min(len(self.rows) - 1, self.row_cursor + delta))
         else:
             self.top = max(0, min(len(self.rows) - self._room(), self.top + delta))
+        self._view()
         self.refresh()
 
     # -- layout --------------------------------------------------------------------------------
@@ -116,36 +119,47 @@ class RowsPane(Widget, can_focus=True):
                 w[i] = max(w[i], _cell(c).cell_len)
         return w
 
-    def render(self) -> Any:
-        if not self.rows and not self.pinned:
-            self._subtitle(0, 0, 0)
-            return Text(self.empty, style="dim", no_wrap=True, overflow="ellipsis")
-        widths = self._widths()
-        width = self.size.width or sum(widths) + 2 * len(widths)
-        gap = 2 if sum(widths) + 2 * (len(widths) - 1) <= width - 1 else 1
+    def _view(self) -> tuple[int, int]:
+        """Scroll position and rows in view for the current size; updates the border's count.
+        Called when the data, the size or the position changes (never from render: a border
+        changed while rendering is not repainted)."""
         room = self._room()
         n = len(self.rows)
         if self.with_cursor:  # keep the cursor in view
             self.top = min(max(self.top, self.row_cursor - room + 1), self.row_cursor)
         self.top = max(0, min(self.top, n - room)) if n > room else 0
-        view = self.rows[self.top: self.top + room]
+        shown = min(room, n - self.top)
+        self._subtitle(self.top, shown, n)
+        return self.top, shown
+
+    def on_resize(self) -> None:
+        self._view()
+
+    def render(self) -> Any:
+        if not self.rows and not self.pinned:
+            return Text(self.empty, style="dim", no_wrap=True, overflow="ellipsis")
+        widths = self._widths()
+        width = self.size.width or sum(widths) + 2 * len(widths)
+        # two spaces between columns and one before when that fits, else one between and none before
+        roomy = sum(widths) + 2 * (len(widths) - 1) + 1 <= width
+        gap, self._lead = (2, " ") if roomy else (1, "")
+        top, shown = self.top, min(self._room(), len(self.rows) - self.top)
         out = Text(no_wrap=True, overflow="crop", end="")
         if self.with_header and self.cols:
             out.append_text(self._line([Text(c.name) for c in self.cols], widths, gap, "dim"))
             out.append("\n")
-        for i, r in enumerate(view):
-            selected = self.with_cursor and self.top + i == self.row_cursor and self.has_focus
+        for i, r in enumerate(self.rows[top: top + shown]):
+            selected = self.with_cursor and top + i == self.row_cursor and self.has_focus
             out.append_text(self._line(r, widths, gap, "reverse" if selected else ""))
             out.append("\n")
         for r in self.pinned:
             out.append_text(self._line(r, widths, gap, "bold"))
             out.append("\n")
         out.rstrip()
-        self._subtitle(self.top, len(view), n)
         return out
 
     def _line(self, cells: Sequence[Cell], widths: list[int], gap: int, style: str) -> Text:
-        line = Text(" ", style=style, no_wrap=True)
+        line = Text(self._lead, style=style, no_wrap=True)
         for i, (col, w) in enumerate(zip(self.cols, widths)):
             c = _cell(cells[i]) if i < len(cells) else Text("")
             pad = " " * max(0, w - c.cell_len)
@@ -165,8 +179,8 @@ class RowsPane(Widget, can_focus=True):
             sub = ""
         else:
             above, below = first, total - first - shown
-            parts = [f"↑{above}" if above else "", f"↓{below}" if below else ""]
-            sub = f"{self.rows_hidden} more {' '.join(p for p in parts if p)}"
+            arrows = " ".join(p for p in (f"↑{above}" if above else "", f"↓{below}" if below else "") if p)
+            sub = f"{self.rows_hidden} more rows {arrows}"
         if self.border_subtitle != sub:
             self.border_subtitle = sub
 
