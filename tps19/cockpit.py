@@ -30,7 +30,7 @@ class CockpitScreens:
             from .engine.trading.history import TradingHistory
         except ImportError:
             return None
-        return TradingHistory(engine.db, mode=self.mode)
+        return TradingHistory(engine.db, mode=self.mode, markets=getattr(engine, "markets", None))
 
     def log_facts(self) -> list[tuple[str, str]]:
         venue = getattr(self.state, "venue", None)

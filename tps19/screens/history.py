@@ -137,7 +137,7 @@ class HistoryScreen(Screen[None]):
             side = Text(f.side, style=(theme.success or "green") if f.side == "buy" else (theme.error or "red"))
             rows.append([stamp(f.ts), (f.client_order_id or "")[-6:], f.symbol, side, fnum(f.price, pp),
                          amount_text(f.amount), amount_text(f.fee), f.fee_currency or "", f.liquidity or "",
-                         pnl(f.realized_pnl)])
+                         pnl(f.realized_pnl, 4)])
         pane.show(cols, rows, keys=[f.fill_id for f in fills],
                   empty="no fills" + (f" on {self.symbol}" if self.symbol else ""))
 

@@ -7,6 +7,7 @@ since it started. Read through the engine's query functions (``TradingHistory``)
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -16,6 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from .history import stamp
 from ..widgets.equity import EquityChart
 from ..widgets.fmt import fnum
 from ..widgets.panes import PnlStyle
@@ -83,22 +85,29 @@ class PerformanceScreen(Screen[None]):
         try:
             self.stored = list(await self.history.equity_series())
             days = await self.history.daily_pnl(days=30)
-            traded = await self.history.orders(statuses=("filled", "partially_filled", "cancelled"), limit=2_000)
-            names = sorted({o.strategy for o in traded if o.strategy} | set(self.strategies))
-            stats = [await self.history.strategy_stats(name) for name in names]
+            names = sorted(set(await self.history.strategies()) | set(self.strategies))
+            # what a strategy still holds is valued at the desk's latest marks
+            marks = {s: p.mark for s, p in self.state.positions.items() if p.mark is not None}
+            stats = [await self.history.strategy_stats(name, marks) for name in names]
         except Exception as err:  # one line, never a traceback
             daily.message(f"could not read the history: {type(err).__name__}: {err}")
             self.loaded += 1
             return
         self._chart()
         pnl = PnlStyle(self.app.current_theme)
-        daily.show((Col("day", right=False), Col("start equity"), Col("end equity"), Col("P&L")),
-                   [[d.day, fnum(d.start_equity, 2), fnum(d.end_equity, 2), pnl(d.pnl)] for d in reversed(days)],
+        rows = [[d.day, fnum(d.start_equity, 2), fnum(d.end_equity, 2), pnl(d.pnl), ""] for d in days]
+        pf = self.state.portfolio
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        if pf is not None and pf.pnl_today is not None and rows and rows[0][0] == today:
+            # today so far: the live figures, P&L today being the one the daily loss limit enforces
+            rows[0][2:5] = [fnum(pf.equity, 2), pnl(pf.pnl_today), Text("live", style="dim")]
+        daily.show((Col("day", right=False), Col("start equity"), Col("end equity"), Col("P&L"), Col("", right=False)),
+                   rows,
                    empty="no stored snapshots yet (one a minute while the engine runs)")
         strat.show((Col("strategy", right=False), Col("trades"), Col("win rate"), Col("P&L net"), Col("fees"),
-                    Col("max drawdown")),
+                    Col("max drawdown"), Col("since", right=False)),
                    [[s.strategy, str(s.trades), f"{s.win_rate * 100:.0f}%" if s.win_rate is not None else "--",
-                     pnl(s.net_pnl), fnum(s.fees, 2), fnum(s.max_drawdown, 2)] for s in stats if s is not None],
+                     pnl(s.net_pnl), fnum(s.fees, 2), fnum(s.max_drawdown, 2), stamp(s.since_ms)] for s in stats],
                    empty="no strategy has traded on this account")
         self.loaded += 1
 

@@ -44,14 +44,15 @@ class EquityChart(PlotextPlot):
         first = float(pts[0][1])
         last = float(pts[-1][1])
         plt.title(f"equity {last:,.2f} {getattr(self, 'valuation', '')}  ({last - first:+,.2f} over the period)")
-        xs = list(range(len(pts)))
+        # x is time (seconds from the first point): live points come every second, stored ones every minute
+        t0 = pts[0][0]
+        xs = [(t - t0) / 1000 for t, _ in pts]
         plt.plot(xs, [float(v) for _, v in pts], marker="braille")
         n = max(2, min(5, w // 16))
-        step = max(1, (len(xs) - 1) // (n - 1))
-        labels = list(range(0, len(xs), step))[:n]
-        span = pts[-1][0] - pts[0][0]
-        fmt = "%H:%M" if span < 86_400_000 else "%m-%d %H:%M"
-        plt.xticks(labels, [time.strftime(fmt, time.gmtime(pts[i][0] / 1000)) for i in labels])
+        span = xs[-1] or 1.0
+        ticks = [span * i / (n - 1) for i in range(n)]
+        fmt = "%H:%M:%S" if span < 3_600 else "%H:%M" if span < 86_400 else "%m-%d %H:%M"
+        plt.xticks(ticks, [time.strftime(fmt, time.gmtime(t0 / 1000 + x)) for x in ticks])
         try:
             self._cache = Text.from_ansi(plt.build())
         except Exception as err:  # a plotting bug must not take the screen down

@@ -95,7 +95,11 @@ class BalancesPane(RowsPane):
         if update is None:
             self.message("waiting for the portfolio...")
             return
-        rows = [[b.currency, amount_text(b.free), amount_text(b.locked),
+        def amt(x: Any, ccy: str) -> str:
+            # the valuation currency in cents; others to 8 decimals (satoshis), trailing zeros dropped
+            return fnum(x, 2) if ccy == update.valuation else amount_text(_dec(x).quantize(Decimal("1e-8")))
+
+        rows = [[b.currency, amt(b.free, b.currency), amt(b.locked, b.currency),
                  fnum(b.value, 2) if b.value is not None else Text("unpriced", style="dim")]
                 for b in update.balances]
         equity = [Text("equity"), "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
