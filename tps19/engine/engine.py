@@ -100,9 +100,11 @@ class Engine:
             timeframe=self.settings.symbols.timeframe,
             books=self.books,
         )
+        # Trading subscribes to books before the feed publishes the first one: the portfolio marks
+        # and the paper broker fill from books, and on a quiet market no second book may come soon.
+        await self._start_trading()
         await self.feed.start()
         self._bar_task = asyncio.create_task(self._persist_bars(), name="engine:bars")
-        await self._start_trading()
         if self.strategy is not None:
             await self._start_strategy()
         self.started_at = time.monotonic()
