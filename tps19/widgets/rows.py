@@ -180,7 +180,7 @@ class RowsPane(Widget, can_focus=True):
         else:
             above, below = first, total - first - shown
             arrows = " ".join(p for p in (f"↑{above}" if above else "", f"↓{below}" if below else "") if p)
-            sub = f"{self.rows_hidden} more rows {arrows}"
+            sub = f"{self.rows_hidden} more row{'s' if self.rows_hidden != 1 else ''} {arrows}"
         if self.border_subtitle != sub:
             self.border_subtitle = sub
 
