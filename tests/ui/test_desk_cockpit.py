@@ -85,7 +85,9 @@ async def test_balances_risk_and_hidden_rows_at_120x40(settings):
         await wait_for(pilot, lambda: pane_row(app, "#balances", "BTC")[1:3] == ["1", "0"]
                        and pane_row(app, "#balances", "ETH")[1:2] == ["10"],
                        what=lambda: f"held balances on screen ({pane_text(app, '#balances')})")
-        assert pane_row(app, "#positions", BTC)[1:2] == ["1"]  # a holding is a position, never "no positions"
+        # a holding is a position (never "no positions", never negative)
+        await wait_for(pilot, lambda: pane_row(app, "#positions", BTC)[1:3] == ["1", "0"],
+                       what=lambda: f"the held BTC in the positions pane ({pane_text(app, '#positions')})")
 
         # nothing is cut from the risk pane at 120x40, down to the last limit
         risk = app.screen.query_one("#risk", RowsPane)
