@@ -92,7 +92,7 @@ async def test_balances_risk_and_hidden_rows_at_120x40(settings):
         # nothing is cut from the risk pane at 120x40, down to the last limit
         risk = app.screen.query_one("#risk", RowsPane)
         text = pane_text(app, "#risk")
-        for label in ("kill switch", "P&L today", "drawdown", "exposure BTC", "exposure total", "max order",
+        for label in ("kill switch", "P&L today", "drawdown", "exposure", "leverage", "max order",
                       "orders today", "max position"):
             assert label in text, f"{label!r} missing from the risk pane:\n{text}"
         assert risk.rows_hidden == 0 and "more" not in text

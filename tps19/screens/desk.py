@@ -48,7 +48,7 @@ class DeskScreen(Screen[None]):
             self.levels = levels
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall"), (46, "-roomy")]
     BINDINGS = [
         Binding("b", "ticket('buy')", "Buy"),
         Binding("s", "ticket('sell')", "Sell"),
