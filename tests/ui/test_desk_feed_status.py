@@ -55,3 +55,25 @@ async def test_status_bar_shows_the_venue_and_kill_switch_the_engine_publishes(s
         app.engine.bus.publish(KillSwitchEvent(False, detail="released"))
         await wait_for(pilot, lambda: "KILL SWITCH" not in _status_line(app),
                        what=lambda: f"the kill switch released (status bar shows {_status_line(app)!r})")
+
+
+async def test_a_desk_handed_a_running_engine_names_its_venue(settings):
+    # The engine published its VenueEvent and the feeds' ConnectionEvents before this desk subscribed:
+    # the desk asks it to announce its state again.
+    from tps19.app import DeskApp
+    from tps19.launch import build_engine, start_embedded_sim
+
+    pointed, sim = await start_embedded_sim(settings, seed=19, autoplay=False)
+    engine = build_engine(pointed, "paper")
+    try:
+        await engine.start()
+        app = DeskApp(settings=pointed, mode="paper", engine=engine)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: f"sim@127.0.0.1:{sim.port}" in _status_line(app),
+                           what=lambda: f"the running engine's venue in the status bar (shows {_status_line(app)!r})")
+            await wait_for(pilot, lambda: [f[1] for f in app.screen.query_one("#status", StatusBar).feeds]
+                           == ["connected"] * 3,
+                           what=lambda: f"its feeds shown connected (status bar shows {_status_line(app)!r})")
+    finally:
+        await engine.stop()
+        await sim.stop()

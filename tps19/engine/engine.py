@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..aio import cancel_and_wait
 from ..config import Settings
 from .bus import EventBus
-from .events import BarEvent, LogEvent, VenueEvent
+from .events import BarEvent, ConnectionEvent, LogEvent, VenueEvent
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
@@ -66,9 +66,16 @@ class Engine:
     def venue_name(self) -> str:
         return self.venue.name if self.venue else self.settings.exchange.id
 
+    def venue_event(self) -> VenueEvent:
+        return VenueEvent(name=self.venue_name, mode=self.mode, trading=self.trading is not None)
+
     def announce(self) -> None:
-        """Publish the venue the engine runs on (again, for a subscriber that joined after start)."""
-        self.bus.publish(VenueEvent(name=self.venue_name, mode=self.mode, trading=self.trading is not None))
+        """Publish the engine's standing state again, for a subscriber that joined after start
+        (what it missed is not replayed): the venue, and each market stream's connection state."""
+        self.bus.publish(self.venue_event())
+        if self.feed is not None:
+            for (stream, symbol), st in list(self.feed.stats.streams.items()):
+                self.bus.publish(ConnectionEvent(stream=stream, symbol=symbol, state=st.state))
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -108,7 +115,7 @@ class Engine:
         if self.strategy is not None:
             await self._start_strategy()
         self.started_at = time.monotonic()
-        self.announce()
+        self.bus.publish(self.venue_event())
         self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=self.db.name)
 
     async def _load_markets(self) -> None:
