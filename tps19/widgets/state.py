@@ -87,33 +87,15 @@ class DeskState:
                     bars.popitem(last=False)
                 dirty.add("chart")
             elif isinstance(e, ConnectionEvent):
-                key = (e.stream, e.symbol)
-                prev = self.conn.get(key)
-                self.conn[key] = e
+                self._connection(e)
                 dirty.add("status")
-                if e.stream == "book" and prev is not None and prev.state != e.state:
-                    if e.state.value in ("reconnecting", "stale", "stopped"):
-                        self.alerts.append(("warning", f"{e.symbol} book feed {e.state.value}: {e.detail}".rstrip(": ")))
-                        self._log_local("warning", f"{e.symbol} book feed {e.state.value}", detail=e.detail)
-                    elif e.state.value == "connected" and prev.state.value != "connecting":
-                        self._log_local("info", f"{e.symbol} book feed connected again")
             elif isinstance(e, LogEvent):
                 self._add_log(e)
                 if e.level == "error":
                     self.alerts.append(("error", e.message))
             elif isinstance(e, tev.OrderUpdate):
-                self.orders[e.client_order_id] = e
-                self.orders.move_to_end(e.client_order_id)
-                self._trim_orders()
+                self._order(e)
                 dirty.update(("orders", "book", "risk"))
-                if e.status == "rejected":
-                    self.alerts.append(("error", f"order rejected: {e.side} {e.amount} {e.symbol}: {e.reason or 'no reason given'}"))
-                    self._log_local("error", f"rejected: {e.side} {e.amount.normalize():f} {e.symbol}: {e.reason}")
-                elif e.previous_status != e.status:
-                    at = f" @ {e.price.normalize():f}" if e.price is not None else " market"
-                    fill = f" filled {e.filled.normalize():f}" if e.filled else ""
-                    self._log_local("info", f"{e.status}: {e.side} {e.amount.normalize():f} {e.symbol}{at}{fill}",
-                                    id=e.client_order_id[-6:])
             elif isinstance(e, tev.FillEvent):
                 self.fills.setdefault(e.symbol, deque(maxlen=MAX_FILLS)).append(e)
                 dirty.update(("chart", "positions", "tape"))
@@ -148,6 +130,30 @@ class DeskState:
         if self.new_log:
             dirty.add("log")
         return dirty
+
+    def _connection(self, e: ConnectionEvent) -> None:
+        key = (e.stream, e.symbol)
+        prev = self.conn.get(key)
+        self.conn[key] = e
+        if e.stream == "book" and prev is not None and prev.state != e.state:
+            if e.state.value in ("reconnecting", "stale", "stopped"):
+                self.alerts.append(("warning", f"{e.symbol} book feed {e.state.value}: {e.detail}".rstrip(": ")))
+                self._log_local("warning", f"{e.symbol} book feed {e.state.value}", detail=e.detail)
+            elif e.state.value == "connected" and prev.state.value != "connecting":
+                self._log_local("info", f"{e.symbol} book feed connected again")
+
+    def _order(self, e: Any) -> None:
+        self.orders[e.client_order_id] = e
+        self.orders.move_to_end(e.client_order_id)
+        self._trim_orders()
+        if e.status == "rejected":
+            self.alerts.append(("error", f"order rejected: {e.side} {e.amount} {e.symbol}: {e.reason or 'no reason given'}"))
+            self._log_local("error", f"rejected: {e.side} {e.amount.normalize():f} {e.symbol}: {e.reason}")
+        elif e.previous_status != e.status:
+            at = f" @ {e.price.normalize():f}" if e.price is not None else " market"
+            fill = f" filled {e.filled.normalize():f}" if e.filled else ""
+            self._log_local("info", f"{e.status}: {e.side} {e.amount.normalize():f} {e.symbol}{at}{fill}",
+                            id=e.client_order_id[-6:])
 
     def _portfolio(self, e: Any) -> None:
         self.portfolio = e
