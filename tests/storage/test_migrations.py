@@ -116,8 +116,12 @@ def test_db_cli_current_upgrade_history(old_db):
     runner = CliRunner()
     r = runner.invoke(app, ["db", "current", "--db", str(old_db)])
     assert r.exit_code == 0 and migrate.BASELINE in r.output and "tps19 db upgrade" in r.output
+    before = {t: _rows(old_db, t) for t in V1_TABLES}
     r = runner.invoke(app, ["db", "upgrade", "--db", str(old_db)])
     assert r.exit_code == 0 and f"{migrate.BASELINE} -> {migrate.head()}" in r.output
+    kept = old_db.with_name(f"{old_db.name}.before-{migrate.head()}")  # the file as it was, kept first
+    assert str(kept) in r.output and _rows(kept, "schema_version") == [(1, 1)]
+    assert {t: _rows(kept, t) for t in V1_TABLES} == before
     r = runner.invoke(app, ["db", "current", "--db", str(old_db)])
     assert r.exit_code == 0 and r.output.strip() == f"{migrate.head()} (head)"
     r = runner.invoke(app, ["db", "history"])

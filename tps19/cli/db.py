@@ -29,13 +29,23 @@ def _run(coro: Any) -> Any:
 @db_app.command("upgrade")
 def upgrade(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
     """Migrate the database to this TPS19's schema (no engine may be running on it)."""
-    from ..engine.storage import Database, DatabaseInUse
+    from ..engine.storage import Database, DatabaseInUse, migrate
+    from ..engine.storage.backup import backup as run_backup
     from ..engine.storage.lock import engine_locks
+
+    saved: list[Path] = []
 
     async def go() -> tuple[str | None, str]:
         d = Database(db_path(db))
         try:
             async with engine_locks(d, ("paper", "live")):
+                rev = await d.peek_revision()
+                await d.close()
+                if d.path is not None and rev is not None and rev != migrate.head():
+                    # SQLite runs DDL outside transactions: a migration that fails halfway has no
+                    # rollback, so the file as it was is kept beside it first
+                    copy = d.path.with_name(f"{d.path.name}.before-{migrate.head()}")
+                    saved.append((await run_backup(d.path, copy, force=True)).path)
                 return await d.upgrade()
         finally:
             await d.close()
@@ -44,6 +54,8 @@ def upgrade(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
         before, after = _run(go())
     except DatabaseInUse as err:
         fail(f"{err} (stop it before upgrading)")
+    for copy in saved:
+        typer.echo(f"the database as it was: {copy}")
     if before == after:
         typer.echo(f"database is at {after} (head): nothing to do")
     else:
