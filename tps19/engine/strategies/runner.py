@@ -192,7 +192,11 @@ class StrategyRunner:
     async def run(self) -> None:
         while not self._stop.is_set():
             for event in await self._sub.wait(timeout=0.5):
-                await self.handle(event)
+                try:
+                    await self.handle(event)
+                except Exception:  # one bad bar (a model that cannot predict) must not end the runner
+                    self.errors += 1
+                    log.exception("strategy failed on a bar")
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"strategy-{self.prototype.name}")
