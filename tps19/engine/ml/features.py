@@ -1,8 +1,8 @@
 """The one feature function: training, backtests and live inference all call ``compute_features``.
 
 Every feature at bar i is a function of bars ``i - LOOKBACK + 1 .. i`` only (closes included,
-nothing after the bar's close), and every window is summed in one fixed order (the
-``indicators`` module's rule), so computing the whole history at once and computing it on the
+nothing after the bar's close), and every window is reduced on its own (a
+contiguous row, never a running sum), so computing the whole history at once and computing it on the
 last ``LOOKBACK`` bars give the *same floats*: ``FeatureWindow`` (the live path) is nothing but
 this function on a rolling window. Exponential averages are finite (truncated, renormalised)
 for the same reason: an infinite memory would make a feature depend on where the data began.
@@ -14,13 +14,12 @@ another version is refused at load time. Changing any formula here means bumping
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..strategies.indicators import rolling_std, window_sum
 
 FEATURE_VERSION = "bars-1"
 RETURN_HORIZONS = (1, 5, 15, 60)
@@ -53,22 +52,48 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+_CHUNK = 16_384  # rows per block: a block of windows is copied, so memory stays small on long histories
+
+
+def _window_reduce(x: np.ndarray, k: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``fn`` over every length-``k`` window ending at i (NaN before k-1). Each window is a
+    contiguous row reduced on its own, so row i's float does not depend on how many rows (or
+    which block) it was computed with: the whole history and the live window give the same bits."""
+    x = np.asarray(x, dtype=float)
+    out = np.full(len(x), np.nan)
+    m = len(x) - k + 1
+    if k < 1 or m <= 0:
+        return out
+    cols = np.arange(k)
+    for s in range(0, m, _CHUNK):
+        # fancy indexing copies the windows into a contiguous block (cheaper per call than
+        # sliding_window_view, which costs ~70 us of Python on every live bar)
+        block = x[np.arange(s, min(s + _CHUNK, m))[:, None] + cols]
+        out[k - 1 + s : k - 1 + s + len(block)] = fn(block)
+    return out
+
+
+def window_sum(x: np.ndarray, k: int) -> np.ndarray:
+    return _window_reduce(x, k, lambda b: np.add.reduce(b, axis=1))
+
+
+def rolling_std(x: np.ndarray, k: int) -> np.ndarray:
+    """Population standard deviation (ddof=0), two-pass per window."""
+    def std(b: np.ndarray) -> np.ndarray:
+        d = b - (np.add.reduce(b, axis=1) / k)[:, None]
+        return np.sqrt(np.add.reduce(d * d, axis=1) / k)
+
+    return _window_reduce(x, k, std)
+
+
 def ema_fir(x: np.ndarray, span: int) -> np.ndarray:
-    """A truncated exponential average over the last 3*span values, weights renormalised to 1,
-    summed oldest first in a fixed order (same floats on any window that holds them)."""
+    """A truncated exponential average over the last 3*span values, weights renormalised to 1
+    (same floats on any window that holds them)."""
     k = _EMA_TRUNC * span
     alpha = 2.0 / (span + 1.0)
     w = alpha * (1.0 - alpha) ** np.arange(k - 1, -1, -1, dtype=float)  # oldest .. newest
     w = w / w.sum()
-    out = np.full(len(x), np.nan)
-    m = len(x) - k + 1
-    if m <= 0:
-        return out
-    acc = w[0] * x[0:m]
-    for j in range(1, k):
-        acc += w[j] * x[j : j + m]
-    out[k - 1 :] = acc
-    return out
+    return _window_reduce(x, k, lambda b: np.add.reduce(b * w, axis=1))
 
 
 def _rsi(close: np.ndarray, n: int) -> np.ndarray:

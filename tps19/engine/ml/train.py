@@ -112,10 +112,10 @@ def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainR
     done = 0
     if progress:
         progress(done, total)
-    tasks = []
-    for f in folds:
-        tr = f.train[labelled[f.train]]
-        tasks.append(joblib.delayed(fit_fold)(cfg.model, cfg.seed, x[tr], y[tr].astype(int), x[f.test]))
+    # a generator: each fold's training rows are copied only when joblib dispatches it, not all
+    # folds' copies at once (on 500,000 bars that is ~150 MB less at the peak)
+    tasks = (joblib.delayed(fit_fold)(cfg.model, cfg.seed, x[tr], y[tr].astype(int), x[f.test])
+             for f in folds for tr in (f.train[labelled[f.train]],))
     preds: list[np.ndarray] = []
     for p in joblib.Parallel(n_jobs=cfg.jobs, return_as="generator")(tasks):
         preds.append(p)
