@@ -192,3 +192,22 @@ def test_headless_paper_runs_on_postgresql_and_never_shows_the_password(pg_serve
     assert secret not in "".join(out) + rest + err
     assert url.rsplit("/", 1)[1] in "".join(out)  # the database is named (without the password)
     pg_server.give_back(url)
+
+
+def test_database_url_setting_is_a_secret_and_checked(monkeypatch):
+    from tps19.config import ConfigError, load_settings
+
+    for k in list(os.environ):
+        if k.startswith("TPS19_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("TPS19_DATABASE__URL", "postgresql+asyncpg://tps19:pw-19-secret@db.internal:5432/tps19")
+    s = load_settings()
+    assert s.database.target == "postgresql+asyncpg://tps19:pw-19-secret@db.internal:5432/tps19"
+    assert "pw-19-secret" not in repr(s) and "pw-19-secret" not in str(s.model_dump())
+    assert Database(s.database.target).name == "postgresql+asyncpg://tps19:***@db.internal:5432/tps19"
+    monkeypatch.setenv("TPS19_DATABASE__URL", "mysql://root:pw-19-secret@db.internal/tps19")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "database.url" in str(err.value) and "\n" not in str(err.value) and "pw-19-secret" not in str(err.value)
+    monkeypatch.setenv("TPS19_DATABASE__URL", "")
+    assert load_settings().database.target == load_settings().database.path  # empty: the SQLite file
