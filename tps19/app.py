@@ -52,6 +52,7 @@ class DeskApp(CockpitScreens, App[int]):
         Binding("f9", "kill_switch", "Kill switch", priority=True),
         Binding("ctrl+b", "backtest", "Backtest", show=False),
         Binding("m", "models", "Models", show=False),
+        Binding("l", "limits", "Limits", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
     ]
 
@@ -296,7 +297,8 @@ class DeskApp(CockpitScreens, App[int]):
         if "balances" in dirty:
             panes["balances"].show_balances(self.state.portfolio, available)
         if "risk" in dirty:
-            panes["risk"].show_trading(self.state, self.trading, self.settings.risk)
+            limits = self.trading.broker.risk.settings if self.trading is not None else self.settings.risk
+            panes["risk"].show_trading(self.state, self.trading, limits)
         if "signals" in dirty:
             panes["signals"].show_signals(list(self.state.signals), bool(self.state.signals))
         if "log" in dirty and self.state.new_log:
@@ -453,6 +455,39 @@ class DeskApp(CockpitScreens, App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.mode))
+
+    def action_limits(self) -> None:
+        """The risk limits screen (screens/limits.py); changes go through engine/risk/limits.py."""
+        from .screens.limits import LimitsScreen
+
+        trading = self.trading
+        if trading is None:
+            self.notify("trading layer not available: no limits to change", severity="warning")
+            return
+        if isinstance(self.screen, LimitsScreen):
+            return
+
+        def apply(changes: dict[str, str] | None) -> None:
+            if not changes:
+                return
+
+            async def run() -> None:
+                from .engine.risk.limits import LimitError, change_limits
+
+                try:
+                    diff = await change_limits(trading, changes)
+                except LimitError as err:
+                    self.notify(str(err), severity="error")
+                    return
+                except Exception as err:  # e.g. the database write failed: nothing was applied
+                    self.notify(f"limits not changed: {type(err).__name__}: {err}", severity="error")
+                    return
+                self.notify("; ".join(f"{k} {a} -> {b}" for k, a, b in diff) or "no limit changed")
+                self.redraw_all()
+
+            self.run_worker(run(), group="orders")
+
+        self.push_screen(LimitsScreen(trading.broker.risk.settings, live=self.mode == "live"), apply)
 
     def action_backtest(self) -> None:
         from .screens.backtest import BacktestScreen

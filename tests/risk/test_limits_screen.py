@@ -1,0 +1,69 @@
+"""The desk's limits screen: `l` opens it, a change is applied, stored, shown; live mode needs the
+word typed; a refused value changes nothing and says why in one line."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlmodel import select
+
+from tps19.engine.storage.models import RiskLimitChange
+from tps19.screens.limits import LimitsScreen
+
+from ..ui.conftest import desk_app, desk_ready, no_idle_guessing, screen_text, settings, wait_for  # noqa: F401
+
+
+def _is_desk(app) -> bool:
+    return not isinstance(app.screen, LimitsScreen)
+
+
+async def _set(pilot, app, name: str, value: str) -> None:
+    box = app.screen.query_one(f"#limit-{name}")
+    box.value = value
+    await pilot.pause()
+
+
+async def test_a_limit_changed_in_the_desk_is_in_force_and_stored(settings):  # noqa: F811
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
+        await _set(pilot, app, "max_open_orders", "0")  # refused by the settings' rule: > 0
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: _is_desk(app), what="the screen to close")
+        await wait_for(pilot, lambda: any("invalid limit max_open_orders (TPS19_RISK__MAX_OPEN_ORDERS)" in str(n.message)
+                                          for n in app._notifications), what="the refusal as a notification")
+        assert app.trading.broker.risk.settings.max_open_orders == 100
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
+        await _set(pilot, app, "max_order_notional", "1234")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.trading.broker.risk.settings.max_order_notional == Decimal("1234"),
+                       what="the new per-order cap in force")
+        async with app.engine.db.session() as s:
+            rows = (await s.execute(select(RiskLimitChange))).scalars().all()
+        assert [(r.name, r.old, r.new) for r in rows] == [("max_order_notional", "10000", "1234")]
+
+
+async def test_live_limits_need_the_word_typed(settings):  # noqa: F811
+    from tps19.config import RiskSettings
+
+    screen = LimitsScreen(RiskSettings(), live=True)
+    results: list = []
+
+    from textual.app import App
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(screen, results.append)
+
+    async with One().run_test(size=(80, 50)) as pilot:
+        screen.query_one("#limit-max_order_notional").value = "500"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert results == [] and "type change to confirm" in str(screen.query_one("#limit-error").render())
+        screen.query_one("#limit-confirm").value = "change"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert results == [{"max_order_notional": "500"}]
