@@ -52,7 +52,7 @@ class DeskApp(CockpitScreens, App[int]):
         Binding("f9", "kill_switch", "Kill switch", priority=True),
         Binding("ctrl+b", "backtest", "Backtest", show=False),
         Binding("m", "models", "Models", show=False),
-        Binding("l", "limits", "Limits", show=False),
+        Binding("r", "limits", "Risk limits", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
     ]
 

@@ -1,4 +1,4 @@
-"""The desk's limits screen: `l` opens it, a change is applied, stored, shown; live mode needs the
+"""The desk's limits screen: `r` opens it, a change is applied, stored, shown; live mode needs the
 word typed; a refused value changes nothing and says why in one line."""
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ async def test_a_limit_changed_in_the_desk_is_in_force_and_stored(settings):  # 
     app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
         await desk_ready(pilot, app)
-        await pilot.press("l")
+        # the live risk metrics are on the Risk pane (engine/risk/monitor.py)
+        await wait_for(pilot, lambda: "leverage" in screen_text(app) and "from peak" in screen_text(app),
+                       what="the risk metrics on the Risk pane")
+        await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
         await _set(pilot, app, "max_open_orders", "0")  # refused by the settings' rule: > 0
         await pilot.press("ctrl+s")
@@ -35,7 +38,7 @@ async def test_a_limit_changed_in_the_desk_is_in_force_and_stored(settings):  # 
         await wait_for(pilot, lambda: any("invalid limit max_open_orders (TPS19_RISK__MAX_OPEN_ORDERS)" in str(n.message)
                                           for n in app._notifications), what="the refusal as a notification")
         assert app.trading.broker.risk.settings.max_open_orders == 100
-        await pilot.press("l")
+        await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
         await _set(pilot, app, "max_order_notional", "1234")
         await pilot.press("ctrl+s")

@@ -1,4 +1,4 @@
-"""The risk limits screen (key `l`): every limit the risk stage enforces, editable.
+"""The risk limits screen (key `r`): every limit the risk stage enforces, editable.
 
 Enter (or `ctrl+s`) asks to save; escape leaves without a change. In live mode the change must
 be confirmed by typing `change` in the confirmation field. The screen only collects the values:

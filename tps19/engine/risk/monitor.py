@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +49,19 @@ class RiskMonitor:
         self.failures = 0
         self._cache: tuple[Any, dict[str, np.ndarray], float] | None = None
         if bus is not None:
+            from ..trading.events import PortfolioUpdate
+
             bus.on(BarEvent, self.on_bar)
+            # the figures follow the marks (the engine publishes at most a few updates a second), so the
+            # pane always shows the portfolio's current state, not one up to an interval old
+            bus.on(PortfolioUpdate, self._on_portfolio)
+
+    def _on_portfolio(self, _ev: Any) -> None:
+        try:
+            self.latest = self.compute()
+        except Exception as e:  # counted and logged; the loop tries again
+            self.failures += 1
+            log.warning("risk metrics failed (#%d): %s: %s", self.failures, type(e).__name__, e)
 
     def on_bar(self, ev: BarEvent) -> None:
         if not ev.closed:
@@ -96,8 +107,10 @@ class RiskMonitor:
         rep = report(rets, exposure, equity or 0.0, per_year)
         peak = getattr(self.breakers, "peak", None)
         dd = None
-        if peak is not None and peak > 0 and equity is not None:
-            dd = max(0.0, float((peak - Decimal(str(equity))) / peak * 100))
+        if equity is not None:
+            # the breaker's peak, or the equity itself until the breaker has seen one
+            peak = max(peak, eq) if peak is not None else eq
+            dd = max(0.0, float((peak - eq) / peak * 100)) if peak > 0 else 0.0
         return RiskMetricsEvent(equity=equity, report=rep, peak_equity=float(peak) if peak is not None else None,
                                 drawdown_pct=dd)
 
