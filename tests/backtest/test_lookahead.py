@@ -53,7 +53,7 @@ def test_peeker_would_be_too_good(eth5m):
 
 def test_fill_is_next_open_never_same_bar(eth5m):
     res = run_backtest(create("sma_cross"), eth5m, BacktestConfig(fee=0.0))
-    emitted = np.flatnonzero(res.signals.emitted)
+    emitted = np.flatnonzero(create("sma_cross").generate(eth5m).emitted)
     fill_bars = [f.bar for f in res.fills]
     assert fill_bars == [i + 1 for i in emitted if i + 1 < len(eth5m)]
     for f in res.fills:

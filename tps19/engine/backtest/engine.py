@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..strategies.base import SignalFrame, Strategy
+from ..strategies.base import SignalFrame, Strategy, target_changes
 from .metrics import compute_metrics
-from .simulate import SimConfig, simulate_arrays
+from .simulate import SimConfig, simulate_arrays, simulate_changes, sparse_changes
 from .trades import Fill, FillTable, Trade, TradeTable
 
 __all__ = ["BacktestConfig", "BacktestResult", "Fill", "Trade", "check_no_lookahead", "run_backtest", "simulate"]
@@ -64,7 +64,7 @@ class BacktestResult:
     fills: FillTable
     trades: TradeTable  # a Sequence[Trade]; its columns are numpy arrays
     metrics: dict[str, Any] = field(default_factory=dict)
-    signals: SignalFrame | None = None
+    signals: SignalFrame | None = None  # only when risk sizing ran (it needs the dense target)
 
     @property
     def final_equity(self) -> float:
@@ -102,13 +102,22 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
     config = config or BacktestConfig()
     cols = {k: np.asarray(data[k], dtype=float) for k in ("open", "high", "low", "close", "volume")}
     ts = np.asarray(data["ts"], dtype=np.int64)
-    frame = strategy.generate(cols | {"ts": ts})  # bar times: the `ml` strategy's features and range check
-    target, risk_info = frame.target, None
-    if risk is not None:
+    sim = SimConfig(config.cash, config.fee, config.slippage_bps, config.size)
+    data_ts = cols | {"ts": ts}  # bar times: the `ml` strategy's features and range check
+    frame, risk_info = None, None
+    if risk is None:  # the target's changes only: no per-bar signal columns on a long history
+        if hasattr(strategy, "target_changes"):
+            at, held = strategy.target_changes(data_ts)
+        else:  # any object with generate() (tests' scripted strategies)
+            at, held = target_changes(strategy.generate(data_ts).target)
+        changes = sparse_changes(cols["open"], len(ts), at, held, config.size)
+        equity, units, fills, trades = simulate_changes(ts, cols["close"], changes, sim)
+    else:
         from ..risk.backtest import apply_risk
 
-        target, risk_info = apply_risk(risk, ts, cols, target, config)
-    equity, units, fills, trades = simulate(ts, cols["open"], cols["close"], target, config)
+        frame = strategy.generate(data_ts)
+        target, risk_info = apply_risk(risk, ts, cols, frame.target, config)
+        equity, units, fills, trades = simulate(ts, cols["open"], cols["close"], target, config)
     res = BacktestResult(
         strategy=strategy.name,
         params=strategy.param_dict(),

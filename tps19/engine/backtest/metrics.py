@@ -16,33 +16,54 @@ YEAR_MS = 365.25 * 86_400_000  # crypto trades every day
 def periods_per_year(ts: np.ndarray) -> float:
     if len(ts) < 2:
         return 0.0
-    step = median(np.diff(ts))
+    step = median(np.diff(ts), in_place=True)
     return YEAR_MS / step if step > 0 else 0.0
 
 
-def max_drawdown(equity: np.ndarray, ts: np.ndarray) -> tuple[float, int, int]:
+def max_drawdown(equity: np.ndarray, ts: np.ndarray, start: float | None = None) -> tuple[float, int, int]:
     """(max drawdown as a negative fraction, longest underwater stretch in bars, and in ms).
 
     The duration is the longest period from a peak until equity first reaches that peak again
-    (or the end of the data if it never does).
-    """
-    if len(equity) == 0:
+    (or the end of the data if it never does). ``start``: a value before the first bar (the
+    starting cash, at the first bar's time) — as if prepended, without copying the curve."""
+    n = len(equity)
+    if n == 0:
         return 0.0, 0, 0
-    peak = np.maximum.accumulate(equity)
-    dd = equity / peak - 1.0
+    off = 0 if start is None else 1  # curve index = equity index + off
+    dd = np.maximum.accumulate(equity)
+    if start is not None:
+        np.maximum(dd, start, out=dd)
+    np.divide(equity, dd, out=dd)
+    dd -= 1.0
     under = dd < 0
     best_bars, best_ms = 0, 0
     if under.any():
         # runs of consecutive underwater bars: from the peak before each to its recovery (or the end)
-        d = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
-        starts = np.flatnonzero(d == 1)
-        ends = np.flatnonzero(d == -1)  # exclusive
+        d = np.diff(under.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts = np.flatnonzero(d == 1) + off  # in curve indices
+        ends = np.flatnonzero(d == -1) + off  # exclusive
         peak_bar = np.maximum(starts - 1, 0)
-        end_bar = np.minimum(ends, len(equity) - 1)
+        end_bar = np.minimum(ends, n + off - 1)
         lengths = end_bar - peak_bar
         k = int(np.argmax(lengths))  # the first of the longest
-        best_bars, best_ms = int(lengths[k]), int(ts[end_bar[k]] - ts[peak_bar[k]])
-    return float(dd.min()), best_bars, best_ms
+        t_end, t_peak = ts[max(end_bar[k] - off, 0)], ts[max(peak_bar[k] - off, 0)]
+        best_bars, best_ms = int(lengths[k]), int(t_end - t_peak)
+    return min(float(dd.min()), 0.0), best_bars, best_ms
+
+
+def _returns(eq: np.ndarray, cash0: float) -> tuple[float, float, float]:
+    """(mean, sample std, downside deviation) of per-bar returns from ``cash0``: one temporary."""
+    n = len(eq)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    rets = np.empty(n)
+    rets[0] = eq[0] / cash0 - 1.0
+    np.divide(eq[1:], eq[:-1], out=rets[1:])
+    rets[1:] -= 1.0
+    mean = float(rets.mean())
+    sd = float(rets.std(ddof=1)) if n > 1 else 0.0
+    np.minimum(rets, 0.0, out=rets)
+    return mean, sd, math.sqrt(float(np.dot(rets, rets)) / n)
 
 
 def _f(x: float) -> float | None:
@@ -67,15 +88,11 @@ def compute_metrics(res: Any) -> dict[str, Any]:
     span_ms = float(ts[-1] - ts[0]) if len(ts) > 1 else 0.0
     years = span_ms / YEAR_MS
     cagr = _annualised(final / cash0, years)
-    curve = np.concatenate(([cash0], eq))
-    rets = curve[1:] / curve[:-1] - 1.0
     ppy = periods_per_year(ts)
-    sd = float(np.std(rets, ddof=1)) if len(rets) > 1 else 0.0
-    mean = float(np.mean(rets)) if len(rets) else 0.0
+    mean, sd, downside = _returns(eq, cash0)
     sharpe = mean / sd * math.sqrt(ppy) if sd > 0 else math.nan
-    downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))) if len(rets) else 0.0
     sortino = mean / downside * math.sqrt(ppy) if downside > 0 else math.nan
-    mdd, dd_bars, dd_ms = max_drawdown(curve, np.concatenate(([ts[0]], ts)) if len(ts) else ts)
+    mdd, dd_bars, dd_ms = max_drawdown(eq, ts, start=cash0)
     calmar = cagr / abs(mdd) if mdd < 0 and math.isfinite(cagr) else math.nan
     trades = res.trades if isinstance(res.trades, TradeTable) else TradeTable.from_trades(res.trades)
     fills = res.fills if isinstance(res.fills, FillTable) else FillTable.from_fills(res.fills)

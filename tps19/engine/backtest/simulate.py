@@ -45,15 +45,20 @@ class Changes:
 
 
 def target_changes(open_: np.ndarray, target: np.ndarray, size: float) -> Changes:
-    n = len(target)
-    tgt = np.asarray(target, dtype=float) * size
-    if not np.isfinite(tgt).all():
+    """The fills of a dense target vector (one held target per bar)."""
+    tgt = np.asarray(target, dtype=float)
+    at = np.flatnonzero(tgt != np.concatenate(([0.0], tgt[:-1])))
+    return sparse_changes(open_, len(tgt), at, tgt[at], size)
+
+
+def sparse_changes(open_: np.ndarray, n: int, at: np.ndarray, held: np.ndarray, size: float) -> Changes:
+    """The fills of the held target's changes: new value ``held[j]`` decided on bar ``at[j]``."""
+    at = np.asarray(at, dtype=np.int64)
+    new = np.asarray(held, dtype=float) * size
+    if not np.isfinite(new).all():
         raise ValueError("the target vector holds NaN or infinite values")
-    at = np.flatnonzero(tgt[1:] != tgt[:-1]) + 1  # bars whose decision differs from the previous bar's
-    if n and tgt[0] != 0.0:
-        at = np.concatenate(([0], at))
-    at = at[at + 1 < n]  # a decision on the last bar never fills
-    new = tgt[at]
+    keep = (new != np.concatenate(([0.0], new[:-1]))) & (at + 1 < n)  # a decision on the last bar never fills
+    at, new = at[keep], new[keep]
     before = np.concatenate(([0.0], new[:-1]))
     return Changes(at + 1, new, before, np.asarray(open_, dtype=float)[at + 1])
 
@@ -62,17 +67,23 @@ def simulate_arrays(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, target
                     config: SimConfig, step_by_step: bool = False) -> tuple[np.ndarray, np.ndarray, FillTable, TradeTable]:
     """(equity at every close, units held at every close, fills, trades). ``step_by_step``
     forces the loop (the tests hold both paths to the same results)."""
-    ch = target_changes(open_, target, config.size)
+    return simulate_changes(ts, close, target_changes(open_, target, config.size), config, step_by_step)
+
+
+def simulate_changes(ts: np.ndarray, close: np.ndarray, ch: Changes, config: SimConfig,
+                     step_by_step: bool = False) -> tuple[np.ndarray, np.ndarray, FillTable, TradeTable]:
     same_side = (ch.before != 0) & (ch.target != 0) & (np.sign(ch.before) == np.sign(ch.target))
     out = None if step_by_step or same_side.any() else _round_trips(ts, close, ch, config)
     if out is None:
         out = _step_by_step(ts, close, ch, config)
     fill_bars, cash_after, units_after, fills, trades = out
-    n = len(close)
-    lengths = np.diff(np.concatenate(([0], fill_bars, [n])))  # bars in each constant stretch
-    ca = np.repeat(np.concatenate(([float(config.cash)], cash_after)), lengths)
-    ua = np.repeat(np.concatenate(([0.0], units_after)), lengths)
-    return ca + ua * np.asarray(close, dtype=float), ua, fills, trades
+    # cash and units are constant between fills: spread them over the bars, in place (a 20M-bar
+    # run holds its data, the position and the equity, and one temporary)
+    lengths = np.diff(np.concatenate(([0], fill_bars, [len(close)])))
+    position = np.repeat(np.concatenate(([0.0], units_after)), lengths)
+    equity = position * np.asarray(close, dtype=float)
+    equity += np.repeat(np.concatenate(([float(config.cash)], cash_after)), lengths)
+    return equity, position, fills, trades
 
 
 _Out = tuple[np.ndarray, np.ndarray, np.ndarray, FillTable, TradeTable]

@@ -100,32 +100,43 @@ def check(data: Any, interval_ms: int | None = None) -> tuple[Bars, QualityRepor
     bars = Bars.of(data)
     n = len(bars)
     rep = QualityReport(rows_in=n)
-    ts = bars.ts.astype(float, copy=False)
-    o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
-    nan = np.isnan(ts) | np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c) | np.isnan(v)
+    ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
+    nan = np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c) | np.isnan(v)
+    if ts.dtype.kind == "f":
+        nan |= np.isnan(ts)
     with np.errstate(invalid="ignore"):
         hl = ~nan & (h < lo)
         bad = nan | hl
         bp = ~bad & ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0) | (o > h) | (o < lo) | (c > h) | (c < lo))
         bad |= bp
     rep.nan_rows, rep.high_below_low, rep.bad_prices = (np.flatnonzero(m).tolist() for m in (nan, hl, bp))
-    good = np.flatnonzero(~bad)
-    t = ts[good]
-    if len(t):
-        before = np.empty_like(t)
-        before[0] = -np.inf
-        np.maximum.accumulate(t[:-1], out=before[1:])
-        dup, back = good[t == before], good[t < before]
-        rep.duplicates, rep.non_monotonic = dup.tolist(), back.tolist()
-        if len(dup) or len(back):
-            bad[dup] = True
-            bad[back] = True
+    del nan, hl, bp
+    if bad.any() or not bool(np.all(ts[1:] > ts[:-1])):  # else: in order, nothing to drop
+        _order(rep, ts, bad)
     clean = bars if not bad.any() else bars.take(~bad)
+    del bad
     if clean.ts.dtype != np.int64:
         clean = Bars(clean.ts.astype(np.int64), clean.open, clean.high, clean.low, clean.close, clean.volume)
     rep.rows_out = len(clean)
     _gaps(rep, clean.ts, interval_ms)
     return clean, rep
+
+
+def _order(rep: QualityReport, ts: Any, bad: Any) -> None:
+    """Duplicates and rows going back in time, among the rows that passed the value checks."""
+    import numpy as np
+
+    good = np.flatnonzero(~bad)
+    t = ts[good]
+    if not len(t):
+        return
+    before = np.empty(len(t), dtype=float)
+    before[0] = -np.inf
+    np.maximum.accumulate(t[:-1], out=before[1:])
+    dup, back = good[t == before], good[t < before]
+    rep.duplicates, rep.non_monotonic = dup.tolist(), back.tolist()
+    bad[dup] = True
+    bad[back] = True
 
 
 def _gaps(rep: QualityReport, t: Any, interval_ms: int | None) -> None:
@@ -134,7 +145,11 @@ def _gaps(rep: QualityReport, t: Any, interval_ms: int | None) -> None:
     if len(t) < 2:
         return
     d = np.diff(t)
-    step = int(interval_ms) if interval_ms else int(median(d))
+    if interval_ms:
+        step = int(interval_ms)
+    else:  # the median by partitioning d in place, then d again: one temporary, not two
+        step = int(median(d, in_place=True))
+        np.subtract(t[1:], t[:-1], out=d)
     rep.interval_ms = step
     if step > 0:
         idx = np.flatnonzero(d > step)

@@ -76,10 +76,10 @@ def _compare_python(values: list[float], n1: int, n2: int, m: int) -> np.ndarray
 
 def compare_means(x: np.ndarray, n1: int, n2: int) -> np.ndarray:
     """Sign of (mean of the last n1) - (mean of the last n2) at every bar: 1.0, 0.0 (exactly equal)
-    or -1.0; NaN where a window is incomplete or holds a non-finite value."""
+    or -1.0; NaN where a window is incomplete or holds a non-finite value (float32: 4 bytes a bar)."""
     x = np.asarray(x, dtype=float)
     n = len(x)
-    out = np.full(n, np.nan)
+    out = np.full(n, np.nan, dtype=np.float32)
     m = max(n1, n2)
     if min(n1, n2) < 1 or n < m:
         return out
