@@ -12,6 +12,7 @@ from tps19.engine.trading.orders import OrderRequest
 from tps19.screens.confirm import ConfirmScreen
 from tps19.screens.history import HistoryScreen
 from tps19.screens.logview import LogScreen
+from tps19.screens.performance import PerformanceScreen
 from tps19.screens.ticket import TicketScreen
 from tps19.widgets.rows import RowsPane
 
@@ -215,5 +216,15 @@ async def test_history_lists_filled_and_cancelled_orders_after_a_restart(setting
         await pilot.press("f")  # ETH/USDT: none of ours
         await wait_for(pilot, lambda: hist.symbol == "ETH/USDT" and "no finished orders on ETH/USDT"
                        in pane_text(app, "#hist-orders"), what="no ETH orders")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: _is_desk(app), what="back on the desk")
+
+        # the P&L screen: today's row from the stored snapshots (one at each engine stop), live
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PerformanceScreen) and app.screen.loaded > 0,
+                       what="the P&L screen, loaded")
+        await wait_for(pilot, lambda: "live" in pane_text(app, "#perf-daily"),
+                       what=lambda: f"today's live row:\n{pane_text(app, '#perf-daily')}")
+        assert "no strategy has traded" in pane_text(app, "#perf-strategies")
         await pilot.press("escape")
         await wait_for(pilot, lambda: _is_desk(app), what="back on the desk")
