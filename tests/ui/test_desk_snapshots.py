@@ -66,6 +66,15 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     log.add([LogEvent("info", "engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "mode": "paper"}, ts=FIXED_MS),
              LogEvent("warning", "ETH/USDT book feed resync", {"detail": "example line"}, ts=FIXED_MS)])
     app.clear_notifications()
+    # The breakers' peak equity (checked every 1 s) and the risk metrics (every 2 s, "from peak" once
+    # there is a peak) follow the portfolio on timers: whether their last round came before or after
+    # the marks settled is timing. One round of each now, from the settled state.
+    breakers = getattr(app.trading, "breakers", None)
+    if breakers is not None:
+        breakers.evaluate()
+    monitor = getattr(app.trading, "risk_metrics", None)
+    if monitor is not None:
+        monitor.refresh()
     app.redraw_all()  # every pane from the settled state (no flash is live any more)
     await pilot.pause()
 
