@@ -84,5 +84,30 @@ def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path):
     w = np.array([out["weights"][f"{s}/USDT"] for s in "ABCD"])
     cov = np.array(out["covariance"])
     assert w.sum() == pytest.approx(1.0) and np.max(np.abs(w * (cov @ w) / (w @ cov @ w) - 0.25)) < 1e-6
-    live = CliRunner().invoke(app, [a for a in args if a != "--dry-run"])
-    assert live.exit_code == 2 and "not built yet" in live.output
+    live = CliRunner().invoke(app, [*[a for a in args if a != "--dry-run"], "--mode", "live", "--yes"])
+    assert live.exit_code == 2 and "--yes is for paper only" in live.output
+
+
+def test_rebalance_sends_the_orders_through_the_risk_stage(tmp_path, monkeypatch):
+    """Paper, on the embedded simulated exchange: each order to the weights is placed through the
+    broker, and the risk stage refuses the one above the per-order cap."""
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+
+    from .test_metrics import _csv
+
+    for k in [k for k in __import__("os").environ if k.startswith("TPS19_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TPS19_RISK__MAX_ORDER_NOTIONAL", "30000")
+    r = _returns(200)[:, :3]
+    args = ["rebalance", "--method", "risk_parity", "--yes", "--db", str(tmp_path / "t.db")]
+    for i, s in enumerate(("BTC/USDT", "ETH/USDT", "SOL/USDT")):
+        args += ["--data", f"{s}={_csv(tmp_path / f'{i}.csv', r[:, i])}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    lines = [x for x in res.output.splitlines() if x.startswith(("BTC/USDT ", "ETH/USDT ", "SOL/USDT "))]
+    assert len(lines) == 3, res.output
+    assert any("rejected: not sent: order value" in x and "exceeds the per-order cap 30000" in x for x in lines), lines
+    assert any(x.endswith(": filled") for x in lines)

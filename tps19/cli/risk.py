@@ -140,8 +140,11 @@ def rebalance(
     risk_aversion: float = typer.Option(1.0, "--risk-aversion", help="mean_variance: the variance penalty."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only compute and print the target weights."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (weights and covariance)."),
+    mode: str = typer.Option("paper", "--mode", help="Without --dry-run: paper or live orders to reach the weights."),
+    yes: bool = typer.Option(False, "--yes", help="Paper only: send without asking."),
 ) -> None:
-    """Target weights (long-only, summing to 1) from recent returns with a Ledoit-Wolf covariance."""
+    """Target weights (long-only, summing to 1) from recent returns with a Ledoit-Wolf covariance;
+    without --dry-run, the orders that reach them (shown, confirmed, through the risk stage)."""
     import numpy as np
 
     from ..engine.risk.metrics import align_closes, simple_returns
@@ -151,8 +154,10 @@ def rebalance(
     check_numbers(risk_aversion=risk_aversion)
     if bool(data) == bool(symbol):
         fail("give either --data SYMBOL=FILE ... or --symbol S ..., not both")
-    if not dry_run:
-        fail("sending the rebalance orders is not built yet: run with --dry-run for the target weights")
+    if not dry_run and mode not in ("paper", "live"):
+        fail(f"--mode must be paper or live, not {mode[:20]!r}")
+    if yes and mode == "live":
+        fail("--yes is for paper only: LIVE orders are confirmed by typing yes")
     frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
     ts, closes = align_closes(frames)
     names = list(closes)
@@ -167,11 +172,19 @@ def rebalance(
                              "dry_run": dry_run}
     if json_out:
         typer.echo(json.dumps(out))
-        return
+    else:
+        _print_weights(out, names, method, alloc.shrinkage)
+    if not dry_run:
+        from .rebalance_orders import send_rebalance
+
+        send_rebalance(out["weights"], mode, yes, db, quiet=json_out)
+
+
+def _print_weights(out: dict[str, Any], names: list[str], method: str, shrinkage: float | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{method} weights from {out['returns']} returns (Ledoit-Wolf shrinkage {alloc.shrinkage:.3f})")
+    t = Table(title=f"{method} weights from {out['returns']} returns (Ledoit-Wolf shrinkage {shrinkage or 0:.3f})")
     t.add_column("symbol")
     t.add_column("weight", justify="right")
     t.add_column("risk share", justify="right")
