@@ -108,10 +108,16 @@ def train_report(row: Any) -> dict[str, Any]:
     }
 
 
-def _f(x: Any, pct: bool = False) -> str:
+def _f(x: Any, pct: bool = False, digits: int = 4) -> str:
     if x is None:
         return "n/a"
-    return f"{x * 100:.2f}%" if pct else f"{x:.4f}"
+    return f"{x * 100:.2f}%" if pct else f"{x:.{digits}f}"
+
+
+def _short(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
 
 
 def _when(ms: int | None) -> str:
@@ -126,15 +132,16 @@ def print_report(rep: dict[str, Any], console: Any) -> None:
     cv, oos, data = rep["cv"], rep["oos"], rep["data"]
     console.print(f"[bold]{rep['model_id']}[/] ({rep['model']}, features {rep['features']['version']}) on "
                   f"{data['bars']} bars {_when(data['start_ms'])} .. {_when(data['end_ms'])}")
-    t = Table(title="purged walk-forward CV (out-of-fold)")
-    for c in ("fold", "test from", "test to", "train rows", "test rows", "roc_auc", "accuracy", "precision", "recall",
-              "log_loss"):
-        t.add_column(c, justify="right")
+    from rich import box
+
+    t = Table(title="purged walk-forward CV (out-of-fold)", box=box.SIMPLE_HEAD, padding=(0, 0))
+    for c in ("fold", "test bars (UTC)", "train", "test", "auc", "acc", "prec", "recall", "logloss"):
+        t.add_column(c, justify="right", no_wrap=True)
+    scores = ("roc_auc", "accuracy", "precision", "recall", "log_loss")
     for f in cv["folds"]:
-        t.add_row(str(f["fold"]), _when(f["test_start_ms"]), _when(f["test_end_ms"]), str(f["train_rows"]),
-                  str(f["test_rows"]), *(_f(f[k]) for k in ("roc_auc", "accuracy", "precision", "recall", "log_loss")))
-    t.add_row("all", "", "", "", str(cv["rows"]), *(_f(cv[k]) for k in ("roc_auc", "accuracy", "precision", "recall",
-                                                                       "log_loss")), style="bold")
+        t.add_row(str(f["fold"]), f"{_short(f['test_start_ms'])}..{_short(f['test_end_ms'])}", str(f["train_rows"]),
+                  str(f["test_rows"]), *(_f(f[k], digits=3) for k in scores))
+    t.add_row("all", "", "", str(cv["rows"]), *(_f(cv[k], digits=3) for k in scores), style="bold")
     console.print(t)
     o = Table(title=f"trading the out-of-fold predictions (fee {oos['fee']}, enter > {oos['enter']}, exit < {oos['exit']})")
     for c in ("model", "buy and hold", "coin flip"):
@@ -185,12 +192,14 @@ def models(
     if not rows:
         typer.echo("no models yet: train one with `tps19 train --data FILE` (docs/ml.md)")
         return
-    t = Table(title="models")
-    for c in ("id", "model", "symbol", "data", "bars", "horizon", "roc_auc", "log_loss", "OOS return", "buy&hold"):
-        t.add_column(c)
+    from rich import box
+
+    t = Table(title="models", box=box.SIMPLE_HEAD, padding=(0, 0))
+    for c in ("id", "data (UTC)", "bars", "h", "auc", "logloss", "OOS", "B&H"):
+        t.add_column(c, no_wrap=True, justify="left" if c in ("id", "data (UTC)") else "right")
     for r in rows:
-        t.add_row(r.id, r.kind, f"{r.symbol or r.data_source} {r.timeframe or ''}", f"{_when(r.start_ms)} .. {_when(r.end_ms)}",
-                  str(r.bars), str(r.params.get("horizon")), _f(r.cv.get("roc_auc")), _f(r.cv.get("log_loss")),
+        t.add_row(r.id, f"{_when(r.start_ms)[:10]}..{_when(r.end_ms)[:10]}", str(r.bars), str(r.params.get("horizon")),
+                  _f(r.cv.get("roc_auc"), digits=3), _f(r.cv.get("log_loss"), digits=3),
                   _f(r.oos.get("total_return"), True), _f(r.oos.get("buy_and_hold"), True))
     Console().print(t)
 
