@@ -85,3 +85,27 @@ def test_backtest_portfolio_command(tmp_path):
     assert out["symbols"] == ["X/USDT", "Y/USDT"] and out["metrics"]["bars"] == 80
     bad = CliRunner().invoke(app, [*args[:1], "--rebalance", "max_sharpe", *args[7:]])
     assert bad.exit_code == 2 and "unknown --rebalance 'max_sharpe'" in bad.output
+
+
+def test_the_drawdown_breaker_halts_the_whole_portfolio():
+    from tps19.engine.risk.backtest import BacktestRisk
+
+    # two symbols falling 5 a bar from 100 after bar 3; half the cash in each from bar 1's open (100):
+    # equity = 2 x 50 units x close -> 20 % down at close 80 = bar 7
+    close = np.array([100.0] * 4 + [95.0, 90.0, 85.0, 80.0, 75.0, 70.0, 70.0, 70.0])
+    frames = {"A": _frame(close), "B": _frame(close)}
+
+    class Hold:
+        def __init__(self, symbol):
+            pass
+
+        def generate(self, cols):
+            n = len(cols["close"])
+            return type("F", (), {"target": np.where(np.arange(n) < 9, 1.0, 2.0)})()  # wants more at bar 9
+
+    cfg = BacktestConfig(cash=10_000.0, fee=0.0)
+    res = run_portfolio(["A", "B"], frames, cfg, strategy=Hold, risk=BacktestRisk(max_drawdown_pct=20.0))
+    assert res.metrics["risk"]["halted_at_bar"] == 7 and res.equity[7] == pytest.approx(8_000.0)
+    assert not [f for fs in res.fills.values() for f in fs if f.bar > 7]  # the wish for more never fills
+    free = run_portfolio(["A", "B"], frames, cfg, strategy=Hold)
+    assert [f for fs in free.fills.values() for f in fs if f.bar > 7]

@@ -208,6 +208,10 @@ def backtest_portfolio(
     fee: float = typer.Option(0.001, "--fee", help="Fee as a fraction of notional on every fill."),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Fixed slippage in basis points."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    sizing: str = typer.Option(None, "--sizing", help="Position sizing per symbol (docs/risk.md)."),
+    sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
+    max_drawdown: float = typer.Option(None, "--max-drawdown", help="Drawdown breaker: % below peak equity that halts new risk."),
+    flatten_on_halt: bool = typer.Option(False, "--flatten-on-halt", help="When the breaker trips, close every position."),
 ) -> None:
     """Backtest several symbols sharing one cash balance (docs/risk.md)."""
     from ..engine.backtest import BacktestConfig
@@ -222,17 +226,21 @@ def backtest_portfolio(
         fail("give either --strategy NAME or --rebalance METHOD")
     if rebalance_method and rebalance_method not in METHODS:
         fail(f"unknown --rebalance {rebalance_method!r} (choose from {', '.join(METHODS)})")
+    from .backtest import backtest_risk
+
     try:
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
+        risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
         names = list(frames)
         if strategy:
             from ..engine.strategies import create
 
             create(strategy, param or [])  # a bad name or parameter fails here, once
-            res = run_portfolio(names, frames, config, strategy=lambda _s: create(strategy, param or []))
+            res = run_portfolio(names, frames, config, strategy=lambda _s: create(strategy, param or []), risk=risk)
         else:
-            res = run_portfolio(names, frames, config, rebalance=RebalanceEvery(rebalance_method, every, lookback))
+            res = run_portfolio(names, frames, config, rebalance=RebalanceEvery(rebalance_method, every, lookback),
+                                risk=risk)
     except (OptimiseError, *bad_input_errors()) as err:
         fail(str(err))
     if len(res.ts) < 2:

@@ -124,10 +124,29 @@ class RebalanceEvery:
         return out
 
 
+def portfolio_risk(risk: Any, ts: np.ndarray, opens: np.ndarray, closes: np.ndarray, targets: np.ndarray,
+                   config: BacktestConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Sizing per symbol, then the drawdown breaker on the portfolio's equity (the rules of
+    ``risk/backtest.py``, on the shared-capital simulator)."""
+    from ..risk.backtest import halted, sized_targets, trip_bar
+
+    t = np.array(targets, dtype=float)
+    if risk.sizing is not None:
+        t = np.column_stack([sized_targets(risk.sizing, t[:, j], closes[:, j], ts) for j in range(t.shape[1])])
+    info: dict[str, Any] = {"halted_at_bar": None, "halted_at_ts": None}
+    if risk.max_drawdown_pct is not None and len(ts):
+        k = trip_bar(simulate_portfolio(ts, opens, closes, t, config)[0], risk.max_drawdown_pct)
+        if k is not None:
+            t = np.column_stack([halted(t[:, j], k, risk.flatten) for j in range(t.shape[1])])
+            info = {"halted_at_bar": k, "halted_at_ts": int(ts[k])}
+    return t, risk.describe() | info
+
+
 def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestConfig, *,
-                  strategy: Any = None, rebalance: RebalanceEvery | None = None) -> PortfolioResult:
+                  strategy: Any = None, rebalance: RebalanceEvery | None = None, risk: Any = None) -> PortfolioResult:
     """Backtest several symbols sharing ``config.cash``, on the bar times they all have.
-    ``strategy(symbol)`` makes one single-symbol strategy per symbol; or ``rebalance``."""
+    ``strategy(symbol)`` makes one single-symbol strategy per symbol; or ``rebalance``. ``risk``
+    (``risk/backtest.py``'s BacktestRisk) sizes the targets and applies the drawdown breaker."""
     from ..risk.metrics import align_closes
 
     ts, closes_by = align_closes(frames)
@@ -143,11 +162,16 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     else:
         targets = np.column_stack([np.asarray(strategy(s).generate(cols[s]).target, dtype=float) / len(symbols)
                                    for s in symbols])
+    risk_info = None
+    if risk is not None:
+        targets, risk_info = portfolio_risk(risk, ts, opens, closes, targets, config)
     equity, units, fills = simulate_portfolio(ts, opens, closes, targets, config)
     res = PortfolioResult(symbols, config, ts, equity, units, targets, {s: fills[j] for j, s in enumerate(symbols)})
     every = [f for j in range(len(symbols)) for f in fills[j]]
     view = _MetricsView(equity, ts, config, FillTable.from_fills(every), np.abs(units).sum(axis=1))
     res.metrics = compute_metrics(view)
+    if risk_info is not None:
+        res.metrics["risk"] = risk_info
     return res
 
 

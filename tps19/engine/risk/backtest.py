@@ -42,22 +42,28 @@ def no_new_risk(target: np.ndarray, held: float) -> np.ndarray:
     return side * np.minimum.accumulate(np.concatenate(([abs(held)], allowed)))[1:]
 
 
+def trip_bar(equity: np.ndarray, max_drawdown_pct: float) -> int | None:
+    """The first bar whose equity is ``max_drawdown_pct`` or more below its running peak."""
+    if not len(equity):
+        return None
+    hit = np.flatnonzero(1.0 - equity / np.maximum.accumulate(equity) >= max_drawdown_pct / 100.0 - 1e-12)
+    return int(hit[0]) if hit.size else None
+
+
+def halted(target: np.ndarray, k: int, flatten: bool) -> np.ndarray:
+    """One symbol's targets once the breaker tripped at bar ``k``."""
+    out = np.array(target, dtype=float)
+    held = float(out[k - 1]) if k > 0 else 0.0
+    out[k:] = 0.0 if flatten else no_new_risk(out[k:], held)
+    return out
+
+
 def halt_on_drawdown(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, target: np.ndarray,
                      config: BacktestConfig, max_drawdown_pct: float, *, flatten: bool = False) -> tuple[np.ndarray, int | None]:
     """(targets with the breaker applied, the bar it tripped at or None)."""
     target = np.asarray(target, dtype=float)
-    equity = simulate(ts, open_, close, target, config)[0]
-    if not len(equity):
-        return target, None
-    dd = 1.0 - equity / np.maximum.accumulate(equity)
-    hit = np.flatnonzero(dd >= max_drawdown_pct / 100.0 - 1e-12)
-    if not hit.size:
-        return target, None
-    k = int(hit[0])
-    out = target.copy()
-    held = float(target[k - 1]) if k > 0 else 0.0
-    out[k:] = 0.0 if flatten else no_new_risk(target[k:], held)
-    return out, k
+    k = trip_bar(simulate(ts, open_, close, target, config)[0], max_drawdown_pct)
+    return (target, None) if k is None else (halted(target, k, flatten), k)
 
 
 def apply_risk(risk: BacktestRisk, ts: np.ndarray, cols: dict[str, np.ndarray], target: np.ndarray,
