@@ -77,3 +77,23 @@ def test_backtest_flags_for_sizing_and_the_breaker(tmp_path):
     assert risk["sizing"]["name"] == "kelly" and risk["max_drawdown_pct"] == 10.0
     bad = CliRunner().invoke(app, [*args, "--sizing", "kelly", "--sizing-param", "p=2"])
     assert bad.exit_code == 2 and "sizing parameter p=2.0 is out of range for kelly" in bad.output
+
+
+def test_backtest_reports_carry_var_and_cvar_of_their_equity(tmp_path):
+    f = _csv(tmp_path / "x.csv", SAMPLE)
+    r = CliRunner().invoke(app, ["backtest", "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=5",
+                                 "--data", str(f), "--no-save", "--json", "--fee", "0"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    m = out["metrics"]
+    # the equity curve is not in the JSON: rebuild the per-bar returns from the run itself
+    from tps19.engine.backtest import BacktestConfig, run_backtest
+    from tps19.engine.history.quality import check, read_ohlcv
+    from tps19.engine.strategies import create
+
+    df, _ = check(read_ohlcv(f))
+    res = run_backtest(create("sma_cross", ["fast=2", "slow=5"]), df, BacktestConfig(fee=0.0))
+    curve = np.concatenate(([10_000.0], res.equity))
+    rets = curve[1:] / curve[:-1] - 1
+    assert (m["var_95"], m["cvar_95"]) == pytest.approx(var_cvar(rets, 0.95))
+    assert (m["var_99"], m["cvar_99"]) == pytest.approx(var_cvar(rets, 0.99))

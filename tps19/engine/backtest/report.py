@@ -59,7 +59,11 @@ def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("Average trade", f"{_num(m.get('avg_trade'))} ({_pct(m.get('avg_trade_return'))})"),
         ("Exposure time", _pct(m.get("exposure"))),
         ("Fees paid", _num(m.get("fees"))),
-    ]
+    ] + ([  # the risk figures `tps19 backtest` adds (engine/risk/metrics.py, docs/risk.md)
+        ("Volatility (annual)", _pct(m.get("volatility_annual"))),
+        ("VaR / CVaR 95%", f"{_pct(m.get('var_95'))} / {_pct(m.get('cvar_95'))}"),
+        ("VaR / CVaR 99%", f"{_pct(m.get('var_99'))} / {_pct(m.get('cvar_99'))}"),
+    ] if "var_95" in m else [])
 
 
 def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:

@@ -138,6 +138,18 @@ def bars_per_year(ts: np.ndarray) -> float:
     return YEAR_MS / step if step > 0 else 0.0
 
 
+def equity_risk(equity: np.ndarray, cash: float, ts: np.ndarray) -> dict[str, float]:
+    """A backtest report's risk figures, from its equity curve (per-bar simple returns, the
+    starting cash first): annualised volatility and VaR/CVaR at 95 and 99 %."""
+    curve = np.concatenate(([cash], np.asarray(equity, dtype=float)))
+    rets = simple_returns(curve)
+    out = {"volatility_annual": volatility(rets, bars_per_year(ts))[1]}
+    for lv in LEVELS:
+        var, cvar = var_cvar(rets, lv)
+        out[f"var_{round(lv * 100)}"], out[f"cvar_{round(lv * 100)}"] = var, cvar
+    return out
+
+
 def weights_report(frames: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> tuple[RiskReport, np.ndarray]:
     """`tps19 risk`: the figures for a portfolio of files held at constant weights (equal if none
     given), rebalanced every bar; exposure and leverage as fractions of equity."""
