@@ -58,8 +58,29 @@ def test_backtest_json_and_stored_result(cli, tmp_path):
 
     (row,) = asyncio.run(rows())
     assert isinstance(row.final_equity, Decimal) and row.final_equity.quantize(Decimal("0.01")) == Decimal("7297.73")
-    assert row.cash == Decimal("10000") and row.strategy == "sma_cross" and len(row.trades) == 185
+    assert row.cash == Decimal("10000") and row.strategy == "sma_cross"
     assert row.id == obj["result_id"]
+    # the trades are rows of their own table, as printed; not one JSON value in the result row
+    assert row.trades == []
+    stored = asyncio.run(trades_of(db, row.id))
+    assert len(stored) == 185 and [t.seq for t in stored] == list(range(185))
+    for t, printed in zip(stored, obj["trades"], strict=True):
+        assert (t.side, t.entry_bar, t.entry_price, t.exit_bar, t.pnl, t.open) == (
+            printed["side"], printed["entry_bar"], printed["entry_price"], printed["exit_bar"], printed["pnl"], printed["open"])
+    assert stored[-1].open and stored[-1].exit_price == obj["trades"][-1]["mark_price"]
+
+
+async def trades_of(path, result_id):
+    from tps19.engine.storage import BacktestTrade
+
+    d = Database(path)
+    await d.open()
+    try:
+        async with d.session() as s:
+            q = select(BacktestTrade).where(BacktestTrade.result_id == result_id).order_by(BacktestTrade.seq)
+            return (await s.execute(q)).scalars().all()
+    finally:
+        await d.close()
 
 
 def test_backtest_human_output(cli, tmp_path):

@@ -189,9 +189,17 @@ def money(x: float) -> Decimal:
     return Decimal(repr(float(x))).quantize(Decimal("0.00000001"))
 
 
+_SAVE_BATCH = 10_000
+
+
 async def save_result(db: Any, res: BacktestResult, *, exchange: str | None = None, symbol: str | None = None,
                       timeframe: str | None = None, data_source: str | None = None) -> int:
+    """One ``backtest_results`` row and its trades in ``backtest_trades`` (one row each, written in
+    batches), in one transaction."""
+    from sqlalchemy import insert
+
     from ..storage import BacktestResult as Row
+    from ..storage import BacktestTrade
 
     row = Row(
         created_ms=int(time.time() * 1000),
@@ -206,10 +214,26 @@ async def save_result(db: Any, res: BacktestResult, *, exchange: str | None = No
         cash=money(res.config.cash),
         final_equity=money(res.final_equity),
         metrics=json.loads(json.dumps(res.metrics, default=_json_default)),
-        trades=json.loads(json.dumps(trade_dicts(res), default=_json_default)),
+        trades=[],
     )
+    table = BacktestTrade.__table__  # type: ignore[attr-defined]
     async with db.session() as s:
         s.add(row)
+        await s.flush()
+        result_id = int(row.id or 0)
+        for lo in range(0, len(res.trades), _SAVE_BATCH):
+            await s.execute(insert(table), trade_rows(res, result_id, lo, lo + _SAVE_BATCH))
         await s.commit()
-        await s.refresh(row)
-    return int(row.id or 0)
+    return result_id
+
+
+def trade_rows(res: BacktestResult, result_id: int, lo: int, hi: int) -> list[dict[str, Any]]:
+    """``backtest_trades`` rows for trades lo:hi."""
+    rows = trade_dicts(res, lo, hi)
+    for i, d in enumerate(rows, start=lo):
+        d.pop("entry_time")
+        d.pop("exit_time")
+        if d["open"]:
+            d["exit_price"] = d.pop("mark_price")
+        d["result_id"], d["seq"] = result_id, i
+    return rows

@@ -6,6 +6,7 @@ from .lock import DatabaseInUse, InstanceLock
 from .models import (
     AIDecision,
     BacktestResult,
+    BacktestTrade,
     Bar,
     Fill,
     Order,
@@ -17,6 +18,7 @@ from .models import (
 __all__ = [
     "AIDecision",
     "BacktestResult",
+    "BacktestTrade",
     "Bar",
     "Database",
     "DatabaseInUse",

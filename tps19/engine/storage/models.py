@@ -133,7 +133,7 @@ class BacktestResult(SQLModel, table=True):
     cash: Decimal = money()
     final_equity: Decimal = money()
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
-    trades: list = Field(default_factory=list, sa_column=Column(JSON))
+    trades: list = Field(default_factory=list, sa_column=Column(JSON))  # before backtest_trades; now []
 
 
 # --- trading (tps19/engine/trading) -----------------------------------------------------------
@@ -190,3 +190,5 @@ class KillSwitchState(SQLModel, table=True):
 from .models_ml import AIDecisionOutcome, MLModel  # noqa: E402,F401
 # The risk layer's table (limits changed in the desk).
 from .models_risk import RiskLimitChange  # noqa: E402,F401
+# A stored backtest's trades (one row each).
+from .models_backtest import BacktestTrade  # noqa: E402,F401
