@@ -282,6 +282,8 @@ def _print_compare(res: dict[str, Any]) -> None:
     typer.echo(f"only {res['a']} right: {res['only_a_right']}, only {res['b']} right: {res['only_b_right']}; "
                f"McNemar p = {_f(res['mcnemar_p'])}; paired t-test on log loss p = {_f(res['log_loss_t_p'])} "
                "(promote a challenger when it is better and p is small, e.g. < 0.05)")
+    if n < 30:
+        typer.echo(f"only {n} paired decisions: too few to promote on, whatever the p-values say (wait for >= 30)")
 
 
 def register(app: typer.Typer) -> None:
