@@ -131,6 +131,12 @@ def pane_refresh(held: int, n_bars: int) -> None:
         class broker:
             killed = False
 
+    from tps19.widgets.state import DeskState
+
+    state = DeskState(symbols)
+    for s in symbols:
+        state.positions[s] = pf.position_event(s)
+
     new_bar = True
 
     async def run() -> tuple[float, float]:
@@ -151,7 +157,7 @@ def pane_refresh(held: int, n_bars: int) -> None:
                 monitor.refresh()
                 t1 = time.perf_counter()
                 pane._key = None  # force a redraw, as when the figures changed
-                pane.show_trading(Trading(), RiskSettings())
+                pane.show_trading(state, Trading(), RiskSettings())
                 console.render_lines(pane.render(), console.options.update(width=40, height=40))
                 t2 = time.perf_counter()
                 t_metrics.append(t1 - t0)
