@@ -109,3 +109,28 @@ def test_the_drawdown_breaker_halts_the_whole_portfolio():
     assert not [f for fs in res.fills.values() for f in fs if f.bar > 7]  # the wish for more never fills
     free = run_portfolio(["A", "B"], frames, cfg, strategy=Hold)
     assert [f for fs in free.fills.values() for f in fs if f.bar > 7]
+
+
+def test_symbols_from_stored_bars(tmp_path):
+    """`--symbol` repeated reads bars imported into the database (`tps19 import`)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+
+    db = str(tmp_path / "bars.db")
+    for j, s in enumerate(("X/USDT", "Y/USDT")):
+        f = tmp_path / f"{j}.csv"
+        _frame(_walk(60, 20 + j)).rename(columns={"ts": "timestamp_ms"}).to_csv(f, index=False)
+        imp = CliRunner().invoke(app, ["import", str(f), "--exchange", "file", "--symbol", s, "--timeframe", "1h",
+                                       "--db", db])
+        assert imp.exit_code == 0, imp.output
+    stored = ["--symbol", "X/USDT", "--symbol", "Y/USDT", "--exchange", "file", "--timeframe", "1h", "--db", db]
+    r = CliRunner().invoke(app, ["backtest-portfolio", "--rebalance", "risk_parity", "--every", "10", "--lookback",
+                                 "20", "--json", *stored])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["metrics"]["bars"] == 60
+    w = CliRunner().invoke(app, ["rebalance", "--method", "min_variance", "--dry-run", "--json", *stored])
+    assert w.exit_code == 0, w.output
+    assert sum(json.loads(w.stdout)["weights"].values()) == pytest.approx(1.0)
