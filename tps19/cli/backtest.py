@@ -93,9 +93,9 @@ def backtest(
         if len(df) < 2:
             fail("not enough bars to backtest (need at least 2)")
         res = run_backtest(strat, df, config, risk)
-        from ..engine.risk.metrics import equity_risk
+        from ..engine.risk.metrics import with_risk_figures
 
-        res.metrics.update(equity_risk(res.equity, config.cash, res.ts))  # VaR/CVaR as docs/risk.md defines them
+        with_risk_figures(res)  # volatility, VaR/CVaR as docs/risk.md defines them
     except bad_input_errors() as err:
         fail(str(err))
     halted = (res.metrics.get("risk") or {}).get("halted_at_bar")

@@ -221,4 +221,6 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     if len(df) < 2:
         raise ValueError("not enough bars in the chosen range")
     notes = "; ".join(rep.lines(limit=2)[1:])
-    return run_backtest(strat, df, config), notes
+    from ..engine.risk.metrics import with_risk_figures
+
+    return with_risk_figures(run_backtest(strat, df, config)), notes

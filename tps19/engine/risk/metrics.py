@@ -150,6 +150,13 @@ def equity_risk(equity: np.ndarray, cash: float, ts: np.ndarray) -> dict[str, fl
     return out
 
 
+def with_risk_figures(res: Any) -> Any:
+    """A backtest result with ``equity_risk`` in its metrics (the CLI and the desk's backtest
+    screen report the same figures; the optimiser's many runs skip them)."""
+    res.metrics.update(equity_risk(res.equity, res.config.cash, res.ts))
+    return res
+
+
 def weights_report(frames: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> tuple[RiskReport, np.ndarray]:
     """`tps19 risk`: the figures for a portfolio of files held at constant weights (equal if none
     given), rebalanced every bar; exposure and leverage as fractions of equity."""
