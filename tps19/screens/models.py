@@ -1,6 +1,7 @@
 """`m`: the models screen. Each registered model's validation figures beside how its live and
 paper decisions turned out (hit rate, log loss, calibration), and a drift warning per feature
-(PSI against the training data above ``TPS19_ML__PSI_WARN``). Read in a worker; `r` reloads."""
+(PSI against the training data above ``TPS19_ML__PSI_WARN``). Read in a worker every 30 s
+while open; `r` reloads now."""
 
 from __future__ import annotations
 
@@ -55,8 +56,11 @@ class ModelsScreen(Screen[None]):
             yield Static("loading...", id="models-detail")
         yield Footer()
 
+    REFRESH_S = 30.0  # decisions resolve once per bar: re-reading more often shows nothing new
+
     def on_mount(self) -> None:
         self.load()
+        self.set_interval(self.REFRESH_S, self.load)
 
     def action_reload(self) -> None:
         self.load()
@@ -77,6 +81,7 @@ class ModelsScreen(Screen[None]):
 
     def _fill(self) -> None:
         table = self.query_one("#models-table", DataTable)
+        keep = table.cursor_row  # a refresh keeps the trader's row
         table.clear()
         for m in self.models:
             drift = Text(f"DRIFT {len(m.drifting)}", style="bold red") if m.drifting else Text("ok", style="green")
@@ -84,7 +89,10 @@ class ModelsScreen(Screen[None]):
                           _f(m.validation.get("accuracy"), True), _f(m.validation.get("log_loss")),
                           str(m.live["resolved"]), _f(m.live["hit_rate"], True), _f(m.live["log_loss"]), drift,
                           key=m.id)
-        self._detail(self.models[0] if self.models else None)
+        row = min(max(keep, 0), len(self.models) - 1)
+        if self.models:
+            table.move_cursor(row=row)
+        self._detail(self.models[row] if self.models else None)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
