@@ -148,3 +148,28 @@ def test_parallel_equals_serial(eth5m):
     a = opt.evaluate_many("bollinger", cands, data, BacktestConfig(), jobs=1)
     b = opt.evaluate_many("bollinger", cands, data, BacktestConfig(), jobs=2)
     assert a == b
+
+
+def test_workers_map_the_bars_once(eth5m):
+    """The pool's workers read the bars from one memory-mapped file (read-only views, nothing
+    pickled per task); the file is gone when the search is done."""
+    import os
+
+    from tps19.engine.backtest.shared import write_mapped
+
+    data = {k: eth5m[k].to_numpy() for k in ("ts", "open", "high", "low", "close", "volume")}
+    mapped = write_mapped(data)
+    try:
+        views = mapped.open()
+        assert all(isinstance(v, np.memmap) and not v.flags.writeable for v in views.values())
+        for k in data:
+            np.testing.assert_array_equal(views[k], data[k])
+    finally:
+        os.unlink(mapped.path)
+    folder = os.path.dirname(mapped.path)
+    before = {f for f in os.listdir(folder) if f.startswith("tps19-bars-")}
+    cands = opt.candidates("sma_cross", {"fast": [5, 10], "slow": [20, 40]})
+    a = opt.evaluate_many("sma_cross", cands, data, BacktestConfig(), jobs=1)
+    b = opt.evaluate_many("sma_cross", cands, data, BacktestConfig(), jobs=2)
+    assert a == b
+    assert {f for f in os.listdir(folder) if f.startswith("tps19-bars-")} == before

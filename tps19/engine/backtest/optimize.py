@@ -14,7 +14,8 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from ...numbers import NumberError, to_float
 from ..strategies import ParamError, get
 from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
 from .metrics import compute_metrics
+from .shared import MappedBars, mapped_pool
 from .trades import FillTable, TradeTable
 
 METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "profit_factor", "win_rate", "final_equity", "max_drawdown")
@@ -122,9 +124,9 @@ def score(metrics: dict[str, Any], metric: str) -> float:
 _DATA: dict[str, np.ndarray] = {}
 
 
-def _init_worker(data: dict[str, np.ndarray]) -> None:
+def _init_worker(data: dict[str, np.ndarray] | MappedBars) -> None:
     _DATA.clear()
-    _DATA.update(data)
+    _DATA.update(data.open() if isinstance(data, MappedBars) else data)
 
 
 def cluster_pool(client: Any, data: dict[str, np.ndarray]) -> Executor:
@@ -166,17 +168,18 @@ def evaluate_many(
             if progress:
                 progress(i + 1, len(tasks))
         return out
-    own = pool is None
     if pool is None:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,))
-    try:
-        for i, r in enumerate(pool.map(_evaluate, tasks, chunksize=max(1, len(tasks) // (4 * max(jobs, 1))))):
-            out.append(r)
-            if progress:
-                progress(i + 1, len(tasks))
-    finally:
-        if own:
-            pool.shutdown()
+        with mapped_pool(data, jobs, _init_worker) as own:
+            return _run_tasks(own, tasks, jobs, progress)
+    return _run_tasks(pool, tasks, jobs, progress)
+
+
+def _run_tasks(pool: Executor, tasks: list[Any], jobs: int, progress: ProgressFn | None) -> list[Any]:
+    out = []
+    for i, r in enumerate(pool.map(_evaluate, tasks, chunksize=max(1, len(tasks) // (4 * max(jobs, 1))))):
+        out.append(r)
+        if progress:
+            progress(i + 1, len(tasks))
     return out
 
 
@@ -244,10 +247,9 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
     fills: list[FillTable] = []
     trades: list[TradeTable] = []
     cash = config.cash
-    own = pool is None and jobs > 1
-    if own:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(data,))
-    try:
+    with ExitStack() as stack:
+        if pool is None and jobs > 1:
+            pool = stack.enter_context(mapped_pool(data, jobs, _init_worker))
         for k, (train, test) in enumerate(windows):
             def prog(i: int, n: int, base: int = done) -> None:
                 if progress:
@@ -265,9 +267,6 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
             pos_parts.append(oos.position)
             fills.append(oos.fills)
             trades.append(oos.trades)
-    finally:
-        if own and pool is not None:
-            pool.shutdown()
     chained = BacktestResult(name, {}, config, np.concatenate(ts_parts), np.array([]), np.concatenate(eq_parts),
                              np.concatenate(pos_parts), FillTable.concat(fills), TradeTable.concat(trades))
     return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), chained.trades)
