@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +52,38 @@ class Trade:
 _I8, _I64, _F8 = np.dtype(np.int8), np.dtype(np.int64), np.dtype(np.float64)
 
 
+class _Columns:
+    """A sequence of rows whose columns are the (dataclass) fields: ``_row(i)`` makes row i."""
+
+    def _row(self, i: int) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(getattr(self, fields(self)[0].name))  # type: ignore[arg-type]
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self)))]
+        return self._row(i)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._row(j) for j in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Columns | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Any]) -> Any:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts] or [np.zeros(0)])  # type: ignore[call-arg,arg-type]
+                     for f in fields(cls)))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
-class FillTable(Sequence[Fill]):
+class FillTable(_Columns, Sequence[Fill]):
     """Fills in time order; ``side`` is +1 buy, -1 sell."""
 
     bar: np.ndarray
@@ -63,28 +93,9 @@ class FillTable(Sequence[Fill]):
     price: np.ndarray
     fee: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.bar)
-
-    @overload
-    def __getitem__(self, i: int) -> Fill: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Fill]: ...
-    def __getitem__(self, i: int | slice) -> Fill | list[Fill]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _row(self, i: int) -> Fill:
         return Fill(int(self.bar[i]), int(self.ts[i]), "buy" if self.side[i] > 0 else "sell",
                     float(self.units[i]), float(self.price[i]), float(self.fee[i]))
-
-    def __iter__(self) -> Iterator[Fill]:
-        return (self[j] for j in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FillTable | list | tuple):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_fills(cls, fills: Sequence[Fill]) -> FillTable:
@@ -93,13 +104,9 @@ class FillTable(Sequence[Fill]):
                    np.array([f.units for f in fills], dtype=_F8), np.array([f.price for f in fills], dtype=_F8),
                    np.array([f.fee for f in fills], dtype=_F8))
 
-    @classmethod
-    def concat(cls, parts: Sequence[FillTable]) -> FillTable:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts] or [np.zeros(0)]) for f in fields(cls)))
-
 
 @dataclass(frozen=True, eq=False)
-class TradeTable(Sequence[Trade]):
+class TradeTable(_Columns, Sequence[Trade]):
     """Round trips in entry order; ``side`` is +1 long, -1 short. An open trade (the last one at
     most) has ``exit_bar`` and ``exit_ts`` -1 and its ``exit_price`` is the last close it is
     marked at."""
@@ -117,16 +124,7 @@ class TradeTable(Sequence[Trade]):
     fees: np.ndarray
     open: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.side)
-
-    @overload
-    def __getitem__(self, i: int) -> Trade: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Trade]: ...
-    def __getitem__(self, i: int | slice) -> Trade | list[Trade]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _row(self, i: int) -> Trade:
         is_open = bool(self.open[i])
         return Trade(
             side="long" if self.side[i] > 0 else "short", entry_bar=int(self.entry_bar[i]),
@@ -135,16 +133,6 @@ class TradeTable(Sequence[Trade]):
             exit_price=float(self.exit_price[i]), pnl=float(self.pnl[i]), return_pct=float(self.return_pct[i]),
             fees=float(self.fees[i]), open=is_open,
         )
-
-    def __iter__(self) -> Iterator[Trade]:
-        return (self[j] for j in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, TradeTable | list | tuple):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     @property
     def closed(self) -> np.ndarray:
@@ -164,7 +152,3 @@ class TradeTable(Sequence[Trade]):
             np.array([np.nan if t.exit_price is None else t.exit_price for t in trades], dtype=_F8),
             col("pnl", _F8), col("return_pct", _F8), col("fees", _F8), np.array([t.open for t in trades], dtype=bool),
         )
-
-    @classmethod
-    def concat(cls, parts: Sequence[TradeTable]) -> TradeTable:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts] or [np.zeros(0)]) for f in fields(cls)))
