@@ -93,6 +93,7 @@ def backtest(
         if len(df) < 2:
             fail("not enough bars to backtest (need at least 2)")
         res = run_backtest(strat, df, config, risk)
+        del df  # open/high/low/volume: the result keeps ts and close (32 of 48 bytes a bar freed)
         from ..engine.risk.metrics import with_risk_figures
 
         with_risk_figures(res)  # volatility, VaR/CVaR as docs/risk.md defines them
