@@ -284,8 +284,14 @@ class DeskApp(CockpitScreens, App[int]):
                 self._dirty.add("chart")
             else:
                 self._last_chart = now
-                panes["chart"].show(sym, self.settings.symbols.timeframe, self.state.bars.get(sym, {}).values(),
-                                self.state.fills.get(sym, ()))
+                args = (sym, self.settings.symbols.timeframe, list(self.state.bars.get(sym, {}).values()),
+                        list(self.state.fills.get(sym, ())))
+                # after this frame is written: a 10-30 ms plotext build must not hold back the book
+                # drawn in the same tick (it set bench_desk's p99)
+                if force:
+                    panes["chart"].show(*args)
+                else:
+                    self.call_after_refresh(panes["chart"].show, *args)
         if "status" in dirty:
             status_bar.draw(self.state, sym, failed=self.engine_error is not None,
                             now_ms=self.clock() * 1000 if self.frozen_clock else None)
