@@ -16,12 +16,14 @@ from tps19.screens.confirm import ConfirmScreen, MessageScreen
 from tps19.screens.help import HelpScreen
 from tps19.screens.history import HistoryScreen
 from tps19.screens.logview import LogScreen
+from tps19.screens.models import ModelsScreen
 from tps19.screens.performance import PerformanceScreen
 from tps19.screens.ticket import TicketScreen
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLED: tuple[type[App] | type[Screen], ...] = (DeskApp, TicketScreen, ConfirmScreen, MessageScreen, HelpScreen,
-                                                BacktestScreen, HistoryScreen, LogScreen, PerformanceScreen)
+                                                BacktestScreen, HistoryScreen, LogScreen, PerformanceScreen,
+                                                ModelsScreen)
 
 
 def _shipped(path: Path) -> bool:

@@ -30,11 +30,7 @@ def _day(ms: int) -> str:
 
 
 class ModelsScreen(Screen[None]):
-    DEFAULT_CSS = """
-    ModelsScreen #models-head { height: auto; padding: 0 1; }
-    ModelsScreen #models-table { height: auto; max-height: 14; }
-    ModelsScreen #models-detail { height: 1fr; padding: 0 1; }
-    """
+    CSS_PATH = "models.tcss"
     BINDINGS = [Binding("escape", "close", "Back"), Binding("r", "reload", "Reload")]
 
     def __init__(self, db: str | Path, psi_warn: float = 0.25, **kw: Any) -> None:
