@@ -269,3 +269,36 @@ def test_sigterm_quits_the_desk_and_gives_the_terminal_back(tmp_path):
     assert code == 0, after[-2000:]
     assert b"\x1b[?1049l" in after  # back on the main screen, not left in the desk's
     assert b"Traceback" not in bytes(screen)
+
+
+def test_a_second_signal_that_lands_inside_a_log_write_still_exits(tmp_path, monkeypatch):
+    # The forcing handler runs between bytecodes of whatever the main thread was doing, which
+    # on a busy engine is often a log write holding the writer's lock. Seen in CI under load:
+    # the handler's own "forced" line waited on that lock forever and the process never left.
+    from tps19.engine import shutdown as sd
+    from tps19.engine.jsonlog import JsonLines
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(sd, "exit_now", fake_exit)
+    out = JsonLines(tmp_path / "log.jsonl")
+    stopper = sd.Shutdown(out, asyncio.Event())
+    result: list[object] = []
+
+    def interrupted_writer() -> None:
+        with out._lock:  # the signal arrives mid-write, in the thread that holds the lock
+            try:
+                stopper._force(signal.SIGTERM, None)
+            except Exited as e:
+                result.append(e.args[0])
+
+    t = threading.Thread(target=interrupted_writer, daemon=True)
+    t.start()
+    t.join(60)
+    assert result == [sd.FORCED_EXIT_CODE], "the forced exit hung on the log writer's lock"
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["event"] == "forced"

@@ -84,9 +84,26 @@ class JsonLines:
     def redact(self, text: str) -> str:
         return self._redactor.sub("***", text) if self._redactor is not None else text
 
-    def write(self, event: str, **fields: Any) -> None:
+    def _line(self, event: str, fields: dict[str, Any]) -> str:
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = self.redact(json.dumps(record, default=_default, separators=(",", ":"))) + "\n"
+        return self.redact(json.dumps(record, default=_default, separators=(",", ":"))) + "\n"
+
+    def write_last(self, event: str, **fields: Any) -> None:
+        """The last line before a forced exit, written from a signal handler. That handler may
+        have interrupted this very thread inside `write`, holding the (non-reentrant) lock:
+        waiting for it would hang the exit forever. So wait only briefly (another thread's
+        write ends quickly), then write without it."""
+        line = self._line(event, fields)
+        locked = self._lock.acquire(timeout=0.5)
+        try:
+            self._fh.write(line)
+            self._fh.flush()
+        finally:
+            if locked:
+                self._lock.release()
+
+    def write(self, event: str, **fields: Any) -> None:
+        line = self._line(event, fields)
         with self._lock:
             if self._max_bytes:
                 size = len(line.encode("utf-8"))

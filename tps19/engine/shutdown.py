@@ -54,8 +54,8 @@ class Shutdown:
                 signal.signal(s, self._force)
 
     def _force(self, signum: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(Exception):  # e.g. a reentrant write if the signal cut one short
-            self.out.write("forced", signal=signal.Signals(signum).name, exit_code=FORCED_EXIT_CODE,
+        with contextlib.suppress(Exception):  # e.g. the signal cut a write short: exit regardless
+            self.out.write_last("forced", signal=signal.Signals(signum).name, exit_code=FORCED_EXIT_CODE,
                            hung_in=self.where())
         exit_now(FORCED_EXIT_CODE)
 
