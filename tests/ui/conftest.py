@@ -107,7 +107,10 @@ def venue_state_mismatch(app) -> str | None:
             # one venue message carries a flush's trades, newest first and in the same millisecond:
             # the newest trade on the tape means the whole batch arrived
             if not tape or newest.id not in {t.id for t in tape}:
-                return f"{s} tape lacks the venue's latest trade {newest.id}"
+                feed = getattr(app.engine, "feed", None)
+                stats = feed.stats.get("trades", s) if feed is not None else None
+                return (f"{s} tape lacks the venue's latest trade {newest.id} (tape's newest "
+                        f"{tape[-1].id if tape else None}; feed {stats}; desk dropped {app.sub.dropped})")
             # the candle that holds the latest trade (not "now": a minute may have rolled over since)
             candle = sim.candles[s].rows(tf, None, newest.time + 1, 1, sim.clock())[0]
             bar = app.state.bars.get(s, {}).get(candle["t"])
