@@ -60,3 +60,19 @@ def test_the_risk_pane_rows_of_the_metrics():
                                ("corr BTC/ETH", "+0.80")]
     few = RiskMetricsEvent(equity=10.0, report=RiskReport({}, 0.0, 0.0, 3, 0.0, 0.0), drawdown_pct=0.0)
     assert metric_rows(few) == [("leverage", "0.00x"), ("from peak", "0.00%"), ("VaR/CVaR", "n/a (3 bars)")]
+
+
+async def test_holdings_the_account_had_count_in_exposure_and_leverage(bus, db, markets):
+    # Seen on the desk: 1 BTC held before the start, exposure 67k on the pane, leverage 0.00x:
+    # equity is made of what the account holds, so its risk figures must be too.
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=settings(),
+                            exchange="cryptocom", starting_balances={"USDT": D("50000"), "BTC": D("1")},
+                            snapshot_interval_s=0)
+    await s.start()
+    try:
+        bus.publish(book(bids=((49999.0, 5.0),), asks=((50001.0, 5.0),)))
+        ev = s.risk_metrics.refresh()
+        assert ev.report.exposure == {"BTC/USDT": pytest.approx(50000.0)}
+        assert ev.report.leverage == pytest.approx(0.5)
+    finally:
+        await s.stop()

@@ -72,12 +72,19 @@ class RiskMonitor:
             d.popitem(last=False)
 
     def exposure(self) -> dict[str, float]:
+        """What the account holds of each marked symbol's base currency, at the mark: the
+        holdings equity is made of (and the Risk pane's exposure row), not only what TPS19's own
+        fills bought, so leverage and VaR describe the account a trader actually risks."""
         pf = self.portfolio
         out: dict[str, float] = {}
-        for s, p in pf.positions.items():
-            mark = pf.mark(s)
-            if p.qty and mark is not None:
-                out[s] = float(p.qty * mark)
+        seen: set[str] = set()
+        for s in sorted(pf.marks):
+            base, _ = pf._ccy(s)
+            held = pf.balances.get(base)
+            if base in seen or not held:
+                continue
+            seen.add(base)  # BTC/USDT and BTC/USD marks: the BTC held is counted once
+            out[s] = float(held * pf.marks[s])
         return out
 
     def _returns(self, symbols: list[str]) -> tuple[dict[str, np.ndarray], float]:
