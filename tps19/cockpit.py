@@ -26,11 +26,11 @@ class CockpitScreens:
         engine = self.engine
         if engine is None or getattr(engine, "trading", None) is None or getattr(engine, "db", None) is None:
             return None
-        try:
-            from .engine.trading.history import TradingHistory
-        except ImportError:
-            return None
-        return TradingHistory(engine.db, mode=self.mode, markets=getattr(engine, "markets", None))
+        from .engine.trading.history import TradingHistory
+
+        # this venue's rows only: one database may hold several venues' orders for the same mode
+        return TradingHistory(engine.db, mode=self.mode, exchange=engine.trading.store.exchange,
+                              markets=getattr(engine, "markets", None))
 
     def log_facts(self) -> list[tuple[str, str]]:
         venue = getattr(self.state, "venue", None)
