@@ -19,6 +19,7 @@ from textual.screen import Screen
 
 from .cockpit import CockpitScreens
 from .config import Settings, load_settings
+from .redaction import redact_event
 from .screens.confirm import ConfirmScreen, MessageScreen
 from .screens.desk import DeskScreen
 from .screens.help import HelpScreen
@@ -28,7 +29,6 @@ from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "log", "risk", "signals"})
-SENSITIVE = ("key", "secret", "password", "token", "sig")
 
 
 class DeskApp(CockpitScreens, App[int]):
@@ -308,7 +308,7 @@ class DeskApp(CockpitScreens, App[int]):
         if "signals" in dirty:
             panes["signals"].show_signals(list(self.state.signals), bool(self.state.signals))
         if "log" in dirty and self.state.new_log:
-            lines = [_redact(e) for e in self.state.new_log]
+            lines = [redact_event(e) for e in self.state.new_log]
             panes["log"].add(lines)
             if isinstance(self.screen, LogScreen):
                 self.screen.add(lines)
@@ -506,12 +506,3 @@ class DeskApp(CockpitScreens, App[int]):
         if not isinstance(self.screen, ModelsScreen):
             self.push_screen(ModelsScreen(self.settings.database.target, self.settings.ml.psi_warn))
 
-
-def _redact(e: Any) -> Any:
-    """Never a secret on screen: fields whose name looks sensitive are masked."""
-    if not e.fields or not any(any(s in k.lower() for s in SENSITIVE) for k in e.fields):
-        return e
-    from .engine.events import LogEvent
-
-    fields = {k: ("***" if any(s in k.lower() for s in SENSITIVE) else v) for k, v in e.fields.items()}
-    return LogEvent(level=e.level, message=e.message, fields=fields, ts=e.ts)

@@ -29,7 +29,7 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: str
         if symbols:
             overrides["symbols"] = base.symbols.model_dump() | {"watch": symbols}
         if db:
-            from .cli.common import is_db_url
+            from .dburl import is_db_url
 
             overrides["database"] = {"url": db, "path": base.database.path} if is_db_url(db) else {"path": db, "url": None}
         if adopt_holdings:

@@ -5,6 +5,8 @@ Only typer at module level (``tps19 --help`` must stay fast)."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..dburl import is_db_url
 from typing import NoReturn
 
 import typer
@@ -38,10 +40,6 @@ def check_numbers(**flags: float) -> None:
 
 
 DB_HELP = "SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else TPS19_DATABASE__PATH)."
-
-
-def is_db_url(db: str | Path) -> bool:
-    return isinstance(db, str) and db.lower().startswith(("postgresql://", "postgres://", "postgresql+asyncpg://"))
 
 
 def db_path(db: str | Path | None) -> str | Path:
