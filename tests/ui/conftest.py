@@ -93,6 +93,12 @@ def venue_state_mismatch(app) -> str | None:
     depth = app.settings.symbols.book_depth
     tf = app.settings.symbols.timeframe
     for s in app.symbols:
+        # The venue sends a print only to the connections subscribed at that moment (no snapshot of
+        # past prints on subscribe, as on Crypto.com). The feed's trade subscription goes out after
+        # its book subscription, so books at the venue's sequence do not mean the tape is listening:
+        # a step before it is registered publishes that step's prints to no one.
+        if not sim._subs.get(f"trade.{sim._by_symbol[s].id}"):
+            return f"{s} trade channel not subscribed at the venue yet"
         book = app.state.books.get(s)
         channel = sim._book_channels.get((s, depth))
         if book is None or channel is None or book.seq != channel.last_u:
