@@ -136,6 +136,10 @@ class MarketFeed:
         self._bad_last: tuple[str, str] = ("", "")
         self._last_bar: dict[str, list[float]] = {}
         self._trade_ids: dict[str, _RecentIds] = {}
+        self._last_trade_ts: dict[str, int] = {}  # the newest print published, per symbol
+        self._trade_gen: dict[str, int] = {}  # the websocket generation each trade stream last watched on
+        self._trade_gap: dict[str, int] = {}  # symbol -> last print's ts before a resubscribe: backfill due
+        self._gap_drained: set[str] = set()  # gaps whose old socket's prints have left the cache
         self._ticker_ts: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------
@@ -273,6 +277,8 @@ class MarketFeed:
                 delay = backoff.failure()
                 self._log("warning", "stream error, reconnecting", stream=stream, symbol=symbol,
                           error=type(err).__name__, detail=_short(err), retry_in_s=round(delay, 2))
+            if stream == "trades":
+                self._mark_trade_gap(symbol)  # the next watch subscribes again
             await asyncio.sleep(delay)
 
     def _reset_public_ws(self, seen_generation: int) -> None:
@@ -375,10 +381,25 @@ class MarketFeed:
             if t.get("id") is not None:
                 unseen.append(t)
         unseen.reverse()
+        if not unseen:
+            # A reset replaced the websocket since the last watch: the old socket's prints are out
+            # of the cache, the next watch subscribes again and a gap starts.
+            if self._trade_gen.setdefault(symbol, self._generation) != self._generation:
+                self._trade_gen[symbol] = self._generation
+                self._mark_trade_gap(symbol)
+            if symbol in self._trade_gap:
+                self._gap_drained.add(symbol)  # what reaches the cache from now on is the new socket's
         # A print is published once, whether it came from the cache or from the watch (paper
         # fills are driven by prints: a repeat would fill twice).
+        rows = unseen or await self.client.watch_trades(symbol)
+        if rows and symbol in self._gap_drained:
+            # Prints arrive again, so the venue has registered the new subscription: whatever it
+            # printed since the last print published went to no one and is in its REST trades.
+            rows = await self._missed_prints(symbol, self._trade_gap[symbol], seen) + list(rows)
+            del self._trade_gap[symbol]
+            self._gap_drained.discard(symbol)
         new = []
-        for t in unseen or await self.client.watch_trades(symbol):
+        for t in rows:
             if t.get("id") is None or seen.add(t["id"]):
                 new.append(Trade(ts=int(t["timestamp"] or 0), side=t.get("side") or "", price=float(t["price"]),
                                  amount=float(t["amount"]), id=t.get("id")))
@@ -386,7 +407,31 @@ class MarketFeed:
         if not out:
             return
         self._mark("trades", symbol, out[-1].ts)
+        self._last_trade_ts[symbol] = max(out[-1].ts, self._last_trade_ts.get(symbol, 0))
         self.bus.publish(TradeEvent(symbol=symbol, trades=out))
+
+    def _mark_trade_gap(self, symbol: str) -> None:
+        # Only after a print was published: at the first subscription, earlier prints are history,
+        # not missed prints (a paper order restored from the db must not fill on them).
+        if symbol in self._last_trade_ts:
+            self._trade_gap.setdefault(symbol, self._last_trade_ts[symbol])
+            self._gap_drained.discard(symbol)
+
+    async def _missed_prints(self, symbol: str, since_ts: int, seen: _RecentIds) -> list[dict]:
+        """The venue's prints from `since_ts` on that were not published (the venue sends no
+        snapshot of past prints on subscribe, so a resubscribe's gap is lost otherwise)."""
+        try:
+            rows = await self.client.fetch_trades(symbol, limit=150)
+        except Exception as err:  # the gap stays unfilled; the live prints still go out
+            self.stats.get("trades", symbol).errors += 1
+            self._log("warning", "prints missed while resubscribing could not be fetched", symbol=symbol,
+                      error=_short(err))
+            return []
+        missed = [t for t in rows if t.get("id") is not None and t["id"] not in seen
+                  and (t.get("timestamp") or 0) >= since_ts]
+        if missed:
+            self._log("info", "prints missed while resubscribing published", symbol=symbol, prints=len(missed))
+        return missed
 
     async def _ticker_once(self, symbol: str) -> None:
         t = self._cached("tickers", symbol)
