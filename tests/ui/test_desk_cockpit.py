@@ -156,7 +156,8 @@ async def test_ticket_follows_the_book_warns_and_leaves_ctrl_k_to_the_field(sett
         assert isinstance(app.screen, TicketScreen) and not app.trading.broker.killed
         await pilot.press("escape")
         await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
-        assert "f9 Kill switch" in screen_text(app)  # the key, in the footer
+        # the key, in the footer (the desk repaints on the frame after the ticket closes: wait for it)
+        await wait_for(pilot, lambda: "f9 Kill switch" in screen_text(app), what="f9 Kill switch in the footer")
         await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the kill switch question")
         await pilot.press("n")
