@@ -25,60 +25,26 @@ import statistics
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.trading.conftest import cryptocom_markets  # noqa: E402
-from tests.trading.helpers import book, settings, trades  # noqa: E402
+from bench_trading import market_orders, paper_stack, pct, resting_fills  # noqa: E402  (benchmarks/ is sys.path[0])
 from tps19.engine.bus import EventBus  # noqa: E402
 from tps19.engine.storage import Database  # noqa: E402
-from tps19.engine.trading import FillEvent, build_trading  # noqa: E402
-
-D = Decimal
-# thousands of round trips: lift the caps that would (rightly) stop a trader
-BENCH_RISK = settings(max_daily_orders=10**6, max_position_notional=D("1e12"), daily_loss_limit=D("1e12"),
-                      max_gross_exposure=D("1e12"), max_orders_per_minute=10**6, max_open_orders=10**6)
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
-async def run(label: str, target: str | Path, n_orders: int, n_trades: int, markets: dict) -> dict[str, float]:
+async def run(label: str, target: str | Path, n_orders: int, n_trades: int) -> dict[str, float]:
     db = Database(target)
     await db.open(probe_write=True)
     bus = EventBus()
-    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=BENCH_RISK,
-                            exchange="cryptocom", starting_balances={"USDT": D("100000000"), "BTC": D("1000")},
-                            snapshot_interval_s=0)
-    await s.start()
-    b = s.broker
-    t0 = time.perf_counter()
-    for i in range(n_orders):
-        px = 50000.0 + (i % 50)  # the book moves each time, as a live feed would
-        bus.publish(book(asks=tuple((px + k, 0.5) for k in range(10)), bids=tuple((px - 1 - k, 0.5) for k in range(10))))
-        o = await b.place_order("BTC/USDT", "buy" if i % 2 == 0 else "sell", "market", "0.6")
-        assert o.status.value == "filled", o.reason
-    rate = n_orders / (time.perf_counter() - t0)
-
-    bus.publish(book(bids=((48000.0, 1.0),), asks=((51000.0, 1.0),)))
-    got: dict[str, float] = {}
-    bus.on(FillEvent, lambda ev: got.setdefault(ev.client_order_id, time.perf_counter()))
-    xs: list[float] = []
-    for _ in range(n_trades):
-        o = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "49000")
-        ev = trades(("sell", 49000.0, 0.01))
-        bus.publish(ev)
-        while o.client_order_id not in got:
-            await asyncio.sleep(0)
-        xs.append(got[o.client_order_id] - ev.received)
+    s = await paper_stack(db, bus)
+    dt, _ = await market_orders(bus, s.broker, n_orders)
+    _, xs = await resting_fills(bus, s.broker, n_trades)
     await s.stop()
     await db.close()
-    r = {"orders_s": rate, "p50": pct(xs, .5) * 1e3, "p99": pct(xs, .99) * 1e3, "mean": statistics.mean(xs) * 1e3}
+    r = {"orders_s": n_orders / dt, "p50": pct(xs, .5) * 1e3, "p99": pct(xs, .99) * 1e3, "mean": statistics.mean(xs) * 1e3}
     print(f"{label:<34} {r['orders_s']:>10,.0f} {r['p50']:>9.2f} {r['p99']:>9.2f} {r['mean']:>9.2f}", flush=True)
     return r
 
@@ -89,7 +55,6 @@ async def main() -> None:
     ap.add_argument("--trades", type=int, default=200)
     ap.add_argument("--pg-url", default=None, help="postgresql+asyncpg://USER@HOST:PORT (no database): use this server")
     a = ap.parse_args()
-    markets = cryptocom_markets()
     server = None
     if a.pg_url is None:
         from tests.pg_server import PgServer
@@ -115,9 +80,9 @@ async def main() -> None:
               f"({os.cpu_count()} cores, load average {load})")
         print(f"{'backend':<34} {'orders/s':>10} {'fill p50':>9} {'fill p99':>9} {'mean':>9}  (ms: trade -> fill committed)")
         with tempfile.TemporaryDirectory() as d:
-            await run("SQLite (WAL, synchronous=NORMAL)", Path(d) / "bench.db", a.orders, a.trades, markets)
-        await run("PostgreSQL durable (defaults)", f"{base}/bench_durable_{stamp}", a.orders, a.trades, markets)
-        await run("PostgreSQL synchronous_commit=off", f"{base}/bench_async_{stamp}", a.orders, a.trades, markets)
+            await run("SQLite (WAL, synchronous=NORMAL)", Path(d) / "bench.db", a.orders, a.trades)
+        await run("PostgreSQL durable (defaults)", f"{base}/bench_durable_{stamp}", a.orders, a.trades)
+        await run("PostgreSQL synchronous_commit=off", f"{base}/bench_async_{stamp}", a.orders, a.trades)
         for name in (f"bench_durable_{stamp}", f"bench_async_{stamp}"):
             await admin.execute(f"DROP DATABASE {name}")
         await admin.close()

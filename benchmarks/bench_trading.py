@@ -43,46 +43,58 @@ BENCH_RISK = settings(max_daily_orders=10**6, max_position_notional=D("1e12"), d
                       max_gross_exposure=D("1e13"), max_open_orders=10**6, max_orders_per_minute=10**7)
 
 
-async def paper(n_orders: int, n_trades: int, tmp: Path) -> None:
-    markets = cryptocom_markets()
-    db = Database(tmp / "bench_paper.db")
-    await db.open()
-    bus = EventBus()
-    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=BENCH_RISK,
+async def paper_stack(db: Database, bus: EventBus):
+    """The paper trading stack both this benchmark and bench_storage.py time, on a database."""
+    s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=cryptocom_markets(), settings=BENCH_RISK,
                             exchange="cryptocom", starting_balances={"USDT": D("100000000"), "BTC": D("1000")},
                             snapshot_interval_s=0)
     await s.start()
-    b = s.broker
+    return s
+
+
+async def market_orders(bus: EventBus, broker, n: int) -> tuple[float, list[float]]:
+    """n market orders one at a time, each awaited until filled and committed: (seconds, place latencies)."""
     lat: list[float] = []
     t0 = time.perf_counter()
-    for i in range(n_orders):
+    for i in range(n):
         # the venue's book moves each time (new levels), as a live feed would
         px = 50000.0 + (i % 50)
         bus.publish(book(asks=tuple((px + k, 0.5) for k in range(10)), bids=tuple((px - 1 - k, 0.5) for k in range(10))))
         t = time.perf_counter()
-        o = await b.place_order("BTC/USDT", "buy" if i % 2 == 0 else "sell", "market", "0.6")
+        o = await broker.place_order("BTC/USDT", "buy" if i % 2 == 0 else "sell", "market", "0.6")
         lat.append(time.perf_counter() - t)
         assert o.status.value == "filled", o.reason
-    dt = time.perf_counter() - t0
-    print(f"paper market orders: {n_orders} in {dt:.2f}s = {n_orders / dt:,.0f} orders/s end to end "
-          f"(place->walk->fills+order+balances committed->published); place latency p50 {pct(lat, .5)*1e3:.2f} ms, "
-          f"p99 {pct(lat, .99)*1e3:.2f} ms")
+    return time.perf_counter() - t0, lat
 
-    # resting orders filled by venue trades: one order rests, one trade at its price arrives
-    # on the bus (queue ahead 0), we wait for the fill to be committed and published
+
+async def resting_fills(bus: EventBus, broker, n: int) -> tuple[float, list[float]]:
+    """n resting orders, each filled by one venue trade at its price (queue ahead 0); the clock
+    stops when the fill is committed and published: (seconds, trade -> fill latencies)."""
     bus.publish(book(bids=((48000.0, 1.0),), asks=((51000.0, 1.0),)))
     got: dict[str, float] = {}
     bus.on(FillEvent, lambda ev: got.setdefault(ev.client_order_id, time.perf_counter()))
     xs: list[float] = []
     t0 = time.perf_counter()
-    for i in range(n_trades):
-        o = await b.place_order("BTC/USDT", "buy", "limit", "0.01", "49000")
+    for _ in range(n):
+        o = await broker.place_order("BTC/USDT", "buy", "limit", "0.01", "49000")
         ev = trades(("sell", 49000.0, 0.01))
         bus.publish(ev)
         while o.client_order_id not in got:
             await asyncio.sleep(0)
         xs.append(got[o.client_order_id] - ev.received)
-    dt = time.perf_counter() - t0
+    return time.perf_counter() - t0, xs
+
+
+async def paper(n_orders: int, n_trades: int, tmp: Path) -> None:
+    db = Database(tmp / "bench_paper.db")
+    await db.open()
+    bus = EventBus()
+    s = await paper_stack(db, bus)
+    dt, lat = await market_orders(bus, s.broker, n_orders)
+    print(f"paper market orders: {n_orders} in {dt:.2f}s = {n_orders / dt:,.0f} orders/s end to end "
+          f"(place->walk->fills+order+balances committed->published); place latency p50 {pct(lat, .5)*1e3:.2f} ms, "
+          f"p99 {pct(lat, .99)*1e3:.2f} ms")
+    dt, xs = await resting_fills(bus, s.broker, n_trades)
     print(f"paper trade->fill in SQLite: {len(xs)} resting orders filled by trades in {dt:.2f}s, "
           f"p50 {pct(xs, .5)*1e3:.2f} ms, p99 {pct(xs, .99)*1e3:.2f} ms, mean {statistics.mean(xs)*1e3:.2f} ms")
     await s.stop()
