@@ -5,8 +5,8 @@ decided on a bar's close and filled at the next bar's open, moved against us by 
 with the fee on every fill. Here each symbol's target is a fraction of the WHOLE portfolio's
 equity (valued at that open): at a fill bar every symbol whose target changed is moved to
 ``target x equity``; sells go first so the cash they free pays for the buys, and a buy that
-opens spends ``value / (price x (1 + fee))`` units so a set of targets summing to 1 never needs
-more than the equity. Equity at every close is cash + sum(units x close). With one symbol and
+opens spends ``value / (price x (1 + fee))`` units. Spot: cash never goes below zero — the buys
+of a bar are scaled down together to the cash left after its sells (``simulate_portfolio``). Equity at every close is cash + sum(units x close). With one symbol and
 long-only targets this is exactly the single-symbol simulator (a test checks it).
 
 Strategies: each symbol runs its own copy of a single-symbol strategy, with an equal share of
@@ -35,6 +35,7 @@ class PortfolioResult:
     units: np.ndarray  # bars x symbols, held at each close
     targets: np.ndarray  # bars x symbols, as decided
     fills: dict[str, list[Fill]]
+    cash: np.ndarray  # at each close; never below zero (spot)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,8 +46,14 @@ class PortfolioResult:
 
 
 def simulate_portfolio(ts: np.ndarray, opens: np.ndarray, closes: np.ndarray, targets: np.ndarray,
-                       config: BacktestConfig) -> tuple[np.ndarray, np.ndarray, dict[int, list[Fill]]]:
-    """(equity per bar, units per bar x symbol, fills per symbol index)."""
+                       config: BacktestConfig) -> tuple[np.ndarray, np.ndarray, dict[int, list[Fill]], np.ndarray]:
+    """(equity per bar, units per bar x symbol, fills per symbol index, cash per bar).
+
+    Spot: cash never goes below zero. At a fill bar every order that frees cash goes first
+    (long reductions, short opens), then the orders that cost cash (short covers, then long
+    buys), each group scaled down together to the cash left, fees and slippage included. A
+    symbol whose target did not change keeps its units (its drifted value is not re-priced), so
+    a new target can want more than the cash: it gets what the cash pays for, never a loan."""
     n, m = closes.shape
     targets = np.asarray(targets, dtype=float) * config.size
     fee, slip = config.fee, config.slippage_bps / 10_000.0
@@ -68,37 +75,54 @@ def simulate_portfolio(ts: np.ndarray, opens: np.ndarray, closes: np.ndarray, ta
             break  # ruined
         want = targets[i] * equity / px
         move = [j for j in range(m) if targets[i, j] != prev[i, j]]
-        for j in sorted(move, key=lambda j: abs(want[j]) >= abs(units[j])):  # reductions first
-            cash, units[j] = _move(fills[j], k, int(ts[k]), cash, units[j], want[j], float(px[j]), fee, slip)
+        cash = _fill_bar(fills, k, int(ts[k]), cash, units, want, px, move, fee, slip)
     units_at[last:], cash_at[last:] = units, cash
     equity = cash_at + (units_at * closes).sum(axis=1)
-    return equity, units_at, fills
+    return equity, units_at, fills, cash_at
 
 
-def _move(out: list[Fill], k: int, t: int, cash: float, have: float, want: float, p: float, fee: float,
-          slip: float) -> tuple[float, float]:
-    """Trade one symbol from ``have`` to ``want`` units at bar ``k``'s open ``p``."""
-    if have != 0.0 and (want == 0.0 or (want > 0) != (have > 0)):  # leave the side first
-        side, px = ("sell", p * (1 - slip)) if have > 0 else ("buy", p * (1 + slip))
-        cash += (have * px) - abs(have) * px * fee
-        out.append(Fill(k, t, side, abs(have), px, abs(have) * px * fee))
-        have = 0.0
-    sgn = 1.0 if want > 0 else -1.0
-    if abs(want) > abs(have):  # grow: the fee comes out of the target value
-        px = p * (1 + slip * sgn)
-        dq = (abs(want) - abs(have)) * p / (px * (1 + fee))
-        f = dq * px * fee
-        cash += -sgn * dq * px - f
-        out.append(Fill(k, t, "buy" if sgn > 0 else "sell", dq, px, f))
-        return cash, have + sgn * dq
-    if abs(want) < abs(have):
-        px = p * (1 - slip * sgn)
-        dq = abs(have) - abs(want)
-        f = dq * px * fee
-        cash += sgn * dq * px - f
-        out.append(Fill(k, t, "sell" if sgn > 0 else "buy", dq, px, f))
-        return cash, want
-    return cash, have
+def _fill_bar(fills: dict[int, list[Fill]], k: int, t: int, cash: float, units: np.ndarray, want: np.ndarray,
+              px: np.ndarray, move: list[int], fee: float, slip: float) -> float:
+    """Move ``units[j]`` towards ``want[j]`` for each j in ``move`` at bar ``k``'s opens ``px``
+    (``units`` is updated in place); returns the cash after."""
+    def fill(j: int, side: str, dq: float, price: float) -> None:
+        nonlocal cash
+        f = dq * price * fee
+        cash += (dq * price if side == "sell" else -dq * price) - f
+        units[j] += dq if side == "buy" else -dq
+        fills[j].append(Fill(k, t, side, dq, price, f))
+
+    start = units.copy()  # a symbol either shrinks or grows (a flip: closes, then opens)
+    # 1) orders that free cash: reduce or close longs, then open or grow shorts
+    for j in move:
+        p, have, w = float(px[j]), float(units[j]), float(want[j])
+        if have > 0 and w < have:
+            fill(j, "sell", have - max(w, 0.0), p * (1 - slip))
+    for j in move:
+        p, have, w = float(px[j]), float(units[j]), float(want[j])
+        if w < 0 and w < start[j]:  # have is <= 0 here: the long (if any) is closed
+            # the fee comes out of the target value, as when a long opens
+            bp = p * (1 - slip)
+            fill(j, "sell", (abs(w) - abs(have)) * p / (bp * (1 + fee)), bp)
+    # 2) orders that cost cash: cover shorts, then buy longs, each group scaled to the cash left
+    covers = {j: min(float(want[j]), 0.0) - float(units[j]) for j in move if units[j] < 0 and want[j] > units[j]}
+    bp_of = {j: float(px[j]) * (1 + slip) for j in move}
+    cost = sum(dq * bp_of[j] * (1 + fee) for j, dq in covers.items())
+    scale = min(1.0, cash / cost) if cost > 0 else 1.0
+    for j, dq in covers.items():
+        if dq * scale > 0:
+            fill(j, "buy", dq * scale, bp_of[j])
+    # a long buy spends its value at the open, the fee out of it: (want - have) x open
+    buys = {j: (float(want[j]) - max(float(units[j]), 0.0)) * float(px[j])
+            for j in move if want[j] > 0 and want[j] > start[j] and units[j] >= 0}
+    spend = sum(buys.values())
+    scale = min(1.0, max(cash, 0.0) / spend) if spend > 0 else 1.0
+    for j, value in buys.items():
+        if value * scale > 0:
+            fill(j, "buy", value * scale / (bp_of[j] * (1 + fee)), bp_of[j])
+    if -1e-9 * (abs(cash) + 1.0) < cash < 0:
+        cash = 0.0  # rounding of a buy that spent all the cash, not a loan
+    return cash
 
 
 @dataclass(frozen=True)
@@ -165,11 +189,13 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     risk_info = None
     if risk is not None:
         targets, risk_info = portfolio_risk(risk, ts, opens, closes, targets, config)
-    equity, units, fills = simulate_portfolio(ts, opens, closes, targets, config)
-    res = PortfolioResult(symbols, config, ts, equity, units, targets, {s: fills[j] for j, s in enumerate(symbols)})
+    equity, units, fills, cash = simulate_portfolio(ts, opens, closes, targets, config)
+    res = PortfolioResult(symbols, config, ts, equity, units, targets, {s: fills[j] for j, s in enumerate(symbols)},
+                          cash)
     every = [f for j in range(len(symbols)) for f in fills[j]]
     view = _MetricsView(equity, ts, config, FillTable.from_fills(every), np.abs(units).sum(axis=1))
     res.metrics = compute_metrics(view)
+    res.metrics["min_cash"] = float(cash.min()) if len(cash) else float(config.cash)
     if risk_info is not None:
         res.metrics["risk"] = risk_info
     return res

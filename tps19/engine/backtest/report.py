@@ -63,7 +63,9 @@ def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("Volatility (annual)", _pct(m.get("volatility_annual"))),
         ("VaR / CVaR 95%", f"{_pct(m.get('var_95'))} / {_pct(m.get('cvar_95'))}"),
         ("VaR / CVaR 99%", f"{_pct(m.get('var_99'))} / {_pct(m.get('cvar_99'))}"),
-    ] if "var_95" in m else [])
+    ] if "var_95" in m else []) + ([  # portfolio backtests: spot cash never goes below zero
+        ("Lowest cash", _num(m.get("min_cash"))),
+    ] if "min_cash" in m else [])
 
 
 def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:
