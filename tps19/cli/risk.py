@@ -198,7 +198,7 @@ def backtest_portfolio(
     symbol: list[str] = typer.Option(None, "--symbol", help="Stored bars of this symbol, repeatable."),
     exchange: str = typer.Option("sim", "--exchange", help="With --symbol: the exchange the bars were fetched from."),
     timeframe: str = typer.Option("1h", "--timeframe", help="With --symbol: the bar timeframe."),
-    db: Path = typer.Option(None, "--db", help="With --symbol: the SQLite file."),
+    db: Path = typer.Option(None, "--db", help="The SQLite file: --symbol's bars, the ml strategy's models."),
     strategy: str = typer.Option(None, "--strategy", help="A single-symbol strategy run on every symbol (equal shares)."),
     param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
     rebalance_method: str = typer.Option(None, "--rebalance", help="Hold optimiser weights instead: min_variance, risk_parity, mean_variance."),
@@ -234,10 +234,14 @@ def backtest_portfolio(
         frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
         names = list(frames)
         if strategy:
-            from ..engine.strategies import create
+            from ..engine.strategies import create, get
+            from .common import db_path
 
-            create(strategy, param or [])  # a bad name or parameter fails here, once
-            res = run_portfolio(names, frames, config, strategy=lambda _s: create(strategy, param or []), risk=risk)
+            # the `ml` strategy reads its model from the database in use
+            uses_db = db_path(db) if getattr(get(strategy), "uses_database", False) else None
+            create(strategy, param or [], db=uses_db)  # a bad name or parameter fails here, once
+            res = run_portfolio(names, frames, config, strategy=lambda _s: create(strategy, param or [], db=uses_db),
+                                risk=risk)
         else:
             res = run_portfolio(names, frames, config, rebalance=RebalanceEvery(rebalance_method, every, lookback),
                                 risk=risk)

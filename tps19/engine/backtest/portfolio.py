@@ -23,7 +23,7 @@ import numpy as np
 
 from .engine import BacktestConfig
 from .metrics import compute_metrics
-from .trades import Fill, FillTable, TradeTable
+from .trades import Fill, FillTable, Trade, TradeTable
 
 
 @dataclass
@@ -174,6 +174,7 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     from ..risk.metrics import align_closes
 
     ts, closes_by = align_closes(frames)
+    n = len(ts)
     cols: dict[str, dict[str, np.ndarray]] = {}
     for s in symbols:
         df = frames[s]
@@ -184,8 +185,9 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     if rebalance is not None:
         targets = rebalance.targets(closes)
     else:
-        targets = np.column_stack([np.asarray(strategy(s).generate(cols[s]).target, dtype=float) / len(symbols)
-                                   for s in symbols])
+        # each bar's time too: the `ml` strategy's features and its training-range check need it
+        targets = np.column_stack([np.asarray(strategy(s).generate(cols[s] | {"ts": ts}).target, dtype=float)
+                                   / len(symbols) for s in symbols])
     risk_info = None
     if risk is not None:
         targets, risk_info = portfolio_risk(risk, ts, opens, closes, targets, config)
@@ -193,7 +195,10 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     res = PortfolioResult(symbols, config, ts, equity, units, targets, {s: fills[j] for j, s in enumerate(symbols)},
                           cash)
     every = [f for j in range(len(symbols)) for f in fills[j]]
-    view = _MetricsView(equity, ts, config, FillTable.from_fills(every), np.abs(units).sum(axis=1))
+    trades = [t for j in range(len(symbols)) for t in round_trips(fills[j], ts, float(closes[-1, j]) if n else 0.0,
+                                                                   config.fee)]
+    view = _MetricsView(equity, ts, config, FillTable.from_fills(every), np.abs(units).sum(axis=1),
+                        TradeTable.from_trades(sorted(trades, key=lambda t: t.entry_bar)))
     res.metrics = compute_metrics(view)
     res.metrics["min_cash"] = float(cash.min()) if len(cash) else float(config.cash)
     if risk_info is not None:
@@ -201,14 +206,26 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     return res
 
 
+def round_trips(fills: list[Fill], ts: np.ndarray, last_close: float, fee: float) -> list[Trade]:
+    """One symbol's round trips (flat to flat) from its fills, booked as the single-symbol
+    simulator books them; a position still open is marked at ``last_close``."""
+    from .simulate import _Book
+
+    book = _Book(ts, fee, 0.0)
+    for f in fills:
+        grows = (f.side == "buy") == (book.units >= 0) if book.units != 0 else True
+        book.leg(f.bar, f.side, f.units, f.price, opening=grows)
+    book.mark_open(last_close)
+    return book.trades
+
+
 @dataclass
 class _MetricsView:
-    """What ``compute_metrics`` reads: the portfolio's equity; trade statistics are per symbol
-    and not computed for portfolios."""
+    """What ``compute_metrics`` reads: the portfolio's equity, every symbol's fills and round trips."""
 
     equity: np.ndarray
     ts: np.ndarray
     config: BacktestConfig
     fills: FillTable
     position: np.ndarray
-    trades: TradeTable = field(default_factory=lambda: TradeTable.from_trades([]))
+    trades: TradeTable
