@@ -143,7 +143,8 @@ def optimize(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Grid/random parameter search in parallel, optionally walk-forward."""
+    """Grid/random parameter search in parallel, optionally walk-forward; the winner's deflated
+    Sharpe ratio and the search's probability of backtest overfitting count every trial."""
     from .results import LazyConsole, print_ranking, print_walk_forward
 
     console = LazyConsole(stderr=json_out)
@@ -205,7 +206,7 @@ def _search_in(strategy: str, cands: list[dict[str, Any]], arrays: dict[str, Any
 
         if walk_forward:
             return opt.walk_forward(strategy, cands, arrays, config, walk_forward, metric, jobs, cb, pool=pool)
-        return opt.rank(opt.evaluate_many(strategy, cands, arrays, config, jobs=jobs, progress=cb, pool=pool), metric)
+        return opt.search(strategy, cands, arrays, config, metric, jobs, cb, pool=pool)
 
 
 def register(app: typer.Typer) -> None:

@@ -102,7 +102,7 @@ def print_walk_forward(wf: Any, strategy: str, metric: str, n_cands: int, ts: An
     ]
     if json_out:
         typer.echo(json.dumps({"strategy": strategy, "metric": metric, "candidates": n_cands, "folds": folds,
-                               "out_of_sample": wf.metrics}, default=str))
+                               "out_of_sample": wf.metrics, **overfitting_fields(wf.overfitting)}, default=str))
         return
     t = Table(title=f"Walk-forward {strategy}: {n_cands} candidates x {len(folds)} folds, by {metric}")
     for c in ("fold", "train", "test", "chosen params", f"IS {metric}", f"OOS {metric}", "OOS return"):
@@ -115,14 +115,41 @@ def print_walk_forward(wf: Any, strategy: str, metric: str, n_cands: int, ts: An
     console.print(metrics_table(wf.metrics, title="Out-of-sample (chained test windows)"))
     console.print(f"[bold]Out-of-sample {metric}: {fmt(wf.metrics.get(metric))}, "
                   f"return {fmt(wf.metrics.get('total_return'), pct=True)}[/]")
+    print_overfitting(wf.overfitting, console)
 
 
-def print_ranking(ranked: list[tuple[dict[str, Any], dict[str, Any]]], strategy: str, metric: str, n_cands: int,
+def overfitting_fields(o: Any) -> dict[str, Any]:
+    """``trials``, ``deflated_sharpe``, ``pbo`` at the top of the JSON, and the rest under ``overfitting``."""
+    d = o.as_dict()
+    return {"trials": d["trials"], "deflated_sharpe": d["deflated_sharpe"], "pbo": d["pbo"],
+            "warning": None if o.trusted else d["verdict"], "overfitting": d}
+
+
+def print_overfitting(o: Any, console: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="Can the winner be trusted? (docs/backtesting.md, 'Overfitting')", show_header=False)
+    t.add_column("figure", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("Trials", str(o.trials))
+    t.add_row("Deflated Sharpe (P(true Sharpe > 0))", fmt(o.deflated_sharpe))
+    t.add_row("Per-bar Sharpe: winner / best luck expects", f"{o.sharpe_per_bar:.4g} / {o.expected_max_sharpe:.4g}")
+    t.add_row("PBO (CSCV)", fmt(o.pbo) + (f" over {o.splits} splits" if o.splits else ""))
+    console.print(t)
+    if o.trusted:
+        console.print(f"[green]{o.verdict}[/]")
+    else:
+        console.print(f"[bold red]WARNING: {o.verdict}[/]")
+
+
+def print_ranking(found: Any, strategy: str, metric: str, n_cands: int,
                   fixed: dict[str, Any], top: int, json_out: bool, console: Any) -> None:
     from rich.table import Table
 
+    ranked = found.ranked
     if json_out:
         typer.echo(json.dumps({"strategy": strategy, "metric": metric, "candidates": n_cands,
+                               **overfitting_fields(found.overfitting),
                                "ranking": [{"params": p, "metrics": m} for p, m in ranked[:top]]}, default=str))
         return
     t = Table(title=f"{strategy}: {n_cands} candidates ranked by {metric} (in-sample)")
@@ -132,3 +159,4 @@ def print_ranking(ranked: list[tuple[dict[str, Any], dict[str, Any]]], strategy:
         t.add_row(str(i), ", ".join(f"{k}={v}" for k, v in p.items() if k not in fixed), fmt(m.get(metric)),
                   fmt(m.get("total_return"), pct=True), fmt(m.get("max_drawdown"), pct=True), str(m.get("trades")))
     console.print(t)
+    print_overfitting(found.overfitting, console)

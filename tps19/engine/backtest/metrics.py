@@ -51,15 +51,24 @@ def max_drawdown(equity: np.ndarray, ts: np.ndarray, start: float | None = None)
     return min(float(dd.min()), 0.0), best_bars, best_ms
 
 
+def bar_returns(eq: np.ndarray, cash0: float) -> np.ndarray:
+    """Per-bar returns of an equity curve, the first from the starting cash (what Sharpe uses)."""
+    n = len(eq)
+    rets = np.empty(n)
+    if n == 0:
+        return rets
+    rets[0] = eq[0] / cash0 - 1.0
+    np.divide(eq[1:], eq[:-1], out=rets[1:])
+    rets[1:] -= 1.0
+    return rets
+
+
 def _returns(eq: np.ndarray, cash0: float) -> tuple[float, float, float]:
     """(mean, sample std, downside deviation) of per-bar returns from ``cash0``: one temporary."""
     n = len(eq)
     if n == 0:
         return 0.0, 0.0, 0.0
-    rets = np.empty(n)
-    rets[0] = eq[0] / cash0 - 1.0
-    np.divide(eq[1:], eq[:-1], out=rets[1:])
-    rets[1:] -= 1.0
+    rets = bar_returns(eq, cash0)
     mean = float(rets.mean())
     sd = float(rets.std(ddof=1)) if n > 1 else 0.0
     np.minimum(rets, 0.0, out=rets)

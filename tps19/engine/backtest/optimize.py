@@ -24,7 +24,8 @@ import numpy as np
 from ...numbers import NumberError, to_float
 from ..strategies import ParamError, get
 from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
-from .metrics import compute_metrics
+from .metrics import bar_returns, compute_metrics
+from .overfitting import BLOCKS, Overfitting, assess, pool as pool_sketches, sketch
 from .shared import MappedBars, mapped_pool
 from .trades import FillTable, TradeTable
 
@@ -141,9 +142,16 @@ def _slice(data: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarra
     return {k: v[lo:hi] for k, v in data.items()}
 
 
-def _evaluate(args: tuple[str, dict[str, Any], BacktestConfig, int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
-    name, params, config, lo, hi = args
+Task = tuple[str, dict[str, Any], BacktestConfig, int, int, int]
+
+
+def _evaluate(args: Task) -> tuple[Any, ...]:
+    """(params, metrics), plus the sketch of its per-bar returns in ``blocks`` blocks (overfitting.py)
+    when ``blocks`` > 0."""
+    name, params, config, lo, hi, blocks = args
     res = run_backtest(get(name)(params), _slice(_DATA, lo, hi), config)
+    if blocks:
+        return params, res.metrics, sketch(bar_returns(res.equity, config.cash), blocks)
     return params, res.metrics
 
 
@@ -157,21 +165,29 @@ def evaluate_many(
     jobs: int = 1,
     progress: ProgressFn | None = None,
     pool: Executor | None = None,
+    sketches: list[np.ndarray] | None = None,
+    blocks: int = BLOCKS,
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every parameter set backtested on bars lo:hi, in ``param_sets`` order. ``sketches``: a list
+    that receives each trial's return sketch, in the same order (for the overfitting figures)."""
     hi = len(data["close"]) if hi is None else hi
-    tasks = [(name, p, config, lo, hi) for p in param_sets]
-    out = []
+    tasks: list[Task] = [(name, p, config, lo, hi, blocks if sketches is not None else 0) for p in param_sets]
+    out: list[Any] = []
     if pool is None and jobs <= 1:
         _init_worker(data)
         for i, t in enumerate(tasks):
             out.append(_evaluate(t))
             if progress:
                 progress(i + 1, len(tasks))
-        return out
-    if pool is None:
+    elif pool is None:
         with mapped_pool(data, jobs, _init_worker) as own:
-            return _run_tasks(own, tasks, jobs, progress)
-    return _run_tasks(pool, tasks, jobs, progress)
+            out = _run_tasks(own, tasks, jobs, progress)
+    else:
+        out = _run_tasks(pool, tasks, jobs, progress)
+    if sketches is not None:
+        sketches.extend(r[2] for r in out)
+        return [(r[0], r[1]) for r in out]
+    return out
 
 
 def _run_tasks(pool: Executor, tasks: list[Any], jobs: int, progress: ProgressFn | None) -> list[Any]:
@@ -187,6 +203,30 @@ def rank(results: list[tuple[dict[str, Any], dict[str, Any]]], metric: str) -> l
     if metric not in METRICS:
         raise ParamError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     return sorted(results, key=lambda r: score(r[1], metric), reverse=True)
+
+
+@dataclass
+class SearchResult:
+    """A grid/random search: the trials ranked in-sample, and how far its winner can be trusted."""
+
+    ranked: list[tuple[dict[str, Any], dict[str, Any]]]
+    overfitting: Overfitting
+
+
+def search(name: str, param_sets: list[dict[str, Any]], data: dict[str, np.ndarray], config: BacktestConfig,
+           metric: str, jobs: int = 1, progress: ProgressFn | None = None,
+           pool: Executor | None = None, blocks: int = BLOCKS) -> SearchResult:
+    """Every parameter set on all the bars, ranked by ``metric``; the winner's deflated Sharpe and
+    the search's PBO (CSCV over ``blocks`` blocks of bars) count every trial."""
+    if metric not in METRICS:
+        raise ParamError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
+    sketches: list[np.ndarray] = []
+    results = evaluate_many(name, param_sets, data, config, jobs=jobs, progress=progress, pool=pool, sketches=sketches,
+                            blocks=blocks)
+    # sorted() is stable: ties keep the candidates' order, as rank() does
+    order = sorted(range(len(results)), key=lambda i: score(results[i][1], metric), reverse=True)
+    verdict = assess(sketches[order[0]], sketches, basis="per-bar returns of every trial over all the bars")
+    return SearchResult([results[i] for i in order], verdict)
 
 
 # --- walk-forward --------------------------------------------------------------------------
@@ -234,14 +274,20 @@ class WalkForwardResult:
     ts: np.ndarray
     metrics: dict[str, Any]
     trades: TradeTable
+    overfitting: Overfitting | None = None
 
 
 def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np.ndarray], config: BacktestConfig,
                  folds: int, metric: str, jobs: int = 1, progress: ProgressFn | None = None,
-                 pool: Executor | None = None) -> WalkForwardResult:
+                 pool: Executor | None = None, blocks: int = BLOCKS) -> WalkForwardResult:
+    """The folds in order; the overfitting figures pool the test windows: the chained out-of-sample
+    path is judged against every candidate traded on the same test windows (each window from flat,
+    as the in-sample search trades a window) -- fold k+1's in-sample run is exactly that for fold k's
+    test window, so only the last test window costs one more pass."""
     windows = walk_forward_windows(len(data["close"]), folds)
-    total = len(windows) * len(param_sets)
+    total = (len(windows) + 1) * len(param_sets)
     done = 0
+    per_window: list[list[np.ndarray]] = []
     out_folds: list[Fold] = []
     eq_parts, ts_parts, pos_parts = [], [], []
     fills: list[FillTable] = []
@@ -255,7 +301,10 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
                 if progress:
                     progress(base + i, total)
 
-            ranked = rank(evaluate_many(name, param_sets, data, config, train[0], train[1], jobs, prog, pool), metric)
+            sk: list[np.ndarray] = []
+            ranked = rank(evaluate_many(name, param_sets, data, config, train[0], train[1], jobs, prog, pool, sk, blocks),
+                          metric)
+            per_window.append(sk)
             done += len(param_sets)
             best, is_metrics = ranked[0]
             cfg = BacktestConfig(cash=cash, fee=config.fee, slippage_bps=config.slippage_bps, size=config.size)
@@ -267,6 +316,19 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
             pos_parts.append(oos.position)
             fills.append(oos.fills)
             trades.append(oos.trades)
+        last = windows[-1][1]
+
+        def prog_last(i: int, n: int, base: int = done) -> None:
+            if progress:
+                progress(base + i, total)
+
+        sk_last: list[np.ndarray] = []
+        evaluate_many(name, param_sets, data, config, last[0], last[1], jobs, prog_last, pool, sk_last, blocks)
+        per_window.append(sk_last)
     chained = BacktestResult(name, {}, config, np.concatenate(ts_parts), np.array([]), np.concatenate(eq_parts),
                              np.concatenate(pos_parts), FillTable.concat(fills), TradeTable.concat(trades))
-    return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), chained.trades)
+    tests = per_window[1:]  # window k+1 is fold k's test window
+    pooled = [pool_sketches([w[i] for w in tests], blocks) for i in range(len(param_sets))]
+    verdict = assess(sketch(bar_returns(chained.equity, config.cash), blocks), pooled,
+                     basis="per-bar returns of the chained test windows; trials: every candidate on the same windows")
+    return WalkForwardResult(out_folds, chained.equity, chained.ts, compute_metrics(chained), chained.trades, verdict)
