@@ -99,3 +99,53 @@ def test_compare_means_is_exact(scale):
             assert got[i] == (d > 0) - (d < 0), i
             assert ind.compare_means_last(arr[: i + 1].tolist(), 3, 7) == got[i]
     assert (ind.compare_means(x, 3, 7) == 0).sum() > 5
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e6])
+def test_window_mean_and_deviation_are_exactly_rounded(scale):
+    """Bollinger's mean and population deviation, O(bars) from integer running sums, are the exact
+    rational value rounded once, on both paths, across flat runs (exact zeros), NaNs, negative
+    values and a price range wide enough for the Python-integer fallback."""
+    import math
+    from fractions import Fraction
+
+    from tps19.engine.strategies import indicators as ind
+
+    rng = np.random.default_rng(11)
+    x = np.repeat(rng.choice([0.1, 0.2, 0.3, 0.7], 60), rng.integers(1, 12, 60)) * scale
+    x[50:52] = np.nan
+    noisy = rng.normal(0.0, 1.0, 150) * scale
+    wide = np.concatenate((x[:80], [1e-9, 3e9, 0.7], x[80:]))
+    for arr in (x, noisy, wide):
+        for n in (1, 4, 9):
+            mean, dev = ind.sma_std(arr, n)
+            for i in range(len(arr)):
+                w = arr[max(0, i - n + 1) : i + 1]
+                if i < n - 1 or np.isnan(w).any():
+                    assert np.isnan(mean[i]) and np.isnan(dev[i])
+                    continue
+                t = sum(map(Fraction, w))
+                d = n * sum(Fraction(v) ** 2 for v in w) - t * t
+                assert mean[i] == float(t) / n and dev[i] == math.sqrt(float(d)) / n, (n, i)
+                live = arr[: i + 1].tolist()
+                assert ind.sma_last(live, n) == mean[i] and ind.std_last(live, n) == dev[i]
+        at = np.arange(len(arr))
+        np.testing.assert_array_equal(ind.sma_at(arr, 4, at), ind.sma(arr, 4))
+
+
+def test_rolling_extremes_match_a_window_scan():
+    """van Herk/Gil-Werman rolling highs and lows equal numpy's max/min over each window (NaN in, NaN out),
+    for windows that divide the length, do not, and exceed half of it."""
+    from tps19.engine.strategies import indicators as ind
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(100.0, 3.0, 101)
+    x[[7, 60]] = np.nan
+    for n in (1, 2, 5, 20, 60, 101, 102):
+        hi, lo = ind.rolling_max(x, n), ind.rolling_min(x, n)
+        for i in range(len(x)):
+            if i < n - 1:
+                assert np.isnan(hi[i]) and np.isnan(lo[i])
+                continue
+            w = x[i - n + 1 : i + 1]
+            np.testing.assert_array_equal([hi[i], lo[i]], [w.max(), w.min()])

@@ -103,17 +103,3 @@ def compare_means_last(values: Sequence[float], n1: int, n2: int) -> float:
     diff = n2 * sum(ints[m - n1 :]) - n1 * sum(ints[m - n2 :])
     return float((diff > 0) - (diff < 0))
 
-
-def sum_at(x: np.ndarray, n: int, idx: np.ndarray) -> np.ndarray:
-    """Window sums of length n ending at the bars ``idx``, in the fixed left-to-right order of
-    ``window_sum``/``seq_sum`` (NaN where the window is incomplete)."""
-    x = np.asarray(x, dtype=float)
-    idx = np.asarray(idx, dtype=np.int64)
-    out = np.full(len(idx), np.nan)
-    ok = idx >= n - 1
-    first = idx[ok] - (n - 1)
-    acc = x[first].copy()
-    for k in range(1, n):
-        acc += x[first + k]
-    out[ok] = acc
-    return out

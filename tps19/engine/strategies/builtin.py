@@ -1,5 +1,5 @@
 """Built-in strategies. Each has a vectorised ``events`` and an incremental ``step`` that
-compute the same floats in the same order (see ``indicators``)."""
+compute the same floats (see ``indicators``)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class SmaCross(Strategy):
         code[up] = 0
         strength = np.full(n, np.nan)
         at = np.concatenate((up, down))
-        f, s = ind.sum_at(close, p.fast, at) / p.fast, ind.sum_at(close, p.slow, at) / p.slow
+        f, s = ind.sma_at(close, p.fast, at), ind.sma_at(close, p.slow, at)
         strength[at] = np.abs(f - s) / s * 100.0
         return ev, code, strength
 
@@ -210,8 +210,7 @@ class Bollinger(Strategy):
 
     def events(self, open_, high, low, close, volume):  # type: ignore[no-untyped-def]
         p = self.params
-        mid = ind.sma(close, p.period)
-        sd = ind.rolling_std(close, p.period)
+        mid, sd = ind.sma_std(close, p.period)
         upper = mid + p.k * sd
         lower = mid - p.k * sd
         cp, mp = ind.shift(close), ind.shift(mid)

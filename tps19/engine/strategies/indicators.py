@@ -1,16 +1,19 @@
-"""Indicators with a vectorised form and a scalar form that agree bit for bit.
+"""Indicators with a vectorised form and a scalar form that agree bit for bit, O(bars) whatever
+the window length.
 
 The backtest computes them over whole arrays with numpy; live trading computes one value per
 closed bar. Both must give the *same* floats, or a crossover can flip between the two paths.
-So every window sum is evaluated in one fixed order, ``((x0 + x1) + x2) + ...``, in both
-forms (never a float running sum that adds and removes, whose rounding depends on history), and
-recursive indicators (Wilder's RSI) use the same scalar formula in both paths.
+So window sums are *exact*: every float is an integer multiple of the smallest value's ulp, so a
+window's sum, and ``n * sum(x**2) - sum(x)**2`` for its deviation, are integers, taken from
+integer running sums in numpy (``_wide``: 20-bit limbs in int64) and from Python integers on the
+live path, then rounded to a float once (correctly, ties to even). Nothing depends on the order
+of additions or on history, and the cost does not grow with the window. Rolling highs and lows
+use the van Herk/Gil-Werman block method (three passes whatever the window). Recursive
+indicators (Wilder's RSI) use the same scalar formula in both paths.
 
 Which of two moving averages is above the other is decided *exactly* (``compare_means``): a
 float sum of ten 0.1s is 0.09999999999999999 per bar and of twenty 0.10000000000000002, so
-rounded averages would see a cross on every flat stretch. The exact sums come from integer
-running sums (every float is an integer multiple of the smallest value's ulp), so the cost does
-not grow with the window length.
+rounded averages would see a cross on every flat stretch.
 """
 
 from __future__ import annotations
@@ -22,59 +25,121 @@ import numpy as np
 
 from ._exact import compare_means as compare_means
 from ._exact import compare_means_last as compare_means_last
-from ._exact import sum_at as sum_at
+from . import _wide
+
+
+_CHUNK = 1 << 15  # windows per pass: the int64 limbs stay in cache, and one scale fits a chunk's range
+
+
+def _exact_window(w: Sequence[float], squares: bool) -> tuple[float, float]:
+    """Python integers: the window's sum and ``n * sum(x**2) - sum(x)**2``, each rounded once."""
+    ratios = [float(v).as_integer_ratio() for v in w]  # denominators are powers of two
+    den = max(d for _, d in ratios)
+    ints = [num * (den // d) for num, d in ratios]
+    total = sum(ints)
+    if not squares:
+        return total / den, math.nan  # int / int: correctly rounded
+    return total / den, (len(ints) * sum(i * i for i in ints) - total * total) / (den * den)
+
+
+def _window_stats(x: np.ndarray, n: int, squares: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly rounded window sums (and ``n * sum(x**2) - sum(x)**2``) ending at every bar; NaN
+    where the window is incomplete or holds a non-finite value."""
+    x = np.asarray(x, dtype=float)
+    size = len(x)
+    total = np.full(size, np.nan)
+    dev = np.full(size, np.nan) if squares else total
+    if n < 1 or size < n:
+        return total, dev
+    for start in range(n - 1, size, _CHUNK):
+        stop = min(size, start + _CHUNK)
+        seg = x[start - n + 1 : stop]
+        finite = np.isfinite(seg)
+        all_finite = bool(finite.all())
+        if not all_finite:
+            seg = np.where(finite, seg, 0.0)
+        sc = _wide.scale(seg) if n <= _wide._MAX_WINDOW else None
+        if sc is None:  # extreme ranges: Python integers (slow, rare)
+            rows = [_exact_window(seg[i - n + 1 : i + 1].tolist(), squares) for i in range(n - 1, len(seg))]
+            t = np.array([r[0] for r in rows])
+            d = np.array([r[1] for r in rows]) if squares else None
+        else:
+            t, d = _wide.window_stats(seg, n, *sc, squares)
+        if not all_finite:
+            bad = _wide.window(_wide.running((~finite).astype(np.int64)), n) > 0
+            t[bad] = np.nan
+            if d is not None:
+                d[bad] = np.nan
+        total[start:stop] = t
+        if squares and d is not None:
+            dev[start:stop] = d
+    return total, dev
 
 
 def window_sum(x: np.ndarray, n: int) -> np.ndarray:
-    """Sum of each length-``n`` window ending at i (NaN before n-1), fixed left-to-right order."""
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    m = len(x) - n + 1
-    if n < 1 or m <= 0:
-        return out
-    acc = x[0:m].copy()
-    for k in range(1, n):
-        acc += x[k : k + m]
-    out[n - 1 :] = acc
-    return out
+    """Sum of each length-``n`` window ending at i (NaN before n-1): the exact sum, rounded once."""
+    return _window_stats(x, n, False)[0]
 
 
 def sma(x: np.ndarray, n: int) -> np.ndarray:
-    return window_sum(x, n) / n
-
-
-def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
-    """Population standard deviation (ddof=0) of each window, two-pass, fixed order."""
-    x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    m = len(x) - n + 1
-    if n < 1 or m <= 0:
-        return out
-    mean = window_sum(x, n)[n - 1 :] / n
-    d = x[0:m] - mean
-    acc = d * d
-    for k in range(1, n):
-        d = x[k : k + m] - mean
-        acc += d * d
-    out[n - 1 :] = np.sqrt(acc / n)
+    out = window_sum(x, n)
+    out /= n
     return out
 
 
-def _rolling(x: np.ndarray, n: int, reduce: str) -> np.ndarray:
+def sma_at(x: np.ndarray, n: int, at: np.ndarray) -> np.ndarray:
+    """``sma(x, n)[at]`` without rounding the other bars' sums."""
     x = np.asarray(x, dtype=float)
-    out = np.full(len(x), np.nan)
-    if n < 1 or len(x) < n:
+    at = np.asarray(at, dtype=np.int64)
+    sc = _wide.scale(x) if len(at) and n <= _wide._MAX_WINDOW and bool(np.isfinite(x).all()) else None
+    if sc is None:
+        return sma(x, n)[at]
+    out = np.full(len(at), np.nan)
+    ok = at >= n - 1
+    out[ok] = _wide.window_sums_at(x, n, at[ok], *sc) / n
+    return out
+
+
+def sma_std(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population standard deviation (ddof=0) of each window, from one exact pass: the
+    mean is the rounded exact sum / n, the deviation sqrt(rounded exact n*sum(x**2) - sum(x)**2) / n."""
+    total, dev = _window_stats(x, n, True)
+    total /= n  # in place: these are new arrays, and a million-bar pass is worth saving
+    np.sqrt(dev, out=dev)
+    dev /= n
+    return total, dev
+
+
+def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
+    """Population standard deviation (ddof=0) of each window (see ``sma_std``)."""
+    return sma_std(x, n)[1]
+
+
+def _rolling_extreme(x: np.ndarray, n: int, op: np.ufunc, pad: float) -> np.ndarray:
+    """van Herk/Gil-Werman: in blocks of n, running extremes from each block's start (g) and from
+    its end (h); a window covers the tail of one block and the head of the next, so its extreme is
+    op(h[i - n + 1], g[i]): three passes whatever n. A NaN in a window gives NaN (as numpy's max)."""
+    x = np.asarray(x, dtype=float)
+    size = len(x)
+    out = np.full(size, np.nan)
+    if n < 1 or size < n:
         return out
-    out[n - 1 :] = getattr(np.lib.stride_tricks.sliding_window_view(x, n), reduce)(axis=1)
+    blocks = -(-size // n)
+    xp = np.full(blocks * n, pad)
+    xp[:size] = x
+    cols = xp.reshape(blocks, n).T  # one row per position in the block: accumulate over rows
+    g = op.accumulate(cols, axis=0).T.ravel()
+    h = op.accumulate(cols[::-1], axis=0)[::-1].T.ravel()
+    out[n - 1 :] = op(h[: size - n + 1], g[n - 1 : size])
     return out
 
 
 def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
-    return _rolling(x, n, "max")
+    return _rolling_extreme(x, n, np.maximum, -np.inf)
 
 
 def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
-    return _rolling(x, n, "min")
+    return _rolling_extreme(x, n, np.minimum, np.inf)
 
 
 def shift(x: np.ndarray, k: int = 1) -> np.ndarray:
@@ -87,30 +152,24 @@ def shift(x: np.ndarray, k: int = 1) -> np.ndarray:
 # --- scalar forms -------------------------------------------------------------------------
 
 
-def seq_sum(values: Sequence[float]) -> float:
-    it = iter(values)
-    s = float(next(it))
-    for v in it:
-        s += v
-    return s
-
-
 def sma_last(values: Sequence[float], n: int) -> float:
-    if len(values) < n:
+    """``sma`` for the newest bar of ``values`` (the live path: the same bits)."""
+    if n < 1 or len(values) < n:
         return math.nan
-    return seq_sum(values[len(values) - n :]) / n
+    w = values[len(values) - n :]
+    if not all(math.isfinite(v) for v in w):
+        return math.nan
+    return _exact_window(w, False)[0] / n
 
 
 def std_last(values: Sequence[float], n: int) -> float:
-    if len(values) < n:
+    """``rolling_std`` for the newest bar of ``values`` (the live path: the same bits)."""
+    if n < 1 or len(values) < n:
         return math.nan
     w = values[len(values) - n :]
-    mean = seq_sum(w) / n
-    acc = (w[0] - mean) * (w[0] - mean)
-    for v in w[1:]:
-        d = v - mean
-        acc += d * d
-    return math.sqrt(acc / n)
+    if not all(math.isfinite(v) for v in w):
+        return math.nan
+    return math.sqrt(_exact_window(w, True)[1]) / n
 
 
 class WilderRSI:
