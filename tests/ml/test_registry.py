@@ -27,7 +27,9 @@ def test_train_json_report_names_the_model_its_data_and_its_scores(tmp_path):
     for k in ("roc_auc", "accuracy", "precision", "recall", "log_loss"):
         assert isinstance(rep["cv"][k], float)
     assert len(rep["cv"]["folds"]) == 3 and rep["cv"]["roc_auc"] > 0.6
-    assert set(rep["oos"]) >= {"total_return", "buy_and_hold", "coin_flip"}
+    assert set(rep["oos"]) >= {"total_return", "buy_and_hold", "random_entries", "trades"}
+    lo, hi = rep["cv"]["roc_auc_ci95"]
+    assert lo <= rep["cv"]["roc_auc"] <= hi
     assert (models_dir(db) / rep["artifact"]).is_file() and rep["libraries"]["scikit-learn"]
     listed = json.loads(CliRunner().invoke(app, ["models", "--json", "--db", str(db)]).stdout)
     assert [m["model_id"] for m in listed] == [rep["model_id"]]

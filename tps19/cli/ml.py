@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from .common import bad_input_errors, check_numbers, db_path, fail, parse_time
+from .common import DB_HELP, bad_input_errors, check_numbers, db_path, fail, parse_time
 
 models_app = typer.Typer(help="The model registry: list, show and compare trained models.", no_args_is_help=False)
 
@@ -18,13 +18,13 @@ models_app = typer.Typer(help="The model registry: list, show and compare traine
 def train(
     model: str = typer.Option("hgb", "--model", help="logreg | hgb | rf."),
     horizon: int = typer.Option(5, "--horizon", help="Label: sign of the forward return over N bars."),
-    threshold_bps: float = typer.Option(0.0, "--threshold-bps", help="Returns within +-B bps are 'no trade' (not trained on)."),
+    threshold_bps: float = typer.Option(0.0, "--threshold-bps", help="Returns within +-B bps are 'no trade': not trained on nor scored (the report counts them)."),
     folds: int = typer.Option(5, "--folds", help="Walk-forward test folds."),
     embargo: int = typer.Option(0, "--embargo", help="Bars after each test fold never trained on."),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="CV folds fitted in parallel (processes)."),
     cluster: str = typer.Option(None, "--cluster", help="Fit the CV folds on a Dask cluster: tcp://HOST:PORT (its scheduler)."),
     fee: float = typer.Option(0.001, "--fee", help="Fee per position change when trading the out-of-fold predictions."),
-    seed: int = typer.Option(19, "--seed", help="Seed of the model and the coin-flip baseline."),
+    seed: int = typer.Option(19, "--seed", help="Seed of the model, the random-entries baseline and the AUC bootstrap."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
     exchange: str = typer.Option(None, "--exchange", help="Stored bars of this exchange (default sim)."),
     symbol: str = typer.Option(None, "--symbol", help="Symbol of the stored bars."),
@@ -32,7 +32,7 @@ def train(
     since: str = typer.Option(None, "--since", help="Start (UTC)."),
     until: str = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry (and the stored bars)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Train a model with purged walk-forward CV and register it."""
     from rich.console import Console
@@ -65,7 +65,7 @@ def train(
         print_report(report, console)
 
 
-async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: Path, cluster: str | None = None) -> Any:
+async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: str | Path, cluster: str | None = None) -> Any:
     """Training in a worker thread (the loop stays free), a progress bar on stderr, then the registry."""
     import asyncio
 
@@ -143,16 +143,49 @@ def print_report(rep: dict[str, Any], console: Any) -> None:
                   str(f["test_rows"]), *(_f(f[k], digits=3) for k in scores))
     t.add_row("all", "", "", str(cv["rows"]), *(_f(cv[k], digits=3) for k in scores), style="bold")
     console.print(t)
-    o = Table(title=f"trading the out-of-fold predictions (fee {oos['fee']}, enter > {oos['enter']}, exit < {oos['exit']})")
-    for c in ("model", "buy and hold", "coin flip"):
+    for line in honesty_lines(rep):
+        console.print(line, markup=False, highlight=False)
+    o = Table(title=f"trading the out-of-fold predictions (fee {oos['fee']}, enter > {oos['enter']}, exit < {oos['exit']}, "
+                    "fills at the next bar's open)")
+    rnd = oos.get("random_entries")
+    cols = ["model", "trades", "buy and hold"] + (["random entries (median, 5..95%)", "p-value"] if rnd else ["coin flip"])
+    for c in cols:
         o.add_column(c, justify="right")
-    o.add_row(_f(oos["total_return"], True), _f(oos["buy_and_hold"], True), _f(oos["coin_flip"], True))
+    if rnd:
+        o.add_row(_f(oos["total_return"], True), str(oos["trades"]), _f(oos["buy_and_hold"], True),
+                  f"{_f(rnd['median'], True)} ({_f(rnd['p05'], True)}..{_f(rnd['p95'], True)})", _f(rnd["p_value"], digits=3))
+    else:  # a model registered before the turnover-matched baseline
+        o.add_row(_f(oos["total_return"], True), "n/a", _f(oos["buy_and_hold"], True), _f(oos.get("coin_flip"), True))
     console.print(o)
+    if rnd:
+        console.print(f"random entries: {rnd['draws']} draws with the model's {oos['trades']} trades and holding times "
+                      f"(mean {_f(oos.get('mean_hold_bars'), digits=1)} bars) at random places, same fees; p-value = "
+                      "share of draws doing at least as well", markup=False, highlight=False)
     console.print(f"registered as [bold]{rep['model_id']}[/]: backtest it with "
                   f"`tps19 backtest --strategy ml --param model={rep['model_id']}` on bars after {_when(data['end_ms'])}")
 
 
-def _with_db(path: Path, fn: Any) -> Any:
+def honesty_lines(rep: dict[str, Any]) -> list[str]:
+    """The AUC's interval and what --threshold-bps left out, in words."""
+    cv = rep["cv"]
+    out = []
+    ci = cv.get("roc_auc_ci95")
+    if ci and ci[0] is not None:
+        info = cv.get("auc_interval", {})
+        out.append(f"AUC {_f(cv['roc_auc'], digits=3)}, 95% interval {_f(ci[0], digits=3)}..{_f(ci[1], digits=3)} "
+                   f"(block bootstrap, blocks of {info.get('block')} rows: labels overlap, so the {cv['rows']} rows "
+                   f"are worth about {info.get('effective_rows', 0):.0f} independent outcomes)")
+        if ci[0] <= 0.5:
+            out.append("the interval includes 0.5: no evidence of skill")
+    thr = cv.get("threshold")
+    if thr and thr.get("bps"):
+        out.append(f"--threshold-bps {thr['bps']:g} dropped {thr['test_rows_dropped']} of "
+                   f"{thr['test_rows_dropped'] + thr['test_rows_scored']} test rows ({_f(thr['share_dropped'], True)}) "
+                   "whose outcome moved less than the threshold: the scores above leave them out, trading does not")
+    return out
+
+
+def _with_db(path: str | Path, fn: Any) -> Any:
     import asyncio
 
     from ..engine.storage import Database, StorageError
@@ -175,7 +208,7 @@ def _with_db(path: Path, fn: Any) -> Any:
 def models(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON array."),
-    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """List the registered models (or `show ID`, `compare A B`)."""
     if ctx.invoked_subcommand is not None:
@@ -208,7 +241,7 @@ def models(
 def show(
     model_id: str = typer.Argument(..., help="Model id (see `tps19 models`)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """One model: its report, and how its live/paper decisions turned out."""
     from ..engine.ml import evaluation, registry
@@ -241,7 +274,7 @@ def compare(
     a: str = typer.Argument(..., help="Model A (e.g. the champion)."),
     b: str = typer.Argument(..., help="Model B (e.g. the challenger in shadow)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    db: Path = typer.Option(None, "--db", help="SQLite file holding the registry and decisions."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Two models on the decisions both made: hit rate, log loss, signal P&L, paired tests."""
     from ..engine.ml import evaluation, registry

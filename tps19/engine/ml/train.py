@@ -16,9 +16,11 @@ import numpy as np
 from .cv import purged_splits
 from .drift import reference_bins
 from .features import FEATURE_NAMES, FEATURE_VERSION, LOOKBACK, feature_frame
-from .labels import make_labels
+from .baselines import Segment, oos_figures
+from .intervals import auc_interval
+from .labels import forward_return, make_labels
 from .pipelines import MODEL_KINDS, build_pipeline, model_params
-from .scoring import classification_scores, oos_figures
+from .scoring import classification_scores, positions
 
 Progress = Callable[[int, int], None]
 
@@ -122,8 +124,17 @@ def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainR
         done += 1
         if progress:
             progress(done, total)
-    cv = _cv_report(folds, preds, y, labelled, ts)
-    segments = [(p, close[f.test]) for f, p in zip(folds, preds, strict=True)]
+    cv = _cv_report(folds, preds, y, labelled, ts, cfg)
+    # what --threshold-bps left out of the scores: test rows with an outcome inside +-threshold
+    fwd = forward_return(close, cfg.horizon)
+    dropped = has_x & ~np.isnan(fwd) & np.isnan(y)
+    test_rows = np.concatenate([f.test for f in folds])
+    n_drop = int(dropped[test_rows].sum())
+    cv["threshold"] = {"bps": cfg.threshold_bps, "test_rows_dropped": n_drop, "test_rows_scored": int(cv["rows"]),
+                       "share_dropped": n_drop / (n_drop + cv["rows"]) if n_drop + cv["rows"] else 0.0}
+    open_ = np.asarray(df["open"], dtype=float)
+    segments = [Segment(positions(p, cfg.enter, cfg.exit), open_[f.test], close[f.test])
+                for f, p in zip(folds, preds, strict=True)]
     oos = oos_figures(segments, cfg.fee, cfg.enter, cfg.exit, seed=cfg.seed)
     pipe = _fit_final(cfg, x[labelled], y[labelled].astype(int))
     if progress:
@@ -136,7 +147,7 @@ def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainR
 
 
 def _cv_report(folds: list[Any], preds: list[np.ndarray], y: np.ndarray, labelled: np.ndarray,
-               ts: np.ndarray) -> dict[str, Any]:
+               ts: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
     per_fold = []
     ys, ps = [], []
     for f, p in zip(folds, preds, strict=True):
@@ -147,5 +158,8 @@ def _cv_report(folds: list[Any], preds: list[np.ndarray], y: np.ndarray, labelle
         per_fold.append({"fold": f.index, "train_rows": int(len(f.train)), "test_rows": int(len(f.test)),
                          "test_start_ms": int(ts[f.test_start]), "test_end_ms": int(ts[f.test_end - 1]),
                          **classification_scores(yt, pt)})
-    pooled = classification_scores(np.concatenate(ys), np.concatenate(ps))
-    return {**pooled, "folds": per_fold}
+    y_all, p_all = np.concatenate(ys), np.concatenate(ps)
+    pooled = classification_scores(y_all, p_all)
+    ci = auc_interval(y_all, p_all, cfg.horizon, seed=cfg.seed)
+    return {**pooled, "roc_auc_ci95": [ci["low"], ci["high"]],
+            "auc_interval": {k: ci[k] for k in ("block", "draws", "effective_rows", "level")}, "folds": per_fold}
