@@ -82,3 +82,27 @@ async def test_strategy_figures_equity_series_and_daily_pnl(bus, db, markets):
         assert len(days) == 1 and days[0].end_equity == series[-1][1]
     finally:
         await s.stop()
+
+
+async def test_a_snapshot_that_does_not_value_every_holding_is_never_a_start(bus, db, markets):
+    """A new database: the first snapshot was stored before BTC had a price (equity = the USDT
+    alone). It was the P&L screen's period start and the day's open: "+50,000 over the period" a
+    minute after start. Such a snapshot is skipped by the equity series and the daily table, and
+    the day's start is stored only once every holding is valued."""
+    s = await _stack(bus, db, markets)
+    try:
+        await s.portfolio.publisher.store_day_start()  # BTC has no price yet: no start stored
+        assert s.portfolio.day_start_ts is None
+        early = await s.portfolio.snapshot()  # e.g. the minute loop, before the first book
+        assert early.positions.get("_unpriced") == ["BTC"] and early.equity == D("100000")
+        bus.publish(_book(50000))
+        await s.portfolio.publisher.store_day_start()
+        assert s.portfolio.day_start_ts is not None
+        await s.portfolio.snapshot()
+        h = TradingHistory(db, "paper", markets=markets)
+        series = await h.equity_series()
+        assert series and all(v == D("150000") for _, v in series), series
+        days = await h.daily_pnl()
+        assert days[0].start_equity == D("150000") and days[0].end_equity == D("150000")
+    finally:
+        await s.stop()

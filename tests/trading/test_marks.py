@@ -74,6 +74,7 @@ async def test_pnl_today_is_the_loss_limits_figure_and_survives_a_restart(bus, d
     s = await _stack(bus, db, markets)
     try:
         bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        bus.publish(book("ETH/USDT", bids=((2999.0, 1.0),), asks=((3001.0, 1.0),)))  # the day starts valued
         await s.broker.place_order("BTC/USDT", "buy", "market", "0.1")
         await until(lambda: s.portfolio.day_start_ts is not None and seen and seen[-1].pnl_today is not None)
         start_ts = s.portfolio.day_start_ts

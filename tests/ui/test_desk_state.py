@@ -50,3 +50,20 @@ def test_crossing_limit_takes_up_to_its_price_then_rests():
     est = estimate("sell", "limit", Decimal("2"), Decimal("100"), BOOK, MARKET)
     assert est.taker_amount == Decimal("1") and est.avg_price == Decimal("100")
     assert est.notional == Decimal("200")  # 1 taken at 100, 1 resting at 100
+
+
+def test_equity_without_every_holding_priced_is_no_chart_point():
+    """A PortfolioUpdate sent before BTC had a mark has the USDT alone as equity: as a chart point
+    it made a jump that read as a gain."""
+    from decimal import Decimal
+
+    from tps19.engine.trading.events import PortfolioUpdate
+
+    def upd(eq: str, unpriced: tuple[str, ...], ts: int) -> PortfolioUpdate:
+        return PortfolioUpdate("paper", "USDT", Decimal(eq), unpriced, Decimal(0), Decimal(0), Decimal(0), Decimal(0),
+                               None, None, (), ts=ts)
+
+    st = DeskState(symbols=["BTC/USDT"])
+    st.apply([upd("100000", ("BTC",), 1_000), upd("165000", (), 2_000), upd("165010", (), 3_000)])
+    assert [v for _, v in st.equity_points] == [Decimal("165000"), Decimal("165010")]
+    assert st.portfolio.equity == Decimal("165010")

@@ -158,6 +158,8 @@ class DeskState:
     def _portfolio(self, e: Any) -> None:
         self.portfolio = e
         self.peak_net = e.net_pnl if self.peak_net is None else max(self.peak_net, e.net_pnl)
+        if e.unpriced:
+            return  # equity without a holding's value is no chart point (it would read as a jump)
         # one live equity point per second is plenty for a chart whose history is minute snapshots
         if self.equity_points and e.ts // 1000 == self.equity_points[-1][0] // 1000:
             self.equity_points[-1] = (e.ts, e.equity)

@@ -130,11 +130,13 @@ class TradingStack:
         from ..storage.models import PortfolioSnapshot
         from .risk import utc_day_start_ms
 
+        from .history import valued
+
         q = (select(PortfolioSnapshot)
              .where(PortfolioSnapshot.mode == self.mode, PortfolioSnapshot.ts >= utc_day_start_ms())
-             .order_by(col(PortfolioSnapshot.ts)).limit(1))
+             .order_by(col(PortfolioSnapshot.ts)))
         async with db.session() as s:
-            first = (await s.execute(q)).scalars().first()
+            first = next((r for r in (await s.execute(q)).scalars() if valued(r)), None)
         if first is not None:
             self.broker.risk.set_day_start(first.realized_pnl + first.unrealized_pnl - first.fees)
             self.portfolio.day_start_ts = first.ts

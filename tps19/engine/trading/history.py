@@ -5,7 +5,8 @@ daily P&L table. Plain async reads; nothing here changes state.
 Realized P&L per fill is average-cost, gross of fees, replayed over the symbol's booked fills
 in time order, exactly as the portfolio books it (``Portfolio.apply_fill``). A day's P&L is the
 change of net P&L (realized + unrealized - fees) between the day's first and last stored
-snapshot: the daily loss limit's definition.
+snapshot: the daily loss limit's definition. A snapshot that does not value every holding
+(``_unpriced`` in its positions) is never a period's start, a day's open or a chart point.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from .portfolio import Portfolio
 ZERO = Decimal(0)
 FINISHED = ("filled", "cancelled", "rejected", "expired", "partially_filled")
 STRATEGY_PREFIX = "s19-"  # targets.strategy_prefix: s19-<name>-
+
+
+def valued(snap: PortfolioSnapshot) -> bool:
+    """Whether a snapshot values every holding: one stored before a holding had a price has the
+    cash alone as equity, and as a period's start or a day's open it reads as a gain."""
+    return not (snap.positions or {}).get("_unpriced")
 
 
 def strategy_of(client_order_id: str | None) -> str | None:
@@ -208,11 +215,13 @@ class TradingHistory:
                              realized, fees, realized - fees + unreal, dd, rows[0].ts if rows else None)
 
     async def _snapshots(self, since_ms: int | None) -> list[PortfolioSnapshot]:
+        """The stored snapshots that value every holding, oldest first."""
         q = select(PortfolioSnapshot).where(PortfolioSnapshot.mode == self.mode)
         if since_ms is not None:
             q = q.where(PortfolioSnapshot.ts >= since_ms)
         async with self.db.session() as s:
-            return list((await s.execute(q.order_by(col(PortfolioSnapshot.ts), col(PortfolioSnapshot.id)))).scalars())
+            rows = (await s.execute(q.order_by(col(PortfolioSnapshot.ts), col(PortfolioSnapshot.id)))).scalars()
+            return [r for r in rows if valued(r)]
 
     async def equity_series(self, since_ms: int | None = None, limit: int = 2000) -> list[tuple[int, Decimal]]:
         """(ts, equity) from stored snapshots, oldest first, thinned evenly to at most ``limit``
@@ -240,4 +249,5 @@ class TradingHistory:
         return out
 
 
-__all__ = ["DailyPnl", "FillRow", "OrderRow", "StrategyStats", "TradingHistory", "realized_fills", "strategy_of"]
+__all__ = ["DailyPnl", "FillRow", "OrderRow", "StrategyStats", "TradingHistory", "realized_fills", "strategy_of",
+           "valued"]

@@ -8,8 +8,8 @@ published (no event is lost to throttling, only intermediate marks).
 
 "P&L today" has one definition: ``RiskEngine.pnl_today()``, the figure the daily loss limit
 enforces. Its starting figure is the day's first stored portfolio snapshot (restored at start);
-when none is stored yet, one is stored the first time every position has a mark and handed to the
-risk engine as the start, so the desk, the limit and a restarted engine count from one figure.
+when none is stored yet, one is stored the first time every position has a mark and every holding
+is valued, and handed to the risk engine as the start, so the desk, the limit and a restarted engine count from one figure.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ class MarkPublisher:
         day = utc_day_start_ms()
         if self._day_stored == day or pf.pnl_today_source is None or not self.marks_complete():
             return
+        if pf.equity()[1]:
+            return  # a holding without a price: its equity is no day's open (it would read as a gain)
         self._day_stored = day
         if pf.day_start_ts is not None and pf.day_start_ts >= day:
             return  # restored from today's first stored snapshot
