@@ -99,9 +99,15 @@ class BalancesPane(RowsPane):
             # the valuation currency in cents; others to 8 decimals (satoshis), trailing zeros dropped
             return fnum(x, 2) if ccy == update.valuation else amount_text(_dec(x).quantize(Decimal("1e-8")))
 
-        rows = [[b.currency, amt(b.free, b.currency), amt(b.locked, b.currency),
-                 fnum(b.value, 2) if b.value is not None else Text("unpriced", style="dim")]
-                for b in update.balances]
+        excluded = set(getattr(update, "excluded", ()))
+
+        def value(b: Any) -> Any:
+            if b.value is not None:
+                return fnum(b.value, 2)
+            # excluded: no market values it (not in equity); unpriced: its mark has not come yet
+            return Text("excluded" if b.currency in excluded else "unpriced", style="dim")
+
+        rows = [[b.currency, amt(b.free, b.currency), amt(b.locked, b.currency), value(b)] for b in update.balances]
         equity = [Text("equity"), "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
         self.show(self.COLS, rows, pinned=[equity], keys=[b.currency for b in update.balances],
                   empty="no balances")

@@ -77,14 +77,14 @@ class RiskMonitor:
         fills bought, so leverage and VaR describe the account a trader actually risks."""
         pf = self.portfolio
         out: dict[str, float] = {}
-        seen: set[str] = set()
-        for s in sorted(pf.marks):
-            base, _ = pf._ccy(s)
-            held = pf.balances.get(base)
-            if base in seen or not held:
+        for cur, held in sorted(pf.balances.items()):
+            if not held or cur == pf.valuation:
                 continue
-            seen.add(base)  # BTC/USDT and BTC/USD marks: the BTC held is counted once
-            out[s] = float(held * pf.marks[s])
+            # valued as equity values it (through USDT if need be); excluded currencies are not
+            v = pf.value_of(cur, held)
+            if v is None:
+                continue
+            out[pf.symbol_for_currency(cur) or cur] = float(v)
         return out
 
     def _returns(self, symbols: list[str]) -> tuple[dict[str, np.ndarray], float]:
@@ -110,7 +110,9 @@ class RiskMonitor:
         eq, unpriced = self.portfolio.equity()
         equity = None if unpriced else float(eq)
         exposure = self.exposure()
-        rets, per_year = self._returns(sorted(exposure))
+        # returns of the symbols whose bars the engine sees (a held currency marked by a ticker
+        # poll has none: its exposure counts, its returns cannot)
+        rets, per_year = self._returns(sorted(s for s in exposure if s in self.closes))
         rep = report(rets, exposure, equity or 0.0, per_year)
         peak = getattr(self.breakers, "peak", None)
         dd = None

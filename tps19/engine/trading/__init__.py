@@ -110,6 +110,8 @@ class TradingStack:
                                "issues": sum(self.broker.issues.values())}
         if unpriced:
             out["unpriced"] = unpriced
+        if excluded := self.portfolio.excluded():
+            out["excluded"] = excluded  # held, no market values them: not in equity
         pub = self.portfolio.publisher
         if pub is not None and self.portfolio.pnl_today_source is not None and pub.marks_complete():
             today = self.portfolio.pnl_today_source()  # the daily loss limit's figure (marks.py)
@@ -182,6 +184,10 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
+    if client is not None:
+        from .held_prices import HeldPrices
+
+        portfolio.held_prices = HeldPrices(portfolio, client, settings.symbols.watch)
     view = HoldingsView(portfolio, markets)
     risk = RiskEngine(settings.risk, view, account=view)
     broker: Broker

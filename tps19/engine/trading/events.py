@@ -149,3 +149,4 @@ class PortfolioUpdate:
     day_start_ts: int | None  # when today's starting figure was stored
     balances: tuple[BalanceRow, ...]
     ts: int = field(default_factory=now_ms)
+    excluded: tuple[str, ...] = ()  # held, but no market on the venue values them: not in equity

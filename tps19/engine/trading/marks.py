@@ -73,7 +73,7 @@ class MarkPublisher:
         return PortfolioUpdate(mode=pf.mode, valuation=pf.valuation, equity=eq, unpriced=tuple(unpriced),
                                realized_pnl=t["realized_pnl"], unrealized_pnl=t["unrealized_pnl"], fees=t["fees"],
                                net_pnl=t["net_pnl"], pnl_today=today, day_start_ts=pf.day_start_ts,
-                               balances=self.balances())
+                               balances=self.balances(), excluded=tuple(pf.excluded()))
 
     def publish_changes(self) -> bool:
         """One pass: PositionEvents for moved marks, then a PortfolioUpdate if anything changed."""

@@ -22,6 +22,7 @@ from .orders import D
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
+BRIDGES = ("USDT", "USDC", "USD")  # a coin without a market in the valuation converts through one
 
 
 @dataclass(slots=True)
@@ -96,6 +97,9 @@ class Portfolio:
         self.positions: dict[str, Position] = {}
         self.marks: dict[str, Decimal] = {}
         self.snapshots_written = 0
+        self._paths: dict[str, tuple[tuple[str, bool], ...] | None] = {}
+        # marks of held currencies outside the traded symbols (held_prices.py), set by build_trading
+        self.held_prices: Any = None
         self._task: asyncio.Task | None = None
         # set by the broker: what working orders lock per currency (for free/locked balances), and
         # the risk engine's P&L today (the one figure the desk shows and the loss limit enforces)
@@ -212,17 +216,64 @@ class Portfolio:
             avg_entry=p.avg_entry, realized_pnl=p.realized, unrealized_pnl=p.unrealized(m), fees=p.fees, mark=m,
         )
 
+    def price_path(self, currency: str) -> tuple[tuple[str, bool], ...] | None:
+        """The markets whose marks value ``currency`` in the valuation currency, each with
+        whether its mark multiplies (base -> quote) or divides: () for the valuation itself,
+        ``X/VAL``, else through a bridge (``X/USDT`` x ``USDT/VAL``, or / ``VAL/USDT``); None
+        when the venue lists no such path (the currency is excluded from equity)."""
+        cached = self._paths.get(currency, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        val, mk = self.valuation, self.markets
+        path: tuple[tuple[str, bool], ...] | None = None
+        if currency == val:
+            path = ()
+        elif f"{currency}/{val}" in mk:
+            path = ((f"{currency}/{val}", True),)
+        elif f"{val}/{currency}" in mk:
+            path = ((f"{val}/{currency}", False),)
+        else:
+            for bridge in BRIDGES:
+                if bridge in (currency, val) or f"{currency}/{bridge}" not in mk:
+                    continue
+                if f"{bridge}/{val}" in mk:
+                    path = ((f"{currency}/{bridge}", True), (f"{bridge}/{val}", True))
+                elif f"{val}/{bridge}" in mk:
+                    path = ((f"{currency}/{bridge}", True), (f"{val}/{bridge}", False))
+                if path:
+                    break
+        self._paths[currency] = path
+        return path
+
     def value_of(self, currency: str, amount: Decimal) -> Decimal | None:
-        if currency == self.valuation:
-            return amount
-        m = self.marks.get(f"{currency}/{self.valuation}")
-        return amount * m if m is not None else None
+        """``amount`` of ``currency`` in the valuation currency at the marks (None: no mark yet,
+        or no path: see ``price_path``)."""
+        path = self.price_path(currency)
+        if path is None:
+            return None
+        v = amount
+        for sym, mul in path:
+            m = self.marks.get(sym)
+            if m is None or (not mul and m == 0):
+                return None
+            v = v * m if mul else v / m
+        return v
+
+    def excluded(self) -> list[str]:
+        """Currencies held that no market on the venue can value: listed, never counted in
+        equity, exposure or P&L (all of them read ``equity``/``value_of``)."""
+        return sorted(c for c, a in self.balances.items() if a != 0 and self.price_path(c) is None)
+
+    def price_symbols(self) -> set[str]:
+        """Every market whose mark values a currency held (for the slow ticker poll)."""
+        return {sym for c, a in self.balances.items() if a != 0 for sym, _ in (self.price_path(c) or ())}
 
     def equity(self) -> tuple[Decimal, list[str]]:
-        """Equity in the valuation currency, and the currencies that could not be priced."""
+        """Equity in the valuation currency, and the currencies held that have a price path but
+        no mark yet (excluded currencies are in neither: see ``excluded``)."""
         total, unpriced = ZERO, []
         for cur, amt in self.balances.items():
-            if amt == 0:
+            if amt == 0 or self.price_path(cur) is None:
                 continue
             v = self.value_of(cur, amt)
             if v is None:
@@ -253,6 +304,8 @@ class Portfolio:
         }
         if unpriced:
             positions["_unpriced"] = unpriced
+        if excluded := self.excluded():
+            positions["_excluded"] = excluded
         snap = PortfolioSnapshot(ts=now_ms(), mode=self.mode, equity=eq, cash=self.balances.get(self.valuation, ZERO),
                                  realized_pnl=t["realized_pnl"], unrealized_pnl=t["unrealized_pnl"], fees=t["fees"],
                                  positions=positions)
@@ -279,8 +332,12 @@ class Portfolio:
             self._task = asyncio.create_task(self._loop(), name="portfolio-snapshots")
         if self._marks_task is None and self.publisher is not None:
             self._marks_task = asyncio.create_task(self.publisher.run(), name="portfolio-marks")
+        if self.held_prices is not None:
+            self.held_prices.start()
 
     async def stop(self) -> None:
+        if self.held_prices is not None:
+            await self.held_prices.stop()
         tasks = [t for t in (self._task, self._marks_task) if t is not None]
         self._task = self._marks_task = None
         if tasks:
