@@ -23,6 +23,12 @@ from .numbers import NumberError, check_decimal
 # The simulated exchange's documented demo credentials (see `tps19 exchange --help`).
 SIM_DEMO_API_KEY = "tps19-demo-key"
 SIM_DEMO_SECRET = "tps19-demo-secret"
+# Venue ids served by the embedded simulated exchange: its Crypto.com dialect and its Binance dialect.
+SIM_VENUES = ("sim", "sim-binance")
+
+
+def is_sim(exchange_id: str) -> bool:
+    return exchange_id.lower() in SIM_VENUES
 
 
 # A duration longer than a day is a typo (or "inf"); asyncio's timers overflow long before infinity.
@@ -45,7 +51,8 @@ Money = Annotated[Decimal, AfterValidator(_sane)]
 
 
 class ExchangeSettings(BaseModel):
-    id: str = Field("sim", description="'sim' (embedded simulated exchange) or any ccxt exchange id")
+    id: str = Field("sim", description="'sim' / 'sim-binance' (embedded simulated exchange, Crypto.com or Binance "
+                                       "dialect) or any ccxt exchange id")
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings
+from .config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings, is_sim
 
 if TYPE_CHECKING:
     from .engine.engine import Engine
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def needs_embedded_sim(settings: Settings) -> bool:
-    return settings.exchange.id == "sim" and not settings.exchange.rest_url
+    return is_sim(settings.exchange.id) and not settings.exchange.rest_url
 
 
 def _secret(value: Any) -> str | None:
@@ -34,6 +34,11 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
     from .simex import SimExchange
 
     ex = settings.exchange
+    cls: type[SimExchange] = SimExchange
+    if ex.id == "sim-binance":
+        from .simex.binance import BinanceSimExchange
+
+        cls = BinanceSimExchange
     api_key = _secret(ex.api_key) or SIM_DEMO_API_KEY
     secret = _secret(ex.secret) or SIM_DEMO_SECRET
     sim_settings = settings.sim
@@ -43,9 +48,9 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
         "seed": sim_settings.seed,
         "accounts": {api_key: (secret, dict(sim_settings.starting_balances))},
     }
-    sim = SimExchange(**(kwargs | options))
+    sim = cls(**(kwargs | options))
     await sim.start()
-    exchange = ex.model_copy(update={"id": "sim", "rest_url": sim.base_url, "ws_url": None})
+    exchange = ex.model_copy(update={"id": ex.id, "rest_url": sim.base_url, "ws_url": None})
     return settings.model_copy(update={"exchange": exchange}), sim
 
 

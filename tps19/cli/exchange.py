@@ -12,7 +12,11 @@ import typer
 
 from .common import fail
 
-_HELP = """Run the simulated exchange (Crypto.com Exchange v1 wire format: REST + websockets on one port).
+DIALECTS = ("cryptocom", "binance")
+
+_HELP = """Run the simulated exchange: REST + websockets on one port, speaking Crypto.com Exchange v1
+(default) or Binance spot (--dialect binance). Both dialects share one venue core: matching engine,
+accounts, demo keys, synthetic market and fault switchboard.
 
 Point any ccxt `cryptocom` client at it by swapping scheme and host of its urls:
 
@@ -26,6 +30,19 @@ Trade with the demo key/secret (tps19.config SIM_DEMO_API_KEY / SIM_DEMO_SECRET)
 your own --api-key/--secret (never printed). Point TPS19 itself at it with
 TPS19_EXCHANGE__REST_URL=http://HOST:PORT (and the same key in TPS19_EXCHANGE__API_KEY /
 TPS19_EXCHANGE__SECRET if not the demo one). Stops on Ctrl-C / SIGTERM.
+
+With --dialect binance, point any ccxt `binance` client at it (spot only:
+options={'fetchMarkets': {'types': ['spot']}, 'fetchCurrencies': False}):
+
+\b
+  every ex.urls['api'][...] on api.binance.com  -> 'http://HOST:PORT' + its path (/api/v3, /sapi/v1)
+  ex.urls['api']['ws']['spot']                  = 'ws://HOST:PORT/stream'
+  ex.urls['api']['ws']['ws-api']['spot']        = 'ws://HOST:PORT/ws-api/v3'
+
+or `from tps19.engine.venue import point_ccxt_binance; point_ccxt_binance(ex, 'http://HOST:PORT')`.
+Signed calls need timestamp within recvWindow (default 5000 ms) and the HMAC signature; request
+weights are counted per IP (6000 per minute: 429 + Retry-After beyond, 418 for a client that does
+not wait). Point TPS19 at it with TPS19_EXCHANGE__ID=sim-binance TPS19_EXCHANGE__REST_URL=http://HOST:PORT.
 
 A signed request is accepted once: the same body again within the 60 s nonce window is
 refused with 40006 DUPLICATE_REQUEST, a nonce more than 60 s off with 40102 INVALID_NONCE.
@@ -58,6 +75,7 @@ def exchange(
     updates_per_second: float = typer.Option(60.0, "--rate", min=0.0, help="Synthetic book events per second (all symbols)."),
     control_port: int = typer.Option(None, "--control-port", min=0, max=65535,
                                      help="Serve the fault switchboard on 127.0.0.1 at this port (0 picks a free one)."),
+    dialect: str = typer.Option("cryptocom", "--dialect", help="Wire protocol: 'cryptocom' (Exchange v1) or 'binance' (spot)."),
 ) -> None:
     import asyncio
 
@@ -73,7 +91,10 @@ def exchange(
     sec = secret or (SIM_DEMO_SECRET if key == SIM_DEMO_API_KEY else None)
     if not sec:
         fail("--secret is required with --api-key")
-    asyncio.run(_serve(host, port, seed, key, sec, balances, updates_per_second, control_port))
+    dialect = dialect.strip().lower()
+    if dialect not in DIALECTS:
+        fail(f"--dialect must be one of {', '.join(DIALECTS)}, not {dialect[:20]!r}")
+    asyncio.run(_serve(host, port, seed, key, sec, balances, updates_per_second, control_port, dialect))
 
 
 def _balances(items: list[str] | None) -> dict[str, Decimal]:
@@ -96,14 +117,19 @@ def _balances(items: list[str] | None) -> dict[str, Decimal]:
 
 
 async def _serve(host: str, port: int, seed: int, key: str, secret: str, balances: dict[str, Decimal],
-                 updates_per_second: float, control_port: int | None) -> None:
+                 updates_per_second: float, control_port: int | None, dialect: str = "cryptocom") -> None:
     """Serve until SIGINT/SIGTERM; a port that cannot be bound is one line and exit 1."""
     import asyncio
     import signal
 
     from ..simex import SimExchange
 
-    sim = SimExchange(host=host, port=port, seed=seed, accounts={key: (secret, balances)},
+    cls: type[SimExchange] = SimExchange
+    if dialect == "binance":
+        from ..simex.binance import BinanceSimExchange
+
+        cls = BinanceSimExchange
+    sim = cls(host=host, port=port, seed=seed, accounts={key: (secret, balances)},
                       updates_per_second=updates_per_second)
     try:
         await sim.start()
@@ -141,10 +167,18 @@ def _announce(sim: Any, key: str, control: Any) -> None:
     # The key is never printed (a terminal scrollback or a captured log is not a secret store).
     which = ("the demo key (tps19.config SIM_DEMO_API_KEY)" if key == SIM_DEMO_API_KEY
              else "the one given with --api-key")
-    typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
-               f"(ws {sim.base_url.replace('http', 'ws', 1)}/exchange/v1/market|user)  "
-               f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key: {which}")
-    typer.echo(f"point tps19 at it: TPS19_EXCHANGE__REST_URL={sim.base_url}"
+    ws = sim.base_url.replace('http', 'ws', 1)
+    if getattr(sim, "dialect", "") == "binance":
+        typer.echo(f"simulated exchange (Binance spot) on {sim.base_url}/api/v3  (streams {ws}/stream, "
+                   f"WebSocket API {ws}/ws-api/v3)  symbols {', '.join(i.symbol for i in sim.instruments)}  "
+                   f"api key: {which}")
+        exchange_id = "TPS19_EXCHANGE__ID=sim-binance "
+    else:
+        typer.echo(f"simulated exchange on {sim.base_url}/exchange/v1  "
+                   f"(ws {ws}/exchange/v1/market|user)  "
+                   f"symbols {', '.join(i.symbol for i in sim.instruments)}  api key: {which}")
+        exchange_id = ""
+    typer.echo(f"point tps19 at it: {exchange_id}TPS19_EXCHANGE__REST_URL={sim.base_url}"
                + ("" if key == SIM_DEMO_API_KEY else
                   " with that key and secret in TPS19_EXCHANGE__API_KEY / TPS19_EXCHANGE__SECRET"))
     if control is not None:

@@ -13,9 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings
+from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, SIM_VENUES, Settings
 
 log = logging.getLogger(__name__)
+
+
+# ccxt's binance client asks the futures APIs and the currency list (sapi, keys needed) at
+# load_markets unless told TPS19 trades spot only.
+BINANCE_SPOT_OPTIONS: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}
 
 
 class VenueError(Exception):
@@ -189,6 +194,26 @@ def point_ccxt(client: Any, base_url: str) -> Any:
     return client
 
 
+def point_ccxt_binance(client: Any, base_url: str, ws_url: str | None = None) -> Any:
+    """Point a ccxt `binance` client (REST or ccxt.pro) at a Binance-compatible venue at
+    `base_url` (the simulated exchange's Binance dialect): every REST root keeps its path
+    (``/api/v3``, ``/sapi/v1``, ...) on the new host, spot streams go to ``/stream`` (combined)
+    and the WebSocket API (user data stream) to ``/ws-api/v3``."""
+    base = base_url.rstrip("/")
+    api = client.urls.setdefault("api", {})
+    for name, url in list(api.items()):
+        if isinstance(url, str) and url.startswith("https://") and ".binance.com" in url:
+            api[name] = base + "/" + url.split("://", 1)[1].split("/", 1)[1]
+    ws_base = (ws_url or ("ws" + base[len("http"):] if base.startswith("http") else base)).rstrip("/")
+    ws = api.get("ws")
+    if isinstance(ws, dict) or hasattr(client, "watch"):
+        ws = dict(ws or {})
+        ws["spot"] = ws["margin"] = f"{ws_base}/stream"
+        ws["ws-api"] = dict(ws.get("ws-api") or {}) | {"spot": f"{ws_base}/ws-api/v3"}
+        api["ws"] = ws
+    return client
+
+
 def _point_websockets(client: Any, ws_url: str) -> None:
     """exchange.ws_url: the simulated exchange's websockets at their own address (REST stays
     at rest_url), e.g. behind a proxy that serves them on another port."""
@@ -206,17 +231,22 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": ex.timeout_ms, "newUpdates": True}
     exchange_id = ex.id
     base_url = None
-    if exchange_id == "sim":
+    if exchange_id in SIM_VENUES:
         if not ex.rest_url:
-            raise VenueError("exchange 'sim' needs exchange.rest_url: start the simulated exchange first "
-                             "(`tps19 exchange`, or let `tps19 paper` start it)")
+            raise VenueError(f"exchange '{exchange_id}' needs exchange.rest_url: start the simulated exchange first "
+                             f"(`tps19 exchange{' --dialect binance' if exchange_id == 'sim-binance' else ''}`, "
+                             "or let `tps19 paper` start it)")
         base_url = ex.rest_url.rstrip("/")
         api_key = _secret(ex.api_key) or SIM_DEMO_API_KEY
         secret = _secret(ex.secret) or SIM_DEMO_SECRET
-        client = ccxtpro.cryptocom({**config, "apiKey": api_key, "secret": secret})
-        point_ccxt(client, base_url)
-        if ex.ws_url:
-            _point_websockets(client, ex.ws_url)
+        if exchange_id == "sim-binance":
+            client = ccxtpro.binance({**config, "apiKey": api_key, "secret": secret, "options": BINANCE_SPOT_OPTIONS})
+            point_ccxt_binance(client, base_url, ex.ws_url)
+        else:
+            client = ccxtpro.cryptocom({**config, "apiKey": api_key, "secret": secret})
+            point_ccxt(client, base_url)
+            if ex.ws_url:
+                _point_websockets(client, ex.ws_url)
     else:
         cls = getattr(ccxtpro, exchange_id, None)
         if cls is None:
@@ -230,12 +260,12 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
                 if value is not None:
                     config[key] = value.get_secret_value()
         if exchange_id.startswith("binance"):
-            config["options"] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}
+            config["options"] = dict(BINANCE_SPOT_OPTIONS)
         client = cls(config)
         if ex.sandbox:
             client.set_sandbox_mode(True)
         if ex.rest_url or ex.ws_url:
-            raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim")
+            raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim / sim-binance")
     venue = Venue(exchange_id=exchange_id, client=client, rest_url=base_url)
     install_gap_guard(client, venue.gap_count, venue.book_messages)
     venue.frames = install_frame_guard(client)

@@ -142,9 +142,7 @@ class SimExchange(WebsocketApi):
 
     async def start(self) -> "SimExchange":
         app = web.Application(client_max_size=1 << 20)
-        app.router.add_get("/exchange/v1/market", self._ws_market)
-        app.router.add_get("/exchange/v1/user", self._ws_user)
-        app.router.add_route("*", "/exchange/v1/{kind:public|private}/{name:.+}", self._rest)
+        self._add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
@@ -156,6 +154,12 @@ class SimExchange(WebsocketApi):
         if self.autoplay:
             self._tasks.append(asyncio.create_task(self._autoplay_loop(), name="simex:autoplay"))
         return self
+
+    def _add_routes(self, app: web.Application) -> None:
+        """The dialect's endpoints (here Crypto.com Exchange v1; tps19.simex.binance overrides it)."""
+        app.router.add_get("/exchange/v1/market", self._ws_market)
+        app.router.add_get("/exchange/v1/user", self._ws_user)
+        app.router.add_route("*", "/exchange/v1/{kind:public|private}/{name:.+}", self._rest)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)

@@ -219,7 +219,7 @@ def check_live_allowed(settings: Settings) -> str | None:
     and refuses the simulated exchange unless the keys are the sim's demo keys (so real keys are never sent to a simulator, nor sim keys mistaken for
     a real account).
     """
-    from ...config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+    from ...config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, is_sim
 
     ex = settings.exchange
 
@@ -228,14 +228,14 @@ def check_live_allowed(settings: Settings) -> str | None:
 
     k, sec = val(ex.api_key).strip(), val(ex.secret).strip()
     ex_id = ex.id.lower()
-    if ex_id == "sim" and not k and not sec:
+    if is_sim(ex_id) and not k and not sec:
         return None  # the simulated venue's demo keys (tps19-demo-key / tps19-demo-secret) are used
     if not k or not sec:
         return "live trading needs API credentials: set TPS19_EXCHANGE__API_KEY and TPS19_EXCHANGE__SECRET"
     is_demo = k == SIM_DEMO_API_KEY and sec == SIM_DEMO_SECRET
-    if ex_id == "sim" and not is_demo:
-        return "refusing --exchange sim with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"
-    if ex_id != "sim" and is_demo and not ex.rest_url:
+    if is_sim(ex_id) and not is_demo:
+        return f"refusing --exchange {ex_id} with non-sim API keys (use the sim's demo keys, see `tps19 exchange --help`)"
+    if not is_sim(ex_id) and is_demo and not ex.rest_url:
         # (with a rest_url override the client may be pointed at a standalone `tps19 exchange`)
         return f"refusing live trading on {ex_id} with the simulated exchange's demo keys"
     return None
