@@ -24,7 +24,7 @@ from .engine import ZERO, Account, Fill, MatchingEngine, Order, Trade
 from .faults import Faults
 from .flow import Flow
 from .instruments import Instrument, instruments_for
-from .replay import ReplayGuard
+from .replay_guard import ReplayGuard
 from .wire import wall_ms
 from .ws import BookChannel, Conn, WebsocketApi
 

@@ -14,7 +14,7 @@ import ccxt
 import pytest
 
 from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
-from tps19.simex.replay import ReplayGuard
+from tps19.simex.replay_guard import ReplayGuard
 from tps19.simex.signing import auth_signature, rest_signature
 
 from .conftest import KEY, SECRET
