@@ -254,6 +254,17 @@ class MetricsSettings(BaseModel):
     port: int | None = Field(None, ge=0, le=65535, description="None: off; 0 picks a free port")
 
 
+class RecordingSettings(BaseModel):
+    """`--record DIR` / `tps19 record`: the background writer's batches, rotation and retention."""
+
+    batch_rows: int = Field(5000, ge=1, le=1_000_000)
+    batch_s: float = _seconds(1.0)
+    rotate_mb: float = Field(64.0, gt=0, le=65536, allow_inf_nan=False)
+    retention_days: int | None = Field(None, ge=1, description="None: keep every day")
+    unexplained_alert_bps: float = Field(5.0, gt=0, le=10_000, allow_inf_nan=False,
+                                         description="live divergence alert: unexplained share of the gap, in bp")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TPS19_",
@@ -275,6 +286,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
 
 
 class ConfigError(Exception):

@@ -54,11 +54,12 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
     return settings.model_copy(update={"exchange": exchange}), sim
 
 
-def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None, shadow: Any = None) -> Engine:
+def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None, shadow: Any = None,
+                 record_dir: Any = None) -> Engine:
     """The one place an entry point builds the Engine (settings already point at a venue)."""
     from .engine.engine import Engine
 
-    return Engine(settings, mode, strategy=strategy, shadow=shadow)
+    return Engine(settings, mode, strategy=strategy, shadow=shadow, record_dir=record_dir)
 
 
 @contextlib.asynccontextmanager

@@ -70,7 +70,8 @@ def with_sizing(settings: Settings, name: str | None, params: list[str] | None) 
 def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_ui: bool, db: str | Path | None,
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
-             sizing: str | None = None, sizing_params: list[str] | None = None) -> None:
+             sizing: str | None = None, sizing_params: list[str] | None = None,
+             record_dir: Path | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
     if sizing or sizing_params:
         settings = with_sizing(settings, sizing, sizing_params)
@@ -91,13 +92,13 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
             fail(f"refusing to start LIVE: {reason}")
     check_schema(settings)
     if no_ui:
-        code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat, shadow_strat))
+        code = asyncio.run(_headless(settings, mode, log_file or settings.log.file, strat, shadow_strat, record_dir))
         # Everything is stopped, flushed and closed. The interpreter's last GC passes over
         # ccxt's and the simulator's heap took 1.3-1.6 s of the signal-to-exit time on a busy
         # machine; frozen objects are skipped (benchmarks/stop_cycles.py).
         gc.freeze()
         raise typer.Exit(code)
-    raise typer.Exit(asyncio.run(_desk(settings, mode, strat, shadow_strat)))
+    raise typer.Exit(asyncio.run(_desk(settings, mode, strat, shadow_strat, record_dir)))
 
 
 def check_schema(settings: Settings) -> None:
@@ -122,21 +123,22 @@ def make_shadow(model_id: str | None, strategy: object, db: Path | None) -> obje
 
 
 async def _headless(settings: Settings, mode: str, log_file: Path | None, strategy: object,
-                    shadow: object = None) -> int:
+                    shadow: object = None, record_dir: Path | None = None) -> int:
     from .engine.headless import run_headless
 
     async with _venue(settings) as pointed:
-        return await run_headless(build_engine(pointed, mode, strategy, shadow), log_file)
+        return await run_headless(build_engine(pointed, mode, strategy, shadow, record_dir), log_file)
 
 
-async def _desk(settings: Settings, mode: str, strategy: object, shadow: object = None) -> int:
+async def _desk(settings: Settings, mode: str, strategy: object, shadow: object = None,
+                record_dir: Path | None = None) -> int:
     from .app import DeskApp
     from .desk_signals import DeskSignals
 
     async with _venue(settings) as pointed:
         # The app starts the engine it is handed (not started yet) and stops it on quit; the
         # simulated exchange, if any, is stopped after that, on leaving this block.
-        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy, shadow))
+        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy, shadow, record_dir))
         DeskSignals(app).install()
         await app.run_async()
         return app.return_code or 0

@@ -40,12 +40,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
         sizing: str = typer.Option(None, "--sizing", help="Position sizing of the strategy's targets: fixed, "
                                                           "fixed_fractional, vol_target, kelly (docs/risk.md)."),
         sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
+        record: Path = typer.Option(None, "--record", help="Record the venue's frames and this session's orders, "
+                                    "fills and decisions to this directory (Parquet; docs/replay.md)."),
     ) -> None:
         from ..run import run_desk
 
         run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
-                 shadow=shadow, sizing=sizing, sizing_params=sizing_param)
+                 shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record)
 
     command.__doc__ = HELP[mode]
     return command

@@ -24,6 +24,9 @@ from .storage.lock import instance_lock
 from .venue import Venue, VenueError, open_venue
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .recording.tap import Recorder
     from .strategies.base import Strategy
     from .strategies.runner import StrategyRunner
     from .targets import TargetExecutor
@@ -36,7 +39,7 @@ class EngineError(Exception):
 
 class Engine:
     def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None,
-                 shadow: Strategy | None = None) -> None:
+                 shadow: Strategy | None = None, record_dir: Path | None = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -57,6 +60,8 @@ class Engine:
         self.started_at: float | None = None
         self._bar_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self.record_dir = record_dir
+        self.recorder: Recorder | None = None
 
     # -- helpers -------------------------------------------------------------------
     def log(self, level: str, message: str, **fields: Any) -> None:
@@ -94,7 +99,11 @@ class Engine:
         except VenueError as err:
             raise EngineError(str(err)) from None
         self.log("info", "venue connected", venue=self.venue_name, mode=self.mode)
+        if self.record_dir is not None:
+            self._start_recorder()
         await self._load_markets()
+        if self.recorder is not None:
+            self.recorder.set_markets(self.markets)
         missing = [s for s in self.symbols if s not in self.markets]
         if missing:
             raise EngineError(f"symbol(s) not listed on {self.venue_name}: {', '.join(missing)}")
@@ -110,6 +119,8 @@ class Engine:
         # Trading subscribes to books before the feed publishes the first one: the portfolio marks
         # and the paper broker fill from books, and on a quiet market no second book may come soon.
         await self._start_trading()
+        if self.recorder is not None:
+            self._record_meta()
         await self.feed.start()
         self._bar_task = asyncio.create_task(self._persist_bars(), name="engine:bars")
         if self.strategy is not None:
@@ -117,6 +128,44 @@ class Engine:
         self.started_at = time.monotonic()
         self.bus.publish(self.venue_event())
         self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=self.db.name)
+
+    def _start_recorder(self) -> None:
+        """Tap the venue's websockets and the bus before anything is received or published."""
+        from .recording.tap import Recorder
+        from .recording.writer import WriterSettings
+
+        assert self.venue is not None and self.record_dir is not None
+        rs = self.settings.recording
+        ws = WriterSettings(batch_rows=rs.batch_rows, batch_s=rs.batch_s, rotate_bytes=int(rs.rotate_mb * (1 << 20)),
+                            retention_days=rs.retention_days)
+        try:
+            self.recorder = Recorder(self.record_dir, self.venue.exchange_id, self.venue.exchange_id, ws,
+                                     on_problem=lambda msg, fields: self.log("warning", msg, **fields)).start()
+        except OSError as err:
+            raise EngineError(f"cannot record to {self.record_dir}: {err}") from None
+        self.recorder.tap_client(self.venue.client)
+        self.recorder.tap_bus(self.bus)
+        self.log("info", "recording", dir=str(self.record_dir))
+
+    def _record_meta(self) -> None:
+        """What a replay needs to run the same session: the markets, the broker's starting state,
+        the strategy and its parameters, the settings that shape decisions."""
+        assert self.recorder is not None
+        meta: dict[str, Any] = {
+            "mode": self.mode, "venue": self.venue_name, "exchange_id": self.venue.exchange_id if self.venue else None,
+            "symbols": self.symbols, "timeframe": self.settings.symbols.timeframe,
+            "book_depth": self.settings.symbols.book_depth,
+            "markets": {s: self.markets.get(s) for s in self.symbols},
+            "strategy": self.strategy.name if self.strategy is not None else None,
+            "params": self.strategy.param_dict() if self.strategy is not None else {},
+            "risk": self.settings.risk.model_dump(mode="json"),
+            "adopt_holdings": self.settings.strategy.adopt_holdings,
+            "precision_mode": getattr(self.venue.client, "precisionMode", None) if self.venue else None,
+        }
+        if self.trading is not None:
+            meta["balances"] = {k: str(v) for k, v in self.trading.portfolio.balances.items()}
+            meta["latency_s"] = getattr(self.trading.broker, "latency_s", None)
+        self.recorder.meta(meta)
 
     async def _load_markets(self) -> None:
         assert self.venue is not None
@@ -179,6 +228,8 @@ class Engine:
                 self.log("warning", "strategy warm-up failed", symbol=symbol, error=type(err).__name__)
                 continue
             closed = candles[:-1]  # the last candle is still forming
+            if self.recorder is not None:
+                self.recorder.warmup(symbol, timeframe, closed)
             if self.executor is not None and symbol in self.executor.closes:
                 self.executor.closes[symbol].extend(float(c[4]) for c in closed)  # vol_target sizing's history
             last = None
@@ -210,6 +261,8 @@ class Engine:
             parts.append(("bar storage", partial(cancel_and_wait, [self._bar_task])))
         if self.venue is not None:
             parts.append(("venue", self.venue.close))
+        if self.recorder is not None:
+            parts.append(("recording", partial(asyncio.to_thread, self.recorder.close)))
         parts.append(("database", self.db.close))
         for name, stop in parts:
             try:

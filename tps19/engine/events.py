@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from . import clock as _clock
+
 Level = tuple[float, float]  # (price, size)
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return _clock.now_ms()
 
 
 @dataclass(slots=True, frozen=True)

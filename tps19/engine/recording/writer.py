@@ -94,17 +94,20 @@ def write_closed(table: Any, dest: Path, level: int = 3) -> int:
 
 class RecordingWriter:
     def __init__(self, root: Path, venue: str, settings: WriterSettings | None = None,
-                 on_problem: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_problem: Callable[[str, dict[str, Any]], None] | None = None,
+                 convert: Callable[[list[Any]], list[Row]] | None = None) -> None:
         self.root = Path(root)
         self.venue = venue
         self.settings = settings or WriterSettings()
         self.session = time.time_ns()
         self.stats = WriterStats()
         self.on_problem = on_problem
-        self._rows: list[Row] = []
+        # items added -> rows, run in the thread (the loop only appends what it received)
+        self.convert = convert
+        self._rows: list[Any] = []
         self._opened = time.monotonic()
         self._lock = threading.Lock()
-        self._pending: deque[list[Row]] = deque()
+        self._pending: deque[list[Any]] = deque()
         self._wake = threading.Condition()
         self._batch_no = 0
         # per partition: parts written this session not yet compacted, with their sizes
@@ -123,7 +126,7 @@ class RecordingWriter:
         self._thread.start()
         return self
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Any) -> None:
         with self._lock:
             self._rows.append(row)
             full = len(self._rows) >= self.settings.batch_rows
@@ -208,10 +211,11 @@ class RecordingWriter:
             self.stats.last_error = f"{type(err).__name__}: {err}"[:200]
             self._problem("recording write failed", error=self.stats.last_error)
 
-    def _write_batch(self, rows: list[Row]) -> None:
+    def _write_batch(self, items: list[Any]) -> None:
         import pyarrow as pa
 
         t0 = time.perf_counter()
+        rows: list[Row] = self.convert(items) if self.convert is not None else items
         self._batch_no += 1
         n = self._batch_no
         groups: dict[Path, list[Row]] = {}
@@ -219,6 +223,9 @@ class RecordingWriter:
             groups.setdefault(partition(self.root, self.venue, r[4], _day(r[1])), []).append(r)
         sch = schema()
         day_changed = False
+        if not groups:
+            self.stats.write_s += time.perf_counter() - t0
+            return
         for part_dir, group in groups.items():
             part_dir.mkdir(parents=True, exist_ok=True)
             cols = list(zip(*group))

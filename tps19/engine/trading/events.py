@@ -57,6 +57,18 @@ class FillEvent:
 
 
 @dataclass(slots=True, frozen=True)
+class ExecutionEvent:
+    """The book a paper order executed against (its sequence number and exchange time): a
+    recording keeps it so that a replay executes the order at the same point of the stream."""
+
+    client_order_id: str
+    symbol: str
+    book_seq: int | None
+    book_ts: int | None
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
 class PositionEvent:
     """Net position in one symbol, with P&L in the quote currency."""
 

@@ -26,6 +26,7 @@ from ...aio import cancel_requested
 from ..events import BookEvent, TradeEvent, now_ms
 from .base import BaseBroker
 from .entry import locked_balances
+from .events import ExecutionEvent
 from .records import order_update
 from .orders import D, OrderState, OrderStatus, ValidatedOrder, fee_rate
 from .store import FillRecord
@@ -212,6 +213,7 @@ class PaperBroker(BaseBroker):
 
     async def _execute(self, o: OrderState) -> OrderState:
         book = self.books.get(o.symbol)
+        self.publish(ExecutionEvent(o.client_order_id, o.symbol, book.seq if book else None, book.ts if book else None))
         new = o.copy()
         if new.type == "market" and book is None:
             prev = new.transition(OrderStatus.REJECTED, f"no order book for {o.symbol} yet")
