@@ -164,6 +164,10 @@ class TargetExecutor:
             return
         side, amount = planned
         mark = self.portfolio.mark(symbol)
+        if self.bus is not None:
+            from .trading.events import DecisionEvent
+
+            self.bus.publish(DecisionEvent(symbol, target_fraction, side, amount, mark))
         cap = self.max_order_notional
         if cap is not None and mark and amount * mark > cap:
             self._log("warning", "strategy order cut to the per-order cap", symbol=symbol,

@@ -32,12 +32,13 @@ VIEW_TRADES = "view.trades"  # the feed published these prints (ids in raw)
 VIEW_BAR = "view.bar"  # a bar the feed published (closed or forming)
 WARMUP = "warmup"  # closed candles a strategy warmed up on
 SIGNAL = "signal"  # a strategy's decision
+DECISION = "decision"  # the order plan a target became (side, amount, the mark it was sized on)
 ORDER = "order"  # an order's state change (OrderUpdate)
 FILL = "fill"  # a fill (FillEvent)
 EXECUTION = "execution"  # the book an order executed against (seq, ts) and why
 META = "meta"  # what was recorded: venue, symbols, markets, strategy, mode
 MARKET_KINDS = frozenset({BOOK, DELTA, TRADE, TICKER, CANDLE})
-ENGINE_KINDS = frozenset({VIEW_BOOK, VIEW_TRADES, VIEW_BAR, WARMUP, SIGNAL, ORDER, FILL, EXECUTION, META})
+ENGINE_KINDS = frozenset({VIEW_BOOK, VIEW_TRADES, VIEW_BAR, WARMUP, SIGNAL, DECISION, ORDER, FILL, EXECUTION, META})
 
 COLUMNS = ("gseq", "recv_ns", "venue_ts", "kind", "symbol", "seq", "prev_seq",
            "bid_px", "bid_qty", "ask_px", "ask_qty", "raw")

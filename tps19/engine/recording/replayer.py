@@ -20,6 +20,8 @@ The planted differences the divergence ledger uses are options here: ``latency_m
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import tempfile
 import time
@@ -35,6 +37,7 @@ from .books import Book, prints_of
 from .format import (
     BOOK,
     CANDLE,
+    DECISION,
     DELTA,
     EXECUTION,
     META,
@@ -47,6 +50,8 @@ from .format import (
     WARMUP,
 )
 from .reader import RecordingError, read_rows
+
+_GATED: contextvars.ContextVar[bool] = contextvars.ContextVar("tps19_replay_gated", default=False)
 
 
 @dataclass
@@ -110,9 +115,10 @@ def read_meta(root: Path) -> dict[str, Any]:
 
 @dataclass
 class _Plan:
-    """Where the recording executed its decisions (timing="recorded")."""
+    """Where the recording made and executed its decisions (timing="recorded")."""
 
-    release: dict[tuple[str, int], int] = field(default_factory=dict)  # (symbol, bar ts) -> execution gseq
+    # (symbol, bar ts) -> (gseq the plan was made at, whether the recording executed an order for it)
+    release: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)
     manual: dict[int, dict[str, Any]] = field(default_factory=dict)  # execution gseq -> the order placed by hand
     strategy_exec: set[int] = field(default_factory=set)
 
@@ -120,29 +126,39 @@ class _Plan:
 def _plan(root: Path, opts: ReplayOptions) -> _Plan:
     plan = _Plan()
     signals: dict[str, list[tuple[int, int]]] = defaultdict(list)  # symbol -> [(gseq, bar ts)]
+    decisions: dict[str, list[int]] = defaultdict(list)
     execs: dict[str, list[tuple[int, str]]] = defaultdict(list)
     first_update: dict[str, dict[str, Any]] = {}
-    for r in read_rows(root, kinds=[SIGNAL, EXECUTION, ORDER], start_ns=opts.start_ns, end_ns=opts.end_ns):
+    for r in read_rows(root, kinds=[SIGNAL, DECISION, EXECUTION, ORDER], start_ns=opts.start_ns, end_ns=opts.end_ns):
         data = json.loads(r[12])
         if r[4] == SIGNAL:
             signals[r[5]].append((r[1], int(data["ts"])))
+        elif r[4] == DECISION:
+            decisions[r[5]].append(r[1])
         elif r[4] == EXECUTION:
             execs[r[5]].append((r[1], data["client_order_id"]))
+            if data["client_order_id"].startswith("s19-"):
+                plan.strategy_exec.add(r[1])
         elif data.get("client_order_id") not in first_update:
             first_update[data["client_order_id"]] = data
     for sym, sigs in signals.items():
-        ex = execs.get(sym, [])
         for i, (g, ts) in enumerate(sigs):
             nxt = sigs[i + 1][0] if i + 1 < len(sigs) else None
-            hit = next((eg for eg, cid in ex if eg > g and (nxt is None or eg < nxt) and cid.startswith("s19-")), None)
-            plan.release[(sym, ts)] = hit if hit is not None else g
-            if hit is not None:
-                plan.strategy_exec.add(hit)
+            hit = next((d for d in decisions.get(sym, ()) if d > g and (nxt is None or d < nxt)), None)
+            plan.release[(sym, ts)] = (hit, True) if hit is not None else (g, False)
     for sym, ex in execs.items():
         for g, cid in ex:
             if not cid.startswith("s19-") and cid in first_update:
                 plan.manual[g] = first_update[cid]
     return plan
+
+
+class _Gate:
+    """A strategy order held until the stream reaches the point the recording executed it."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.done = asyncio.Event()
 
 
 class _Bars:
@@ -249,31 +265,83 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
         bus.on(SignalEvent, result.signals.append)
         bus.on(ExecutionEvent, result.executions.append)
 
-        pending: list[tuple[str, float, Any, int, int]] = []  # (symbol, target, signal, bar ts, due ns)
+        # targets waiting for their point in the stream: (symbol, target, signal, bar ts, due ns or -gseq, gated)
+        pending: list[tuple[str, float, Any, int, int, bool]] = []
+        gates: dict[str, list[_Gate]] = defaultdict(list)
+        inflight: dict[str, list[asyncio.Task[None]]] = defaultdict(list)
+        arrived = asyncio.Event()
         runner = executor = None
+        bar_ts = [0]
         if strategy is not None:
             executor = TargetExecutor(broker, stack.portfolio, markets, symbols, bus,
                                       max_order_notional=risk.max_order_notional, strategy=strategy.name,
                                       adopt_holdings=bool(meta.get("adopt_holdings")),
                                       sizing=Sizing(risk.sizing, dict(risk.sizing_params)),
                                       timeframe_ms=timeframe_ms(timeframe))
-            bar_ts = [0]
 
             def sink(symbol: str, target: float, signal: Any) -> None:
-                pending.append((symbol, target, signal, bar_ts[0], now[0] + opts.latency_ms * 1_000_000))
+                due = now[0] + opts.latency_ms * 1_000_000
+                gated = False
+                if timing == "recorded" and (symbol, bar_ts[0]) in plan.release:
+                    g, gated = plan.release[(symbol, bar_ts[0])]
+                    due = -g
+                pending.append((symbol, target, signal, bar_ts[0], due, gated))
 
             runner = StrategyRunner(bus, strategy, symbols=symbols, timeframe=timeframe, order_sink=sink)
             runner._sub.close()
             bus.unsubscribe(runner._sub)
         builder = _Bars(timeframe_ms(timeframe)) if not recorded else None
 
-        async def release(due: Callable[[tuple[str, float, Any, int, int]], bool]) -> None:
+        execute = broker._execute
+
+        async def gated_execute(o: Any) -> Any:
+            if not _GATED.get():
+                return await execute(o)
+            gate = _Gate()
+            gates[o.symbol].append(gate)
+            arrived.set()
+            await gate.open.wait()
+            try:
+                return await execute(o)
+            finally:
+                gate.done.set()
+
+        broker._execute = gated_execute
+
+        async def submit(p: tuple[str, float, Any, int, int, bool]) -> None:
+            _GATED.set(p[5])
+            assert executor is not None
+            await executor.submit_target(p[0], p[1], p[2])
+
+        async def settle(symbol: str) -> None:
+            """Let the symbol's submissions run until each is held at its gate or finished."""
+            while True:
+                tasks = [t for t in inflight[symbol] if not t.done()]
+                inflight[symbol] = tasks
+                if not tasks or len(gates[symbol]) >= len(tasks):
+                    return
+                arrived.clear()
+                waiter = asyncio.ensure_future(arrived.wait())
+                await asyncio.wait({waiter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+
+        async def release(due: Callable[[tuple[str, float, Any, int, int, bool]], bool]) -> None:
             if not pending or executor is None:
                 return
             go = [p for p in pending if due(p)]
             for p in go:
                 pending.remove(p)
-                await executor.submit_target(p[0], p[1], p[2])
+                inflight[p[0]].append(asyncio.create_task(submit(p)))
+                await settle(p[0])
+
+        async def executed_at(symbol: str) -> None:
+            """The recording executed a strategy order of ``symbol`` here: so does the replay."""
+            await settle(symbol)
+            if gates[symbol]:
+                gate = gates[symbol].pop(0)
+                gate.open.set()
+                await gate.done.wait()
+                await settle(symbol)
 
         books: dict[str, Book] = defaultdict(Book)
         prints: dict[str, Trade] = {}
@@ -309,12 +377,6 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 result.bars += 1
                 bar_ts[0] = bar.ts
                 await runner.handle(bar)
-                if timing == "recorded":
-                    # decisions the recording acted on wait for their recorded execution point
-                    for i, p in enumerate(pending):
-                        g = plan.release.get((p[0], p[3]))
-                        if g is not None:
-                            pending[i] = (p[0], p[1], p[2], p[3], -g)
                 await release(lambda p: p[4] >= 0 and p[4] <= now[0])
 
         for r in read_rows(root, start_ns=opts.start_ns, end_ns=opts.end_ns):
@@ -360,13 +422,22 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                                                     float(c[3]), float(c[4]), float(c[5] or 0), True))
                 if d["candles"]:
                     runner.last_ts[symbol] = int(d["candles"][-1][0])
-            elif kind == EXECUTION and timing == "recorded" and opts.manual_orders and g in plan.manual:
-                o = plan.manual[g]
-                await broker.place_order(o["symbol"], o["side"], o["type"], o["amount"], o.get("price"))
+            elif kind == EXECUTION and timing == "recorded":
+                if g in plan.strategy_exec:
+                    await executed_at(symbol)
+                elif opts.manual_orders and g in plan.manual:
+                    o = plan.manual[g]
+                    await broker.place_order(o["symbol"], o["side"], o["type"], o["amount"], o.get("price"))
             elif kind == CANDLE:
                 pass  # the engine's bars are its view.bar rows; data-only recordings build bars from prints
-        if pending and executor is not None:  # decisions due after the recording ended are not executed
-            pending.clear()
+        # decisions due after the recording ended are not executed
+        pending.clear()
+        for sym in list(gates):
+            for gate in gates[sym]:
+                gate.open.set()  # let a held order go, so its task ends (the stream has ended)
+        leftover = [t for ts in inflight.values() for t in ts if not t.done()]
+        if leftover:
+            await asyncio.wait(leftover)
         result.orders = [last_update[c] for c in order_ids]
         result.final_balances = dict(stack.portfolio.balances)
         result.marks = dict(stack.portfolio.marks)

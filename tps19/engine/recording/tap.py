@@ -23,6 +23,7 @@ from typing import Any
 
 from .dialects import dialect_for
 from .format import (
+    DECISION,
     EXECUTION,
     FILL,
     META,
@@ -161,7 +162,7 @@ class Recorder:
         """Record what the engine published, in publication order."""
         from ..events import BarEvent, BookEvent, TradeEvent
         from ..strategies.signals import SignalEvent
-        from ..trading.events import ExecutionEvent, FillEvent, OrderUpdate
+        from ..trading.events import DecisionEvent, ExecutionEvent, FillEvent, OrderUpdate
 
         def book(ev: BookEvent) -> None:
             self.event(VIEW_BOOK, ev.symbol, "", venue_ts=ev.ts, seq=ev.seq)
@@ -175,6 +176,9 @@ class Recorder:
         def signal(ev: SignalEvent) -> None:
             self.event(SIGNAL, ev.symbol, ev, venue_ts=ev.ts)
 
+        def decision(ev: DecisionEvent) -> None:
+            self.event(DECISION, ev.symbol, ev)
+
         def order(ev: OrderUpdate) -> None:
             self.event(ORDER, ev.symbol, ev)
 
@@ -185,7 +189,7 @@ class Recorder:
             self.event(EXECUTION, ev.symbol, ev, venue_ts=ev.book_ts, seq=ev.book_seq)
 
         for t, fn in ((BookEvent, book), (TradeEvent, trades), (BarEvent, bar), (SignalEvent, signal),
-                      (OrderUpdate, order), (FillEvent, fill), (ExecutionEvent, execution)):
+                      (DecisionEvent, decision), (OrderUpdate, order), (FillEvent, fill), (ExecutionEvent, execution)):
             bus.on(t, fn)
 
     def warmup(self, symbol: str, timeframe: str, candles: list[list[Any]]) -> None:

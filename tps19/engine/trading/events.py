@@ -69,6 +69,19 @@ class ExecutionEvent:
 
 
 @dataclass(slots=True, frozen=True)
+class DecisionEvent:
+    """A strategy's target became an order plan (side, amount at this mark): published before
+    the order is placed, so a recording knows when the plan was made and on which mark."""
+
+    symbol: str
+    target: float
+    side: str
+    amount: Decimal
+    mark: Decimal | None
+    ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
 class PositionEvent:
     """Net position in one symbol, with P&L in the quote currency."""
 
