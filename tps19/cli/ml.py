@@ -16,7 +16,7 @@ models_app = typer.Typer(help="The model registry: list, show and compare traine
 
 
 def train(
-    model: str = typer.Option("hgb", "--model", help="logreg | hgb | rf."),
+    model: str = typer.Option("auto", "--model", help="auto (logreg, lasso and hgb on the same folds, the best CV AUC kept) | logreg | lasso | hgb | rf."),
     horizon: int = typer.Option(5, "--horizon", help="Label: sign of the forward return over N bars."),
     threshold_bps: float = typer.Option(0.0, "--threshold-bps", help="Returns within +-B bps are 'no trade': not trained on nor scored (the report counts them)."),
     folds: int = typer.Option(5, "--folds", help="Walk-forward test folds."),
@@ -143,6 +143,16 @@ def print_report(rep: dict[str, Any], console: Any) -> None:
                   str(f["test_rows"]), *(_f(f[k], digits=3) for k in scores))
     t.add_row("all", "", "", str(cv["rows"]), *(_f(cv[k], digits=3) for k in scores), style="bold")
     console.print(t)
+    sel = cv.get("selection")
+    if sel and len(sel.get("candidates", {})) > 1:
+        s = Table(title="--model auto: candidates on the same folds (kept: the higher pooled AUC)", box=box.SIMPLE_HEAD)
+        for c in ("model", "auc", "95% interval", "logloss", "acc", ""):
+            s.add_column(c, justify="right")
+        for kind, f in sel["candidates"].items():
+            ci = f.get("roc_auc_ci95") or [None, None]
+            s.add_row(kind, _f(f["roc_auc"], digits=3), f"{_f(ci[0], digits=3)}..{_f(ci[1], digits=3)}",
+                      _f(f["log_loss"], digits=3), _f(f["accuracy"], digits=3), "kept" if kind == sel["chosen"] else "")
+        console.print(s)
     for line in honesty_lines(rep):
         console.print(line, markup=False, highlight=False)
     o = Table(title=f"trading the out-of-fold predictions (fee {oos['fee']}, enter > {oos['enter']}, exit < {oos['exit']}, "

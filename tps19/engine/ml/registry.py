@@ -84,9 +84,9 @@ def _write_artifact(directory: Path, pipeline: Any, kind: str) -> tuple[str, str
 async def save(db: Any, result: Any, meta: dict[str, Any]) -> MLModel:
     """Store a ``TrainResult``; ``meta``: exchange, symbol, timeframe, data_source (any may be None)."""
     directory = models_dir(db.path) if db.path is not None else Path("models").resolve()
-    model_id, name = await asyncio.to_thread(_write_artifact, directory, result.pipeline, result.config.model)
+    model_id, name = await asyncio.to_thread(_write_artifact, directory, result.pipeline, result.kind)
     digest = await asyncio.to_thread(file_hash, directory / name)
-    row = MLModel(id=model_id, created_ms=int(time.time() * 1000), kind=result.config.model,
+    row = MLModel(id=model_id, created_ms=int(time.time() * 1000), kind=result.kind,
                   feature_version=FEATURE_VERSION, features=list(FEATURE_NAMES), params=result.params,
                   exchange=meta.get("exchange"), symbol=meta.get("symbol"), timeframe=meta.get("timeframe"),
                   data_source=meta.get("data_source"), start_ms=result.start_ms, end_ms=result.end_ms,

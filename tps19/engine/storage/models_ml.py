@@ -14,7 +14,7 @@ class MLModel(SQLModel, table=True):
     __tablename__ = "ml_models"
     id: str = Field(primary_key=True)
     created_ms: int
-    kind: str  # logreg | hgb | rf
+    kind: str  # logreg | lasso | hgb | rf (what `--model auto` kept)
     feature_version: str
     features: list = Field(default_factory=list, sa_column=Column(JSON))
     params: dict = Field(default_factory=dict, sa_column=Column(JSON))
