@@ -188,6 +188,18 @@ class FeeSettings(BaseModel):
     taker: Money | None = Field(None, ge=0, lt=1)
 
 
+class StopsSettings(BaseModel):
+    """Protective orders (docs/orders.md)."""
+
+    # where a live stop lives: venue-native (placed on the venue with its trigger), emulated (held
+    # by TPS19, sent when it triggers; protects nothing while TPS19 is down) or auto (venue-native
+    # stop-losses where the ccxt client can place them; trailing stops and brackets emulated).
+    # Paper mode always emulates (paper is the venue).
+    placement: Literal["venue", "emulated", "auto"] = "auto"
+    # what an emulated trigger watches: the trade prints ("last") or the best bid/ask ("bid_ask")
+    trigger: Literal["last", "bid_ask"] = "last"
+
+
 class StrategySettings(BaseModel):
     # a strategy starts flat and trades only what it bought; True lets it manage the whole
     # base balance, holdings it did not buy included (`tps19 paper|live --adopt-holdings`)
@@ -280,6 +292,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     fees: FeeSettings = Field(default_factory=FeeSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
+    stops: StopsSettings = Field(default_factory=StopsSettings)
     ui: UISettings = Field(default_factory=UISettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     sim: SimSettings = Field(default_factory=SimSettings)

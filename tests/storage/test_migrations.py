@@ -63,7 +63,11 @@ async def test_release_v1_database_is_refused_until_upgraded_then_loses_no_row(o
     assert await db.upgrade() == (migrate.BASELINE, migrate.head())
     await db.close()
     for table in V1_TABLES:
-        assert _rows(old_db, table) == before[table], table
+        after = _rows(old_db, table)
+        # columns added since (e.g. the protective orders' trigger columns) are empty on old rows
+        width = len(before[table][0]) if before[table] else 0
+        assert [r[:width] for r in after] == before[table], table
+        assert all(v is None for r in after for v in r[width:]), table
     db = Database(old_db)
     await db.open(probe_write=True)
     try:

@@ -38,7 +38,7 @@ class Order(SQLModel, table=True):
     mode: str  # "paper" | "live"
     symbol: str = Field(index=True)
     side: str
-    type: str  # market | limit | post_only | ioc
+    type: str  # market | limit | post_only | ioc | stop_market | stop_limit | take_profit | take_profit_limit | trailing_stop
     amount: Decimal = money()
     price: Decimal | None = money(nullable=True)
     filled: Decimal = money(default=Decimal(0))
@@ -49,6 +49,24 @@ class Order(SQLModel, table=True):
     adopted: bool = False  # found on the venue during reconciliation, not placed by us
     created_ms: int
     updated_ms: int
+    # protective orders (docs/orders.md); NULL on plain entries
+    trigger_price: Decimal | None = money(nullable=True)
+    trailing_pct: Decimal | None = money(nullable=True)
+    trailing_distance: Decimal | None = money(nullable=True)
+    activation_price: Decimal | None = money(nullable=True)
+    high_water: Decimal | None = money(nullable=True)  # a trailing stop's best price since activation
+    placement: str | None = None  # emulated | venue
+    trigger_state: str | None = None  # armed | triggered | working
+    triggered_ms: int | None = None
+    checked_ms: int | None = None  # last compared with the market
+    oco_group: str | None = Field(default=None, index=True)
+    parent_id: str | None = Field(default=None, index=True)  # a bracket leg's entry
+    # a bracket entry's protection (its legs are placed as its fills come in)
+    stop_loss_price: Decimal | None = money(nullable=True)
+    take_profit_price: Decimal | None = money(nullable=True)
+    stop_loss_pct: Decimal | None = money(nullable=True)
+    take_profit_pct: Decimal | None = money(nullable=True)
+    trailing_stop_pct: Decimal | None = money(nullable=True)
 
 
 class OrderEvent(SQLModel, table=True):

@@ -191,19 +191,21 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     view = HoldingsView(portfolio, markets)
     risk = RiskEngine(settings.risk, view, account=view)
     broker: Broker
+    stops = getattr(settings, "stops", None)
+    live_options.setdefault("stop_trigger", stops.trigger if stops is not None else "last")
     if mode == "paper":
         from .paper import PaperBroker
 
         balances = settings.sim.starting_balances if starting_balances is None else starting_balances
         broker = PaperBroker(starting_balances=balances, latency_s=latency_s, bus=bus, store=store,
                              portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
-                             precision_mode=precision_mode)
+                             precision_mode=precision_mode, stop_trigger=live_options["stop_trigger"])
     else:
         from .live import LiveBroker
 
         broker = LiveBroker(client=client, bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk,
                             exchange=ex_id, precision_mode=precision_mode, **live_options)
-    view.attach_orders(broker.orders)
+    view.attach_orders(broker.orders, held=broker.emulator.held)  # type: ignore[attr-defined]
     # paper charges, and the ticket estimates, what the venue charges (fees.py); read at fill and
     # estimate time, so filling them in after the broker is built is in time
     from .fees import install_fee_schedule

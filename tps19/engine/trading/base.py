@@ -49,7 +49,8 @@ class BaseBroker:
     mode = "base"
 
     def __init__(self, *, bus: Any, store: TradingStore, portfolio: Portfolio, markets: dict[str, dict],
-                 risk: RiskEngine, exchange: str, precision_mode: int = TICK_SIZE) -> None:
+                 risk: RiskEngine, exchange: str, precision_mode: int = TICK_SIZE,
+                 stop_trigger: str = "last") -> None:
         self.bus = bus
         self.store = store
         self.portfolio = portfolio
@@ -72,6 +73,10 @@ class BaseBroker:
             portfolio.day_start_sink = risk.set_day_start
         if bus is not None:
             bus.on(BookEvent, self._on_book_sync)
+        from .emulator import StopEmulator
+
+        # protective orders TPS19 holds until their trigger (emulator.py)
+        self.emulator = StopEmulator(self, trigger_source=stop_trigger)
 
     def locked_balances(self) -> dict[str, Decimal]:
         """What working orders lock per currency (a live broker may answer with the venue's own)."""
@@ -95,8 +100,24 @@ class BaseBroker:
         if self.bus is not None:
             self.bus.publish(ev)
 
-    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
-        return [o.copy() for o in self.orders.values() if o.is_working and (symbol is None or o.symbol == symbol)]
+    def open_orders(self, symbol: str | None = None, *, protective: bool = True) -> list[OrderState]:
+        """Working orders, the protective ones TPS19 holds included (``protective=False``: entries only)."""
+        out = [o.copy() for o in self.orders.values() if o.is_working and (symbol is None or o.symbol == symbol)]
+        if protective:
+            out += self.emulator.orders(symbol)
+        else:
+            out = [o for o in out if o.trigger_state is None]
+        return out
+
+    def free_base(self, symbol: str, *, excluding: str | None = None) -> Decimal:
+        """The base coin held and not locked by working sells (but ``excluding``'s)."""
+        m = self.markets.get(symbol) or {}
+        base = m.get("base", "")
+        locked = sum((o.remaining for o in self.orders.values()
+                      if o.is_working and o.side == "sell" and o.client_order_id != excluding
+                      and (self.markets.get(o.symbol) or {}).get("base") == base
+                      and (o.price is not None or o.trigger_state is not None)), Decimal(0))
+        return self.portfolio.balances.get(base, Decimal(0)) - locked
 
     async def load_counts(self) -> None:
         self.risk.orders_today = await self.store.orders_since(utc_day_start_ms())
@@ -148,16 +169,25 @@ class BaseBroker:
         self.publish(order_update(order, prev if changed else order.status))
         for s in symbols:
             self.publish(self.portfolio.position_event(s))
+        if (order.oco_group and order.trigger_state is not None) or (order.is_bracket and new):
+            self.emulator.notice(order)  # OCO siblings, a bracket's legs: checked outside this lock
         return new
 
     def _new_state(self, req: OrderRequest, v: ValidatedOrder | None) -> OrderState:
-        return OrderState(
+        o = OrderState(
             client_order_id=req.client_order_id or new_client_order_id(),
             mode=self.mode, exchange=self.exchange, symbol=req.symbol,
             side=v.side if v else Side.parse(req.side), type=v.type if v else OrderType.parse(req.type),
             amount=v.amount if v else (_bookable(req.amount) or Decimal(0)),
             price=v.price if v else _bookable(req.price),
+            trigger_price=v.trigger_price if v else _bookable(req.trigger_price),
         )
+        if v is not None and v.is_bracket:
+            # a bracket: its protection is placed as an OCO, sized to what fills (emulator.py)
+            o.stop_loss_price, o.take_profit_price = v.stop_loss_price, v.take_profit_price
+            o.stop_loss_pct, o.take_profit_pct, o.trailing_stop_pct = v.stop_loss_pct, v.take_profit_pct, v.trailing_stop_pct
+            o.oco_group = req.oco_group or o.client_order_id
+        return o
 
     async def _reject(self, req: OrderRequest, reason: str) -> OrderState:
         """A pre-trade rejection: recorded and published, never sent, not counted."""
@@ -207,6 +237,11 @@ class BaseBroker:
             return o
 
     async def _place(self, req: OrderRequest) -> OrderState:
+        from .orders import PROTECTIVE_TYPES
+
+        if OrderType.parse(req.type) in PROTECTIVE_TYPES or req.type == OrderType.OCO.value:
+            await self._before_entry(req)
+            return await self.emulator.place(req)
         await self._before_entry(req)
         o, v, rejected = await self.prepare(req)
         if rejected is not None:
@@ -221,20 +256,39 @@ class BaseBroker:
         """Execute an admitted order (recorded as ``o``, validated as ``v``)."""
         raise NotImplementedError
 
-    async def cancel(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract
+    async def _release(self, o: OrderState, *, resend: bool = False) -> None:  # pragma: no cover - abstract
+        """Execute a triggered protective order (already stored as triggered) as the market or limit
+        order it becomes, under its own client order id. ``resend``: it was triggered before a restart."""
         raise NotImplementedError
 
-    async def cancel_all(self, symbol: str | None = None) -> int:
+    async def _cancel_order(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def cancel(self, client_order_id: str, *, group: bool = True) -> OrderState | None:
+        """Cancel one order; a leg of an OCO group cancels the whole group (``group=False``: the leg)."""
+        o = self.emulator.held.get(client_order_id) or self.orders.get(client_order_id)
+        if o is None or not o.is_working:
+            return None
+        if group and o.oco_group and o.trigger_state is not None:
+            await self.emulator.cancel_group(o.oco_group, keep=client_order_id,
+                                             reason=f"OCO: leg {client_order_id} cancelled")
+        if self.emulator.holds(client_order_id):
+            return await self.emulator.cancel(client_order_id)
+        return await self._cancel_order(client_order_id)
+
+    async def cancel_all(self, symbol: str | None = None, *, protective: bool = True) -> int:
+        """Cancel working orders (of ``symbol``); ``protective=False`` keeps stops and take-profits."""
         n = 0
-        for o in list(self.orders.values()):
-            if o.is_working and (symbol is None or o.symbol == symbol):
-                r = await self.cancel(o.client_order_id)
+        for o in list(self.orders.values()) + (list(self.emulator.held.values()) if protective else []):
+            if o.is_working and (symbol is None or o.symbol == symbol) and (protective or o.trigger_state is None):
+                r = await self.cancel(o.client_order_id, group=False)
                 if r is not None and r.status is OrderStatus.CANCELLED:
                     n += 1
         return n
 
     async def kill(self, reason: str = "kill switch") -> int:
-        """Block new orders, then cancel every open order on every symbol."""
+        """Block new orders, then cancel every open entry on every symbol. Protective orders keep
+        working: a triggered stop only reduces a position and passes the switch (docs/orders.md)."""
         self.risk.engage(reason)
         try:
             await self.store.set_kill_state(True, reason)
@@ -242,11 +296,11 @@ class BaseBroker:
             self.report("db", f"kill switch state not persisted: {e}")
         failed = 0
         try:
-            n = await self.cancel_all()
+            n = await self.cancel_all(protective=False)
         except Exception as e:
             self.report("kill", f"cancel-all during kill failed: {e}")
             n = 0
-        failed = sum(1 for o in self.orders.values() if o.is_working)
+        failed = sum(1 for o in self.orders.values() if o.is_working and o.trigger_state is None)
         self.publish(KillSwitchEvent(True, n, failed, reason))
         return n
 

@@ -85,11 +85,15 @@ class HoldingsView:
         self.portfolio = portfolio
         self.markets = markets
         self.orders: Mapping[str, OrderState] = {}
+        self.held: Mapping[str, OrderState] = {}  # protective orders TPS19 holds (emulator.py)
         self._terms_cache: dict[str, tuple[str, str, Decimal]] = {}
 
-    def attach_orders(self, orders: Mapping[str, OrderState]) -> None:
-        """The broker's working orders by client id (read live, never copied)."""
+    def attach_orders(self, orders: Mapping[str, OrderState], held: Mapping[str, OrderState] | None = None) -> None:
+        """The broker's working orders by client id (read live, never copied), and the protective
+        orders its emulator holds."""
         self.orders = orders
+        if held is not None:
+            self.held = held
 
     def position(self, symbol: str) -> Decimal:
         return self.portfolio.balances.get(self.markets[symbol]["base"], ZERO)
@@ -107,7 +111,7 @@ class HoldingsView:
         return total
 
     def open_order_count(self) -> int:
-        return len(self.orders)  # the broker keeps only working orders there
+        return len(self.orders) + len(self.held)  # the broker keeps only working orders there
 
     def _terms(self, symbol: str) -> tuple[str, str, Decimal]:
         """(base, quote, taker fee) of a market, converted once (this runs on every order)."""

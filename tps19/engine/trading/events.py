@@ -23,7 +23,7 @@ class OrderUpdate:
     mode: str  # "paper" | "live"
     symbol: str
     side: str  # "buy" | "sell"
-    type: str  # market | limit | post_only | ioc
+    type: str  # market | limit | post_only | ioc | stop_market | stop_limit | take_profit | take_profit_limit | trailing_stop
     amount: Decimal
     price: Decimal | None
     filled: Decimal
@@ -34,10 +34,26 @@ class OrderUpdate:
     reason: str | None = None
     adopted: bool = False
     ts: int = field(default_factory=now_ms)
+    # protective orders (docs/orders.md); None on plain entries
+    trigger_price: Decimal | None = None  # a trailing stop's: its current level
+    trigger_state: str | None = None  # armed | triggered | working
+    placement: str | None = None  # emulated | venue
+    oco_group: str | None = None
+    parent_id: str | None = None
+    trailing_pct: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    activation_price: Decimal | None = None
+    high_water: Decimal | None = None
+    stop_loss_price: Decimal | None = None  # a bracket entry's protection
+    take_profit_price: Decimal | None = None
 
     @property
     def remaining(self) -> Decimal:
         return self.amount - self.filled
+
+    @property
+    def protective(self) -> bool:
+        return self.trigger_state is not None
 
 
 @dataclass(slots=True, frozen=True)

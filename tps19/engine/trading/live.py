@@ -29,7 +29,7 @@ from typing import Any
 from ...aio import cancel_and_wait
 from .live_sync import VenueSync
 from .live_venue import LookupResult, ccxt_errors, definite_rejection, is_network
-from .orders import OrderRequest, OrderState, OrderStatus, ValidatedOrder
+from .orders import OrderRequest, OrderState, OrderStatus, OrderType, ValidatedOrder
 from .records import order_update
 
 S = OrderStatus
@@ -70,9 +70,11 @@ class LiveBroker(VenueSync):
                 self._tasks.append(asyncio.create_task(self._watch_loop("watch_orders"), name="live-watch-orders"))
             if self.watch_trades and has.get("watchMyTrades"):
                 self._tasks.append(asyncio.create_task(self._watch_loop("watch_my_trades"), name="live-watch-trades"))
+        await self.emulator.start()
         self.started.set()
 
     async def stop(self) -> None:
+        await self.emulator.stop()
         await self.drain_background()
         self._running = False
         await cancel_and_wait(self._tasks)
@@ -84,7 +86,7 @@ class LiveBroker(VenueSync):
         if getattr(self.client, "id", "") != "cryptocom":
             params = {"clientOrderId": o.client_order_id}
         price = float(o.price) if o.price is not None else None
-        if o.type == "market":
+        if o.exec_type is OrderType.MARKET:
             return "market", None, params
         if o.type == "post_only":
             params["postOnly"] = True
@@ -125,6 +127,21 @@ class LiveBroker(VenueSync):
         await self._send(o)
         cur = self.orders.get(o.client_order_id) or await self.store.order(o.client_order_id) or o
         return cur.copy()
+
+    async def _release(self, o: OrderState, *, resend: bool = False) -> None:
+        """A triggered protective order goes to the venue under its own client order id. Triggered
+        before a restart, it may have reached the venue already: looked up first, sent if absent."""
+        if resend:
+            found, vo = await self.lookup(o)
+            if found == LookupResult.FOUND and vo is not None:
+                self.orders[o.client_order_id] = o
+                async with self.lock:
+                    await self._apply_venue_order(vo, fetch_trades=True, sent=o)
+                return
+            if found == LookupResult.UNKNOWN:
+                raise RuntimeError("the venue cannot say whether it holds the order; left for reconciliation")
+        self.orders[o.client_order_id] = o
+        await self._send(o)
 
     async def _send(self, o: OrderState) -> None:
         ccxt = ccxt_errors()
@@ -176,7 +193,7 @@ class LiveBroker(VenueSync):
                                           f"{self.create_attempts} attempt(s); last answer {last})"[:300])
 
     # ---------------------------------------------------------------- cancelling
-    async def cancel(self, client_order_id: str) -> OrderState | None:
+    async def _cancel_order(self, client_order_id: str) -> OrderState | None:
         ccxt = ccxt_errors()
         o = self.orders.get(client_order_id)
         if o is None or not o.is_working:
@@ -219,25 +236,36 @@ class LiveBroker(VenueSync):
             return o.copy()
         return await self.store.order(cid)
 
-    async def cancel_all(self, symbol: str | None = None) -> int:
-        n_before = {c for c, o in self.orders.items() if o.is_working and (symbol is None or o.symbol == symbol)}
-        try:
-            await self.call("cancel_all_orders", symbol)
-        except Exception as e:
-            self.report("cancel-all", f"cancel_all_orders failed: {type(e).__name__}: {e}; cancelling one by one")
+    async def cancel_all(self, symbol: str | None = None, *, protective: bool = True) -> int:
+        held = 0
+        if protective:
+            for cid in [c for c, o in self.emulator.held.items() if symbol is None or o.symbol == symbol]:
+                held += 1 if await self.emulator.cancel(cid) is not None else 0
+        n_before = {c for c, o in self.orders.items() if o.is_working and (symbol is None or o.symbol == symbol)
+                    and (protective or o.trigger_state is None)}
+        keep = {c for c, o in self.orders.items() if o.is_working and o.trigger_state is not None and not protective}
+        if not keep:  # the venue's cancel-all would take protective orders with it: then one by one
+            try:
+                await self.call("cancel_all_orders", symbol)
+            except Exception as e:
+                self.report("cancel-all", f"cancel_all_orders failed: {type(e).__name__}: {e}; cancelling one by one")
         for cid in list(n_before):
             self.cancel_requested.add(cid)
             await self.refresh(cid)  # cancel-all may have closed it already
             o = self.orders.get(cid)
             if o is not None and o.is_working:
-                await self.cancel(cid)
-        # anything the venue still shows open (e.g. adopted since) is cancelled too
+                await self._cancel_order(cid)
+        # anything the venue still shows open (e.g. adopted since) is cancelled too, protection kept
         try:
             for vo in await self.call("fetch_open_orders", symbol):
+                mine = self.orders.get(vo.get("clientOrderId") or "")
+                if not protective and ((mine is not None and mine.trigger_state is not None)
+                                       or vo.get("triggerPrice") or vo.get("stopPrice")):
+                    continue
                 try:
                     await self.call("cancel_order", vo["id"], vo.get("symbol"))
                 except Exception as e:
                     self.report("cancel-all", f"venue order {vo.get('id')}: {e}")
         except Exception as e:
             self.report("cancel-all", f"could not verify open orders after cancel-all: {e}")
-        return sum(1 for c in n_before if c not in self.orders)
+        return held + sum(1 for c in n_before if c not in self.orders)

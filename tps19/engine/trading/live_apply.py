@@ -97,7 +97,7 @@ class VenueApplier(BaseBroker):
         if st == "closed":
             return S.FILLED
         if st == "canceled":
-            if o.client_order_id not in self.cancel_requested and o.type in ("ioc", "market"):
+            if o.client_order_id not in self.cancel_requested and o.exec_type in (OrderType.IOC, OrderType.MARKET):
                 return S.EXPIRED
             return S.CANCELLED
         if st == "rejected":

@@ -87,6 +87,14 @@ class OrderType(RecordedEnum):
     LIMIT = "limit"
     POST_ONLY = "post_only"
     IOC = "ioc"
+    # protective kinds (docs/orders.md): held until their trigger, then a market or limit order
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT = "take_profit"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    TRAILING_STOP = "trailing_stop"
+    # a request for two protective legs sharing one OCO group (never a stored order's type)
+    OCO = "oco"
     # only on records: a refused request's type that is none of the above (the reason names it)
     UNKNOWN = "?"
 
@@ -99,7 +107,36 @@ class Side(RecordedEnum):
 
 
 SIDES = ("buy", "sell")
-ORDER_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.POST_ONLY, OrderType.IOC)
+ENTRY_TYPES = (OrderType.MARKET, OrderType.LIMIT, OrderType.POST_ONLY, OrderType.IOC)
+PROTECTIVE_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT,
+                    OrderType.TRAILING_STOP)
+ORDER_TYPES = ENTRY_TYPES + PROTECTIVE_TYPES + (OrderType.OCO,)
+# what a protective order becomes at its trigger
+_EXECUTES_AS = {OrderType.STOP_MARKET: OrderType.MARKET, OrderType.TAKE_PROFIT: OrderType.MARKET,
+                OrderType.TRAILING_STOP: OrderType.MARKET, OrderType.STOP_LIMIT: OrderType.LIMIT,
+                OrderType.TAKE_PROFIT_LIMIT: OrderType.LIMIT}
+# a stop protects against the price going the wrong way; a take-profit takes the right way
+STOP_KINDS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+def executes_as(otype: OrderType | str) -> OrderType:
+    """The order type sent to the market: a protective kind's market or limit order, else itself."""
+    t = OrderType.parse(str(otype))
+    return _EXECUTES_AS.get(t, t)
+
+
+def is_protective(otype: OrderType | str) -> bool:
+    return OrderType.parse(str(otype)) in PROTECTIVE_TYPES
+
+
+class TriggerState(RecordedEnum):
+    """Where a protective order is: held with its trigger (``armed``), triggered and being sent
+    (``triggered``), or its market/limit order at the venue (``working``)."""
+
+    ARMED = "armed"
+    TRIGGERED = "triggered"
+    WORKING = "working"
+    UNKNOWN = "?"
 
 
 def new_client_order_id() -> str:
@@ -128,12 +165,29 @@ def D_or_none(x: Any) -> Decimal | None:
 
 @dataclass(slots=True, frozen=True)
 class OrderRequest:
+    """One order as asked. A protective kind takes ``trigger_price`` (a trailing stop
+    ``trailing_pct`` or ``trailing_distance`` and an optional ``activation_price``); an entry
+    (market/limit/post_only/ioc) given ``stop_loss_price`` and/or ``take_profit_price`` is a
+    bracket; ``oco`` takes both and places two legs sharing one OCO group."""
+
     symbol: str
     side: str
     type: str
     amount: Decimal
     price: Decimal | None = None
     client_order_id: str | None = None
+    trigger_price: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    activation_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    # a bracket's protection as % of the entry's fill price (strategies' --stop-loss 2 = 2 %)
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+    oco_group: str | None = None
+    parent_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -157,10 +211,48 @@ class OrderState:
     adopted: bool = False
     created_ms: int = field(default_factory=now_ms)
     updated_ms: int = field(default_factory=now_ms)
+    # protective orders (None on plain entries)
+    trigger_price: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    activation_price: Decimal | None = None
+    high_water: Decimal | None = None  # trailing: the best price since activation (sell: high, buy: low)
+    placement: str | None = None  # "emulated" (held by TPS19) | "venue" (venue-native)
+    trigger_state: TriggerState | None = None
+    triggered_ms: int | None = None
+    checked_ms: int | None = None  # when the trigger was last compared with the market (blind-window check)
+    oco_group: str | None = None  # legs of one group: one filling cancels the others
+    parent_id: str | None = None  # a bracket leg's entry
+    # a bracket entry's protection, placed as an OCO sized to what fills
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
 
     @property
     def remaining(self) -> Decimal:
         return self.amount - self.filled
+
+    @property
+    def protective(self) -> bool:
+        return self.type in PROTECTIVE_TYPES
+
+    @property
+    def held(self) -> bool:
+        """Held by TPS19's emulator: armed, or triggered and not yet handed to the venue."""
+        return (self.placement == "emulated" and self.status is OrderStatus.NEW
+                and self.trigger_state in (TriggerState.ARMED, TriggerState.TRIGGERED))
+
+    @property
+    def is_bracket(self) -> bool:
+        return (not self.protective and any(x is not None for x in (
+            self.stop_loss_price, self.take_profit_price, self.stop_loss_pct, self.take_profit_pct,
+            self.trailing_stop_pct)))
+
+    @property
+    def exec_type(self) -> OrderType:
+        return executes_as(self.type)
 
     @property
     def is_working(self) -> bool:
@@ -223,8 +315,28 @@ class ValidatedOrder:
     type: OrderType
     amount: Decimal
     price: Decimal | None
-    notional: Decimal | None  # amount * (limit price or reference price)
+    notional: Decimal | None  # amount * (limit price, else trigger, else reference price)
     notes: tuple[str, ...] = ()  # what rounding changed
+    trigger_price: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    activation_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+
+    @property
+    def protective(self) -> bool:
+        """A protective order or an OCO: it only ever reduces a position (reduce-only on spot)."""
+        return self.type in PROTECTIVE_TYPES or self.type is OrderType.OCO
+
+    @property
+    def is_bracket(self) -> bool:
+        return not self.protective and any(x is not None for x in (
+            self.stop_loss_price, self.take_profit_price, self.stop_loss_pct, self.take_profit_pct,
+            self.trailing_stop_pct))
 
 
 def _step(precision: Any, mode: int) -> Decimal | None:
@@ -283,8 +395,10 @@ def validate_order(
     """Check and round an order against the market's precision and limits.
 
     Amount rounds down to the step (never more than asked). A limit price rounds to the tick
-    on the trader's side: a buy down, a sell up (never a worse price than asked). Raises
-    ``OrderRejected`` with a reason; nothing invalid reaches a venue.
+    on the trader's side: a buy down, a sell up (never a worse price than asked). A protective
+    order's amount is not rounded (it must match what it protects: off the step is refused);
+    its trigger rounds to the nearest tick. Raises ``OrderRejected`` with a reason; nothing
+    invalid reaches a venue.
     """
     if market is None:
         raise OrderRejected(f"unknown market {req.symbol}")
@@ -294,8 +408,11 @@ def validate_order(
         raise OrderRejected(f"side must be buy or sell, not {req.side!r}")
     otype = OrderType.parse(req.type)
     if otype not in ORDER_TYPES:
-        raise OrderRejected(f"order type must be market, limit, post_only or ioc, not {req.type!r}") from None
+        raise OrderRejected(f"order type must be one of {', '.join(t.value for t in ORDER_TYPES)}, "
+                            f"not {req.type!r}") from None
     amount = _checked(req.amount, "amount")
+    if otype in PROTECTIVE_TYPES or otype is OrderType.OCO:
+        return _validate_protective(req, otype, amount, market, precision_mode, ref_price)
     price: Decimal | None = None
     if otype is OrderType.MARKET:
         if req.price is not None:
@@ -304,6 +421,7 @@ def validate_order(
         if req.price is None:
             raise OrderRejected(f"a {otype.value} order needs a price")
         price = _checked(req.price, "price")
+    _no_trigger_fields(req, otype)
     try:
         amount, price, notes = _round(req, amount, price, market, precision_mode)
     except (ArithmeticError, ValueError, TypeError):
@@ -314,7 +432,159 @@ def validate_order(
     price = _checked(price, "price") if price is not None else None
     if ref_price is not None and not (isinstance(ref_price, Decimal) and ref_price.is_finite()):
         ref_price = None  # a broken quote is no reference
-    return _check_limits(req, otype, amount, price, market, ref_price, notes)
+    v = _check_limits(req, otype, amount, price, market, ref_price, notes)
+    bracket = _bracket(req, market, precision_mode, price if price is not None else ref_price, notes)
+    return replace(v, notes=tuple(notes), **bracket) if bracket else v
+
+
+def _no_trigger_fields(req: OrderRequest, otype: OrderType) -> None:
+    for name in ("trigger_price", "trailing_pct", "trailing_distance", "activation_price"):
+        if getattr(req, name) is not None:
+            raise OrderRejected(f"a {otype.value} order takes no {name} (that is for stop and take-profit kinds)")
+
+
+def _pct(value: Any, name: str, *, below_100: bool = True) -> Decimal:
+    try:
+        d = to_decimal(value, name)
+    except NumberError as err:
+        raise OrderRejected(str(err)) from None
+    if d <= 0 or (below_100 and d >= 100):
+        raise OrderRejected(f"{name} must be above 0 and below 100 (a percentage), not {d:f}")
+    return d
+
+
+def _trigger(value: Any, name: str, side: str, market: dict, precision_mode: int, notes: list[str]) -> Decimal:
+    """A trigger level: positive, rounded to the nearest tick (noted when that moved it)."""
+    p = _checked(value, name)
+    prec = (market.get("precision") or {}).get("price")
+    try:
+        if precision_mode == SIGNIFICANT_DIGITS and prec is not None:
+            new = _round_sig(p, int(prec), ROUND_HALF_EVEN)
+        else:
+            step = _step(prec, precision_mode)
+            new = round_to_step(p, step, ROUND_HALF_EVEN) if step is not None else p
+    except (ArithmeticError, ValueError, TypeError):
+        raise OrderRejected(f"{market.get('symbol', '?')}'s precision data cannot round {name}") from None
+    if new <= 0:
+        raise OrderRejected(f"{name} {p:f} is below the tick size")
+    if new != p:
+        notes.append(f"{name} {p:f} rounded to {new:f}")
+    return new
+
+
+def _order_of_levels(side: str, stop: Decimal | None, take: Decimal | None, what: str) -> None:
+    """A sell protects a long: its take-profit above its stop (a buy, covering a short: below)."""
+    if stop is None or take is None:
+        return
+    if side == "sell" and take <= stop:
+        raise OrderRejected(f"take-profit {take:f} is not above the stop-loss {stop:f}: on a long ({what}) "
+                            "the take-profit must be above the stop")
+    if side == "buy" and take >= stop:
+        raise OrderRejected(f"take-profit {take:f} is not below the stop-loss {stop:f}: on a short ({what}) "
+                            "the take-profit must be below the stop")
+
+
+def _validate_protective(req: OrderRequest, otype: OrderType, amount: Decimal, market: dict, precision_mode: int,
+                         ref_price: Decimal | None) -> ValidatedOrder:
+    notes: list[str] = []
+    side = req.side
+    for name in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct"):
+        if getattr(req, name) is not None:
+            raise OrderRejected(f"{name} belongs to an entry (a bracket), not to a {otype.value} order")
+    # the amount must be exactly what it protects: off the step it is refused, not rounded
+    prec = market.get("precision") or {}
+    astep = _step(prec.get("amount"), precision_mode) if precision_mode != SIGNIFICANT_DIGITS else None
+    if astep is not None:
+        try:
+            on_step = round_to_step(amount, astep, ROUND_DOWN)
+        except ArithmeticError:
+            raise OrderRejected(f"{req.symbol}'s precision data cannot check this amount") from None
+        if on_step != amount:
+            raise OrderRejected(f"amount {amount:f} is off the amount step {astep:f} of {req.symbol} "
+                                f"(nearest below: {on_step:f})")
+    trigger = trailing_pct = trailing_distance = activation = stop = take = None
+    price: Decimal | None = None
+    if otype is OrderType.OCO:
+        if req.trigger_price is not None or req.trailing_pct is not None or req.trailing_distance is not None:
+            raise OrderRejected("an oco takes stop_loss_price and take_profit_price, not a trigger_price or trailing")
+        if req.stop_loss_price is None or req.take_profit_price is None:
+            raise OrderRejected("an oco needs both a stop_loss_price and a take_profit_price")
+        stop = _trigger(req.stop_loss_price, "stop_loss_price", side, market, precision_mode, notes)
+        take = _trigger(req.take_profit_price, "take_profit_price", side, market, precision_mode, notes)
+        _order_of_levels(side, stop, take, f"this {side} OCO")
+        if req.price is not None:  # the take-profit leg as a limit order at this price
+            price = _checked(req.price, "price")
+    else:
+        if req.stop_loss_price is not None or req.take_profit_price is not None:
+            raise OrderRejected(f"a {otype.value} order takes trigger_price; stop_loss_price/take_profit_price "
+                                "belong to an entry (a bracket) or an oco")
+        if executes_as(otype) is OrderType.MARKET:
+            if req.price is not None:
+                raise OrderRejected(f"a {otype.value} order takes no limit price (it sends a market order at its trigger)")
+        else:
+            if req.price is None:
+                raise OrderRejected(f"a {otype.value} order needs a limit price (the order it sends at its trigger)")
+            price = _checked(req.price, "price")
+        if otype is OrderType.TRAILING_STOP:
+            if req.trigger_price is not None:
+                raise OrderRejected("a trailing_stop takes trailing_pct or trailing_distance, not a trigger_price")
+            if (req.trailing_pct is None) == (req.trailing_distance is None):
+                raise OrderRejected("a trailing_stop needs one of trailing_pct or trailing_distance")
+            if req.trailing_pct is not None:
+                trailing_pct = _pct(req.trailing_pct, "trailing_pct")
+            else:
+                trailing_distance = _checked(req.trailing_distance, "trailing_distance")
+            if req.activation_price is not None:
+                activation = _trigger(req.activation_price, "activation_price", side, market, precision_mode, notes)
+        else:
+            if req.trailing_pct is not None or req.trailing_distance is not None or req.activation_price is not None:
+                raise OrderRejected(f"a {otype.value} order takes no trailing_pct/trailing_distance/activation_price")
+            if req.trigger_price is None:
+                raise OrderRejected(f"a {otype.value} order needs a trigger_price")
+            trigger = _trigger(req.trigger_price, "trigger_price", side, market, precision_mode, notes)
+    if price is not None:
+        try:
+            _, price, more = _round(req, amount, price, market, precision_mode)
+        except (ArithmeticError, ValueError, TypeError):
+            raise OrderRejected(f"{req.symbol}'s precision data cannot round this order") from None
+        notes.extend(more)
+    if ref_price is not None and not (isinstance(ref_price, Decimal) and ref_price.is_finite()):
+        ref_price = None
+    ref = price or trigger or stop or ref_price
+    v = _check_limits(req, otype, amount, price, market, ref, notes)
+    return replace(v, trigger_price=trigger, trailing_pct=trailing_pct, trailing_distance=trailing_distance,
+                   activation_price=activation, stop_loss_price=stop, take_profit_price=take)
+
+
+def _bracket(req: OrderRequest, market: dict, precision_mode: int, entry: Decimal | None,
+             notes: list[str]) -> dict[str, Any]:
+    """An entry's protection (a bracket): levels rounded and in order around the entry price."""
+    out: dict[str, Any] = {}
+    side = req.side
+    exit_side = "sell" if side == "buy" else "buy"
+    if req.stop_loss_price is not None:
+        out["stop_loss_price"] = _trigger(req.stop_loss_price, "stop_loss_price", exit_side, market, precision_mode, notes)
+    if req.take_profit_price is not None:
+        out["take_profit_price"] = _trigger(req.take_profit_price, "take_profit_price", exit_side, market,
+                                            precision_mode, notes)
+    for name in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct"):
+        if getattr(req, name) is not None:
+            out[name] = _pct(getattr(req, name), name, below_100=name != "take_profit_pct")
+    if "stop_loss_price" in out and "stop_loss_pct" in out:
+        raise OrderRejected("give the stop-loss as a price or as a percentage, not both")
+    if "take_profit_price" in out and "take_profit_pct" in out:
+        raise OrderRejected("give the take-profit as a price or as a percentage, not both")
+    stop, take = out.get("stop_loss_price"), out.get("take_profit_price")
+    _order_of_levels(exit_side, stop, take, f"this {side} entry's bracket")
+    if entry is not None:
+        long = side == "buy"
+        if stop is not None and (stop >= entry if long else stop <= entry):
+            raise OrderRejected(f"stop-loss {stop:f} is on the wrong side of the entry price {entry:f}: "
+                                f"a {'long' if long else 'short'}'s stop must be {'below' if long else 'above'} it")
+        if take is not None and (take <= entry if long else take >= entry):
+            raise OrderRejected(f"take-profit {take:f} is on the wrong side of the entry price {entry:f}: "
+                                f"a {'long' if long else 'short'}'s take-profit must be {'above' if long else 'below'} it")
+    return out
 
 
 def _round(req: OrderRequest, amount: Decimal, price: Decimal | None, market: dict,
@@ -378,6 +648,21 @@ def _check_limits(req: OrderRequest, otype: OrderType, amount: Decimal, price: D
     return ValidatedOrder(req.symbol, Side(req.side), otype, amount, price, notional, tuple(notes))
 
 
+def trigger_hit(otype: OrderType, side: str, trigger: Decimal, price: Decimal) -> bool:
+    """Does ``price`` reach the trigger? A sell stop fires at or below its level, a sell
+    take-profit at or above; a buy mirrors both."""
+    stop = otype in STOP_KINDS
+    below = (side == "sell") == stop
+    return price <= trigger if below else price >= trigger
+
+
+def trailing_trigger(side: str, high_water: Decimal, pct: Decimal | None, distance: Decimal | None) -> Decimal:
+    """A trailing stop's level from its best price since activation: a sell trails below the
+    high, a buy above the low."""
+    off = high_water * pct / 100 if pct is not None else (distance or Decimal(0))
+    return high_water - off if side == "sell" else high_water + off
+
+
 def fee_rate(market: dict | None, liquidity: str) -> Decimal:
     """The market's maker/taker rate as Decimal (ccxt's 0.0025 float -> Decimal('0.0025'))."""
     if not market:
@@ -388,6 +673,8 @@ def fee_rate(market: dict | None, liquidity: str) -> Decimal:
 
 
 __all__ = [
+    "ENTRY_TYPES", "PROTECTIVE_TYPES", "STOP_KINDS", "TriggerState", "executes_as", "is_protective", "trigger_hit",
+    "trailing_trigger",
     "OrderStatus", "OrderType", "Side", "OrderState", "OrderRequest", "OrderRejected", "IllegalTransition",
     "TRANSITIONS", "TERMINAL", "WORKING", "ValidatedOrder", "validate_order", "check_transition",
     "new_client_order_id", "fee_rate", "D", "D_or_none", "round_to_step", "ROUND_HALF_EVEN",

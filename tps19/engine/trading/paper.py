@@ -28,7 +28,7 @@ from .base import BaseBroker
 from .entry import locked_balances
 from .events import ExecutionEvent
 from .records import order_update
-from .orders import D, OrderState, OrderStatus, ValidatedOrder, fee_rate
+from .orders import D, OrderState, OrderStatus, OrderType, ValidatedOrder, fee_rate
 from .store import FillRecord
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,10 @@ class PaperBroker(BaseBroker):
         if self.bus is not None and self._task is None:
             self._sub = self.bus.subscribe(BookEvent, TradeEvent, maxsize=100_000)
             self._task = asyncio.create_task(self._run(), name="paper-broker")
+        await self.emulator.start()
 
     async def stop(self) -> None:
+        await self.emulator.stop()
         await self.drain_background()
         if self._task is not None:
             await cancel_and_wait([self._task])
@@ -211,11 +213,17 @@ class PaperBroker(BaseBroker):
             finally:
                 self._pending_insert.pop(o.client_order_id, None)
 
+    async def _release(self, o: OrderState, *, resend: bool = False) -> None:
+        """A triggered protective order fills like any other: the book walk, taker fees for a market."""
+        async with self.lock:
+            await self._execute(o)
+
     async def _execute(self, o: OrderState) -> OrderState:
         book = self.books.get(o.symbol)
         self.publish(ExecutionEvent(o.client_order_id, o.symbol, book.seq if book else None, book.ts if book else None))
         new = o.copy()
-        if new.type == "market" and book is None:
+        market = new.exec_type is OrderType.MARKET
+        if market and book is None:
             prev = new.transition(OrderStatus.REJECTED, f"no order book for {o.symbol} yet")
             await self.commit(new, prev, detail=new.reason)
             return new
@@ -231,8 +239,8 @@ class PaperBroker(BaseBroker):
             await self.commit(new, prev, detail=new.reason)
             return new
         takes: list[tuple[Decimal, Decimal]] = []
-        if new.type == "market" or crosses:
-            takes = self.walk(new.symbol, new.side, new.amount, None if new.type == "market" else new.price)
+        if market or crosses:
+            takes = self.walk(new.symbol, new.side, new.amount, None if market else new.price)
             est = (sum((p * q for p, q in takes), ZERO) / sum((q for _, q in takes), ZERO)) if takes else new.price
         else:
             est = new.price
@@ -243,7 +251,7 @@ class PaperBroker(BaseBroker):
             prev = new.transition(OrderStatus.REJECTED, why)
             await self.commit(new, prev, detail=why)
             return new
-        if new.type == "market" and not takes:
+        if market and not takes:
             prev = new.transition(OrderStatus.REJECTED, f"no liquidity in the {o.symbol} book")
             await self.commit(new, prev, detail=new.reason)
             return new
@@ -258,11 +266,11 @@ class PaperBroker(BaseBroker):
             prev = new.transition(OrderStatus.FILLED)
             await self.commit(new, prev, fills=fills, detail=detail)
             return new
-        if new.type in ("market", "ioc"):
+        if market or new.type is OrderType.IOC:
             if fills:
                 prev = new.transition(OrderStatus.PARTIALLY_FILLED)
                 await self.commit(new, prev, fills=fills, detail=detail)
-            prev = new.transition(OrderStatus.EXPIRED, f"{new.type}: unfilled {new.remaining:f} expired (no more liquidity{' at the limit' if new.price is not None else ''})")
+            prev = new.transition(OrderStatus.EXPIRED, f"{new.exec_type}: unfilled {new.remaining:f} expired (no more liquidity{' at the limit' if new.price is not None else ''})")
             await self.commit(new, prev, detail=new.reason)
             return new
         # rest the remainder
@@ -279,7 +287,7 @@ class PaperBroker(BaseBroker):
                           queue_ahead=queue)
         return new
 
-    async def cancel(self, client_order_id: str) -> OrderState | None:
+    async def _cancel_order(self, client_order_id: str) -> OrderState | None:
         async with self.lock:
             o = self.orders.get(client_order_id)
             if o is None or not o.is_working:

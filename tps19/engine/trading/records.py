@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from ..storage.models import Order
 from .events import OrderUpdate
-from .orders import OrderState, OrderStatus, OrderType, Side
+from .orders import OrderState, OrderStatus, OrderType, Side, TriggerState
+
+# the protective columns, copied as they are (Decimal/str/int or None) between state and row
+PROTECTIVE_FIELDS = ("trigger_price", "trailing_pct", "trailing_distance", "activation_price", "high_water", "placement",
+                     "triggered_ms", "checked_ms", "oco_group", "parent_id", "stop_loss_price", "take_profit_price",
+                     "stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
 
 
 def order_update(o: OrderState, previous: OrderStatus | None) -> OrderUpdate:
@@ -27,6 +32,17 @@ def order_update(o: OrderState, previous: OrderStatus | None) -> OrderUpdate:
         reason=o.reason,
         adopted=o.adopted,
         ts=o.updated_ms,
+        trigger_price=o.trigger_price,
+        trigger_state=o.trigger_state.value if o.trigger_state is not None else None,
+        placement=o.placement,
+        oco_group=o.oco_group,
+        parent_id=o.parent_id,
+        trailing_pct=o.trailing_pct,
+        trailing_distance=o.trailing_distance,
+        activation_price=o.activation_price,
+        high_water=o.high_water,
+        stop_loss_price=o.stop_loss_price,
+        take_profit_price=o.take_profit_price,
     )
 
 
@@ -48,6 +64,8 @@ def order_values(o: OrderState) -> dict:
         adopted=o.adopted,
         created_ms=o.created_ms,
         updated_ms=o.updated_ms,
+        trigger_state=o.trigger_state.value if o.trigger_state is not None else None,
+        **{f: getattr(o, f) for f in PROTECTIVE_FIELDS},
     )
 
 
@@ -70,4 +88,6 @@ def row_to_state(r: Order) -> OrderState:
         adopted=r.adopted,
         created_ms=r.created_ms,
         updated_ms=r.updated_ms,
+        trigger_state=TriggerState.parse(r.trigger_state) if r.trigger_state is not None else None,
+        **{f: getattr(r, f) for f in PROTECTIVE_FIELDS},
     )

@@ -164,6 +164,12 @@ class RiskEngine:
         """Accept ``v`` or refuse it with the reason. ``mid`` is the market's mid price (the
         price band is skipped without one)."""
         self._roll()
+        if v.protective:
+            why = self._trigger_checks(v, mid)
+            if why is not None:
+                return Decision(why)
+            if v.side == "sell":  # spot: a protective sell only ever reduces what is held
+                return self._protective_sell(v)
         if self.killed and not self.kill_reason.startswith(BREAKER):
             return Decision(f"kill switch engaged{': ' + self.kill_reason if self.kill_reason else ''}; release it to trade")
         why = self._order_checks(v, mid)
@@ -199,6 +205,51 @@ class RiskEngine:
                 return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
                         f"{s.price_band_pct}% price band (fat finger?)")
         return None
+
+    def _trigger_checks(self, v: ValidatedOrder, mid: Decimal | None) -> str | None:
+        """Trigger levels within the price band and not already reached (it would fire at once)."""
+        from .orders import OrderType, trigger_hit
+
+        if v.type is OrderType.OCO:
+            levels = [(OrderType.STOP_MARKET, v.stop_loss_price, "stop-loss"),
+                      (OrderType.TAKE_PROFIT, v.take_profit_price, "take-profit")]
+        else:
+            levels = [(v.type, v.trigger_price, "trigger")]
+        if mid is None or mid <= 0:
+            return None
+        for kind, level, name in levels:
+            if level is None:
+                continue
+            off = abs(level - mid) / mid * HUNDRED
+            if off > self.settings.price_band_pct:
+                return (f"{name} price {level:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                        f"{self.settings.price_band_pct}% price band (fat finger?)")
+            if trigger_hit(kind, v.side.value, level, mid):
+                where = "at or below" if level >= mid else "at or above"
+                return (f"{v.side.value} {kind.value} {name} {level:f} would trigger at once: the market "
+                        f"(mid {mid.normalize():f}) is already {where} it")
+        if v.price is not None:
+            off = abs(v.price - mid) / mid * HUNDRED
+            if off > self.settings.price_band_pct:
+                return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                        f"{self.settings.price_band_pct}% price band (fat finger?)")
+        return None
+
+    def _protective_sell(self, v: ValidatedOrder) -> Decision:
+        """A protective sell passes the kill switch and the breakers (it only reduces a position),
+        but never sells more than is held."""
+        view = self._view()
+        if view is None:
+            return ACCEPT
+        held = view.position(v.symbol)
+        if v.amount > held:
+            return Decision(f"this {v.type.value} sells {v.amount:f} of {v.symbol} but {held:f} is held: a protective "
+                            "sell never sells more than is held (reduce-only on spot)")
+        cap = self.settings.max_open_orders
+        account = self.account
+        if account is not None and account.open_order_count() >= cap:
+            return Decision(f"{cap} orders already open: the open-order limit")
+        return ACCEPT
 
     def _halt_reason(self) -> str:
         return (f"trading halted by the {self.kill_reason}; only orders that reduce a position are allowed "

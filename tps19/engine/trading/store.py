@@ -156,8 +156,46 @@ class TradingStore:
             conn.execute(ADJ.insert().values(**{c.name: getattr(adj, c.name) for c in ADJ.columns if c.name != "id"}))
         return new_fills
 
+    async def insert_orders(self, orders: Iterable[OrderState], *, detail: str | None) -> None:
+        """New orders (an OCO's legs) and their first event, in one transaction: all or none."""
+        rows = list(orders)
+        assert self.db.engine is not None, "database is not open"
+
+        def run(conn) -> None:  # type: ignore[no-untyped-def]
+            ts = now_ms()
+            for o in rows:
+                conn.execute(ORDERS.insert().values(client_order_id=o.client_order_id, **order_values(o)))
+                conn.execute(EVENTS.insert().values(client_order_id=o.client_order_id, ts=ts, detail=detail,
+                                                    from_status=None, to_status=o.status.value))
+
+        async with self.db.engine.begin() as conn:
+            await conn.run_sync(run)
+        self.writes += 1
+
+    async def update_orders(self, orders: Iterable[OrderState]) -> None:
+        """Rows only, no event (a trailing stop's mark, when a trigger was last checked)."""
+        rows = list(orders)
+        assert self.db.engine is not None, "database is not open"
+
+        def run(conn) -> None:  # type: ignore[no-untyped-def]
+            for o in rows:
+                conn.execute(ORDERS.update().where(ORDERS.c.client_order_id == o.client_order_id)
+                             .values(**order_values(o)))
+
+        async with self.db.engine.begin() as conn:
+            await conn.run_sync(run)
+        self.writes += 1
+
     # ---------------------------------------------------------------- reads
     async def working_orders(self) -> list[OrderState]:
+        """Working orders the venue holds or may hold (not those TPS19's emulator holds)."""
+        return [o for o in await self._working() if not o.held]
+
+    async def held_orders(self) -> list[OrderState]:
+        """Protective orders TPS19 holds: armed, or triggered and not yet at the venue."""
+        return [o for o in await self._working() if o.held]
+
+    async def _working(self) -> list[OrderState]:
         async with self.db.session() as s:
             rows = (
                 await s.execute(
@@ -169,6 +207,22 @@ class TradingStore:
                 )
             ).scalars()
             return [row_to_state(r) for r in rows]
+
+    async def group(self, oco_group: str) -> list[OrderState]:
+        """Every leg of an OCO group, finished or not, oldest first."""
+        async with self.db.session() as s:
+            rows = (await s.execute(select(Order).where(Order.oco_group == oco_group)
+                                    .order_by(col(Order.created_ms), col(Order.client_order_id)))).scalars()
+            return [row_to_state(r) for r in rows]
+
+    async def brackets_to_check(self) -> list[OrderState]:
+        """Bracket entries that filled something: their protection is checked at start."""
+        async with self.db.session() as s:
+            rows = (await s.execute(select(Order).where(
+                Order.mode == self.mode, Order.exchange == self.exchange, col(Order.oco_group).is_not(None),
+                col(Order.trigger_state).is_(None)))).scalars()
+            states = [row_to_state(r) for r in rows]
+            return [o for o in states if o.is_bracket and o.filled > 0]
 
     async def order(self, client_order_id: str) -> OrderState | None:
         async with self.db.session() as s:
