@@ -154,7 +154,7 @@ class TargetExecutor:
         return ("sell", amount) if amount > 0 else None
 
     async def submit_target(self, symbol: str, target_fraction: float, signal: Signal) -> None:
-        if self.broker.open_orders(symbol):
+        if self.broker.open_orders(symbol, protective=False):
             self.skipped += 1
             self._log("info", "target not acted on: orders still working", symbol=symbol, target=target_fraction)
             return
