@@ -277,6 +277,74 @@ class RecordingSettings(BaseModel):
                                          description="live divergence alert: unexplained share of the gap, in bp")
 
 
+class ServeSettings(BaseModel):
+    # `tps19 serve`'s login: required beyond loopback and always with --live (tps19/serve/login.py)
+    password: SecretStr | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _blank_is_none(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+
+class ApiSettings(BaseModel):
+    # the control API (`--api-port`): every route needs `Authorization: Bearer <token>`
+    token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=0, le=65535, description="None: off; 0 picks a free port")
+    # in live mode the API is read-only unless this is true: its orders are confirmed by no one
+    live_orders: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _blank_is_none(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+
+class NotifySettings(BaseModel):
+    # apprise URLs, comma- or space-separated; a URL may carry a token or password (SecretStr).
+    # "tag=URL" limits that URL to the event classes of `tag` (see docs/operations.md).
+    urls: SecretStr | None = None
+    # the daily summary's time of day, HH:MM, in `timezone`; "off": none
+    daily_summary_at: str = "00:00"
+    timezone: str = "UTC"
+    # a stream stale this long is reported (and its recovery after it)
+    stale_after_s: float = _seconds(30.0)
+    # one message per event key (a flapping stream, a repeated rejection) per window
+    dedupe_window_s: float = _seconds(300.0)
+    # messages per minute at most, every event class together (the rest are counted, not sent)
+    max_per_minute: int = Field(20, ge=1, le=10_000)
+    # a failed send is retried this often, with backoff (1 s, 2 s, 4 s ... at most 60 s)
+    retries: int = Field(5, ge=0, le=100)
+
+    @field_validator("urls")
+    @classmethod
+    def _blank_is_none(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value().strip() else None
+
+    @field_validator("daily_summary_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v == "off":
+            return v
+        hh, _, mm = v.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+            raise ValueError("must be HH:MM (24 h) or off")
+        return f"{int(hh):02d}:{mm}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v[:40]!r} (e.g. UTC, Europe/Berlin)") from None
+        return v.strip()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TPS19_",
@@ -300,6 +368,9 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class ConfigError(Exception):

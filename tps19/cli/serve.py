@@ -1,21 +1,23 @@
 """`tps19 serve`: the desk in a browser, through textual-serve.
 
 Every browser session runs its own `tps19 paper|live` desk process (textual-serve starts the
-command per connection and streams its screen over a websocket). There is no authentication
-yet: whoever reaches the port drives the desk, so it listens on loopback unless told otherwise.
+command per connection and streams its screen over a websocket). Beyond loopback, and always
+with --live, a password (TPS19_SERVE__PASSWORD) guards every page and websocket; the server
+(tps19/serve/) throttles failed logins and hands each desk its settings through the
+environment, never its command line.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import socket
 import sys
 from pathlib import Path
 
 import typer
 
-from .common import fail
+from ..dburl import is_db_url
+from .common import db_label, fail
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -29,16 +31,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def desk_command(live: bool, exchange: str | None, symbols: list[str] | None, db: str | Path | None,
+def desk_command(live: bool, exchange: str | None, symbols: list[str] | None,
                  strategy: str | None, params: list[str] | None) -> list[str]:
-    """The `tps19 paper|live ...` each browser session runs (this interpreter, this install)."""
+    """The `tps19 paper|live ...` each browser session runs (this interpreter, this install).
+    No database here: a URL may carry a password and a command line is public (``ps``); the
+    desk gets it as TPS19_DATABASE__URL/PATH in its environment (server.child_env)."""
     argv = [sys.executable, "-m", "tps19.cli", "live" if live else "paper"]
     if exchange:
         argv += ["--exchange", exchange]
     for s in symbols or []:
         argv += ["--symbol", s]
-    if db is not None:
-        argv += ["--db", str(db)]
     if strategy:
         argv += ["--strategy", strategy]
     for p in params or []:
@@ -50,25 +52,34 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless --allow-remote)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     allow_remote: bool = typer.Option(False, "--allow-remote",
-                                      help="Listen on a non-loopback address: anyone reaching it drives the desk."),
-    live: bool = typer.Option(False, "--live", help="Serve the LIVE desk (real orders) instead of paper."),
+                                      help="Listen on a non-loopback address (needs TPS19_SERVE__PASSWORD)."),
+    live: bool = typer.Option(False, "--live", help="Serve the LIVE desk (real orders; needs TPS19_SERVE__PASSWORD)."),
+    public_url: str = typer.Option(None, "--public-url",
+                                   help="The URL browsers use when a TLS proxy is in front, e.g. https://desk.example.org."),
     exchange: str = typer.Option(None, "--exchange", help="'sim' (default) or a ccxt id."),
     symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable."),
     db: str = typer.Option(None, "--db", help="SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else __PATH)."),
     strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
     param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
 ) -> None:
-    """The desk in a browser (textual-serve): one desk process per browser session."""
-    if not is_loopback(host):
-        if not allow_remote:
-            fail(f"--host {host} is not a loopback address and the desk has no login yet: "
-                 "add --allow-remote to serve it there anyway")
-        typer.echo(f"tps19: WARNING: serving the desk on {host}:{port} with NO authentication: anyone who can "
-                   "reach this port can trade on it. Prefer 127.0.0.1 and an SSH tunnel.", err=True)
+    """The desk in a browser (textual-serve): one desk process per browser session, behind a login."""
+    remote = not is_loopback(host)
+    if remote and not allow_remote:
+        fail(f"--host {host} is not a loopback address: add --allow-remote (and set TPS19_SERVE__PASSWORD) "
+             "to serve the desk there")
+    if public_url is not None and not public_url.lower().startswith(("http://", "https://")):
+        fail(f"--public-url {public_url[:80]!r} must start with http:// or https://")
     from ..run import make_strategy, settings_from_flags
+    from ..serve.login import password_problem
 
     # what each session's desk would refuse, refused once here (a browser would only see it exit)
     settings = settings_from_flags(exchange, symbol, db)
+    password = settings.serve.password
+    problem = password_problem(password)
+    if problem and (remote or live or password is not None):
+        why = "beyond loopback" if remote else "with --live (other users of this machine reach its loopback)" \
+            if live else "when a password is set"
+        fail(f"refusing to serve the desk {why}: {problem}; every page and websocket needs a login there")
     make_strategy(strategy, param)
     if live:
         from ..engine.trading import check_live_allowed
@@ -77,10 +88,21 @@ def serve(
         if reason:
             fail(f"refusing to serve LIVE: {reason}")
     _check_port_free(host, port)
-    from textual_serve.server import Server
+    from ..serve.login import Guard
+    from ..serve.server import DeskServer, child_env
 
-    command = shlex.join(desk_command(live, exchange, symbol, db, strategy, param))
-    Server(command, host=host, port=port, title="TPS19 LIVE" if live else "TPS19 paper").serve()
+    title = "TPS19 LIVE" if live else "TPS19 paper"
+    url = public_url or f"http://{host}:{port}"
+    guard = Guard(password, title=title, public_url=url)
+    target = settings.database.target
+    banner = [f"tps19 serve: the {'LIVE' if live else 'paper'} desk on {url}/ "
+              f"({'login required' if guard.required else 'no login: loopback only'}), "
+              f"one desk process per browser session, database {db_label(target)}",
+              "tps19 serve: Ctrl+C or SIGTERM stops it and every desk it started"]
+    argv = desk_command(live, exchange, symbol, strategy, param)
+    env = child_env(str(db) if db else None, bool(db) and is_db_url(db))
+    DeskServer(argv, env, guard, host=host, port=port, title=title, public_url=public_url,
+               banner=banner).serve()
 
 
 def _check_port_free(host: str, port: int) -> None:
