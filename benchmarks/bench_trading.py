@@ -28,7 +28,8 @@ from tests.trading.conftest import cryptocom_markets  # noqa: E402
 from tests.trading.helpers import book, settings, trades  # noqa: E402
 from tps19.engine.bus import EventBus  # noqa: E402
 from tps19.engine.storage import Database  # noqa: E402
-from tps19.engine.trading import FillEvent, build_trading  # noqa: E402
+from tps19.engine.trading import FillEvent  # noqa: E402
+from tps19.engine.assembly import build_trading  # noqa: E402
 
 D = Decimal
 

@@ -85,7 +85,7 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     strat = make_strategy(strategy, params, db_file)
     shadow_strat = make_shadow(shadow, strat, db_file)
     if mode == "live":
-        from .engine.trading import check_live_allowed
+        from .engine.assembly import check_live_allowed
 
         reason = check_live_allowed(settings)
         if reason:

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 from tps19.config import RiskSettings
 from tps19.engine.risk.breakers import breaker_reason
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 
 from ..trading.conftest import START, bus, db, markets  # noqa: F401 (fixtures)
 from ..trading.helpers import book, settings, until

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from tps19.engine.risk.limits import LimitError, change_limits
 from tps19.engine.storage.models import RiskLimitChange
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 
 from ..trading.conftest import START, bus, db, markets  # noqa: F401 (fixtures)
 from ..trading.helpers import book, settings

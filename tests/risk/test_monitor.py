@@ -10,7 +10,7 @@ import pytest
 
 from tps19.engine.events import BarEvent
 from tps19.engine.risk.metrics import var_cvar
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 
 from ..trading.conftest import bus, db, markets  # noqa: F401 (fixtures)
 from ..trading.helpers import book, settings

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tps19.engine.risk.sizing import Sizing
 from tps19.engine.targets import TargetExecutor
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 
 from ..trading.conftest import bus, db, markets  # noqa: F401 (fixtures)
 from ..trading.helpers import book, settings

@@ -11,7 +11,7 @@ from decimal import Decimal
 async def main(url: str, db_path: str, price: str, wait_go: bool = False) -> None:
     from tps19.engine.bus import EventBus
     from tps19.engine.storage import Database
-    from tps19.engine.trading import build_trading
+    from tps19.engine.assembly import build_trading
 
     from .helpers import settings
     from .simhelp import make_client

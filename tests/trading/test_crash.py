@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from tps19.engine.bus import EventBus
 from tps19.engine.storage import Database, Fill, Order, OrderEvent
-from tps19.engine.trading import BalanceDiscrepancy, build_trading
+from tps19.engine.trading import BalanceDiscrepancy
+from tps19.engine.assembly import build_trading
 
 from .helpers import settings
 from .simhelp import KEY, KEY2, SECRET2, make_client, make_sim, inside_spread_price, venue_totals

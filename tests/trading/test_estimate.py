@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from decimal import Decimal as D
 
-from tps19.engine.trading import FillEvent, build_trading
+from tps19.engine.trading import FillEvent
+
+from tps19.engine.assembly import build_trading
 from tps19.engine.trading.book_walk import estimate
 from tps19.engine.trading.fees import FeeSchedule, apply
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from tps19.engine.targets import strategy_order_id, strategy_prefix
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 from tps19.engine.trading.history import TradingHistory
 
 from .helpers import book, settings

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from tps19.engine.storage import Fill, Order, OrderEvent
-from tps19.engine.trading import TradingIssue, build_trading
+from tps19.engine.trading import TradingIssue
+from tps19.engine.assembly import build_trading
 
 from .helpers import settings, until
 from .simhelp import KEY, inside_spread_price, venue_totals

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tps19.engine.trading import OrderUpdate, build_trading
+from tps19.engine.trading import OrderUpdate
+
+from tps19.engine.assembly import build_trading
 
 from .helpers import settings, until
 from .simhelp import KEY, inside_spread_price

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 
 from .helpers import settings
 

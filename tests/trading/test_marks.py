@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 from tps19.engine.trading.events import PortfolioUpdate, PositionEvent
 
 from .helpers import book, settings, until

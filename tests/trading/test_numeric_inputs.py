@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tps19.engine.trading import build_trading
+from tps19.engine.assembly import build_trading
 from tps19.engine.trading.orders import SIGNIFICANT_DIGITS, TICK_SIZE, OrderRejected, OrderRequest, validate_order
 
 from .conftest import START, cryptocom_markets

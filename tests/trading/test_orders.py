@@ -137,7 +137,7 @@ def test_check_live_allowed():
     from pydantic import SecretStr
 
     from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, ExchangeSettings, Settings
-    from tps19.engine.trading import check_live_allowed
+    from tps19.engine.assembly import check_live_allowed
 
     def s(**kw):
         return Settings.model_construct(exchange=ExchangeSettings(**kw))
@@ -158,7 +158,7 @@ def test_demo_keys_allowed_against_a_standalone_sim_url():
     from pydantic import SecretStr
 
     from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, ExchangeSettings, Settings
-    from tps19.engine.trading import check_live_allowed
+    from tps19.engine.assembly import check_live_allowed
 
     ex = ExchangeSettings(id="cryptocom", api_key=SecretStr(SIM_DEMO_API_KEY), secret=SecretStr(SIM_DEMO_SECRET),
                           rest_url="http://127.0.0.1:8765")

@@ -5,7 +5,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from tps19.engine.storage import Database, Fill, Order, OrderEvent
-from tps19.engine.trading import FillEvent, OrderUpdate, build_trading
+from tps19.engine.trading import FillEvent, OrderUpdate
+from tps19.engine.assembly import build_trading
 
 from .conftest import START
 from .helpers import book, settings, trades, until

@@ -78,7 +78,8 @@ def test_replay_matches_live_booking(markets):
 
 async def test_equity_snapshots_every_n_seconds_and_factory_defaults(markets, bus, db):
     from tps19.config import Settings
-    from tps19.engine.trading import EquitySnapshot, build_trading
+    from tps19.engine.trading import EquitySnapshot
+    from tps19.engine.assembly import build_trading
 
     sub = bus.subscribe(EquitySnapshot)
     st = Settings.model_construct()

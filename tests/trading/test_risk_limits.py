@@ -61,7 +61,7 @@ async def test_a_restart_does_not_reset_the_days_loss(bus, db, markets):
     """The day's first stored snapshot is where today's P&L counts from, across restarts."""
     from tps19.engine.events import now_ms
     from tps19.engine.storage.models import PortfolioSnapshot
-    from tps19.engine.trading import build_trading
+    from tps19.engine.assembly import build_trading
 
     from .conftest import START
     from .helpers import book, settings

@@ -130,7 +130,7 @@ def test_a_breaker_halt_refuses_new_risk_but_lets_exits_through():
 
 
 async def test_a_sell_limit_at_1_on_a_64k_market_is_refused_and_never_sent(bus, db, markets, monkeypatch):
-    from tps19.engine.trading import build_trading
+    from tps19.engine.assembly import build_trading
 
     s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=settings(),
                             exchange="cryptocom", starting_balances=dict(START), snapshot_interval_s=0)

@@ -40,7 +40,7 @@ def test_the_risk_engine_decides_from_the_portfolio_view_it_is_given():
 
 
 async def test_no_broker_sees_an_order_the_risk_stage_refuses(bus, db, markets, monkeypatch):
-    from tps19.engine.trading import build_trading
+    from tps19.engine.assembly import build_trading
 
     s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets,
                             settings=settings(max_order_notional=Decimal("1000")), exchange="cryptocom",

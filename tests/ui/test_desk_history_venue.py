@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 from types import SimpleNamespace
 
-from tps19.cockpit import CockpitScreens
-from tps19.engine.trading import build_trading
+from tps19.desk.cockpit import CockpitScreens
+from tps19.engine.assembly import build_trading
 
 from ..trading.conftest import bus, db, markets  # noqa: F401 (fixtures)
 from ..trading.helpers import book, settings

@@ -15,7 +15,7 @@ MARKS_TIMEOUT_S = 30.0
 
 
 def send_rebalance(weights: dict[str, float], mode: str, yes: bool, db: Path | None, *, quiet: bool = False) -> None:
-    from ..engine.trading import check_live_allowed
+    from ..engine.assembly import check_live_allowed
     from ..run import settings_from_flags
 
     settings = settings_from_flags(None, list(weights), db)

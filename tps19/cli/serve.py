@@ -82,7 +82,7 @@ def serve(
         fail(f"refusing to serve the desk {why}: {problem}; every page and websocket needs a login there")
     make_strategy(strategy, param)
     if live:
-        from ..engine.trading import check_live_allowed
+        from ..engine.assembly import check_live_allowed
 
         reason = check_live_allowed(settings)
         if reason:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .strategies.base import Strategy
     from .strategies.runner import StrategyRunner
     from .targets import TargetExecutor
-    from .trading import TradingStack
+    from .assembly import TradingStack
 
 
 class EngineError(Exception):
@@ -185,14 +185,14 @@ class Engine:
         raise EngineError(f"cannot load markets from {self.venue_name}")
 
     async def _start_trading(self) -> None:
-        from .trading import build_trading
+        from .assembly import build_trading
 
         assert self.venue is not None
         self.trading = await build_trading(
             mode=self.mode, bus=self.bus, db=self.db, client=self.venue.client, markets=self.markets, settings=self.settings
         )
         # no new risk on a symbol whose book is stale or resyncing
-        self.trading.broker.risk.feed = self.feed
+        self.trading.unit.attach_feed(self.feed)
         await self.trading.start()
 
     async def _start_strategy(self) -> None:
