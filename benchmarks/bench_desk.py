@@ -120,8 +120,7 @@ async def engine_only(settings, seconds: float, meter: SimMeter) -> tuple[float,
     return cpu, rate, (m1[0] - m0[0]) / (m1[1] - m0[1])
 
 
-DESK_CODE = ("/textual/", "/rich/", "/textual_plotext/", "/plotext/", "/tps19/app.py", "/tps19/cockpit.py",
-             "/tps19/widgets/", "/tps19/screens/")
+DESK_CODE = ("/textual/", "/rich/", "/textual_plotext/", "/plotext/", "/tps19/desk/")
 
 
 def _origin(callback: object) -> str:
@@ -219,12 +218,12 @@ class Terminal:
 
 
 async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimMeter) -> dict:
-    from tps19.app import DeskApp
+    from tps19.desk.app import DeskApp
     from tps19.engine.events import BookEvent
-    from tps19.widgets.book import BookLadder
+    from tps19.desk.widgets.market.book import BookLadder
 
     class BenchDesk(DeskApp):
-        CSS_PATH = str(ROOT / "tps19" / "desk.tcss")  # Textual resolves it beside the subclass otherwise
+        CSS_PATH = str(ROOT / "tps19" / "desk" / "desk.tcss")  # Textual resolves it beside the subclass otherwise
         ladder: BookLadder | None = None
         lat: list[float] = []
         displays = 0

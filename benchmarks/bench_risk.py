@@ -108,7 +108,7 @@ def pane_refresh(held: int, n_bars: int) -> None:
 
     from tps19.engine.events import BarEvent
     from tps19.engine.risk.monitor import RiskMonitor
-    from tps19.widgets.panes import RiskPane
+    from tps19.desk.widgets.panes import RiskPane
 
     symbols = [f"C{i:02d}/USDT" for i in range(held)]
     markets = {s: {"symbol": s, "base": s.split("/")[0], "quote": "USDT"} for s in symbols}
@@ -131,7 +131,7 @@ def pane_refresh(held: int, n_bars: int) -> None:
         class broker:
             killed = False
 
-    from tps19.widgets.state import DeskState
+    from tps19.desk.widgets.state import DeskState
 
     state = DeskState(symbols)
     for s in symbols:

@@ -132,8 +132,8 @@ async def _headless(settings: Settings, mode: str, log_file: Path | None, strate
 
 async def _desk(settings: Settings, mode: str, strategy: object, shadow: object = None,
                 record_dir: Path | None = None) -> int:
-    from .app import DeskApp
-    from .desk_signals import DeskSignals
+    from .desk.app import DeskApp
+    from .desk.signals import DeskSignals
 
     async with _venue(settings) as pointed:
         # The app starts the engine it is handed (not started yet) and stops it on quit; the

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tps19.cli import app
 from tps19.engine.history import parse_time_value
-from tps19.screens.backtest import run_form
+from tps19.desk.screens.backtest import run_form
 
 from .conftest import DATA, load
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App
 from textual.widgets import Button, DataTable, Input, Select, Static
 
-from tps19.screens.backtest import BacktestScreen
+from tps19.desk.screens.backtest import BacktestScreen
 
 from .conftest import DATA
 

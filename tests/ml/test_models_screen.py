@@ -14,7 +14,7 @@ from tps19.engine.ml.decisions import DecisionLog
 from tps19.engine.ml.features import FEATURE_NAMES
 from tps19.engine.ml.strategy import Prediction
 from tps19.engine.storage import Database
-from tps19.screens.models import ModelsScreen
+from tps19.desk.screens.models import ModelsScreen
 
 
 async def _live_decisions(db_path, model: str, drifted: bool) -> None:

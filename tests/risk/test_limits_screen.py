@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlmodel import select
 
 from tps19.engine.storage.models import RiskLimitChange
-from tps19.screens.limits import LimitsScreen
+from tps19.desk.screens.limits import LimitsScreen
 
 from ..ui.conftest import desk_app, desk_ready, no_idle_guessing, screen_text, settings, wait_for  # noqa: F401
 

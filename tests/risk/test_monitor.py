@@ -49,7 +49,7 @@ async def test_the_monitor_measures_the_held_portfolio(bus, db, markets):
 def test_the_risk_pane_rows_of_the_metrics():
     from tps19.engine.risk.metrics import RiskReport
     from tps19.engine.risk.monitor import RiskMetricsEvent
-    from tps19.widgets.panes import metric_rows
+    from tps19.desk.widgets.panes import metric_rows
 
     rep = RiskReport(exposure={"BTC/USDT": 5.0}, gross_exposure=5.0, leverage=0.5, bars=100, volatility_per_bar=0.01,
                      volatility_annual=0.8, var={"95": 0.012, "99": 0.02}, cvar={"95": 0.015, "99": 0.025},

@@ -163,7 +163,7 @@ async def test_definite_venue_rejection_is_still_rejected_at_once(sim, clients, 
 
 def test_desk_lists_an_unknown_order_among_the_working_ones():
     from tps19.engine.trading import OrderUpdate
-    from tps19.widgets.state import DeskState
+    from tps19.desk.widgets.state import DeskState
 
     st = DeskState(["BTC/USDT"])
     up = OrderUpdate(client_order_id="t19-x-abcdef", venue_order_id=None, mode="live", symbol="BTC/USDT", side="buy",

@@ -24,7 +24,7 @@ def _imports_before_any_deadline() -> None:
     first test's wait for its first book."""
     import ccxt.pro  # noqa: F401
 
-    import tps19.app  # noqa: F401
+    import tps19.desk.app  # noqa: F401
     import tps19.engine.engine  # noqa: F401
     import tps19.simex  # noqa: F401
 
@@ -58,7 +58,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 def desk_app(settings: Settings, mode: str = "paper", **kw: Any) -> Any:
     """The real DeskApp on the real engine, against a paused seeded SimExchange it starts itself."""
-    from tps19.app import DeskApp
+    from tps19.desk.app import DeskApp
 
     return DeskApp(settings=settings, mode=mode, sim_options={**PAUSED_SIM, **kw.pop("sim", {})}, **kw)
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tps19.app import DeskApp
+from tps19.desk.app import DeskApp
 from tps19.engine.trading.orders import OrderRequest
-from tps19.screens.confirm import ConfirmScreen
-from tps19.screens.history import HistoryScreen
-from tps19.screens.logview import LogScreen
-from tps19.screens.performance import PerformanceScreen
-from tps19.screens.ticket import TicketScreen
-from tps19.widgets.rows import RowsPane
+from tps19.desk.screens.confirm import ConfirmScreen
+from tps19.desk.screens.history import HistoryScreen
+from tps19.desk.screens.logview import LogScreen
+from tps19.desk.screens.performance import PerformanceScreen
+from tps19.desk.screens.ticket import TicketScreen
+from tps19.desk.widgets.rows import RowsPane
 
 from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
 
@@ -39,7 +39,7 @@ def pane_row(app: DeskApp, selector: str, first: str) -> list[str]:
 
 
 def _is_desk(app: DeskApp) -> bool:
-    from tps19.screens.desk import DeskScreen
+    from tps19.desk.screens.desk import DeskScreen
 
     return isinstance(app.screen, DeskScreen)
 

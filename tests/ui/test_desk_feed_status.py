@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tps19.engine.events import ConnectionEvent, ConnState, VenueEvent
 from tps19.engine.trading.events import KillSwitchEvent
-from tps19.widgets.status import StatusBar
+from tps19.desk.widgets.status import StatusBar
 
 from .conftest import desk_app, desk_ready, screen_text, wait_for
 
@@ -60,7 +60,7 @@ async def test_status_bar_shows_the_venue_and_kill_switch_the_engine_publishes(s
 async def test_a_desk_handed_a_running_engine_names_its_venue(settings):
     # The engine published its VenueEvent and the feeds' ConnectionEvents before this desk subscribed:
     # the desk asks it to announce its state again.
-    from tps19.app import DeskApp
+    from tps19.desk.app import DeskApp
     from tps19.launch import build_engine, start_embedded_sim
 
     pointed, sim = await start_embedded_sim(settings, seed=19, autoplay=False)

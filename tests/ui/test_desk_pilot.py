@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tps19.app import DeskApp
+from tps19.desk.app import DeskApp
 from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
-from tps19.screens.confirm import ConfirmScreen, MessageScreen
-from tps19.screens.help import HelpScreen
-from tps19.screens.ticket import TicketScreen
-from tps19.widgets.book import BookLadder
-from tps19.widgets.panes import OrdersTable
+from tps19.desk.screens.confirm import ConfirmScreen, MessageScreen
+from tps19.desk.screens.help import HelpScreen
+from tps19.desk.screens.ticket import TicketScreen
+from tps19.desk.widgets.market.book import BookLadder
+from tps19.desk.widgets.panes import OrdersTable
 
 from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
 
@@ -22,7 +22,7 @@ def _working(app: DeskApp) -> list:
 
 
 def _is_desk(app: DeskApp) -> bool:
-    from tps19.screens.desk import DeskScreen
+    from tps19.desk.screens.desk import DeskScreen
 
     return isinstance(app.screen, DeskScreen)
 
@@ -309,7 +309,7 @@ async def test_desk_at_80x24_no_color_palette_and_backtest_key(settings, monkeyp
 
         await wait_for(pilot, lambda: _is_desk(app), what="palette closed")
         await pilot.press("ctrl+b")
-        from tps19.screens.backtest import BacktestScreen
+        from tps19.desk.screens.backtest import BacktestScreen
 
         await wait_for(pilot, lambda: isinstance(app.screen, BacktestScreen), what="the backtest screen")
         await pilot.press("escape")

@@ -14,10 +14,10 @@ import time
 import pytest
 from textual.widgets import Input
 
-from tps19.app import DeskApp
+from tps19.desk.app import DeskApp
 from tps19.config import Settings
 from tps19.engine.events import LogEvent
-from tps19.widgets.book import BookLadder
+from tps19.desk.widgets.market.book import BookLadder
 
 from .conftest import PAUSED_SIM, desk_has_venue_state, step_market, venue_state_mismatch, wait_for
 from .conftest import screen_text as _text

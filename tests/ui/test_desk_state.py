@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tps19.engine.events import BookEvent, LogEvent, Trade, TradeEvent
-from tps19.screens.ticket import estimate
-from tps19.widgets.state import MAX_LOG, MAX_TRADES, DeskState
+from tps19.desk.screens.ticket import estimate
+from tps19.desk.widgets.state import MAX_LOG, MAX_TRADES, DeskState
 
 BOOK = BookEvent("BTC/USDT", bids=((100.0, 1.0), (99.0, 2.0)), asks=((101.0, 1.0), (102.0, 2.0)), ts=1, seq=1)
 MARKET = {"taker": 0.001, "maker": 0.0005}

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tps19.engine.trading.orders import OrderRejected
-from tps19.screens.ticket import ticket_order
+from tps19.desk.screens.ticket import ticket_order
 
 from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
 from .test_desk_pilot import _is_desk, _open_ticket

@@ -74,7 +74,7 @@ class PositionsPane(RowsPane):
             tot_r += _dec(p.realized_pnl)
             tot_f += _dec(p.fees)
         net = tot_u + tot_r - tot_f
-        total = [Text("total"), "", "", "", Text(f"net {fnum(net, 2, sign=True)}", style="bold"),
+        total: list[str | Text] = [Text("total"), "", "", "", Text(f"net {fnum(net, 2, sign=True)}", style="bold"),
                  pnl(tot_u), pnl(tot_r), fnum(tot_f, 2)]
         self.show(self.COLS, rows, pinned=[total], keys=keys)
 
@@ -108,7 +108,7 @@ class BalancesPane(RowsPane):
             return Text("excluded" if b.currency in excluded else "unpriced", style="dim")
 
         rows = [[b.currency, amt(b.free, b.currency), amt(b.locked, b.currency), value(b)] for b in update.balances]
-        equity = [Text("equity"), "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
+        equity: list[str | Text] = [Text("equity"), "", Text(update.valuation, style="dim"), fnum(update.equity, 2)]
         self.show(self.COLS, rows, pinned=[equity], keys=[b.currency for b in update.balances],
                   empty="no balances")
 

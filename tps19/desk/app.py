@@ -18,15 +18,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from .cockpit import CockpitScreens
-from .config import Settings, load_settings
-from .redaction import redact_event
+from ..config import Settings, load_settings
+from ..redaction import redact_event
 from .screens.confirm import ConfirmScreen, MessageScreen
 from .screens.desk import DeskScreen
 from .screens.help import HelpScreen
 from .screens.logview import LogScreen
-from .widgets.book import BookLadder
+from .widgets.market.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.state import DeskState, event_types
+from .widgets.status import StatusBar
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "log", "risk", "signals"})
 
@@ -129,8 +130,8 @@ class DeskApp(CockpitScreens, App[int]):
         self.run_worker(self._start_engine(), name="engine-start", exclusive=True, group="engine")
 
     async def _start_engine(self) -> None:
-        from .engine.engine import EngineError
-        from .launch import build_engine, needs_embedded_sim, start_embedded_sim
+        from ..engine.engine import EngineError
+        from ..launch import build_engine, needs_embedded_sim, start_embedded_sim
 
         try:
             if self.engine is None:
@@ -255,7 +256,7 @@ class DeskApp(CockpitScreens, App[int]):
         if not isinstance(desk, DeskScreen) or not desk.is_mounted:
             return
         panes = desk.panes()
-        status_bar = next(iter(desk.query("#status")), None)
+        status_bar = next(iter(desk.query("#status").results(StatusBar)), None)
         # Still composing, or being torn down at exit (widgets go one by one while this timer
         # still fires): draw on a later tick, never crash on a missing pane.
         if not PANES <= panes.keys() or status_bar is None:
@@ -335,7 +336,7 @@ class DeskApp(CockpitScreens, App[int]):
 
     async def _load_history(self, symbol: str) -> None:
         """Recent candles for the chart, once per symbol (the live candle stream continues them)."""
-        from .engine.events import BarEvent
+        from ..engine.events import BarEvent
 
         venue = getattr(self.engine, "venue", None)
         client = getattr(venue, "client", None)
@@ -478,7 +479,7 @@ class DeskApp(CockpitScreens, App[int]):
                 return
 
             async def run() -> None:
-                from .engine.risk.limits import LimitError, change_limits
+                from ..engine.risk.limits import LimitError, change_limits
 
                 try:
                     diff = await change_limits(trading, changes)

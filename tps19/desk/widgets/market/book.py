@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from ..engine.events import BookEvent
+from ....engine.events import BookEvent
 
 FLASH_S = 0.35
 BAR_CHARS = " ▏▎▍▌▋▊▉█"

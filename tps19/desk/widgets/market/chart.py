@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from rich.text import Text
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-from ..engine.events import BarEvent
+from ....engine.events import BarEvent
 
 MAX_CANDLES = 90
 
@@ -60,7 +60,9 @@ class PriceChart(PlotextPlot, can_focus=True):
             return Text.from_ansi(plt.build())
         plt.title(f"{symbol} {timeframe}")
         xs = list(range(len(bars)))
-        plt.candlestick(xs, {"Open": [b.open for b in bars], "Close": [b.close for b in bars],
+        # plotext types candlestick()'s x as date strings; it plots numeric positions as well (bar index
+        # here, labelled with times below)
+        plt.candlestick(cast(Any, xs), {"Open": [b.open for b in bars], "Close": [b.close for b in bars],
                              "High": [b.high for b in bars], "Low": [b.low for b in bars]})
         # Own fills: placed on the candle whose time span holds the fill.
         start = bars[0].ts
@@ -79,7 +81,7 @@ class PriceChart(PlotextPlot, can_focus=True):
         n = max(2, min(5, width // 14))
         step_i = max(1, (len(xs) - 1) // (n - 1))
         labels = list(range(0, len(xs), step_i))[:n]
-        plt.xticks(labels, [time.strftime("%H:%M", time.gmtime(bars[i].ts / 1000)) for i in labels])
+        plt.xticks([float(i) for i in labels], [time.strftime("%H:%M", time.gmtime(bars[i].ts / 1000)) for i in labels])
         return Text.from_ansi(plt.build())
 
     def render(self) -> Any:

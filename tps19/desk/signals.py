@@ -16,7 +16,7 @@ import sys
 from types import FrameType
 from typing import Any, NoReturn
 
-from .engine.shutdown import FORCED_EXIT_CODE, HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S
+from ..engine.shutdown import FORCED_EXIT_CODE, HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S
 
 # mouse reporting and bracketed paste off, main screen back, cursor shown
 TERMINAL_RESET = "\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1049l\x1b[?25h"
@@ -54,12 +54,18 @@ class DeskSignals:
 
     def leave(self, code: int, message: str) -> NoReturn:
         with contextlib.suppress(Exception):
-            os.write(sys.__stderr__.fileno(), TERMINAL_RESET.encode())
+            os.write(_stderr_fd(), TERMINAL_RESET.encode())
         if self._tty is not None:
             with contextlib.suppress(Exception):
                 import termios
 
                 termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._tty)
         with contextlib.suppress(Exception):
-            os.write(sys.__stderr__.fileno(), f"tps19: {message}\n".encode())
+            os.write(_stderr_fd(), f"tps19: {message}\n".encode())
         os._exit(code)
+
+
+def _stderr_fd() -> int:
+    """The process's original stderr (Textual redirects sys.stderr while it runs)."""
+    stream = sys.__stderr__
+    return stream.fileno() if stream is not None else 2

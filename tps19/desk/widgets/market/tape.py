@@ -8,8 +8,8 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from ..engine.events import Trade
-from .fmt import hms
+from ....engine.events import Trade
+from ..fmt import hms
 
 
 class TradeTape(Widget, can_focus=True):

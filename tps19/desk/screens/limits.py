@@ -16,7 +16,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from ..engine.risk.limits import EDITABLE
+from ...engine.risk.limits import EDITABLE
 
 LABELS = {
     "max_order_notional": "max order value", "max_position_notional": "max position value",

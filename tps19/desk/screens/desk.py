@@ -13,11 +13,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from ..widgets.book import DEPTHS, BookLadder
-from ..widgets.chart import PriceChart
+from ..widgets.market.book import DEPTHS, BookLadder
+from ..widgets.market.chart import PriceChart
 from ..widgets.panes import BalancesPane, LogPane, OrdersTable, PositionsPane, RiskPane, SignalsPane
 from ..widgets.status import StatusBar
-from ..widgets.tape import TradeTape
+from ..widgets.market.tape import TradeTape
 
 
 class DeskScreen(Screen[None]):

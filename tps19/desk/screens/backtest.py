@@ -50,7 +50,7 @@ class BacktestScreen(Screen[None]):
         self.running = False
 
     def compose(self) -> ComposeResult:
-        from ..engine.strategies import names
+        from ...engine.strategies import names
 
         with VerticalScroll(id="bt-form"):
             yield Label("Strategy")
@@ -98,7 +98,7 @@ class BacktestScreen(Screen[None]):
         self._show_defaults()
 
     def _show_defaults(self) -> None:
-        from ..engine.strategies import describe
+        from ...engine.strategies import describe
 
         name = self.query_one("#bt-strategy", Select).value
         info = next((d for d in describe() if d["name"] == name), None)
@@ -167,7 +167,7 @@ class BacktestScreen(Screen[None]):
         self.post_message(self.Finished(result, error))
 
     def _show(self, res: Any) -> None:
-        from ..engine.backtest.report import iso, metric_rows
+        from ...engine.backtest.report import iso, metric_rows
 
         m = self.query_one("#bt-metrics", DataTable)
         m.clear()
@@ -199,9 +199,9 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     """Run a backtest from the form's strings (no Textual here; used by the worker and tests)."""
     import asyncio
 
-    from ..engine.backtest import BacktestConfig, run_backtest
-    from ..engine.history import StoredBars, load_backtest_bars, parse_time_value
-    from ..engine.strategies import create
+    from ...engine.backtest import BacktestConfig, run_backtest
+    from ...engine.history import StoredBars, load_backtest_bars, parse_time_value
+    from ...engine.strategies import create
 
     strat = create(form["strategy"], shlex.split(form.get("params") or ""))
     config = BacktestConfig(cash=float(form["cash"]), fee=float(form["fee"]), slippage_bps=float(form["slip"]))
@@ -221,6 +221,6 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     if len(df) < 2:
         raise ValueError("not enough bars in the chosen range")
     notes = "; ".join(rep.lines(limit=2)[1:])
-    from ..engine.risk.metrics import with_risk_figures
+    from ...engine.risk.metrics import with_risk_figures
 
     return with_risk_figures(run_backtest(strat, df, config)), notes

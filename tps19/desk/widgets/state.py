@@ -11,10 +11,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent, VenueEvent
+from ...engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent, VenueEvent
 
-from ..engine.strategies.signals import SignalEvent
-from ..engine.trading import events as tev
+from ...engine.strategies.signals import SignalEvent
+from ...engine.trading import events as tev
 
 WORKING = ("new", "unknown", "open", "partially_filled")
 MAX_TRADES = 300

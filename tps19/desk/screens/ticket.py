@@ -19,12 +19,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
-from ..engine.events import BookEvent
-from ..numbers import NumberError, parse_decimal
+from ...engine.events import BookEvent
+from ...numbers import NumberError, parse_decimal
 
 # the estimate is the engine's: the paper fill's book walk and the venue's fee rates
-from ..engine.trading.book_walk import Estimate, estimate
-from ..engine.trading.orders import OrderRejected, OrderRequest, validate_order
+from ...engine.trading.book_walk import Estimate, estimate
+from ...engine.trading.orders import OrderRejected, OrderRequest, validate_order
 
 
 # Commas only as thousands separators: a decimal comma ("1,5") must not be read as fifteen.
@@ -54,6 +54,8 @@ def ticket_order(symbol: str, side: str, otype: str, amount_text: str, price_tex
         price = None if otype == "market" else parse_typed_number(price_text, "price")
     except NumberError as err:
         raise OrderRejected(str(err)) from None
+    if amount is None:  # only underscores typed
+        raise OrderRejected("enter an amount")
     return validate_order(OrderRequest(symbol, side, otype, amount, price), market, ref_price=ref_price)
 
 

@@ -66,7 +66,7 @@ class ModelsScreen(Screen[None]):
 
     @work(exclusive=True, group="models")
     async def load(self) -> None:
-        from ..engine.ml.overview import gather
+        from ...engine.ml.overview import gather
 
         try:
             self.models, self.error = await gather(self.db, self.psi_warn), None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .redaction import redact_event
+from ..redaction import redact_event
 from .screens.logview import LogScreen
 
 
@@ -27,7 +27,7 @@ class CockpitScreens:
         engine = self.engine
         if engine is None or getattr(engine, "trading", None) is None or getattr(engine, "db", None) is None:
             return None
-        from .engine.trading.history import TradingHistory
+        from ..engine.trading.history import TradingHistory
 
         # this venue's rows only: one database may hold several venues' orders for the same mode
         return TradingHistory(engine.db, mode=self.mode, exchange=engine.trading.store.exchange,
@@ -62,5 +62,6 @@ class CockpitScreens:
         if isinstance(self.screen, PerformanceScreen):  # type: ignore[attr-defined]
             return
         strategy = getattr(self.engine, "strategy", None)
-        running = [strategy.name] if strategy is not None and getattr(strategy, "name", "") else []
+        name = getattr(strategy, "name", "") if strategy is not None else ""
+        running = [name] if name else []
         self.push_screen(PerformanceScreen(self._trading_history(), self.state, running))  # type: ignore[attr-defined]
