@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import SimExchange
+
+class FaultTarget(Protocol):
+    """The parts of the exchange (``server.py``'s ``SimExchange``, which hands itself in) that a
+    switch acts on directly; the rest of the switches are flags the exchange reads."""
+
+    def _drop_all_connections(self) -> int: ...
+    def _send_garbage(self, count: int) -> int: ...
+    def _instrument(self, symbol_or_id: str) -> Any: ...
 
 
 @dataclass
 class Faults:
-    sim: "SimExchange"
+    sim: FaultTarget
     delay_ms: int = 0
     http_error_count: int = 0
     http_error_status: int = 429

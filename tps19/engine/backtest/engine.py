@@ -28,28 +28,11 @@ import numpy as np
 
 from ..strategies.base import SignalFrame, Strategy, target_changes
 from .metrics import compute_metrics
-from .simulate import SimConfig, simulate_arrays, simulate_changes, sparse_changes
+from .config import BacktestConfig
+from .simulate import SimConfig, simulate, simulate_changes, sparse_changes
 from .trades import Fill, FillTable, Trade, TradeTable
 
 __all__ = ["BacktestConfig", "BacktestResult", "Fill", "Trade", "check_no_lookahead", "run_backtest", "simulate"]
-
-
-@dataclass(frozen=True)
-class BacktestConfig:
-    cash: float = 10_000.0
-    fee: float = 0.001
-    slippage_bps: float = 0.0
-    size: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.cash > 0:
-            raise ValueError("cash must be > 0")
-        if not 0 <= self.fee < 0.1:
-            raise ValueError("fee must be within 0..0.1 (a fraction of notional)")
-        if not 0 <= self.slippage_bps < 1000:
-            raise ValueError("slippage-bps must be within 0..1000")
-        if not 0 < self.size <= 1:
-            raise ValueError("size must be within 0..1 (fraction of equity)")
 
 
 @dataclass
@@ -77,22 +60,6 @@ class BacktestResult:
     def drawdown(self) -> np.ndarray:
         peak = np.maximum.accumulate(self.equity)
         return self.equity / peak - 1.0
-
-
-def simulate(
-    ts: np.ndarray,
-    open_: np.ndarray,
-    close: np.ndarray,
-    target: np.ndarray,
-    config: BacktestConfig,
-) -> tuple[np.ndarray, np.ndarray, FillTable, TradeTable]:
-    """Fill target changes at the next open. Returns (equity, units per bar, fills, trades).
-
-    ``target`` is the wanted position after each bar's close as a fraction of equity (scaled by
-    ``config.size``); fills and trades are column tables (sequences of Fill / Trade)."""
-    sim = SimConfig(config.cash, config.fee, config.slippage_bps, config.size)
-    return simulate_arrays(np.asarray(ts, dtype=np.int64), np.asarray(open_, dtype=float),
-                           np.asarray(close, dtype=float), target, sim)
 
 
 def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = None, risk: Any = None) -> BacktestResult:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import BacktestConfig
 from .trades import Fill, FillTable, Trade, TradeTable
 
 
@@ -68,6 +69,22 @@ def simulate_arrays(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, target
     """(equity at every close, units held at every close, fills, trades). ``step_by_step``
     forces the loop (the tests hold both paths to the same results)."""
     return simulate_changes(ts, close, target_changes(open_, target, config.size), config, step_by_step)
+
+
+def simulate(
+    ts: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    target: np.ndarray,
+    config: BacktestConfig,
+) -> tuple[np.ndarray, np.ndarray, FillTable, TradeTable]:
+    """Fill target changes at the next open. Returns (equity, units per bar, fills, trades).
+
+    ``target`` is the wanted position after each bar's close as a fraction of equity (scaled by
+    ``config.size``); fills and trades are column tables (sequences of Fill / Trade)."""
+    sim = SimConfig(config.cash, config.fee, config.slippage_bps, config.size)
+    return simulate_arrays(np.asarray(ts, dtype=np.int64), np.asarray(open_, dtype=float),
+                           np.asarray(close, dtype=float), target, sim)
 
 
 def simulate_changes(ts: np.ndarray, close: np.ndarray, ch: Changes, config: SimConfig,

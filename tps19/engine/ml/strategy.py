@@ -17,7 +17,6 @@ import numpy as np
 from pydantic import Field
 
 from ..strategies.base import ParamError, PortfolioView, SignalFrame, Strategy, StrategyParams
-from ..strategies.registry import register
 from ..strategies.signals import Signal
 from .features import FEATURE_NAMES, LOOKBACK, FeatureWindow, compute_features
 from .registry import LoadedModel, ModelRefused, load_model
@@ -65,7 +64,6 @@ def predict_rows(loaded: LoadedModel, x: np.ndarray) -> np.ndarray:
     return np.asarray(loaded.pipeline.predict_proba(x)[:, 1], dtype=float)
 
 
-@register
 class MLStrategy(Strategy):
     name = "ml"
     description = "A trained model (tps19 train): long when P(up) > enter, flat when P(up) < exit."

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backtest.engine import BacktestConfig, simulate
+from ..backtest.config import BacktestConfig
+from ..backtest.simulate import simulate
 from .sizing import Sizing, rolling_daily_vol, size_fraction
 
 

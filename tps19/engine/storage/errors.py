@@ -24,6 +24,10 @@ class StorageError(Exception):
         self.cause = cause if cause is not None else message
 
 
+class DatabaseInUse(StorageError):
+    """Another engine holds the database in this mode (both lock backends raise it)."""
+
+
 class DatabaseReadOnly(StorageError):
     """The database (or its directory) cannot be written."""
 

@@ -23,11 +23,9 @@ from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .errors import StorageError
+from .errors import DatabaseInUse, StorageError
 
-
-class DatabaseInUse(StorageError):
-    """Another engine holds the database in this mode."""
+__all__ = ["DatabaseInUse", "InstanceLock", "describe_holder", "instance_lock", "lock_path"]
 
 
 def lock_path(db_path: str | Path, mode: str) -> Path:

@@ -11,8 +11,7 @@ import socket
 import zlib
 from typing import Any
 
-from .errors import StorageError, cause_of
-from .lock import DatabaseInUse
+from .errors import DatabaseInUse, StorageError, cause_of
 
 LOCK_CLASS = 0x7195  # first key of pg_advisory_lock(int, int): "TPS19"; the second is the mode's
 

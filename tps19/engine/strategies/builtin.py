@@ -10,7 +10,6 @@ from pydantic import Field
 
 from . import indicators as ind
 from .base import ParamError, Strategy, StrategyParams
-from .registry import register
 
 NAN = math.nan
 
@@ -27,7 +26,6 @@ class SmaCrossParams(StrategyParams):
     slow: int = Field(20, ge=2, description="slow SMA length (bars)")
 
 
-@register
 class SmaCross(Strategy):
     name = "sma_cross"
     description = "Long when the fast SMA crosses above the slow SMA; flat (or short) when it crosses below."
@@ -86,7 +84,6 @@ class RsiParams(StrategyParams):
     exit: float = Field(50.0, gt=0, lt=100, description="close the position when RSI crosses this level")
 
 
-@register
 class RsiReversion(Strategy):
     name = "rsi_reversion"
     description = "Mean reversion on Wilder's RSI: long when oversold, out (or short) when overbought, flat at the exit level."
@@ -143,7 +140,6 @@ class DonchianParams(StrategyParams):
     exit: int = Field(10, ge=1, description="exit channel (long only): close below the lowest low of the previous N bars")
 
 
-@register
 class DonchianBreakout(Strategy):
     name = "donchian_breakout"
     description = "Turtle-style breakout: long above the previous N-bar high, flat below the previous M-bar low (stop-and-reverse when short is allowed)."
@@ -197,7 +193,6 @@ class BollingerParams(StrategyParams):
     k: float = Field(2.0, gt=0, description="band width in population standard deviations")
 
 
-@register
 class Bollinger(Strategy):
     name = "bollinger"
     description = "Band mean reversion: long below the lower band (short above the upper band if allowed), flat when the close crosses the middle band."

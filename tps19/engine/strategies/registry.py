@@ -13,6 +13,7 @@ _REGISTRY: dict[str, type[Strategy]] = {}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
+    """Add a strategy class beside the built-in ones (tests, scripts)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _REGISTRY[cls.name] = cls
@@ -20,13 +21,18 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def _load_builtins(everything: bool = True) -> None:
-    from . import builtin  # noqa: F401
+    """The strategies TPS19 ships, listed here (the registry imports them; they never import it)."""
+    from .builtin import Bollinger, DonchianBreakout, RsiReversion, SmaCross
 
+    for cls in (SmaCross, RsiReversion, DonchianBreakout, Bollinger):
+        _REGISTRY.setdefault(cls.name, cls)
     if everything:
         # the `ml` strategy (a trained model, tps19/engine/ml) brings the model registry and its
         # database layer: loaded only when it is asked for or all strategies are listed, so a
         # backtest of `sma_cross` starts without them
-        from ..ml import strategy  # noqa: F401
+        from ..ml.strategy import MLStrategy
+
+        _REGISTRY.setdefault(MLStrategy.name, MLStrategy)
 
 
 def names() -> list[str]:

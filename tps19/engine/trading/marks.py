@@ -18,14 +18,33 @@ import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..events import now_ms
 from .events import BalanceRow, PortfolioUpdate, TradingIssue
 from .risk import utc_day_start_ms
 
-if TYPE_CHECKING:
-    from .portfolio import Portfolio
+
+class MarkedBook(Protocol):
+    """What the publisher reads of the portfolio that owns it (``portfolio.py``'s ``Portfolio``,
+    which builds its publisher and hands itself in: typed here so marks never imports it)."""
+
+    mode: str
+    valuation: str
+    balances: dict[str, Decimal]
+    positions: dict[str, Any]
+    marks: dict[str, Decimal]
+    locked_source: Callable[[], dict[str, Decimal]] | None
+    pnl_today_source: Callable[[], Decimal | None] | None
+    day_start_sink: Callable[[Decimal], None] | None
+    day_start_ts: int | None
+
+    def position(self, symbol: str) -> Any: ...
+    def position_event(self, symbol: str) -> Any: ...
+    def value_of(self, currency: str, amount: Decimal) -> Decimal | None: ...
+    def equity(self) -> tuple[Decimal, list[str]]: ...
+    def totals(self) -> dict[str, Decimal]: ...
+    async def snapshot(self) -> Any: ...
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 0.25
@@ -33,7 +52,7 @@ ZERO = Decimal(0)
 
 
 class MarkPublisher:
-    def __init__(self, portfolio: Portfolio, bus: Any, *, interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, portfolio: MarkedBook, bus: Any, *, interval_s: float = INTERVAL_S) -> None:
         self.portfolio = portfolio
         self.bus = bus
         self.interval_s = interval_s
