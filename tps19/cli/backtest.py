@@ -16,7 +16,7 @@ from .common import DB_HELP, bad_input_errors, check_numbers, db_label, db_path,
 
 def load_data(
     data: Path | None, exchange: str | None, symbol: str | None, timeframe: str, since: int | None,
-    until: int | None, db: str | None, quiet: bool, console: Any,
+    until: int | None, db: str | Path | None, quiet: bool, console: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Bars for a backtest, from a file or from the database (fetching what is missing)."""
     if data is not None:

@@ -228,6 +228,7 @@ def backtest_portfolio(
         fail(f"unknown --rebalance {rebalance_method!r} (choose from {', '.join(METHODS)})")
     from .backtest import backtest_risk
 
+    refused: tuple[type[BaseException], ...] = (OptimiseError, *bad_input_errors())
     try:
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
@@ -245,7 +246,7 @@ def backtest_portfolio(
         else:
             res = run_portfolio(names, frames, config, rebalance=RebalanceEvery(rebalance_method, every, lookback),
                                 risk=risk)
-    except (OptimiseError, *bad_input_errors()) as err:
+    except refused as err:
         fail(str(err))
     if len(res.ts) < 2:
         fail("the series share fewer than 2 bar times: nothing to backtest")

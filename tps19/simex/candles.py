@@ -132,9 +132,11 @@ class CandleStore:
         end_ts = min(end_ts, now + 1)
         last = bucket_start(iv, end_ts - 1)
         first_live = bucket_start(iv, self.start_ms)
-        lo = bucket_start(iv, start_ts) if start_ts is not None else None
-        if lo is not None and lo < start_ts:
-            lo = next_bucket(iv, lo)
+        lo = None
+        if start_ts is not None:
+            lo = bucket_start(iv, start_ts)
+            if lo < start_ts:
+                lo = next_bucket(iv, lo)
         starts: list[int] = []
         b = last
         while len(starts) < count and (lo is None or b >= lo):

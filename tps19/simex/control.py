@@ -7,6 +7,7 @@ whose ``error`` names it, so a typo in a chaos script fails loudly instead of in
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -234,7 +235,8 @@ class ControlServer:
             raise
         self._runner = runner
         server = site._server
-        assert server is not None and server.sockets
+        # aiohttp's TCPSite serves on an asyncio.Server (AbstractServer has no sockets)
+        assert isinstance(server, asyncio.Server) and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         return self
 

@@ -153,6 +153,7 @@ class Book:
 
     def add(self, order: Order) -> None:
         side, price = order.side, order.price
+        assert price is not None, "only limit orders rest on the book"
         lvl = self.levels[side].get(price)
         if lvl is None:
             lvl = self.levels[side][price] = deque()
@@ -164,6 +165,8 @@ class Book:
     def remove(self, order: Order, lots: int | None = None) -> None:
         """Take `order` off the book (its remaining lots must still be counted)."""
         side, price = order.side, order.price
+        if price is None:  # a market order never rests
+            return
         lvl = self.levels[side].get(price)
         if lvl is None:
             return

@@ -101,7 +101,7 @@ class SymbolFlow:
         # makers pull quotes the fair value moved through, then re-quote the top
         pulled = {"BUY": 0, "SELL": 0}
         for o in list(self.makers):
-            if not o.is_open:
+            if not o.is_open or o.price is None:  # makers only quote limits
                 continue
             if (o.side == "BUY" and o.price > f - hs) or (o.side == "SELL" and o.price < f + hs):
                 self.engine.cancel(o)

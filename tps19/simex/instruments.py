@@ -51,11 +51,11 @@ class Instrument:
 
     @property
     def price_decimals(self) -> int:
-        return max(0, -self.tick.normalize().as_tuple().exponent)
+        return max(0, -int(self.tick.normalize().as_tuple().exponent))
 
     @property
     def qty_decimals(self) -> int:
-        return max(0, -self.lot.normalize().as_tuple().exponent)
+        return max(0, -int(self.lot.normalize().as_tuple().exponent))
 
     # integer <-> Decimal at the API boundary
     def price_str(self, ticks: int) -> str:
@@ -115,7 +115,7 @@ def instruments_for(symbols: list[str] | None) -> list[Instrument]:
     if symbols is None:
         return list(DEFAULT_INSTRUMENTS)
     known = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
-    out = []
+    out: list[Instrument] = []
     for s in symbols:
         if isinstance(s, Instrument):
             out.append(s)

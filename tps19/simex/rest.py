@@ -74,15 +74,15 @@ class RestApi(AccountApi, WireFormat):
             req_id = body.get("id", -1)
             if isinstance(req_id, str) and req_id.isdigit():
                 req_id = int(req_id)
-            handler = self._private_handlers().get(name)
-            if handler is None:
+            private = self._private_handlers().get(name)
+            if private is None:
                 raise ApiError(METHOD_NOT_FOUND)
             acct = self._authenticate(body, method)
             params = body.get("params") or {}
             if not isinstance(params, dict):
                 raise ApiError(INVALID_REQUEST)
             try:
-                result = handler(acct, params)
+                result = private(acct, params)
             finally:
                 self._flush()
             if name == "create-order" and self.faults.accept_then_fail_count > 0:
@@ -266,9 +266,10 @@ class RestApi(AccountApi, WireFormat):
         price = self._dec_param(params, "price", INVALID_PRICE)
         lots, ticks = 0, None
         if qty is not None:
-            lots = inst.to_lots(qty)
-            if lots is None:
+            in_lots = inst.to_lots(qty)
+            if in_lots is None:
                 raise ApiError(INVALID_ORDERQTY)
+            lots = in_lots
         elif notional is None:
             raise ApiError(INVALID_ORDERQTY)
         if qty is not None:

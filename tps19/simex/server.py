@@ -148,7 +148,8 @@ class SimExchange(WebsocketApi):
         site = web.TCPSite(self._runner, self.host, self._want_port, reuse_address=True)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
+        # aiohttp's TCPSite serves on an asyncio.Server (AbstractServer has no sockets)
+        assert isinstance(server, asyncio.Server) and server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="simex:heartbeat"))
         if self.autoplay:

@@ -127,7 +127,7 @@ class WebsocketApi(RestApi):
             skip = sym in self.faults.skip_next
             sent = False
             for (s, depth), ch in self._book_channels.items():
-                if s != sym or (not ch.subs and not ch.always) or ch.bids is None:
+                if s != sym or (not ch.subs and not ch.always) or ch.bids is None or ch.asks is None:
                     continue
                 bids, asks = self._view(sym, depth)
                 db = self._diff(inst, ch.bids, bids, True)
@@ -348,13 +348,14 @@ class WebsocketApi(RestApi):
             acct = self.accounts.get(str(msg.get("api_key")))
             if acct is not None and isinstance(msg.get("sig"), str):
                 try:
-                    n = int(msg.get("nonce"))
+                    nonce: Any = msg.get("nonce")  # anything int() refuses is a stale nonce
+                    n = int(nonce)
                     fresh = abs(wall_ms() - n) <= self.nonce_window_ms
                 except (TypeError, ValueError):
                     fresh = False
                 expected = auth_signature(acct.secret, method, msg.get("id", ""), acct.api_key, msg.get("nonce"))
                 ok = fresh and expected == msg["sig"]
-            if ok and not self.replays.first_use(acct.api_key, msg["sig"], n):
+            if ok and acct is not None and not self.replays.first_use(acct.api_key, msg["sig"], n):
                 self.stats["replays_refused"] += 1
                 await self._ws_reply(conn, {"id": mid, "method": method, "code": DUPLICATE_REQUEST[0],
                                             "message": DUPLICATE_REQUEST[1]})
@@ -456,6 +457,7 @@ class WebsocketApi(RestApi):
             ch.subs.add(conn)
             conn.subs.add(name)
             now = self.clock()
+            assert ch.bids is not None and ch.asks is not None  # filled just above when empty
             text = self._envelope({"instrument_name": inst.id, "subscription": name, "channel": "book", "depth": depth,
                                    "data": [{"bids": self._levels(inst, ch.bids, True), "asks": self._levels(inst, ch.asks, False),
                                              "t": now, "tt": now, "u": ch.last_u, "cs": 0}]})
