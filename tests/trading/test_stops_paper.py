@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tps19.engine.storage import Database, Fill, Order, OrderEvent
-from tps19.engine.trading import OrderRequest, TradingIssue, build_trading
+from tps19.engine.assembly import build_trading
+from tps19.engine.trading import OrderRequest, TradingIssue
 
 from .conftest import START
 from .helpers import book, settings, trades, until

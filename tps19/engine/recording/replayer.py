@@ -196,7 +196,7 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
     from ..strategies.runner import StrategyRunner
     from ..strategies.signals import SignalEvent
     from ..targets import TargetExecutor
-    from ..trading import build_trading
+    from ..assembly import build_trading
     from ..trading.events import ExecutionEvent, FillEvent, OrderUpdate
 
     opts = opts or ReplayOptions()

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import BookEvent, TradeEvent, now_ms
 from .orders import (
@@ -48,8 +48,29 @@ from .orders import (
 )
 from .records import order_update
 
-if TYPE_CHECKING:
-    from .base import BaseBroker
+
+class HoldingBroker(Protocol):
+    """What the emulator uses of the broker that owns it (``base.py``'s ``BaseBroker`` hands itself
+    in; typed here so the emulator never imports the broker)."""
+
+    mode: str
+    markets: dict[str, Any]
+    precision_mode: int
+    orders: dict[str, OrderState]
+    books: dict[str, BookEvent]
+    store: Any
+    exchange: str
+    bus: Any
+    risk: Any  # the RiskEngine (risk.py)
+    entry: Any  # the OrderEntry (entry.py)
+
+    def _new_state(self, req: OrderRequest, v: ValidatedOrder | None) -> OrderState: ...
+    async def _reject(self, req: OrderRequest, reason: str) -> OrderState: ...
+    async def _release(self, o: OrderState, *, resend: bool = False) -> None: ...
+    def report(self, kind: str, message: str, **fields: Any) -> None: ...
+    def publish(self, ev: Any) -> None: ...
+    def free_base(self, symbol: str, *, excluding: str | None = None) -> Decimal: ...
+    async def _cancel_order(self, client_order_id: str) -> OrderState | None: ...
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -87,7 +108,7 @@ class Trigger:
 
 
 class StopEmulator:
-    def __init__(self, broker: BaseBroker, *, trigger_source: str = "last") -> None:
+    def __init__(self, broker: HoldingBroker, *, trigger_source: str = "last") -> None:
         if trigger_source not in ("last", "bid_ask"):
             raise ValueError(f"trigger source must be last or bid_ask, not {trigger_source!r}")
         self.broker = broker
