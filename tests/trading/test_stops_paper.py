@@ -213,6 +213,21 @@ async def test_kill_switch_cancels_entries_and_keeps_protection_working(bus, db,
     await s.stop()
 
 
+async def test_a_breaker_cancels_entries_only_and_the_stop_it_keeps_passes_the_halt(bus, db, markets):
+    s = await stack(bus, db, markets)
+    b = s.broker
+    bus.publish(book())
+    entry = await b.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")
+    stop = await b.place(req("stop_market", amount="0.5", trigger_price="49500"))
+    await s.breakers.trip("max drawdown 20% reached (test)")
+    assert b.risk.halted_by_breaker
+    assert (await row(db, entry.client_order_id)).status == "cancelled"
+    assert [o.client_order_id for o in b.open_orders()] == [stop.client_order_id]
+    bus.publish(trades(("sell", 49400.0, 0.1)))
+    await settled(db, stop.client_order_id)
+    await s.stop()
+
+
 async def test_an_unsendable_stop_raises_an_alert(bus, db, markets):
     s = await stack(bus, db, markets)
     sub = bus.subscribe(TradingIssue)

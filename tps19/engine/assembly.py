@@ -207,6 +207,8 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
         broker = PaperBroker(starting_balances=balances, latency_s=latency_s, bus=bus, store=store,
                              portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
                              precision_mode=precision_mode, stop_trigger=live_options["stop_trigger"])
+        # the venue's prints for a paper stop's blind window (emulator.py); market data only
+        broker.venue_client = client
     else:
         from .trading.live import LiveBroker
 

@@ -99,7 +99,7 @@ class BreakerWatch:
         log.warning("%s", full)
         b = self.broker
         if self.settings.breaker_cancel_orders:
-            await b.kill(full)  # engage, persist, cancel every open order, publish
+            await b.kill(full)  # engage, persist, cancel every open entry (protection stays), publish
         else:
             b.risk.engage(full)
             try:
@@ -124,6 +124,8 @@ class BreakerWatch:
             if cur == pf.valuation or free <= 0 or symbol not in pf.markets:
                 continue
             placed.append(await self.broker.place_order(symbol, "sell", "market", free))
+            # what protected the holding has nothing left to protect
+            await self.broker.cancel_all(symbol, protective=True)
         return placed
 
     async def seed_peak(self) -> None:

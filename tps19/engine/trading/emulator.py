@@ -126,6 +126,9 @@ class StopEmulator:
         self.last_price: dict[str, Decimal] = {}
         # one change at a time to what is held (a cancel from the desk vs a trigger from the market)
         self.lock = asyncio.Lock()
+        self._loaded = False
+        # an armed order not compared with the market for longer than this has a blind window
+        self.blind_after_ms = LATE_MS
 
     # ---------------------------------------------------------------- views
     def orders(self, symbol: str | None = None) -> list[OrderState]:
@@ -147,13 +150,21 @@ class StopEmulator:
         return o
 
     # ---------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
-        b = self.broker
-        for o in await b.store.held_orders():
+    async def load(self) -> None:
+        """What was held before a restart. Live sends the stored-triggered ones right after this,
+        before reconciling, so the venue's fills of one that did reach it find their order."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for o in await self.broker.store.held_orders():
             self._index(o)
             if o.trigger_state is TriggerState.TRIGGERED:
                 # stored as triggered: it goes out whatever the price is now
                 self._pending_release[o.client_order_id] = Trigger(o.trigger_price or ZERO, o.triggered_ms, "restart")
+
+    async def start(self) -> None:
+        b = self.broker
+        await self.load()
         await self._settle_groups()
         for entry in await b.store.brackets_to_check():
             await self._protect_bracket(entry)
@@ -163,7 +174,7 @@ class StopEmulator:
             self._tasks.append(asyncio.create_task(self._contingencies(), name="stops:contingencies"))
             self._tasks.append(asyncio.create_task(self._persist_loop(), name="stops:persist"))
         if b.mode == "live":
-            await self._release_pending(None)
+            await self.release_pending()
         await self.check_blind_window(reason="restart")
 
     async def stop(self) -> None:
@@ -389,9 +400,10 @@ class StopEmulator:
         rel = "<=" if (o.side == "sell") == (o.type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
                                                          OrderType.TRAILING_STOP)) else ">="
         text = f"triggered: {why.source} {_num(why.price)} {rel} {o.type.value} level {_num(level)}"
-        if why.ts is not None and o.triggered_ms is not None and o.triggered_ms - why.ts > LATE_MS and level:
+        blind = why.source.startswith("blind")
+        if why.ts is not None and o.triggered_ms is not None and level and (blind or o.triggered_ms - why.ts > LATE_MS):
             far = abs(why.price - level) / level * HUNDRED
-            text += (f"; fired {(o.triggered_ms - why.ts) / 1000:.1f} s late, {far:.2f}% beyond the level "
+            text += (f"; fired {max(0, o.triggered_ms - why.ts) / 1000:.1f} s late, {far:.2f}% beyond the level "
                      f"(the market was not seen then)")
         return text
 
@@ -451,6 +463,9 @@ class StopEmulator:
         if step is None or self.broker.precision_mode != TICK_SIZE or amount <= 0:
             return max(amount, ZERO)
         return round_to_step(amount, step, ROUND_DOWN)
+
+    async def release_pending(self) -> None:
+        await self._release_pending(None)
 
     async def _release_pending(self, symbol: str | None) -> None:
         """Orders stored as triggered before a restart: sent now (paper: once its book is in)."""
@@ -609,7 +624,8 @@ class StopEmulator:
         now = now_ms()
         by_symbol: dict[str, list[OrderState]] = {}
         for o in self.held.values():
-            if o.trigger_state is TriggerState.ARMED and o.checked_ms is not None and now - o.checked_ms > LATE_MS:
+            if (o.trigger_state is TriggerState.ARMED and o.checked_ms is not None
+                    and now - o.checked_ms > self.blind_after_ms):
                 by_symbol.setdefault(o.symbol, []).append(o)
         for symbol, orders in by_symbol.items():
             since = min(o.checked_ms or now for o in orders)

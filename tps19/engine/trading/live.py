@@ -59,6 +59,10 @@ class LiveBroker(VenueSync):
         await self.load_counts()
         for o in await self.store.working_orders():
             self.orders[o.client_order_id] = o
+        # protective orders stored as triggered go out (or are found on the venue) before the
+        # reconciliation reads the venue's fills, so a fill of one that did reach it finds its order
+        await self.emulator.load()
+        await self.emulator.release_pending()
         self._running = True
         ok = await self.reconcile()
         if not ok:

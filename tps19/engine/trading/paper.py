@@ -54,6 +54,7 @@ class PaperBroker(BaseBroker):
         self._task: asyncio.Task | None = None
         self.fills_booked = 0
         self.last_fill_latency: list[float] = []  # trade received -> fill committed (s), for benchmarks
+        self.venue_client: Any = None  # market data only: the venue's prints for a stop's blind window
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
