@@ -10,8 +10,9 @@
    when those exist. vectorbt (`pip install -e .[bench]`) runs once on small data first so its
    numba compilation is not timed. The trades (entry/exit bar and price) are compared.
 2. Optimize: a grid on the same bars with --jobs 1 and 2 (in process: evaluate_many).
-3. Scaling: `tps19 backtest --data FILE.parquet --json --no-save` as a whole process on 1M / 5M /
-   20M bars (files cached in /tmp/tps19-bench): wall time and peak memory (the kernel's count).
+3. Scaling: `tps19 backtest --data FILE --json --no-save` as a whole process on 1M / 5M / 20M
+   bars from Parquet and from CSV (files cached in /tmp/tps19-bench): wall time and peak memory
+   (the kernel's count); then `tps19 import FILE.csv` of --import-bars bars into a new database.
 4. Start-up: the same command on 13.7k real bars against `python -c pass`, medians.
 """
 
@@ -200,6 +201,23 @@ def parquet_bars(n: int) -> Path:
     return path
 
 
+def csv_bars(n: int) -> Path:
+    """The same bars as ``parquet_bars(n)``, as CSV (ts in ms, prices in full precision)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    path = CACHE / f"bars_{n}.csv"
+    if path.exists():
+        return path
+    src = pq.ParquetFile(parquet_bars(n))
+    tmp = path.with_suffix(".tmp")
+    with pcsv.CSVWriter(tmp, src.schema_arrow) as w:
+        for g in range(src.num_row_groups):
+            w.write_table(src.read_row_group(g))
+    tmp.rename(path)
+    return path
+
+
 _MEASURE = """
 import json, os, subprocess, sys, time
 t0 = time.perf_counter()
@@ -226,13 +244,26 @@ def tps19_cmd(data: Path, *params: str) -> list[str]:
             "--data", str(data), "--json", "--no-save"]
 
 
-def scaling(sizes: list[int]) -> None:
-    print("\nscaling: `tps19 backtest --data FILE.parquet --json --no-save`, sma_cross 50/200, whole process")
-    print(f"  {'bars':>12s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s} {'bytes/bar':>10s}")
+def scaling(sizes: list[int], formats: list[str]) -> None:
+    print("\nscaling: `tps19 backtest --data FILE --json --no-save`, sma_cross 50/200, whole process")
+    print(f"  {'format':>8s} {'bars':>12s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s} {'bytes/bar':>10s}")
     for n in sizes:
-        path = parquet_bars(n)
-        wall, cpu, peak = whole_process(tps19_cmd(path, "--param", "fast=50", "--param", "slow=200"))
-        print(f"  {n:12,d} {wall:8.2f} {cpu:8.2f} {peak:9.0f} {peak * 1024 * 1024 / n:10.1f}")
+        for fmt in formats:
+            path = parquet_bars(n) if fmt == "parquet" else csv_bars(n)
+            wall, cpu, peak = whole_process(tps19_cmd(path, "--param", "fast=50", "--param", "slow=200"))
+            print(f"  {fmt:>8s} {n:12,d} {wall:8.2f} {cpu:8.2f} {peak:9.0f} {peak * 1024 * 1024 / n:10.1f}")
+
+
+def import_memory(n: int) -> None:
+    """`tps19 import FILE.csv` into a fresh SQLite file: time and peak memory of the whole process."""
+    import tempfile
+
+    print(f"\nimport: `tps19 import FILE.csv --db NEW.db`, {n:,} bars, whole process")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(Path(sys.executable).parent / "tps19"), "import", str(csv_bars(n)), "--symbol", "BTC/USDT",
+               "--db", str(Path(tmp) / "bars.db")]
+        wall, cpu, peak = whole_process(cmd)
+    print(f"  wall {wall:.2f} s  cpu {cpu:.2f} s  peak {peak:.0f} MiB  ({peak * 1024 * 1024 / n:.0f} bytes/bar)")
 
 
 def startup(runs: int) -> None:
@@ -258,6 +289,8 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-optimize", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--formats", default="parquet,csv", help="file formats of the scaling runs")
+    ap.add_argument("--import-bars", type=int, default=1_000_000, help="bars for `tps19 import` (0: skip)")
     args = ap.parse_args()
     ok = True
     if not args.no_peers:
@@ -265,7 +298,9 @@ def main() -> None:
     if not args.no_optimize:
         optimize_speedup(args.bars)
     if not args.no_scale:
-        scaling([int(x) for x in args.scale.split(",") if x])
+        scaling([int(x) for x in args.scale.split(",") if x], args.formats.split(","))
+    if args.import_bars:
+        import_memory(args.import_bars)
     if REAL.exists():
         startup(max(5, args.runs))
     print("\nresults match" if ok else "\nRESULTS DIFFER")

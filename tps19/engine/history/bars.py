@@ -1,12 +1,14 @@
 """OHLCV bars as plain numpy columns, and reading them from CSV or Parquet files.
 
 A backtest needs six arrays, not a DataFrame: numeric CSV files are parsed by numpy (small
-files) or pyarrow (large ones), Parquet columns come out of pyarrow without a copy, and pandas
-is imported only for what those cannot read (date strings, empty fields, gzip).
+files) or pyarrow's streaming reader (large ones, block by block into the columns), Parquet
+columns come out of pyarrow row group by row group, and pandas is imported only for what those
+cannot read (date strings, gzip).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 TS_NAMES = ("ts", "timestamp", "timestamp_ms", "time", "date", "datetime", "open_time")
 _BIG_CSV = 16 << 20  # bytes: above this pyarrow's parser pays for its import
+_BLOCK = 1 << 20  # bytes of CSV parsed at a time by the streaming reader
 
 
 class DataError(ValueError):
@@ -111,7 +114,8 @@ def _from_columns(ts: np.ndarray, cols: list[np.ndarray | None], n: int) -> Bars
 def _read_csv_numeric(p: Path) -> Bars | None:
     """A CSV of numbers only (no empty field): numpy or pyarrow. None: let pandas try."""
     with p.open("rb") as f:
-        header = f.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(",")
+        line = f.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    header = next(csv.reader([line]), [])  # names may be quoted ("ts","open",...: pyarrow's own writer)
     picked = _pick(header)
     if picked is None:
         return None
@@ -128,15 +132,71 @@ def _read_csv_numeric(p: Path) -> Bars | None:
 
 
 def _read_csv_arrow(p: Path, header: list[str], ts_i: int, cols: list[int | None]) -> Bars | None:
+    """pyarrow's streaming reader, block by block copied into the final numpy columns: the peak
+    is the bars' own numbers plus one block in flight, never a parsed table beside them."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     names = [header[ts_i]] + [header[c] for c in cols if c is not None]
     try:
-        table = pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(include_columns=names))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        columns = _stream_csv(p, names, None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # the first block's inferred type did not hold further on (say integer times, then a
+        # fraction): once more with every column read as float64
+        try:
+            columns = _stream_csv(p, names, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+            return None
+    except OSError:
         return None
-    return _from_arrow(table, names[0], [header[c] if c is not None else None for c in cols])
+    if columns is None:
+        return None
+    by_name = dict(zip(names, columns, strict=True))
+    return _from_columns(by_name[names[0]], [by_name[header[c]] if c is not None else None for c in cols],
+                         len(columns[0]))
+
+
+def _stream_csv(p: Path, names: list[str], force: Any) -> list[np.ndarray] | None:
+    """The named columns, numeric; None if one is not (dates: pandas reads those).
+
+    The columns are allocated once, for the rows the file should hold (its size over the first
+    block's bytes per row) and a margin: pages never written are never resident, the result is a
+    view of the rows read, and a file with longer lines further on grows them (a copy, rare). ts
+    stays int64 unless a block brings fractions or gaps."""
+    import pyarrow.csv as pcsv
+
+    opts = pcsv.ConvertOptions(include_columns=names,
+                               column_types={n: force for n in names} if force is not None else None)
+    size = p.stat().st_size
+    out: list[np.ndarray] = []
+    rows = 0
+    block = _BLOCK
+    with pcsv.open_csv(p, read_options=pcsv.ReadOptions(block_size=block), convert_options=opts) as reader:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            blocks = [_numeric(batch.column(name)) for name in names]
+            del batch
+            if any(b is None for b in blocks):
+                return None
+            need = rows + len(blocks[0])
+            if not out:
+                per_row = min(block, size) / need
+                cap = max(need, int(size / per_row * 1.25) + 1024)
+                out = [np.empty(cap, dtype=b.dtype) for b in blocks]  # type: ignore[union-attr]
+            for i, b in enumerate(blocks):
+                assert b is not None
+                if need > len(out[i]):  # more rows than estimated: grow (rare)
+                    grown = np.empty(max(need, len(out[i]) * 3 // 2), dtype=out[i].dtype)
+                    grown[:rows] = out[i][:rows]
+                    out[i] = grown
+                if b.dtype != out[i].dtype:  # integers so far, now floats (or the reverse): floats
+                    if out[i].dtype != np.float64:
+                        out[i] = out[i].astype(np.float64)
+                out[i][rows:need] = b
+            rows = need
+    if not out:
+        return [np.zeros(0) for _ in names]
+    return [a[:rows] for a in out]
 
 
 def _numeric(col: Any) -> np.ndarray | None:

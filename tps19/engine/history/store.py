@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +16,42 @@ _BATCH = 3_000  # rows per statement: 9 columns each stays under asyncpg's 32767
 
 
 async def upsert_bars(db: Any, exchange: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]]) -> int:
-    """Insert or replace candles [ts, open, high, low, close, volume]; returns rows written."""
+    """Insert or replace candles [ts, open, high, low, close, volume]; returns rows written.
+    Rows are taken from the iterable one statement's batch at a time (a file of millions of bars
+    is never a list of dicts in memory), all in one transaction."""
     table = Bar.__table__  # type: ignore[attr-defined]
-    items = [
-        {
-            "exchange": exchange,
-            "symbol": symbol,
-            "timeframe": timeframe,
-            "ts": int(r[0]),
-            "open": float(r[1]),
-            "high": float(r[2]),
-            "low": float(r[3]),
-            "close": float(r[4]),
-            "volume": float(r[5]) if r[5] is not None else 0.0,
-        }
-        for r in rows
-    ]
-    if not items:
-        return 0
+    it = iter(rows)
+    written = 0
     async with db.session() as s:
-        for i in range(0, len(items), _BATCH):
-            stmt = upsert.insert(s, table).values(items[i : i + _BATCH])
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["exchange", "symbol", "timeframe", "ts"],
-                set_={k: stmt.excluded[k] for k in ("open", "high", "low", "close", "volume")},
-            )
-            await s.execute(stmt)
-        await s.commit()
-    return len(items)
+        # one statement, executed with many parameter sets (SQLAlchemy batches them into
+        # multi-row VALUES itself): compiling a 3,000-row VALUES clause per batch cost ~0.1 ms a row
+        stmt = upsert.insert(s, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["exchange", "symbol", "timeframe", "ts"],
+            set_={k: stmt.excluded[k] for k in ("open", "high", "low", "close", "volume")},
+        )
+        while True:
+            items = [
+                {
+                    "exchange": exchange,
+                    "symbol": symbol,
+                    "timeframe": timeframe,
+                    "ts": int(r[0]),
+                    "open": float(r[1]),
+                    "high": float(r[2]),
+                    "low": float(r[3]),
+                    "close": float(r[4]),
+                    "volume": float(r[5]) if r[5] is not None else 0.0,
+                }
+                for r in islice(it, _BATCH)
+            ]
+            if not items:
+                break
+            await s.execute(stmt, items)
+            written += len(items)
+        if written:
+            await s.commit()
+    return written
 
 
 async def existing_ts(db: Any, exchange: str, symbol: str, timeframe: str, since: int, until: int) -> list[int]:
@@ -93,6 +102,12 @@ async def import_file(
     clean, report = check(df)
     tf = timeframe or guess_timeframe(report)
     sym = symbol or Path(path).stem
-    rows = zip(*(clean[k].tolist() for k in ("ts", "open", "high", "low", "close", "volume")), strict=True)
-    n = await upsert_bars(db, exchange, sym, tf, rows)
+    n = await upsert_bars(db, exchange, sym, tf, _rows(clean))
     return n, report, sym, tf
+
+
+def _rows(bars: Any, block: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """The bars as Python rows, a block at a time (not six lists of the whole file)."""
+    cols = [bars[k] for k in ("ts", "open", "high", "low", "close", "volume")]
+    for i in range(0, len(cols[0]), block):
+        yield from zip(*(c[i : i + block].tolist() for c in cols), strict=True)

@@ -201,11 +201,6 @@ def window_stats(x: np.ndarray, n: int, e: int, k: int, squares: bool) -> tuple[
     return total, to_float(normalise(d, 1), 2 * e)
 
 
-def window_sums_at(x: np.ndarray, n: int, ends: np.ndarray, e: int, k: int) -> np.ndarray:
-    """Exactly rounded sums of the length-n windows of ``x`` (finite) ending at ``ends`` (>= n-1)."""
-    extra = _extra(n)
-    t = []
-    for a in split(x, e, k):
-        c = running(a)
-        t.append(c[ends + 1] - c[ends + 1 - n])
-    return to_float(normalise(t, extra), e)
+def row_sums(w: np.ndarray, n: int, e: int, k: int) -> np.ndarray:
+    """Exactly rounded sums of the rows of ``w`` (finite, n columns)."""
+    return to_float(normalise([a.sum(axis=1) for a in split(w, e, k)], _extra(n)), e)

@@ -88,15 +88,27 @@ def sma(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def sma_at(x: np.ndarray, n: int, at: np.ndarray) -> np.ndarray:
-    """``sma(x, n)[at]`` without rounding the other bars' sums."""
+    """``sma(x, n)[at]`` for a few bars (a strategy's events): their windows are gathered, in
+    groups of ~1M values, so neither time nor memory is spent on the other bars."""
     x = np.asarray(x, dtype=float)
     at = np.asarray(at, dtype=np.int64)
-    sc = _wide.scale(x) if len(at) and n <= _wide._MAX_WINDOW and bool(np.isfinite(x).all()) else None
-    if sc is None:
-        return sma(x, n)[at]
     out = np.full(len(at), np.nan)
-    ok = at >= n - 1
-    out[ok] = _wide.window_sums_at(x, n, at[ok], *sc) / n
+    ok = np.flatnonzero(at >= n - 1)
+    if n < 1 or not len(ok):
+        return out
+    offsets = np.arange(1 - n, 1)
+    group = max(1, (1 << 20) // n)
+    for s in range(0, len(ok), group):
+        rows = ok[s : s + group]
+        w = x[at[rows][:, None] + offsets]
+        finite = np.isfinite(w).all(axis=1)
+        sc = _wide.scale(w[finite].ravel()) if n <= _wide._MAX_WINDOW else None
+        if sc is None:
+            sums = np.array([_exact_window(r, False)[0] if f else np.nan for r, f in zip(w.tolist(), finite.tolist())])
+        else:
+            sums = _wide.row_sums(np.where(finite[:, None], w, 0.0), n, *sc)
+            sums[~finite] = np.nan
+        out[rows] = sums / n
     return out
 
 
