@@ -174,17 +174,17 @@ def _stream_csv(p: Path, names: list[str], force: Any) -> list[np.ndarray] | Non
         for batch in reader:
             if batch.num_rows == 0:
                 continue
-            blocks = [_numeric(batch.column(name)) for name in names]
+            maybe = [_numeric(batch.column(name)) for name in names]
             del batch
-            if any(b is None for b in blocks):
+            blocks = [b for b in maybe if b is not None]
+            if len(blocks) < len(maybe):
                 return None
             need = rows + len(blocks[0])
             if not out:
                 per_row = min(block, size) / need
                 cap = max(need, int(size / per_row * 1.25) + 1024)
-                out = [np.empty(cap, dtype=b.dtype) for b in blocks]  # type: ignore[union-attr]
+                out = [np.empty(cap, dtype=b.dtype) for b in blocks]
             for i, b in enumerate(blocks):
-                assert b is not None
                 if need > len(out[i]):  # more rows than estimated: grow (rare)
                     grown = np.empty(max(need, len(out[i]) * 3 // 2), dtype=out[i].dtype)
                     grown[:rows] = out[i][:rows]
