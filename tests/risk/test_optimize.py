@@ -64,7 +64,7 @@ def test_bad_input_is_one_line():
         allocate("min_variance", ["A", "B"], np.array([[0.1, np.nan], [0.2, 0.1], [0.0, 0.1]]))
 
 
-def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path):
+def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path, monkeypatch):
     import json
 
     from typer.testing import CliRunner
@@ -73,6 +73,7 @@ def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path):
 
     from .test_metrics import _csv
 
+    _clean_env(monkeypatch, tmp_path)
     r = _returns(200)
     files = [_csv(tmp_path / f"{s}.csv", r[:, i]) for i, s in enumerate("ABCD")]
     args = ["rebalance", "--method", "risk_parity", "--dry-run", "--json"]
@@ -84,30 +85,50 @@ def test_rebalance_command_prints_weights_and_the_covariance_used(tmp_path):
     w = np.array([out["weights"][f"{s}/USDT"] for s in "ABCD"])
     cov = np.array(out["covariance"])
     assert w.sum() == pytest.approx(1.0) and np.max(np.abs(w * (cov @ w) / (w @ cov @ w) - 0.25)) < 1e-6
+    assert out["orders"] is None and "not listed" in out["orders_error"]  # A/USDT is no market of the venue
     live = CliRunner().invoke(app, [*[a for a in args if a != "--dry-run"], "--mode", "live", "--yes"])
     assert live.exit_code == 2 and "--yes is for paper only" in live.output
 
 
-def test_rebalance_sends_the_orders_through_the_risk_stage(tmp_path, monkeypatch):
-    """Paper, on the embedded simulated exchange: each order to the weights is placed through the
-    broker, and the risk stage refuses the one above the per-order cap."""
-    from typer.testing import CliRunner
-
-    from tps19.cli import app
-
-    from .test_metrics import _csv
-
+def _clean_env(monkeypatch, tmp_path):
     for k in [k for k in __import__("os").environ if k.startswith("TPS19_")]:
         monkeypatch.delenv(k)
     monkeypatch.chdir(tmp_path)
+
+
+def test_rebalance_orders_are_rounded_to_the_step_and_split_under_the_cap(tmp_path, monkeypatch):
+    """Paper, on the embedded simulated exchange, default settings except a 30,000 cap: the
+    orders were 0.37962431 BTC (not the market's step) and those above the cap were refused by
+    the risk stage after the trader confirmed. Now --dry-run shows them (rounded, split under the
+    cap, what the risk stage would say), and sending them fills every one."""
+    import json
+    from decimal import Decimal
+
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+    from tps19.simex.instruments import DEFAULT_INSTRUMENTS
+
+    from .test_metrics import _csv
+
+    _clean_env(monkeypatch, tmp_path)
     monkeypatch.setenv("TPS19_RISK__MAX_ORDER_NOTIONAL", "30000")
     r = _returns(200)[:, :3]
-    args = ["rebalance", "--method", "risk_parity", "--yes", "--db", str(tmp_path / "t.db")]
+    args = ["rebalance", "--method", "risk_parity", "--db", str(tmp_path / "t.db")]
     for i, s in enumerate(("BTC/USDT", "ETH/USDT", "SOL/USDT")):
         args += ["--data", f"{s}={_csv(tmp_path / f'{i}.csv', r[:, i])}"]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
-    lines = [x for x in res.output.splitlines() if x.startswith(("BTC/USDT ", "ETH/USDT ", "SOL/USDT "))]
-    assert len(lines) == 3, res.output
-    assert any("rejected: not sent: order value" in x and "exceeds the per-order cap 30000" in x for x in lines), lines
-    assert any(x.endswith(": filled") for x in lines)
+    dry = CliRunner().invoke(app, [*args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    plan = json.loads(dry.stdout)["orders"]
+    assert plan and len({o["symbol"] for o in plan}) >= 2
+    lots = {i.symbol: i.lot for i in DEFAULT_INSTRUMENTS}  # the venue's amount steps
+    for o in plan:
+        amount = Decimal(o["amount"])
+        assert amount % lots[o["symbol"]] == 0, o  # on the market's step
+        assert Decimal(o["value"]) <= Decimal("30000") and o["refused"] is None, o
+    assert any(Decimal(o["value"]) > Decimal("20000") for o in plan)  # big moves: sliced near the cap
+    assert "dry run:" in dry.stderr and "nothing sent" in dry.stderr
+    sent = CliRunner().invoke(app, [*args, "--yes"])
+    assert sent.exit_code == 0, sent.output
+    lines = [x for x in sent.output.splitlines() if x.startswith(("BTC/USDT ", "ETH/USDT ", "SOL/USDT "))]
+    assert len(lines) >= len(plan) - 1 and all(x.endswith(": filled") for x in lines), sent.output

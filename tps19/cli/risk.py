@@ -138,9 +138,9 @@ def rebalance(
     db: Path = typer.Option(None, "--db", help="With --symbol: the SQLite file."),
     lookback: int = typer.Option(500, "--lookback", min=10, help="Recent returns the covariance is estimated from."),
     risk_aversion: float = typer.Option(1.0, "--risk-aversion", help="mean_variance: the variance penalty."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only compute and print the target weights."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the weights and the orders that reach them; send nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (weights and covariance)."),
-    mode: str = typer.Option("paper", "--mode", help="Without --dry-run: paper or live orders to reach the weights."),
+    mode: str = typer.Option("paper", "--mode", help="paper or live: the account the orders are planned for (and sent to without --dry-run)."),
     yes: bool = typer.Option(False, "--yes", help="Paper only: send without asking."),
 ) -> None:
     """Target weights (long-only, summing to 1) from recent returns with a Ledoit-Wolf covariance;
@@ -154,7 +154,7 @@ def rebalance(
     check_numbers(risk_aversion=risk_aversion)
     if bool(data) == bool(symbol):
         fail("give either --data SYMBOL=FILE ... or --symbol S ..., not both")
-    if not dry_run and mode not in ("paper", "live"):
+    if mode not in ("paper", "live"):
         fail(f"--mode must be paper or live, not {mode[:20]!r}")
     if yes and mode == "live":
         fail("--yes is for paper only: LIVE orders are confirmed by typing yes")
@@ -170,14 +170,13 @@ def rebalance(
         fail(str(err))
     out = alloc.as_dict() | {"returns": int(rets.shape[0]), "from_ts": int(ts[-rets.shape[0] - 1]), "to_ts": int(ts[-1]),
                              "dry_run": dry_run}
-    if json_out:
-        typer.echo(json.dumps(out))
-    else:
+    if not json_out:
         _print_weights(out, names, method, alloc.shrinkage)
-    if not dry_run:
-        from .rebalance_orders import send_rebalance
+    from .rebalance_orders import send_rebalance
 
-        send_rebalance(out["weights"], mode, yes, db, quiet=json_out)
+    # the orders too (--dry-run: shown with what the risk stage would say, nothing sent); --json
+    # prints one object with the weights and the orders
+    send_rebalance(out["weights"], mode, yes, db, dry_run=dry_run, json_out=out if json_out else None)
 
 
 def _print_weights(out: dict[str, Any], names: list[str], method: str, shrinkage: float | None) -> None:
