@@ -147,6 +147,10 @@ class TargetExecutor:
         change_value = target * capital - base_qty * mark
         if abs(change_value) < self.min_change * capital:
             return None
+        from .risk.sizing import outside_band
+
+        if not outside_band(self.sizing, float(target), float(base_qty * mark / capital)):
+            return None  # vol_target: the size is held inside its band (as in the backtest)
         if change_value > 0:
             spend = min(change_value, quote_qty * FEE_MARGIN)
             return ("buy", spend / mark) if spend > 0 else None

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..backtest.config import BacktestConfig
 from ..backtest.simulate import simulate
-from .sizing import Sizing, rolling_daily_vol, size_fraction
+from .sizing import Sizing, banded, rolling_daily_vol, size_fraction
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,11 @@ class BacktestRisk:
 
 
 def sized_targets(sizing: Sizing, target: np.ndarray, close: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    sigma = rolling_daily_vol(close, ts, int(sizing.p["lookback"])) if sizing.name == "vol_target" else None
-    return np.asarray(size_fraction(sizing, np.asarray(target, dtype=float), sigma_daily=sigma), dtype=float)
+    if sizing.name != "vol_target":
+        return np.asarray(size_fraction(sizing, np.asarray(target, dtype=float)), dtype=float)
+    sigma = rolling_daily_vol(close, ts, int(sizing.p["lookback"]))
+    sized = np.asarray(size_fraction(sizing, np.asarray(target, dtype=float), sigma_daily=sigma), dtype=float)
+    return banded(sized, sizing.p["band"])  # re-sized only outside the band, as in paper/live
 
 
 def no_new_risk(target: np.ndarray, held: float) -> np.ndarray:
