@@ -72,7 +72,8 @@ async def _run(settings: Any, weights: dict[str, float], mode: str, yes: bool, d
                 await asyncio.sleep(0.1)
             try:
                 orders = plan_orders(weights, dict(pf.balances), {s: pf.mark(s) for s in weights}, engine.markets,
-                                     precision_mode=int(getattr(engine.venue.client, "precisionMode", 4) or 4),
+                                     precision_mode=int(getattr(getattr(engine.venue, "client", None),
+                                                                "precisionMode", 4) or 4),
                                      max_value=trading.broker.risk.settings.max_order_notional)
             except ValueError as err:
                 say(f"tps19: {err}")
