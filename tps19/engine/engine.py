@@ -39,7 +39,7 @@ class EngineError(Exception):
 
 class Engine:
     def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None,
-                 shadow: Strategy | None = None, record_dir: Path | None = None) -> None:
+                 shadow: Strategy | None = None, record_dir: Path | None = None, protection: Any = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -54,6 +54,8 @@ class Engine:
         self.markets: dict[str, Any] = {}
         self.trading: TradingStack | None = None
         self.strategy = strategy
+        # protective exits on every strategy entry (engine/protection.py's Protection, or None)
+        self.protection = protection
         self.shadow = shadow  # a model that predicts on the same bars, decisions stored, no orders
         self.runner: StrategyRunner | None = None
         self.executor: TargetExecutor | None = None
@@ -212,7 +214,7 @@ class Engine:
                                            max_order_notional=self.settings.risk.max_order_notional,
                                            strategy=strategy.name, adopt_holdings=self.settings.strategy.adopt_holdings,
                                            sizing=Sizing(self.settings.risk.sizing, dict(self.settings.risk.sizing_params)),
-                                           timeframe_ms=timeframe_ms(timeframe))
+                                           timeframe_ms=timeframe_ms(timeframe), protection=self.protection)
             self.executor.resume(await self.trading.store.fills())
             sink = self.executor
         else:

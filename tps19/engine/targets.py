@@ -19,7 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..numbers import MAX_DECIMALS
 from .events import BarEvent, LogEvent
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from .bus import EventBus
     from .strategies.signals import Signal
     from .trading import Broker, Portfolio
+
+class Protects(Protocol):
+    """Protective exits for every entry (``engine/protection.py``'s ``Protection``): percentages
+    of the entry price (2.0 = 2 %) or absolute prices, each None when not placed."""
+
+    stop_loss_pct: float | None
+    take_profit_pct: float | None
+    trailing_pct: float | None
+    stop_loss_price: float | None
+    take_profit_price: float | None
+
 
 FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
 ZERO = Decimal(0)
@@ -57,7 +68,8 @@ class TargetExecutor:
                  bus: EventBus | None = None,
                  *, min_change: Decimal = Decimal("0.02"), max_order_notional: Decimal | None = None,
                  strategy: str = "strategy", adopt_holdings: bool = False,
-                 sizing: Sizing | None = None, timeframe_ms: int = 60_000) -> None:
+                 sizing: Sizing | None = None, timeframe_ms: int = 60_000,
+                 protection: Protects | None = None) -> None:
         self.broker = broker
         self.portfolio = portfolio
         self.markets = markets
@@ -73,10 +85,17 @@ class TargetExecutor:
         self.prefix = strategy_prefix(strategy)
         self.adopt_holdings = adopt_holdings
         self.own: dict[str, Decimal] = {s: ZERO for s in symbols if s in markets}  # base bought by this strategy
+        # every entry carries these protective exits (a bracket: an OCO sized to what fills)
+        self.protection = protection
+        # after a protective exit the strategy stays flat until its raw target changes:
+        # symbol -> the raw target in force when the stop (or take-profit) sold
+        self.flat_until_change: dict[str, float] = {}
+        self.last_raw: dict[str, float] = {}
         if bus is not None:
-            from .trading.events import FillEvent
+            from .trading.events import FillEvent, OrderUpdate
 
             bus.on(FillEvent, self._on_fill)
+            bus.on(OrderUpdate, self._on_order)
         # position sizing: the same rule and function as the backtest (engine/risk/sizing.py)
         self.sizing = sizing
         self.timeframe_ms = timeframe_ms
@@ -107,6 +126,14 @@ class TargetExecutor:
 
     def _on_fill(self, f: Any) -> None:
         self._count(f)
+
+    def _on_order(self, u: Any) -> None:
+        """A protective exit of this strategy's position filled: flat until the raw target changes."""
+        if (u.trigger_state is not None and u.filled > 0 and u.symbol in self.own
+                and u.client_order_id.startswith(self.prefix) and u.symbol not in self.flat_until_change):
+            self.flat_until_change[u.symbol] = self.last_raw.get(u.symbol, 1.0)
+            self._log("info", "protective exit: the strategy stays flat until its signal changes", symbol=u.symbol,
+                      order=u.type, client_order_id=u.client_order_id)
 
     def _count(self, f: Any) -> None:
         if f.symbol in self.own and (f.client_order_id or "").startswith(self.prefix):
@@ -157,7 +184,66 @@ class TargetExecutor:
         amount = min(-change_value / mark, base_qty)
         return ("sell", amount) if amount > 0 else None
 
+    def _bracket(self, signal: Signal | None) -> dict[str, Decimal]:
+        """The protective exits an entry carries: the command line's over the strategy's own."""
+        own = getattr(signal, "protection", None)
+        p = self.protection
+        if own is not None:
+            p = p.merged(own) if p is not None and hasattr(p, "merged") else (p or own)
+        if p is None:
+            return {}
+        out: dict[str, Decimal] = {}
+        for src, dst in (("stop_loss_pct", "stop_loss_pct"), ("take_profit_pct", "take_profit_pct"),
+                         ("trailing_pct", "trailing_stop_pct"), ("stop_loss_price", "stop_loss_price"),
+                         ("take_profit_price", "take_profit_price")):
+            v = getattr(p, src, None)
+            if v is not None:
+                out[dst] = Decimal(repr(float(v)))
+        if "stop_loss_price" in out:
+            out.pop("stop_loss_pct", None)
+        if "take_profit_price" in out:
+            out.pop("take_profit_pct", None)
+        return out
+
+    async def _unprotect(self, symbol: str) -> list[Any]:
+        """Cancel this strategy's protective orders on ``symbol`` before it sells by itself (they
+        would otherwise sell coins it no longer holds); returns them."""
+        legs = [o for o in self.broker.open_orders(symbol)
+                if o.trigger_state is not None and o.client_order_id.startswith(self.prefix)]
+        for o in legs:
+            await self.broker.cancel(o.client_order_id, group=False)
+        return legs
+
+    async def _reprotect(self, symbol: str, legs: list[Any]) -> None:
+        """What the strategy still holds after a partial sell keeps the levels it had."""
+        amount = self.held(symbol)
+        if amount <= 0 or not legs:
+            return
+        from .trading.orders import OrderRequest
+
+        group = None
+        for o in legs:
+            if o.type.value == "trailing_stop":
+                kw: dict[str, Any] = {"trailing_pct": o.trailing_pct, "trailing_distance": o.trailing_distance}
+            else:
+                kw = {"trigger_price": o.trigger_price}
+            r = await self.broker.place(OrderRequest(symbol, o.side.value, o.type.value, amount, o.price,
+                                                     client_order_id=strategy_order_id(self.prefix),
+                                                     oco_group=group or (group := strategy_order_id(self.prefix)), **kw))
+            if r.status.value == "rejected":
+                self._log("warning", "protection not replaced after a partial sell", symbol=symbol, reason=r.reason)
+
     async def submit_target(self, symbol: str, target_fraction: float, signal: Signal) -> None:
+        raw = target_fraction
+        blocked = self.flat_until_change.get(symbol)
+        self.last_raw[symbol] = raw
+        if blocked is not None:
+            if raw == blocked:
+                self.skipped += 1
+                self._log("info", "target not acted on: flat after a protective exit until the signal changes",
+                          symbol=symbol, target=raw)
+                return
+            del self.flat_until_change[symbol]  # a new signal: the strategy trades again
         if self.broker.open_orders(symbol, protective=False):
             self.skipped += 1
             self._log("info", "target not acted on: orders still working", symbol=symbol, target=target_fraction)
@@ -181,8 +267,19 @@ class TargetExecutor:
         # A quotient of Decimals carries 28 digits; orders take at most MAX_DECIMALS (the broker then
         # rounds to the market's step). Round down: never trade more than the plan allows.
         amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS), rounding=ROUND_DOWN)
-        order = await self.broker.place_order(symbol, side, "market", amount,
-                                              client_order_id=strategy_order_id(self.prefix))
+        from .trading.orders import OrderRequest
+
+        legs: list[Any] = []
+        bracket = self._bracket(signal) if side == "buy" else {}
+        if side == "sell":
+            legs = await self._unprotect(symbol)
+        order = await self.broker.place(OrderRequest(
+            symbol, side, "market", amount, client_order_id=strategy_order_id(self.prefix),
+            stop_loss_pct=bracket.get("stop_loss_pct"), take_profit_pct=bracket.get("take_profit_pct"),
+            trailing_stop_pct=bracket.get("trailing_stop_pct"), stop_loss_price=bracket.get("stop_loss_price"),
+            take_profit_price=bracket.get("take_profit_price")))
+        if legs:
+            await self._reprotect(symbol, legs)
         self.orders_sent += 1
         self._log("info", "strategy order", symbol=symbol, side=side, amount=self._amount(symbol, order.amount),
                   target=target_fraction, status=order.status.value, client_order_id=order.client_order_id,
