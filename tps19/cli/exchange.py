@@ -36,7 +36,7 @@ options={'fetchMarkets': {'types': ['spot']}, 'fetchCurrencies': False}):
 
 \b
   every ex.urls['api'][...] on api.binance.com  -> 'http://HOST:PORT' + its path (/api/v3, /sapi/v1)
-  ex.urls['api']['ws']['spot']                  = 'ws://HOST:PORT/stream'
+  ex.urls['api']['ws']['spot']                  = 'ws://HOST:PORT/ws'
   ex.urls['api']['ws']['ws-api']['spot']        = 'ws://HOST:PORT/ws-api/v3'
 
 or `from tps19.engine.venue import point_ccxt_binance; point_ccxt_binance(ex, 'http://HOST:PORT')`.
@@ -169,7 +169,7 @@ def _announce(sim: Any, key: str, control: Any) -> None:
              else "the one given with --api-key")
     ws = sim.base_url.replace('http', 'ws', 1)
     if getattr(sim, "dialect", "") == "binance":
-        typer.echo(f"simulated exchange (Binance spot) on {sim.base_url}/api/v3  (streams {ws}/stream, "
+        typer.echo(f"simulated exchange (Binance spot) on {sim.base_url}/api/v3  (streams {ws}/ws and {ws}/stream, "
                    f"WebSocket API {ws}/ws-api/v3)  symbols {', '.join(i.symbol for i in sim.instruments)}  "
                    f"api key: {which}")
         exchange_id = "TPS19_EXCHANGE__ID=sim-binance "

@@ -115,6 +115,11 @@ class MarketFeed:
         self.bus = bus
         self.settings = settings
         self.depth = depth
+        # ccxt keeps a diff-depth book (binance: REST snapshot + diffs) only as deep as the watch's
+        # limit, truncated in place: a level deleted at the top is not backfilled until the next
+        # snapshot, so a 5-level watch shows 4, then 3 (seen replaying real Binance depth). Such
+        # venues are watched at ccxt's full snapshot depth; the feed publishes the top `depth`.
+        self.watch_limit: int | None = None if str(getattr(client, "id", "")).startswith("binance") else depth
         self.timeframe = timeframe
         self.books = books if books is not None else {s: L2Book(s) for s in symbols}
         self.streams = streams
@@ -358,7 +363,7 @@ class MarketFeed:
     async def _book_once(self, symbol: str) -> None:
         ob = self._cached("orderbooks", symbol)
         if ob is None or ob.get("nonce") is None or ob.get("nonce") == self.books[symbol].seq or not ob.get("bids"):
-            ob = await self.client.watch_order_book(symbol, self.depth)
+            ob = await self.client.watch_order_book(symbol, self.watch_limit)
         depth = self.depth
         # ccxt's level lists are live and shared: copy before keeping them.
         bids = tuple((l[0], l[1]) for l in ob["bids"][:depth])

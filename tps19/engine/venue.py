@@ -197,7 +197,7 @@ def point_ccxt(client: Any, base_url: str) -> Any:
 def point_ccxt_binance(client: Any, base_url: str, ws_url: str | None = None) -> Any:
     """Point a ccxt `binance` client (REST or ccxt.pro) at a Binance-compatible venue at
     `base_url` (the simulated exchange's Binance dialect): every REST root keeps its path
-    (``/api/v3``, ``/sapi/v1``, ...) on the new host, spot streams go to ``/stream`` (combined)
+    (``/api/v3``, ``/sapi/v1``, ...) on the new host, spot streams go to ``/ws`` (raw streams)
     and the WebSocket API (user data stream) to ``/ws-api/v3``."""
     base = base_url.rstrip("/")
     api = client.urls.setdefault("api", {})
@@ -208,7 +208,9 @@ def point_ccxt_binance(client: Any, base_url: str, ws_url: str | None = None) ->
     ws = api.get("ws")
     if isinstance(ws, dict) or hasattr(client, "watch"):
         ws = dict(ws or {})
-        ws["spot"] = ws["margin"] = f"{ws_base}/stream"
+        # ccxt reads raw streams (/ws/<n> + SUBSCRIBE): on combined ones (/stream) it cannot
+        # parse array payloads such as !miniTicker@arr
+        ws["spot"] = ws["margin"] = f"{ws_base}/ws"
         ws["ws-api"] = dict(ws.get("ws-api") or {}) | {"spot": f"{ws_base}/ws-api/v3"}
         api["ws"] = ws
     return client

@@ -131,6 +131,11 @@ class BinanceRest:
             # no margin trading on the simulated venue: empty pair lists (ccxt asks when keys are set)
             ("GET", "/sapi/v1/margin/allPairs"): (self._b_no_margin, _w(1), "API_KEY", 0),
             ("GET", "/sapi/v1/margin/isolated/allPairs"): (self._b_no_margin, _w(10), "SIGNED", 0),
+            ("GET", "/sapi/v1/margin/interestHistory"): (self._b_no_rows, _w(1), "SIGNED", 0),
+            # a simulated account is funded at start: no deposits, withdrawals or transfers ever
+            ("GET", "/sapi/v1/capital/deposit/hisrec"): (self._b_no_margin, _w(1), "SIGNED", 0),
+            ("GET", "/sapi/v1/capital/withdraw/history"): (self._b_no_margin, _w(1), "SIGNED", 0),
+            ("GET", "/sapi/v1/asset/transfer"): (self._b_no_rows, _w(1), "SIGNED", 0),
         }
 
     def _bn_reply(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -445,6 +450,9 @@ class BinanceRest:
 
     def _b_no_margin(self, acct: Account | None, p: Params) -> list:
         return []
+
+    def _b_no_rows(self, acct: Account | None, p: Params) -> dict:
+        return {"total": 0, "rows": []}
 
     def _b_system_status(self, acct: Account | None, p: Params) -> dict:
         return {"status": 0, "msg": "normal"}

@@ -45,6 +45,7 @@ class BinanceSimExchange(BinanceWs, SimExchange):
         self._bn_user_ids = 0
         self._bn_stop_check: set[str] = set()
         self._bn_last_u: dict[str, int] = {i.symbol: 1_000_000 for i in self.instruments}
+        self._bn_forced_u: dict[str, int] = {}
         self._bn_published = {i.symbol: self._bn_book_state(i.symbol) for i in self.instruments}
         self.engine.listeners.append(self._bn_on_engine)
 

@@ -95,6 +95,7 @@ class BinanceWs(BinanceRest):
     _bn_published: dict[str, tuple[dict[int, int], dict[int, int]]]
     _bn_user_ids: int
     _bn_stop_check: set[str]
+    _bn_forced_u: dict[str, int]
     _push: Callable[..., None]
     _spawn: Callable[..., asyncio.Task]
     _writer: Callable[..., Any]
@@ -257,7 +258,8 @@ class BinanceWs(BinanceRest):
             old_b, old_a = self._bn_published[sym]
             db = _diff(old_b, bids, True)
             da = _diff(old_a, asks, False)
-            if not db and not da:
+            forced = self._bn_forced_u.pop(sym, None)  # a replayed event keeps its recorded ids
+            if not db and not da and forced is None:
                 continue
             changed += 1
             self.stats["book_updates"] += 1
@@ -266,7 +268,7 @@ class BinanceWs(BinanceRest):
             if sym in self.faults.skip_next:
                 first += 1  # an update id the client never sees: a gap
                 self.faults.skip_next.discard(sym)
-            last = first + len(db) + len(da) - 1
+            last = forced if forced is not None else first + len(db) + len(da) - 1
             self._bn_last_u[sym] = last
             self._bn_publish_depth(inst, now, first, last, db, da)
         return changed
