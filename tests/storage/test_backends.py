@@ -142,6 +142,32 @@ async def test_one_engine_per_mode_on_either_backend(db):
     await paper2.release_async()
 
 
+async def test_the_lock_key_is_database_mode_and_venue_and_maintenance_excludes_every_engine(db):
+    """One engine per (database, mode, venue) on either backend: two venues share a database in
+    one mode; `tps19 db upgrade|restore` is refused while any engine runs, and an engine while it runs."""
+    from tps19.engine.storage.lock import engine_locks
+
+    sim, binance, sim2 = instance_lock(db, "paper", "sim"), instance_lock(db, "paper", "binance"), \
+        instance_lock(db, "paper", "sim")
+    await sim.acquire_async()
+    try:
+        await binance.acquire_async()
+        with pytest.raises(DatabaseInUse, match="another paper engine on sim"):
+            await sim2.acquire_async()
+        await sim.release_async()
+        with pytest.raises(DatabaseInUse, match="in use by another paper engine"):
+            async with engine_locks(db):
+                pass
+    finally:
+        await sim.release_async()
+        await binance.release_async()
+    async with engine_locks(db):
+        with pytest.raises(DatabaseInUse, match="being upgraded or restored"):
+            await sim2.acquire_async()
+    await sim2.acquire_async()
+    await sim2.release_async()
+
+
 def test_db_cli_speaks_both_backends(db_target):
     runner = CliRunner()
     r = runner.invoke(app, ["db", "current", "--db", str(db_target)])

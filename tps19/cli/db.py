@@ -38,7 +38,7 @@ def upgrade(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
     async def go() -> tuple[str | None, str]:
         d = Database(db_path(db))
         try:
-            async with engine_locks(d, ("paper", "live")):
+            async with engine_locks(d):
                 rev = await d.peek_revision()
                 await d.close()
                 if d.path is not None and rev is not None and rev != migrate.head():
@@ -129,7 +129,7 @@ def restore(path: Path = typer.Argument(..., help="A backup written by `tps19 db
         check_kind(path, target)
         d = Database(target)
         try:
-            async with engine_locks(d, ("paper", "live")):
+            async with engine_locks(d):
                 await run_restore(path, target, force=force)
             return await d.peek_revision()
         finally:

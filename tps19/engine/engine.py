@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ..aio import cancel_and_wait
 from ..config import Settings
 from .bus import EventBus
-from .events import BarEvent, ConnectionEvent, LogEvent, VenueEvent
+from .events import BarEvent, ConnectionEvent, LogEvent, StorageAlert, VenueEvent
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
 from .storage.errors import StorageError
 from .storage.lock import instance_lock
+from .storage.watch import StorageWatch
 from .venue import Venue, VenueError, open_venue
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Engine:
         self.bus = EventBus()
         self.books: dict[str, L2Book] = {s: L2Book(s) for s in self.symbols}
         self.db = Database(settings.database.target)
-        self.db_lock = instance_lock(self.db, mode)
+        self.db_lock = instance_lock(self.db, mode, settings.exchange.id)
         self.venue: Venue | None = None
         self.feed: MarketFeed | None = None
         self.markets: dict[str, Any] = {}
@@ -64,6 +65,8 @@ class Engine:
         self._stopped = asyncio.Event()
         self.record_dir = record_dir
         self.recorder: Recorder | None = None
+        self.storage_watch: StorageWatch | None = None
+        self.storage_problem: str | None = None  # set while orders are halted for it (healthz names it)
 
     # -- helpers -------------------------------------------------------------------
     def log(self, level: str, message: str, **fields: Any) -> None:
@@ -121,6 +124,8 @@ class Engine:
         # Trading subscribes to books before the feed publishes the first one: the portfolio marks
         # and the paper broker fill from books, and on a quiet market no second book may come soon.
         await self._start_trading()
+        self.storage_watch = StorageWatch(self.db, self.db_lock, self._storage_changed)
+        self.storage_watch.start()
         if self.recorder is not None:
             self._record_meta()
         await self.feed.start()
@@ -253,6 +258,8 @@ class Engine:
         self._stopped.set()
         # Each part stops even if the one before failed; a failure is logged, never swallowed silently.
         parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if self.storage_watch is not None:
+            parts.append(("storage watch", self.storage_watch.stop))
         if self.runner is not None:
             parts.append(("strategy runner", self.runner.stop))
         if self.trading is not None:
@@ -272,6 +279,21 @@ class Engine:
             except Exception as err:
                 self.log("error", "stopping failed", part=name, error=type(err).__name__, detail=str(err)[:200])
         await self.db_lock.release_async()
+
+    def _storage_changed(self, reason: str | None) -> None:
+        """The storage watch's verdict: halt every order now, or allow them again."""
+        self.storage_problem = reason
+        risk = self.trading.broker.risk if self.trading is not None else None
+        if reason is not None:
+            if risk is not None:
+                risk.hold("storage", reason)
+            self.log("error", "trading halted: " + reason, database=self.db.name)
+        else:
+            if risk is not None:
+                risk.lift("storage")
+            self.log("info", "engine lock held again: trading resumes", database=self.db.name)
+        self.bus.publish(StorageAlert(database=self.db.name, halted=reason is not None,
+                                      reason=reason or "engine lock held again"))
 
     async def _persist_bars(self) -> None:
         """Closed candles go to the bars table (the history backtests read)."""

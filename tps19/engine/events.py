@@ -128,3 +128,14 @@ class LogEvent:
     message: str
     fields: dict[str, Any] = field(default_factory=dict)
     ts: int = field(default_factory=now_ms)
+
+
+@dataclass(slots=True, frozen=True)
+class StorageAlert:
+    """The engine's footing on its database changed: ``halted`` with the reason (its lock lost,
+    its file deleted or replaced), or trading allowed again (``halted`` False)."""
+
+    database: str
+    halted: bool
+    reason: str
+    ts: int = field(default_factory=now_ms)

@@ -45,6 +45,8 @@ async def check_health(engine: Engine) -> Health:
             else:
                 health.reasons.append(f"stream {stream} {symbol}: {st.state.value}, "
                                       f"last update {now - st.last_update:.1f}s ago")
+    if engine.storage_problem is not None:
+        health.reasons.append(f"trading halted: {engine.storage_problem}")
     problem = await db_write_problem(engine)
     if problem:
         health.reasons.append(problem)

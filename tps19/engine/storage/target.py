@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -46,7 +47,12 @@ def parse(target: str | Path) -> Target:
     elif isinstance(target, str) and "://" in text:
         raise StorageError(f"database {redact(text)}: only SQLite paths and postgresql+asyncpg:// URLs are supported")
     path = Path(text).expanduser()
-    return Target(f"sqlite+aiosqlite:///{path}", str(path), path)
+    if text == ":memory:":
+        return Target("sqlite+aiosqlite:///:memory:", text, path)
+    # mode=rw: SQLite opens the file or fails, never creates one. Database creates a new file
+    # itself (0600) before the first open; a file deleted under a running engine must not come
+    # back as an empty 0644 database on the pool's next connection.
+    return Target(f"sqlite+aiosqlite:///file:{quote(str(path))}?mode=rw&uri=true", str(path), path)
 
 
 def redact(text: str) -> str:

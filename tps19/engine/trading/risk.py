@@ -101,6 +101,9 @@ class RiskEngine:
         self._day = utc_day_start_ms()
         self.killed = False
         self.kill_reason = ""
+        # source -> reason: while any is set nothing is placed, exits included (the engine lost its
+        # database lock or file: another engine may be trading the same account)
+        self.holds: dict[str, str] = {}
         self.rejections = 0
         self._pnl_day_start: Decimal | None = None  # net P&L when this UTC day was first seen
         self._clock = clock
@@ -124,6 +127,12 @@ class RiskEngine:
     def release(self) -> None:
         self.killed = False
         self.kill_reason = ""
+
+    def hold(self, source: str, reason: str) -> None:
+        self.holds[source] = reason
+
+    def lift(self, source: str) -> None:
+        self.holds.pop(source, None)
 
     @property
     def halted_by_breaker(self) -> bool:
@@ -164,6 +173,8 @@ class RiskEngine:
         """Accept ``v`` or refuse it with the reason. ``mid`` is the market's mid price (the
         price band is skipped without one)."""
         self._roll()
+        if self.holds:
+            return Decision("trading halted: " + "; ".join(self.holds.values()))
         if v.protective:
             why = self._trigger_checks(v, mid)
             if why is not None:
