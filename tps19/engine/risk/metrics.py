@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..quantiles import median, quantile
+
 YEAR_MS = 365.25 * 86_400_000
 LEVELS = (0.95, 0.99)
 
@@ -39,7 +41,7 @@ def var_cvar(returns: np.ndarray, level: float) -> tuple[float, float]:
     r = r[np.isfinite(r)]
     if not len(r):
         return 0.0, 0.0
-    q = float(np.quantile(r, 1.0 - level))
+    q = quantile(r, 1.0 - level)
     var = -q
     tail = r[r <= q]
     cvar = -float(tail.mean()) if len(tail) else var
@@ -134,7 +136,7 @@ def align_closes(frames: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.nd
 def bars_per_year(ts: np.ndarray) -> float:
     if len(ts) < 2:
         return 0.0
-    step = float(np.median(np.diff(ts)))
+    step = median(np.diff(ts))
     return YEAR_MS / step if step > 0 else 0.0
 
 

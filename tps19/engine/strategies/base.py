@@ -31,7 +31,9 @@ from .signals import Signal
 class StrategyParams(BaseModel):
     """Typed parameters; every built-in adds its own fields with defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when first used, so a command pays only for the
+    # strategy it runs (building all of them cost ~0.1 s of a short backtest's start)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     allow_short: bool = False
 

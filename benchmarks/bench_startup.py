@@ -1,0 +1,85 @@
+"""Start-up cost of the command line, whole processes, beside `python -c pass` in the same run.
+
+    .venv/bin/python benchmarks/bench_startup.py [--runs 7]
+
+CPU (user + system, the kernel's accounting of the finished child) and wall time, medians of
+--runs alternating runs: `tps19 --help`, `tps19 COMMAND --help` for every command and
+sub-command, and `tps19 backtest --data freqtrade_UNITTEST_BTC_1m.csv --json --no-save`
+(13,681 real bars). Goals (issue 24): any --help under 0.15 s of CPU, that backtest under 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = Path(os.environ.get("TPS19_DATA", "/work/shared/data")) / "freqtrade_UNITTEST_BTC_1m.csv"
+TPS19 = str(Path(sys.executable).parent / "tps19")
+
+
+def once(cmd: list[str]) -> tuple[float, float]:
+    """(cpu s, wall s) of one run of cmd, from the kernel's accounting of the child."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+
+
+def commands() -> list[list[str]]:
+    """Every command and sub-command, read from the help pages themselves."""
+    def listed(prefix: list[str]) -> list[str]:
+        out = subprocess.run([TPS19, *prefix, "--help"], capture_output=True, text=True, check=True).stdout
+        names, on = [], False
+        for line in out.splitlines():
+            if line.strip().lower().startswith("commands"):
+                on = True
+                continue
+            if on and line.startswith("  ") and line.strip():
+                names.append(line.split()[0])
+        return names
+
+    cmds: list[list[str]] = [[]]
+    for name in listed([]):
+        cmds.append([name])
+        cmds.extend([name, sub] for sub in listed([name]))
+    return cmds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    peer = [sys.executable, "-c", "pass"]
+    runs: list[tuple[str, list[str]]] = [(" ".join(["tps19", *c, "--help"]), [TPS19, *c, "--help"]) for c in commands()]
+    if REAL.exists():
+        runs.append((f"tps19 backtest {REAL.name} (13,681 bars)",
+                     [TPS19, "backtest", "--strategy", "sma_cross", "--data", str(REAL), "--json", "--no-save"]))
+    print(f"median of {args.runs} runs, each beside `python -c pass`; load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cores")
+    print(f"{'command':48s} {'cpu s':>7s} {'wall s':>7s} {'pass cpu':>9s} {'pass wall':>9s}")
+    worst_help = 0.0
+    for label, cmd in runs:
+        once(cmd)  # warm-up: .pyc files, page cache
+        a, b = [], []
+        for _ in range(args.runs):
+            a.append(once(cmd))
+            b.append(once(peer))
+        cpu, wall = (statistics.median(x) for x in zip(*a, strict=True))
+        pcpu, pwall = (statistics.median(x) for x in zip(*b, strict=True))
+        if label.endswith("--help"):
+            worst_help = max(worst_help, cpu)
+        print(f"{label:48s} {cpu:7.3f} {wall:7.3f} {pcpu:9.3f} {pwall:9.3f}")
+    print(f"slowest --help: {worst_help:.3f} s of CPU (goal < 0.15)")
+
+
+if __name__ == "__main__":
+    main()
