@@ -134,3 +134,48 @@ def test_backup_refuses_to_overwrite_and_restore_refuses_the_wrong_kind(tmp_path
     code, out = cli("db", "restore", str(tmp_path / "junk.bak"), "--db", str(tmp_path / "b.db"))
     assert code == 2 and "neither a SQLite database nor a pg_dump archive" in out
     assert oct(bak.stat().st_mode & 0o777) == "0o600"
+
+
+def test_restoring_a_backup_from_a_newer_tps19_is_refused_naming_both_versions(db_target, tmp_path, request):
+    """It used to exit 0 and advise `tps19 db upgrade`, which then failed: the database was
+    replaced by one no command of this TPS19 can open."""
+    from sqlalchemy import text
+
+    from tps19.engine.storage import migrate
+
+    async def set_revision(target, rev: str) -> None:
+        d = Database(target)
+        await d.open()
+        async with d.session() as s:
+            await s.execute(text(f"UPDATE alembic_version SET version_num = '{rev}'"))
+            await s.commit()
+        await d.close()
+
+    asyncio.run(set_revision(db_target, "9999_future"))
+    try:
+        bak = tmp_path / "future.bak"
+        code, out = cli("db", "backup", str(bak), "--db", str(db_target))
+        assert code == 0, out
+        if isinstance(db_target, Path):
+            into: str | Path = tmp_path / "into.db"
+        else:
+            into = request.getfixturevalue("pg_server").new_empty_database("into")
+        code, out = cli("db", "restore", str(bak), "--db", str(into))
+        assert code == 2, out
+        lines = out.strip().splitlines()
+        assert len(lines) == 1 and "9999_future" in lines[0] and migrate.head() in lines[0], out
+        assert "written by a newer TPS19" in lines[0] and "tps19 db upgrade" not in out
+        code, out = cli("db", "current", "--db", str(into))
+        assert code == 0 and "9999_future" not in out  # nothing was restored
+    finally:
+        # leave it at the head (a PostgreSQL database is reused by the next test)
+        fix = Database(db_target)
+        fix._connect()
+
+        async def back() -> None:
+            assert fix.engine is not None
+            async with fix.engine.begin() as conn:
+                await conn.execute(text(f"UPDATE alembic_version SET version_num = '{migrate.head()}'"))
+            await fix.close()
+
+        asyncio.run(back())

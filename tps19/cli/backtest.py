@@ -32,6 +32,7 @@ def load_data(
         import asyncio
 
         from ..engine.history import StoredBars, load_backtest_bars, timeframe_ms
+        from ..engine.storage import StorageError
         from ..launch import history_client
 
         exchange = (exchange or "sim").lower()
@@ -42,6 +43,8 @@ def load_data(
                                                      fetch=history_client))
         except ValueError:
             raise
+        except StorageError as err:  # a database that is not there (reading creates none), unreadable
+            fail(str(err))
         except Exception as err:  # network / exchange errors while fetching: one line, exit 1
             fail(one_line(err), code=1)
         if rep.rows_in == 0:

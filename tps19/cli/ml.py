@@ -202,7 +202,7 @@ def _with_db(path: str | Path, fn: Any) -> Any:
 
     async def go() -> Any:
         d = Database(path)
-        await d.open()
+        await d.open(create=False)  # list, show, compare: they only read
         try:
             return await fn(d)
         finally:

@@ -58,7 +58,7 @@ async def _stored(source: StoredBars, since: int | None, until: int | None, fetc
     from .store import load_bars
 
     db = Database(source.db_path)
-    await db.open()
+    await db.open(create=fetch is not None and since is not None)  # only reading stored bars creates no database
     try:
         if fetch is not None and since is not None:
             end = until if until is not None else int(time.time() * 1000)

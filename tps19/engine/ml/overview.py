@@ -29,7 +29,7 @@ async def gather(target: str | Path, psi_warn: float) -> list[ModelOverview]:
     from ..storage import Database
 
     db = Database(target)
-    await db.open()
+    await db.open(create=False)
     try:
         out = []
         for rec in reversed(await registry.list_models(db)):

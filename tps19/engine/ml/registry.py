@@ -112,7 +112,7 @@ async def _read(target: str | Path, model_id: str) -> tuple[MLModel | None, list
     from ..storage import Database
 
     db = Database(target)
-    await db.open()
+    await db.open(create=False)
     try:
         row = await get_record(db, model_id)
         known = [] if row is not None else [m.id for m in await list_models(db)]

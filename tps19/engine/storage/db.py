@@ -70,22 +70,34 @@ class Database:
     def dialect(self) -> str:
         return "sqlite" if self.target.is_sqlite else "postgresql"
 
-    async def open(self, *, probe_write: bool = False) -> None:
+    async def open(self, *, probe_write: bool = False, create: bool = True) -> None:
         """Open (creating a new database at the head revision); raises a one-line StorageError,
         :class:`SchemaOutdated` / :class:`SchemaTooNew` on another revision.
 
         ``probe_write``: refuse now if the database cannot be written (a read-only file or
         directory opens and reads fine, so only a write shows it). Off for readers such as a
-        backtest on a read-only history file."""
-        await self._run(self._open, probe_write)
+        backtest on a read-only history file.
+
+        ``create`` False (commands that only read: `tps19 models`, a backtest of stored bars): a
+        missing file or an empty database is refused in one line instead of being created and
+        migrated (a mistyped --db used to leave a new database behind and say "no models yet")."""
+        if not create and self.target.path is not None:
+            if not self.target.path.exists():
+                raise StorageError(f"database {self.name} does not exist (this command only reads and creates none: "
+                                   "check --db / TPS19_DATABASE__PATH)")
+            if self.target.path.is_file() and self.target.path.stat().st_size == 0:
+                # not even opened: SQLite's WAL pragma would write a header into it
+                raise StorageError(f"database {self.name} is empty: it holds no TPS19 schema (this command only "
+                                   "reads and creates none: check --db / TPS19_DATABASE__PATH)")
+        await self._run(self._open, probe_write, create, create=create)
 
     async def upgrade(self) -> tuple[str | None, str]:
         """Migrate to the head revision (``tps19 db upgrade``); returns (from, to) revisions.
         The database stays open."""
         return await self._run(self._upgrade)
 
-    async def _run(self, step, *args):  # type: ignore[no-untyped-def]
-        if self.target.path is not None:
+    async def _run(self, step, *args, create: bool = True):  # type: ignore[no-untyped-def]
+        if self.target.path is not None and create:
             try:
                 await asyncio.to_thread(create_private, self.target.path)
             except OSError as err:
@@ -129,9 +141,12 @@ class Database:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         return engine
 
-    async def _open(self, probe_write: bool) -> None:
+    async def _open(self, probe_write: bool, create: bool = True) -> None:
         async with self._connect().begin() as conn:
             st = await conn.run_sync(migrate.state)
+            if st.empty and not create:
+                raise StorageError(f"database {self.name} is empty: it holds no TPS19 schema (this command only "
+                                   "reads and creates none: check --db / TPS19_DATABASE__PATH)")
             if st.empty:
                 await conn.run_sync(migrate.create)
             else:

@@ -44,6 +44,25 @@ async def restore(src: Path, target: str | Path, *, force: bool = False) -> None
         await _pg_restore(src, t, force)
 
 
+def check_backup_revision(src: Path, revision: str | None) -> None:
+    """A backup written by a newer TPS19 (a schema revision this code does not know) is refused
+    before anything is replaced: restoring it would leave a database no command here can open,
+    and `tps19 db upgrade` cannot downgrade it."""
+    from . import migrate
+
+    if revision is None:
+        return
+    known = {s.revision for s in migrate.scripts().walk_revisions()}
+    if revision not in known:
+        raise StorageError(f"backup {src} has schema revision {revision}, this TPS19's newest is {migrate.head()}: "
+                           "it was written by a newer TPS19; restore it with that version (nothing was changed)")
+
+
+# backup.py dumps rows as INSERTs (pg_dump --inserts); COPY as pg_dump writes by default
+_PG_REVISION = re.compile(rb"INSERT INTO public\.alembic_version VALUES\s*\(\s*'([^']+)'\)"
+                          rb"|COPY public\.alembic_version \(version_num\) FROM stdin;\n([^\n\\]+)\n")
+
+
 def _refuse_if_full(t: Target, tables: set[str], force: bool) -> None:
     if tables and not force:
         raise StorageError(f"database {t.name} already holds {len(tables)} tables: "
@@ -63,6 +82,9 @@ def _sqlite_restore(src_path: Path, t: Target, force: bool) -> None:
                 raise StorageError(f"backup {src_path} is not a TPS19 database (no alembic_version)")
             if src.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise StorageError(f"backup {src_path} fails SQLite's integrity check")
+            if "alembic_version" in _sqlite_tables(src):
+                row = src.execute("SELECT version_num FROM alembic_version").fetchone()
+                check_backup_revision(src_path, row[0] if row else None)
             create_private(t.path)
             dst = sqlite3.connect(t.path, timeout=30)
             try:
@@ -84,6 +106,8 @@ async def _pg_restore(src_path: Path, t: Target, force: bool) -> None:
                              env=env, what=f"restore of {src_path}")
     if b"alembic_version" not in script:
         raise StorageError(f"backup {src_path} is not a TPS19 database (no alembic_version)")
+    m = _PG_REVISION.search(script)
+    check_backup_revision(src_path, (m.group(1) or m.group(2)).decode() if m else None)
     try:
         conn = await asyncpg.connect(url, password=env.get("PGPASSWORD"), timeout=30)
     except Exception as err:
