@@ -259,6 +259,9 @@ class LogSettings(BaseModel):
 class MLSettings(BaseModel):
     psi_warn: float = Field(0.25, gt=0, le=100, allow_inf_nan=False,
                             description="warn of drift when a feature's population stability index passes this")
+    threads: int = Field(1, ge=1, le=256,
+                         description="BLAS/OpenMP threads per training process (one: on a busy machine more threads "
+                                     "spin against each other and cost twice the CPU; --jobs parallelises folds)")
 
 
 class MetricsSettings(BaseModel):

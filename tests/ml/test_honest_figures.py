@@ -137,3 +137,21 @@ def test_the_report_counts_what_threshold_bps_dropped():
     assert thr["share_dropped"] == pytest.approx(dropped / (dropped + scored))
     lo, hi = res.cv["roc_auc_ci95"]
     assert lo < res.cv["roc_auc"] < hi and res.cv["auc_interval"]["effective_rows"] == pytest.approx(scored / 3)
+
+
+def test_classification_scores_equal_scikit_learns():
+    from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
+
+    from tps19.engine.ml.scoring import classification_scores
+
+    rng = np.random.default_rng(8)
+    y = (rng.random(3000) < 0.45).astype(int)
+    p = np.round(np.clip(0.5 + 0.1 * rng.normal(size=3000) + 0.05 * y, 0, 1), 2)  # ties, and 0 / 1 exactly
+    got = classification_scores(y, p)
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, pc > 0.5))
+    assert got["precision"] == pytest.approx(precision_score(y, pc > 0.5, zero_division=0))
+    assert got["recall"] == pytest.approx(recall_score(y, pc > 0.5, zero_division=0))
+    assert got["log_loss"] == pytest.approx(log_loss(y, pc, labels=[0, 1]), rel=1e-9)
+    assert classification_scores(np.ones(5, dtype=int), np.full(5, 0.7))["roc_auc"] is None

@@ -49,8 +49,14 @@ def train(
 
             cluster = check_address(cluster)
             jobs = -1  # every worker thread of the cluster (joblib runs n_jobs=1 in-process, backend or not)
+        from ..config import ConfigError, load_settings
+
+        try:
+            threads = load_settings().ml.threads
+        except ConfigError as err:
+            fail(str(err))
         cfg = TrainConfig(model=model, horizon=horizon, threshold_bps=threshold_bps, folds=folds, embargo=embargo,
-                          seed=seed, fee=fee, jobs=jobs)
+                          seed=seed, fee=fee, jobs=jobs, threads=threads)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                              parse_time(until, "--until"), db, json_out, console)
         import asyncio

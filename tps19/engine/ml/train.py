@@ -19,7 +19,7 @@ from .features import FEATURE_NAMES, FEATURE_VERSION, LOOKBACK, feature_frame
 from .baselines import Segment, oos_figures
 from .intervals import auc_interval
 from .labels import forward_return, make_labels
-from .pipelines import MODEL_KINDS, build_pipeline, model_params
+from .pipelines import MODEL_KINDS, build_pipeline, limit_threads, model_params
 from .scoring import classification_scores, positions
 
 Progress = Callable[[int, int], None]
@@ -41,6 +41,7 @@ class TrainConfig:
     enter: float = 0.55
     exit: float = 0.5
     jobs: int = 1
+    threads: int = 1  # TPS19_ML__THREADS: BLAS + OpenMP threads of each fit (and of the whole run)
 
     def __post_init__(self) -> None:
         if self.model not in (*MODEL_KINDS, "auto"):
@@ -55,6 +56,8 @@ class TrainConfig:
             raise ValueError("fee must be within 0..0.1 (a fraction of notional)")
         if not 0 < self.exit <= self.enter < 1:
             raise ValueError("need 0 < exit <= enter < 1")
+        if not 1 <= self.threads <= 256:
+            raise ValueError("threads must be within 1..256")
 
 
 @dataclass
@@ -75,24 +78,23 @@ class TrainResult:
             self.kind = self.config.model
 
 
-def fit_fold(kind: str, seed: int, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+def fit_fold(kind: str, seed: int, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+             threads: int = 1) -> np.ndarray:
     """Fit one fold's pipeline and return P(up) for its test rows (a worker runs this)."""
-    from threadpoolctl import threadpool_limits
-
     if len(np.unique(y_train)) < 2:
         return np.full(len(x_test), float(y_train.mean()) if len(y_train) else 0.5)
-    # One OpenMP thread per fold: on a busy machine HistGradientBoosting's threads spin against
-    # each other (3,000 bars took 44 s with two threads, 0.9 s with one); --jobs parallelises folds.
-    with threadpool_limits(1, user_api="openmp"):
+    # ``threads`` OpenMP *and* BLAS threads (default one): on a busy machine HistGradientBoosting's
+    # threads spin against each other (3,000 bars took 44 s with two threads, 0.9 s with one), and
+    # idle OpenBLAS threads busy-wait: limiting OpenMP alone still cost 2x the CPU time of the fits
+    # (100k bars: 14.6 s against 6.6 s). --jobs parallelises folds instead.
+    with limit_threads(threads):
         pipe = build_pipeline(kind, seed)
         pipe.fit(x_train, y_train)
         return np.asarray(pipe.predict_proba(x_test)[:, 1], dtype=float)
 
 
 def _fit_final(kind: str, cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):
+    with limit_threads(cfg.threads):
         pipe = build_pipeline(kind, cfg.seed)
         pipe.fit(x, y)
     return pipe
@@ -104,6 +106,12 @@ def _min_bars(cfg: TrainConfig) -> int:
 
 def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Cross-validate, then fit on every labelled row. ``df``: ts/open/high/low/close/volume."""
+    # the whole run, not just the fits: numpy's BLAS threads spin between the report's array ops too
+    with limit_threads(cfg.threads):
+        return _train(df, cfg, progress)
+
+
+def _train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     import joblib
 
     n = len(df)
@@ -126,7 +134,7 @@ def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainR
         progress(done, total)
     # a generator: each fold's training rows are copied only when joblib dispatches it, not all
     # folds' copies at once (on 500,000 bars that is ~150 MB less at the peak)
-    tasks = (joblib.delayed(fit_fold)(kind, cfg.seed, x[tr], y[tr].astype(int), x[f.test])
+    tasks = (joblib.delayed(fit_fold)(kind, cfg.seed, x[tr], y[tr].astype(int), x[f.test], cfg.threads)
              for kind in kinds for f in folds for tr in (f.train[labelled[f.train]],))
     flat: list[np.ndarray] = []
     for p in joblib.Parallel(n_jobs=cfg.jobs, return_as="generator")(tasks):
