@@ -137,7 +137,7 @@ def rebalance(
     timeframe: str = typer.Option("1h", "--timeframe", help="With --symbol: the bar timeframe."),
     db: Path = typer.Option(None, "--db", help="With --symbol: the SQLite file."),
     lookback: int = typer.Option(500, "--lookback", min=10, help="Recent returns the covariance is estimated from."),
-    risk_aversion: float = typer.Option(1.0, "--risk-aversion", help="mean_variance: the variance penalty."),
+    risk_aversion: float = typer.Option(1.0, "--risk-aversion", help="mean_variance: the variance penalty, on annualised moments."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the weights and the orders that reach them; send nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (weights and covariance)."),
     mode: str = typer.Option("paper", "--mode", help="paper or live: the account the orders are planned for (and sent to without --dry-run)."),
@@ -165,7 +165,9 @@ def rebalance(
         fail("the series share fewer than 3 bar times: nothing to estimate")
     rets = np.column_stack([simple_returns(closes[s])[-lookback:] for s in names])
     try:
-        alloc = allocate(method, names, rets, risk_aversion=risk_aversion)
+        from ..engine.risk.metrics import bars_per_year
+
+        alloc = allocate(method, names, rets, risk_aversion=risk_aversion, bars_per_year=bars_per_year(ts) or 365.25 * 24)
     except OptimiseError as err:
         fail(str(err))
     out = alloc.as_dict() | {"returns": int(rets.shape[0]), "from_ts": int(ts[-rets.shape[0] - 1]), "to_ts": int(ts[-1]),

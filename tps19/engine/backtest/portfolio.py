@@ -133,7 +133,7 @@ class RebalanceEvery:
     period: int = 24
     lookback: int = 120
 
-    def targets(self, closes: np.ndarray) -> np.ndarray:
+    def targets(self, closes: np.ndarray, bars_per_year: float = 365.25 * 24) -> np.ndarray:
         from ..risk.optimize import allocate
 
         n, m = closes.shape
@@ -143,7 +143,8 @@ class RebalanceEvery:
         for i in range(n):
             if i >= self.lookback and (i - self.lookback) % self.period == 0:
                 # returns known at bar i's close: rets[:i] (rets[i-1] is close[i] / close[i-1] - 1)
-                w = allocate(self.method, [str(j) for j in range(m)], rets[i - self.lookback:i]).weights
+                w = allocate(self.method, [str(j) for j in range(m)], rets[i - self.lookback:i],
+                             bars_per_year=bars_per_year).weights
             out[i] = w
         return out
 
@@ -183,7 +184,9 @@ def run_portfolio(symbols: list[str], frames: dict[str, Any], config: BacktestCo
     opens = np.column_stack([cols[s]["open"] for s in symbols])
     closes = np.column_stack([cols[s]["close"] for s in symbols])
     if rebalance is not None:
-        targets = rebalance.targets(closes)
+        from ..risk.metrics import bars_per_year
+
+        targets = rebalance.targets(closes, bars_per_year(ts) or 365.25 * 24)
     else:
         # each bar's time too: the `ml` strategy's features and its training-range check need it
         targets = np.column_stack([np.asarray(strategy(s).generate(cols[s] | {"ts": ts}).target, dtype=float)
