@@ -97,3 +97,44 @@ def test_backtest_reports_carry_var_and_cvar_of_their_equity(tmp_path):
     rets = curve[1:] / curve[:-1] - 1
     assert (m["var_95"], m["cvar_95"]) == pytest.approx(var_cvar(rets, 0.95))
     assert (m["var_99"], m["cvar_99"]) == pytest.approx(var_cvar(rets, 0.99))
+
+
+def test_every_var_names_its_horizon_and_gives_a_one_day_figure(tmp_path):
+    """`tps19 risk --json`, backtest reports and the Risk pane gave per-bar (1m) figures without
+    saying so. Each VaR/CVaR now names its horizon and comes with a one-day figure: historical
+    from overlapping one-day returns given >= 30 days of bars, else sqrt(t)-scaled and labelled."""
+    from tps19.engine.risk.metrics import one_day_var
+
+    f = _csv(tmp_path / "x.csv", SAMPLE)  # 100 one-minute returns: too short for history
+    out = json.loads(CliRunner().invoke(app, ["risk", "--data", f"X/USDT={f}", "--json"]).stdout)
+    assert out["horizon"] == "1m" and out["one_day_method"] == "scaled"
+    k = 1440 ** 0.5
+    assert out["var_1d"]["95"] == pytest.approx(0.04505 * k) and out["cvar_1d"]["99"] == pytest.approx(0.05 * k)
+    table = CliRunner().invoke(app, ["risk", "--data", f"X/USDT={f}"]).output
+    assert "VaR 95% per 1m bar" in table and "VaR 95% 1 day (scaled)" in table
+    # 40 days of hourly returns: the one-day figure is the quantile of overlapping 24-bar returns
+    r = np.random.default_rng(3).normal(0.0, 0.01, 24 * 40)
+    var, cvar, method = one_day_var(r, 24.0)
+    daily = np.array([np.prod(1 + r[i:i + 24]) - 1 for i in range(len(r) - 23)])
+    assert method == "historical" and var["95"] == pytest.approx(var_cvar(daily, 0.95)[0])
+    assert cvar["99"] == pytest.approx(var_cvar(daily, 0.99)[1])
+    # one sign convention: a loss is positive; a tail of gains is a negative VaR, shown as such
+    assert var_cvar(np.full(50, 0.01), 0.95)[0] == pytest.approx(-0.01)
+    bt = CliRunner().invoke(app, ["backtest", "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=5",
+                                  "--data", str(f), "--no-save", "--json", "--fee", "0"])
+    m = json.loads(bt.stdout)["metrics"]
+    assert m["var_horizon"] == "1m" and m["var_1d_method"] == "scaled"
+    assert m["var_1d_95"] == pytest.approx(m["var_95"] * k)
+
+
+def test_the_risk_pane_names_the_horizon():
+    from tps19.desk.widgets.panes import metric_rows
+    from tps19.engine.risk.metrics import report
+
+    r = np.random.default_rng(4).normal(0.0, 0.001, 200)
+    ev = type("Ev", (), {"report": report({"X/USDT": r}, {"X/USDT": 1.0}, 1.0, 525_960.0), "drawdown_pct": 0.0})()
+    rows = dict(metric_rows(ev))
+    assert "VaR 95/99 (1m)" in rows and "VaR 1d (scaled)" in rows
+    short = type("Ev", (), {"report": report({"X/USDT": r[:1]}, {"X/USDT": 1.0}, 1.0, 525_960.0),
+                            "drawdown_pct": None})()
+    assert dict(metric_rows(short))["VaR/CVaR"] == "n/a (1 bar)"

@@ -53,11 +53,12 @@ def test_the_risk_pane_rows_of_the_metrics():
 
     rep = RiskReport(exposure={"BTC/USDT": 5.0}, gross_exposure=5.0, leverage=0.5, bars=100, volatility_per_bar=0.01,
                      volatility_annual=0.8, var={"95": 0.012, "99": 0.02}, cvar={"95": 0.015, "99": 0.025},
-                     correlation={"BTC/USDT": {"BTC/USDT": 1.0, "ETH/USDT": 0.8}, "ETH/USDT": {"BTC/USDT": 0.8}})
+                     correlation={"BTC/USDT": {"BTC/USDT": 1.0, "ETH/USDT": 0.8}, "ETH/USDT": {"BTC/USDT": 0.8}},
+                     horizon="1m", var_1d={"95": 0.45, "99": 0.75}, cvar_1d={"95": 0.57, "99": 0.95})
     ev = RiskMetricsEvent(equity=10.0, report=rep, peak_equity=12.0, drawdown_pct=16.67)
     assert metric_rows(ev) == [("leverage", "0.50x"), ("from peak", "-16.67%"), ("vol (annual)", "80.0%"),
-                               ("VaR 95/99", "1.20% / 2.00%"), ("CVaR 95/99", "1.50% / 2.50%"),
-                               ("corr BTC/ETH", "+0.80")]
+                               ("VaR 95/99 (1m)", "1.20% / 2.00%"), ("CVaR 95/99 (1m)", "1.50% / 2.50%"),
+                               ("VaR 1d (scaled)", "45.00% / 75.00%"), ("corr BTC/ETH", "+0.80")]
     few = RiskMetricsEvent(equity=10.0, report=RiskReport({}, 0.0, 0.0, 3, 0.0, 0.0), drawdown_pct=0.0)
     assert metric_rows(few) == [("leverage", "0.00x"), ("from peak", "0.00%"), ("VaR/CVaR", "n/a (3 bars)")]
 

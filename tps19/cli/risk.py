@@ -97,9 +97,13 @@ def _print(out: dict[str, Any]) -> None:
     t.add_row("leverage", f"{out['leverage']:.4g}")
     t.add_row("volatility per bar", f"{out['volatility_per_bar'] * 100:.3f}%")
     t.add_row("volatility annualised", f"{out['volatility_annual'] * 100:.2f}%")
+    per, day = f"per {out['horizon']} bar", f"1 day ({out['one_day_method']})"
     for lv in ("95", "99"):
-        t.add_row(f"VaR {lv}%", f"{out['var'][lv] * 100:.3f}%")
-        t.add_row(f"CVaR {lv}%", f"{out['cvar'][lv] * 100:.3f}%")
+        t.add_row(f"VaR {lv}% {per}", f"{out['var'][lv] * 100:.3f}%")
+        t.add_row(f"CVaR {lv}% {per}", f"{out['cvar'][lv] * 100:.3f}%")
+    for lv in ("95", "99"):
+        t.add_row(f"VaR {lv}% {day}", f"{out['var_1d'][lv] * 100:.3f}%")
+        t.add_row(f"CVaR {lv}% {day}", f"{out['cvar_1d'][lv] * 100:.3f}%")
     t.add_row("max drawdown", f"{out['max_drawdown'] * 100:.2f}%")
     syms = list(out["correlation"])
     for i, a in enumerate(syms):

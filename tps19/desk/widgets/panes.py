@@ -210,11 +210,19 @@ def metric_rows(ev: Any) -> list[tuple[str, str]]:
     if ev.drawdown_pct is not None:
         rows.append(("from peak", f"-{ev.drawdown_pct:.2f}%" if ev.drawdown_pct >= 0.005 else "0.00%"))
     if r.bars < 20:
-        rows.append(("VaR/CVaR", f"n/a ({r.bars} bars)"))
+        rows.append(("VaR/CVaR", f"n/a ({r.bars} bar{'' if r.bars == 1 else 's'})"))
         return rows
+
+    def pct(x: float) -> str:
+        text = f"{x * 100:.2f}%"
+        return "0.00%" if text == "-0.00%" else text
+
+    h = getattr(r, "horizon", "bar")
     rows += [("vol (annual)", f"{r.volatility_annual * 100:.1f}%"),
-             ("VaR 95/99", f"{r.var['95'] * 100:.2f}% / {r.var['99'] * 100:.2f}%"),
-             ("CVaR 95/99", f"{r.cvar['95'] * 100:.2f}% / {r.cvar['99'] * 100:.2f}%")]
+             (f"VaR 95/99 ({h})", f"{pct(r.var['95'])} / {pct(r.var['99'])}"),
+             (f"CVaR 95/99 ({h})", f"{pct(r.cvar['95'])} / {pct(r.cvar['99'])}")]
+    if r.var_1d:  # the one-day figure: historical from 30 days of bars, else sqrt-scaled
+        rows.append((f"VaR 1d ({r.one_day_method})", f"{pct(r.var_1d['95'])} / {pct(r.var_1d['99'])}"))
     pairs = [(a, b, c) for a, row in r.correlation.items() for b, c in row.items() if a < b and c is not None]
     if pairs:
         a, b, c = max(pairs, key=lambda p: abs(p[2]))

@@ -30,7 +30,10 @@ def duration(ms: int) -> str:
 
 
 def _pct(x: Any) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x * 100:.2f}%"
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    text = f"{x * 100:.2f}%"
+    return "0.00%" if text == "-0.00%" else text  # a tiny negative is no sign worth showing
 
 
 def _num(x: Any, nd: int = 2) -> str:
@@ -61,8 +64,10 @@ def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("Fees paid", _num(m.get("fees"))),
     ] + ([  # the risk figures `tps19 backtest` adds (engine/risk/metrics.py, docs/risk.md)
         ("Volatility (annual)", _pct(m.get("volatility_annual"))),
-        ("VaR / CVaR 95%", f"{_pct(m.get('var_95'))} / {_pct(m.get('cvar_95'))}"),
-        ("VaR / CVaR 99%", f"{_pct(m.get('var_99'))} / {_pct(m.get('cvar_99'))}"),
+        (f"VaR / CVaR 95% per {m.get('var_horizon', '')} bar", f"{_pct(m.get('var_95'))} / {_pct(m.get('cvar_95'))}"),
+        (f"VaR / CVaR 99% per {m.get('var_horizon', '')} bar", f"{_pct(m.get('var_99'))} / {_pct(m.get('cvar_99'))}"),
+        (f"VaR / CVaR 95% 1 day ({m.get('var_1d_method')})", f"{_pct(m.get('var_1d_95'))} / {_pct(m.get('cvar_1d_95'))}"),
+        (f"VaR / CVaR 99% 1 day ({m.get('var_1d_method')})", f"{_pct(m.get('var_1d_99'))} / {_pct(m.get('cvar_1d_99'))}"),
     ] if "var_95" in m else []) + ([  # portfolio backtests: spot cash never goes below zero
         ("Lowest cash", _num(m.get("min_cash"))),
     ] if "min_cash" in m else [])

@@ -6,8 +6,12 @@ Definitions (docs/risk.md):
 * realised volatility: standard deviation (ddof=1) of the per-bar simple returns, also
   annualised by sqrt(bars a year).
 * historical VaR at 95 % / 99 %: minus numpy's default (linear) quantile of the returns at
-  5 % / 1 %; CVaR: minus the mean of the returns at or below minus VaR. Both positive fractions
-  of equity (a loss); 0 when the quantile is a gain.
+  5 % / 1 %; CVaR: minus the mean of the returns at or below minus VaR. One sign convention
+  everywhere: a loss is positive (a fraction of equity); a negative VaR says even the tail of
+  the returns is a gain. Every figure names its horizon: ``horizon`` is the bar ("1m"), and a
+  one-day figure comes with it (``one_day_var``): historical, from overlapping one-day
+  compounded returns, given at least 30 days of bars; else the per-bar figure x sqrt(bars a
+  day), labelled ``scaled``.
 * max drawdown: the largest fall of the compounded equity curve from its running peak, as a
   positive fraction.
 * correlation: Pearson correlation of the held symbols' per-bar returns.
@@ -36,7 +40,8 @@ def simple_returns(close: np.ndarray) -> np.ndarray:
 
 
 def var_cvar(returns: np.ndarray, level: float) -> tuple[float, float]:
-    """(VaR, CVaR) at ``level`` (0.95 -> the 5 % tail) as positive loss fractions."""
+    """(VaR, CVaR) at ``level`` (0.95 -> the 5 % tail) per period of the returns: a loss is
+    positive, a tail of gains negative."""
     r = np.asarray(returns, dtype=float)
     r = r[np.isfinite(r)]
     if not len(r):
@@ -79,6 +84,42 @@ def correlation(returns: Mapping[str, np.ndarray]) -> dict[str, dict[str, float 
             for i, a in enumerate(names)}
 
 
+DAY_MS = 86_400_000
+MIN_DAYS_HISTORICAL = 30
+
+
+def horizon_label(bars_per_year: float) -> str:
+    """The bar a per-bar figure is per: "1m", "1h", "1d" (from the bars' spacing)."""
+    if not bars_per_year > 0:
+        return "bar"
+    ms = YEAR_MS / bars_per_year
+    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        if ms >= size and abs(ms / size - round(ms / size)) < 1e-6:
+            return f"{round(ms / size)}{unit}"
+    return f"{ms / 1000:g}s"
+
+
+def one_day_var(returns: np.ndarray, bars_per_day: float) -> tuple[dict[str, float], dict[str, float], str]:
+    """(VaR, CVaR at 95/99 over one day, method): "historical" from overlapping one-day
+    compounded returns when the series spans at least 30 days, else "scaled" (per-bar x sqrt)."""
+    r = np.asarray(returns, dtype=float)
+    r = r[np.isfinite(r)]
+    k = int(round(bars_per_day)) if bars_per_day > 0 else 1
+    var: dict[str, float] = {}
+    cvar: dict[str, float] = {}
+    if k >= 1 and len(r) >= MIN_DAYS_HISTORICAL * k:
+        growth = np.cumsum(np.log1p(r))
+        daily = np.expm1(growth[k - 1:] - np.concatenate(([0.0], growth[:-k])))
+        for lv in LEVELS:
+            var[str(round(lv * 100))], cvar[str(round(lv * 100))] = var_cvar(daily, lv)
+        return var, cvar, "historical"
+    scale = math.sqrt(max(bars_per_day, 1.0))
+    for lv in LEVELS:
+        v, c = var_cvar(r, lv)
+        var[str(round(lv * 100))], cvar[str(round(lv * 100))] = v * scale, c * scale
+    return var, cvar, "scaled"
+
+
 @dataclass
 class RiskReport:
     exposure: dict[str, float]  # |value| per symbol (fractions of equity when built from weights)
@@ -91,6 +132,10 @@ class RiskReport:
     cvar: dict[str, float] = field(default_factory=dict)
     max_drawdown: float = 0.0
     correlation: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    horizon: str = "bar"  # what var/cvar are per: one bar of this length ("1m")
+    var_1d: dict[str, float] = field(default_factory=dict)
+    cvar_1d: dict[str, float] = field(default_factory=dict)
+    one_day_method: str = "scaled"  # historical (overlapping one-day returns) or scaled (x sqrt(bars a day))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,10 +156,12 @@ def report(returns_by_symbol: Mapping[str, np.ndarray], exposure: Mapping[str, f
     for lv in LEVELS:
         var[str(round(lv * 100))], cvar[str(round(lv * 100))] = var_cvar(port, lv)
     held = {s: np.asarray(r, dtype=float)[-n:] for s, r in returns_by_symbol.items() if exposure.get(s)}
+    var_d, cvar_d, method = one_day_var(port, bars_per_year / 365.25 if bars_per_year > 0 else 1.0)
     return RiskReport(exposure={s: abs(v) for s, v in exposure.items()}, gross_exposure=gross,
                       leverage=gross / equity if equity > 0 else 0.0, bars=n, volatility_per_bar=per_bar,
                       volatility_annual=annual, var=var, cvar=cvar, max_drawdown=max_drawdown(port),
-                      correlation=correlation(held))
+                      correlation=correlation(held), horizon=horizon_label(bars_per_year), var_1d=var_d,
+                      cvar_1d=cvar_d, one_day_method=method)
 
 
 def align_closes(frames: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -140,15 +187,20 @@ def bars_per_year(ts: np.ndarray) -> float:
     return YEAR_MS / step if step > 0 else 0.0
 
 
-def equity_risk(equity: np.ndarray, cash: float, ts: np.ndarray) -> dict[str, float]:
+def equity_risk(equity: np.ndarray, cash: float, ts: np.ndarray) -> dict[str, Any]:
     """A backtest report's risk figures, from its equity curve (per-bar simple returns, the
     starting cash first): annualised volatility and VaR/CVaR at 95 and 99 %."""
     curve = np.concatenate(([cash], np.asarray(equity, dtype=float)))
     rets = simple_returns(curve)
-    out = {"volatility_annual": volatility(rets, bars_per_year(ts))[1]}
+    per_year = bars_per_year(ts)
+    out: dict[str, Any] = {"volatility_annual": volatility(rets, per_year)[1]}
     for lv in LEVELS:
         var, cvar = var_cvar(rets, lv)
         out[f"var_{round(lv * 100)}"], out[f"cvar_{round(lv * 100)}"] = var, cvar
+    var_d, cvar_d, method = one_day_var(rets, per_year / 365.25 if per_year > 0 else 1.0)
+    for lv in var_d:
+        out[f"var_1d_{lv}"], out[f"cvar_1d_{lv}"] = var_d[lv], cvar_d[lv]
+    out["var_horizon"], out["var_1d_method"] = horizon_label(per_year), method
     return out
 
 
