@@ -198,8 +198,8 @@ def equity_risk(equity: np.ndarray, cash: float, ts: np.ndarray) -> dict[str, An
         var, cvar = var_cvar(rets, lv)
         out[f"var_{round(lv * 100)}"], out[f"cvar_{round(lv * 100)}"] = var, cvar
     var_d, cvar_d, method = one_day_var(rets, per_year / 365.25 if per_year > 0 else 1.0)
-    for lv in var_d:
-        out[f"var_1d_{lv}"], out[f"cvar_1d_{lv}"] = var_d[lv], cvar_d[lv]
+    for key in var_d:
+        out[f"var_1d_{key}"], out[f"cvar_1d_{key}"] = var_d[key], cvar_d[key]
     out["var_horizon"], out["var_1d_method"] = horizon_label(per_year), method
     return out
 
