@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from .common import DB_HELP, bad_input_errors, check_numbers, db_label, db_path, fail, one_line, parse_time
+from .common import (DB_HELP, bad_input_errors, check_numbers, db_label, db_path, fail, one_line, parse_time,
+                     protection_flags, stop_loss_option, take_profit_option, trailing_stop_option)
 
 
 def load_data(
@@ -77,19 +78,23 @@ def backtest(
     sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
     max_drawdown: float = typer.Option(None, "--max-drawdown", help="Drawdown breaker: % below peak equity that halts new risk."),
     flatten_on_halt: bool = typer.Option(False, "--flatten-on-halt", help="When the breaker trips, close the position."),
+    stop_loss: float = stop_loss_option(),
+    take_profit: float = take_profit_option(),
+    trailing_stop: float = trailing_stop_option(),
 ) -> None:
-    """Backtest a strategy: signal on a bar's close, fill at the next bar's open."""
+    """Backtest a strategy: signal on a bar's close, fill at the next bar's open; protective exits inside each bar."""
     from .results import LazyConsole, report
 
     console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
+    protection = protection_flags(stop_loss, take_profit, trailing_stop)
     try:
         from ..engine.backtest import BacktestConfig, run_backtest
         from ..engine.strategies import create, get
 
         # the settings (pydantic-settings) are read only for a strategy that reads the database
         strat = create(strategy, param or [], db=db_path(db) if getattr(get(strategy), "uses_database", False) else None)
-        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
+        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size, protection=protection)
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                              parse_time(until, "--until"), db, json_out, console)
@@ -145,6 +150,9 @@ def optimize(
     seed: int = typer.Option(19, "--seed", help="Seed for --random."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
+    stop_loss: float = stop_loss_option(),
+    take_profit: float = take_profit_option(),
+    trailing_stop: float = trailing_stop_option(),
 ) -> None:
     """Grid/random parameter search in parallel, optionally walk-forward; the winner's deflated
     Sharpe ratio and the search's probability of backtest overfitting count every trial."""
@@ -152,6 +160,7 @@ def optimize(
 
     console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
+    protection = protection_flags(stop_loss, take_profit, trailing_stop)
     try:
         from ..engine.backtest import BacktestConfig
         from ..engine.backtest import optimize as opt
@@ -164,7 +173,7 @@ def optimize(
         g = opt.parse_grid(grid)
         fixed = parse_kv(param or [])
         cands = opt.candidates(strategy, g, fixed, random_n, seed)
-        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
+        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, protection=protection)
         df, _meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                               parse_time(until, "--until"), db, json_out, console)
         arrays = {k: df[k] for k in ("ts", "open", "high", "low", "close", "volume")}

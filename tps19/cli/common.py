@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..dburl import is_db_url
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -37,6 +37,33 @@ def check_numbers(**flags: float) -> None:
             to_float(value, "--" + name.replace("_", "-"))
         except NumberError as err:
             fail(str(err))
+
+
+def stop_loss_option() -> Any:
+    return typer.Option(None, "--stop-loss", help="Stop-loss on every entry, % of the entry price (2 = 2 %); "
+                        "wins over a sizing rule's stop (docs/orders.md).")
+
+
+def take_profit_option() -> Any:
+    return typer.Option(None, "--take-profit", help="Take-profit on every entry, % of the entry price.")
+
+
+def trailing_stop_option() -> Any:
+    return typer.Option(None, "--trailing-stop", help="Trailing stop on every entry, % below the highest price "
+                        "since entry (above the lowest for a short).")
+
+
+def protection_flags(stop_loss: float | None, take_profit: float | None, trailing_stop: float | None) -> Any:
+    """``--stop-loss/--take-profit/--trailing-stop`` as an engine ``Protection`` (None when none
+    is given); a bad value ends with one line naming the flag."""
+    check_numbers(**{k: v for k, v in (("stop_loss", stop_loss), ("take_profit", take_profit),
+                                        ("trailing_stop", trailing_stop)) if v is not None})
+    from ..engine.protection import ProtectionError, parse_protection
+
+    try:
+        return parse_protection(stop_loss, take_profit, trailing_stop)
+    except ProtectionError as err:
+        fail(str(err))
 
 
 DB_HELP = "SQLite file or postgresql+asyncpg:// URL (default: TPS19_DATABASE__URL, else TPS19_DATABASE__PATH)."

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from .common import fail
+from .common import fail, stop_loss_option, take_profit_option, trailing_stop_option
 
 
 def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -217,14 +217,18 @@ def backtest_portfolio(
     sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
     max_drawdown: float = typer.Option(None, "--max-drawdown", help="Drawdown breaker: % below peak equity that halts new risk."),
     flatten_on_halt: bool = typer.Option(False, "--flatten-on-halt", help="When the breaker trips, close every position."),
+    stop_loss: float = stop_loss_option(),
+    take_profit: float = take_profit_option(),
+    trailing_stop: float = trailing_stop_option(),
 ) -> None:
     """Backtest several symbols sharing one cash balance (docs/risk.md)."""
     from ..engine.backtest import BacktestConfig
     from ..engine.backtest.portfolio import RebalanceEvery, run_portfolio
     from ..engine.risk.optimize import METHODS, OptimiseError
-    from .common import bad_input_errors, check_numbers
+    from .common import bad_input_errors, check_numbers, protection_flags
 
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
+    protection = protection_flags(stop_loss, take_profit, trailing_stop)
     if bool(data) == bool(symbol):
         fail("give either --data SYMBOL=FILE ... or --symbol S ..., not both")
     if bool(strategy) == bool(rebalance_method):
@@ -235,7 +239,7 @@ def backtest_portfolio(
 
     refused: tuple[type[BaseException], ...] = (OptimiseError, *bad_input_errors())
     try:
-        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps)
+        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, protection=protection)
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         frames = load_frames(data) if data else load_stored(symbol, exchange.lower(), timeframe, db)
         names = list(frames)

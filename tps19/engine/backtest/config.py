@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..protection import Protection
+
 
 @dataclass(frozen=True)
 class BacktestConfig:
@@ -11,6 +13,7 @@ class BacktestConfig:
     fee: float = 0.001
     slippage_bps: float = 0.0
     size: float = 1.0
+    protection: Protection | None = None  # --stop-loss/--take-profit/--trailing-stop on every entry
 
     def __post_init__(self) -> None:
         if not self.cash > 0:

@@ -21,7 +21,7 @@ Rules (documented in docs/backtesting.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,9 @@ import numpy as np
 from ..strategies.base import SignalFrame, Strategy, target_changes
 from .metrics import compute_metrics
 from .config import BacktestConfig
+from ..protection import INTRABAR_RULE, Protection, with_sizing
 from .simulate import SimConfig, simulate, simulate_changes, sparse_changes
+from .stops import apply_protection, simulate_target
 from .trades import Fill, FillTable, Trade, TradeTable
 
 __all__ = ["BacktestConfig", "BacktestResult", "Fill", "Trade", "check_no_lookahead", "run_backtest", "simulate"]
@@ -67,10 +69,13 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
     ``risk`` (engine/risk/backtest.py ``BacktestRisk``) sizes the targets and applies the
     drawdown breaker before the simulator; what it did is in ``metrics["risk"]``."""
     config = config or BacktestConfig()
+    config, risk = with_sizing_stop(config, risk)
     cols = {k: np.asarray(data[k], dtype=float) for k in ("open", "high", "low", "close", "volume")}
     ts = np.asarray(data["ts"], dtype=np.int64)
     sim = SimConfig(config.cash, config.fee, config.slippage_bps, config.size)
     data_ts = cols | {"ts": ts}  # bar times: the `ml` strategy's features and range check
+    levels = getattr(strategy, "protection_columns", None)
+    columns = levels(data_ts) if callable(levels) else None  # the strategy's own protective levels
     frame, risk_info = None, None
     if risk is None:  # the target's changes only: no per-bar signal columns on a long history
         if hasattr(strategy, "target_changes"):
@@ -78,13 +83,18 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
         else:  # any object with generate() (tests' scripted strategies)
             at, held = target_changes(strategy.generate(data_ts).target)
         changes = sparse_changes(cols["open"], len(ts), at, held, config.size)
+        changes = apply_protection(changes, at, cols["open"], cols["high"], cols["low"], config.slippage_bps,
+                                   config.protection, columns)
         equity, units, fills, trades = simulate_changes(ts, cols["close"], changes, sim)
     else:
         from ..risk.backtest import apply_risk
 
         frame = strategy.generate(data_ts)
-        target, risk_info = apply_risk(risk, ts, cols, frame.target, config)
-        equity, units, fills, trades = simulate(ts, cols["open"], cols["close"], target, config)
+        raw_at = target_changes(frame.target)[0]  # the strategy's own changes, before sizing
+        risked = apply_risk(risk, ts, cols, frame.target, config, raw_at=raw_at, columns=columns)
+        risk_info = risked.info
+        equity, units, fills, trades = simulate_target(ts, cols, risked.target, config, raw_at, columns,
+                                                       unhalted=risked.sized)
     res = BacktestResult(
         strategy=strategy.name,
         params=strategy.param_dict(),
@@ -100,7 +110,26 @@ def run_backtest(strategy: Strategy, data: Any, config: BacktestConfig | None = 
     res.metrics = compute_metrics(res)
     if risk_info is not None:
         res.metrics["risk"] = risk.describe() | risk_info
+    if config.protection is not None or columns is not None:
+        res.metrics["protection"] = protection_report(config.protection, columns is not None)
+    res.metrics["exit_reasons"] = trades.reason_counts()
     return res
+
+
+def with_sizing_stop(config: BacktestConfig, risk: Any) -> tuple[BacktestConfig, Any]:
+    """``--stop-loss`` replaces the fixed_fractional sizing's stop, or that rule's stop is placed
+    (``protection.with_sizing``): the run's config and risk with both in agreement."""
+    sizing = getattr(risk, "sizing", None)
+    if sizing is None:
+        return config, risk
+    protection, sizing = with_sizing(config.protection, sizing)
+    return replace(config, protection=protection), replace(risk, sizing=sizing)
+
+
+def protection_report(protection: Protection | None, strategy_levels: bool) -> dict[str, Any]:
+    """What the report says of the run's protective exits: the levels and the intrabar rule."""
+    return {**(protection.as_dict() if protection is not None else {}),
+            "strategy_levels": strategy_levels, "intrabar_rule": INTRABAR_RULE}
 
 
 def check_no_lookahead(strategy_factory: Any, data: Any, cut_points: list[int]) -> list[int]:

@@ -16,14 +16,16 @@ import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ...numbers import NumberError, to_float
 from ..strategies import ParamError, get
-from .engine import BacktestConfig, BacktestResult, run_backtest, simulate
+from ..strategies.base import target_changes
+from .engine import BacktestConfig, BacktestResult, run_backtest
+from .stops import simulate_target
 from .metrics import bar_returns, compute_metrics
 from .overfitting import BLOCKS, Overfitting, assess, pool as pool_sketches, sketch
 from .shared import MappedBars, mapped_pool
@@ -257,11 +259,16 @@ def out_of_sample(name: str, params: dict[str, Any], data: dict[str, np.ndarray]
                   train: tuple[int, int], test: tuple[int, int]) -> BacktestResult:
     """Trade ``params`` on the test window only (signals may read earlier bars for warm-up)."""
     strat = get(name)(params)
-    frame = strat.generate(_slice(data, train[0], test[1]))
+    seen = _slice(data, train[0], test[1])
+    frame = strat.generate(seen)
     off = test[0] - train[0]
     tgt = frame.target[off:].copy()
     d = _slice(data, test[0], test[1])
-    equity, units, fills, trades = simulate(d["ts"], d["open"], d["close"], tgt, config)
+    columns = strat.protection_columns(seen)
+    if columns is not None:
+        columns = {k: np.asarray(v)[off:] for k, v in columns.items()}
+    # a target already held at the window's first bar is a change there (the window starts flat)
+    equity, units, fills, trades = simulate_target(d["ts"], d, tgt, config, target_changes(tgt)[0], columns)
     res = BacktestResult(name, strat.param_dict(), config, d["ts"], d["close"], equity, units, fills, trades)
     res.metrics = compute_metrics(res)
     return res
@@ -307,7 +314,7 @@ def walk_forward(name: str, param_sets: list[dict[str, Any]], data: dict[str, np
             per_window.append(sk)
             done += len(param_sets)
             best, is_metrics = ranked[0]
-            cfg = BacktestConfig(cash=cash, fee=config.fee, slippage_bps=config.slippage_bps, size=config.size)
+            cfg = replace(config, cash=cash)
             oos = out_of_sample(name, best, data, cfg, train, test)
             cash = oos.final_equity
             out_folds.append(Fold(k, train, test, best, is_metrics, oos.metrics))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..protection import EXIT_REASONS
 from .engine import BacktestResult
 
 
@@ -70,7 +71,26 @@ def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         (f"VaR / CVaR 99% 1 day ({m.get('var_1d_method')})", f"{_pct(m.get('var_1d_99'))} / {_pct(m.get('cvar_1d_99'))}"),
     ] if "var_95" in m else []) + ([  # portfolio backtests: spot cash never goes below zero
         ("Lowest cash", _num(m.get("min_cash"))),
-    ] if "min_cash" in m else [])
+    ] if "min_cash" in m else []) + ([
+        ("Exits", _exit_counts(m.get("exit_reasons") or {})),
+    ] if m.get("exit_reasons") else []) + ([
+        ("Protection", _protection_line(m["protection"])),
+        ("Intrabar rule", "a bar reaching both stop and take-profit: the stop (pessimistic)"),
+    ] if m.get("protection") else [])
+
+
+def _exit_counts(counts: dict[str, int]) -> str:
+    shown = [f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v]
+    return ", ".join(shown) or "none"
+
+
+def _protection_line(p: dict[str, Any]) -> str:
+    names = (("stop_loss_pct", "stop-loss {}%"), ("take_profit_pct", "take-profit {}%"), ("trailing_pct", "trailing {}%"),
+             ("stop_loss_price", "stop-loss at {}"), ("take_profit_price", "take-profit at {}"))
+    parts = [fmt.format(f"{p[k]:g}") for k, fmt in names if p.get(k) is not None]
+    if p.get("strategy_levels"):
+        parts.append("the strategy's own levels")
+    return ", ".join(parts) or "none"
 
 
 def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:
@@ -85,7 +105,7 @@ def metrics_table(m: dict[str, Any], title: str = "Backtest") -> Any:
 
 
 _TRADE_KEYS = ("side", "entry_bar", "entry_ts", "entry_price", "units", "exit_bar", "exit_ts", "exit_price",
-               "pnl", "return_pct", "fees", "open")
+               "pnl", "return_pct", "fees", "open", "exit_reason")
 
 
 def iso_array(ms: np.ndarray) -> list[str]:
@@ -102,6 +122,7 @@ def trade_dicts(res: BacktestResult, lo: int = 0, hi: int | None = None) -> list
         return []
     cols = {k: getattr(t, k)[lo:hi].tolist() for k in _TRADE_KEYS}
     cols["side"] = ["long" if x > 0 else "short" for x in cols["side"]]
+    cols["exit_reason"] = [EXIT_REASONS[x] for x in cols["exit_reason"]]
     entry_time = iso_array(t.entry_ts[lo:hi])
     exit_time = iso_array(t.exit_ts[lo:hi])
     out = []
@@ -117,18 +138,23 @@ def trade_dicts(res: BacktestResult, lo: int = 0, hi: int | None = None) -> list
     return out
 
 
+# the trades table's narrow column (--json and the database carry the full names)
+_SHORT_REASON = {"signal": "signal", "stop_loss": "stop", "take_profit": "profit", "trailing_stop": "trail",
+                 "breaker": "breaker", "end": "end"}
+
+
 def trades_table(res: BacktestResult, limit: int = 50) -> Any:
     from rich.table import Table
 
     t = Table(title=f"Trades ({len(res.trades)}{', last ' + str(limit) if len(res.trades) > limit else ''})")
-    for c in ("#", "side", "entry", "entry px", "exit", "exit px", "units", "P&L", "return"):
-        t.add_column(c, justify="right" if c not in ("side", "entry", "exit") else "left")
+    for c in ("#", "side", "entry", "entry px", "exit", "exit px", "why", "units", "P&L", "return"):
+        t.add_column(c, justify="right" if c not in ("side", "entry", "exit", "why") else "left")
     start = max(0, len(res.trades) - limit)
     for i, tr in enumerate(res.trades[start:], start=start + 1):
         t.add_row(
             str(i), tr.side, iso(tr.entry_ts) or "", f"{tr.entry_price:.8g}",
             "open" if tr.open else (iso(tr.exit_ts) or ""), f"{tr.exit_price:.8g}" if tr.exit_price else "",
-            f"{tr.units:.8g}", f"{tr.pnl:,.2f}", _pct(tr.return_pct),
+            _SHORT_REASON[tr.exit_reason], f"{tr.units:.8g}", f"{tr.pnl:,.2f}", _pct(tr.return_pct),
         )
     return t
 
@@ -166,7 +192,8 @@ def json_chunks(res: BacktestResult, extra: dict[str, Any] | None = None, batch:
     head = {
         "strategy": res.strategy,
         "params": res.params,
-        "config": {"cash": res.config.cash, "fee": res.config.fee, "slippage_bps": res.config.slippage_bps, "size": res.config.size},
+        "config": {"cash": res.config.cash, "fee": res.config.fee, "slippage_bps": res.config.slippage_bps, "size": res.config.size,
+                   "protection": res.config.protection.as_dict() if res.config.protection is not None else None},
         **(extra or {}),
         "metrics": res.metrics,
     }

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..protection import END, EXIT_REASONS, SIGNAL
 from .config import BacktestConfig
 from .trades import Fill, FillTable, Trade, TradeTable
 
@@ -42,7 +43,8 @@ class Changes:
     bar: np.ndarray
     target: np.ndarray  # held target after the change (size applied)
     before: np.ndarray  # held target before it
-    price: np.ndarray
+    price: np.ndarray  # the open, or a protective exit's level (before slippage)
+    reason: np.ndarray | None = None  # int8 code (protection.EXIT_REASONS) of the position it closes; None: all signal
 
 
 def target_changes(open_: np.ndarray, target: np.ndarray, size: float) -> Changes:
@@ -174,9 +176,11 @@ def _round_trip_trades(ts: np.ndarray, close: np.ndarray, ch: Changes, s: np.nda
     exit_bar = np.where(is_open, -1, ch.bar[after])
     pnl = np.where(is_open, cash_after[j] - equity[j] + s[j] * units[j] * last, equity[after] - equity[j])
     fees = entry_value * fee + np.where(is_open, 0.0, units[j] * exit_price * fee)
+    reason = (ch.reason[after] if ch.reason is not None else np.full(len(j), SIGNAL, dtype=np.int8))
     return TradeTable(
         s[j].astype(np.int8), ch.bar[j], ts[ch.bar[j]], px_in[j], units[j], exit_bar,
         np.where(is_open, -1, ts[ch.bar[after]]), exit_price, pnl, pnl / entry_value, fees, is_open,
+        np.where(is_open, END, reason).astype(np.int8),
     )
 
 
@@ -187,9 +191,11 @@ def _step_by_step(ts: np.ndarray, close: np.ndarray, ch: Changes, config: SimCon
     fill_bars: list[int] = []
     cash_after: list[float] = []
     units_after: list[float] = []
-    for k, p, tgt in zip(ch.bar.tolist(), ch.price.tolist(), ch.target.tolist(), strict=True):
+    reasons = ch.reason.tolist() if ch.reason is not None else [SIGNAL] * len(ch.bar)
+    for k, p, tgt, why in zip(ch.bar.tolist(), ch.price.tolist(), ch.target.tolist(), reasons, strict=True):
         if book.cash + book.units * p <= 0:
             break  # ruined: nothing left to trade
+        book.reason = EXIT_REASONS[why]
         book.move(k, p, tgt, slip)
         fill_bars.append(k)
         cash_after.append(book.cash)
@@ -207,6 +213,7 @@ class _Book:
         self.fills: list[Fill] = []
         self.trades: list[Trade] = []
         self.cur: Trade | None = None
+        self.reason = EXIT_REASONS[SIGNAL]  # why the change being filled closes a position
 
     def move(self, k: int, p: float, tgt: float, slip: float) -> None:
         units = self.units
@@ -257,7 +264,7 @@ class _Book:
         cur._cash_flow += flow
         cur.fees += f
         if not opening and self.units == 0.0:
-            cur.exit_bar, cur.exit_ts = k, ts
+            cur.exit_bar, cur.exit_ts, cur.exit_reason = k, ts, self.reason
             self.close_trade(cur._cash_flow)
 
     def close_trade(self, pnl: float, open_: bool = False) -> None:
@@ -271,5 +278,5 @@ class _Book:
     def mark_open(self, last: float) -> None:
         """A position still open at the end: marked at the last close, no exit fee."""
         if self.cur is not None:
-            self.cur.exit_price = last
+            self.cur.exit_price, self.cur.exit_reason = last, EXIT_REASONS[END]
             self.close_trade(self.cur._cash_flow + self.units * last, open_=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..protection import EXIT_REASONS
+
 
 @dataclass
 class Fill:
@@ -22,6 +24,7 @@ class Fill:
     units: float
     price: float
     fee: float
+    reason: str = "signal"  # a closing fill's exit reason (protection.EXIT_REASONS); FillTable rows: signal
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Trade:
     return_pct: float = 0.0  # pnl / entry cost
     fees: float = 0.0
     open: bool = False
+    exit_reason: str = "signal"  # protection.EXIT_REASONS: signal, stop_loss, take_profit, trailing_stop, breaker, end
     # bookkeeping of the step-by-step simulator
     _in_units: float = 0.0
     _in_value: float = 0.0
@@ -123,6 +127,7 @@ class TradeTable(_Columns, Sequence[Trade]):
     return_pct: np.ndarray
     fees: np.ndarray
     open: np.ndarray
+    exit_reason: np.ndarray  # int8 code into protection.EXIT_REASONS (an open trade: "end")
 
     def _row(self, i: int) -> Trade:
         is_open = bool(self.open[i])
@@ -131,7 +136,7 @@ class TradeTable(_Columns, Sequence[Trade]):
             entry_ts=int(self.entry_ts[i]), entry_price=float(self.entry_price[i]), units=float(self.units[i]),
             exit_bar=None if is_open else int(self.exit_bar[i]), exit_ts=None if is_open else int(self.exit_ts[i]),
             exit_price=float(self.exit_price[i]), pnl=float(self.pnl[i]), return_pct=float(self.return_pct[i]),
-            fees=float(self.fees[i]), open=is_open,
+            fees=float(self.fees[i]), open=is_open, exit_reason=EXIT_REASONS[int(self.exit_reason[i])],
         )
 
     @property
@@ -151,4 +156,10 @@ class TradeTable(_Columns, Sequence[Trade]):
             np.array([-1 if t.exit_ts is None else t.exit_ts for t in trades], dtype=_I64),
             np.array([np.nan if t.exit_price is None else t.exit_price for t in trades], dtype=_F8),
             col("pnl", _F8), col("return_pct", _F8), col("fees", _F8), np.array([t.open for t in trades], dtype=bool),
+            np.array([EXIT_REASONS.index(t.exit_reason) for t in trades], dtype=_I8),
         )
+
+    def reason_counts(self) -> dict[str, int]:
+        """Closed trades per exit reason (every reason listed, 0 where none)."""
+        counts = np.bincount(self.exit_reason[~self.open].astype(np.int64), minlength=len(EXIT_REASONS))
+        return {r: int(c) for r, c in zip(EXIT_REASONS, counts.tolist(), strict=False) if r != "end"}

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..backtest.config import BacktestConfig
-from ..backtest.simulate import simulate
+from ..backtest.stops import simulate_target
+from ..strategies.base import target_changes
 from .sizing import Sizing, banded, rolling_daily_vol, size_fraction
 
 
@@ -62,23 +63,38 @@ def halted(target: np.ndarray, k: int, flatten: bool) -> np.ndarray:
     return out
 
 
-def halt_on_drawdown(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, target: np.ndarray,
-                     config: BacktestConfig, max_drawdown_pct: float, *, flatten: bool = False) -> tuple[np.ndarray, int | None]:
-    """(targets with the breaker applied, the bar it tripped at or None)."""
+def halt_on_drawdown(ts: np.ndarray, cols: dict[str, np.ndarray], target: np.ndarray, config: BacktestConfig,
+                     max_drawdown_pct: float, *, flatten: bool = False, raw_at: np.ndarray | None = None,
+                     columns: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int | None]:
+    """(targets with the breaker applied, the bar it tripped at or None). The equity it watches
+    is the simulator's with the run's protective exits (``config.protection``; ``raw_at``: the
+    strategy's own change bars, by default the target's)."""
     target = np.asarray(target, dtype=float)
-    k = trip_bar(simulate(ts, open_, close, target, config)[0], max_drawdown_pct)
+    raw = target_changes(target)[0] if raw_at is None else raw_at
+    k = trip_bar(simulate_target(ts, cols, target, config, raw, columns)[0], max_drawdown_pct)
     return (target, None) if k is None else (halted(target, k, flatten), k)
 
 
+@dataclass(frozen=True)
+class RiskedTargets:
+    target: np.ndarray  # after sizing and the breaker: what the simulator fills
+    sized: np.ndarray  # after sizing only (a change of ``target`` where this one has none is the breaker's)
+    info: dict[str, Any]
+
+
 def apply_risk(risk: BacktestRisk, ts: np.ndarray, cols: dict[str, np.ndarray], target: np.ndarray,
-               config: BacktestConfig) -> tuple[np.ndarray, dict[str, Any]]:
+               config: BacktestConfig, *, raw_at: np.ndarray | None = None,
+               columns: dict[str, np.ndarray] | None = None) -> RiskedTargets:
     """The strategy's targets after sizing and the breaker, and what risk did (for the report)."""
     t = np.asarray(target, dtype=float)
     if risk.sizing is not None:
         t = sized_targets(risk.sizing, t, cols["close"], ts)
+    sized = t
     info: dict[str, Any] = {"halted_at_bar": None, "halted_at_ts": None}
     if risk.max_drawdown_pct is not None:
-        t, k = halt_on_drawdown(ts, cols["open"], cols["close"], t, config, risk.max_drawdown_pct, flatten=risk.flatten)
+        raw = target_changes(np.asarray(target, dtype=float))[0] if raw_at is None else raw_at
+        t, k = halt_on_drawdown(ts, cols, t, config, risk.max_drawdown_pct, flatten=risk.flatten,
+                                raw_at=raw, columns=columns)
         if k is not None:
             info = {"halted_at_bar": k, "halted_at_ts": int(ts[k])}
-    return t, info
+    return RiskedTargets(t, sized, info)

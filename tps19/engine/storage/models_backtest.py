@@ -26,3 +26,4 @@ class BacktestTrade(SQLModel, table=True):
     return_pct: float
     fees: float
     open: bool = False
+    exit_reason: str | None = None  # signal, stop_loss, take_profit, trailing_stop, breaker, end (None: stored before 0007)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..protection import Protection
 from .signals import Signal
 
 
@@ -172,7 +173,19 @@ class Strategy(ABC):
             strength=min(max(strength, 0.0), 1.0),
             reason=self.reasons[code] if code >= 0 else "",
             target=ev,
+            protection=self.step_protection() if ev != 0 else None,
         )
+
+    def protection_columns(self, data: Any) -> dict[str, np.ndarray] | None:
+        """Optional: the protective levels an entry decided on each bar carries, as per-bar arrays
+        keyed ``stop_loss_price``, ``take_profit_price`` (absolute), ``stop_loss_pct``,
+        ``take_profit_pct``, ``trailing_pct`` (percent of the entry price), NaN where none; or
+        None (the built-ins). ``step_protection`` must say the same for the newest bar."""
+        return None
+
+    def step_protection(self) -> Protection | None:
+        """Optional: the live path's ``protection_columns`` for the newest bar in ``self.bars``."""
+        return None
 
     def on_trades(self, trades: Any) -> None:  # optional hook
         """Optional: live trades; the built-ins ignore them."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..protection import Protection
 
 
 @dataclass(slots=True, frozen=True)
@@ -13,12 +16,15 @@ class Signal:
     ``target`` is the wanted position as a fraction of equity (-1..1; spot strategies 0..1).
     ``direction`` is the sign of the change it asks for: 1 buy, -1 sell (short, or flat from
     long), 0 no change. ``strength`` is 0..1, ``reason`` a short human sentence.
+    ``protection``: the stop-loss / take-profit / trailing stop the entry carries (the
+    strategy's own levels; the command line's ``--stop-loss`` etc. win over them), or None.
     """
 
     direction: int
     strength: float
     reason: str
     target: float
+    protection: Protection | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in (-1, 0, 1):
