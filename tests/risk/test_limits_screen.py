@@ -70,3 +70,38 @@ async def test_live_limits_need_the_word_typed(settings):  # noqa: F811
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert results == [{"max_order_notional": "500"}]
+
+
+async def test_the_ticket_checks_the_limits_in_force_and_the_free_balance_before_review(settings):  # noqa: F811
+    """The ticket checked the per-order cap from start-up: raised with `r`, a large buy was still
+    refused at 10,000 by the ticket; lowered, the ticket accepted what the engine then refused
+    after review. It now asks the engine's order entry (one source of limits), and a sell of more
+    than is held is caught before review, not after enter."""
+    from tps19.desk.screens.ticket import TicketScreen
+
+    from ..ui.test_desk_pilot import _open_ticket
+
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        risk = app.trading.broker.risk
+        risk.settings = risk.settings.model_copy(update={"max_order_notional": Decimal("200000")})  # as `r` does
+        ticket = await _open_ticket(pilot, app)
+        await pilot.press("ctrl+t")  # market: the value is checked at the book's ask
+        await wait_for(pilot, lambda: ticket.query_one("#type").value == "market", what="market order type")
+        await pilot.press(*"1.2")
+        await wait_for(pilot, lambda: ticket.validated is not None,
+                       what=lambda: f"1.2 BTC accepted under the raised cap (error: {ticket.error!r})")
+        risk.settings = risk.settings.model_copy(update={"max_order_notional": Decimal("1000")})
+        ticket.query_one("#amount").value = "0.05"
+        await wait_for(pilot, lambda: "exceeds the per-order cap 1000" in (ticket.error or ""),
+                       what=lambda: f"the lowered cap refused in the ticket (error: {ticket.error!r})")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, TicketScreen), what="the ticket to close")
+        risk.settings = risk.settings.model_copy(update={"max_order_notional": Decimal("10000000")})
+        ticket = await _open_ticket(pilot, app, "s")
+        await pilot.press(*"5")  # 1 BTC held
+        await wait_for(pilot, lambda: "not enough free BTC" in (ticket.error or ""),
+                       what=lambda: f"the sell of more than is held refused before review ({ticket.error!r})")
+        await pilot.press("enter")
+        assert ticket.stage == "edit"

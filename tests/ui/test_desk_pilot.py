@@ -179,12 +179,21 @@ async def test_ticket_validates_before_review(settings):
 
 
 async def test_rejected_order_is_a_notification_and_a_log_line(settings):
-    # the sim account starts with 1 BTC (~60k USDT): a buy breaks a 50k position cap in the broker
-    capped = settings.model_copy(update={"risk": settings.risk.model_copy(update={"max_position_notional": 50_000})})
-    app = desk_app(capped, "paper")
+    # the sim account starts with 1 BTC (~60k USDT): a buy breaks a 50k position cap in the broker.
+    # The ticket checks the limits in force before review, so the cap is lowered after the review
+    # (as another desk or the limits screen could): the broker's own check refuses it.
+    app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:
         await desk_ready(pilot, app)
-        await _place_paper(pilot, app, "0.01", market=True)
+        ticket = await _open_ticket(pilot, app)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: ticket.query_one("#type").value == "market", what="market order type")
+        await _type_amount(pilot, ticket, "0.01")
+        await _review(pilot, ticket)
+        risk = app.trading.broker.risk
+        risk.settings = risk.settings.model_copy(update={"max_position_notional": 50_000})
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
         await wait_for(pilot, lambda: any(e.level == "error" and "rejected" in e.message for e in app.state.log),
                        what="rejection in the log")
         await wait_for(pilot, lambda: any("rejected" in str(n.message) for n in app._notifications),

@@ -369,13 +369,21 @@ class DeskApp(CockpitScreens, App[int]):
         kill = bool(trading is not None and getattr(trading.broker, "killed", False))
         screen = TicketScreen(mode=self.mode, side=side, symbol=self.symbol, market=self.market(self.symbol),
                               book_fn=lambda s=self.symbol: self.state.books.get(s), trading_available=trading is not None,
-                              kill_engaged=kill, max_notional=self.settings.risk.max_order_notional)
+                              kill_engaged=kill, admit_fn=self._admit if trading is not None else None)
 
         def placed(req: Any) -> None:
             if req is not None:
                 self.run_worker(self._place(req), group="orders")
 
         self.push_screen(screen, placed)
+
+    def _admit(self, req: Any) -> str | None:
+        """What the engine's order entry would say of ``req`` now (None: it would pass): the
+        ticket checks the limits in force and the free balance with it, before review."""
+        trading = self.trading
+        if trading is None:
+            return "trading layer not available"
+        return trading.broker.entry.admit(req).reason
 
     async def _place(self, req: Any) -> None:
         trading = self.trading

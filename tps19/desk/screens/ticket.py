@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
@@ -90,13 +91,16 @@ class TicketScreen(ModalScreen[Any]):
 
     def __init__(self, *, mode: str, side: str, symbol: str, market: dict | None, book_fn: Any,
                  trading_available: bool, kill_engaged: bool = False,
-                 max_notional: Decimal | None = None, **kw: Any) -> None:
+                 admit_fn: Callable[[Any], str | None] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.mode, self.side, self.symbol, self.market = mode, side, symbol, market
         self.book_fn = book_fn  # () -> latest BookEvent for the symbol (the ticket re-reads it on every change)
         self.trading_available = trading_available and OrderRequest is not None
         self.kill_engaged = kill_engaged
-        self.max_notional = max_notional
+        # the engine's order entry (validation and the risk stage with the limits in force, the
+        # free balance): OrderRequest -> the reason it would be refused, or None. One source of
+        # limits for the ticket, the engine and the Risk pane; nothing is sent or counted.
+        self.admit_fn = admit_fn
         self.stage = "edit"
         self.validated: Any = None
         self.error: str | None = None
@@ -192,8 +196,9 @@ class TicketScreen(ModalScreen[Any]):
             self.error = err.reason
             check.update(Text(err.reason, style="bold " + (theme.error or "red")))
             return
-        if self.max_notional is not None and v.notional is not None and v.notional > self.max_notional:
-            self.error = f"order value {v.notional:,.2f} exceeds the per-order cap {self.max_notional:,}"
+        refused = self.admit_fn(OrderRequest(v.symbol, v.side, v.type, v.amount, v.price)) if self.admit_fn else None
+        if refused:
+            self.error = refused
             check.update(Text(self.error, style="bold " + (theme.error or "red")))
             return
         self.validated = v
