@@ -7,6 +7,7 @@ settings object printed into a log or an exception shows ``**********``.
 from __future__ import annotations
 
 import difflib
+import re
 import io
 import os
 import stat
@@ -348,6 +349,34 @@ class NotifySettings(BaseModel):
         return v.strip()
 
 
+class VenueKeys(BaseModel):
+    """One venue's credentials when several venues run at once (TPS19_VENUES__<ID>__API_KEY /
+    __SECRET / __PASSWORD; <ID> is the exchange id, '-' written as '_': SIM_BINANCE)."""
+
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+
+
+def venue_env_id(exchange_id: str) -> str:
+    """How a venue id is written in TPS19_VENUES__<ID>__... (lower case in the settings dict)."""
+    return exchange_id.strip().lower().replace("-", "_")
+
+
+class ReportSettings(BaseModel):
+    # equity and P&L of several venues are added up in this currency (each venue values in its
+    # own; conversions are stated in the headless 'venues' line)
+    currency: str = "USDT"
+
+    @field_validator("currency")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        code = v.strip().upper()
+        if not code.isalnum() or len(code) > 20:
+            raise ValueError(f"{v[:20]!r} is not a currency code")
+        return code
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TPS19_",
@@ -371,6 +400,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
+    venues: dict[str, VenueKeys] = Field(default_factory=dict)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -405,6 +436,9 @@ def setting_names() -> list[str]:
     return names
 
 
+_VENUE_KEY = re.compile(r"^TPS19_VENUES__[A-Z0-9_]+__(API_KEY|SECRET|PASSWORD)$")
+
+
 def _did_you_mean(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
     return f": did you mean {close[0]}?" if close else " (.env.example lists every setting)"
@@ -419,7 +453,7 @@ def check_unknown(keys: Iterable[str], source: str) -> None:
     for key in keys:
         upper = key.strip().upper()
         if upper.startswith(PREFIX):
-            if upper not in known_set:
+            if upper not in known_set and not _VENUE_KEY.match(upper):
                 raise ConfigError(f"unknown setting {key} in {source}{_did_you_mean(upper, known)}")
         elif source == ".env" and difflib.get_close_matches(PREFIX + upper, known, n=1, cutoff=0.9):
             raise ConfigError(f"unknown setting {key} in .env (no {PREFIX} prefix){_did_you_mean(PREFIX + upper, known)}")

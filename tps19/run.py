@@ -101,6 +101,69 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     raise typer.Exit(asyncio.run(_desk(settings, mode, strat, shadow_strat, record_dir)))
 
 
+def run_venues(mode: str, *, exchanges: list[str], symbols: list[str] | None, no_ui: bool, db: str | Path | None,
+               log_file: Path | None, others: dict[str, object]) -> None:
+    """Several venues at once (tps19.engine.multivenue): headless, one engine per venue."""
+    from .engine.multivenue import VenuePlanError, check_live_allowed_all, plan_venues
+
+    if not no_ui:
+        fail("several venues run headless in this release: add --no-ui (the desk shows one venue; "
+             "see docs/venues.md)")
+    given = [name for name, value in others.items() if value]
+    if given:
+        fail(f"{', '.join(given)} with several venues is not built yet: run one venue per process for that "
+             "(docs/venues.md)")
+    settings = settings_from_flags(None, None, db)
+    try:
+        plans = plan_venues(settings, exchanges, symbols)
+    except VenuePlanError as err:
+        fail(str(err))
+        raise  # unreachable
+    if mode == "live":
+        reason = check_live_allowed_all(plans)
+        if reason:
+            fail(f"refusing to start LIVE: {reason}")
+    check_schema(settings)
+    code = asyncio.run(_headless_venues(plans, mode, log_file or settings.log.file, settings.report.currency))
+    gc.freeze()
+    raise typer.Exit(code)
+
+
+async def _headless_venues(plans: list, mode: str, log_file: Path | None, currency: str) -> int:
+    from .engine.headless_venues import run_headless_venues
+    from .engine.multivenue import VenueSet
+
+    async with _venues(plans) as pointed:
+        engines = {p.venue: build_engine(p.settings, mode) for p in pointed}
+        return await run_headless_venues(VenueSet(engines, report_currency=currency), log_file)
+
+
+@contextlib.asynccontextmanager
+async def _venues(plans: list) -> AsyncIterator[list]:
+    """Each simulated venue started on its own port (and seed: two sims are two markets), stopped
+    after the engines, however the run ends."""
+    from .engine.multivenue import VenuePlan, sim_seed
+
+    sims = []
+    pointed = []
+    try:
+        for i, p in enumerate(plans):
+            if needs_embedded_sim(p.settings):
+                try:
+                    s, sim = await start_embedded_sim(p.settings, seed=sim_seed(p.settings, i))
+                except OSError as err:
+                    fail(f"cannot start the simulated exchange for {p.venue}: {err}")
+                    raise  # unreachable
+                sims.append(sim)
+                pointed.append(VenuePlan(p.venue, s))
+            else:
+                pointed.append(p)
+        yield pointed
+    finally:
+        for sim in sims:
+            await sim.stop()
+
+
 def check_schema(settings: Settings) -> None:
     """An older (or newer) schema is refused here in one line, before any screen or engine."""
     from .engine.storage import Database, SchemaOutdated, SchemaTooNew

@@ -57,7 +57,7 @@ def test_every_documented_setting_loads():
     documented = {k.removeprefix("TPS19_").lower() for k in env}
     text = (ROOT / ".env.example").read_text().lower()
     for section, model in s:
-        for name in type(model).model_fields:
+        for name in getattr(type(model), "model_fields", {}):  # venues: a dict, documented by its pattern
             key = f"{section}__{name}"
             assert key in documented or f"tps19_{key}=" in text, f"{key} missing from .env.example"
 

@@ -14,16 +14,18 @@ HELP = {
     "live": "The desk placing REAL orders; every order is confirmed at the keyboard.",
 }
 EXCHANGE_HELP = {
-    "paper": "'sim' (default: embedded simulated exchange) or a ccxt id.",
-    "live": "A ccxt id, or 'sim' with the simulated venue's keys.",
+    "paper": "'sim' (default: embedded simulated exchange, Crypto.com dialect), 'sim-binance' (its Binance "
+             "dialect) or a ccxt id. Repeatable: several venues at once (headless, --no-ui).",
+    "live": "A ccxt id, or 'sim' / 'sim-binance' with the simulated venue's keys. Repeatable (--no-ui).",
 }
 
 
 def _desk_command(mode: str) -> Callable[..., None]:
     # paper and live take the same flags; only the mode (and so the broker) differs.
     def command(
-        exchange: str = typer.Option(None, "--exchange", help=EXCHANGE_HELP[mode]),
-        symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable (e.g. BTC/USDT)."),
+        exchange: list[str] = typer.Option(None, "--exchange", help=EXCHANGE_HELP[mode]),
+        symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable (e.g. BTC/USDT); "
+                                         "with several venues VENUE:SYMBOL is that venue's only."),
         no_ui: bool = typer.Option(False, "--no-ui", help="Run headless, logging JSON lines."),
         db: str = typer.Option(None, "--db", help=DB_HELP),
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
@@ -43,14 +45,39 @@ def _desk_command(mode: str) -> Callable[..., None]:
         record: Path = typer.Option(None, "--record", help="Record the venue's frames and this session's orders, "
                                     "fills and decisions to this directory (Parquet; docs/replay.md)."),
     ) -> None:
-        from ..run import run_desk
+        from ..run import run_desk, run_venues
 
-        run_desk(mode, exchange=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
+        if exchange and len(exchange) > 1:
+            run_venues(mode, exchanges=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
+                       others={"--strategy": strategy, "--param": param, "--metrics-port": metrics_port,
+                               "--shadow": shadow, "--record": record, "--adopt-holdings": adopt_holdings or None,
+                               "--sizing": sizing, "--sizing-param": sizing_param})
+            return
+        run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
                  shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record)
 
     command.__doc__ = HELP[mode]
     return command
+
+
+def _single_venue(exchange: list[str] | None) -> str | None:
+    return exchange[0] if exchange else None
+
+
+def _own_symbols(exchange: list[str] | None, symbols: list[str] | None) -> list[str] | None:
+    """With one venue, VENUE:SYMBOL names that venue (or is an error naming the venues given)."""
+    if not symbols:
+        return symbols
+    from ..engine.multivenue import VenuePlanError, split_symbol
+    from ..run import fail
+
+    venue = (exchange[0] if exchange else "sim").strip().lower()
+    try:
+        return [split_symbol(s, [venue])[1] for s in symbols]
+    except VenuePlanError as err:
+        fail(str(err))
+        raise  # unreachable
 
 
 def register(app: typer.Typer) -> None:

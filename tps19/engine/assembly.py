@@ -214,6 +214,7 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
 
         broker = LiveBroker(client=client, bus=bus, store=store, portfolio=portfolio, markets=markets, risk=risk,
                             exchange=ex_id, precision_mode=precision_mode, **live_options)
+        broker.scope = list(settings.symbols.watch)  # read symbol by symbol where the venue wants it
     view.attach_orders(broker.orders, held=broker.emulator.held)  # type: ignore[attr-defined]
     # paper charges, and the ticket estimates, what the venue charges (fees.py); read at fill and
     # estimate time, so filling them in after the broker is built is in time

@@ -289,6 +289,8 @@ class VenueApplier(BaseBroker):
         """Our venue trades since ``since`` (ms), paging backwards with ``until`` when a page is
         full (cryptocom returns at most 100 per call, newest first)."""
         out: dict[str, dict] = {}
+        if str(getattr(self.client, "id", "")).startswith("binance"):
+            return await self._trades_forward(symbol, since, page, max_pages)
         until: int | None = None
         for _ in range(max_pages):
             params = {"until": until} if until is not None else {}
@@ -303,6 +305,27 @@ class VenueApplier(BaseBroker):
                 self.report("trades", "more than one page of fills in one millisecond; some may be read late")
                 break
             until = oldest
+        else:
+            self.report("trades", f"fill history longer than {max_pages} pages; the rest is left to the balance check")
+        return sorted(out.values(), key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))
+
+    async def _trades_forward(self, symbol: str | None, since: int, page: int, max_pages: int) -> list[dict]:
+        """Binance answers startTime with the *oldest* trades from it: page forwards from the
+        newest time seen (inclusive; repeats are dropped by id)."""
+        out: dict[str, dict] = {}
+        cursor = since
+        for _ in range(max_pages):
+            batch = await self.call("fetch_my_trades", symbol, cursor, page, {})
+            for t in batch:
+                if t.get("id") is not None:
+                    out[str(t["id"])] = t
+            if len(batch) < page:
+                break
+            newest = max(int(t.get("timestamp") or 0) for t in batch)
+            if newest <= cursor:
+                self.report("trades", "more than one page of fills in one millisecond; some may be read late")
+                break
+            cursor = newest
         else:
             self.report("trades", f"fill history longer than {max_pages} pages; the rest is left to the balance check")
         return sorted(out.values(), key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))

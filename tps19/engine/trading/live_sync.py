@@ -37,6 +37,33 @@ class VenueSync(VenueApplier):
         self.watch_quiet = 0
         self.last_trade_poll_ms: int | None = None
         self._running = False
+        # symbols asked one by one on venues that want a symbol per call (set by the assembly)
+        self.scope: list[str] = []
+
+    @property
+    def _per_symbol(self) -> bool:
+        """Binance answers openOrders without a symbol at 13x the weight (ccxt refuses unless told)
+        and myTrades only per symbol: there the account is read symbol by symbol."""
+        return str(getattr(self.client, "id", "")).startswith("binance")
+
+    def _symbols(self) -> list[str]:
+        return sorted(set(self.scope) | {o.symbol for o in self.orders.values()})
+
+    async def _open_orders(self) -> list[dict]:
+        if not self._per_symbol:
+            return list(await self.call("fetch_open_orders", None))
+        out: list[dict] = []
+        for s in self._symbols():
+            out += await self.call("fetch_open_orders", s)
+        return out
+
+    async def _trades_since(self, since: int) -> list[dict]:
+        if not self._per_symbol:
+            return await self.fetch_trades_since(None, since)
+        out: list[dict] = []
+        for s in self._symbols():
+            out += await self.fetch_trades_since(s, since)
+        return sorted(out, key=lambda t: (t.get("timestamp") or 0, str(t.get("id"))))
 
     async def _poll_loop(self) -> None:
         while self._running:
@@ -113,12 +140,12 @@ class VenueSync(VenueApplier):
         """Light sync: new fills since the last poll, and the state of our working orders."""
         since = (self.last_trade_poll_ms or (now_ms() - 3_600_000)) - 5_000
         started = now_ms()
-        trades = await self.fetch_trades_since(None, since)
+        trades = await self._trades_since(since)
         async with self.lock:
             await self._book_trades(trades)
         self.last_trade_poll_ms = started
         if any(o.is_working for o in self.orders.values()):
-            open_ = await self.call("fetch_open_orders", None)
+            open_ = await self._open_orders()
             await self._sync_open(open_, adopt=False)
 
     async def _sync_open(self, open_: list[dict], *, adopt: bool) -> None:
@@ -148,13 +175,13 @@ class VenueSync(VenueApplier):
         """Full reconciliation with the venue. Returns False if it could not complete."""
         t0 = time.perf_counter()
         try:
-            open_ = await self.call("fetch_open_orders", None)
+            open_ = await self._open_orders()
             await self._sync_open(open_, adopt=True)
             last = max((o.created_ms for o in self.orders.values()), default=0)
             since = min([now_ms() - 24 * 3_600_000 + 60_000] + ([last - 60_000] if last else []))
             since = max(since, now_ms() - 24 * 3_600_000 + 60_000)
             started = now_ms()
-            trades = await self.fetch_trades_since(None, since)
+            trades = await self._trades_since(since)
             async with self.lock:
                 await self._book_trades(trades)
             self.last_trade_poll_ms = started
@@ -163,7 +190,7 @@ class VenueSync(VenueApplier):
             # counted twice once booked)
             for _ in range(5):
                 bal = await self.call("fetch_balance")
-                again = await self.fetch_trades_since(None, started - 60_000)
+                again = await self._trades_since(started - 60_000)
                 fresh = [t for t in again if t.get("id") is not None and str(t["id"]) not in self.known_fills]
                 if not fresh:
                     break

@@ -1,0 +1,136 @@
+"""`--no-ui` with several venues: one JSON-lines stream, every line naming its ``"venue"``.
+
+Per venue the lines of a single-venue run (connection, order, fill, issue, log, market,
+portfolio); above them a ``"venues"`` line every summary interval with each venue's equity and
+P&L and the total in the reporting currency (tps19.engine.multivenue.VenueSet.totals). A venue
+that fails to start is one ``"error"`` line naming it; the others run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..aio import cancel_and_wait
+from .events import ConnectionEvent, LogEvent
+from .headless import LEVELS, _pump, _write_event
+from .jsonlog import JsonLines, captured_logs
+from .multivenue import VenueSet
+from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now
+from .strategies.signals import SignalEvent
+from .trade_log import TradeFormatter
+from .trading.events import FillEvent, OrderUpdate, TradingIssue
+
+
+class VenueLines:
+    """A JsonLines writer for one venue: every line it writes carries ``venue``."""
+
+    def __init__(self, out: JsonLines, venue: str) -> None:
+        self.out = out
+        self.venue = venue
+
+    def write(self, event: str, **fields: Any) -> None:
+        if "venue" in fields:  # an engine line naming its venue with its address ("sim@127.0.0.1:8765")
+            fields["venue_name"] = fields.pop("venue")
+        self.out.write(event, venue=self.venue, **fields)
+
+
+def _secrets(venues: VenueSet) -> list[str]:
+    out = []
+    for e in venues.engines.values():
+        ex = e.settings.exchange
+        out += [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password) if v is not None]
+    return out
+
+
+async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
+                              stop_event: asyncio.Event | None = None) -> int:
+    """Run every venue of ``venues`` (engines built, not started) until a signal or ``stop_event``."""
+    first = next(iter(venues.engines.values()))
+    settings, mode = first.settings, first.mode
+    out = JsonLines(log_path, secrets=_secrets(venues), max_bytes=settings.log.max_bytes, backups=settings.log.backups)
+    logs = captured_logs(out, LEVELS[settings.log.level])
+    logs.__enter__()
+    stop = stop_event or asyncio.Event()
+    shutdown = Shutdown(out, stop)
+    shutdown.install(asyncio.get_running_loop())
+    min_level = LEVELS[settings.log.level]
+    lines = {v: VenueLines(out, v) for v in venues.engines}
+    formatters = {v: TradeFormatter({}) for v in venues.engines}
+    subs = {v: e.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, OrderUpdate, FillEvent,
+                               coalesce=None, maxsize=5000) for v, e in venues.engines.items()}
+    pumps = [asyncio.create_task(_pump(subs[v], lines[v], min_level, formatters[v])) for v in venues.engines]  # type: ignore[arg-type]
+    if mode == "live":
+        print(f"*** TPS19 LIVE on {', '.join(venues.engines)}: orders placed by this process are real ***",
+              file=sys.stderr, flush=True)
+    out.write("starting", mode=mode, venues=list(venues.engines),
+              symbols={v: e.symbols for v, e in venues.engines.items()}, db=first.db.name,
+              report_currency=venues.report_currency)
+    code = 0
+    start = asyncio.create_task(venues.start(), name="venues-start")
+    try:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if start.done():
+            for v, reason in start.result().items():
+                lines[v].write("error", message=reason)
+            for v, e in venues.running.items():
+                formatters[v].markets = e.markets
+                if e.venue is not None:
+                    formatters[v].precision_mode = int(getattr(e.venue.client, "precisionMode", 4) or 4)
+                lines[v].write("started", venue_name=e.venue_name, mode=mode)
+            if not venues.running:
+                out.write("error", message="no venue started")
+                code = 2
+                stop.set()
+        interval = settings.log.summary_interval_s
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await stop.wait()
+            if stop.is_set():
+                break
+            for v, e in venues.running.items():
+                for symbol in e.symbols:
+                    lines[v].write("market", **e.summary(symbol))
+                if e.trading is not None:
+                    with contextlib.suppress(Exception):
+                        lines[v].write("portfolio", **e.trading.summary())
+            with contextlib.suppress(Exception):
+                out.write("venues", **venues.totals())
+    except Exception as err:  # last line of defence: report, never a traceback
+        out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
+        code = 1
+    finally:
+        hung = None
+        try:
+            async def _stop_all() -> None:
+                if not start.done():
+                    start.cancel()
+                    await asyncio.wait({start})
+                await venues.stop()
+
+            hung = await shutdown.bounded(_stop_all(), SHUTDOWN_TIMEOUT_S)
+        except Exception as err:
+            out.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
+            code = code or 1
+        if hung is not None:
+            out.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
+                      hung_in=hung)
+            code = code or HUNG_EXIT_CODE
+        await asyncio.sleep(0)
+        for v, sub in subs.items():
+            for e in sub.drain():
+                _write_event(lines[v], e, min_level, formatters[v])  # type: ignore[arg-type]
+        await cancel_and_wait(pumps)
+        out.write("stopped", exit_code=code, venues={v: ("down" if v in venues.failed else "stopped")
+                                                     for v in venues.engines})
+        logs.__exit__()
+        out.close()
+        if hung is not None:
+            exit_now(code)
+    return code

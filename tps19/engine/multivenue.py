@@ -1,0 +1,228 @@
+"""Several venues at once: one venue unit per venue, a portfolio level above them.
+
+Each venue runs in its own :class:`~tps19.engine.engine.Engine` — its ccxt client (and with it
+its rate limiter), market feed, broker, balances, fees, venue-level risk stage, database lock
+(keyed by venue) and reconciliation — so a venue that fails to start, drops its connections or
+answers errors never stops another. :class:`VenueSet` is the level above: it starts and stops
+them, kills one venue or every venue, and adds equity and P&L up in one reporting currency.
+
+    plans = plan_venues(settings, ["sim", "sim-binance"], ["BTC/USDT", "sim-binance:ETH/USDT"])
+    venues = VenueSet({p.venue: Engine(p.settings, "paper") for p in plans}, report_currency="USDT")
+    failed = await venues.start()      # venue -> error line, for those that did not start
+    venues.totals()                    # per venue and total, in the reporting currency
+    await venues.kill()                # every venue; venues.kill("sim") for one
+    await venues.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..config import ExchangeSettings, Settings, is_sim, venue_env_id
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+class VenuePlanError(ValueError):
+    """Venues or symbols given that cannot run together (worded for the trader)."""
+
+
+@dataclass(frozen=True)
+class VenuePlan:
+    venue: str  # the exchange id: "sim", "sim-binance" or a ccxt id
+    settings: Settings  # this venue's settings: its exchange (id, keys) and its symbols
+
+
+def split_symbol(text: str, venues: list[str]) -> tuple[str | None, str]:
+    """``VENUE:S`` -> (venue, S); ``S`` -> (None, S). A prefix that names no given venue is an error."""
+    head, sep, tail = text.partition(":")
+    if not sep:
+        return None, text
+    venue = head.strip().lower()
+    if venue not in venues:
+        raise VenuePlanError(f"--symbol {text}: {head!r} is not one of the venues given ({', '.join(venues)})")
+    return venue, tail.strip()
+
+
+def plan_venues(settings: Settings, exchanges: list[str], symbols: list[str] | None) -> list[VenuePlan]:
+    """Each venue's settings. ``symbols``: plain ones go to every venue, ``VENUE:S`` to that one;
+    none given: the configured watch list on every venue. Keys: TPS19_VENUES__<ID>__*, else the
+    configured exchange's keys for the configured exchange only (a venue's keys are never sent to
+    another venue), else none (a simulated venue then uses its demo keys)."""
+    venues = []
+    for e in exchanges:
+        v = e.strip().lower()
+        if not v:
+            raise VenuePlanError("--exchange must not be empty")
+        if v in venues:
+            raise VenuePlanError(f"--exchange {v} given twice")
+        venues.append(v)
+    per: dict[str, list[str]] = {v: [] for v in venues}
+    for text in symbols or []:
+        venue, sym = split_symbol(text, venues)
+        for v in ([venue] if venue else venues):
+            if sym.upper() not in per[v]:
+                per[v].append(sym.upper())
+    plans = []
+    for v in venues:
+        keys = settings.venues.get(venue_env_id(v))
+        ex = settings.exchange
+        if keys is not None:
+            exchange = ExchangeSettings(id=v, api_key=keys.api_key, secret=keys.secret, password=keys.password,
+                                        sandbox=ex.sandbox, timeout_ms=ex.timeout_ms)
+        elif v == ex.id:
+            exchange = ex.model_copy()
+        else:
+            exchange = ExchangeSettings(id=v, sandbox=ex.sandbox, timeout_ms=ex.timeout_ms)
+        watch = per[v] or list(settings.symbols.watch)
+        if not watch:
+            raise VenuePlanError(f"no symbol for venue {v}")
+        symbols_settings = settings.symbols.model_copy(update={"watch": watch})
+        plans.append(VenuePlan(v, settings.model_copy(update={"exchange": exchange, "symbols": symbols_settings})))
+    return plans
+
+
+def sim_seed(settings: Settings, index: int) -> int:
+    """Each embedded simulated venue gets its own seed: two sims are two different markets."""
+    return settings.sim.seed + 1000 * index
+
+
+class VenueSet:
+    """The portfolio level over one engine per venue."""
+
+    def __init__(self, engines: dict[str, Engine], report_currency: str = "USDT") -> None:
+        self.engines = engines
+        self.report_currency = report_currency
+        self.failed: dict[str, str] = {}  # venue -> why it is not running
+        self._starts: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def running(self) -> dict[str, Engine]:
+        return {v: e for v, e in self.engines.items() if v not in self.failed and e.started_at is not None}
+
+    async def start(self) -> dict[str, str]:
+        """Start every venue at once; one that fails is reported and stays down, the others run."""
+        from .engine import EngineError
+
+        await self._prepare_database()
+        self._starts = {v: asyncio.create_task(e.start(), name=f"engine-start:{v}") for v, e in self.engines.items()}
+        await asyncio.wait(self._starts.values())
+        for v, t in self._starts.items():
+            err = t.exception() if not t.cancelled() else asyncio.CancelledError()
+            if err is not None:
+                self.failed[v] = str(err) if isinstance(err, EngineError) else f"{type(err).__name__}: {err}"
+        return dict(self.failed)
+
+    async def _prepare_database(self) -> None:
+        """The venues share one database: its tables are created once, before the engines open it
+        at the same time (two concurrent creations race: 'table bars already exists')."""
+        from .storage import Database
+
+        targets = {str(e.settings.database.target): e.settings.database.target for e in self.engines.values()}
+        for target in targets.values():
+            db = Database(target)
+            try:
+                await db.open(probe_write=True)
+            except Exception:  # each engine's own open reports it, per venue
+                pass
+            finally:
+                await db.close()
+
+    async def stop(self) -> None:
+        for t in self._starts.values():
+            if not t.done():
+                t.cancel()
+        if self._starts:
+            await asyncio.wait(self._starts.values())
+        for e in self.engines.values():
+            await e.stop()
+
+    async def kill(self, venue: str | None = None, reason: str = "kill switch") -> dict[str, int]:
+        """Cancel every order and block new ones on ``venue`` (None: every venue). Returns the
+        orders canceled per venue; a venue not running is skipped."""
+        out = {}
+        for v, e in self.running.items():
+            if venue is not None and v != venue:
+                continue
+            if e.trading is not None:
+                out[v] = await e.trading.broker.kill(f"{reason} ({'all venues' if venue is None else v})")
+        if venue is not None and venue not in self.engines:
+            raise KeyError(f"unknown venue {venue!r} (venues: {', '.join(self.engines)})")
+        return out
+
+    def release(self, venue: str | None = None) -> None:
+        for v, e in self.running.items():
+            if (venue is None or v == venue) and e.trading is not None:
+                e.trading.broker.release()
+
+    def _rate(self, engine: Engine, ccy: str) -> tuple[Decimal | None, str]:
+        """Value of one unit of ``ccy`` in the reporting currency, and how it was found."""
+        rep = self.report_currency
+        if ccy == rep:
+            return Decimal(1), "same currency"
+        for sym, invert in ((f"{ccy}/{rep}", False), (f"{rep}/{ccy}", True)):
+            book = engine.books.get(sym)
+            if book is None:
+                continue
+            bb, ba = book.best_bid(), book.best_ask()
+            if bb and ba:
+                mid = (Decimal(str(bb[0])) + Decimal(str(ba[0]))) / 2
+                return (Decimal(1) / mid if invert else mid), f"mid of {sym} on this venue"
+        return None, f"no {ccy}/{rep} market on this venue"
+
+    def totals(self) -> dict[str, Any]:
+        """Equity and P&L per venue (each in its valuation currency and in the reporting
+        currency, with the conversion stated) and in total (reporting currency)."""
+        rows: dict[str, Any] = {}
+        total = {k: Decimal(0) for k in ("equity", "realized_pnl", "unrealized_pnl", "fees", "net_pnl")}
+        left_out = []
+        for v, e in self.engines.items():
+            if v in self.failed or e.trading is None:
+                rows[v] = {"state": "down", "reason": self.failed.get(v, "not started")}
+                left_out.append(v)
+                continue
+            p = e.trading.portfolio
+            eq, unpriced = p.equity()
+            t = p.totals()
+            ccy = getattr(p, "valuation", "USDT")
+            rate, how = self._rate(e, ccy)
+            row: dict[str, Any] = {"state": "up", "currency": ccy, "equity": str(eq),
+                                   **{k: str(val) for k, val in t.items()}, "killed": e.trading.broker.killed,
+                                   "open_orders": len(e.trading.broker.open_orders())}
+            if unpriced:
+                row["unpriced"] = unpriced
+            if rate is None:
+                row["conversion"] = how
+                left_out.append(v)
+            else:
+                row["rate"] = str(rate)
+                row["conversion"] = how
+                total["equity"] += eq * rate
+                for k in ("realized_pnl", "unrealized_pnl", "fees", "net_pnl"):
+                    if k in t:
+                        total[k] += Decimal(t[k]) * rate
+            rows[v] = row
+        out: dict[str, Any] = {"currency": self.report_currency, "venues": rows,
+                               "total": {k: str(val) for k, val in total.items()}}
+        if left_out:
+            out["not_in_total"] = left_out
+        return out
+
+
+def check_live_allowed_all(plans: list[VenuePlan]) -> str | None:
+    """Live on several venues: every venue must pass the single-venue check."""
+    from .assembly import check_live_allowed
+
+    for p in plans:
+        reason = check_live_allowed(p.settings)
+        if reason:
+            return f"{p.venue}: {reason}"
+    return None
+
+
+__all__ = ["VenuePlan", "VenuePlanError", "VenueSet", "check_live_allowed_all", "is_sim", "plan_venues", "sim_seed",
+           "split_symbol"]
