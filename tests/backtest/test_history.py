@@ -43,7 +43,7 @@ def test_bad_rows_are_counted_listed_and_dropped(tmp_path):
         "1000000120000,1,0.5,2,1,10\n"      # 2 high < low
         "1000000180000,1,2,0.5,1.5,10\n"    # 3 ok
         "1000000180000,1,2,0.5,1.6,10\n"    # 4 duplicate
-        "1000000060000,1,2,0.5,1.5,10\n"    # 5 non-monotonic
+        "1000000060000,1,2,0.5,1.5,10\n"    # 5 out of time order: sorted in (row 1, same time, is NaN)
         "1000000240000,1,2,0.5,3,10\n"      # 6 close above high
         "1000000420000,1,2,0.5,1.5,10\n"    # 7 ok, after a gap
     )
@@ -51,13 +51,14 @@ def test_bad_rows_are_counted_listed_and_dropped(tmp_path):
     assert rep.nan_rows == [1]
     assert rep.high_below_low == [2]
     assert rep.duplicates == [4]
-    assert rep.non_monotonic == [5]
+    assert rep.unsorted == 1 and rep.non_monotonic == []
     assert rep.bad_prices == [6]
-    assert rep.bad_rows == 5 and rep.rows_out == 3
-    assert df.ts.tolist() == [1000000000000, 1000000180000, 1000000420000]
-    assert rep.gaps == [(1000000000000, 1000000180000, 2), (1000000180000, 1000000420000, 3)]
+    assert rep.bad_rows == 4 and rep.rows_out == 4
+    assert df.ts.tolist() == [1000000000000, 1000000060000, 1000000180000, 1000000420000]
+    assert rep.gaps == [(1000000060000, 1000000180000, 1), (1000000180000, 1000000420000, 3)]
     text = "\n".join(rep.lines())
     assert "high < low: rows 2" in text and "duplicate timestamps: rows 4" in text
+    assert "not in time order: 1 rows came after a later one; sorted by time" in text
 
 
 def test_unreadable_files_raise_one_line_errors(tmp_path):

@@ -51,9 +51,12 @@ def load_data(
         if rep.rows_in == 0:
             fail(f"no {timeframe} bars for {symbol} on {exchange} in {db_label(path)}; run `tps19 fetch` or give --since")
         meta = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "data_source": f"db:{db_label(path)}"}
+    for line in rep.warnings():  # also with --json (stderr): sorted or dropped rows are never silent
+        typer.echo(f"tps19: warning: data: {line}", err=True)
     if not rep.clean and not quiet:
         for line in rep.lines():
-            console.print(f"[yellow]data: {line}[/]")
+            if line not in rep.warnings():
+                console.print(f"[yellow]data: {line}[/]")
     return df, meta | {"data_quality": rep.as_dict()}
 
 

@@ -57,9 +57,11 @@ def load_frames(data: list[str]) -> dict[str, Any]:
     frames = {}
     for sym, file in parse_pairs(data, "--data").items():
         try:
-            frames[sym], _rep = asyncio.run(load_backtest_bars(Path(file), None, None))
+            frames[sym], rep = asyncio.run(load_backtest_bars(Path(file), None, None))
         except (DataError, ValueError, OSError) as err:
             fail(f"--data {sym}: {err}")
+        for line in rep.warnings():  # a file out of time order is sorted, never silently cut short
+            typer.echo(f"tps19: warning: --data {sym}: {line}", err=True)
     return frames
 
 

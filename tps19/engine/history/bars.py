@@ -9,6 +9,7 @@ cannot read (date strings, gzip).
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,10 @@ def _read_csv_numeric(p: Path) -> Bars | None:
         return _read_csv_arrow(p, header, ts_i, cols)
     used = [ts_i] + [c for c in cols if c is not None]
     try:
-        arr = np.loadtxt(p, delimiter=",", skiprows=1, usecols=used, dtype=float, ndmin=2, encoding="utf-8")
+        with warnings.catch_warnings():
+            # a header-only file: numpy warns "input contained no data"; read_ohlcv says "has no rows"
+            warnings.simplefilter("ignore", UserWarning)
+            arr = np.loadtxt(p, delimiter=",", skiprows=1, usecols=used, dtype=float, ndmin=2, encoding="utf-8")
     except ValueError:  # text (dates), an empty field: pandas knows more formats
         return None
     pos = {c: i for i, c in enumerate(used)}
