@@ -263,6 +263,28 @@ class MLSettings(BaseModel):
     threads: int = Field(1, ge=1, le=256,
                          description="BLAS/OpenMP threads per training process (one: on a busy machine more threads "
                                      "spin against each other and cost twice the CPU; --jobs parallelises folds)")
+    # the model lifecycle in paper/live (engine/ml/lifecycle.py, docs/ml.md)
+    retrain_every: str | None = Field(None, description="retrain on this schedule of bar time (1d, 6h, ...); "
+                                                        "None: never (--retrain-every)")
+    retrain_on_drift: bool = Field(False, description="retrain when a feature's PSI passes psi_warn (--retrain-on-drift)")
+    retrain_window_bars: int = Field(5000, ge=300, le=10_000_000, description="the last N closed bars a retrain uses")
+    retrain_folds: int = Field(3, ge=1, le=50, description="CV folds of a retrain")
+    promote_after: int = Field(200, ge=4, le=1_000_000,
+                               description="paired resolved decisions at which the promotion test is made (once)")
+    promote_alpha: float = Field(0.05, gt=0, lt=0.5, allow_inf_nan=False,
+                                 description="significance a challenger must reach to be promoted")
+    auto_promote: bool = Field(False, description="promote a challenger that passes the test in the running engine "
+                                                  "(--auto-promote); otherwise it is proposed")
+
+    @field_validator("retrain_every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is None or not v.strip() or v.strip().lower() in ("none", "off"):
+            return None
+        from .durations import parse_every
+
+        parse_every(v)
+        return v.strip()
 
 
 class MetricsSettings(BaseModel):

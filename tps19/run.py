@@ -7,6 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -71,8 +72,9 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
              sizing: str | None = None, sizing_params: list[str] | None = None,
-             record_dir: Path | None = None) -> None:
+             record_dir: Path | None = None, lifecycle: dict[str, Any] | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
+    settings = with_lifecycle(settings, lifecycle or {}, strategy, params)
     if sizing or sizing_params:
         settings = with_sizing(settings, sizing, sizing_params)
     if metrics_port is not None:
@@ -162,6 +164,30 @@ async def _venues(plans: list) -> AsyncIterator[list]:
     finally:
         for sim in sims:
             await sim.stop()
+
+
+def with_lifecycle(settings: Settings, flags: dict[str, Any], strategy: str | None,
+                   params: list[str] | None) -> Settings:
+    """--retrain-every / --retrain-on-drift / --auto-promote over TPS19_ML__* (one-line errors)."""
+    update = {k: v for k, v in flags.items() if v}
+    if not update:
+        return settings
+    try:
+        ml = settings.ml.model_validate(settings.ml.model_dump() | update)
+    except ValueError as err:
+        fail(one_line_error(err))
+    if (ml.retrain_every or ml.retrain_on_drift) and strategy != "ml":
+        fail("--retrain-every / --retrain-on-drift need --strategy ml --param model=ID (the champion to retrain)")
+    return settings.model_copy(update={"ml": ml})
+
+
+def one_line_error(err: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        return str(first.get("msg", err)).removeprefix("Value error, ")
+    return str(err).splitlines()[0]
 
 
 def check_schema(settings: Settings) -> None:

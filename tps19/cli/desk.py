@@ -44,6 +44,12 @@ def _desk_command(mode: str) -> Callable[..., None]:
         sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
         record: Path = typer.Option(None, "--record", help="Record the venue's frames and this session's orders, "
                                     "fills and decisions to this directory (Parquet; docs/replay.md)."),
+        retrain_every: str = typer.Option(None, "--retrain-every", help="With --strategy ml: retrain on this schedule "
+                                          "(1d, 6h, ...) in a worker process; the new model runs in shadow (docs/ml.md)."),
+        retrain_on_drift: bool = typer.Option(False, "--retrain-on-drift", help="With --strategy ml: retrain when a "
+                                              "feature's PSI passes TPS19_ML__PSI_WARN."),
+        auto_promote: bool = typer.Option(False, "--auto-promote", help="A challenger that passes the promotion test "
+                                          "replaces the champion in the running engine (otherwise it is proposed)."),
     ) -> None:
         from ..run import run_desk, run_venues
 
@@ -51,11 +57,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
             run_venues(mode, exchanges=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                        others={"--strategy": strategy, "--param": param, "--metrics-port": metrics_port,
                                "--shadow": shadow, "--record": record, "--adopt-holdings": adopt_holdings or None,
-                               "--sizing": sizing, "--sizing-param": sizing_param})
+                               "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
+                               "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None})
             return
         run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
-                 shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record)
+                 shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
+                 lifecycle={"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift,
+                            "auto_promote": auto_promote})
 
     command.__doc__ = HELP[mode]
     return command

@@ -40,7 +40,8 @@ class EngineError(Exception):
 
 class Engine:
     def __init__(self, settings: Settings, mode: str = "paper", strategy: Strategy | None = None,
-                 shadow: Strategy | None = None, record_dir: Path | None = None, protection: Any = None) -> None:
+                 shadow: Strategy | None = None, record_dir: Path | None = None, protection: Any = None,
+                 lifecycle: Any = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings
@@ -58,6 +59,12 @@ class Engine:
         # protective exits on every strategy entry (engine/protection.py's Protection, or None)
         self.protection = protection
         self.shadow = shadow  # a model that predicts on the same bars, decisions stored, no orders
+        if lifecycle is None and (settings.ml.retrain_every or settings.ml.retrain_on_drift):
+            from .ml.lifecycle import lifecycle_config
+
+            lifecycle = lifecycle_config(settings.ml)
+        self.lifecycle_config = lifecycle  # ml/lifecycle.py LifecycleConfig: retrain, shadow, promote
+        self.lifecycle: Any = None
         self.runner: StrategyRunner | None = None
         self.executor: TargetExecutor | None = None
         self.started_at: float | None = None
@@ -227,6 +234,14 @@ class Engine:
         runner = self.runner = StrategyRunner(self.bus, strategy, symbols=self.symbols, timeframe=timeframe, db=self.db,
                                               order_sink=sink, shadows=[self.shadow] if self.shadow else (),
                                               books=self.books)
+        if self.lifecycle_config is not None and self.lifecycle_config.active:
+            from .ml.lifecycle import ModelLifecycle
+
+            if not hasattr(strategy, "model"):
+                raise EngineError("--retrain-every / --retrain-on-drift need --strategy ml (a model to retrain)")
+            self.lifecycle = ModelLifecycle(runner, self.db, self.lifecycle_config, self.symbols[0], timeframe,
+                                            notify=lambda level, message, fields: self.log(level, message, **fields))
+            runner.after_bar.append(self.lifecycle.on_bar)
         # Warm up on recent closed candles so indicators are ready; warm-up never trades.
         for symbol in self.symbols:
             try:
@@ -241,7 +256,10 @@ class Engine:
                 self.executor.closes[symbol].extend(float(c[4]) for c in closed)  # vol_target sizing's history
             last = None
             for c in closed:
-                sig = runner.warm_up(symbol, bar_event(symbol, timeframe, c, closed=True))
+                bar = bar_event(symbol, timeframe, c, closed=True)
+                sig = runner.warm_up(symbol, bar)
+                if self.lifecycle is not None:
+                    self.lifecycle.observe(bar)
                 last = sig or last
             if closed:
                 runner.last_ts[symbol] = int(closed[-1][0])
@@ -262,6 +280,8 @@ class Engine:
             parts.append(("storage watch", self.storage_watch.stop))
         if self.runner is not None:
             parts.append(("strategy runner", self.runner.stop))
+        if self.lifecycle is not None:
+            parts.append(("model lifecycle", self.lifecycle.stop))
         if self.trading is not None:
             parts.append(("trading", self.trading.stop))
         if self.feed is not None:

@@ -91,7 +91,9 @@ async def save(db: Any, result: Any, meta: dict[str, Any]) -> MLModel:
                   exchange=meta.get("exchange"), symbol=meta.get("symbol"), timeframe=meta.get("timeframe"),
                   data_source=meta.get("data_source"), start_ms=result.start_ms, end_ms=result.end_ms,
                   bars=result.bars, cv=result.cv, oos=result.oos, libraries=library_versions(),
-                  feature_stats=result.feature_stats, content_hash=digest, artifact=name)
+                  feature_stats=result.feature_stats, content_hash=digest, artifact=name,
+                  lineage=meta.get("lineage") or {"parent": None, "trigger": "cli", "start_ms": result.start_ms,
+                                                   "end_ms": result.end_ms, "bars": result.bars})
     async with db.session() as s:
         await s.merge(row)
         await s.commit()

@@ -114,7 +114,7 @@ def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainR
 def _train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     import joblib
 
-    n = len(df)
+    n = len(df["close"])  # a DataFrame or a dict of columns
     if n < _min_bars(cfg):
         raise ValueError(f"not enough bars to train: {n} (need at least {_min_bars(cfg)} for "
                          f"{cfg.folds} folds, horizon {cfg.horizon} and {LOOKBACK} bars of feature warm-up)")

@@ -31,6 +31,25 @@ class MLModel(SQLModel, table=True):
     feature_stats: dict = Field(default_factory=dict, sa_column=Column(JSON))  # PSI reference bins
     content_hash: str
     artifact: str
+    # where it came from: {"parent": model id | None, "trigger": "cli" | "schedule" | "drift", the
+    # data range and window, the drift figures that triggered it} (None: trained before lineage)
+    lineage: dict | None = Field(default=None, sa_column=Column(JSON))
+
+
+class MLPromotion(SQLModel, table=True):
+    """A champion/challenger decision by the promotion rule (engine/ml/promotion.py), with its
+    evidence: every promotion and every refusal is a row."""
+
+    __tablename__ = "ml_promotions"
+    id: int | None = Field(default=None, primary_key=True)
+    created_ms: int
+    champion: str = Field(index=True)
+    challenger: str = Field(index=True)
+    decision: str  # promote | refuse
+    applied: bool  # promoted in the running engine (--auto-promote), or only proposed
+    p_value: float
+    pairs: int
+    evidence: dict = Field(default_factory=dict, sa_column=Column(JSON))
 
 
 class AIDecisionOutcome(SQLModel, table=True):

@@ -68,6 +68,8 @@ class StrategyRunner:
         self.shadows = list(shadows)
         self.shadow_strategies: dict[str, list[Strategy]] = {}
         self.books = books  # symbol -> live L2 book, for the book features of a decision
+        # called with every handled bar after its decisions are stored (the model lifecycle)
+        self.after_bar: list[Callable[[BarEvent], Awaitable[None]]] = []
         self.decisions: DecisionLog | None = None
         if db is not None and any(hasattr(s, "last_prediction") for s in [strategy, *self.shadows]):
             from ..ml.decisions import DecisionLog
@@ -89,6 +91,30 @@ class StrategyRunner:
         if sh is None:
             sh = self.shadow_strategies[symbol] = [s.clone() for s in self.shadows]
         return sh
+
+    def add_shadow(self, strategy: Strategy, warm: Mapping[str, Iterable[BarEvent]] | None = None) -> None:
+        """Run ``strategy`` in shadow from the next bar, its per-symbol instances first fed ``warm``."""
+        self.shadows.append(strategy)
+        for symbol, sh in self.shadow_strategies.items():
+            inst = strategy.clone()
+            for bar in (warm or {}).get(symbol, ()):
+                inst.on_bar(bar)
+            sh.append(inst)
+
+    def drop_shadow(self, strategy: Strategy) -> None:
+        i = self.shadows.index(strategy)
+        self.shadows.pop(i)
+        for sh in self.shadow_strategies.values():
+            sh.pop(i)
+
+    def promote(self, shadow: Strategy) -> None:
+        """The shadow ``shadow`` becomes the strategy: its warm per-symbol instances trade from the
+        next bar (their targets reach the order sink at their next signal); the old one stops."""
+        i = self.shadows.index(shadow)
+        self.shadows.pop(i)
+        for symbol, sh in self.shadow_strategies.items():
+            self.strategies[symbol] = sh.pop(i)
+        self.prototype = shadow
 
     def warm_up(self, symbol: str, bar: BarEvent) -> Signal | None:
         """Feed a history bar to the strategy and its shadows: no decision stored, nothing traded."""
@@ -118,6 +144,12 @@ class StrategyRunner:
             sh.on_bar(bar, self.portfolio)
         if self.decisions is not None:
             await self._decide(bar, strategy)
+        for hook in self.after_bar:
+            try:
+                await hook(bar)
+            except Exception:  # the lifecycle must not stop trading decisions
+                self.errors += 1
+                log.exception("after-bar hook failed")
         if signal is None:
             return None
         ev = SignalEvent(

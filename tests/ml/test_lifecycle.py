@@ -1,0 +1,159 @@
+"""The model lifecycle: the promotion rule on hand-built decisions, and a paper run on the
+simulated exchange that retrains in a worker process, runs the new model in shadow and promotes
+or refuses it by the rule, storing lineage and evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from tests.engine.conftest import settings, sim, sim_settings  # noqa: F401  (fixtures)
+from tests.ml.conftest import make_bars, register_model
+from tps19.engine.engine import Engine
+from tps19.engine.events import BarEvent
+from tps19.engine.ml.evaluation import Outcome, outcomes
+from tps19.engine.ml.lifecycle import LifecycleConfig, parse_every
+from tps19.engine.ml.promotion import PromotionRule, decide
+from tps19.engine.storage import AIDecision
+from tps19.engine.storage.models_ml import MLModel, MLPromotion
+from tps19.engine.strategies.registry import create
+
+
+def outcomes_of(probs, ups, t0=0):
+    return [Outcome("BTC/USDT", t0 + 60_000 * i, p, 1.0, 0.0, bool(u), (p > 0.5) == bool(u))
+            for i, (p, u) in enumerate(zip(probs, ups, strict=True))]
+
+
+def test_the_rule_waits_for_its_pairs_then_decides_once_on_the_first_n():
+    rng = np.random.default_rng(3)
+    ups = rng.random(60) < 0.5
+    champion = outcomes_of(np.full(60, 0.5), ups)
+    conf = rng.uniform(0.6, 0.8, 60)
+    sharp = outcomes_of(np.where(ups, conf, 1 - conf), ups)  # right every time
+    rule = PromotionRule(pairs=40, alpha=0.05)
+    pending = decide(champion[:39], sharp[:39], rule, horizon=1)
+    assert not pending.decided and pending.pairs == 39 and pending.word == "pending"
+    v = decide(champion, sharp, rule, horizon=1)
+    assert v.decided and v.promote and v.evidence["pairs_used"] == 40 and v.evidence["p_value"] < 1e-6
+    # pairs after the first 40 do not change the verdict: the test is made once
+    worse_later = sharp[:40] + outcomes_of(np.where(ups[40:], 0.1, 0.9), ups[40:], t0=40 * 60_000)
+    assert decide(champion, worse_later, rule, horizon=1).evidence == v.evidence
+    # a challenger no better than the champion is refused
+    same = decide(champion, outcomes_of(np.full(60, 0.5), ups), rule, horizon=1)
+    assert same.decided and not same.promote and same.word == "refuse"
+    # only decisions on the same bars are paired
+    shifted = outcomes_of(np.where(ups, conf, 1 - conf), ups, t0=30_000)
+    assert decide(champion, shifted, rule, horizon=1).pairs == 0
+
+
+def test_overlapping_outcomes_are_tested_on_batch_means():
+    """Horizon 5: the t-test runs on the means of consecutive batches of 5 pairs (what scipy
+    gives on those means), not on the 40 correlated differences."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    ups = rng.random(40) < 0.5
+    a = rng.uniform(0.3, 0.7, 40)
+    b = np.clip(a + np.where(ups, 0.05, -0.05) + rng.normal(0, 0.1, 40), 0.01, 0.99)
+    v = decide(outcomes_of(a, ups), outcomes_of(b, ups), PromotionRule(pairs=40, alpha=0.05), horizon=5)
+
+    def ll(p):
+        return -(ups * np.log(p) + (1 - ups) * np.log(1 - p))
+
+    means = (ll(b) - ll(a)).reshape(8, 5).mean(axis=1)
+    assert v.evidence["batches"] == 8
+    assert v.evidence["p_value"] == pytest.approx(stats.ttest_1samp(means, 0.0, alternative="less").pvalue)
+    assert v.promote == (v.evidence["p_value"] < 0.05)
+
+
+def test_retrain_every_parses_durations():
+    assert parse_every("1d") == 86_400_000 and parse_every("6h") == 21_600_000 and parse_every("90s") == 90_000
+    for bad in ("", "1x", "-1d", "d", "nanh"):
+        with pytest.raises(ValueError, match="retrain-every"):
+            parse_every(bad)
+
+
+@pytest.mark.slow
+async def test_a_paper_run_retrains_shadows_and_decides_by_the_rule(sim_settings):  # noqa: F811
+    sim_settings = sim_settings.model_copy(update={
+        "symbols": sim_settings.symbols.model_copy(update={"watch": ["BTC/USDT"]})})
+    db = sim_settings.database.path
+    champion = await asyncio.to_thread(register_model, db, make_bars(800, ar=-0.4), folds=2)
+    rule = PromotionRule(pairs=8, alpha=0.05)
+    # the champion's data ended in 2020: the schedule (3 bars of time) fires at the first live bar
+    life = LifecycleConfig(retrain_every_ms=3 * 60_000, window_bars=1000, folds=2, model="logreg", rule=rule,
+                           auto_promote=True)
+    engine = Engine(sim_settings, "paper", strategy=create("ml", {"model": champion}, db=db), lifecycle=life)
+    await engine.start()
+    try:
+        runner, lc = engine.runner, engine.lifecycle
+        assert runner is not None and lc is not None and len(lc.bars) >= 250  # the venue's candle history
+        warm_bars = len(lc.bars)
+        ts = runner.last_ts["BTC/USDT"]
+        close = runner.strategy_for("BTC/USDT").window.last_close
+        rng = np.random.default_rng(1)
+        published: list[int] = []
+
+        async def step() -> None:
+            nonlocal ts, close
+            ts += 60_000
+            close *= math.exp(rng.normal(0, 0.002))
+            engine.bus.publish(BarEvent("BTC/USDT", "1m", ts, close, close * 1.001, close * 0.999, close, 5.0, True))
+            published.append(ts)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while lc.last_bar_ts != ts and loop.time() < deadline:  # decided, and the lifecycle has seen it
+                await asyncio.sleep(0.02)
+            assert lc.last_bar_ts == ts
+
+        async def until(cond, limit_s: float) -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit_s
+            while not cond() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert cond()
+
+        await step()
+        assert lc.training is not None  # the schedule fired; the fit runs in the worker process
+        for _ in range(2):
+            await step()  # bars keep being decided while it trains
+        await until(lambda: lc.challenger is not None or lc.failures, 120)
+        assert lc.failures == 0 and lc.retrains == 1
+        challenger = lc.challenger.model.id
+        for _ in range(12):
+            if lc.verdicts:
+                break
+            await step()
+        assert lc.verdicts, "no verdict after 12 paired bars"
+
+        async with engine.db.session() as s:
+            models = {m.id: m for m in (await s.execute(select(MLModel))).scalars().all()}
+            promos = (await s.execute(select(MLPromotion))).scalars().all()
+            decisions = (await s.execute(select(AIDecision))).scalars().all()
+        # lineage: parent, trigger, the data it was trained on
+        lin = models[challenger].lineage
+        assert lin["parent"] == champion and lin["trigger"] == "schedule" and lin["window_bars"] == 1000
+        assert lin["bars"] == warm_bars + 1 and lin["end_ms"] == published[0]
+        assert models[champion].lineage["trigger"] == "cli"
+        # every published bar has the champion's decision, including those decided while training
+        champ_ts = {d.ts for d in decisions if d.model == champion}
+        assert set(published[:3]) <= champ_ts
+        shadow = [d for d in decisions if d.model == challenger]
+        assert shadow and all(d.features["shadow"] for d in shadow)
+        # one verdict, stored with its evidence, equal to the rule applied to the stored outcomes
+        assert len(promos) == 1
+        p = promos[0]
+        assert (p.champion, p.challenger, p.pairs) == (champion, challenger, 8)
+        again = decide(await outcomes(engine.db, champion), await outcomes(engine.db, challenger), rule, horizon=1)
+        assert p.p_value == pytest.approx(again.evidence["p_value"]) and p.decision == again.word
+        assert p.applied == (p.decision == "promote")
+        traded_by = runner.prototype.model.id
+        assert traded_by == (challenger if p.decision == "promote" else champion)
+        assert runner.shadows == []
+    finally:
+        await engine.stop()
+    assert engine.lifecycle._pool is None  # the worker process is gone
