@@ -1,7 +1,7 @@
 """model lifecycle: lineage of each model, promotions and refusals with their evidence
 
-Revision ID: 0007_model_lifecycle
-Revises: 0006_protective_orders
+Revision ID: 0008_model_lifecycle
+Revises: 0007_backtest_exit_reason
 Create Date: 2026-12-07 09:55:00
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sqlmodel.sql.sqltypes  # noqa: F401  (autogenerate names AutoString so)
 
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-revision: str = '0007_model_lifecycle'
-down_revision: str | Sequence[str] | None = '0006_protective_orders'
+revision: str = '0008_model_lifecycle'
+down_revision: str | Sequence[str] | None = '0007_backtest_exit_reason'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
