@@ -1,21 +1,32 @@
-"""A paper session recorded with --record, backtested with --replay: the same orders and fills."""
+"""A paper session recorded with --record, backtested with --replay: the same orders and fills;
+and the divergence ledger on it (zero unexplained) and on planted differences."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from decimal import Decimal
 
 import pytest
 
-from tests.engine.helpers import wait_for
-from tests.replay.conftest import fast_clock
-from tps19.engine.engine import Engine
-from tps19.engine.recording.reader import inspect
+from tests.replay.session import Session, record_session
+from tps19.engine.recording.divergence import divergence, ledger, orders_of
+from tps19.engine.recording.format import EXECUTION, FILL, VIEW_TRADES
+from tps19.engine.recording.reader import inspect, read_rows
 from tps19.engine.recording.replayer import ReplayOptions, replay_backtest
-from tps19.engine.strategies.registry import create
-from tps19.engine.trading.events import FillEvent, OrderUpdate
-from tps19.launch import start_embedded_sim
+from tps19.engine.trading.events import OrderUpdate
 
 pytestmark = pytest.mark.slow
+EPS = Decimal("1e-9")  # quote currency: Decimal division leaves ~1e-24 of rounding in a split
+
+
+def _zero(x: Decimal) -> bool:
+    return abs(x) < EPS
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> Session:
+    return record_session(tmp_path_factory.mktemp("session"))
 
 
 def _fills(fills) -> list[tuple]:
@@ -29,35 +40,114 @@ def _orders(updates) -> list[tuple]:
     return [(u.symbol, u.side, u.type, u.amount, u.price, u.status, u.filled, u.avg_price, u.fee) for u in last.values()]
 
 
-async def test_paper_session_replayed_gives_the_same_orders_and_fills(settings, tmp_path):
-    pointed, sim = await start_embedded_sim(settings, clock=fast_clock())
-    rec = tmp_path / "rec"
-    fills: list[FillEvent] = []
-    updates: list[OrderUpdate] = []
-    try:
-        engine = Engine(pointed, "paper", strategy=create("sma_cross", ["fast=2", "slow=3"]), record_dir=rec)
-        engine.bus.on(FillEvent, fills.append)
-        engine.bus.on(OrderUpdate, updates.append)
-        await engine.start()
-        try:
-            assert await wait_for(lambda: len({f.client_order_id for f in fills}) >= 4, timeout=60), \
-                f"the strategy traded {len(fills)} fills in 60 s"
-            # and one order by hand: it is re-sent where it was executed
-            await engine.trading.broker.place_order("BTC/USDT", "buy", "market", Decimal("0.01"))
-            n = len(fills)
-            assert await wait_for(lambda: len(fills) > n)
-        finally:
-            await engine.stop()
-    finally:
-        await sim.stop()
-    info = inspect(rec)
+def _replay(session: Session, **kw):
+    return asyncio.run(replay_backtest(session.root, session.settings, ReplayOptions(**kw)))
+
+
+def test_paper_session_replayed_gives_the_same_orders_and_fills(session):
+    info = inspect(session.root)
     assert info.by_kind.get("delta", 0) > 50 and info.by_kind.get("trade", 0) > 5
-    assert info.by_kind.get("fill") == len(fills)
-    result = await replay_backtest(rec, settings, ReplayOptions())
+    assert info.by_kind.get("fill") == len(session.fills)
+    result = _replay(session)
     assert result.timing == "recorded"
-    assert _fills(result.fills) == _fills(fills)
-    assert _orders(result.updates) == _orders(updates)
+    assert _fills(result.fills) == _fills(session.fills)
+    assert _orders(result.updates) == _orders(session.updates)
     # the engine ran on the recording's clock: each fill is stamped with the receive time of the
     # event that caused it, a moment before the live fill was committed
-    assert all(0 <= a.ts - b.ts <= 1000 for a, b in zip(fills, result.fills))
+    assert all(0 <= a.ts - b.ts <= 1000 for a, b in zip(session.fills, result.fills))
     assert result.book_frames > 50 and result.books_published > 10
+
+
+def test_a_paper_session_has_no_unexplained_divergence(session):
+    report = asyncio.run(divergence(session.root, session.settings))
+    assert report.mode == "paper" and report.replay_matches
+    led = report.ledger
+    assert report.session_orders == len({f.client_order_id for f in session.fills} | {u.client_order_id for u in session.updates})
+    assert _zero(led.causes["unexplained"])
+    assert _zero(sum(led.causes.values()) - led.gap)  # every unit of the gap has a cause
+    json.dumps(report.as_dict())
+
+
+def _ledger(session: Session, ref_kw: dict, sub_kw: dict):
+    ref, sub = _replay(session, **ref_kw), _replay(session, **sub_kw)
+    return ledger(orders_of(ref.updates, ref.fills, ref.books_at), orders_of(sub.updates, sub.fills, sub.books_at),
+                  ref.marks), ref, sub
+
+
+def test_planted_latency_is_attributed_to_latency(session):
+    led, ref, sub = _ledger(session, {"timing": "ideal"}, {"timing": "ideal", "latency_ms": 100})
+    assert [f.side for f in ref.fills if f.client_order_id.startswith("s19-")]
+    assert not _zero(led.gap)
+    assert not _zero(led.causes["latency"])
+    for cause in ("fees", "decision_timing", "slippage", "unexplained"):
+        assert _zero(led.causes[cause]), (cause, led.as_dict())
+
+
+def test_planted_fee_tier_is_attributed_to_fees(session):
+    led, _, _ = _ledger(session, {"timing": "recorded"}, {"timing": "recorded", "taker": Decimal("0.002"),
+                                                          "maker": Decimal("0.001")})
+    assert led.gap < 0
+    assert _zero(led.causes["fees"] - led.gap)
+    assert all(_zero(v) for c, v in led.causes.items() if c != "fees"), led.as_dict()
+
+
+def _crafted(root, markets, *, with_limit: bool = True) -> dict:
+    """A recorded paper session written row by row: a book that never reaches 64,000, one
+    resting limit buy at 64,000 placed by hand, and one print at 63,990 that goes through it."""
+    import itertools
+
+    from tps19.engine.recording.format import EXECUTION, META, ORDER, VIEW_BOOK, VIEW_TRADES
+    from tps19.engine.recording.tap import Recorder
+    from tps19.engine.recording.writer import WriterSettings
+
+    t = itertools.count(1_800_000_000_000_000_000, 1_000_000)
+    rec = Recorder(root, "sim", "sim", WriterSettings(batch_rows=1000), clock_ns=lambda: next(t)).start()
+    rec.set_markets(markets)
+    rec.meta({"mode": "paper", "exchange_id": "sim", "symbols": ["BTC/USDT"], "markets": markets,
+              "balances": {"USDT": "100000", "BTC": "1"}, "timeframe": "1m", "book_depth": 50})
+
+    def book(u: int, bid: str, ask: str) -> None:
+        rec.frame(json.dumps({"id": -1, "method": "subscribe", "code": 0, "result": {
+            "instrument_name": "BTC_USDT", "subscription": "book.BTC_USDT.50", "channel": "book", "depth": 50,
+            "data": [{"bids": [[bid, "1.5", "1"]], "asks": [[ask, "2", "1"]], "u": u, "t": 1_800_000_000_000 + u}]}}))
+        rec.event(VIEW_BOOK, "BTC/USDT", "", seq=u)
+
+    def prints(ids_prices: list[tuple[str, str]]) -> None:
+        rec.frame(json.dumps({"id": -1, "method": "subscribe", "code": 0, "result": {
+            "instrument_name": "BTC_USDT", "subscription": "trade.BTC_USDT", "channel": "trade",
+            "data": [{"d": i, "t": 1_800_000_000_500, "p": p, "q": "0.5", "s": "SELL", "i": "BTC_USDT"}
+                     for i, p in ids_prices]}}))
+        rec.event(VIEW_TRADES, "BTC/USDT", [i for i, _ in ids_prices])
+
+    book(1, "64010", "64020")
+    if with_limit:
+        cid = "t19-limit"
+        rec.event(EXECUTION, "BTC/USDT", {"client_order_id": cid, "symbol": "BTC/USDT", "book_seq": 1, "book_ts": None})
+        rec.event(ORDER, "BTC/USDT", {"client_order_id": cid, "symbol": "BTC/USDT", "side": "buy", "type": "limit",
+                                      "amount": "0.2", "price": "64000", "status": "open"})
+    book(2, "64005", "64015")
+    prints([("p-1", "63990")])  # through the resting buy: it fills
+    book(3, "64008", "64018")
+    rec.close()
+    return markets
+
+
+def test_a_dropped_print_is_attributed_to_the_fill_it_caused(session, tmp_path):
+    from tps19.engine.recording.replayer import read_meta
+
+    root = tmp_path / "crafted"
+    _crafted(root, read_meta(session.root)["markets"])
+    settings = session.settings
+
+    def run(**kw):
+        return asyncio.run(replay_backtest(root, settings, ReplayOptions(**kw)))
+
+    ref, sub = run(), run(drop_prints=frozenset({"p-1"}))
+    assert _fills(ref.fills) == [("BTC/USDT", "buy", Decimal("64000"), Decimal("0.2"), Decimal("5.12"), "maker")]
+    assert sub.fills == []  # without the print nothing went through the order
+    led = ledger(orders_of(ref.updates, ref.fills, ref.books_at), orders_of(sub.updates, sub.fills, sub.books_at),
+                 ref.marks)
+    # the missed maker fill, valued at the final mark (64,013) net of its fee
+    assert led.gap == -(Decimal("0.2") * (Decimal("64013") - Decimal("64000")) - Decimal("5.12"))
+    assert led.causes["queue"] == led.gap
+    assert all(_zero(v) for c, v in led.causes.items() if c != "queue"), led.as_dict()

@@ -274,6 +274,10 @@ class Engine:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.recorder is not None:
+            # the recording ends where the session does (a replay must not trade on what the
+            # feed still published while the engine stopped)
+            self.recorder.taking = False
         # Each part stops even if the one before failed; a failure is logged, never swallowed silently.
         parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if self.storage_watch is not None:

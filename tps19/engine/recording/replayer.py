@@ -76,6 +76,8 @@ class ReplayResult:
     fills: list[Any] = field(default_factory=list)  # FillEvent
     signals: list[Any] = field(default_factory=list)
     executions: list[Any] = field(default_factory=list)  # ExecutionEvent
+    # client order id -> (book at the decision, book at the execution) (BookEvents)
+    books_at: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     rows: int = 0
     book_frames: int = 0
     books_published: int = 0
@@ -154,11 +156,13 @@ def _plan(root: Path, opts: ReplayOptions) -> _Plan:
 
 
 class _Gate:
-    """A strategy order held until the stream reaches the point the recording executed it."""
+    """A strategy order held until the stream reaches the point the recording executed it (or,
+    with a latency setting, until the recording's clock passes ``at_ns``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_ns: int | None = None) -> None:
         self.open = asyncio.Event()
         self.done = asyncio.Event()
+        self.at_ns = at_ns
 
 
 class _Bars:
@@ -197,7 +201,7 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
     from ..strategies.signals import SignalEvent
     from ..targets import TargetExecutor
     from ..assembly import build_trading
-    from ..trading.events import ExecutionEvent, FillEvent, OrderUpdate
+    from ..trading.events import DecisionEvent, ExecutionEvent, FillEvent, OrderUpdate
 
     opts = opts or ReplayOptions()
     root = Path(root)
@@ -263,7 +267,19 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
         bus.on(OrderUpdate, on_update)
         bus.on(FillEvent, result.fills.append)
         bus.on(SignalEvent, result.signals.append)
-        bus.on(ExecutionEvent, result.executions.append)
+        decided_on: dict[str, Any] = {}
+
+        def on_decision(ev: Any) -> None:
+            decided_on[ev.symbol] = broker.books.get(ev.symbol)
+
+        def on_execution(ev: ExecutionEvent) -> None:
+            result.executions.append(ev)
+            book = broker.books.get(ev.symbol)
+            decided = decided_on.pop(ev.symbol, None) if ev.client_order_id.startswith("s19-") else None
+            result.books_at[ev.client_order_id] = (decided or book, book)
+
+        bus.on(DecisionEvent, on_decision)
+        bus.on(ExecutionEvent, on_execution)
 
         # targets waiting for their point in the stream: (symbol, target, signal, bar ts, due ns or -gseq, gated)
         pending: list[tuple[str, float, Any, int, int, bool]] = []
@@ -280,8 +296,9 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                                       timeframe_ms=timeframe_ms(timeframe))
 
             def sink(symbol: str, target: float, signal: Any) -> None:
-                due = now[0] + opts.latency_ms * 1_000_000
-                gated = False
+                # ideal timing: planned at the bar's close, executed latency_ms later
+                due = now[0]
+                gated = opts.latency_ms > 0
                 if timing == "recorded" and (symbol, bar_ts[0]) in plan.release:
                     g, gated = plan.release[(symbol, bar_ts[0])]
                     due = -g
@@ -292,21 +309,22 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
             bus.unsubscribe(runner._sub)
         builder = _Bars(timeframe_ms(timeframe)) if not recorded else None
 
-        execute = broker._execute
+        # held before the broker's lock is taken (a held order must not block the next one)
+        submit_order = broker._submit
 
-        async def gated_execute(o: Any) -> Any:
+        async def gated_submit(o: Any, v: Any) -> Any:
             if not _GATED.get():
-                return await execute(o)
-            gate = _Gate()
+                return await submit_order(o, v)
+            gate = _Gate(None if timing == "recorded" else now[0] + opts.latency_ms * 1_000_000)
             gates[o.symbol].append(gate)
             arrived.set()
             await gate.open.wait()
             try:
-                return await execute(o)
+                return await submit_order(o, v)
             finally:
                 gate.done.set()
 
-        broker._execute = gated_execute
+        broker._submit = gated_submit
 
         async def submit(p: tuple[str, float, Any, int, int, bool]) -> None:
             _GATED.set(p[5])
@@ -390,6 +408,12 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 opts.progress(result.rows)
             if pending:
                 await release(lambda p: (p[4] >= 0 and p[4] <= ns) or (p[4] < 0 and -p[4] <= g))
+            if timing != "recorded" and opts.latency_ms > 0:
+                for sym_gates in gates.values():
+                    while sym_gates and sym_gates[0].at_ns is not None and sym_gates[0].at_ns <= ns:
+                        gate = sym_gates.pop(0)
+                        gate.open.set()
+                        await gate.done.wait()
             if kind == DELTA or kind == BOOK:
                 b = books[symbol]
                 if kind == BOOK:

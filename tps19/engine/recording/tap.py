@@ -66,6 +66,7 @@ class Recorder:
         self._symbols: dict[str, str] = {}  # venue market id -> unified symbol
         self.writer = RecordingWriter(root, venue, settings, on_problem=on_problem, convert=self._convert)
         self.frames = 0
+        self.taking = True  # off once the engine starts stopping: the recording ends there
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> Recorder:
@@ -109,6 +110,8 @@ class Recorder:
 
     def frame(self, text: str | bytes) -> None:
         """One websocket frame as received (called from ccxt's receive callback: keep it cheap)."""
+        if not self.taking:
+            return
         if isinstance(text, bytes):
             try:
                 text = text.decode()
@@ -118,6 +121,8 @@ class Recorder:
         self.writer.add(("f", self._next(), self.clock_ns(), text))  # type: ignore[arg-type]
 
     def event(self, kind: str, symbol: str, payload: Any, *, venue_ts: int | None = None, seq: int | None = None) -> None:
+        if not self.taking:
+            return
         self.writer.add(("e", self._next(), self.clock_ns(), kind, symbol or "_", venue_ts, seq, payload))  # type: ignore[arg-type]
 
     def row(self, row: Row) -> None:
