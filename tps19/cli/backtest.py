@@ -61,7 +61,8 @@ def load_data(
 
 
 def backtest(
-    strategy: str = typer.Option(..., "--strategy", help="Strategy name (see `tps19 strategies`)."),
+    strategy: str = typer.Option(None, "--strategy", help="Strategy name (see `tps19 strategies`); with --replay, "
+                                 "default: the recorded session's."),
     param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
     exchange: str = typer.Option(None, "--exchange", help="Bars from the database for this exchange (fetched if --since)."),
@@ -84,9 +85,25 @@ def backtest(
     stop_loss: float = stop_loss_option(),
     take_profit: float = take_profit_option(),
     trailing_stop: float = trailing_stop_option(),
+    replay: Path = typer.Option(None, "--replay", help="Event-driven backtest on a recording (books and prints) through "
+                                "the paper broker's fill model (docs/replay.md)."),
+    timing: str = typer.Option("recorded", "--timing", help="With --replay: 'recorded' (decisions executed where the "
+                               "session executed them) or 'ideal' (at the bar's close + --latency-ms)."),
+    latency_ms: int = typer.Option(0, "--latency-ms", min=0, help="With --replay: decision -> execution delay."),
 ) -> None:
-    """Backtest a strategy: signal on a bar's close, fill at the next bar's open; protective exits inside each bar."""
+    """Backtest a strategy: signal on a bar's close, fill at the next bar's open; protective exits inside each bar
+    (or, with --replay, on recorded books and prints)."""
     from .results import LazyConsole, report
+
+    if replay is not None:
+        from .replay import backtest_replay
+
+        if data is not None or symbol or exchange:
+            fail("--replay reads its market data from the recording: no --data/--symbol/--exchange")
+        backtest_replay(replay, strategy, param, timing, latency_ms, json_out)
+        return
+    if not strategy:
+        fail("Missing option '--strategy'")
 
     console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)

@@ -430,6 +430,8 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                         prints[t.id] = t  # type: ignore[index]
                 else:
                     await publish_trades(symbol, tuple(got))
+            elif not recorded:
+                continue  # market data only: the frames are the stream (views are informative)
             elif kind == VIEW_BOOK:
                 if symbol in books:
                     await publish_book(symbol, books[symbol])

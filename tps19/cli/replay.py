@@ -1,0 +1,181 @@
+"""`tps19 record | replay | divergence` and `tps19 backtest --replay`: recordings (docs/replay.md).
+
+Only typer at module level; pyarrow, ccxt and the engine load inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import fail
+
+
+def record(
+    symbol: list[str] = typer.Option(None, "--symbol", help="ccxt unified symbol, repeatable (default: the watch list)."),
+    out: Path = typer.Option(..., "--out", help="Recording directory (created; appended to if it exists)."),
+    exchange: str = typer.Option(None, "--exchange", help="'sim' (default: embedded simulated exchange) or a ccxt id."),
+    duration: float = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds (default: Ctrl-C)."),
+) -> None:
+    """Record a venue's market data (every book frame, print, ticker, candle) without trading."""
+    import asyncio
+    import signal
+
+    from ..run import _venue, settings_from_flags
+    from ..engine.recording.reader import RecordingError
+    from ..engine.recording.session import RecordStatus, record_market_data
+
+    settings = settings_from_flags(exchange, symbol, None)
+
+    def show(st: RecordStatus) -> None:
+        typer.echo(f"recording {out}: {st.seconds:7.1f} s  {st.frames:>9,} frames  {st.rows_written:>9,} rows written  "
+                   f"{st.bytes_written / 1e6:8.2f} MB" + (f"  DROPPED {st.dropped_rows:,}" if st.dropped_rows else ""),
+                   err=True)
+
+    async def main() -> RecordStatus:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with _venue(settings) as pointed:
+            return await record_market_data(pointed, out, duration_s=duration, stop=stop, on_status=show)
+
+    try:
+        st = asyncio.run(main())
+    except (RecordingError, ValueError, OSError) as err:
+        fail(str(err))
+    except Exception as err:  # the venue refused, the network failed: one line
+        fail(f"{type(err).__name__}: {str(err)[:200]}", code=1)
+    show(st)
+    typer.echo(f"recorded {st.frames:,} frames into {out} ({st.bytes_written / max(1, st.rows_written):.1f} bytes a row)")
+
+
+def backtest_replay(root: Path, strategy: str | None, params: list[str] | None, timing: str, latency_ms: int,
+                    json_out: bool) -> None:
+    """`tps19 backtest --replay DIR`: the event-driven backtest on a recording."""
+    import asyncio
+
+    from ..config import ConfigError, load_settings
+    from ..engine.recording.reader import RecordingError
+    from ..engine.recording.replayer import ReplayOptions, replay_backtest
+
+    if timing not in ("recorded", "ideal"):
+        fail("--timing must be 'recorded' or 'ideal'")
+    strat = None
+    if strategy:
+        from ..engine.strategies import create
+
+        try:
+            strat = create(strategy, params or [])
+        except Exception as err:
+            fail(f"strategy {strategy}: {str(err).splitlines()[0]}")
+    elif params:
+        fail("--param needs --strategy")
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        fail(str(err))
+    progress = _progress(json_out)
+    try:
+        with progress as prog:
+            task = prog.add_task("replay", total=None)
+            res = asyncio.run(replay_backtest(root, settings, ReplayOptions(
+                strategy=strat, timing=timing, latency_ms=latency_ms,
+                progress=lambda n: prog.update(task, completed=n))))
+    except RecordingError as err:
+        fail(str(err))
+    out = _summary(res)
+    if json_out:
+        typer.echo(json.dumps(out))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    c.print(f"[b]replay backtest[/b] of {root} ({res.timing} timing): {res.rows:,} rows, {res.book_frames:,} book "
+            f"frames in {res.elapsed_s:.2f} s ({res.book_events_per_s:,.0f} book events/s)")
+    t = Table("order", "side", "type", "amount", "status", "filled", "avg price", "fee")
+    for o in res.orders:
+        t.add_row(o.client_order_id[-14:], o.side, o.type, f"{o.amount:f}", o.status, f"{o.filled:f}",
+                  "" if o.avg_price is None else f"{o.avg_price:.8g}", f"{o.fee:.8g}")
+    c.print(t)
+    c.print(f"fills {len(res.fills)}  signals {len(res.signals)}  bars {res.bars}  final balances "
+            + ", ".join(f"{k} {v:f}" for k, v in sorted(res.final_balances.items())))
+
+
+def _progress(quiet: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    return Progress(SpinnerColumn(), TextColumn("replaying: {task.completed:,} rows"), console=Console(stderr=True),
+                    disable=quiet, transient=True)
+
+
+def _summary(res: Any) -> dict[str, Any]:
+    return {
+        "timing": res.timing, "rows": res.rows, "book_frames": res.book_frames, "books_published": res.books_published,
+        "prints": res.prints, "bars": res.bars, "elapsed_s": round(res.elapsed_s, 3),
+        "book_events_per_s": round(res.book_events_per_s, 1),
+        "orders": [{"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "type": o.type,
+                    "amount": str(o.amount), "price": None if o.price is None else str(o.price), "status": o.status,
+                    "filled": str(o.filled), "avg_price": None if o.avg_price is None else str(o.avg_price),
+                    "fee": str(o.fee)} for o in res.orders],
+        "fills": [{"client_order_id": f.client_order_id, "symbol": f.symbol, "side": f.side, "price": str(f.price),
+                   "amount": str(f.amount), "fee": str(f.fee), "liquidity": f.liquidity, "ts": f.ts} for f in res.fills],
+        "final_balances": {k: str(v) for k, v in res.final_balances.items()},
+    }
+
+
+def divergence(
+    root: Path = typer.Argument(..., help="A session recorded with `tps19 paper|live --record DIR`."),
+    latency_ms: int = typer.Option(0, "--latency-ms", min=0, help="The reference executes this long after each bar's close."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Attribute each basis point between the session and its strategy replayed at bar close."""
+    import asyncio
+
+    from ..config import ConfigError, load_settings
+    from ..engine.recording.divergence import divergence as run
+    from ..engine.recording.reader import RecordingError
+
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        fail(str(err))
+    try:
+        report = asyncio.run(run(root, settings, latency_ms=latency_ms))
+    except RecordingError as err:
+        fail(str(err))
+    if json_out:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    from rich.console import Console
+
+    Console().print(ledger_table(report))
+
+
+def ledger_table(report: Any) -> Any:
+    """The ledger as a rich Table (the CLI and the desk's screen draw the same one)."""
+    from rich.table import Table
+
+    led = report.ledger
+    t = Table(title=f"divergence: {report.mode} session ({report.session_orders} orders) vs its strategy at bar close",
+              caption=("the replay at the recorded points reproduces every fill" if report.replay_matches
+                       else "the replay at the recorded points does NOT reproduce the session's fills"))
+    t.add_column("cause")
+    t.add_column("amount", justify="right")
+    t.add_column("bp", justify="right")
+    for cause, amount in led.causes.items():
+        t.add_row(cause.replace("_", " "), f"{amount:.4f}", f"{led.bp(amount):+.2f}")
+    t.add_row("[b]gap[/b] (session - reference)", f"[b]{led.gap:.4f}[/b]", f"[b]{led.bp(led.gap):+.2f}[/b]")
+    t.add_row("reference P&L", f"{led.reference_pnl:.4f}", "")
+    t.add_row("session P&L", f"{led.subject_pnl:.4f}", "")
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    app.command("record")(record)
+    app.command("divergence")(divergence)
