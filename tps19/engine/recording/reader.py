@@ -36,7 +36,10 @@ def _rows_of_file(path: Path, start_ns: int | None, end_ns: int | None, kinds: f
     except Exception as err:
         raise RecordingError(f"unreadable recording file {path}: {err}") from None
     for batch in pf.iter_batches(batch_size=batch_rows):
-        cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        cols = [_pylist(batch.column(i)) for i in range(batch.num_columns)]
+        if start_ns is None and end_ns is None and kinds is None:
+            yield from zip(*cols)
+            continue
         for row in zip(*cols):
             if start_ns is not None and row[2] < start_ns:
                 continue
@@ -45,6 +48,21 @@ def _rows_of_file(path: Path, start_ns: int | None, end_ns: int | None, kinds: f
             if kinds is not None and row[4] not in kinds:
                 continue
             yield row
+
+
+def _pylist(arr: Any) -> list[Any]:
+    # a dictionary column converts much faster decoded first (the kind of every row), and a list
+    # column as one flat list cut at its offsets (a null list reads as [])
+    if hasattr(arr, "dictionary_decode"):
+        arr = arr.dictionary_decode()
+    elif hasattr(arr, "offsets") and hasattr(arr, "values"):
+        offs = arr.offsets.to_pylist()
+        # (a batch may be a slice: its offsets then index the child from offs[0], and .values
+        # would be the whole child)
+        flat = arr.values.slice(offs[0], offs[-1] - offs[0]).to_pylist()
+        base = offs[0]
+        return [flat[a - base:b - base] for a, b in zip(offs, offs[1:])]
+    return arr.to_pylist()  # type: ignore[no-any-return]
 
 
 def _rows_of_partition(part_dir: Path, start_ns: int | None, end_ns: int | None,

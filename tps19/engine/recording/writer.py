@@ -119,6 +119,8 @@ class RecordingWriter:
 
     # -- the loop side ---------------------------------------------------------------
     def start(self) -> RecordingWriter:
+        import pyarrow.parquet  # noqa: F401  (imported once here, not inside the first batch)
+
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
         self._apply_retention()
@@ -218,9 +220,16 @@ class RecordingWriter:
         rows: list[Row] = self.convert(items) if self.convert is not None else items
         self._batch_no += 1
         n = self._batch_no
+        by_key: dict[tuple[str, int], list[Row]] = {}
+        for r in rows:  # (symbol, UTC day number): one Path per partition, not one per row
+            key = (r[4], r[1] // 86_400_000_000_000)
+            group = by_key.get(key)
+            if group is None:
+                group = by_key[key] = []
+            group.append(r)
         groups: dict[Path, list[Row]] = {}
-        for r in rows:
-            groups.setdefault(partition(self.root, self.venue, r[4], _day(r[1])), []).append(r)
+        for (symbol, _), group in by_key.items():
+            groups.setdefault(partition(self.root, self.venue, symbol, _day(group[0][1])), []).extend(group)
         sch = schema()
         day_changed = False
         if not groups:
