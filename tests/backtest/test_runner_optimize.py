@@ -150,7 +150,7 @@ def test_parallel_equals_serial(eth5m):
     assert a == b
 
 
-def test_workers_map_the_bars_once(eth5m):
+def test_workers_map_the_bars_once(eth5m, monkeypatch):
     """The pool's workers read the bars from one memory-mapped file (read-only views, nothing
     pickled per task); the file is gone when the search is done."""
     import os
@@ -166,10 +166,20 @@ def test_workers_map_the_bars_once(eth5m):
             np.testing.assert_array_equal(views[k], data[k])
     finally:
         os.unlink(mapped.path)
-    folder = os.path.dirname(mapped.path)
-    before = {f for f in os.listdir(folder) if f.startswith("tps19-bars-")}
+    # the files this search maps, not a listing of the shared folder (other processes on the
+    # machine map theirs in /dev/shm too: a listing failed while another optimize ran)
+    from tps19.engine.backtest import shared
+
+    made: list[str] = []
+
+    def recording(data_):
+        m = write_mapped(data_)
+        made.append(m.path)
+        return m
+
+    monkeypatch.setattr(shared, "write_mapped", recording)
     cands = opt.candidates("sma_cross", {"fast": [5, 10], "slow": [20, 40]})
     a = opt.evaluate_many("sma_cross", cands, data, BacktestConfig(), jobs=1)
     b = opt.evaluate_many("sma_cross", cands, data, BacktestConfig(), jobs=2)
     assert a == b
-    assert {f for f in os.listdir(folder) if f.startswith("tps19-bars-")} == before
+    assert made and not any(os.path.exists(path) for path in made)
