@@ -71,6 +71,12 @@ class Subscription:
         self.delivered += len(out)
         return out
 
+    async def ready(self) -> None:
+        """Return once something is pending (without draining it)."""
+        if not self.pending():
+            self._ready.clear()
+            await self._ready.wait()
+
     async def wait(self, timeout: float | None = None) -> list[Any]:
         """Wait until something is pending (or timeout), then drain.
 

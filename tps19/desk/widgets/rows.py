@@ -68,6 +68,7 @@ class RowsPane(Widget, can_focus=True):
     def show(self, cols: Sequence[Col], rows: Sequence[Sequence[Cell]], *, pinned: Sequence[Sequence[Cell]] = (),
              keys: Sequence[str] = (), empty: str = "") -> None:
         keep = self.selected_key()
+        before = self._shape()
         self.cols, self.rows, self.pinned = list(cols), [list(r) for r in rows], [list(r) for r in pinned]
         self.keys = list(keys)
         self.empty = empty
@@ -75,7 +76,12 @@ class RowsPane(Widget, can_focus=True):
             self.row_cursor = self.keys.index(keep)
         self.row_cursor = max(0, min(self.row_cursor, len(self.rows) - 1))
         self._view()
-        self.refresh(layout=True)
+        # a layout pass arranges the whole screen (the costliest part of a desk frame in
+        # bench_desk's profile): only when the rows this pane asks room for change in number
+        self.refresh(layout=self._shape() != before)
+
+    def _shape(self) -> tuple[bool, int, int]:
+        return bool(self.cols), len(self.rows), len(self.pinned)
 
     def message(self, text: str) -> None:
         """Only a line of text (no rows): "no positions", "trading layer not available"."""
