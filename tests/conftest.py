@@ -38,3 +38,26 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | 
     url = server.lease()
     yield url
     server.give_back(url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: trading logic that never touches an SQL dialect (matching, risk checks, order "
+        "lifecycle against the venue): its database runs on SQLite only. Storage, crash recovery, "
+        "restarts and reconciliation keep both backends.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the PostgreSQL case of tests marked ``sqlite_only`` (their SQLite case runs)."""
+    keep, drop = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and spec.params.get("db_target") == "postgresql" and item.get_closest_marker("sqlite_only"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

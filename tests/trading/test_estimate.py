@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from decimal import Decimal as D
 
+import pytest
 from tps19.engine.trading import FillEvent
 
 from tps19.engine.assembly import build_trading
@@ -14,6 +15,7 @@ from tps19.engine.trading.fees import FeeSchedule, apply
 from .helpers import book, settings
 
 
+@pytest.mark.sqlite_only
 async def test_a_paper_fill_is_what_the_estimate_said(bus, db, markets):
     markets = copy.deepcopy(markets)
     apply(markets, {s: FeeSchedule(D("0.0004"), D("0.0006"), "venue") for s in markets})

@@ -40,6 +40,7 @@ async def fills_of(db):
 
 
 @pytest.mark.parametrize("status", [504, 503])
+@pytest.mark.sqlite_only
 async def test_plain_text_5xx_after_the_venue_accepted_is_not_a_rejection(sim, clients, bus, db, status):
     mine, other = clients
     s = await stack(bus, db, mine)
@@ -64,6 +65,7 @@ async def test_plain_text_5xx_after_the_venue_accepted_is_not_a_rejection(sim, c
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_market_order_answered_504_is_filled_with_its_fill(sim, clients, bus, db):
     mine, _ = clients
     s = await stack(bus, db, mine)
@@ -77,6 +79,7 @@ async def test_market_order_answered_504_is_filled_with_its_fill(sim, clients, b
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_order_that_never_reached_the_venue_ends_rejected_after_the_lookup(sim, clients, bus, db):
     """A plain 503 from the gateway before the venue saw the order: the lookup by client order
     id finds nothing, so (with no attempt left) the order is closed as never sent."""
@@ -151,6 +154,7 @@ async def test_unknown_limit_order_is_settled_open_by_reconcile(sim, clients, bu
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_definite_venue_rejection_is_still_rejected_at_once(sim, clients, bus, db):
     mine, _ = clients
     s = await stack(bus, db, mine)

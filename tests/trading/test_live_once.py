@@ -21,6 +21,7 @@ async def _live(bus, db, client):
     return s
 
 
+@pytest.mark.sqlite_only
 async def test_a_live_order_is_announced_as_new_once(sim, clients, bus, db):
     mine, _ = clients
     updates: list[OrderUpdate] = []
@@ -40,6 +41,7 @@ async def test_a_live_order_is_announced_as_new_once(sim, clients, bus, db):
         await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_live_balances_show_what_the_account_held_free_and_locked(sim, clients, bus, db):
     """An account that already holds BTC: the desk's balances list it (from the venue), and a
     resting sell moves part of it from free to locked."""

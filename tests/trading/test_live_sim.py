@@ -26,6 +26,7 @@ async def live_stack(bus, db, client, **kw):
     return s
 
 
+@pytest.mark.sqlite_only
 async def test_place_partially_fill_cancel(sim, clients, bus, db):
     mine, other = clients
     s = await live_stack(bus, db, mine)
@@ -57,6 +58,7 @@ async def test_place_partially_fill_cancel(sim, clients, bus, db):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_market_order_and_venue_rejection(sim, clients, bus, db):
     mine, _ = clients
     s = await live_stack(bus, db, mine)
@@ -69,6 +71,7 @@ async def test_market_order_and_venue_rejection(sim, clients, bus, db):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_dropped_create_reply_is_retried_once_on_venue(sim, clients, bus, db):
     mine, _ = clients
     s = await live_stack(bus, db, mine)
@@ -143,6 +146,7 @@ async def test_dropped_connection_triggers_reconcile(sim, clients, bus, db):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus, db):
     """The reply is lost and the venue cannot be asked (5xx): the order stays `unknown` (no second
     send); reconciliation then finds it by client order id."""
@@ -173,6 +177,7 @@ async def test_lost_reply_and_lookup_unavailable_never_resends(sim, clients, bus
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_watch_survives_its_own_timeouts(sim, clients, bus, db):
     """A quiet private stream times out (guard) again and again; updates still arrive by watch."""
     mine, other = clients
@@ -191,6 +196,7 @@ async def test_watch_survives_its_own_timeouts(sim, clients, bus, db):
 
 
 @pytest.mark.parametrize("watch_trades", [False, True])
+@pytest.mark.sqlite_only
 async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, bus, db, watch_trades):
     """ccxt's cryptocom keeps public and private trade prints in one cache; the feed watching
     the public tape on the same client must not turn other people's trades into our fills."""
@@ -221,6 +227,7 @@ async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, 
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_slow_venue_request_lost_in_flight_is_not_resent_blindly(sim, clients, bus, db):
     """Every request times out on our side while the venue is slow; our create-order is
     abandoned before the venue read it (the sim drops it). The venue cannot be asked, so

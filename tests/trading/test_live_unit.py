@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tps19.engine.assembly import build_trading
 
 from .helpers import settings
@@ -25,6 +26,7 @@ class PagedVenue:
         return sorted(rows[:limit], key=lambda t: t["timestamp"])  # ccxt sorts ascending
 
 
+@pytest.mark.sqlite_only
 async def test_trade_history_is_paged(bus, db, markets):
     venue = PagedVenue(250)
     s = await build_trading(mode="live", bus=bus, db=db, client=venue, markets=markets, settings=settings())

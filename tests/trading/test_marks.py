@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
 from tps19.engine.assembly import build_trading
 from tps19.engine.trading.events import PortfolioUpdate, PositionEvent
 
@@ -25,6 +26,7 @@ def _last(events, kind, **match):
     return None
 
 
+@pytest.mark.sqlite_only
 async def test_unrealized_pnl_and_equity_follow_the_mark_without_fills(bus, db, markets):
     seen: list = []
     bus.on((PositionEvent, PortfolioUpdate), seen.append)
@@ -50,6 +52,7 @@ async def test_unrealized_pnl_and_equity_follow_the_mark_without_fills(bus, db, 
         await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_balances_show_free_and_locked_including_holdings_from_before(bus, db, markets):
     seen: list = []
     bus.on(PortfolioUpdate, seen.append)
@@ -96,6 +99,7 @@ async def test_pnl_today_is_the_loss_limits_figure_and_survives_a_restart(bus, d
         await s2.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_selling_holdings_from_before_never_shows_a_negative_position(bus, db, markets):
     """The account started with 1 BTC that no fill bought: selling part of it leaves the
     position at zero (not -0.155) while the balance shows what is held."""

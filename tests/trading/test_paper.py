@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from tps19.engine.storage import Database, Fill, Order, OrderEvent
@@ -21,6 +22,7 @@ async def stack(bus, db, markets, **kw):
     return s
 
 
+@pytest.mark.sqlite_only
 async def test_market_order_walks_book_vwap_to_the_cent(bus, db, markets):
     s = await stack(bus, db, markets)
     sub = bus.subscribe(OrderUpdate, FillEvent)
@@ -45,6 +47,7 @@ async def test_market_order_walks_book_vwap_to_the_cent(bus, db, markets):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_consumed_liquidity_is_not_filled_twice(bus, db, markets):
     s = await stack(bus, db, markets)
     bus.publish(book())
@@ -70,6 +73,7 @@ async def test_consumed_liquidity_is_not_filled_twice(bus, db, markets):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_resting_limit_queue_position_and_partial_fills(bus, db, markets):
     s = await stack(bus, db, markets)
     bus.publish(book())
@@ -101,6 +105,7 @@ async def test_resting_limit_queue_position_and_partial_fills(bus, db, markets):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_limit_crossing_ioc_post_only_and_rejections(bus, db, markets):
     s = await stack(bus, db, markets, risk=dict(max_order_notional=D("30000"), max_daily_orders=7))
     b = s.broker
@@ -176,6 +181,7 @@ async def test_paper_state_survives_restart(bus, db_target, markets):
     await db2.close()
 
 
+@pytest.mark.sqlite_only
 async def test_latency_book_moves_while_order_travels(bus, db, markets):
     s = await stack(bus, db, markets, latency_s=0.05)
     bus.publish(book())
@@ -188,6 +194,7 @@ async def test_latency_book_moves_while_order_travels(bus, db, markets):
     await s.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_queue_shrinks_with_cancellations_ahead(bus, db, markets):
     s = await stack(bus, db, markets)
     bus.publish(book())
@@ -227,6 +234,7 @@ async def test_kill_switch_survives_restart(bus, db_target, markets):
     await db2.close()
 
 
+@pytest.mark.sqlite_only
 async def test_bad_market_data_is_reported_and_survived(bus, db, markets):
     from tps19.engine.events import Trade, TradeEvent
     from tps19.engine.trading import TradingIssue

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from tps19.engine.storage import PortfolioSnapshot
@@ -18,6 +19,7 @@ def f(side, price, amount, fee, cur="USDT", symbol="BTC/USDT"):
     return FillRecord(f"f{price}{amount}{side}", None, None, symbol, side, D(price), D(amount), D(fee), cur, "taker", 0)
 
 
+@pytest.mark.sqlite_only
 async def test_hand_computed_pnl(markets, bus, db):
     p = Portfolio(mode="paper", markets=markets, bus=bus, db=db, snapshot_interval_s=0)
     p.balances = {"USDT": D("1000"), "BTC": D("1")}

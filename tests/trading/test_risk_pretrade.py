@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
 from tps19.config import RiskSettings
 from tps19.engine.trading.orders import ValidatedOrder
 from tps19.engine.trading.risk import BREAKER, RiskEngine
@@ -129,6 +130,7 @@ def test_a_breaker_halt_refuses_new_risk_but_lets_exits_through():
     assert "kill switch engaged" in r.decide(_order("sell", "1")).reason
 
 
+@pytest.mark.sqlite_only
 async def test_a_sell_limit_at_1_on_a_64k_market_is_refused_and_never_sent(bus, db, markets, monkeypatch):
     from tps19.engine.assembly import build_trading
 

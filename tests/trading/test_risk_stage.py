@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from tps19.config import RiskSettings
 from tps19.engine.trading.orders import ValidatedOrder
 from tps19.engine.trading.risk import RiskEngine
@@ -39,6 +40,7 @@ def test_the_risk_engine_decides_from_the_portfolio_view_it_is_given():
     assert risk.decide(_order("sell", "8")).accepted  # getting out stays allowed
 
 
+@pytest.mark.sqlite_only
 async def test_no_broker_sees_an_order_the_risk_stage_refuses(bus, db, markets, monkeypatch):
     from tps19.engine.assembly import build_trading
 
