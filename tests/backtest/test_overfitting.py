@@ -169,3 +169,27 @@ def test_pbo_of_hand_built_trials():
     steady = probability_of_overfitting([sketch(x) for x in (d, e)])
     assert steady is not None and steady["pbo"] == 0.0
     assert probability_of_overfitting([sketch(d)]) is None  # one trial: nothing to overfit
+
+
+def test_every_backtest_sharpe_carries_its_interval_from_daily_returns():
+    """Two weeks of 1m bars: the SE comes from the 14 daily returns (pandas resample, scipy
+    moments: Lo 2002 with Mertens' skew/kurtosis terms), annualised by sqrt(365.25); the interval
+    is the reported Sharpe +- 1.96 SE. Daily bars use their own returns."""
+    import pandas as pd
+    from scipy import stats
+
+    df = make_bars(BARS, ar=0.0, seed=3)
+    res = run_backtest(get("bollinger")({"period": 30, "k": 3}), df, ZERO_FEES)
+    m = res.metrics
+    eq = pd.Series(res.equity, index=pd.to_datetime(res.ts, unit="ms"))
+    daily = eq.resample("1D").last().dropna().to_numpy()
+    r = np.diff(np.concatenate(([ZERO_FEES.cash], daily))) / np.concatenate(([ZERO_FEES.cash], daily[:-1]))
+    sr = r.mean() / r.std(ddof=1)
+    se = math.sqrt((1 - stats.skew(r) * sr + (stats.kurtosis(r, fisher=False) - 1) / 4 * sr**2) / len(r) * 365.25)
+    assert m["sharpe_basis"] == "daily (14 returns)" and len(r) == 14
+    assert m["sharpe_se"] == pytest.approx(se, rel=1e-9)
+    assert m["sharpe_ci95"] == pytest.approx([m["sharpe"] - 1.96 * se, m["sharpe"] + 1.96 * se])
+    assert m["sharpe_se"] > 4  # two weeks of data: the headline Sharpe near 8 is within noise
+    day = make_bars(400, ar=0.0, seed=4, step_ms=86_400_000)
+    dm = run_backtest(get("bollinger")({"period": 10, "k": 1}), day, ZERO_FEES).metrics
+    assert dm["sharpe_basis"].startswith("bars (400 returns)")

@@ -75,6 +75,47 @@ def _returns(eq: np.ndarray, cash0: float) -> tuple[float, float, float]:
     return mean, sd, math.sqrt(float(np.dot(rets, rets)) / n)
 
 
+DAY_MS = 86_400_000
+MIN_DAYS = 10  # fewer daily returns than this: the interval uses the bars' own returns
+
+
+def sharpe_interval(eq: np.ndarray, ts: np.ndarray, cash0: float, sharpe: float, ppy: float) -> dict[str, Any]:
+    """The standard error of an annualised Sharpe ratio and its 95 % interval.
+
+    Lo (2002) with Mertens' (2002) allowance for skew and kurtosis: the per-period Sharpe SR of T
+    returns has SE = sqrt((1 - skew * SR + (kurt - 1) / 4 * SR^2) / T); annualised by sqrt(periods
+    per year). Bars finer than a day are first turned into daily returns (the equity at each UTC
+    day's last bar), which intraday autocorrelation and the many flat bars of a strategy do not
+    flatter; with fewer than MIN_DAYS days (or daily bars and coarser) the bars' returns are used.
+    The interval is centred on the reported Sharpe."""
+    out: dict[str, Any] = {"sharpe_se": None, "sharpe_ci95": None, "sharpe_basis": None}
+    n = len(eq)
+    if n < 3 or not math.isfinite(sharpe):
+        return out
+    step = YEAR_MS / ppy if ppy > 0 else 0.0
+    basis, per_year = "bars", ppy
+    if 0 < step < DAY_MS:
+        day = np.asarray(ts, dtype=np.int64) // DAY_MS
+        last = np.flatnonzero(np.diff(day) != 0)
+        if len(last) + 1 >= MIN_DAYS:
+            r = bar_returns(np.asarray(eq, dtype=float)[np.append(last, n - 1)], cash0)
+            basis, per_year = "daily", YEAR_MS / DAY_MS
+    if basis == "bars":
+        r = bar_returns(np.asarray(eq, dtype=float), cash0)
+    sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    if not sd > 0:
+        return out
+    c = r - r.mean()
+    m2 = float(np.mean(c * c))
+    skew = float(np.mean(c**3)) / m2**1.5
+    kurt = float(np.mean(c**4)) / m2**2
+    sr = float(r.mean()) / sd
+    var = max(1 - skew * sr + (kurt - 1) / 4 * sr * sr, 0.0) / len(r)
+    se = math.sqrt(var * per_year)
+    return {"sharpe_se": se, "sharpe_ci95": [sharpe - 1.96 * se, sharpe + 1.96 * se],
+            "sharpe_basis": f"{basis} ({len(r)} returns)"}
+
+
 def _f(x: float) -> float | None:
     """JSON-safe float (None for NaN/inf)."""
     return None if x is None or not math.isfinite(x) else float(x)
@@ -126,6 +167,7 @@ def compute_metrics(res: Any) -> dict[str, Any]:
         "total_return": total_return,
         "cagr": _f(cagr),
         "sharpe": _f(sharpe),
+        **sharpe_interval(eq, ts, cash0, sharpe, ppy),
         "sortino": _f(sortino),
         "max_drawdown": mdd,
         "max_drawdown_bars": dd_bars,

@@ -45,6 +45,13 @@ def _num(x: Any, nd: int = 2) -> str:
     return f"{x:,.{nd}f}"
 
 
+def _interval(m: dict[str, Any]) -> str:
+    ci = m.get("sharpe_ci95")
+    if not ci:
+        return ""
+    return f" (95%: {ci[0]:,.2f} .. {ci[1]:,.2f}, SE {m['sharpe_se']:,.2f} from {m.get('sharpe_basis')})"
+
+
 def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("Period", f"{iso(m.get('start_ms'))} -> {iso(m.get('end_ms'))} ({m.get('bars')} bars)"),
@@ -52,7 +59,7 @@ def metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("Final equity", _num(m.get("final_equity"))),
         ("Total return", _pct(m.get("total_return"))),
         ("CAGR", _pct(m.get("cagr"))),
-        ("Sharpe", _num(m.get("sharpe"))),
+        ("Sharpe", _num(m.get("sharpe")) + _interval(m)),
         ("Sortino", _num(m.get("sortino"))),
         ("Max drawdown", _pct(m.get("max_drawdown"))),
         ("Max drawdown duration", f"{duration(m.get('max_drawdown_duration_ms') or 0)} ({m.get('max_drawdown_bars')} bars)"),
