@@ -218,3 +218,13 @@ def test_backtest_of_a_file_imports_only_what_it_needs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["metrics"]["bars"] == 13_681
     assert json.loads(out.stderr.strip().splitlines()[-1]) == []
+
+
+def test_a_backtests_fee_follows_the_venue_it_is_modelled_on():
+    from tps19.cli.backtest import venue_taker_fee
+
+    assert venue_taker_fee("sim") == (0.0006, "taker rate of the simulated Crypto.com venue")
+    assert venue_taker_fee("sim-binance")[0] == 0.001
+    rate, source = venue_taker_fee("kraken")
+    assert 0 < rate < 0.01 and "ccxt's published taker rate for kraken" in source
+    assert venue_taker_fee(None) == (0.001, "default (no venue to model)")

@@ -60,6 +60,24 @@ def load_data(
     return df, meta | {"data_quality": rep.as_dict()}
 
 
+def venue_taker_fee(exchange: str | None) -> tuple[float, str]:
+    """The fee a backtest charges when --fee is not given: the taker rate of the venue the bars
+    are modelled on (a fill at the next bar's open takes liquidity), and where it comes from."""
+    ex = (exchange or "").strip().lower()  # (tps19.config is not imported: a --data run stays light)
+    if ex == "sim":
+        return 0.0006, "taker rate of the simulated Crypto.com venue"
+    if ex == "sim-binance":
+        return 0.001, "taker rate of the simulated Binance venue"
+    if ex and ex not in ("sim", "sim-binance", "file"):
+        import ccxt
+
+        cls = getattr(ccxt, ex, None)
+        taker = ((cls().fees.get("trading") or {}).get("taker") if cls is not None else None) if cls else None
+        if isinstance(taker, (int, float)) and 0 <= taker < 1:
+            return float(taker), f"ccxt's published taker rate for {ex} (your account's may differ: --fee)"
+    return 0.001, "default (no venue to model)"
+
+
 def backtest(
     strategy: str = typer.Option(None, "--strategy", help="Strategy name (see `tps19 strategies`); with --replay, "
                                  "default: the recorded session's."),
@@ -71,7 +89,8 @@ def backtest(
     since: str = typer.Option(None, "--since", help="Start (UTC)."),
     until: str = typer.Option(None, "--until", help="End (UTC, exclusive)."),
     cash: float = typer.Option(10_000.0, "--cash", help="Starting cash (quote currency)."),
-    fee: float = typer.Option(0.001, "--fee", help="Fee as a fraction of notional on every fill."),
+    fee: float = typer.Option(None, "--fee", help="Fee as a fraction of notional on every fill (default: the "
+                              "taker rate of the --exchange the bars come from, else 0.001)."),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Fixed slippage in basis points."),
     size: float = typer.Option(1.0, "--size", help="Fraction of equity a target of 1 means."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (metrics and trades)."),
@@ -106,6 +125,7 @@ def backtest(
         fail("Missing option '--strategy'")
 
     console = LazyConsole(stderr=json_out)
+    fee, fee_source = (fee, "--fee") if fee is not None else venue_taker_fee(exchange)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
     protection = protection_flags(stop_loss, take_profit, trailing_stop)
     try:
@@ -118,6 +138,7 @@ def backtest(
         risk = backtest_risk(sizing, sizing_param, max_drawdown, flatten_on_halt)
         df, meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
                              parse_time(until, "--until"), db, json_out, console)
+        meta["fee"] = {"rate": fee, "source": fee_source}
         if len(df) < 2:
             fail("not enough bars to backtest (need at least 2)")
         res = run_backtest(strat, df, config, risk)
