@@ -389,6 +389,9 @@ class ReportSettings(BaseModel):
     # equity and P&L of several venues are added up in this currency (each venue values in its
     # own; conversions are stated in the headless 'venues' line)
     currency: str = "USDT"
+    # limits over every venue of a run, in that currency (each venue keeps its own risk.* caps too)
+    max_gross_exposure: Money = Field(Decimal("500000"), gt=0)
+    daily_loss_limit: Money = Field(Decimal("1000"), gt=0)
 
     @field_validator("currency")
     @classmethod

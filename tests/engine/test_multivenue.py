@@ -88,6 +88,15 @@ async def test_paper_trades_both_dialects_at_once_each_at_its_own_fees(settings)
         async with cdc.db.session() as s:
             rows = (await s.execute(select(OrderRecord))).scalars().all()
         assert {(r.exchange, r.symbol) for r in rows} == {("sim", "BTC/USDT"), ("sim-binance", "ETH/USDT")}
+        # the total cap over both venues: room for ~100 USDT more across them, so 0.1 ETH (~300 USDT)
+        # that fits Binance's own cap is refused, while a sell that reduces a position passes
+        gross = sum(e.trading.broker.risk.account.gross_exposure() for e in (cdc, bn))
+        venues.max_gross_exposure = gross + D(100)
+        over = await bn.trading.broker.place(OrderRequest("ETH/USDT", "buy", "market", D("0.1")))
+        assert over.status == OrderStatus.REJECTED and "gross exposure of all venues" in over.reason
+        reduce = await bn.trading.broker.place(OrderRequest("ETH/USDT", "sell", "market", D("0.1")))
+        assert await wait_for(lambda: reduce.status == OrderStatus.FILLED, timeout=10)
+        venues.max_gross_exposure = None
         # a per-venue kill: Binance's orders blocked, Crypto.com's go on
         assert await venues.kill("sim-binance") == {"sim-binance": 0}
         refused = await bn.trading.broker.place(OrderRequest("ETH/USDT", "buy", "market", D("0.1")))

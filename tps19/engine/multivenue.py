@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +95,15 @@ def sim_seed(settings: Settings, index: int) -> int:
 class VenueSet:
     """The portfolio level over one engine per venue."""
 
-    def __init__(self, engines: dict[str, Engine], report_currency: str = "USDT") -> None:
+    def __init__(self, engines: dict[str, Engine], report_currency: str | None = None,
+                 max_gross_exposure: Decimal | None = None, daily_loss_limit: Decimal | None = None) -> None:
         self.engines = engines
-        self.report_currency = report_currency
+        report = next(iter(engines.values())).settings.report if engines else None
+        self.report_currency = report_currency or (report.currency if report else "USDT")
+        self.max_gross_exposure = max_gross_exposure if max_gross_exposure is not None else (
+            report.max_gross_exposure if report else None)
+        self.daily_loss_limit = daily_loss_limit if daily_loss_limit is not None else (
+            report.daily_loss_limit if report else None)
         self.failed: dict[str, str] = {}  # venue -> why it is not running
         self._starts: dict[str, asyncio.Task[None]] = {}
 
@@ -115,7 +122,39 @@ class VenueSet:
             err = t.exception() if not t.cancelled() else asyncio.CancelledError()
             if err is not None:
                 self.failed[v] = str(err) if isinstance(err, EngineError) else f"{type(err).__name__}: {err}"
+        for v, e in self.running.items():
+            if e.trading is not None:
+                e.trading.broker.risk.total = partial(self._total_check, v)
         return dict(self.failed)
+
+    def _total_check(self, venue: str, v: Any, added: Decimal) -> str | None:
+        """The limits over every venue, for an order adding ``added`` exposure on ``venue``
+        (valued in that venue's currency): refused when the venues' gross exposure with it, or
+        their P&L today, is beyond the total limits (reporting currency)."""
+        rep = self.report_currency
+        gross = Decimal(0)
+        pnl = Decimal(0)
+        for name, e in self.running.items():
+            if e.trading is None:
+                continue
+            risk = e.trading.broker.risk
+            rate, how = self._rate(e, getattr(e.trading.portfolio, "valuation", rep))
+            if rate is None:
+                return f"total limits cannot be checked: {name}'s holdings have no value in {rep} ({how})"
+            if risk.account is not None:
+                gross += risk.account.gross_exposure() * rate
+            today = risk.pnl_today()
+            if today is not None:
+                pnl += today * rate
+            if name == venue:
+                gross += added * rate
+        if self.daily_loss_limit is not None and pnl <= -self.daily_loss_limit:
+            return (f"daily loss limit of all venues reached (P&L today {pnl:.2f} {rep} <= -{self.daily_loss_limit}); "
+                    "only orders that reduce a position are allowed")
+        if self.max_gross_exposure is not None and gross > self.max_gross_exposure:
+            return (f"gross exposure of all venues after this order would be {gross:.2f} {rep} > the total cap "
+                    f"{self.max_gross_exposure}")
+        return None
 
     async def _prepare_database(self) -> None:
         """The venues share one database: its tables are created once, before the engines open it

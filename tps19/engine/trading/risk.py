@@ -108,6 +108,9 @@ class RiskEngine:
         self._pnl_day_start: Decimal | None = None  # net P&L when this UTC day was first seen
         self._clock = clock
         self._recent: deque[float] = deque()  # times of the orders counted in the last minute
+        # the portfolio level's check over every venue (multivenue.VenueSet), given the exposure
+        # this order adds in this venue's valuation currency; None: this venue alone
+        self.total: Callable[[ValidatedOrder, Decimal], str | None] | None = None
 
     def _view(self) -> PortfolioView | None:
         return self.portfolio
@@ -295,6 +298,10 @@ class RiskEngine:
             gcap = self.settings.max_gross_exposure
             if gross > gcap:
                 return Decision(f"gross exposure after this order would be {gross:.2f} > the gross exposure cap {gcap}")
+        if self.total is not None:
+            why = self.total(v, (abs(after) - abs(qty)) * px)
+            if why is not None:
+                return Decision(why)
         return ACCEPT
 
     def check(self, v: ValidatedOrder, mid: Decimal | None = None) -> None:
