@@ -121,7 +121,7 @@ class DeskApp(CockpitScreens, App[int]):
             yield SystemCommand(f"Symbol {s}", f"show {s} (key {i + 1})", lambda i=i: self.select_symbol(i))
         yield SystemCommand("Buy ticket", "order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
         yield SystemCommand("Sell ticket", "order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
-        yield SystemCommand("Kill switch", "cancel everything and block orders / release (f9)", self.action_kill_switch)
+        yield SystemCommand("Kill switch", "cancel entries, block new orders, keep stops / release (f9)", self.action_kill_switch)
         yield SystemCommand("Desk keys", "show the desk's keys (?)", self.action_help)
         yield SystemCommand("History", "finished orders and fills, from the database (h)", self.action_history)
         yield SystemCommand("P&L", "equity chart, daily P&L, strategies (p)", self.action_performance)
@@ -311,7 +311,7 @@ class DeskApp(CockpitScreens, App[int]):
             else:
                 self._last_chart = now
                 args = (sym, self.settings.symbols.timeframe, list(self.state.bars.get(sym, {}).values()),
-                        list(self.state.fills.get(sym, ())))
+                        list(self.state.fills.get(sym, ())), self._protective_levels(sym))
                 # after this frame is written: a 10-30 ms plotext build must not hold back the book
                 # drawn in the same tick (it set bench_desk's p99)
                 if force:
@@ -426,7 +426,33 @@ class DeskApp(CockpitScreens, App[int]):
         if status != "rejected":
             self.notify(f"{o.side} {o.amount.normalize():f} {o.symbol}: {status}", timeout=4)
 
+    def _protective_levels(self, symbol: str) -> list[tuple[float, str]]:
+        """The chart's lines: each working stop's and take-profit's level, a bracket entry's too."""
+        out: list[tuple[float, str]] = []
+        for o in self.state.working_orders(symbol):
+            trig = getattr(o, "trigger_price", None)
+            if trig is not None:
+                out.append((float(trig), "take" if str(o.type).startswith("take_profit") else "stop"))
+            for attr, kind in (("stop_loss_price", "stop"), ("take_profit_price", "take")):
+                level = getattr(o, attr, None)
+                if level is not None:
+                    out.append((float(level), kind))
+        return out
+
     def cancel_order(self, coid: str) -> None:
+        o = self.state.orders.get(coid)
+        group = getattr(o, "oco_group", None) if o is not None and getattr(o, "trigger_state", None) else None
+        legs = [x for x in self.state.working_orders() if getattr(x, "oco_group", None) == group] if group else []
+        if group and len(legs) > 1:
+            # one leg of an OCO cancels its whole group: the trader says yes first
+            names = ", ".join(f"{x.type} {x.client_order_id[-6:]}" for x in legs)
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.run_worker(self._cancel(coid), group="orders")
+            self.push_screen(ConfirmScreen("cancel OCO group", f"Cancel the whole OCO group {group[-4:]} "
+                                           f"({len(legs)} legs: {names})?"), answered)
+            return
         self.run_worker(self._cancel(coid), group="orders")
 
     async def _cancel(self, coid: str) -> None:
@@ -489,7 +515,8 @@ class DeskApp(CockpitScreens, App[int]):
                 self.run_worker(run(), group="orders")
 
         self.push_screen(ConfirmScreen("KILL SWITCH",
-                                       "Cancel ALL open orders on every symbol and block new orders?"), engage)
+                                       "Cancel ALL open entry orders on every symbol and block new orders?\n"
+                                       "Stops and take-profits keep working (a triggered exit passes the switch)."), engage)
 
     # -- other screens --------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -15,9 +15,10 @@ KEYS: list[tuple[str, str]] = [
     ("b / s", "order ticket: buy / sell the selected symbol"),
     ("enter", "in the ticket: review; paper: enter again places; live: type y to place"),
     ("escape", "close the ticket / dialog without doing anything"),
-    ("c", "cancel the selected open order (orders pane cursor)"),
-    ("C", "cancel all open orders for the selected symbol"),
-    ("f9", "kill switch: cancel everything and block orders (asks first); again to release"),
+    ("c", "cancel the selected open order (orders pane cursor); a leg of an OCO cancels its group (asks first)"),
+    ("C", "cancel all open orders for the selected symbol, stops and take-profits included"),
+    ("f9", "kill switch: cancel every entry order and block new ones (asks first); stops and take-profits "
+           "keep working, a triggered exit passes it (docs/orders.md); again to release"),
     ("1 - 9", "select symbol 1..9"),
     ("ctrl+p", "command palette (symbols, kill switch, help, theme...)"),
     ("d", "order book depth: cycle 5/10/15/20/25/50 levels"),

@@ -1,5 +1,10 @@
 """Order ticket: type, amount, limit price, live validation, cost/fee/slippage estimate, review, confirm.
 
+Every order kind: market, limit, post only, ioc (each may carry a stop-loss and a take-profit: a
+bracket), stop market/limit, take profit (market/limit), trailing stop (``2%`` or a price
+distance, optional activation price) and oco. The ticket shows each trigger's distance to the
+market in % and bp, and a bracket's worst-case loss before review.
+
 Paper: enter (review), enter (place). Live: enter (review), then the trader must type `y`;
 enter at the live review does nothing but say so. Never one keypress from ticket to live order.
 The ticket never sends anything itself: it dismisses with an ``OrderRequest`` and the app places it.
@@ -25,7 +30,28 @@ from ...numbers import NumberError, parse_decimal
 
 # the estimate is the engine's: the paper fill's book walk and the venue's fee rates
 from ...engine.trading.book_walk import Estimate, estimate
-from ...engine.trading.orders import OrderRejected, OrderRequest, validate_order
+from ...engine.trading.orders import (
+    PROTECTIVE_TYPES,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+    executes_as,
+    validate_order,
+)
+from ...engine.trading.review import bracket_worst_loss, trigger_distance
+
+# (label, type) in the ticket's type list
+TYPES = [("limit", "limit"), ("market", "market"), ("post only", "post_only"), ("ioc", "ioc"),
+         ("stop market", "stop_market"), ("stop limit", "stop_limit"), ("take profit", "take_profit"),
+         ("take profit limit", "take_profit_limit"), ("trailing stop", "trailing_stop"), ("oco", "oco")]
+# which extra fields each type shows (entries: a bracket's stop-loss and take-profit)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "limit": ("price", "sl", "tp"), "market": ("sl", "tp"), "post_only": ("price", "sl", "tp"),
+    "ioc": ("price", "sl", "tp"), "stop_market": ("trigger",), "stop_limit": ("trigger", "price"),
+    "take_profit": ("trigger",), "take_profit_limit": ("trigger", "price"),
+    "trailing_stop": ("trail", "activation"), "oco": ("sl", "tp", "price"),
+}
+ALL_FIELDS = ("price", "trigger", "trail", "activation", "sl", "tp")
 
 
 # Commas only as thousands separators: a decimal comma ("1,5") must not be read as fifteen.
@@ -46,18 +72,39 @@ def parse_typed_number(text: str, field: str) -> Decimal | None:
 
 
 def ticket_order(symbol: str, side: str, otype: str, amount_text: str, price_text: str, market: dict | None,
-                 ref_price: Decimal | None) -> Any:
-    """The ticket's fields as a validated order; OrderRejected with a one-line reason otherwise."""
+                 ref_price: Decimal | None, extra: dict[str, str] | None = None) -> Any:
+    """The ticket's fields as a validated order; OrderRejected with a one-line reason otherwise.
+    ``extra``: the trigger fields' texts (trigger, trail, activation, sl, tp), used by the types
+    that show them (``FIELDS``)."""
+    return validate_order(ticket_request(symbol, side, otype, amount_text, price_text, extra), market,
+                          ref_price=ref_price)
+
+
+def ticket_request(symbol: str, side: str, otype: str, amount_text: str, price_text: str,
+                   extra: dict[str, str] | None = None) -> OrderRequest:
     if not amount_text.strip():
         raise OrderRejected("enter an amount")
+    shown = FIELDS.get(otype, ("price",))
+    texts = {k: v for k, v in (extra or {}).items() if k in shown}
     try:
         amount = parse_typed_number(amount_text, "amount")
-        price = None if otype == "market" else parse_typed_number(price_text, "price")
+        price = parse_typed_number(price_text, "price") if "price" in shown else None
+        kw: dict[str, Any] = {}
+        for key, name in (("trigger", "trigger_price"), ("activation", "activation_price"), ("sl", "stop_loss_price"),
+                          ("tp", "take_profit_price")):
+            if texts.get(key, "").strip():
+                kw[name] = parse_typed_number(texts[key], name.replace("_", " "))
+        trail = texts.get("trail", "").strip()
+        if trail:
+            if trail.endswith("%"):
+                kw["trailing_pct"] = parse_decimal(trail[:-1].strip(), "trailing %")
+            else:
+                kw["trailing_distance"] = parse_typed_number(trail, "trailing distance")
     except NumberError as err:
         raise OrderRejected(str(err)) from None
     if amount is None:  # only underscores typed
         raise OrderRejected("enter an amount")
-    return validate_order(OrderRequest(symbol, side, otype, amount, price), market, ref_price=ref_price)
+    return OrderRequest(symbol, side, otype, amount, price, **kw)
 
 
 # A limit this far from the mid (as a fraction) is flagged at review: a sell limit at 1 on a 64k
@@ -119,19 +166,27 @@ class TicketScreen(ModalScreen[Any]):
             v.border_title = f"{'LIVE ' if self.mode == 'live' else 'paper '}{self.side.upper()} {self.symbol}"
             with Horizontal():
                 yield Label("type")
-                yield Select([("limit", "limit"), ("market", "market"), ("post only", "post_only"), ("ioc", "ioc")],
-                             value="limit", allow_blank=False, id="type", compact=True)
+                yield Select(TYPES, value="limit", allow_blank=False, id="type", compact=True)
             with Horizontal():
                 yield Label("amount")
                 yield Input(placeholder=f"{self.symbol.split('/')[0]} amount", id="amount", compact=True)
-            with Horizontal():
+            with Horizontal(id="row-price"):
                 yield Label("price")
                 yield Input(value=f"{ref:.{pp}f}" if ref is not None else "", placeholder="limit price", id="price", compact=True)
+            for key, label, hint in (("trigger", "trigger", "trigger price"),
+                                     ("trail", "trail", "2% or a price distance"),
+                                     ("activation", "activate", "optional activation price"),
+                                     ("sl", "stop-loss", "optional stop-loss price"),
+                                     ("tp", "take-prof", "optional take-profit price")):
+                with Horizontal(id=f"row-{key}"):
+                    yield Label(label)
+                    yield Input(placeholder=hint, id=key, compact=True)
             yield Static(id="check")
             yield Static(id="review", classes="review")
             yield Static(self._hint(), id="hint")
 
     def on_mount(self) -> None:
+        self._show_fields()
         self.query_one("#amount", Input).focus()
         self._revalidate()
         self.set_interval(FOLLOW_S, self._follow_book, name="ticket-follow-book")
@@ -158,9 +213,18 @@ class TicketScreen(ModalScreen[Any]):
         self._revalidate()
 
     def on_select_changed(self, _: Select.Changed) -> None:
-        price = self.query_one("#price", Input)
-        price.disabled = self._type() == "market"
+        self._show_fields()
         self._revalidate()
+
+    def _show_fields(self) -> None:
+        """Only the fields the chosen type takes are shown (and read)."""
+        shown = FIELDS.get(self._type(), ())
+        for key in ALL_FIELDS:
+            self.query_one(f"#row-{key}").display = key in shown
+        self.query_one("#price", Input).disabled = "price" not in shown
+
+    def _extra(self) -> dict[str, str]:
+        return {k: self.query_one(f"#{k}", Input).value for k in ALL_FIELDS if k != "price"}
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -173,11 +237,13 @@ class TicketScreen(ModalScreen[Any]):
             self.error = "trading layer not available: orders cannot be placed"
             check.update(Text(self.error, style="bold"))
             return
-        if self.kill_engaged:
-            self.error = "kill switch engaged: release it (f9) before placing orders"
+        otype = self._type()
+        protective_sell = self.side == "sell" and otype in {t.value for t in PROTECTIVE_TYPES} | {"oco"}
+        if self.kill_engaged and not protective_sell:
+            self.error = ("kill switch engaged: release it (f9) before placing orders (stops and take-profits "
+                          "that sell may still be placed)")
             check.update(Text(self.error, style="bold"))
             return
-        otype = self._type()
         amount_text = self.query_one("#amount", Input).value
         book = self.book_fn()
         theme = self.app.current_theme
@@ -191,12 +257,12 @@ class TicketScreen(ModalScreen[Any]):
             ref = Decimal(repr(r)) if r is not None else None
         try:
             v = ticket_order(self.symbol, self.side, otype, amount_text, self.query_one("#price", Input).value,
-                             self.market, ref)
+                             self.market, ref, self._extra())
         except OrderRejected as err:
             self.error = err.reason
             check.update(Text(err.reason, style="bold " + (theme.error or "red")))
             return
-        refused = self.admit_fn(OrderRequest(v.symbol, v.side, v.type, v.amount, v.price)) if self.admit_fn else None
+        refused = self.admit_fn(self._request(v)) if self.admit_fn else None
         if refused:
             self.error = refused
             check.update(Text(self.error, style="bold " + (theme.error or "red")))
@@ -207,9 +273,65 @@ class TicketScreen(ModalScreen[Any]):
     def _show_estimate(self, v: Any) -> None:
         book = self.book_fn()
         self._book_seen = book
+        if v.protective:
+            self.estimate = None
+            self.warning = None
+            self.query_one("#check", Static).update(self._trigger_table(v, book))
+            return
         self.estimate = estimate(self.side, v.type, v.amount, v.price, book, self.market)
         self.warning = far_from_mid(self.side, v.price, book) if v.type != "market" else None
         self.query_one("#check", Static).update(self._estimate_table(v, self.estimate))
+
+    def _levels(self, v: Any) -> list[tuple[str, Decimal]]:
+        out = []
+        for name, level in (("trigger", v.trigger_price), ("activation", v.activation_price),
+                            ("stop-loss", v.stop_loss_price), ("take-profit", v.take_profit_price)):
+            if level is not None:
+                out.append((name, level))
+        return out
+
+    def _distance_rows(self, t: Table, v: Any, book: BookEvent | None) -> None:
+        """Each level's distance to the market (the mid), in % and bp."""
+        pp = _pp(self.market)
+        mid = Decimal(repr(book.mid)) if book is not None and book.mid else None
+        for name, level in self._levels(v):
+            if mid is None:
+                t.add_row(name, f"{level:,.{pp}f}  (no market yet)")
+                continue
+            pct, bp = trigger_distance(level, mid)
+            where = "above" if pct > 0 else "below"
+            t.add_row(name, f"{level:,.{pp}f}  {abs(pct):.2f}% ({abs(bp):,.0f} bp) {where} the mid")
+        if v.trailing_pct is not None or v.trailing_distance is not None:
+            trail = f"{v.trailing_pct.normalize():f}%" if v.trailing_pct is not None else f"{v.trailing_distance:,f}"
+            t.add_row("trails", f"{trail} {'below the high' if v.side == 'sell' else 'above the low'}"
+                                + ("" if v.activation_price is not None else " from now"))
+
+    def _worst_loss(self, v: Any, est: Estimate | None) -> Decimal | None:
+        """A bracket's loss if its stop-loss fills at its level (quote currency)."""
+        if not v.is_bracket or v.stop_loss_price is None:
+            return None
+        entry = v.price if v.price is not None else (est.avg_price if est is not None else None)
+        if entry is None:
+            return None
+        taker = v.type is OrderType.MARKET or (est is not None and est.taker_amount > 0)
+        return bracket_worst_loss(v.side.value, v.amount, entry, v.stop_loss_price, self.market, entry_taker=taker)
+
+    def _trigger_table(self, v: Any, book: BookEvent | None) -> Table:
+        quote = self.symbol.split("/")[1] if "/" in self.symbol else ""
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="dim")
+        t.add_column(justify="right")
+        sends = executes_as(v.type) if v.type is not OrderType.OCO else OrderType.MARKET
+        t.add_row("at trigger", f"a {sends.value} {v.side.value} of {v.amount.normalize():f}"
+                  + (f" @ {v.price:,f}" if v.price is not None else "") + " (taker fee if it takes)")
+        self._distance_rows(t, v, book)
+        if v.notional is not None:
+            t.add_row("notional", f"{v.notional:,.2f} {quote} at the level")
+        if v.side == "sell":
+            t.add_row("kill switch", "keeps working (it only reduces a position)")
+        for n in v.notes:
+            t.add_row("note", n)
+        return t
 
     def _estimate_table(self, v: Any, est: Estimate) -> Table:
         pp = _pp(self.market)
@@ -226,6 +348,11 @@ class TicketScreen(ModalScreen[Any]):
             t.add_row("fills now", "none: rests on the book")
         if est.short_book:
             t.add_row(Text("warning", style="bold"), "visible book is thinner than the amount")
+        if v.is_bracket:
+            self._distance_rows(t, v, self.book_fn())
+            loss = self._worst_loss(v, est)
+            if loss is not None:
+                t.add_row(Text("worst case", style="bold"), f"-{loss:,.2f} {quote} at the stop-loss (fees in; a gap loses more)")
         if self.warning:
             t.add_row(Text("WARNING", style="bold reverse " + (self.app.current_theme.warning or "yellow")),
                       Text(self.warning, style="bold"))
@@ -263,6 +390,13 @@ class TicketScreen(ModalScreen[Any]):
         est = self.estimate
         fills = (f"fills now {est.taker_amount.normalize():f} @ avg {est.avg_price:,.{pp}f}\n"
                  if est is not None and est.avg_price is not None else "")
+        for name, level in self._levels(v):
+            fills += f"{name} {level:,.{pp}f}\n"
+        if v.trailing_pct is not None or v.trailing_distance is not None:
+            fills += f"trailing {v.trailing_pct.normalize():f}%\n" if v.trailing_pct is not None else f"trailing {v.trailing_distance:,f}\n"
+        loss = self._worst_loss(v, est)
+        if loss is not None:
+            fills += f"worst case -{loss:,.2f} {quote} at the stop-loss\n"
         warn = self.app.current_theme.warning or "yellow"
         text = Text.assemble((head + "\n", "bold"), f"{v.side.upper()} {v.amount.normalize():f} {self.symbol} ",
                              f"{v.type} @ {price}\nnotional {notional}\n", fills,
@@ -282,7 +416,15 @@ class TicketScreen(ModalScreen[Any]):
         if v is None:
             return
         self.stage = "sent"
-        self.dismiss(OrderRequest(v.symbol, v.side, v.type, v.amount, v.price))
+        self.dismiss(self._request(v))
+
+    @staticmethod
+    def _request(v: Any) -> OrderRequest:
+        """The validated order as the request the broker places (trigger fields and bracket included)."""
+        return OrderRequest(v.symbol, v.side.value, v.type.value, v.amount, v.price,
+                            trigger_price=v.trigger_price, trailing_pct=v.trailing_pct,
+                            trailing_distance=v.trailing_distance, activation_price=v.activation_price,
+                            stop_loss_price=v.stop_loss_price, take_profit_price=v.take_profit_price)
 
     def action_back(self) -> None:
         if self.stage == "review":
@@ -291,7 +433,7 @@ class TicketScreen(ModalScreen[Any]):
             for w in self.query(Input):
                 w.disabled = False
             self.query_one("#type", Select).disabled = False
-            self.query_one("#price", Input).disabled = self._type() == "market"
+            self._show_fields()
             self.query_one("#hint", Static).update(self._hint())
             self.query_one("#amount", Input).focus()
         else:

@@ -113,26 +113,66 @@ class BalancesPane(RowsPane):
                   empty="no balances")
 
 
-class OrdersTable(RowsPane):
-    """Working orders of every symbol; the row cursor (up/down) picks the order `c` cancels."""
+EMU_NOTE = " · emu: protects only while TPS19 runs"
 
+
+def order_state(o: Any) -> str:
+    """An order's state as the orders pane shows it: a protective order's trigger state (armed,
+    triggered, working) and where it lives (emu: held by TPS19; venue: venue-native)."""
+    if getattr(o, "trigger_state", None) is None:
+        return str(o.status)
+    where = "emu" if o.placement == "emulated" else "venue"
+    state = o.trigger_state if o.trigger_state != "working" else f"working {o.status}"
+    return f"{state} {where}"
+
+
+class OrdersTable(RowsPane):
+    """Working orders of every symbol; the row cursor (up/down) picks the order `c` cancels
+    (a leg of an OCO group: its whole group, after confirmation)."""
+
+    # the state and the OCO group before the numbers: on a narrow pane the right end is cropped
     COLS = (Col("id", right=False), Col("symbol", right=False), Col("side", right=False), Col("type", right=False),
-            Col("amount"), Col("price"), Col("filled"), Col("status", right=False))
+            Col("status", right=False), Col("oco", right=False), Col("amount"), Col("price"), Col("trigger"),
+            Col("filled"))
+    TRIGGER, OCO = 8, 5  # shown only while an order has a trigger / an OCO group (the pane is narrow)
 
     def __init__(self, **kw: Any) -> None:
         super().__init__("no open orders", cursor=True, **kw)
 
     def show_orders(self, orders: list[Any], price_places: dict[str, int]) -> None:
-        if self.unchanged(tuple((o.client_order_id, o.status, o.filled) for o in orders)):
+        if self.unchanged(tuple((o.client_order_id, o.status, o.filled, getattr(o, "trigger_state", None),
+                                 getattr(o, "trigger_price", None), o.amount) for o in orders)):
             return
         theme = self.app.current_theme
         rows = []
+        emulated = False
         for o in orders:
             c = (theme.success or "green") if o.side == "buy" else (theme.error or "red")
             pp = price_places.get(o.symbol, 2)
-            rows.append([o.client_order_id[-6:], o.symbol, Text(o.side, style=c), o.type, amount_text(o.amount),
-                         fnum(o.price, pp) if o.price is not None else "mkt", amount_text(o.filled), o.status])
-        self.show(self.COLS, rows, keys=[o.client_order_id for o in orders], empty="no open orders")
+            trigger = getattr(o, "trigger_price", None)
+            state = getattr(o, "trigger_state", None)
+            emulated = emulated or (state in ("armed", "triggered") and o.placement == "emulated")
+            if trigger is not None:
+                trig: Any = fnum(trigger, pp)
+            elif o.type == "trailing_stop":
+                trig = Text("waits", style="dim")  # not active before its activation price trades
+            else:
+                trig = ""
+            group = getattr(o, "oco_group", None)
+            rows.append([o.client_order_id[-6:], o.symbol, Text(o.side, style=c), o.type, order_state(o),
+                         group[-4:] if group else "", amount_text(o.amount),
+                         fnum(o.price, pp) if o.price is not None else "mkt", trig, amount_text(o.filled)])
+        keep = [i for i in range(len(self.COLS))
+                if (i != self.TRIGGER or any(getattr(o, "trigger_state", None) for o in orders))
+                and (i != self.OCO or any(getattr(o, "oco_group", None) for o in orders))]
+        cols = [self.COLS[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
+        # the pane's title says what "emu" means: an emulated stop protects nothing while TPS19 is down
+        base = str(self.border_title or "").split(EMU_NOTE)[0]
+        title = base + EMU_NOTE if emulated else base
+        if self.border_title != title:
+            self.border_title = title
+        self.show(cols, rows, keys=[o.client_order_id for o in orders], empty="no open orders")
 
     def selected_order_id(self) -> str | None:
         return self.selected_key()
@@ -165,18 +205,22 @@ class RiskPane(RowsPane):
         monitor = getattr(trading, "risk_metrics", None)
         self.show_risk(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
                        drawdown=state.drawdown, limits=caps, kill=bool(getattr(trading.broker, "killed", False)),
-                       metrics=metric_rows(getattr(monitor, "latest", None)))
+                       metrics=metric_rows(getattr(monitor, "latest", None)),
+                       attention=list(getattr(state, "attention", ())))
 
     def show_risk(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None,
                   loss_limit: Decimal, drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool,
-                  metrics: list[tuple[str, str]] | None = None) -> None:
+                  metrics: list[tuple[str, str]] | None = None, attention: list[str] | None = None) -> None:
         metrics = metrics or []
+        attention = attention or []
         if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill,
-                           tuple(metrics))):
+                           tuple(metrics), tuple(attention))):
             return
         theme = self.app.current_theme
         dim = "dim"
         rows: list[list[Any]] = []
+        for msg in attention:  # a protective order that could not be sent: first, in reverse
+            rows.append([Text("ATTENTION", style="bold reverse " + (theme.error or "red")), Text(msg, style="bold")])
         if kill:
             rows.append([Text("kill switch", style="bold"), Text("ENGAGED", style="bold reverse " + (theme.warning or "yellow"))])
         else:

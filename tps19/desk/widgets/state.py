@@ -38,6 +38,10 @@ def event_types() -> tuple[type, ...]:
     return types + ((PortfolioUpdate,) if PortfolioUpdate is not None else ())
 
 
+# trading issues that put a line in the risk pane's attention rows (a protection that failed)
+ATTENTION_KINDS = frozenset({"stop_unsendable", "oco_both_filled"})
+
+
 @dataclass
 class DeskState:
     symbols: list[str]
@@ -59,6 +63,8 @@ class DeskState:
     log: deque[LogEvent] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     new_log: list[LogEvent] = field(default_factory=list)  # since the last redraw
     alerts: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) to notify
+    # what needs the trader now: a stop that triggered but could not be sent (the risk pane's first rows)
+    attention: deque[str] = field(default_factory=lambda: deque(maxlen=5))
 
     def __post_init__(self) -> None:
         for s in self.symbols:
@@ -96,6 +102,8 @@ class DeskState:
             elif isinstance(e, tev.OrderUpdate):
                 self._order(e)
                 dirty.update(("orders", "book", "risk"))
+                if e.trigger_state is not None or e.stop_loss_price is not None or e.take_profit_price is not None:
+                    dirty.add("chart")  # the chart marks stop and target levels
             elif isinstance(e, tev.FillEvent):
                 self.fills.setdefault(e.symbol, deque(maxlen=MAX_FILLS)).append(e)
                 dirty.update(("chart", "positions", "tape"))
@@ -116,7 +124,10 @@ class DeskState:
                 self.alerts.append(("warning" if e.engaged else "information", msg))
                 self._log_local("warning" if e.engaged else "info", msg, detail=e.detail)
             elif isinstance(e, tev.TradingIssue):
-                self.alerts.append(("warning", e.message))
+                if e.kind in ATTENTION_KINDS:
+                    self.attention.append(e.message)
+                    dirty.update(("risk", "status"))
+                self.alerts.append(("error" if e.kind in ATTENTION_KINDS else "warning", e.message))
                 self._log_local("warning", e.message, kind=e.kind, count=e.count)
             elif isinstance(e, tev.BalanceDiscrepancy):
                 self._log_local("warning", f"balance discrepancy {e.currency}: venue {e.venue}, expected {e.expected}",
@@ -149,6 +160,11 @@ class DeskState:
         if e.status == "rejected":
             self.alerts.append(("error", f"order rejected: {e.side} {e.amount} {e.symbol}: {e.reason or 'no reason given'}"))
             self._log_local("error", f"rejected: {e.side} {e.amount.normalize():f} {e.symbol}: {e.reason}")
+        elif e.trigger_state in ("armed", "triggered") and (e.previous_status is None or e.trigger_state == "triggered"):
+            where = "held by TPS19" if e.placement == "emulated" else "at the venue"
+            self._log_local("info", f"{e.trigger_state}: {e.side} {e.amount.normalize():f} {e.symbol} {e.type} "
+                            f"trigger {e.trigger_price.normalize() if e.trigger_price is not None else 'waits'} ({where})",
+                            id=e.client_order_id[-6:])
         elif e.previous_status != e.status:
             at = f" @ {e.price.normalize():f}" if e.price is not None else " market"
             fill = f" filled {e.filled.normalize():f}" if e.filled else ""

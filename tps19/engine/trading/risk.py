@@ -221,33 +221,7 @@ class RiskEngine:
         return None
 
     def _trigger_checks(self, v: ValidatedOrder, mid: Decimal | None) -> str | None:
-        """Trigger levels within the price band and not already reached (it would fire at once)."""
-        from .orders import OrderType, trigger_hit
-
-        if v.type is OrderType.OCO:
-            levels = [(OrderType.STOP_MARKET, v.stop_loss_price, "stop-loss"),
-                      (OrderType.TAKE_PROFIT, v.take_profit_price, "take-profit")]
-        else:
-            levels = [(v.type, v.trigger_price, "trigger")]
-        if mid is None or mid <= 0:
-            return None
-        for kind, level, name in levels:
-            if level is None:
-                continue
-            off = abs(level - mid) / mid * HUNDRED
-            if off > self.settings.price_band_pct:
-                return (f"{name} price {level:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
-                        f"{self.settings.price_band_pct}% price band (fat finger?)")
-            if trigger_hit(kind, v.side.value, level, mid):
-                where = "at or below" if level >= mid else "at or above"
-                return (f"{v.side.value} {kind.value} {name} {level:f} would trigger at once: the market "
-                        f"(mid {mid.normalize():f}) is already {where} it")
-        if v.price is not None:
-            off = abs(v.price - mid) / mid * HUNDRED
-            if off > self.settings.price_band_pct:
-                return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
-                        f"{self.settings.price_band_pct}% price band (fat finger?)")
-        return None
+        return trigger_problem(v, mid, self.settings.price_band_pct)
 
     def _protective_sell(self, v: ValidatedOrder) -> Decision:
         """A protective sell passes the kill switch and the breakers (it only reduces a position),
@@ -309,6 +283,38 @@ class RiskEngine:
         d = self.decide(v, mid)
         if d.reason is not None:
             raise OrderRejected(d.reason)
+
+
+def trigger_problem(v: ValidatedOrder, mid: Decimal | None, band_pct: Decimal) -> str | None:
+    """Why a protective order's levels are refused against the market's ``mid``: outside the
+    price band, or already reached (it would trigger at once). The order ticket shows the same
+    line at review."""
+    from .orders import OrderType, trigger_hit
+
+    if v.type is OrderType.OCO:
+        levels = [(OrderType.STOP_MARKET, v.stop_loss_price, "stop-loss"),
+                  (OrderType.TAKE_PROFIT, v.take_profit_price, "take-profit")]
+    else:
+        levels = [(v.type, v.trigger_price, "trigger")]
+    if mid is None or mid <= 0:
+        return None
+    for kind, level, name in levels:
+        if level is None:
+            continue
+        off = abs(level - mid) / mid * HUNDRED
+        if off > band_pct:
+            return (f"{name} price {level:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                    f"{band_pct}% price band (fat finger?)")
+        if trigger_hit(kind, v.side.value, level, mid):
+            where = "at or below" if level >= mid else "at or above"
+            return (f"{v.side.value} {kind.value} {name} {level:f} would trigger at once: the market "
+                    f"(mid {mid.normalize():f}) is already {where} it")
+    if v.price is not None:
+        off = abs(v.price - mid) / mid * HUNDRED
+        if off > band_pct:
+            return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                    f"{band_pct}% price band (fat finger?)")
+    return None
 
 
 class _Callables:

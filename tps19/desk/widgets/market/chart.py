@@ -1,4 +1,5 @@
-"""Recent candles (textual-plotext) with our own fills marked.
+"""Recent candles (textual-plotext) with our own fills marked, and the levels of our working
+stops (red) and take-profits (green) of the symbol as horizontal lines.
 
 plotext builds a chart in pure Python (10-30 ms). PlotextPlot rebuilds on every render; here the
 chart is built once per data change (the app asks at most once every 2 s) and the widget renders
@@ -26,13 +27,17 @@ class PriceChart(PlotextPlot, can_focus=True):
         super().__init__(**kw)
         self.symbol = ""
         self.timeframe = ""
-        self._data: tuple[str, str, list[BarEvent], list[Any]] | None = None
+        self._data: tuple[str, str, list[BarEvent], list[Any], list[tuple[float, str]]] | None = None
         self._cache: Text | None = None
         self.shown_bars = 0  # candles in the cached chart (0: nothing drawn yet)
+        self.levels: list[tuple[float, str]] = []  # the stop / take-profit levels drawn
 
-    def show(self, symbol: str, timeframe: str, bars: Iterable[BarEvent], fills: Iterable[Any]) -> None:
+    def show(self, symbol: str, timeframe: str, bars: Iterable[BarEvent], fills: Iterable[Any],
+             levels: Iterable[tuple[float, str]] = ()) -> None:
+        """``levels``: (price, "stop" | "take") of the symbol's protective orders."""
         self.symbol, self.timeframe = symbol, timeframe
-        self._data = (symbol, timeframe, list(bars)[-MAX_CANDLES:], list(fills))
+        self.levels = sorted(set(levels))
+        self._data = (symbol, timeframe, list(bars)[-MAX_CANDLES:], list(fills), self.levels)
         self._schedule()
 
     def on_resize(self) -> None:
@@ -49,8 +54,9 @@ class PriceChart(PlotextPlot, can_focus=True):
             self._cache = Text(f"chart unavailable: {type(err).__name__}", style="dim")
         self.refresh()
 
-    def _build(self, data: tuple[str, str, list[BarEvent], list[Any]], width: int, height: int, theme: str) -> Text:
-        symbol, timeframe, bars, fills = data
+    def _build(self, data: tuple[str, str, list[BarEvent], list[Any], list[tuple[float, str]]], width: int,
+               height: int, theme: str) -> Text:
+        symbol, timeframe, bars, fills, levels = data
         plt = Plot()  # a fresh figure per build: plotext keeps state across clear_figure() (tick layout)
         plt.plotsize(width, height)
         plt._set_size(width, height)
@@ -76,6 +82,11 @@ class PriceChart(PlotextPlot, can_focus=True):
                 fy.append(float(f.price))
             if fx:
                 plt.scatter(fx, fy, marker=marker, color=color, label=f"own {side}")
+        for price, kind in levels:
+            plt.hline(price, "red" if kind == "stop" else "green")
+        if levels:
+            marks = ", ".join(f"{'stop' if k == 'stop' else 'target'} {p:,.2f}" for p, k in levels[:3])
+            plt.title(f"{symbol} {timeframe}  ({marks}{' ...' if len(levels) > 3 else ''})")
         # Few enough time labels that plotext never has to resolve overlaps (its overlap handling
         # varies between processes, which made snapshots flaky).
         n = max(2, min(5, width // 14))
