@@ -46,9 +46,9 @@ async def test_ticket_arms_a_stop_and_the_orders_pane_and_chart_show_it(settings
         level = (mid * Decimal("0.99")).quantize(Decimal("0.01"))
         ticket.query_one("#trigger").value = f"{level}"
         await wait_for(pilot, lambda: ticket.validated is not None, what=lambda: f"a valid stop (error {ticket.error!r})")
-        await wait_for(pilot, lambda: "below the mid" in screen_text(app) and " bp) " in screen_text(app),
+        # the trigger's distance in % and bp, and the kill-switch rule, before review
+        await wait_for(pilot, lambda: all(t in screen_text(app) for t in ("below the mid", " bp) ", "keeps working")),
                        what="the trigger's distance in % and bp")
-        assert "keeps working" in screen_text(app)  # the kill switch rule, before review
         await _review(pilot, ticket)
         await pilot.press("enter")
         await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
@@ -110,6 +110,6 @@ async def test_bracket_ticket_shows_worst_case_loss_and_c_on_an_oco_leg_cancels_
         app.screen.query_one("#orders", OrdersTable).focus()
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the group-cancel question")
-        assert "whole OCO group" in screen_text(app)
+        await wait_for(pilot, lambda: "whole OCO group" in screen_text(app), what="the question on screen")
         await pilot.press("y")
         await wait_for(pilot, lambda: _held(app) == [], what="both legs cancelled")
