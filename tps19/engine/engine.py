@@ -19,7 +19,7 @@ from .events import BarEvent, ConnectionEvent, LogEvent, StorageAlert, VenueEven
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
 from .storage import Bar, Database
-from .storage.errors import StorageError
+from .storage.errors import StorageError, storage_error
 from .storage.lock import instance_lock
 from .storage.watch import StorageWatch
 from .venue import Venue, VenueError, open_venue
@@ -74,6 +74,7 @@ class Engine:
         self.recorder: Recorder | None = None
         self.storage_watch: StorageWatch | None = None
         self.storage_problem: str | None = None  # set while orders are halted for it (healthz names it)
+        self._retry_task: asyncio.Task[int] | None = None
 
     # -- helpers -------------------------------------------------------------------
     def log(self, level: str, message: str, **fields: Any) -> None:
@@ -304,6 +305,31 @@ class Engine:
                 self.log("error", "stopping failed", part=name, error=type(err).__name__, detail=str(err)[:200])
         await self.db_lock.release_async()
 
+    async def _backfill(self, missed: dict[tuple[str, str], int], stored: dict[tuple[str, str], int]) -> None:
+        """The closed bars the venue has since the first one that could not be stored, stored now."""
+        if self.venue is None:
+            return
+        exchange = self.settings.exchange.id
+        for (symbol, timeframe), since in list(missed.items()):
+            last = stored.get((symbol, timeframe))
+            if last is None:
+                continue  # back-filled when this symbol's next bar is stored
+            try:
+                candles = await self.venue.client.fetch_ohlcv(symbol, timeframe, since=since, limit=1000)
+                rows = [Bar(exchange=exchange, symbol=symbol, timeframe=timeframe, ts=int(c[0]), open=c[1], high=c[2],
+                            low=c[3], close=c[4], volume=c[5]) for c in candles if since <= int(c[0]) <= last]
+                async with self.db.session() as s:
+                    for r in rows:
+                        await s.merge(r)
+                    await s.commit()
+            except Exception as err:
+                self.log("warning", f"back-filling {symbol} {timeframe} bars failed (retried with the next bar): "
+                         f"{storage_error(self.db.name, 'store bars', err)}")
+                continue
+            del missed[(symbol, timeframe)]
+            self.log("info", f"back-filled {len(rows)} {symbol} {timeframe} bars missed while the database "
+                     "did not take writes", database=self.db.name)
+
     def _storage_changed(self, reason: str | None) -> None:
         """The storage watch's verdict: halt every order now, or allow them again."""
         self.storage_problem = reason
@@ -316,6 +342,10 @@ class Engine:
             if risk is not None:
                 risk.lift("storage")
             self.log("info", "engine lock held again: trading resumes", database=self.db.name)
+            if self.executor is not None and self.executor.pending:
+                # targets whose orders failed while the database was away
+                self._retry_task = asyncio.get_running_loop().create_task(self.executor.retry_pending(),
+                                                                          name="engine:retry-targets")
         self.bus.publish(StorageAlert(database=self.db.name, halted=reason is not None,
                                       reason=reason or "engine lock held again"))
 
@@ -323,6 +353,7 @@ class Engine:
         """Closed candles go to the bars table (the history backtests read)."""
         sub = self.bus.subscribe(BarEvent, coalesce=None, maxsize=10_000)
         exchange = self.settings.exchange.id
+        missed: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> first bar not stored
         try:
             while True:
                 events = await sub.wait()
@@ -339,7 +370,14 @@ class Engine:
                                 await s.merge(r)
                             await s.commit()
                     except Exception as err:
-                        self.log("error", "storing bars failed", error=type(err).__name__, detail=str(err))
+                        for r in rows:  # back-filled from the venue once the database takes writes again
+                            key = (r.symbol, r.timeframe)
+                            missed[key] = min(missed.get(key, r.ts), r.ts)
+                        named = storage_error(self.db.name, "store bars", err)  # names the database and the operation
+                        self.log("error", f"storing bars failed: {named}", error=type(err).__name__)
+                        continue
+                    if missed:
+                        await self._backfill(missed, {(r.symbol, r.timeframe): r.ts for r in rows})
         finally:
             sub.close()
 

@@ -45,6 +45,14 @@ FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
 ZERO = Decimal(0)
 
 
+def passing_failure(reason: str | None) -> bool:
+    """An order refused for a reason that passes (the database, the venue's reachability), not a
+    risk limit or a bad order: worth submitting again once it has passed."""
+    text = (reason or "").lower()
+    return any(k in text for k in ("database", "could not record", "internal error", "never reached the venue",
+                                   "storageerror", "connect"))
+
+
 def strategy_prefix(name: str) -> str:
     """The client order id prefix of a strategy's orders (venue-safe: [A-Za-z0-9-], short)."""
     return f"s19-{re.sub(r'[^A-Za-z0-9]', '', name)[:8] or 'strat'}-"
@@ -91,6 +99,10 @@ class TargetExecutor:
         # symbol -> the raw target in force when the stop (or take-profit) sold
         self.flat_until_change: dict[str, float] = {}
         self.last_raw: dict[str, float] = {}
+        # symbol -> (target, signal) whose order failed for a passing reason (the database was down,
+        # trading halted for it, the venue unreachable): re-evaluated on the next bar and when the
+        # database is back, since a strategy emits a target once, when it changes
+        self.pending: dict[str, tuple[float, Any]] = {}
         if bus is not None:
             from .trading.events import FillEvent, OrderUpdate
 
@@ -251,6 +263,7 @@ class TargetExecutor:
         planned = self.plan(symbol, self.sized(symbol, target_fraction))
         if planned is None:
             self.skipped += 1
+            self.pending.pop(symbol, None)  # nothing to do: the holding is at the target
             return
         side, amount = planned
         mark = self.portfolio.mark(symbol)
@@ -284,3 +297,22 @@ class TargetExecutor:
         self._log("info", "strategy order", symbol=symbol, side=side, amount=self._amount(symbol, order.amount),
                   target=target_fraction, status=order.status.value, client_order_id=order.client_order_id,
                   reason=order.reason or "")
+        if order.status.value == "rejected" and passing_failure(order.reason):
+            self.pending[symbol] = (raw, signal)
+            self._log("warning", "strategy target pending: its order failed for a passing reason; re-evaluated on "
+                      "the next bar and when the database is back", symbol=symbol, target=raw, reason=order.reason or "")
+        else:
+            self.pending.pop(symbol, None)
+
+    async def retry_pending(self, symbol: str | None = None) -> int:
+        """Re-evaluate the pending targets (of ``symbol``, or all): each is submitted again, unless
+        a newer target superseded it. Returns how many were submitted."""
+        done = 0
+        for sym in [s for s in list(self.pending) if symbol is None or s == symbol]:
+            target, signal = self.pending.pop(sym)
+            if self.last_raw.get(sym) != target:
+                continue
+            self._log("info", "strategy target re-evaluated", symbol=sym, target=target)
+            await self.submit_target(sym, target, signal)
+            done += 1
+        return done

@@ -151,6 +151,13 @@ class StrategyRunner:
                 self.errors += 1
                 log.exception("after-bar hook failed")
         if signal is None:
+            retry = getattr(self.order_sink, "retry_pending", None)
+            if retry is not None and getattr(self.order_sink, "pending", None):
+                try:
+                    await retry(bar.symbol)  # a target whose order failed for a passing reason
+                except Exception:
+                    self.errors += 1
+                    log.exception("re-evaluating a pending target failed")
             return None
         ev = SignalEvent(
             strategy=self.prototype.name,
