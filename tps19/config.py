@@ -266,7 +266,11 @@ class MLSettings(BaseModel):
     # the model lifecycle in paper/live (engine/ml/lifecycle.py, docs/ml.md)
     retrain_every: str | None = Field(None, description="retrain on this schedule of bar time (1d, 6h, ...); "
                                                         "None: never (--retrain-every)")
-    retrain_on_drift: bool = Field(False, description="retrain when a feature's PSI passes psi_warn (--retrain-on-drift)")
+    retrain_on_drift: bool = Field(False, description="retrain when a feature's PSI passes retrain_psi (--retrain-on-drift)")
+    retrain_psi: float = Field(0.5, gt=0, le=100, allow_inf_nan=False,
+                               description="the largest PSI (calendar features aside) over drift_bars that triggers a "
+                                           "retrain; random walks reach 0.26 over 1440 1m bars on slow features")
+    drift_bars: int = Field(1440, ge=200, le=1_000_000, description="recent bars the drift trigger compares")
     retrain_window_bars: int = Field(5000, ge=300, le=10_000_000, description="the last N closed bars a retrain uses")
     retrain_folds: int = Field(3, ge=1, le=50, description="CV folds of a retrain")
     promote_after: int = Field(200, ge=4, le=1_000_000,

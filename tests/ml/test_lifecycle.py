@@ -157,3 +157,76 @@ async def test_a_paper_run_retrains_shadows_and_decides_by_the_rule(sim_settings
     finally:
         await engine.stop()
     assert engine.lifecycle._pool is None  # the worker process is gone
+
+
+def test_drift_triggers_a_retrain_and_a_steady_market_does_not(tmp_path):
+    """The champion learnt on 0.1 % bar moves; a day of bars five times as volatile moves its
+    volatility features out of their training deciles (PSI far above 0.5): a retrain is
+    triggered, named 'drift' with its figures. A day like the training ones triggers nothing
+    (calendar features aside: any single day is 'drifted' in day of week)."""
+    from types import SimpleNamespace
+
+    from tps19.engine.ml.lifecycle import ModelLifecycle
+
+    db = tmp_path / "d.db"
+    model = register_model(db, make_bars(5000, seed=1))
+    champion = create("ml", {"model": model}, db=db)
+    cfg = LifecycleConfig(retrain_on_drift=True, drift_psi=0.5, drift_bars=1440, drift_check_every=1)
+
+    def lifecycle_over(df):
+        lc = ModelLifecycle(SimpleNamespace(prototype=champion), None, cfg, "BTC/USDT", "1m", lambda *a: None)
+        lc.last_trained_ts = 0
+        for r in df.itertuples(index=False):
+            lc.observe(BarEvent("BTC/USDT", "1m", int(r.ts), r.open, r.high, r.low, r.close, r.volume, True))
+        return lc, BarEvent("BTC/USDT", "1m", int(df.ts.iloc[-1]), 1, 1, 1, 1, 1, True)
+
+    calm = make_bars(1600, seed=2, t0=1_600_000_000_000)
+    lc, last = lifecycle_over(calm)
+    assert lc._trigger(last) is None and lc.drift()[0] < 0.5
+    assert not any(k.startswith(("tod_", "dow_")) for k in lc.drift()[1])
+    wild = calm.copy()
+    wild["close"] = 100 * np.exp(5 * np.log(calm["close"] / 100))
+    wild["open"] = np.concatenate(([wild["close"].iloc[0]], wild["close"].to_numpy()[:-1]))
+    wild["high"] = np.maximum(wild["open"], wild["close"]) * 1.0005
+    wild["low"] = np.minimum(wild["open"], wild["close"]) * 0.9995
+    lc, last = lifecycle_over(wild)
+    trigger = lc._trigger(last)
+    assert trigger is not None and trigger[0] == "drift"
+    assert trigger[1]["max_psi"] > 0.5 and trigger[1]["max_psi"] == max(v for v in trigger[1]["psi"].values() if v)
+
+
+def test_models_promotions_lists_every_verdict_with_its_evidence(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+    from tps19.engine.storage import Database
+
+    db = tmp_path / "p.db"
+    runner = CliRunner()
+    async def store(rows: bool = True) -> None:
+        d = Database(db)
+        await d.open()
+        if not rows:
+            await d.close()
+            return
+        try:
+            async with d.session() as s:
+                s.add(MLPromotion(created_ms=1_700_000_000_000, champion="lasso-a", challenger="hgb-b", decision="refuse",
+                                  applied=False, p_value=0.41, pairs=200,
+                                  evidence={"champion_log_loss": 0.69, "challenger_log_loss": 0.7}))
+                await s.commit()
+        finally:
+            await d.close()
+
+    asyncio.run(store(rows=False))
+    r = runner.invoke(app, ["models", "promotions", "--db", str(db)])
+    assert r.exit_code == 0 and "no promotion decisions yet" in r.stdout
+    asyncio.run(store())
+    r = runner.invoke(app, ["models", "promotions", "--db", str(db), "--json"])
+    assert r.exit_code == 0
+    (row,) = json.loads(r.stdout)
+    assert row["decision"] == "refuse" and row["p_value"] == 0.41 and row["evidence"]["challenger_log_loss"] == 0.7
+    r = runner.invoke(app, ["models", "promotions", "--db", str(db)])
+    assert "refuse" in r.stdout and "hgb-b" in r.stdout

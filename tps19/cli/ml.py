@@ -111,6 +111,7 @@ def train_report(row: Any) -> dict[str, Any]:
                  "symbol": row.symbol, "timeframe": row.timeframe, "source": row.data_source},
         "params": row.params, "cv": row.cv, "oos": row.oos, "libraries": row.libraries,
         "content_hash": row.content_hash, "artifact": row.artifact, "created_ms": row.created_ms,
+        "lineage": getattr(row, "lineage", None),
     }
 
 
@@ -280,6 +281,11 @@ def show(
 
     console = Console()
     print_report(rep, console)
+    lin = rep.get("lineage") or {}
+    if lin:
+        console.print(f"lineage: trigger {lin.get('trigger')}, parent {lin.get('parent') or 'none'}, "
+                      f"data {_when(lin.get('start_ms'))} .. {_when(lin.get('end_ms'))} ({lin.get('bars')} bars)",
+                      markup=False, highlight=False)
     console.print(f"live/paper: {live['resolved']} resolved decisions, hit rate {_f(live['hit_rate'], True)}, "
                   f"log loss {_f(live['log_loss'])} (validation: accuracy {_f(row.cv.get('accuracy'), True)}, "
                   f"log loss {_f(row.cv.get('log_loss'))})")
@@ -333,6 +339,43 @@ def _print_compare(res: dict[str, Any]) -> None:
                "(promote a challenger when it is better and p is small, e.g. < 0.05)")
     if n < 30:
         typer.echo(f"only {n} paired decisions: too few to promote on, whatever the p-values say (wait for >= 30)")
+
+
+@models_app.command("promotions")
+def promotions(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Every champion/challenger verdict of the promotion rule, with its evidence (docs/ml.md)."""
+    from sqlmodel import col, select
+
+    from ..engine.storage.models_ml import MLPromotion
+
+    async def go(d: Any) -> list[Any]:
+        async with d.session() as s:
+            return list((await s.execute(select(MLPromotion).order_by(col(MLPromotion.created_ms)))).scalars().all())
+
+    rows = _with_db(db_path(db), go)
+    out = [{"created_ms": r.created_ms, "champion": r.champion, "challenger": r.challenger, "decision": r.decision,
+            "applied": r.applied, "p_value": r.p_value, "pairs": r.pairs, "evidence": r.evidence} for r in rows]
+    if json_out:
+        typer.echo(json.dumps(out))
+        return
+    if not out:
+        typer.echo("no promotion decisions yet (paper/live with --strategy ml --retrain-every ...: docs/ml.md)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="promotion decisions (one test per challenger)")
+    for c in ("when (UTC)", "champion", "challenger", "decision", "applied", "pairs", "p-value", "log loss A -> B"):
+        t.add_column(c)
+    for r in out:
+        ev = r["evidence"]
+        t.add_row(_when(r["created_ms"]), r["champion"], r["challenger"], r["decision"], "yes" if r["applied"] else "no",
+                  str(r["pairs"]), _f(r["p_value"]),
+                  f"{_f(ev.get('champion_log_loss'))} -> {_f(ev.get('challenger_log_loss'))}")
+    Console().print(t)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 * **Retrain** on a schedule (``--retrain-every 1d``: bar time since the champion, or the last
   challenger, was trained) and/or when feature drift passes its threshold (``--retrain-on-drift``:
   the largest PSI of the last ``drift_bars`` bars' features against the champion's training
-  distribution above ``TPS19_ML__PSI_WARN``), on the last ``window_bars`` closed bars of the first
+  distribution, calendar features aside, above ``TPS19_ML__RETRAIN_PSI``), on the last ``window_bars`` closed bars of the first
   watched symbol (the venue's candle history fetched at start, then every live closed bar). The
   fit runs in a worker *process* (spawned once, BLAS/OpenMP limited to ``TPS19_ML__THREADS``):
   never on the event loop; bars keep being decided while it runs.
@@ -45,8 +45,8 @@ COLS = ("ts", "open", "high", "low", "close", "volume")
 class LifecycleConfig:
     retrain_every_ms: int | None = None
     retrain_on_drift: bool = False
-    drift_psi: float = 0.25
-    drift_bars: int = 200  # the recent bars whose features are compared with the training rows
+    drift_psi: float = 0.5
+    drift_bars: int = 1440  # the recent bars whose features are compared with the training rows
     drift_check_every: int = 10  # bars between two drift checks
     window_bars: int = 5000
     folds: int = 3
@@ -71,7 +71,8 @@ def lifecycle_config(ml: Any) -> LifecycleConfig:
     """The lifecycle the settings ask for (``Settings.ml``)."""
     return LifecycleConfig(
         retrain_every_ms=parse_every(ml.retrain_every) if ml.retrain_every else None,
-        retrain_on_drift=ml.retrain_on_drift, drift_psi=ml.psi_warn, window_bars=ml.retrain_window_bars,
+        retrain_on_drift=ml.retrain_on_drift, drift_psi=ml.retrain_psi, drift_bars=ml.drift_bars,
+        window_bars=ml.retrain_window_bars,
         folds=ml.retrain_folds, threads=ml.threads, rule=PromotionRule(pairs=ml.promote_after, alpha=ml.promote_alpha),
         auto_promote=ml.auto_promote)
 
@@ -157,7 +158,9 @@ class ModelLifecycle:
         return None
 
     def drift(self) -> tuple[float | None, dict[str, float | None]]:
-        """The largest PSI of the last ``drift_bars`` bars' features against the champion's training rows."""
+        """The largest PSI of the last ``drift_bars`` bars' features against the champion's training
+        rows. Calendar features are left out: any window shorter than a week is 'drifted' in day of
+        week (PSI ~12 over 200 bars), which says nothing about the market."""
         from .drift import psi
         from .features import FEATURE_NAMES, feature_frame
 
@@ -165,7 +168,8 @@ class ModelLifecycle:
         recent = {k: v[-(self.cfg.drift_bars + 104):] for k, v in a.items()}  # + the features' warm-up
         x = feature_frame(recent)[-self.cfg.drift_bars:]
         stats = self.champion.model.record.feature_stats or {}
-        table = {name: psi(stats[name], x[:, j]) for j, name in enumerate(FEATURE_NAMES) if name in stats}
+        table = {name: psi(stats[name], x[:, j]) for j, name in enumerate(FEATURE_NAMES)
+                 if name in stats and not name.startswith(("tod_", "dow_"))}
         values = [v for v in table.values() if v is not None]
         return (max(values) if values else None), table
 
