@@ -199,6 +199,11 @@ class StopsSettings(BaseModel):
     placement: Literal["venue", "emulated", "auto"] = "auto"
     # what an emulated trigger watches: the trade prints ("last") or the best bid/ask ("bid_ask")
     trigger: Literal["last", "bid_ask"] = "last"
+    # a strategy's every entry carries these exits in paper/live (% of the entry price; the
+    # --stop-loss/--take-profit/--trailing-stop flags set them); None: not placed
+    stop_loss_pct: float | None = Field(None, gt=0, lt=100, allow_inf_nan=False)
+    take_profit_pct: float | None = Field(None, gt=0, lt=1_000_000, allow_inf_nan=False)
+    trailing_pct: float | None = Field(None, gt=0, lt=100, allow_inf_nan=False)
 
 
 class StrategySettings(BaseModel):

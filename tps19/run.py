@@ -72,8 +72,15 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
              log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
              sizing: str | None = None, sizing_params: list[str] | None = None,
-             record_dir: Path | None = None, lifecycle: dict[str, Any] | None = None) -> None:
+             record_dir: Path | None = None, lifecycle: dict[str, Any] | None = None,
+             protection: Any = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
+    if protection is not None:
+        # --stop-loss/--take-profit/--trailing-stop: this run's exits on every strategy entry
+        stops = settings.stops.model_copy(update={"stop_loss_pct": protection.stop_loss_pct,
+                                                  "take_profit_pct": protection.take_profit_pct,
+                                                  "trailing_pct": protection.trailing_pct})
+        settings = settings.model_copy(update={"stops": stops})
     settings = with_lifecycle(settings, lifecycle or {}, strategy, params)
     if sizing or sizing_params:
         settings = with_sizing(settings, sizing, sizing_params)

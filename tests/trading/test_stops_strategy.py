@@ -83,3 +83,31 @@ async def test_a_partial_sell_by_the_strategy_moves_its_protection_to_what_it_ke
         assert s.broker.emulator.held == {} and s.portfolio.balances.get("BTC", D(0)) < D("0.00001")
     finally:
         await s.stop()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--stop-loss", "2"], "add --strategy"),
+    (["--strategy", "sma_cross", "--stop-loss", "0"], "--stop-loss 0 is out of range"),
+    (["--strategy", "sma_cross", "--trailing-stop", "100"], "--trailing-stop 100 is out of range"),
+])
+def test_paper_protection_flags_refuse_bad_values_in_one_line(db_target, args, says):
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+
+    r = CliRunner().invoke(app, ["paper", "--no-ui", *args])
+    assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_fixed_fractional_places_its_own_stop_and_a_stop_loss_flag_wins_and_sizes_it(db_target):
+    from tps19.config import Settings
+    from tps19.engine.engine import strategy_protection
+
+    ff = {"sizing": "fixed_fractional", "sizing_params": {"risk": 0.01, "stop": 0.04}}
+    p, sizing = strategy_protection(Settings(stops={"take_profit_pct": 5.0}, risk=ff))
+    assert (p.stop_loss_pct, p.take_profit_pct, sizing.p["stop"]) == (pytest.approx(4.0), 5.0, 0.04)
+    p, sizing = strategy_protection(Settings(stops={"stop_loss_pct": 2.0}, risk=ff))
+    assert (p.stop_loss_pct, sizing.p["stop"]) == (2.0, pytest.approx(0.02))  # the flag wins, the size follows
+    p, sizing = strategy_protection(Settings())
+    assert p is None and sizing.name == "fixed"

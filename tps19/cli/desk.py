@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .common import DB_HELP
+from .common import DB_HELP, protection_flags, stop_loss_option, take_profit_option, trailing_stop_option
 
 HELP = {
     "paper": "The desk on live market data with simulated (paper) fills.",
@@ -50,21 +50,32 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                               "feature's PSI passes TPS19_ML__PSI_WARN."),
         auto_promote: bool = typer.Option(False, "--auto-promote", help="A challenger that passes the promotion test "
                                           "replaces the champion in the running engine (otherwise it is proposed)."),
+        stop_loss: float = stop_loss_option(),
+        take_profit: float = take_profit_option(),
+        trailing_stop: float = trailing_stop_option(),
     ) -> None:
         from ..run import run_desk, run_venues
+
+        protection = protection_flags(stop_loss, take_profit, trailing_stop)
+        if protection is not None and strategy is None:
+            from .common import fail
+
+            fail("--stop-loss/--take-profit/--trailing-stop apply to a strategy's entries: add --strategy "
+                 "(the ticket places stops on manual orders)")
 
         if exchange and len(exchange) > 1:
             run_venues(mode, exchanges=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                        others={"--strategy": strategy, "--param": param, "--metrics-port": metrics_port,
                                "--shadow": shadow, "--record": record, "--adopt-holdings": adopt_holdings or None,
                                "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
-                               "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None})
+                               "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None,
+                               "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop})
             return
         run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
                  shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
                  lifecycle={"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift,
-                            "auto_promote": auto_promote})
+                            "auto_promote": auto_promote}, protection=protection)
 
     command.__doc__ = HELP[mode]
     return command

@@ -34,6 +34,22 @@ if TYPE_CHECKING:
     from .assembly import TradingStack
 
 
+def strategy_protection(settings: Settings, override: Any = None) -> tuple[Any, Any]:
+    """The (Protection, Sizing) a strategy's entries use in paper/live: ``override`` or the
+    ``stops`` settings (the --stop-loss/--take-profit/--trailing-stop flags); fixed_fractional
+    places the stop its size assumes, and a --stop-loss wins over it and sizes it (protection.py)."""
+    from .protection import Protection, with_sizing
+    from .risk.sizing import Sizing
+
+    stops = settings.stops
+    protection = override
+    if protection is None and any(v is not None for v in (stops.stop_loss_pct, stops.take_profit_pct,
+                                                          stops.trailing_pct)):
+        protection = Protection(stop_loss_pct=stops.stop_loss_pct, take_profit_pct=stops.take_profit_pct,
+                                trailing_pct=stops.trailing_pct)
+    return with_sizing(protection, Sizing(settings.risk.sizing, dict(settings.risk.sizing_params)))
+
+
 class EngineError(Exception):
     """The engine cannot start; the message is for the trader, one line."""
 
@@ -223,11 +239,11 @@ class Engine:
         timeframe = self.settings.symbols.timeframe
         sink: TargetExecutor | None = None
         if self.trading is not None:
+            protection, sizing = strategy_protection(self.settings, self.protection)
             self.executor = TargetExecutor(self.trading.broker, self.trading.portfolio, self.markets, self.symbols, self.bus,
                                            max_order_notional=self.settings.risk.max_order_notional,
                                            strategy=strategy.name, adopt_holdings=self.settings.strategy.adopt_holdings,
-                                           sizing=Sizing(self.settings.risk.sizing, dict(self.settings.risk.sizing_params)),
-                                           timeframe_ms=timeframe_ms(timeframe), protection=self.protection)
+                                           sizing=sizing, timeframe_ms=timeframe_ms(timeframe), protection=protection)
             self.executor.resume(await self.trading.store.fills())
             sink = self.executor
         else:

@@ -34,11 +34,16 @@ class Protects(Protocol):
     """Protective exits for every entry (``engine/protection.py``'s ``Protection``): percentages
     of the entry price (2.0 = 2 %) or absolute prices, each None when not placed."""
 
-    stop_loss_pct: float | None
-    take_profit_pct: float | None
-    trailing_pct: float | None
-    stop_loss_price: float | None
-    take_profit_price: float | None
+    @property
+    def stop_loss_pct(self) -> float | None: ...
+    @property
+    def take_profit_pct(self) -> float | None: ...
+    @property
+    def trailing_pct(self) -> float | None: ...
+    @property
+    def stop_loss_price(self) -> float | None: ...
+    @property
+    def take_profit_price(self) -> float | None: ...
 
 
 FEE_MARGIN = Decimal("0.995")  # leave room for the taker fee on a buy
