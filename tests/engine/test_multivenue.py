@@ -171,7 +171,7 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
         stop.set()
         assert await run == 0
     got = lines()
-    per_venue = [x for x in got if x["event"] not in ("starting", "venues", "stopped")]
+    per_venue = [x for x in got if x["event"] not in ("starting", "venues", "cross_venue", "stopped")]
     assert per_venue and all(x["venue"] in ("sim", "sim-binance") for x in per_venue)
     assert {x["venue"] for x in got if x["event"] == "market"} == {"sim", "sim-binance"}
     total = [x for x in got if x["event"] == "venues"][-1]
@@ -179,6 +179,14 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
     assert D(total["total"]["equity"]) == sum(D(r["equity"]) for r in total["venues"].values())
     assert got[-1]["event"] == "stopped" and got[-1]["venues"] == {"sim": "stopped", "sim-binance": "stopped"}
     assert "tps19-demo-secret" not in log.read_text()
+    cross = [x for x in got if x["event"] == "cross_venue"][-1]["symbols"]
+    assert list(cross) == ["BTC/USDT"]  # the one symbol both venues list in this run
+    q = cross["BTC/USDT"]["quotes"]
+    assert (q["sim"]["taker"], q["sim-binance"]["taker"]) == ("0.0006", "0.001")
+    bid, ask = D(q["sim-binance"]["bid"]), D(q["sim"]["ask"])
+    mid = (D(q["sim"]["bid"]) + ask + bid + D(q["sim-binance"]["ask"])) / 4
+    edge = (bid * (1 - D("0.001")) - ask * (1 + D("0.0006"))) / mid * 10_000
+    assert D(cross["BTC/USDT"]["edge_bp_after_fees"]["buy sim sell sim-binance"]) == edge.quantize(D("0.01"))
 
 
 def test_the_cli_says_what_several_venues_do_not_support_yet(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from ..aio import cancel_and_wait
 from .events import ConnectionEvent, LogEvent
 from .headless import LEVELS, _pump, _write_event
 from .jsonlog import JsonLines, captured_logs
-from .multivenue import VenueSet
+from .multivenue import VenueSet, consolidated
 from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now
 from .strategies.signals import SignalEvent
 from .trade_log import TradeFormatter
@@ -102,6 +102,10 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
                         lines[v].write("portfolio", **e.trading.summary())
             with contextlib.suppress(Exception):
                 out.write("venues", **venues.totals())
+            with contextlib.suppress(Exception):
+                cross = consolidated(venues)
+                if cross:
+                    out.write("cross_venue", symbols=cross)
     except Exception as err:  # last line of defence: report, never a traceback
         out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1

@@ -252,6 +252,39 @@ class VenueSet:
         return out
 
 
+def _taker(engine: Engine, symbol: str) -> Decimal:
+    """The taker rate this venue charges on ``symbol`` (the venue's schedule written into ccxt's
+    market by trading.fees, else ccxt's own figure)."""
+    m = engine.markets.get(symbol) or {}
+    return Decimal(str(m.get("taker") or 0))
+
+
+def consolidated(venues: VenueSet) -> dict[str, Any]:
+    """One symbol across venues: best bid/ask per venue and, for every ordered pair of venues,
+    the edge of buying at one's ask and selling at the other's bid after both taker fees, in
+    basis points of the mid (positive: a cross-venue spread that pays its fees)."""
+    out: dict[str, Any] = {}
+    by_symbol: dict[str, dict[str, tuple[Decimal, Decimal, Decimal]]] = {}
+    for v, e in venues.running.items():
+        for sym in e.symbols:
+            bb, ba = e.books[sym].best_bid(), e.books[sym].best_ask()
+            if bb and ba:
+                by_symbol.setdefault(sym, {})[v] = (Decimal(str(bb[0])), Decimal(str(ba[0])), _taker(e, sym))
+    for sym, quotes in by_symbol.items():
+        if len(quotes) < 2:
+            continue
+        mid = sum((b + a) / 2 for b, a, _ in quotes.values()) / len(quotes)
+        pairs = {}
+        for buy, (_, ask, fee_buy) in quotes.items():
+            for sell, (bid, _, fee_sell) in quotes.items():
+                if buy != sell:
+                    edge = (bid * (1 - fee_sell) - ask * (1 + fee_buy)) / mid * 10_000
+                    pairs[f"buy {buy} sell {sell}"] = str(edge.quantize(Decimal("0.01")))
+        out[sym] = {"quotes": {v: {"bid": str(b), "ask": str(a), "taker": str(f)} for v, (b, a, f) in quotes.items()},
+                    "edge_bp_after_fees": pairs}
+    return out
+
+
 def check_live_allowed_all(plans: list[VenuePlan]) -> str | None:
     """Live on several venues: every venue must pass the single-venue check."""
     from .assembly import check_live_allowed
