@@ -273,7 +273,7 @@ def consolidated(venues: VenueSet) -> dict[str, Any]:
     for sym, quotes in by_symbol.items():
         if len(quotes) < 2:
             continue
-        mid = sum((b + a) / 2 for b, a, _ in quotes.values()) / len(quotes)
+        mid = sum(((b + a) / 2 for b, a, _ in quotes.values()), Decimal(0)) / len(quotes)
         pairs = {}
         for buy, (_, ask, fee_buy) in quotes.items():
             for sell, (bid, _, fee_sell) in quotes.items():
