@@ -68,16 +68,21 @@ async def history_client(exchange_id: str, *, seed: int = 19) -> AsyncIterator[A
     for the duration (a fresh seeded market, no accounts needed)."""
     from .engine.history import open_client
 
-    if exchange_id != "sim":
+    if not is_sim(exchange_id):
         async with open_client(exchange_id) as client:
             yield client
         return
     from .simex import SimExchange
 
-    sim = SimExchange(port=0, seed=seed)
+    cls: type[SimExchange] = SimExchange
+    if exchange_id == "sim-binance":
+        from .simex.binance import BinanceSimExchange
+
+        cls = BinanceSimExchange
+    sim = cls(port=0, seed=seed)
     await sim.start()
     try:
-        async with open_client("sim", rest_url=sim.base_url) as client:
+        async with open_client(exchange_id, rest_url=sim.base_url) as client:
             yield client
     finally:
         await sim.stop()

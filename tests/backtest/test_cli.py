@@ -228,3 +228,16 @@ def test_a_backtests_fee_follows_the_venue_it_is_modelled_on():
     rate, source = venue_taker_fee("kraken")
     assert 0 < rate < 0.01 and "ccxt's published taker rate for kraken" in source
     assert venue_taker_fee(None) == (0.001, "default (no venue to model)")
+
+
+def test_fetch_from_the_binance_dialect_then_backtest_at_its_fee(cli, tmp_path):
+    db = str(tmp_path / "b.db")
+    r = cli.invoke(app, ["fetch", "--exchange", "sim-binance", "--symbol", "ETH/USDT", "--timeframe", "5m",
+                         "--since", "2024-01-01T00:00", "--until", "2024-01-01T10:00", "--db", db])
+    assert r.exit_code == 0 and "120 bars written" in r.stdout, r.output
+    r = cli.invoke(app, ["backtest", "--strategy", "sma_cross", "--exchange", "sim-binance", "--symbol", "ETH/USDT",
+                         "--timeframe", "5m", "--db", db, "--json", "--no-save"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["config"]["fee"] == 0.001 and out["data"]["fee"]["source"] == "taker rate of the simulated Binance venue"
+    assert out["metrics"]["bars"] == 120

@@ -108,6 +108,18 @@ async def open_client(exchange_id: str, *, rest_url: str | None = None) -> Async
         finally:
             await client.close()
         return
+    if exchange_id == "sim-binance":
+        if not rest_url:
+            raise ValueError("exchange 'sim-binance' needs the simulated exchange's URL")
+        from ..venue import BINANCE_SPOT_OPTIONS, point_ccxt_binance
+
+        client = point_ccxt_binance(ccxt_async.binance({"enableRateLimit": True, "options": dict(BINANCE_SPOT_OPTIONS)}),
+                                    rest_url)
+        try:
+            yield client
+        finally:
+            await client.close()
+        return
     cls = getattr(ccxt_async, exchange_id, None)
     if cls is None:
         raise ValueError(f"unknown exchange {exchange_id!r} (not a ccxt exchange id)")
