@@ -176,6 +176,94 @@ def ledger_table(report: Any) -> Any:
     return t
 
 
+def parse_speed(value: str) -> float | None:
+    """--speed: a positive multiple of real time (1, 10, ...) or 'max' (None)."""
+    if value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        fail(f"bad --speed {value!r}: use 1, 10 (times real time) or max")
+    if not 0 < speed < 1e6 or speed != speed:
+        fail(f"bad --speed {value!r}: use a positive multiple of real time, or max")
+    return speed
+
+
+def replay(
+    root: Path = typer.Argument(..., help="A recording (`tps19 record --out DIR`, `tps19 paper --record DIR`)."),
+    speed: str = typer.Option("1", "--speed", help="1, 10 (times the recorded pace) or max (as fast as the desk/engine reads)."),
+    since: str = typer.Option(None, "--from", help="Start at this time (UTC; YYYY-MM-DD[THH:MM] or epoch ms)."),
+    until: str = typer.Option(None, "--to", help="End at this time (UTC)."),
+    no_ui: bool = typer.Option(False, "--no-ui", help="Headless: JSON lines; ends by itself with the recording."),
+    strategy: str = typer.Option(None, "--strategy", help="Run a strategy on the replayed market (paper orders)."),
+    param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
+    db: str = typer.Option(None, "--db", help="Database for the replay's paper orders (default: a fresh temporary one)."),
+    log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: JSON lines here, not stdout."),
+    live: bool = typer.Option(False, "--live", help="Refused: a replay places paper orders only."),
+) -> None:
+    """Serve a recording over the simulated exchange's wire to the desk (or headless), paper only."""
+    if live:
+        fail("refusing --live: a replay serves recorded market data; orders on it are paper orders only")
+    from .common import parse_time
+
+    spd = parse_speed(speed)
+    start_ms, end_ms = parse_time(since, "--from"), parse_time(until, "--to")
+    import asyncio
+    import tempfile
+
+    from ..engine.recording.reader import RecordingError
+    from ..run import check_schema, make_strategy, settings_from_flags
+
+    strat = make_strategy(strategy, param)
+    with tempfile.TemporaryDirectory(prefix="tps19-replay-") as tmp:
+        try:
+            from ..engine.recording.reader import inspect
+            from ..engine.recording.replayer import read_meta
+
+            info = inspect(root)
+            symbols = list(read_meta(root).get("symbols") or info.symbols)
+        except RecordingError as err:
+            fail(str(err))
+        settings = settings_from_flags("sim", symbols, db or Path(tmp) / "replay.db")
+        check_schema(settings)
+        try:
+            code = asyncio.run(_replay(settings, root, spd, None if start_ms is None else start_ms * 1_000_000,
+                                       None if end_ms is None else end_ms * 1_000_000, no_ui, strat, log_file))
+        except RecordingError as err:
+            fail(str(err))
+    raise typer.Exit(code)
+
+
+async def _replay(settings: Any, root: Path, speed: float | None, start_ns: int | None, end_ns: int | None,
+                  no_ui: bool, strategy: Any, log_file: Path | None) -> int:
+    from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
+    from ..engine.clock import use_clock
+    from ..launch import build_engine
+    from ..simex.replay import ReplayExchange
+
+    sim = ReplayExchange(root, speed=speed, start_ns=start_ns, end_ns=end_ns,
+                         accounts={SIM_DEMO_API_KEY: (SIM_DEMO_SECRET, dict(settings.sim.starting_balances))})
+    await sim.start()
+    pointed = settings.model_copy(update={"exchange": settings.exchange.model_copy(
+        update={"id": "sim", "rest_url": sim.base_url, "ws_url": None})})
+    try:
+        # the engine runs on the recording's clock: latencies, fills and orders carry its times
+        with use_clock(lambda: sim.now_ms * 1_000_000):
+            engine = build_engine(pointed, "paper", strategy)
+            if no_ui:
+                from ..engine.headless import run_headless
+
+                return await run_headless(engine, log_file, stop_event=sim.finished)
+            from ..desk.app import DeskApp
+
+            app = DeskApp(settings=pointed, mode="paper", engine=engine, clock=lambda: sim.now_ms / 1000, replay=True)
+            await app.run_async()
+            return app.return_code or 0
+    finally:
+        await sim.stop()
+
+
 def register(app: typer.Typer) -> None:
     app.command("record")(record)
+    app.command("replay")(replay)
     app.command("divergence")(divergence)

@@ -63,7 +63,7 @@ class DeskApp(CockpitScreens, App[int]):
 
     def __init__(self, settings: Settings | None = None, mode: str = "paper", *, engine: Any = None,
                  clock: Callable[[], float] | None = None, sim_options: dict[str, Any] | None = None,
-                 **kw: Any) -> None:
+                 replay: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
@@ -74,6 +74,7 @@ class DeskApp(CockpitScreens, App[int]):
         self.sim_options = sim_options
         self.sim: Any = None  # a SimExchange the app started from sim_options
         self.frozen_clock = clock is not None
+        self.replay = replay  # the engine is on a recording (`tps19 replay`): the clock is the recording's
         self.clock: Callable[[], float] = clock or time.time
         self.symbols: list[str] = list(self.settings.symbols.watch)
         self.symbol = self.symbols[0]
@@ -97,7 +98,7 @@ class DeskApp(CockpitScreens, App[int]):
     # -- screens ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
         return DeskScreen(mode=self.mode, book_levels=self.settings.ui.book_levels, venue_id=self.settings.exchange.id,
-                          clock=self.clock)
+                          clock=self.clock, replay=self.replay)
 
     # -- what the desk screen asks for --------------------------------------------------------
     def on_desk_screen_ticket_requested(self, message: DeskScreen.TicketRequested) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..aio import cancel_and_wait
 from ..config import FeedSettings
+from . import clock as _clock
 from .bus import EventBus
 from .events import BarEvent, BookEvent, ConnectionEvent, ConnState, LogEvent, TickerEvent, Trade, TradeEvent
 from .orderbook import L2Book
@@ -342,7 +343,7 @@ class MarketFeed:
         # Only a timestamp that moved says how late the data is (some venues keep the snapshot's).
         if exchange_ts and exchange_ts != st.last_exchange_ts:
             st.last_exchange_ts = exchange_ts
-            st.latency_ms = max(0.0, time.time() * 1000 - exchange_ts)
+            st.latency_ms = max(0.0, _clock.now_ms() - exchange_ts)
         limit_ms = self.settings.stale_after_s * 1000
         if stream in JUDGED_STREAMS and st.latency_ms is not None and st.latency_ms > limit_ms:
             if st.state != ConnState.STALE:

@@ -64,15 +64,16 @@ class DeskScreen(Screen[None]):
     ]
 
     def __init__(self, *, mode: str, book_levels: int, venue_id: str = "", clock: Callable[[], float] = time.time,
-                 **kw: Any) -> None:
+                 replay: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.mode = mode
+        self.replay = replay
         self.venue_id = venue_id
         self.book_levels = book_levels
         self.clock = clock
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.mode, venue_id=self.venue_id, clock=self.clock, id="status")
+        yield StatusBar(self.mode, venue_id=self.venue_id, clock=self.clock, replay=self.replay, id="status")
         with Horizontal(id="main"):
             yield BookLadder(levels=self.book_levels, id="book", classes="pane")
             yield TradeTape(id="tape", classes="pane")

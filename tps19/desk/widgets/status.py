@@ -38,9 +38,11 @@ class StatusBar(Widget):
     """Drawn from the desk's state, i.e. what the engine published: the venue (VenueEvent), each
     book feed (ConnectionEvent, newest BookEvent), the kill switch (KillSwitchEvent)."""
 
-    def __init__(self, mode: str, venue_id: str = "", clock: Callable[[], float] = time.time, **kw: Any) -> None:
+    def __init__(self, mode: str, venue_id: str = "", clock: Callable[[], float] = time.time, replay: bool = False,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.mode = mode
+        self.replay = replay  # serving a recording: the clock is the recording's
         self.venue_id = venue_id  # the configured exchange, named until the engine reports its venue
         self.clock = clock
         self.venue = "connecting..."
@@ -67,6 +69,8 @@ class StatusBar(Widget):
         t = Text(no_wrap=True, overflow="ellipsis")
         if live:
             t.append(" ██ LIVE ██ ", style="bold reverse " + (theme.error or "red"))
+        elif self.replay:
+            t.append(" REPLAY ", style="bold reverse " + (theme.warning or "yellow"))
         else:
             t.append(" PAPER ", style="bold reverse " + (theme.primary or "blue"))
         t.append(f" {self.venue} ", style="bold")
@@ -84,7 +88,7 @@ class StatusBar(Widget):
                 t.append(f" {state.upper()}", style="bold " + style)
         if self.trading:
             t.append(f"  {self.trading}", style="dim")
-        clock = time.strftime("%H:%M:%S UTC", time.gmtime(self.clock()))
+        clock = time.strftime("%Y-%m-%d %H:%M:%S UTC" if self.replay else "%H:%M:%S UTC", time.gmtime(self.clock()))
         pad = max(1, self.size.width - t.cell_len - len(clock) - 1)
         t.append(" " * pad)
         t.append(clock + " ", style="bold")

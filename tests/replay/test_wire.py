@@ -1,0 +1,112 @@
+"""`tps19 replay`: the simulated exchange serves a recording over its own wire to the engine
+(ccxt.pro, the feed) headless and to the desk; live is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.replay.crafted import market_recording
+from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings
+from tps19.engine.clock import use_clock
+from tps19.engine.engine import Engine
+from tps19.engine.events import BookEvent, TradeEvent
+from tps19.simex.replay import ReplayExchange
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("TPS19_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    return Settings(database={"path": tmp_path / "tps19.db"}, symbols={"watch": ["BTC/USDT"]},
+                    feed={"stale_after_s": 5, "watch_timeout_s": 30, "reconnect_min_s": 0.1, "reconnect_max_s": 1},
+                    log={"summary_interval_s": 0.5})
+
+
+async def _venue(root, settings, speed):
+    sim = ReplayExchange(root, speed=speed, accounts={SIM_DEMO_API_KEY: (SIM_DEMO_SECRET, {"USDT": 1000})})
+    await sim.start()
+    pointed = settings.model_copy(update={"exchange": settings.exchange.model_copy(update={"rest_url": sim.base_url})})
+    return sim, pointed
+
+
+@pytest.mark.parametrize("speed", [None, 10.0])
+async def test_headless_replay_goes_through_the_wire_and_ends_with_the_recording(tmp_path, settings, speed):
+    from tps19.engine.headless import run_headless
+
+    expected = market_recording(tmp_path / "rec", n=400)
+    sim, pointed = await _venue(tmp_path / "rec", settings, speed)
+    books: list[BookEvent] = []
+    prints: list = []
+    try:
+        with use_clock(lambda: sim.now_ms * 1_000_000):
+            engine = Engine(pointed, "paper")
+            engine.bus.on(BookEvent, books.append)
+            engine.bus.on(TradeEvent, lambda ev: prints.extend(ev.trades))
+            code = await run_headless(engine, tmp_path / "log.jsonl", stop_event=sim.finished)
+    finally:
+        await sim.stop()
+    assert code == 0
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["event"] == "stopped" and lines[-1]["resyncs"] == 0 and lines[-1]["errors"] == 0
+    # every recorded book frame went through ccxt.pro (its book handler applied each one) ...
+    assert engine.venue is not None and engine.venue.book_messages[0] == expected["book_frames"]
+    assert sim.frames_sent == expected["book_frames"] + expected["prints"]
+    # ... and the engine ended on the recording's final book, at its sequence number
+    last = books[-1]
+    assert last.seq == expected["seq"]
+    assert list(last.bids) == [(p, q) for p, q in expected["bids"]][:50]
+    assert list(last.asks) == [(p, q) for p, q in expected["asks"]][:50]
+    assert len(prints) == expected["prints"] and len({t.id for t in prints}) == expected["prints"]
+    # the venue's clock is the recording's: it ends at the last frame's time
+    assert sim.now_ms == expected["last_ms"]
+
+
+def test_replay_refuses_live_in_one_line(tmp_path):
+    from tps19.cli import app
+
+    market_recording(tmp_path / "rec", n=10)
+    res = CliRunner().invoke(app, ["replay", str(tmp_path / "rec"), "--live"])
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and "refusing --live" in res.output
+
+
+def test_replay_of_a_missing_recording_is_one_line(tmp_path):
+    from tps19.cli import app
+
+    res = CliRunner().invoke(app, ["replay", str(tmp_path / "nothing"), "--no-ui"])
+    assert res.exit_code == 2 and "no recording" in res.output and "Traceback" not in res.output
+
+
+async def test_desk_shows_replay_and_the_recordings_clock(tmp_path, settings):
+    from tests.ui.conftest import screen_text, wait_for
+    from tps19.desk.app import DeskApp
+
+    expected = market_recording(tmp_path / "rec", n=200)
+    sim, pointed = await _venue(tmp_path / "rec", settings, None)
+    try:
+        with use_clock(lambda: sim.now_ms * 1_000_000):
+            app = DeskApp(settings=pointed, mode="paper", engine=Engine(pointed, "paper"),
+                          clock=lambda: sim.now_ms / 1000, replay=True)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await wait_for(pilot, lambda: app.state.books.get("BTC/USDT") is not None
+                               and app.state.books["BTC/USDT"].seq == expected["seq"], timeout=30,
+                               what="the recording's last book on the desk")
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expected["last_ms"] / 1000))
+                await wait_for(pilot, lambda: "REPLAY" in screen_text(app) and stamp in screen_text(app),
+                               what=f"REPLAY and the recording's clock {stamp} in the status bar")
+                text = screen_text(app)
+                assert "PAPER" not in text.splitlines()[0] and "LIVE" not in text
+                assert f"{expected['bids'][0][0]:,.2f}" in text  # the recorded best bid on the ladder
+                await pilot.press("q")
+    finally:
+        await sim.stop()
