@@ -46,8 +46,9 @@ async def _record(s: Session) -> None:
     pointed, sim = await start_embedded_sim(s.settings, clock=fast_clock())
     try:
         engine = Engine(pointed, "paper", strategy=create("sma_cross", ["fast=2", "slow=3"]), record_dir=s.root)
-        engine.bus.on(FillEvent, s.fills.append)
-        engine.bus.on(OrderUpdate, s.updates.append)
+        # what the session did while it was recorded (the recording ends when the engine starts stopping)
+        engine.bus.on(FillEvent, lambda ev: engine.recorder.taking and s.fills.append(ev))
+        engine.bus.on(OrderUpdate, lambda ev: engine.recorder.taking and s.updates.append(ev))
         await engine.start()
         try:
             assert await wait_for(lambda: len({f.client_order_id for f in s.fills}) >= 4, timeout=60), \
