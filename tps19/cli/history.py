@@ -101,14 +101,30 @@ async def _fetch(path: str | Path, exchange: str, symbol: str, timeframe: str, s
 
 
 def import_(
-    file: Path = typer.Argument(..., help="CSV or Parquet with timestamp, open, high, low, close, volume."),
+    file: Path = typer.Argument(..., help="CSV or Parquet with timestamp, open, high, low, close, volume; with "
+                                "--recording: Binance depth data (a directory, or its .jsonl / snapshots .json)."),
     exchange: str = typer.Option("file", "--exchange", help="Exchange label to store the bars under."),
     symbol: str = typer.Option(None, "--symbol", help="Symbol label (default: the file name)."),
     timeframe: str = typer.Option(None, "--timeframe", help="Timeframe label (default: detected)."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
+    recording: Path = typer.Option(None, "--recording", help="Import Binance depth snapshots + diff stream as a "
+                                   "recording into this directory (docs/replay.md)."),
 ) -> None:
-    """Import a CSV/Parquet file into the Bar table; bad rows and gaps are reported."""
+    """Import a CSV/Parquet file into the Bar table; bad rows and gaps are reported. With --recording:
+    recorded Binance depth data becomes a (book-only) recording."""
     import asyncio
+
+    if recording is not None:
+        from ..engine.recording.binance_import import import_binance_depth
+        from ..engine.recording.reader import RecordingError
+
+        try:
+            rep = import_binance_depth(file, recording)
+        except RecordingError as err:
+            fail(str(err))
+        kinds = ", ".join(f"{n} {k}" for k, n in rep.by_kind.items())
+        typer.echo(f"{rep.rows} rows ({kinds}; {rep.skipped} skipped) for {', '.join(rep.symbols)} recorded in {recording}")
+        return
 
     from ..engine.history import import_file
     from ..engine.storage import Database

@@ -440,6 +440,8 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 b = books[symbol]
                 if kind == BOOK:
                     b.snapshot(r[8] or [], r[9] or [], r[10] or [], r[11] or [], r[6], r[3])
+                elif b.seq is not None and r[6] is not None and r[6] <= b.seq:
+                    continue  # a diff the snapshot already holds (Binance sends some before it)
                 else:
                     b.apply(r[8], r[9], r[10], r[11], r[6], r[3])
                 result.book_frames += 1
