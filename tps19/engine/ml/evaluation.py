@@ -32,10 +32,13 @@ async def decisions(db: Any, model_id: str, limit: int = 5000) -> list[AIDecisio
         return list((await s.execute(q)).scalars().all())
 
 
-async def outcomes(db: Any, model_id: str) -> list[Outcome]:
+async def outcomes(db: Any, model_id: str, since_ts: int | None = None) -> list[Outcome]:
+    """Resolved decisions of ``model_id`` in bar-time order (from bar ``since_ts`` on, if given)."""
     q = (select(AIDecision, AIDecisionOutcome)
          .join(AIDecisionOutcome, col(AIDecisionOutcome.decision_id) == col(AIDecision.id))
          .where(AIDecision.model == model_id).order_by(col(AIDecision.ts)))
+    if since_ts is not None:
+        q = q.where(col(AIDecision.ts) >= since_ts)
     async with db.session() as s:
         rows = (await s.execute(q)).all()
     return [Outcome(d.symbol, d.ts, d.confidence, float((d.features or {}).get("target", 0.0)), o.outcome_return, o.up,

@@ -48,24 +48,26 @@ def auc_interval(y: np.ndarray, p: np.ndarray, horizon: int, block: int | None =
     if n < 2 or y.all() or not y.any():
         return out
     auc, v = placements(y, p)
-    # running sums over the rows twice over, so a block that wraps past the end is one difference
+    # each possible block's sums (a block may wrap past the end), from running sums over the rows
+    # twice over: a draw then only adds up the blocks it picked
     yy = np.concatenate((y, y[:block])).astype(float)
     vv = np.concatenate((v, v[:block]))
-    c_pos = np.concatenate(([0.0], np.cumsum(yy)))
-    c_vpos = np.concatenate(([0.0], np.cumsum(vv * yy)))
-    c_vneg = np.concatenate(([0.0], np.cumsum(vv * (1 - yy))))
+
+    def block_sums(a: np.ndarray) -> np.ndarray:
+        c = np.concatenate(([0.0], np.cumsum(a)))
+        return np.asarray(c[block:block + n] - c[:n])
+
+    b_pos, b_vpos, b_vneg = block_sums(yy), block_sums(vv * yy), block_sums(vv * (1 - yy))
     rng = np.random.default_rng(seed)
     n_blocks = -(-n // block)
     aucs = np.empty(draws)
     chunk = max(1, 1_000_000 // n_blocks)  # draws per pass: bounded memory on long histories
     for lo in range(0, draws, chunk):
         starts = rng.integers(0, n, (min(chunk, draws - lo), n_blocks))
-        ends = starts + block
-        npos = (c_pos[ends] - c_pos[starts]).sum(axis=1)
+        npos = b_pos[starts].sum(axis=1)
         nneg = block * n_blocks - npos
         with np.errstate(invalid="ignore", divide="ignore"):
-            aucs[lo:lo + len(starts)] = ((c_vpos[ends] - c_vpos[starts]).sum(axis=1) / npos
-                                         + (c_vneg[ends] - c_vneg[starts]).sum(axis=1) / nneg - auc)
+            aucs[lo:lo + len(starts)] = b_vpos[starts].sum(axis=1) / npos + b_vneg[starts].sum(axis=1) / nneg - auc
     aucs = np.clip(aucs[np.isfinite(aucs)], 0.0, 1.0)
     a = (1 - level) / 2
     return out | {"auc": auc, "low": float(np.quantile(aucs, a)), "high": float(np.quantile(aucs, 1 - a))}

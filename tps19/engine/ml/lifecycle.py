@@ -91,6 +91,7 @@ class ModelLifecycle:
         self.bars: deque[tuple[float, ...]] = deque(maxlen=cfg.window_bars)
         self.champion = runner.prototype
         self.challenger: Any = None
+        self.challenger_since: int | None = None  # bar time the challenger's shadow started at
         self.last_trained_ts: int | None = None
         self.training: asyncio.Task[None] | None = None
         self.verdicts: list[Verdict] = []
@@ -211,6 +212,7 @@ class ModelLifecycle:
             challenger = MLStrategy(champion.params.model_copy(update={"model": row.id}), _loaded=loaded)
             self.runner.add_shadow(challenger, self._warm_bars())
             self.challenger = challenger
+            self.challenger_since = int(self.bars[-1][0]) if self.bars else None
             self.last_trained_ts = int(result.end_ms)
             self.retrains += 1
             self.notify("info", "challenger in shadow", {"model": row.id, "parent": rec.id, "trigger": trigger,
@@ -238,8 +240,10 @@ class ModelLifecycle:
 
         challenger = self.challenger
         champ_id, chall_id = self.champion.model.id, challenger.model.id
-        verdict = decide(await outcomes(self.db, champ_id), await outcomes(self.db, chall_id), self.cfg.rule,
-                         challenger.model.horizon)
+        # only the champion's decisions since the challenger joined can pair: a long run's history stays unread
+        since = self.challenger_since
+        verdict = decide(await outcomes(self.db, champ_id, since), await outcomes(self.db, chall_id, since),
+                         self.cfg.rule, challenger.model.horizon)
         if not verdict.decided:
             return
         self.verdicts.append(verdict)

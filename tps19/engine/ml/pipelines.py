@@ -9,15 +9,27 @@ from typing import Any
 MODEL_KINDS = ("logreg", "lasso", "hgb", "rf")
 
 
-def limit_threads(threads: int) -> Any:
-    """A context limiting BLAS and OpenMP to ``threads`` threads. threadpoolctl limits only the
-    libraries already loaded, so scikit-learn's (its OpenMP runtime, scipy's OpenBLAS) are loaded
-    first: limited after numpy alone, `train` still burnt 2x the CPU time in spinning threads."""
+_limited_to: int | None = None
+
+
+def limit_threads(threads: int) -> None:
+    """Limit BLAS and OpenMP to ``threads`` threads in this process, for good (a training CLI, a
+    fold worker, the retrain worker; the desk's process only predicts, one thread already).
+
+    threadpoolctl limits only the libraries already loaded, so scikit-learn's (its OpenMP
+    runtime, scipy's OpenBLAS) are loaded first: limited after numpy alone, `train` still burnt
+    2x the CPU time in spinning threads. And it is done once per process: each call scans every
+    loaded shared library (~0.1 s with pandas, scipy and sqlalchemy loaded), which per fold cost
+    more than the reports."""
+    global _limited_to
+    if _limited_to == threads:
+        return
     import sklearn.ensemble  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(threads)
+    threadpool_limits(threads)
+    _limited_to = threads
 
 
 def build_pipeline(kind: str, seed: int = 19) -> Any:

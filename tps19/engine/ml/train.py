@@ -87,16 +87,16 @@ def fit_fold(kind: str, seed: int, x_train: np.ndarray, y_train: np.ndarray, x_t
     # threads spin against each other (3,000 bars took 44 s with two threads, 0.9 s with one), and
     # idle OpenBLAS threads busy-wait: limiting OpenMP alone still cost 2x the CPU time of the fits
     # (100k bars: 14.6 s against 6.6 s). --jobs parallelises folds instead.
-    with limit_threads(threads):
-        pipe = build_pipeline(kind, seed)
-        pipe.fit(x_train, y_train)
-        return np.asarray(pipe.predict_proba(x_test)[:, 1], dtype=float)
+    limit_threads(threads)  # a no-op in the training process; once in a --jobs / cluster worker
+    pipe = build_pipeline(kind, seed)
+    pipe.fit(x_train, y_train)
+    return np.asarray(pipe.predict_proba(x_test)[:, 1], dtype=float)
 
 
 def _fit_final(kind: str, cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
-    with limit_threads(cfg.threads):
-        pipe = build_pipeline(kind, cfg.seed)
-        pipe.fit(x, y)
+    limit_threads(cfg.threads)
+    pipe = build_pipeline(kind, cfg.seed)
+    pipe.fit(x, y)
     return pipe
 
 
@@ -107,8 +107,8 @@ def _min_bars(cfg: TrainConfig) -> int:
 def train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Cross-validate, then fit on every labelled row. ``df``: ts/open/high/low/close/volume."""
     # the whole run, not just the fits: numpy's BLAS threads spin between the report's array ops too
-    with limit_threads(cfg.threads):
-        return _train(df, cfg, progress)
+    limit_threads(cfg.threads)
+    return _train(df, cfg, progress)
 
 
 def _train(df: Any, cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
