@@ -173,7 +173,8 @@ async def test_absurd_order_params_are_rejected_not_crashing(sim):
     url = sim.base_url + "/exchange/v1/private/create-order"
     base = {"instrument_name": "BTC_USDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "50000"}
     cases = [({"exec_inst": 5}, 219), ({"quantity": "1e400"}, 213), ({"quantity": "NaN"}, 213),
-             ({"price": "-1"}, 308), ({"price": "50000.005"}, 308), ({"type": "STOP_LIMIT"}, 218),
+             ({"price": "-1"}, 308), ({"price": "50000.005"}, 308), ({"type": "STOP_LIMIT"}, 40004), ({"type": "TRAILING_STOP"}, 218),
+             ({"type": "STOP_LIMIT", "ref_price": "-5"}, 229),
              ({"side": "UP"}, 220), ({"instrument_name": "XRP_USDT"}, 209)]
     async with aiohttp.ClientSession() as s:
         for extra, code in cases:

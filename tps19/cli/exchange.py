@@ -59,6 +59,7 @@ naming it), to chaos-test a bot, e.g. `curl -X POST 'http://127.0.0.1:C/faults/g
   POST /faults/accept-then-fail?status=504&count=N  process the next N create-orders, then fail
   POST /faults/lag?ms=N                             market data arrives N ms late (0: off)
   POST /faults/delay?ms=N                           every reply N ms late (0: off)
+  POST /faults/shock?symbol=S&pct=P                 S jumps P % in one step (book, prints, candles)
   POST /faults/clear                                every switch off
   GET  /faults                                      the switches as JSON
 """

@@ -80,6 +80,17 @@ class _Params:
             raise BadParameter(name, f"must be more than 0 and at most {hi:g}, got {raw!r}")
         return value
 
+    def percent(self, name: str, lo: float, hi: float) -> float:
+        raw = self._raw(name, required=True)
+        assert raw is not None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise BadParameter(name, f"must be a number of percent, got {raw!r}") from None
+        if not math.isfinite(value) or not lo < value < hi or value == 0:
+            raise BadParameter(name, f"must be a non-zero percent above {lo:g} and below {hi:g}, got {raw!r}")
+        return value
+
     def symbol(self, sim: "SimExchange", name: str, required: bool) -> str | None:
         raw = self._raw(name, required)
         if raw is None:
@@ -159,6 +170,14 @@ def _delay(sim: "SimExchange", p: _Params) -> dict[str, Any]:
     return {"delay_ms": ms}
 
 
+def _shock(sim: "SimExchange", p: _Params) -> dict[str, Any]:
+    symbol = p.symbol(sim, "symbol", required=True)
+    pct = p.percent("pct", -90.0, 1000.0)
+    p.done()
+    assert symbol is not None
+    return {"shock": sim.shock(symbol, pct)}
+
+
 def _clear(sim: "SimExchange", p: _Params) -> dict[str, Any]:
     p.done()
     sim.faults.clear()
@@ -167,7 +186,7 @@ def _clear(sim: "SimExchange", p: _Params) -> dict[str, Any]:
 
 POST_ROUTES: dict[str, Handler] = {
     "drop": _drop, "gap": _gap, "silence": _silence, "garbage": _garbage, "http": _http,
-    "accept-then-fail": _accept_then_fail, "lag": _lag, "delay": _delay, "clear": _clear,
+    "accept-then-fail": _accept_then_fail, "lag": _lag, "delay": _delay, "clear": _clear, "shock": _shock,
 }
 
 

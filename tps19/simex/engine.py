@@ -87,6 +87,15 @@ class Order:
     hold_left: Decimal = ZERO
     maker_fee_rate: Decimal = ZERO
     taker_fee_rate: Decimal = ZERO
+    # trigger orders (STOP_LOSS, STOP_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT): ``type`` is what the
+    # order becomes when triggered (MARKET / LIMIT), ``kind`` what the client asked for
+    kind: str | None = None
+    ref_price: int | None = None  # trigger level (ticks)
+    ref_price_type: str | None = None
+    trigger_price: int | None = None  # the print that triggered it (ticks)
+    armed: bool = False  # waiting for its trigger: ACTIVE, not on the book
+    list_id: str | None = None  # OCO list
+    contingency: str | None = None
 
     @property
     def remaining(self) -> int:
@@ -303,6 +312,76 @@ class MatchingEngine:
             order.hold_left = inst.price(order.price) * inst.qty(order.qty)
             acct.hold(inst.quote, order.hold_left)
         # market buys are checked and settled synchronously: no hold
+
+    # ---- trigger orders -----------------------------------------------------------------
+    def arm(self, account: Account, symbol: str, side: str, type_: str, qty: int, price: int | None, tif: str,
+            client_oid: str | None, notional: Decimal | None, kind: str, ref_price: int, ref_price_type: str,
+            hold: bool = True) -> Order:
+        """Accept a trigger order: checked and (with ``hold``) its funds reserved like the order
+        it becomes, then ACTIVE and waiting for ``trigger``, off the book. A market buy by
+        quantity reserves quantity x ref_price. ``hold=False``: an OCO leg sharing its sibling's."""
+        inst = self.instruments[symbol]
+        if side not in ("BUY", "SELL"):
+            raise EngineError(*INVALID_SIDE)
+        if tif not in ("GOOD_TILL_CANCEL", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"):
+            raise EngineError(*INVALID_TIF)
+        if notional is None and qty <= 0:
+            raise EngineError(*INVALID_ORDERQTY)
+        now = self.clock()
+        order = Order(id=str(next(self._order_ids)), inst=inst, account=account, side=side, type=type_, tif=tif,
+                      post_only=False, price=price if type_ == "LIMIT" else None, qty=qty if notional is None else 0,
+                      client_oid=client_oid, create_time=now, notional=notional, update_time=now,
+                      maker_fee_rate=self.maker_fee, taker_fee_rate=self.taker_fee, kind=kind,
+                      ref_price=ref_price, ref_price_type=ref_price_type, armed=True)
+        self._check_limits(order)
+        need = self.trigger_hold(order)
+        if hold:
+            if account.available(inst.base if side == "SELL" else inst.quote) < need:
+                raise EngineError(*INSUFFICIENT_AVAILABLE_BALANCE)
+            order.hold_left = need
+            account.hold(inst.base if side == "SELL" else inst.quote, need)
+        account.orders[order.id] = order
+        if client_oid:
+            account.by_client_oid[client_oid] = order
+        self.orders[order.id] = order
+        order.status = "ACTIVE"
+        self._emit("order", order)
+        if hold:
+            self._emit("balance", account)
+        return order
+
+    @staticmethod
+    def trigger_hold(order: Order) -> Decimal:
+        """What a waiting trigger order reserves: the base it sells, or the quote it buys with
+        (its limit, its notional, or quantity x ref_price for a market buy by quantity)."""
+        inst = order.inst
+        if order.side == "SELL":
+            return inst.qty(order.qty)
+        if order.notional is not None:
+            return order.notional
+        ticks = order.price if order.price is not None else order.ref_price
+        assert ticks is not None
+        return inst.price(ticks) * inst.qty(order.qty)
+
+    def activate(self, order: Order, trigger_price: int) -> None:
+        """A trigger order's level was reached: its reserve is released and it goes to the book
+        as the market or limit order it is, under the same id (refused if the funds went)."""
+        acct = order.account
+        assert acct is not None and order.armed
+        order.armed = False
+        order.trigger_price = trigger_price
+        order.update_time = self.clock()
+        if order.hold_left:
+            acct.release(order.inst.base if order.side == "SELL" else order.inst.quote, order.hold_left)
+            order.hold_left = ZERO
+        book = self.books[order.inst.symbol]
+        try:
+            self._check_funds(order, book)
+        except EngineError as e:
+            self._finish(order, "REJECTED", e.code)
+            return
+        self._place_hold(order)
+        self._match(order, book)
 
     # ---- matching -----------------------------------------------------------------------
     def _crosses(self, order: Order, price: int) -> bool:

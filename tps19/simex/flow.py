@@ -117,6 +117,30 @@ class SymbolFlow:
         if ba is None or ba > f + hs + self.gap:
             self._place("SELL", f + hs)
 
+    def shock(self, pct: float) -> tuple[int, int]:
+        """The market moves ``pct`` % in one step: the makers pull every quote, a print at the new
+        fair value (a taker sweeping whatever rests on the way, traders' orders included, then a
+        maker there), and a fresh ladder around it. Returns (fair before, fair after) in ticks."""
+        before = self.fair_ticks()
+        for o in self.makers:
+            if o.is_open:
+                self.engine.cancel(o)
+        self.makers = []
+        self.fair *= 1.0 + pct / 100.0
+        self.var = self.v0  # a jump, not a volatility regime
+        target = max(1, self.fair_ticks())
+        side, opp = ("BUY", "SELL") if pct > 0 else ("SELL", "BUY")
+        # what rests between the old and the new price (traders' orders) trades first
+        on_way = sum(q for p, q, _ in self.book.top(opp, len(self.book.prices[opp]))
+                     if (p <= target if side == "BUY" else p >= target))
+        size = self._size()
+        maker = self.engine.new_order(None, self.inst.symbol, opp, "LIMIT", size, target)
+        if maker.is_open:
+            self.engine.new_order(None, self.inst.symbol, side, "LIMIT", on_way + maker.remaining, target,
+                                  tif="IMMEDIATE_OR_CANCEL")
+        self.seed_book()
+        return before, target
+
     def _cancel_random(self) -> None:
         live = [o for o in self.makers[-60:] if o.is_open]
         if live:

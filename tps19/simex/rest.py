@@ -12,9 +12,10 @@ from aiohttp import web
 
 from .account_api import AccountApi
 from .candles import ALIASES, INTERVALS
-from .engine import Account, EngineError, Order
+from .engine import INSUFFICIENT_AVAILABLE_BALANCE, Account, EngineError, Order
 from .instruments import Instrument
 from .signing import rest_signature
+from .triggers import INVALID_REF_PRICE, REF_PRICE_TYPES, TRIGGER_TYPES, TriggerDesk
 from .wire import (BAD_REQUEST, DUPLICATE_CLORDID, DUPLICATE_REQUEST, ERR_INTERNAL, INVALID_EXECINST, INVALID_INSTRUMENT,
                    INVALID_NONCE, INVALID_ORDERQTY, INVALID_ORDTYPE, INVALID_PRICE, INVALID_REQUEST, METHOD_NOT_FOUND,
                    MISSING_OR_INVALID_ARGUMENT, NO_ACTIVE_ORDER, NOT_FOUND, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError,
@@ -38,6 +39,10 @@ class RestApi(AccountApi, WireFormat):
     _by_id: dict[str, Instrument]
     _seq: dict[str, int]
     _flush: Callable[[], None]  # the websocket side publishes what a request changed
+    triggers: TriggerDesk
+    engine: Any  # MatchingEngine
+    last: dict[str, int]
+    _order_updates: dict[str, Order]
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         self.stats["rest_requests"] += 1
@@ -233,12 +238,21 @@ class RestApi(AccountApi, WireFormat):
 
     def _private_handlers(self) -> dict[str, Callable[[Account, dict], dict]]:
         return {"create-order": self._h_create, "cancel-order": self._h_cancel, "cancel-all-orders": self._h_cancel_all,
+                "create-order-list": self._h_create_list, "cancel-order-list": self._h_cancel_list,
                 "get-open-orders": self._h_open_orders, "get-order-detail": self._h_order_detail,
                 "user-balance": self._h_balance, "get-trades": self._h_my_trades,
                 "get-order-history": self._h_order_history, "get-currency-networks": self._h_currency_networks,
                 **self._account_handlers()}
 
     def _h_create(self, acct: Account, params: dict) -> dict:
+        o = self._place_order(acct, self._order_args(acct, params))
+        out = {"order_id": o.id}
+        if o.client_oid is not None:
+            out["client_oid"] = o.client_oid
+        return out
+
+    def _order_args(self, acct: Account, params: dict) -> dict[str, Any]:
+        """One order's parameters, checked (private/create-order, or a leg of create-order-list)."""
         inst = self._inst_param(params)
         assert inst is not None
         client_oid = params.get("client_oid")
@@ -250,8 +264,9 @@ class RestApi(AccountApi, WireFormat):
                 raise ApiError(DUPLICATE_CLORDID, {"client_oid": client_oid})
         side = str(params.get("side", "")).upper()
         type_ = str(params.get("type", "")).upper()
-        if type_ not in ("LIMIT", "MARKET"):
+        if type_ not in ("LIMIT", "MARKET") and type_ not in TRIGGER_TYPES:
             raise ApiError(INVALID_ORDTYPE)
+        exec_type = TRIGGER_TYPES.get(type_, type_)
         tif = str(params.get("time_in_force") or "GOOD_TILL_CANCEL").upper()
         exec_inst = params.get("exec_inst") or []
         if isinstance(exec_inst, str):
@@ -259,7 +274,7 @@ class RestApi(AccountApi, WireFormat):
         if not isinstance(exec_inst, list) or not all(x in ("POST_ONLY",) for x in exec_inst):
             raise ApiError(INVALID_EXECINST)
         post_only = "POST_ONLY" in exec_inst
-        if post_only and tif != "GOOD_TILL_CANCEL":
+        if post_only and (tif != "GOOD_TILL_CANCEL" or type_ in TRIGGER_TYPES):
             raise ApiError((43005, "POST_ONLY_REJ"))
         qty = self._dec_param(params, "quantity", INVALID_ORDERQTY)
         notional = self._dec_param(params, "notional", INVALID_ORDERQTY)
@@ -274,19 +289,148 @@ class RestApi(AccountApi, WireFormat):
             raise ApiError(INVALID_ORDERQTY)
         if qty is not None:
             notional = None
-        if type_ == "LIMIT":
+        elif exec_type != "MARKET" or side != "BUY":
+            raise ApiError(INVALID_ORDERQTY)  # only a market buy spends a notional
+        if exec_type == "LIMIT":
             if price is None:
                 raise ApiError(INVALID_PRICE)
             ticks = inst.to_ticks(price)
             if ticks is None:
                 raise ApiError(INVALID_PRICE)
+        ref, ref_type = None, None
+        if type_ in TRIGGER_TYPES:
+            raw = params.get("ref_price")
+            if raw is None:
+                raise ApiError(MISSING_OR_INVALID_ARGUMENT, {"client_oid": client_oid} if client_oid else None)
+            ref_dec = self._dec_param(params, "ref_price", INVALID_REF_PRICE)
+            ref = inst.to_ticks(ref_dec) if ref_dec is not None else None
+            if ref is None or ref <= 0:
+                raise ApiError(INVALID_REF_PRICE)
+            ref_type = str(params.get("ref_price_type") or "MARK_PRICE").upper()
+            if ref_type not in REF_PRICE_TYPES:
+                raise ApiError(MISSING_OR_INVALID_ARGUMENT)
+        return {"inst": inst, "side": side, "type": type_, "exec_type": exec_type, "lots": lots, "ticks": ticks,
+                "tif": tif, "post_only": post_only, "client_oid": client_oid, "notional": notional, "ref": ref,
+                "ref_type": ref_type}
+
+    def _place_order(self, acct: Account, a: dict[str, Any], hold: bool = True) -> Order:
         try:
-            o = self.engine.new_order(acct, inst.symbol, side, type_, lots, ticks, tif, post_only, client_oid, notional)
+            if a["ref"] is not None:
+                return self.triggers.place(acct, a["inst"], a["side"], a["type"], a["lots"], a["ticks"], a["tif"],
+                                           a["client_oid"], a["notional"], a["ref"], a["ref_type"], hold=hold)
+            return self.engine.new_order(acct, a["inst"].symbol, a["side"], a["type"], a["lots"], a["ticks"], a["tif"],
+                                         a["post_only"], a["client_oid"], a["notional"])
         except EngineError as e:
-            raise ApiError((e.code, e.message), {"client_oid": client_oid} if client_oid else None) from None
-        out = {"order_id": o.id}
-        if client_oid is not None:
-            out["client_oid"] = client_oid
+            raise ApiError((e.code, e.message), {"client_oid": a["client_oid"]} if a["client_oid"] else None) from None
+
+    def _h_create_list(self, acct: Account, params: dict) -> Any:
+        """private/create-order-list: ``OCO`` (two legs, one reserve, one fill or trigger cancels
+        the other; result ``{"list_id"}``) or ``LIST`` (up to 10 independent orders; one result
+        per index, refused ones with their code)."""
+        contingency = str(params.get("contingency_type") or "LIST").upper()
+        legs = params.get("order_list")
+        if not isinstance(legs, list) or not legs or not all(isinstance(x, dict) for x in legs):
+            raise ApiError(INVALID_REQUEST)
+        if contingency == "LIST":
+            if len(legs) > 10:
+                raise ApiError(INVALID_REQUEST)
+            out: list[dict[str, Any]] = []
+            for i, leg in enumerate(legs):
+                try:
+                    o = self._place_order(acct, self._order_args(acct, leg))
+                    out.append({"index": i, "code": 0, "order_id": o.id, "client_oid": o.client_oid or ""})
+                except ApiError as e:
+                    out.append({"index": i, "code": e.code, "message": e.message,
+                                "client_oid": str(leg.get("client_oid") or "")})
+            return out
+        if contingency != "OCO" or len(legs) != 2:
+            raise ApiError(INVALID_REQUEST)
+        args = [self._order_args(acct, leg) for leg in legs]
+        first, second = args
+        if first["inst"] is not second["inst"] or first["side"] != second["side"]:
+            raise ApiError(INVALID_REQUEST)
+        waiting = [a for a in args if a["ref"] is not None]
+        if not waiting:
+            raise ApiError(INVALID_ORDTYPE)  # an OCO needs a trigger leg
+        if first["client_oid"] is not None and first["client_oid"] == second["client_oid"]:
+            raise ApiError(DUPLICATE_CLORDID, {"client_oid": first["client_oid"]})
+        inst, side = first["inst"], first["side"]
+        for a in waiting:  # refused before anything is placed
+            if self.triggers.would_trigger(inst, side, a["type"], a["ref"]):
+                raise ApiError(INVALID_REF_PRICE)
+        ccy = inst.base if side == "SELL" else inst.quote
+        need = max(self._leg_need(a) for a in args)
+        if acct.available(ccy) < need:
+            raise ApiError(INSUFFICIENT_AVAILABLE_BALANCE)
+        other = second if waiting[0] is first else first
+        if other["ref"] is None:
+            # a working leg (LIMIT) reserves on the book; the waiting leg shares it
+            held = self._place_order(acct, waiting[0], hold=False)
+            try:
+                placed = {id(waiting[0]): held, id(other): self._place_order(acct, other)}
+            except ApiError:
+                self._discard(held)
+                raise
+        else:
+            held = self._place_order(acct, waiting[0])
+            extra = need - held.hold_left
+            if extra > 0:  # one reserve for both: the larger of what either needs
+                held.hold_left += extra
+                acct.hold(ccy, extra)
+            try:
+                placed = {id(waiting[0]): held, id(other): self._place_order(acct, other, hold=False)}
+            except ApiError:
+                self._discard(held)
+                raise
+        ol = self.triggers.new_list("OCO", [placed[id(a)] for a in args])
+        for leg in ol.legs:
+            if leg.filled:  # the working leg traded at once: the list is done
+                self.triggers.close_list(leg)
+        return {"list_id": ol.id}
+
+    def _discard(self, o: Order) -> None:
+        self.triggers.discard(o)
+        self._order_updates.pop(o.id, None)  # never published: the client never had it
+
+    def _leg_need(self, a: dict[str, Any]) -> Decimal:
+        inst = a["inst"]
+        if a["side"] == "SELL":
+            return inst.qty(a["lots"])
+        if a["notional"] is not None:
+            return a["notional"]
+        ticks = a["ticks"] if a["ticks"] is not None else a["ref"]
+        if ticks is None:  # a market buy by quantity: what the book asks now
+            book = self.engine.books[inst.symbol]
+            ticks = book.best_ask() or self.last[inst.symbol]
+        return inst.price(ticks) * inst.qty(a["lots"])
+
+    def _h_cancel_list(self, acct: Account, params: dict) -> Any:
+        """private/cancel-order-list: ``OCO`` by ``list_id``, or ``LIST`` of order ids."""
+        contingency = str(params.get("contingency_type") or "LIST").upper()
+        if contingency == "OCO":
+            ol = self.triggers.lists.get(str(params.get("list_id") or ""))
+            if ol is None or ol.legs[0].account is not acct:
+                raise ApiError(NOT_FOUND)
+            if ol.done or not any(leg.is_open for leg in ol.legs):
+                raise ApiError(NO_ACTIVE_ORDER)
+            for leg in ol.legs:
+                if leg.is_open:
+                    self.triggers.cancel(leg)
+            return {}
+        items = params.get("order_list")
+        if contingency != "LIST" or not isinstance(items, list) or not items or len(items) > 10:
+            raise ApiError(INVALID_REQUEST)
+        out: list[dict[str, Any]] = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise ApiError(INVALID_REQUEST)
+                o = self._find_order(acct, item)
+                if not self.triggers.cancel(o):
+                    raise ApiError(NO_ACTIVE_ORDER)
+                out.append({"index": i, "code": 0})
+            except ApiError as e:
+                out.append({"index": i, "code": e.code, "message": e.message})
         return out
 
     def _find_order(self, acct: Account, params: dict) -> Order:
@@ -304,7 +448,7 @@ class RestApi(AccountApi, WireFormat):
 
     def _h_cancel(self, acct: Account, params: dict) -> dict:
         o = self._find_order(acct, params)
-        if not self.engine.cancel(o):
+        if not self.triggers.cancel(o):
             raise ApiError(NO_ACTIVE_ORDER)
         out = {"order_id": o.id}
         if o.client_oid is not None:

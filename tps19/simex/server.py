@@ -23,6 +23,7 @@ from .candles import CandleStore, HistoryModel
 from .engine import ZERO, Account, Fill, MatchingEngine, Order, Trade
 from .faults import Faults
 from .flow import Flow
+from .triggers import TriggerDesk
 from .instruments import Instrument, instruments_for
 from .replay_guard import ReplayGuard
 from .wire import wall_ms
@@ -90,6 +91,7 @@ class SimExchange(WebsocketApi):
         self.engine.listeners.append(self._on_engine)
         self.models = {i.symbol: HistoryModel(seed, i) for i in self.instruments}
         fairs = self._open_markets()
+        self.triggers = TriggerDesk(self.engine, self.last)  # after _open_markets: the last prints
         self.public_trades: dict[str, deque[Trade]] = {i.symbol: deque(maxlen=2000) for i in self.instruments}
         # publication state
         self._conns: set[Conn] = set()
@@ -229,6 +231,7 @@ class SimExchange(WebsocketApi):
             t: Trade = payload
             sym = t.inst.symbol
             self.public_trades[sym].appendleft(t)
+            self.triggers.on_trade(t)
             self._new_trades[sym].append(t)
             self.candles[sym].on_trade(t.time, t.price, t.qty)
             self.last[sym] = t.price
@@ -242,12 +245,28 @@ class SimExchange(WebsocketApi):
             self._order_updates[payload.id] = payload
         elif kind == "fill":
             self._fills.append(payload)
+            self.triggers.on_order_traded(payload.order)
         elif kind == "balance":
             self._balance_dirty.add(payload.api_key)
+
+    def shock(self, symbol: str, pct: float) -> dict[str, Any]:
+        """The market of ``symbol`` jumps ``pct`` % in one step (the switchboard's /faults/shock):
+        book and prints move there at once, the candles follow from the prints, trigger orders
+        the jump reached fire. Returns the prices before and after."""
+        inst = self._instrument(symbol)
+        flow = next(f for f in self.flow.symbols if f.inst is inst)
+        last_before = self.last[inst.symbol]
+        before, after = flow.shock(pct)
+        self._touched.add(inst.symbol)
+        self._flush()
+        return {"symbol": inst.symbol, "pct": pct, "fair_before": str(inst.price(before)),
+                "fair_after": str(inst.price(after)), "last_before": str(inst.price(last_before)),
+                "last_after": str(inst.price(self.last[inst.symbol]))}
 
     def _one_event(self) -> int:
         """One flow event; returns how many depth-50 book updates it caused (0 or 1)."""
         sym = self.flow.event()
+        self.triggers.check()  # a stop reached by this event's prints fires before the next
         self.stats["events"] += 1
         self._touched.add(sym)
         return self._flush_books()

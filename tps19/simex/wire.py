@@ -119,7 +119,7 @@ class WireFormat:
         d: dict[str, Any] = {
             "account_id": o.account.account_id if o.account else "",
             "order_id": o.id,
-            "order_type": o.type,
+            "order_type": o.kind or o.type,
             "time_in_force": o.tif,
             "side": o.side,
             "exec_inst": ["POST_ONLY"] if o.post_only else [],
@@ -147,6 +147,13 @@ class WireFormat:
             d["limit_price"] = inst.price_str(o.price)
         if o.reason is not None:
             d["reason"] = o.reason
+        if o.ref_price is not None:  # a trigger order: its level, and the print that triggered it ("0": waiting)
+            d["ref_price"] = inst.price_str(o.ref_price)
+            d["ref_price_type"] = o.ref_price_type or "MARK_PRICE"
+            d["trigger_price"] = inst.price_str(o.trigger_price) if o.trigger_price is not None else "0"
+        if o.list_id is not None:
+            d["contingency_type"] = o.contingency or "OCO"
+            d["list_id"] = o.list_id
         return d
 
     def _fill_json(self, f: Fill) -> dict:

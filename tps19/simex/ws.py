@@ -157,6 +157,7 @@ class WebsocketApi(RestApi):
         return visible
 
     def _flush(self) -> None:
+        self.triggers.check()  # what the request or the events reached fires before anything is published
         self._flush_books()
         now = self.clock()
         for sym, trades in self._new_trades.items():
