@@ -7,8 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.pg_server import PgServer, ServerUnavailable
+
+# Property tests: the same examples every run (derandomised, no example database), no deadline (a
+# busy 2-core machine is not a bug), example counts fixed by each test. HYPOTHESIS_PROFILE=dev
+# explores new random examples locally.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
