@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -238,3 +239,123 @@ TestPaperAccounting.settings = hsettings(TestPaperAccounting.settings, max_examp
 TestQuoteOnlyPaperAccounting.settings = hsettings(TestQuoteOnlyPaperAccounting.settings, max_examples=6,
                                                   stateful_step_count=14)
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+live_actions = st.lists(st.one_of(
+    st.tuples(st.just("buy"), st.integers(1, 2000)),
+    st.tuples(st.just("sell"), st.integers(1, 100)),
+    st.tuples(st.just("limit"), st.integers(100, 2000), st.integers(1, 100)),
+    st.tuples(st.just("oversell")),
+    st.tuples(st.just("restart"))), min_size=3, max_size=7)
+
+
+@hsettings(max_examples=3)
+@given(actions=live_actions)
+def test_live_accounting_on_the_simulated_exchange(actions):
+    """The live broker against the simulated exchange over loopback (ccxt REST and websockets):
+    the venue charges a buy's fee in the base currency and a sell's in the quote, another
+    trader's orders fill ours in part. The actions are drawn before the run (the venue's timing
+    must not steer what is generated); after each one the broker waits until its balances are
+    the venue's, then the same invariants as on paper hold."""
+    LiveRun(actions).go()
+
+
+class LiveRun(Accounting):
+    start_balances = {"USDT": D("100000"), "BTC": D("1")}
+
+    def __init__(self, actions: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.actions = actions
+
+    async def _clients(self) -> None:
+        from .simhelp import KEY2, SECRET2, make_client
+
+        self.client = await make_client(self.sim.base_url)
+        self.other = await make_client(self.sim.base_url, KEY2, SECRET2)
+
+    async def _build(self) -> Any:
+        self.bus = EventBus()
+        s = await build_trading(mode="live", bus=self.bus, db=self.db, client=self.client,
+                                markets=self.client.markets, settings=settings(), snapshot_interval_s=0,
+                                poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0)
+        await s.start()
+        return s
+
+    async def _settle(self) -> None:
+        """Until the broker's balances are the venue's (fills arrive over the user stream)."""
+        from .simhelp import venue_totals
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 15.0
+        while {c: v for c, v in self.stack.portfolio.balances.items() if v} != venue_totals(self.sim):
+            assert loop.time() < end, "the broker never caught up with the venue's balances"
+            await asyncio.sleep(0.01)
+
+    def publish_books(self) -> None:
+        ob = self.run(self.client.fetch_order_book("BTC/USDT", 5))
+        self.bus.publish(book("BTC/USDT", bids=tuple(tuple(x[:2]) for x in ob["bids"]),
+                              asks=tuple(tuple(x[:2]) for x in ob["asks"])))
+
+    def check(self) -> None:
+        self.balances_reconcile_with_the_stored_fills_and_none_is_negative()
+        self.equity_is_the_holdings_at_the_marks_and_its_change_is_the_pnl()
+        self.pnl_today_is_one_figure()
+
+    def go(self) -> None:
+        from .simhelp import inside_spread_price, make_sim
+
+        self.sim = make_sim()
+        try:
+            self.run(self.sim.start())
+            self.run(self._clients())
+            self.stack = self.run(self._build())
+            self.publish_books()
+            self.check()
+            for act in self.actions:
+                self.step(act, inside_spread_price)
+                self.publish_books()
+                self.check()
+        finally:
+            try:
+                if self.stack is not None:
+                    self.run(self.stack.stop())
+                    self.stack = None
+                self.run(self.client.close())
+                self.run(self.other.close())
+                self.run(self.sim.stop())
+            finally:
+                self.teardown()
+
+    def step(self, act: tuple[Any, ...], inside_spread_price: Any) -> None:
+        broker, step = self.stack.broker, STEP["BTC/USDT"]
+        if act[0] == "buy":
+            self.run(broker.place_order("BTC/USDT", "buy", "market", step * act[1]))
+        elif act[0] == "sell":
+            amount = (self.stack.portfolio.position("BTC/USDT").qty * act[1] / 100).quantize(step, "ROUND_DOWN")
+            if amount > 0:
+                self.run(broker.place_order("BTC/USDT", "sell", "market", amount))
+        elif act[0] == "limit":
+            price = self.run(inside_spread_price(self.client))
+            o = self.run(broker.place_order("BTC/USDT", "buy", "limit", step * act[1], price))
+            if o.status.value == "open":
+                size = max((o.amount * act[2] / 100).quantize(step, "ROUND_DOWN"), step)
+                self.run(self.other.create_order("BTC/USDT", "limit", "sell", float(size), float(price)))
+                self.run(self._until_filled(o.client_order_id))
+                self.run(broker.cancel(o.client_order_id))
+        elif act[0] == "oversell":
+            self.selling_more_than_is_held_is_refused("BTC/USDT")
+        elif act[0] == "restart":
+            before = self._figures()
+            self.run(self.stack.stop())
+            self.stack = self.run(self._build())
+            self.publish_books()
+            self.run(self._settle())
+            assert self._figures() == before
+        self.run(self._settle())
+
+    async def _until_filled(self, coid: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 15.0
+        while not ((x := self.stack.broker.orders.get(coid)) is None or x.filled > 0):
+            assert loop.time() < end, "the venue's fill never reached the broker"
+            await asyncio.sleep(0.01)
