@@ -200,7 +200,3 @@ def window_stats(x: np.ndarray, n: int, e: int, k: int, squares: bool) -> tuple[
         d.append(v)
     return total, to_float(normalise(d, 1), 2 * e)
 
-
-def row_sums(w: np.ndarray, n: int, e: int, k: int) -> np.ndarray:
-    """Exactly rounded sums of the rows of ``w`` (finite, n columns)."""
-    return to_float(normalise([a.sum(axis=1) for a in split(w, e, k)], _extra(n)), e)

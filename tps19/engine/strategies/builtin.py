@@ -57,7 +57,7 @@ class SmaCross(Strategy):
         code[up] = 0
         strength = np.full(n, np.nan)
         at = np.concatenate((up, down))
-        f, s = ind.sma_at(close, p.fast, at), ind.sma_at(close, p.slow, at)
+        f, s = ind.means_at(close, (p.fast, p.slow), at)
         strength[at] = np.abs(f - s) / s * 100.0
         return ev, code, strength
 

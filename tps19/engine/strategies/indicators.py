@@ -88,28 +88,49 @@ def sma(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def sma_at(x: np.ndarray, n: int, at: np.ndarray) -> np.ndarray:
-    """``sma(x, n)[at]`` for a few bars (a strategy's events): their windows are gathered, in
-    groups of ~1M values, so neither time nor memory is spent on the other bars."""
+    """``sma(x, n)[at]`` for a strategy's events (see ``means_at``)."""
+    return means_at(x, (n,), at)[0]
+
+
+def means_at(x: np.ndarray, lengths: Sequence[int], at: np.ndarray) -> list[np.ndarray]:
+    """``sma(x, n)[at]`` for each n of ``lengths``: the integer running sums are taken chunk by
+    chunk (as ``sma``) and shared by the lengths, and only the windows ending at ``at`` are
+    rounded."""
     x = np.asarray(x, dtype=float)
     at = np.asarray(at, dtype=np.int64)
-    out = np.full(len(at), np.nan)
-    ok = np.flatnonzero(at >= n - 1)
-    if n < 1 or not len(ok):
-        return out
-    offsets = np.arange(1 - n, 1)
-    group = max(1, (1 << 20) // n)
-    for s in range(0, len(ok), group):
-        rows = ok[s : s + group]
-        w = x[at[rows][:, None] + offsets]
-        finite = np.isfinite(w).all(axis=1)
-        sc = _wide.scale(w[finite].ravel()) if n <= _wide._MAX_WINDOW else None
-        if sc is None:
-            sums = np.array([_exact_window(r, False)[0] if f else np.nan for r, f in zip(w.tolist(), finite.tolist())])
-        else:
-            sums = _wide.row_sums(np.where(finite[:, None], w, 0.0), n, *sc)
-            sums[~finite] = np.nan
-        out[rows] = sums / n
-    return out
+    outs = [np.full(len(at), np.nan) for _ in lengths]
+    if not len(at) or not lengths or min(lengths) < 1:
+        return outs
+    m = max(lengths)
+    idx = np.flatnonzero((at >= 0) & (at < len(x)))
+    idx = idx[np.argsort(at[idx], kind="stable")]
+    pos = at[idx]
+    for start in range(0, len(x), _CHUNK):
+        stop = min(len(x), start + _CHUNK)
+        lo, hi = np.searchsorted(pos, (start, stop))
+        if lo == hi:
+            continue
+        first = max(0, start - m + 1)
+        seg = x[first:stop]
+        ends = pos[lo:hi] - first
+        finite = np.isfinite(seg)
+        all_finite = bool(finite.all())
+        if not all_finite:
+            seg = np.where(finite, seg, 0.0)
+        sc = _wide.scale(seg) if m <= _wide._MAX_WINDOW else None
+        bad = None if all_finite else _wide.running((~finite).astype(np.int64))
+        limbs = None if sc is None else [_wide.running(a) for a in _wide.split(seg, *sc)]
+        for out, n in zip(outs, lengths, strict=True):
+            full = pos[lo:hi] >= n - 1  # a whole window behind the bar
+            e = ends[full]
+            if limbs is None or sc is None:  # extreme ranges: Python integers
+                sums = np.array([_exact_window(seg[i - n + 1 : i + 1].tolist(), False)[0] for i in e.tolist()])
+            else:
+                sums = _wide.to_float(_wide.normalise([c[e + 1] - c[e + 1 - n] for c in limbs], _wide._extra(n)), sc[0])
+            if bad is not None:
+                sums[(bad[e + 1] - bad[e + 1 - n]) > 0] = np.nan
+            out[idx[lo:hi][full]] = sums / n
+    return outs
 
 
 def sma_std(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
