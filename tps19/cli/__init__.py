@@ -42,9 +42,9 @@ def _root(
 
 
 def _register_areas() -> None:
-    from . import backtest, db, desk, exchange, history, ml, replay, risk, serve
+    from . import backtest, db, desk, exchange, history, ml, notify, replay, risk, serve
 
-    for area in (desk, exchange, history, backtest, db, serve, ml, risk, replay):
+    for area in (desk, exchange, history, backtest, db, serve, ml, risk, replay, notify):
         area.register(app)
 
 

@@ -27,6 +27,7 @@ from .venue import Venue, VenueError, open_venue
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .notify.sender import Notifier
     from .recording.tap import Recorder
     from .strategies.base import Strategy
     from .strategies.runner import StrategyRunner
@@ -91,6 +92,7 @@ class Engine:
         self.storage_watch: StorageWatch | None = None
         self.storage_problem: str | None = None  # set while orders are halted for it (healthz names it)
         self._retry_task: asyncio.Task[int] | None = None
+        self.notifier: Notifier | None = None
 
     # -- helpers -------------------------------------------------------------------
     def log(self, level: str, message: str, **fields: Any) -> None:
@@ -123,6 +125,7 @@ class Engine:
             if isinstance(err, StorageError):  # already one line naming the database
                 raise EngineError(str(err)) from None
             raise EngineError(f"cannot open database {self.db.name}: {err}") from None
+        self._start_notifier()
         try:
             self.venue = await open_venue(self.settings)
         except VenueError as err:
@@ -159,6 +162,22 @@ class Engine:
         self.started_at = time.monotonic()
         self.bus.publish(self.venue_event())
         self.log("info", "engine started", symbols=self.symbols, mode=self.mode, db=self.db.name)
+
+    def _start_notifier(self) -> None:
+        """Notifications from the start on (a reconciliation's unknown orders included)."""
+        urls = self.settings.notify.urls
+        if urls is None:
+            return
+        from .notify.sender import Notifier
+        from .notify.targets import NotifyConfigError, parse_targets
+
+        try:
+            targets = parse_targets(urls.get_secret_value())
+        except NotifyConfigError as err:
+            raise EngineError(str(err)) from None
+        self.notifier = Notifier(self, targets, self.settings.notify)
+        self.notifier.start()
+        self.log("info", "notifications on", urls=[t.shown for t in targets])
 
     def _start_recorder(self) -> None:
         """Tap the venue's websockets and the bus before anything is received or published."""
@@ -313,6 +332,8 @@ class Engine:
             parts.append(("venue", self.venue.close))
         if self.recorder is not None:
             parts.append(("recording", partial(asyncio.to_thread, self.recorder.close)))
+        if self.notifier is not None:
+            parts.append(("notifications", self.notifier.stop))
         parts.append(("database", self.db.close))
         for name, stop in parts:
             try:

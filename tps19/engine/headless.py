@@ -24,8 +24,21 @@ ISSUE_KEYS = frozenset({"ts", "event", "kind", "message", "count"})
 
 
 def secrets_of(settings: Settings) -> list[str]:
+    """Every secret a log line could carry, scrubbed from each (keys, the API token, the serve
+    password, the notification URLs and each of their parts that looks like a token)."""
     ex = settings.exchange
-    return [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password) if v is not None]
+    out = [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password, settings.api.token,
+                                          settings.serve.password) if v is not None]
+    if settings.notify.urls is not None:
+        import re
+
+        from .notify.targets import split_urls
+
+        for url in split_urls(settings.notify.urls.get_secret_value()):
+            out.append(url)
+            # the parts after the scheme: a bot token, a webhook id, user:password
+            out += [p for p in re.split(r"[/:@?&=#]+", url.split("://", 1)[-1]) if len(p) >= 10 and "." not in p]
+    return out
 
 
 async def run_headless(engine: Engine, log_path: Path | None = None, stop_event: asyncio.Event | None = None) -> int:

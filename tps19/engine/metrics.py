@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .events import BookEvent, ConnectionEvent, ConnState
@@ -130,7 +130,7 @@ class _StateCollector(Collector):
     def describe(self) -> list[Any]:
         return []  # the families depend on what is running: collected fresh on every scrape
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         engine = self.engine
         stale = GaugeMetricFamily("tps19_stale_streams", "Streams not fresh now (1 each)", labels=["stream", "symbol"])
         feed = engine.feed
@@ -144,6 +144,13 @@ class _StateCollector(Collector):
                                 value=engine.bus.dropped())
         yield GaugeMetricFamily("tps19_bus_published", "Events published on the engine's bus (total)",
                                 value=engine.bus.published)
+        notifier = engine.notifier
+        if notifier is not None:
+            sent = CounterMetricFamily("tps19_notifications", "Notifications by event class and outcome (sent, failed, "
+                                       "retried, deduped, rate_limited, dropped)", labels=["class", "outcome"])
+            for (cls, outcome), n in sorted(notifier.counts.items()):
+                sent.add_metric([cls, outcome], n)
+            yield sent
         trading = engine.trading
         if trading is None:
             return
