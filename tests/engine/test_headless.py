@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -62,7 +64,14 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     assert {"resyncs", "reconnects", "restarts", "bad_frames", "book_msgs"} <= set(records[-1])
     assert records[-1]["book_msgs"] > 0 and records[-1]["bad_frames"] == 0
     markets = [r for r in records if r["event"] == "market"]
-    assert markets and all(r["bid"] < r["ask"] for r in markets if r["bid"] and r["ask"])
+    assert markets and all(Decimal(r["bid"]) < Decimal(r["ask"]) for r in markets if r["bid"] and r["ask"])
+    # figures a human reads: prices as strings at the market's precision, money at 2 decimals in USDT
+    # (the line said "unrealized_pnl":"-4.901713599999999999999999900" and bid/ask as floats)
+    assert all(re.fullmatch(r"\d+\.\d{2,3}", r["bid"]) for r in markets if r["bid"])
+    folios = [r for r in records if r["event"] == "portfolio"]
+    assert folios and all(re.fullmatch(r"-?\d+\.\d{2}", r[k]) for r in folios
+                          for k in ("equity", "realized_pnl", "unrealized_pnl", "net_pnl"))
+    assert all(re.fullmatch(r"\d+\.\d{8}", r["fees"]) for r in folios)  # fees at 8 decimals
     # every stream of a symbol is in its summary, with a state and a count an operator can watch move
     assert any(set(r.get("streams", {})) == {"book", "trades", "ticker", "bars"} for r in markets)
     assert all(st in ("connecting", "connected", "stale", "resync", "reconnecting") and n >= 0

@@ -35,6 +35,7 @@ from tps19.engine.bus import EventBus
 from tps19.engine.events import Trade, TradeEvent
 from tps19.engine.storage import Database
 from tps19.engine.trading.portfolio import fill_balance_deltas
+from tps19.figures import money
 
 from .conftest import cryptocom_markets
 from .helpers import book, settings
@@ -209,7 +210,7 @@ class Accounting(RuleBasedStateMachine):
         today = self.stack.broker.risk.pnl_today()
         update = self.stack.portfolio.publisher.update()
         assert update.pnl_today == today
-        assert self.stack.summary().get("pnl_today") == (None if today is None else str(today))
+        assert self.stack.summary().get("pnl_today") == (None if today is None else money(today, "USDT"))
 
 
 class PaperAccounting(Accounting):

@@ -84,7 +84,8 @@ async def test_pnl_today_is_the_loss_limits_figure_and_survives_a_restart(bus, d
         bus.publish(book(bids=((48999.0, 1.0),), asks=((49001.0, 1.0),)))
         await until(lambda: seen[-1].unrealized_pnl < -50)
         assert seen[-1].pnl_today == s.broker.risk.pnl_today() < 0
-        assert s.summary()["pnl_today"] == str(seen[-1].pnl_today)  # the headless `portfolio` line says the same
+        # the headless `portfolio` line says the same, at 2 decimals (USDT)
+        assert s.summary()["pnl_today"] == f"{seen[-1].pnl_today.quantize(D('0.01'))}"
         before = seen[-1].pnl_today
     finally:
         await s.stop()

@@ -98,7 +98,7 @@ async def test_equity_snapshots_every_n_seconds_and_factory_defaults(markets, bu
     # 100000 USDT + 1 BTC @ 50000 mid; ETH and SOL have no mark here
     assert snaps[-1].equity == D("150000") and snaps[-1].positions["_unpriced"] == ["ETH", "SOL"]
     assert any(isinstance(e, EquitySnapshot) for e in sub.drain())
-    assert s.summary()["equity"] == "150000.0"
+    assert s.summary()["equity"] == "150000.00"  # money at 2 decimals in USDT (tps19/figures.py)
 
 
 def test_mark_is_the_exact_decimal_mid_of_the_quotes():

@@ -110,9 +110,12 @@ class TradingStack:
 
     def summary(self) -> dict[str, Any]:
         """Plain (JSON-friendly) figures for logs/headless output."""
+        from ..figures import amount, fee, money
+
         eq, unpriced = self.portfolio.equity()
         t = self.portfolio.totals()
-        out: dict[str, Any] = {"mode": self.mode, "equity": str(eq), **{k: str(v) for k, v in t.items()},
+        val = self.portfolio.valuation  # equity and P&L at its precision: 2 decimals in USDT
+        out: dict[str, Any] = {"mode": self.mode, "equity": money(eq, val), **{k: fee(v) if k == "fees" else money(v, val) for k, v in t.items()},
                                "open_orders": len(self.broker.open_orders()), "killed": self.broker.killed,
                                "issues": sum(self.broker.issues.values())}
         if unpriced:
@@ -123,10 +126,10 @@ class TradingStack:
         if pub is not None and self.portfolio.pnl_today_source is not None and pub.marks_complete():
             today = self.portfolio.pnl_today_source()  # the daily loss limit's figure (marks.py)
             if today is not None:
-                out["pnl_today"] = str(today)
+                out["pnl_today"] = money(today, val)
         for sym, p in self.portfolio.positions.items():
             if p.qty:
-                out[f"pos {sym}"] = str(p.qty)
+                out[f"pos {sym}"] = amount(p.qty, self.portfolio.markets.get(sym))
         return out
 
     async def _restore_day_start(self) -> None:

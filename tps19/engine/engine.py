@@ -421,12 +421,19 @@ class Engine:
     # -- views for front ends ------------------------------------------------------
     def summary(self, symbol: str) -> dict[str, Any]:
         """One line of market state per symbol (headless log, status bar)."""
+        from ..figures import as_decimal, price
+
         book = self.books[symbol]
         bb, ba = book.best_bid(), book.best_ask()
-        out: dict[str, Any] = {"symbol": symbol, "bid": bb[0] if bb else None, "ask": ba[0] if ba else None}
+        market = self.markets.get(symbol)
+        # prices as strings at the market's precision (a float's 65105.729999999996 is no price)
+        out: dict[str, Any] = {"symbol": symbol, "bid": price(bb[0], market) if bb else None,
+                               "ask": price(ba[0], market) if ba else None}
         if bb and ba:
-            out["mid"] = round((bb[0] + ba[0]) / 2, 10)
-            out["spread"] = round(ba[0] - bb[0], 10)
+            b, a = as_decimal(bb[0]), as_decimal(ba[0])
+            assert b is not None and a is not None
+            out["mid"] = f"{((b + a) / 2).normalize():f}"
+            out["spread"] = price(a - b, market)
         if self.feed is not None:
             st = self.feed.stats.get("book", symbol)
             tr = self.feed.stats.get("trades", symbol)
