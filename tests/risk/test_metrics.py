@@ -138,3 +138,14 @@ def test_the_risk_pane_names_the_horizon():
     short = type("Ev", (), {"report": report({"X/USDT": r[:1]}, {"X/USDT": 1.0}, 1.0, 525_960.0),
                             "drawdown_pct": None})()
     assert dict(metric_rows(short))["VaR/CVaR"] == "n/a (1 bar)"
+
+
+def test_cli_tables_are_not_cut_when_stdout_is_not_a_terminal(tmp_path):
+    """Piped to a file or another program, rich cut tables at 80 columns ("correlation
+    LONGNAMECOIN/USDT / …"): there is no width limit there."""
+    a = _csv(tmp_path / "a.csv", SAMPLE)
+    b = _csv(tmp_path / "b.csv", SAMPLE[::-1])
+    names = ("VERYLONGNAMEDCOINNUMBERONE/USDT", "VERYLONGNAMEDCOINNUMBERTWO/USDT")
+    r = CliRunner().invoke(app, ["risk", "--data", f"{names[0]}={a}", "--data", f"{names[1]}={b}"])
+    assert r.exit_code == 0, r.output
+    assert f"correlation {names[0]} / {names[1]}" in r.output and "…" not in r.output, r.output

@@ -39,6 +39,21 @@ def check_numbers(**flags: float) -> None:
             fail(str(err))
 
 
+# Piped to a file or a program, a table is not cut to the 80 columns rich assumes there: no width limit.
+UNCUT_WIDTH = 10_000
+
+
+def console(stderr: bool = False) -> Any:
+    """The CLI's rich Console: on a terminal its width; otherwise wide enough never to cut a table."""
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    return Console(stderr=stderr, width=None if tty else UNCUT_WIDTH)
+
+
 def stop_loss_option() -> Any:
     return typer.Option(None, "--stop-loss", help="Stop-loss on every entry, % of the entry price (2 = 2 %); "
                         "wins over a sizing rule's stop (docs/orders.md).")

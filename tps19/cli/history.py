@@ -24,10 +24,9 @@ def strategies(json_out: bool = typer.Option(False, "--json", help="Print JSON."
     if json_out:
         typer.echo(json.dumps(info, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _cli_console()
     for s in info:
         t = Table(title=f"{s['name']}", caption=s["description"], title_justify="left", caption_justify="left")
         for c in ("parameter", "type", "default", "description"):
@@ -152,3 +151,9 @@ def register(app: typer.Typer) -> None:
     app.command("strategies")(strategies)
     app.command("fetch")(fetch)
     app.command("import")(import_)
+
+
+def _cli_console() -> Any:
+    from .common import console
+
+    return console()

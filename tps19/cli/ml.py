@@ -236,7 +236,6 @@ def models(
     if json_out:
         typer.echo(json.dumps([train_report(r) for r in rows]))
         return
-    from rich.console import Console
     from rich.table import Table
 
     if not rows:
@@ -251,7 +250,7 @@ def models(
         t.add_row(r.id, f"{_when(r.start_ms)[:10]}..{_when(r.end_ms)[:10]}", str(r.bars), str(r.params.get("horizon")),
                   _f(r.cv.get("roc_auc"), digits=3), _f(r.cv.get("log_loss"), digits=3),
                   _f(r.oos.get("total_return"), True), _f(r.oos.get("buy_and_hold"), True))
-    Console().print(t)
+    _cli_console().print(t)
 
 
 @models_app.command("show")
@@ -277,9 +276,8 @@ def show(
     if json_out:
         typer.echo(json.dumps(rep))
         return
-    from rich.console import Console
 
-    console = Console()
+    console = _cli_console()
     print_report(rep, console)
     lin = rep.get("lineage") or {}
     if lin:
@@ -319,7 +317,6 @@ def compare(
 
 
 def _print_compare(res: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     n = res["paired_decisions"]
@@ -333,7 +330,7 @@ def _print_compare(res: dict[str, Any]) -> None:
     for key in ("a", "b"):
         f = res[f"{key}_figures"]
         t.add_row(res[key], _f(f["hit_rate"], True), _f(f["log_loss"]), _f(f["signal_pnl"], True))
-    Console().print(t)
+    _cli_console().print(t)
     typer.echo(f"only {res['a']} right: {res['only_a_right']}, only {res['b']} right: {res['only_b_right']}; "
                f"McNemar p = {_f(res['mcnemar_p'])}; paired t-test on log loss p = {_f(res['log_loss_t_p'])} "
                "(promote a challenger when it is better and p is small, e.g. < 0.05)")
@@ -364,7 +361,6 @@ def promotions(
     if not out:
         typer.echo("no promotion decisions yet (paper/live with --strategy ml --retrain-every ...: docs/ml.md)")
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title="promotion decisions (one test per challenger)")
@@ -375,9 +371,15 @@ def promotions(
         t.add_row(_when(r["created_ms"]), r["champion"], r["challenger"], r["decision"], "yes" if r["applied"] else "no",
                   str(r["pairs"]), _f(r["p_value"]),
                   f"{_f(ev.get('champion_log_loss'))} -> {_f(ev.get('challenger_log_loss'))}")
-    Console().print(t)
+    _cli_console().print(t)
 
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.add_typer(models_app, name="models")
+
+
+def _cli_console() -> Any:
+    from .common import console
+
+    return console()

@@ -91,10 +91,9 @@ def backtest_replay(root: Path, strategy: str | None, params: list[str] | None, 
     if json_out:
         typer.echo(json.dumps(out))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console()
+    c = _cli_console()
     c.print(f"[b]replay backtest[/b] of {root} ({res.timing} timing): {res.rows:,} rows, {res.book_frames:,} book "
             f"frames in {res.elapsed_s:.2f} s ({res.book_events_per_s:,.0f} book events/s)")
     t = Table("order", "side", "type", "amount", "status", "filled", "avg price", "fee")
@@ -152,9 +151,8 @@ def divergence(
     if json_out:
         typer.echo(json.dumps(report.as_dict()))
         return
-    from rich.console import Console
 
-    Console().print(ledger_table(report))
+    _cli_console().print(ledger_table(report))
 
 
 def ledger_table(report: Any) -> Any:
@@ -267,3 +265,9 @@ def register(app: typer.Typer) -> None:
     app.command("record")(record)
     app.command("replay")(replay)
     app.command("divergence")(divergence)
+
+
+def _cli_console() -> Any:
+    from .common import console
+
+    return console()

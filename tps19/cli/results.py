@@ -22,9 +22,9 @@ class LazyConsole:
 
     def _get(self) -> Any:
         if self._console is None:
-            from rich.console import Console
+            from .common import console
 
-            self._console = Console(stderr=self.stderr)
+            self._console = console(stderr=self.stderr)
         return self._console
 
     def print(self, *args: Any, **kwargs: Any) -> None:

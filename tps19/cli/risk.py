@@ -87,7 +87,6 @@ def risk(
 
 
 def _print(out: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"risk of {', '.join(out['symbols'])} ({out['bars']} returns)", show_header=False)
@@ -112,7 +111,7 @@ def _print(out: dict[str, Any]) -> None:
         for b in syms[i + 1:]:
             c = out["correlation"][a][b]
             t.add_row(f"correlation {a} / {b}", "n/a" if c is None else f"{c:.3f}")
-    Console().print(t)
+    _cli_console().print(t)
 
 
 def load_stored(symbols: list[str], exchange: str, timeframe: str, db: Path | None) -> dict[str, Any]:
@@ -188,7 +187,6 @@ def rebalance(
 
 
 def _print_weights(out: dict[str, Any], names: list[str], method: str, shrinkage: float | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"{method} weights from {out['returns']} returns (Ledoit-Wolf shrinkage {shrinkage or 0:.3f})")
@@ -197,7 +195,7 @@ def _print_weights(out: dict[str, Any], names: list[str], method: str, shrinkage
     t.add_column("risk share", justify="right")
     for s in names:
         t.add_row(s, f"{out['weights'][s] * 100:.2f}%", f"{out['risk_contributions'][s] * 100:.2f}%")
-    Console().print(t)
+    _cli_console().print(t)
 
 
 def backtest_portfolio(
@@ -264,11 +262,10 @@ def backtest_portfolio(
     if json_out:
         typer.echo(json.dumps(res.as_dict(), default=float))
         return
-    from rich.console import Console
 
     from ..engine.backtest.report import metrics_table
 
-    console = Console()
+    console = _cli_console()
     console.print(metrics_table(res.metrics, title=f"portfolio of {', '.join(names)}"))
     console.print("fills: " + ", ".join(f"{s} {len(f)}" for s, f in res.fills.items()))
 
@@ -277,3 +274,9 @@ def register(app: typer.Typer) -> None:
     app.command("risk")(risk)
     app.command("rebalance")(rebalance)
     app.command("backtest-portfolio")(backtest_portfolio)
+
+
+def _cli_console() -> Any:
+    from .common import console
+
+    return console()
