@@ -66,3 +66,29 @@ async def test_bad_params_show_an_error_not_a_crash():
         await pilot.press("ctrl+r")
         await _wait(pilot, screen)
         assert screen.error is None and screen.result[0].strategy == "bollinger"
+
+
+async def test_stops_from_the_form_show_each_trades_exit_reason():
+    screen = BacktestScreen(data=DATA / "freqtrade_ETH_BTC_5m.csv", strategy="sma_cross", params="fast=10 slow=20")
+    app = Host(screen)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        screen.query_one("#bt-stop", Input).value = "0"  # out of range: the flag's one line, no crash
+        await pilot.press("ctrl+r")
+        await _wait(pilot, screen)
+        assert screen.result is None and "--stop-loss 0 is out of range" in screen.error
+        screen.query_one("#bt-stop", Input).value = "1"
+        screen.query_one("#bt-take", Input).value = "1.5"
+        await pilot.press("ctrl+r")
+        await _wait(pilot, screen)
+        assert screen.error is None, screen.error
+        res, _ = screen.result
+        assert res.config.protection.stop_loss_pct == 1.0 and res.config.protection.take_profit_pct == 1.5
+        table = screen.query_one("#bt-trades", DataTable)
+        why = [table.get_row_at(i)[6] for i in range(table.row_count)]
+        assert why == [{"stop_loss": "stop", "take_profit": "profit"}.get(t.exit_reason, t.exit_reason)
+                       for t in res.trades]
+        assert {"stop", "profit", "signal"} <= set(why)
+        metrics = screen.query_one("#bt-metrics", DataTable)
+        rows = [metrics.get_row_at(i) for i in range(metrics.row_count)]
+        assert any(r[0] == "Intrabar rule" and "stop (pessimistic)" in r[1] for r in rows)

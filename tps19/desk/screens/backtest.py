@@ -73,6 +73,11 @@ class BacktestScreen(Screen[None]):
                 yield Input("10000", id="bt-cash", type="number")
                 yield Input("0.001", id="bt-fee", type="number")
                 yield Input("0", id="bt-slip", type="number")
+            yield Label("Stop-loss / take-profit / trailing % (optional)")
+            with Horizontal(classes="bt-row"):
+                yield Input("", placeholder="stop", id="bt-stop", type="number")
+                yield Input("", placeholder="target", id="bt-take", type="number")
+                yield Input("", placeholder="trail", id="bt-trail", type="number")
             yield Button("Run backtest", id="bt-run", variant="primary")
             yield Static("Pick a strategy and data, then Run (ctrl+r).", id="bt-status")
         with Vertical(id="bt-results"):
@@ -86,7 +91,7 @@ class BacktestScreen(Screen[None]):
         m = self.query_one("#bt-metrics", DataTable)
         m.add_columns("metric", "value")
         t = self.query_one("#bt-trades", DataTable)
-        t.add_columns("#", "side", "entry", "entry px", "exit", "exit px", "units", "P&L", "return")
+        t.add_columns("#", "side", "entry", "entry px", "exit", "exit px", "why", "units", "P&L", "return")
         self._show_defaults()
         plt = self.query_one("#bt-equity", PlotextPlot).plt
         plt.title("Equity")
@@ -121,6 +126,9 @@ class BacktestScreen(Screen[None]):
             "cash": val("bt-cash") or "10000",
             "fee": val("bt-fee") or "0",
             "slip": val("bt-slip") or "0",
+            "stop_loss": val("bt-stop"),
+            "take_profit": val("bt-take"),
+            "trailing_stop": val("bt-trail"),
         }
 
     # --- running -------------------------------------------------------------------------
@@ -167,7 +175,7 @@ class BacktestScreen(Screen[None]):
         self.post_message(self.Finished(result, error))
 
     def _show(self, res: Any) -> None:
-        from ...engine.backtest.report import iso, metric_rows
+        from ...engine.backtest.report import SHORT_REASON, iso, metric_rows
 
         m = self.query_one("#bt-metrics", DataTable)
         m.clear()
@@ -178,7 +186,7 @@ class BacktestScreen(Screen[None]):
         for i, tr in enumerate(res.trades, 1):
             t.add_row(str(i), tr.side, iso(tr.entry_ts) or "", f"{tr.entry_price:.8g}",
                       "open" if tr.open else (iso(tr.exit_ts) or ""), f"{tr.exit_price:.8g}" if tr.exit_price else "",
-                      f"{tr.units:.6g}", f"{tr.pnl:,.2f}", f"{tr.return_pct * 100:.2f}%")
+                      SHORT_REASON[tr.exit_reason], f"{tr.units:.6g}", f"{tr.pnl:,.2f}", f"{tr.return_pct * 100:.2f}%")
         plot = self.query_one("#bt-equity", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
@@ -203,8 +211,18 @@ def run_form(form: dict[str, Any]) -> tuple[Any, str]:
     from ...engine.history import StoredBars, load_backtest_bars, parse_time_value
     from ...engine.strategies import create
 
+    from ...engine.protection import parse_protection
+
     strat = create(form["strategy"], shlex.split(form.get("params") or ""))
-    config = BacktestConfig(cash=float(form["cash"]), fee=float(form["fee"]), slippage_bps=float(form["slip"]))
+
+    def pct(key: str) -> float | None:
+        raw = (form.get(key) or "").strip()
+        return float(raw) if raw else None
+
+    # the CLI's --stop-loss/--take-profit/--trailing-stop; a bad value is the status line's error
+    protection = parse_protection(pct("stop_loss"), pct("take_profit"), pct("trailing_stop"))
+    config = BacktestConfig(cash=float(form["cash"]), fee=float(form["fee"]), slippage_bps=float(form["slip"]),
+                            protection=protection)
     since = parse_time_value(form.get("since") or None)
     until = parse_time_value(form.get("until") or None)
     source: str | StoredBars

@@ -146,7 +146,7 @@ def trade_dicts(res: BacktestResult, lo: int = 0, hi: int | None = None) -> list
 
 
 # the trades table's narrow column (--json and the database carry the full names)
-_SHORT_REASON = {"signal": "signal", "stop_loss": "stop", "take_profit": "profit", "trailing_stop": "trail",
+SHORT_REASON = {"signal": "signal", "stop_loss": "stop", "take_profit": "profit", "trailing_stop": "trail",
                  "breaker": "breaker", "end": "end"}
 
 
@@ -161,7 +161,7 @@ def trades_table(res: BacktestResult, limit: int = 50) -> Any:
         t.add_row(
             str(i), tr.side, iso(tr.entry_ts) or "", f"{tr.entry_price:.8g}",
             "open" if tr.open else (iso(tr.exit_ts) or ""), f"{tr.exit_price:.8g}" if tr.exit_price else "",
-            _SHORT_REASON[tr.exit_reason], f"{tr.units:.8g}", f"{tr.pnl:,.2f}", _pct(tr.return_pct),
+            SHORT_REASON[tr.exit_reason], f"{tr.units:.8g}", f"{tr.pnl:,.2f}", _pct(tr.return_pct),
         )
     return t
 
