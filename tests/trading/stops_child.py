@@ -5,7 +5,8 @@ OCO), drives it to the point the test names, says so on stdout, then waits to be
 
 POINT: ``armed`` (armed, nothing more), ``triggered`` (stored as triggered, never handed to the
 venue), ``sent`` (wait for ``go`` on stdin, then trigger: the test loses the venue's reply),
-``oco`` (an OCO whose take-profit limit leg is triggered and working at the venue).
+``oco`` (an OCO whose take-profit limit leg is triggered and working at the venue),
+``unwritten`` (triggered and sent, the trigger's own write never lands: the row still says armed).
 """
 
 from __future__ import annotations
@@ -59,6 +60,26 @@ async def main(url: str, db_path: str, level: str, point: str, take: str = "", l
         while (await s.store.order(cid)).trigger_state.value != "triggered":  # type: ignore[union-attr]
             await asyncio.sleep(0.01)
         say(cid=cid, state="triggered")
+    elif point == "unwritten":
+        real_save = s.store.save
+        never = asyncio.Event()
+
+        async def stuck(order, **kw):  # type: ignore[no-untyped-def]
+            if order is not None and order.client_order_id == cid:
+                await never.wait()  # the disk never answers for this order's rows
+            return await real_save(order, **kw)
+        s.store.save = stuck  # type: ignore[method-assign]
+        sent = asyncio.Event()
+        real_create = client.create_order
+
+        async def create(*a, **kw):  # type: ignore[no-untyped-def]
+            r = await real_create(*a, **kw)
+            sent.set()
+            return r
+        client.create_order = create
+        bus.publish(TradeEvent("BTC/USDT", (Trade(ts=0, side="sell", price=float(level), amount=0.01),)))
+        await sent.wait()
+        say(cid=cid, state="sent, row armed")
     elif point == "sent":
         say(cid=cid, ready=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

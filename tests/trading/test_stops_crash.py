@@ -205,6 +205,36 @@ async def test_stop_sent_but_not_acknowledged_is_found_by_its_id_not_sent_again(
         await stop_all(s, db, client)
 
 
+async def test_stop_sent_before_its_trigger_was_written_is_found_on_the_venue_not_sent_again(tmp_path, db_target, venue):
+    """The trigger is written while the order goes out: the process dies with the row still armed
+    and the order filled on the venue. The restart finds it by client id and books its fill once."""
+    sim, other = venue
+    bid, _ = await top(other)
+    child = await spawn(tmp_path, sim, db_target, str(bid - 100), "unwritten")
+    try:
+        got = await child.line()
+        assert got.get("state") == "sent, row armed", got
+    finally:
+        await child.kill()
+    cid = got["cid"]
+    assert venue_orders(sim, cid) == 1
+    ro = Database(db_target)
+    await ro.open()
+    assert (await row(ro, cid)).trigger_state == "armed"
+    await ro.close()
+    bus = EventBus()
+    issues = bus.subscribe(TradingIssue)
+    s, db, client = await restart(db_target, sim, bus)
+    try:
+        r = await settled(db, cid)
+        assert r.filled == D("0.01") and r.trigger_state == "working" and venue_orders(sim, cid) == 1
+        assert any(i.kind == "stop_found" and i.fields["client_order_id"] == cid for i in issues.drain())
+        await until(lambda: s.portfolio.balances == venue_totals(sim))
+        assert s.broker.emulator.held == {}
+    finally:
+        await stop_all(s, db, client)
+
+
 async def test_oco_leg_filled_while_down_cancels_the_other_leg_at_restart(tmp_path, db_target, venue):
     sim, other = venue
     bid, ask = await top(other)

@@ -62,7 +62,7 @@ async def test_ticket_arms_a_stop_and_the_orders_pane_and_chart_show_it(settings
         assert "emu: protects only while TPS19 runs" in text, text
         assert table.selected_order_id() == stop.client_order_id
         chart = app.screen.query_one("#chart")
-        await wait_for(pilot, lambda: (float(level), "stop") in chart.levels, timeout=10, what="the stop on the chart")
+        await wait_for(pilot, lambda: (float(level), "stop") in chart.levels, what="the stop on the chart")
 
 
 async def test_bracket_ticket_shows_worst_case_loss_and_c_on_an_oco_leg_cancels_the_group(settings):

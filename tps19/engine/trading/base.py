@@ -67,6 +67,10 @@ class BaseBroker:
         # client id -> (the "new" OrderUpdate to publish after that commit, detail)
         self._pending_insert: dict[str, tuple[OrderUpdate, str | None]] = {}
         self._background: set[asyncio.Task] = set()
+        # a write of an order still in flight (the emulator's trigger): the order's next write waits for it
+        self._writes: dict[str, asyncio.Future[Any]] = {}
+        # events of an order to write with its next change (paper: a stop's trigger rides with its fill)
+        self._stashed: dict[str, list[str]] = {}
         if portfolio is not None and risk is not None:  # (a bare broker in a unit test has neither)
             portfolio.locked_source = self.locked_balances
             portfolio.pnl_today_source = risk.pnl_today
@@ -123,24 +127,59 @@ class BaseBroker:
         self.risk.orders_today = await self.store.orders_since(utc_day_start_ms())
         await self.load_kill_state()
 
+    def write_first(self, client_order_id: str, write: asyncio.Future[Any]) -> None:
+        """``write`` (of this order's row) must land before anything else written of it."""
+        prior = self._writes.get(client_order_id)
+        self._writes[client_order_id] = write
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if self._writes.get(client_order_id) is f:
+                del self._writes[client_order_id]
+            if not f.cancelled() and f.exception() is not None:
+                self.report("db", f"{client_order_id}: a protective order's state was not written: {f.exception()}")
+        write.add_done_callback(done)
+        if prior is not None and not prior.done():
+            # (never happens for one trigger; kept so a second write cannot overtake a first)
+            self.background(asyncio.wait([prior]), "ordering writes")
+
+    def stash_event(self, client_order_id: str, detail: str) -> None:
+        """An event of an order (status unchanged) written in the transaction of its next change."""
+        self._stashed.setdefault(client_order_id, []).append(detail)
+
+    async def written(self, client_order_id: str) -> None:
+        """Wait for an order's pending write (see ``write_first``); a failed one was reported."""
+        w = self._writes.get(client_order_id)
+        if w is not None:
+            await asyncio.wait([w])
+
     # ---------------------------------------------------------------- commit then publish
     async def commit(self, order: OrderState, prev: OrderStatus | None, *, insert: bool = False,
                      changed: bool = True, fills: Iterable[FillRecord] = (), detail: str | None = None,
                      **extra: Any) -> list[FillRecord]:
         """Persist an order change (with its fills and the balances they move) atomically,
         then update the portfolio and publish. Raises if the database write fails."""
+        if self._writes:
+            await self.written(order.client_order_id)
         fills = list(fills)
         balances = self.portfolio.preview_balances(fills) if fills else None
         pending = self._pending_insert.pop(order.client_order_id, None)
+        stashed = self._stashed.pop(order.client_order_id, [])
+        prior: list[tuple[OrderStatus | None, OrderStatus, str | None]] = (
+            [(None, OrderStatus.NEW, pending[1])] if pending is not None else [])
+        # stashed events happened before this change, in the status the order had then
+        was = prev if prev is not None else order.status
+        prior += [(was, was, d) for d in stashed]
         try:
             new = await self.store.save(
                 order, insert=insert or pending is not None, from_status=prev,
                 to_status=order.status if changed else None, detail=detail, fills=fills, balances=balances,
-                prior_events=[(None, OrderStatus.NEW, pending[1])] if pending is not None else (), **extra,
+                prior_events=prior, **extra,
             )
         except BaseException:
             if pending is not None:
                 self._pending_insert[order.client_order_id] = pending
+            if stashed:
+                self._stashed[order.client_order_id] = stashed
             raise
         if pending is not None:
             self.publish(pending[0])

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..events import BookEvent, TradeEvent, now_ms
 from .orders import (
     D,
+    OrderStatus,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -71,6 +72,10 @@ class HoldingBroker(Protocol):
     def publish(self, ev: Any) -> None: ...
     def free_base(self, symbol: str, *, excluding: str | None = None) -> Decimal: ...
     async def _cancel_order(self, client_order_id: str) -> OrderState | None: ...
+    def write_first(self, client_order_id: str, write: asyncio.Future[Any]) -> None: ...
+    async def written(self, client_order_id: str) -> None: ...
+    def stash_event(self, client_order_id: str, detail: str) -> None: ...
+    async def commit(self, order: OrderState, prev: OrderStatus | None, **kw: Any) -> Any: ...
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -98,6 +103,17 @@ def leg_id(parent_id: str | None) -> str:
 
 
 @dataclass(slots=True)
+class Bounds:
+    """The levels nearest the market per side of one symbol's armed orders (trailing stops apart)."""
+
+    sell_stop: Decimal | None = None  # highest sell stop: a print at or below it fires one
+    sell_take: Decimal | None = None  # lowest sell take-profit
+    buy_stop: Decimal | None = None  # lowest buy stop
+    buy_take: Decimal | None = None  # highest buy take-profit
+    trailing: list[str] = field(default_factory=list)  # evaluated on every print (they move)
+
+
+@dataclass(slots=True)
 class Trigger:
     """Why an order fired: the price that reached its level, and when that price traded."""
 
@@ -114,6 +130,10 @@ class StopEmulator:
         self.broker = broker
         self.trigger_source = trigger_source
         self.held: dict[str, OrderState] = {}
+        self.in_flight: dict[str, OrderState] = {}  # triggered, being handed to the venue
+        self._bounds_cache: dict[str, Bounds] = {}
+        self._seen_ms: dict[str, int] = {}  # when each symbol's triggers were last compared with the market
+        self._sending: set[asyncio.Task[None]] = set()
         self._by_symbol: dict[str, set[str]] = {}
         self._pending_release: dict[str, Trigger] = {}  # stored triggered, to send (paper: once a book is in)
         self._checks: asyncio.Queue[str] = asyncio.Queue()
@@ -132,7 +152,8 @@ class StopEmulator:
 
     # ---------------------------------------------------------------- views
     def orders(self, symbol: str | None = None) -> list[OrderState]:
-        return [o.copy() for o in self.held.values() if symbol is None or o.symbol == symbol]
+        return [o.copy() for o in list(self.held.values()) + list(self.in_flight.values())
+                if symbol is None or o.symbol == symbol]
 
     def holds(self, cid: str) -> bool:
         return cid in self.held
@@ -140,11 +161,13 @@ class StopEmulator:
     def _index(self, o: OrderState) -> None:
         self.held[o.client_order_id] = o
         self._by_symbol.setdefault(o.symbol, set()).add(o.client_order_id)
+        self._moved(o.symbol)
 
     def _unindex(self, cid: str) -> OrderState | None:
         o = self.held.pop(cid, None)
         if o is not None:
             self._by_symbol.get(o.symbol, set()).discard(cid)
+            self._moved(o.symbol)
         self._pending_release.pop(cid, None)
         self._dirty.discard(cid)
         return o
@@ -180,6 +203,7 @@ class StopEmulator:
     async def stop(self) -> None:
         from ...aio import cancel_and_wait
 
+        await self.drain()  # a triggered order being sent is sent (or stored as triggered) first
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._sub is not None:
@@ -281,6 +305,7 @@ class StopEmulator:
         o = self.held.get(cid)
         if o is None:
             return None
+        await self.broker.written(cid)
         new = o.copy()
         prev = new.transition(S.CANCELLED, reason)
         await self.broker.store.save(new, from_status=prev, to_status=new.status, detail=reason)
@@ -342,15 +367,22 @@ class StopEmulator:
         await self._evaluate(ev.symbol, lambda side: bid if side == "sell" else ask, ev.ts, "bid/ask", ev.received)
 
     async def _evaluate(self, symbol: str, price_for: Any, ts: int | None, source: str, received: float) -> None:
-        now = now_ms()
-        for cid in list(self._by_symbol.get(symbol, ())):
+        self._seen_ms[symbol] = now_ms()
+        bounds = self._bounds(symbol)
+        sell_p, buy_p = price_for("sell"), price_for("buy")
+        # most prints reach no level: the nearest levels per side answer that without a loop
+        near = ((sell_p is not None and ((bounds.sell_stop is not None and sell_p <= bounds.sell_stop)
+                                         or (bounds.sell_take is not None and sell_p >= bounds.sell_take)))
+                or (buy_p is not None and ((bounds.buy_stop is not None and buy_p >= bounds.buy_stop)
+                                           or (bounds.buy_take is not None and buy_p <= bounds.buy_take))))
+        cids = list(self._by_symbol.get(symbol, ())) if near else list(bounds.trailing)
+        for cid in cids:
             o = self.held.get(cid)
             if o is None or o.trigger_state is not TriggerState.ARMED:
                 continue
-            p = price_for(o.side.value)
+            p = sell_p if o.side == "sell" else buy_p
             if p is None:
                 continue
-            o.checked_ms = now
             if o.type is OrderType.TRAILING_STOP and self._trail(o, p):
                 self._dirty.add(cid)
             level = o.trigger_price
@@ -358,6 +390,37 @@ class StopEmulator:
                 continue
             src = source if source != "bid/ask" else ("bid" if o.side == "sell" else "ask")
             await self.fire(cid, Trigger(p, ts, src, received))
+
+    def _bounds(self, symbol: str) -> Bounds:
+        b = self._bounds_cache.get(symbol)
+        if b is None:
+            b = Bounds()
+            for cid in self._by_symbol.get(symbol, ()):
+                o = self.held[cid]
+                if o.trigger_state is not TriggerState.ARMED:
+                    continue
+                if o.type is OrderType.TRAILING_STOP:
+                    b.trailing.append(cid)
+                    continue
+                level = o.trigger_price
+                if level is None:
+                    continue
+                stop = o.type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+                if o.side == "sell":
+                    if stop:
+                        b.sell_stop = level if b.sell_stop is None else max(b.sell_stop, level)
+                    else:
+                        b.sell_take = level if b.sell_take is None else min(b.sell_take, level)
+                elif stop:
+                    b.buy_stop = level if b.buy_stop is None else min(b.buy_stop, level)
+                else:
+                    b.buy_take = level if b.buy_take is None else max(b.buy_take, level)
+            self._bounds_cache[symbol] = b
+        return b
+
+    def _moved(self, symbol: str) -> None:
+        """What is held on ``symbol`` (or a level) changed: its nearest levels are recomputed."""
+        self._bounds_cache.pop(symbol, None)
 
     def _trail(self, o: OrderState, price: Decimal) -> bool:
         """Move a trailing stop with the market (only ever towards it); True if it moved."""
@@ -385,15 +448,29 @@ class StopEmulator:
         b = self.broker
         o.trigger_state = TriggerState.TRIGGERED
         o.triggered_ms = now_ms()
+        self._moved(o.symbol)
         detail = self._trigger_detail(o, why)
-        await b.store.save(o, from_status=o.status, to_status=o.status, detail=detail)
+        # The trigger is written while the order goes out, not before: a commit on a busy disk
+        # takes milliseconds the market does not wait. Nothing is lost either way: the order carries
+        # its own client id, so after a crash a stored-armed (or stored-triggered) order is looked up
+        # on the venue first (load()), and every later write of this order waits for this one
+        # (BaseBroker.commit), so the rows stay in order.
+        if b.mode == "paper":
+            # paper is its own venue: the trigger's event rides in the fill's transaction (a crash
+            # before it leaves the stop armed, and the blind-window check fires it at the restart)
+            b.stash_event(cid, detail)
+        else:
+            write = asyncio.ensure_future(b.store.save(o.copy(), from_status=o.status, to_status=o.status,
+                                                       detail=detail))
+            b.write_first(cid, write)
         self.fired += 1
         late = why.ts is not None and o.triggered_ms - why.ts > LATE_MS
         if late or why.source.startswith("blind"):
             b.report("stop_late", detail, client_order_id=cid, symbol=o.symbol, trigger=o.trigger_price,
                      price=why.price, late_ms=(o.triggered_ms - why.ts) if why.ts is not None else None)
         b.publish(order_update(o, o.status))
-        await self._release(o, why)
+        self._cancel_held_siblings(o)
+        self._hand_over(o, why)
 
     def _trigger_detail(self, o: OrderState, why: Trigger) -> str:
         level = o.trigger_price
@@ -407,42 +484,81 @@ class StopEmulator:
                      f"(the market was not seen then)")
         return text
 
-    async def _release(self, o: OrderState, why: Trigger | None, *, resend: bool = False) -> None:
-        """Hand a triggered order to the broker: reduce-only amount, OCO siblings first."""
+    def _hand_over(self, o: OrderState, why: Trigger | None) -> None:
+        """Under the lock, right after the trigger is stored: market-type OCO siblings held here
+        stop now (synchronously: the next print must not fire them), the order leaves what is held,
+        and its sending runs in its own task so the prints behind it are evaluated meanwhile."""
+        cid = o.client_order_id
+        self._unindex(cid)
+        self.in_flight[cid] = o
+        t = asyncio.get_running_loop().create_task(self._send_released(o, why), name=f"stops:send:{cid}")
+        self._sending.add(t)
+        t.add_done_callback(self._sending.discard)
+
+    def _cancel_held_siblings(self, o: OrderState) -> None:
+        """Both legs sell the same coins: the other legs stop now (they leave what is held at once;
+        their rows are written in the background, ordered before anything else written of them)."""
+        if not (o.oco_group and o.exec_type is OrderType.MARKET):
+            return
+        b = self.broker
+        for sib in [c for c, x in self.held.items() if x.oco_group == o.oco_group and c != o.client_order_id]:
+            x = self._unindex(sib)
+            if x is None:
+                continue
+            new = x.copy()
+            reason = f"OCO: leg {o.client_order_id} triggered"
+            prev = new.transition(S.CANCELLED, reason)
+            b.write_first(sib, asyncio.ensure_future(
+                b.store.save(new, from_status=prev, to_status=new.status, detail=reason)))
+            b.publish(order_update(new, prev))
+
+    async def _send_released(self, o: OrderState, why: Trigger | None, *, resend: bool = False) -> None:
+        """Send a triggered order: OCO legs working at the venue cancelled first (they lock the
+        coins), reduce-only amount, then the broker's own path (record, send, look up if ambiguous)."""
         b = self.broker
         cid = o.client_order_id
-        if o.oco_group and o.exec_type is OrderType.MARKET:
-            # both legs sell the same coins: the other legs stop here, before this one is sent
-            await self._cancel_group(o.oco_group, keep=cid, reason=f"OCO: leg {cid} triggered")
-        amount = self._sendable(o)
-        if amount <= 0:
-            self._unindex(cid)
-            new = o.copy()
-            reason = (f"not sent: nothing to {o.side.value} (the {o.type.value} protects "
-                      f"{o.remaining:f} {self._base(o)}; none is held and free)")
-            prev = new.transition(S.REJECTED, reason)
-            await b.store.save(new, from_status=prev, to_status=new.status, detail=reason)
-            b.publish(order_update(new, prev))
-            b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered but cannot be sent: {reason}",
-                     client_order_id=cid, symbol=o.symbol, side=o.side.value, amount=o.remaining)
-            return
-        if amount < o.amount:
-            o.reason = f"reduce-only: amount {o.amount:f} cut to {amount:f} (what is held and free)"
-            o.amount = amount
-        self._unindex(cid)
-        o.trigger_state = TriggerState.WORKING
-        if why is not None:
-            self.fire_latency.append(time.perf_counter() - why.received)
         try:
-            await b._release(o, resend=resend)
-        except Exception as e:  # a sent-or-not answer the broker could not settle: alert, reconcile
+            if o.oco_group and o.exec_type is OrderType.MARKET:
+                for sib in [c for c, x in b.orders.items() if x.oco_group == o.oco_group and c != cid and x.is_working]:
+                    await b._cancel_order(sib)
+            amount = self._sendable(o)
+            if amount <= 0:
+                new = o.copy()
+                reason = (f"not sent: nothing to {o.side.value} (the {o.type.value} protects "
+                          f"{o.remaining:f} {self._base(o)}; none is held and free)")
+                prev = new.transition(S.REJECTED, reason)
+                await b.commit(new, prev, detail=reason)
+                b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered but cannot be sent: {reason}",
+                         client_order_id=cid, symbol=o.symbol, side=o.side.value, amount=o.remaining)
+                return
+            if o.side == "buy" and b.risk.killed:
+                # a buy trigger adds risk: the kill switch stops it (a protective sell passes)
+                new = o.copy()
+                reason = f"not sent: kill switch engaged ({b.risk.kill_reason})"
+                prev = new.transition(S.REJECTED, reason)
+                await b.commit(new, prev, detail=reason)
+                return
+            if amount < o.amount:
+                o.reason = f"reduce-only: amount {o.amount:f} cut to {amount:f} (what is held and free)"
+                o.amount = amount
+            o.trigger_state = TriggerState.WORKING
+            if why is not None:
+                self.fire_latency.append(time.perf_counter() - why.received)
+            try:
+                await b._release(o, resend=resend)
+            except Exception as e:  # a sent-or-not answer the broker could not settle: alert, reconcile
+                b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered, sending failed: "
+                         f"{type(e).__name__}: {e}", client_order_id=cid, symbol=o.symbol)
+                return
+            cur = b.orders.get(cid) or await b.store.order(cid)
+            if cur is not None and cur.status is S.REJECTED:
+                b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered but the order was refused: "
+                         f"{cur.reason}", client_order_id=cid, symbol=o.symbol, side=o.side.value, amount=o.amount)
+        except Exception as e:
             b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered, sending failed: "
                      f"{type(e).__name__}: {e}", client_order_id=cid, symbol=o.symbol)
-            return
-        cur = b.orders.get(cid) or await b.store.order(cid)
-        if cur is not None and cur.status is S.REJECTED:
-            b.report("stop_unsendable", f"{cid} {o.symbol} {o.type.value} triggered but the order was refused: "
-                     f"{cur.reason}", client_order_id=cid, symbol=o.symbol, side=o.side.value, amount=o.amount)
+        finally:
+            self.in_flight.pop(cid, None)
 
     def _base(self, o: OrderState) -> str:
         return str((self.broker.markets.get(o.symbol) or {}).get("base", ""))
@@ -484,8 +600,12 @@ class StopEmulator:
             self.broker.report("stop_resent", f"{cid} {o.symbol} {o.type.value} was triggered before the restart: "
                                "sent now, whatever the price", client_order_id=cid, symbol=o.symbol)
             async with self.lock:
-                if cid in self.held:
-                    await self._release(o, None, resend=True)
+                if cid not in self.held:
+                    continue
+                self._cancel_held_siblings(o)
+                self._unindex(cid)
+                self.in_flight[cid] = o
+            await self._send_released(o, None, resend=True)
 
     # ---------------------------------------------------------------- contingencies
     def notice(self, o: OrderState) -> None:
@@ -500,6 +620,11 @@ class StopEmulator:
                 await self.check(cid)
             except Exception as e:
                 self.broker.report("stops", f"OCO/bracket check of {cid} failed: {type(e).__name__}: {e}")
+
+    async def drain(self) -> None:
+        """Wait until every triggered order being sent is handed over (tests, shutdown)."""
+        while self._sending:
+            await asyncio.gather(*list(self._sending), return_exceptions=True)
 
     async def settle(self) -> None:
         """Process every pending OCO/bracket check now (tests, shutdown)."""
@@ -590,6 +715,7 @@ class StopEmulator:
             lvl = levels.get("stop") if x.type is OrderType.STOP_MARKET else levels.get("take") if x.type is OrderType.TAKE_PROFIT else None
             if lvl is not None and x.trigger_price != lvl:
                 x.trigger_price, changed = lvl, True
+                self._moved(x.symbol)
             if changed:
                 await b.store.save(x, from_status=x.status, to_status=x.status,
                                    detail=f"bracket of {entry.client_order_id}: protects {want:f}")
@@ -687,6 +813,10 @@ class StopEmulator:
 
     async def _flush(self, force: bool = False) -> None:
         now = now_ms()
+        for o in self.held.values():
+            seen = self._seen_ms.get(o.symbol)
+            if seen is not None and o.trigger_state is TriggerState.ARMED:
+                o.checked_ms = seen
         due = set(self._dirty)
         for cid, o in self.held.items():
             if o.checked_ms and (force or o.checked_ms - self._persisted_checked.get(cid, 0) > CHECKED_INTERVAL_MS):

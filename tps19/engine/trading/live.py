@@ -62,6 +62,7 @@ class LiveBroker(VenueSync):
         # protective orders stored as triggered go out (or are found on the venue) before the
         # reconciliation reads the venue's fills, so a fill of one that did reach it finds its order
         await self.emulator.load()
+        await self._find_sent_protective()
         await self.emulator.release_pending()
         self._running = True
         ok = await self.reconcile()
@@ -76,6 +77,39 @@ class LiveBroker(VenueSync):
                 self._tasks.append(asyncio.create_task(self._watch_loop("watch_my_trades"), name="live-watch-trades"))
         await self.emulator.start()
         self.started.set()
+
+    async def _find_sent_protective(self) -> None:
+        """A protective order still stored as armed or triggered may have reached the venue before
+        the process died (its trigger is written while it is sent): each is looked for by its
+        client order id, per symbol, before the reconciliation reads the venue's fills. Found, it is
+        a working order again; not found, an armed one stays armed, a triggered one is sent."""
+        from .orders import TriggerState
+
+        em = self.emulator
+        by_symbol: dict[str, list[OrderState]] = {}
+        for o in em.held.values():
+            by_symbol.setdefault(o.symbol, []).append(o)
+        for symbol, held in by_symbol.items():
+            since = min(o.created_ms for o in held) - 60_000
+            try:
+                venue = list(await self.call("fetch_open_orders", symbol)) + list(await self.call("fetch_orders", symbol, since))
+            except Exception as e:
+                self.report("lookup", f"{symbol}: cannot look for protective orders sent before the restart "
+                            f"({type(e).__name__}: {e}); triggered ones are looked up again before they are sent")
+                continue
+            by_cid = {vo.get("clientOrderId"): vo for vo in venue if vo.get("clientOrderId")}
+            for o in held:
+                vo = by_cid.get(o.client_order_id)
+                if vo is None:
+                    continue
+                em._unindex(o.client_order_id)
+                o.trigger_state = TriggerState.WORKING
+                self.orders[o.client_order_id] = o
+                self.report("stop_found", f"{o.client_order_id} {o.symbol} {o.type.value} reached the venue before "
+                            "the restart: followed there, not sent again", client_order_id=o.client_order_id,
+                            symbol=o.symbol)
+                async with self.lock:
+                    await self._apply_venue_order(vo, fetch_trades=True, sent=o)
 
     async def stop(self) -> None:
         await self.emulator.stop()
