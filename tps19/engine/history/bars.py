@@ -288,7 +288,18 @@ def read_ohlcv(path: str | Path) -> Bars:
         raise DataError(f"cannot read {p.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     if len(bars) == 0:
         raise DataError(f"{p.name} has no rows")
+    _release_arrow_memory()
     return bars
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory pyarrow's allocator kept from parsing back to the system: the backtest
+    that follows needs it, and the process's peak counts it."""
+    import sys
+
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
 
 
 def _read_with_pandas(p: Path, suffix: str) -> Bars:

@@ -39,11 +39,17 @@ def simple_returns(close: np.ndarray) -> np.ndarray:
     return c[1:] / c[:-1] - 1.0 if len(c) > 1 else np.zeros(0)
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite values (the array itself, not a copy, when all are)."""
+    r = np.asarray(values, dtype=float)
+    ok = np.isfinite(r)
+    return r if ok.all() else r[ok]
+
+
 def var_cvar(returns: np.ndarray, level: float) -> tuple[float, float]:
     """(VaR, CVaR) at ``level`` (0.95 -> the 5 % tail) per period of the returns: a loss is
     positive, a tail of gains negative."""
-    r = np.asarray(returns, dtype=float)
-    r = r[np.isfinite(r)]
+    r = _finite(returns)
     if not len(r):
         return 0.0, 0.0
     q = quantile(r, 1.0 - level)
@@ -102,14 +108,18 @@ def horizon_label(bars_per_year: float) -> str:
 def one_day_var(returns: np.ndarray, bars_per_day: float) -> tuple[dict[str, float], dict[str, float], str]:
     """(VaR, CVaR at 95/99 over one day, method): "historical" from overlapping one-day
     compounded returns when the series spans at least 30 days, else "scaled" (per-bar x sqrt)."""
-    r = np.asarray(returns, dtype=float)
-    r = r[np.isfinite(r)]
+    r = _finite(returns)
     k = int(round(bars_per_day)) if bars_per_day > 0 else 1
     var: dict[str, float] = {}
     cvar: dict[str, float] = {}
     if k >= 1 and len(r) >= MIN_DAYS_HISTORICAL * k:
-        growth = np.cumsum(np.log1p(r))
-        daily = np.expm1(growth[k - 1:] - np.concatenate(([0.0], growth[:-k])))
+        # in place, two bar-long arrays at a time (a 5M-bar backtest's peak was set here)
+        growth = np.log1p(r)
+        np.cumsum(growth, out=growth)
+        daily = growth[k - 1 :].copy()
+        daily[1:] -= growth[: len(growth) - k]
+        del growth
+        np.expm1(daily, out=daily)
         for lv in LEVELS:
             var[str(round(lv * 100))], cvar[str(round(lv * 100))] = var_cvar(daily, lv)
         return var, cvar, "historical"
