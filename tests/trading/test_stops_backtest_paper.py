@@ -89,8 +89,9 @@ async def test_backtest_and_paper_exit_alike_bar_by_bar(bus, db, markets):
 
     bus.on(FillEvent, on_fill)
     try:
-        # half the equity: a whole-equity market buy needs more than the free cash once the broker
-        # reserves its price allowance (the exits compared do not depend on the size)
+        # half the equity: the order is sized at the mark (the previous close) and sent at the next
+        # open; after a gap up a whole-equity buy would need more than the cash (the exits
+        # compared do not depend on the size)
         ex = TargetExecutor(s.broker, s.portfolio, markets, [SYM], bus, strategy="cmp", min_change=D("0"),
                             protection=Protection(stop_loss_pct=STOP, take_profit_pct=TAKE),
                             sizing=Sizing("fixed", {"fraction": 0.5}))
