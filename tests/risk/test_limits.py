@@ -30,7 +30,7 @@ async def test_a_changed_limit_is_in_force_stored_and_kept_after_a_restart(bus, 
         diff = await change_limits(s, {"max_order_notional": "4000", "price_band_pct": "25"})
         assert diff == [("max_order_notional", "1000000", "4000")]  # an unchanged value is no change
         o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.1", "49000")
-        assert o.reason == "not sent: order value 4900 exceeds the per-order cap 4000"
+        assert o.reason == "not sent: order value 4,900.00 exceeds the per-order cap 4,000"
         assert "risk limit max_order_notional changed from 1000000 to 4000 (desk)" in caplog.text
         with pytest.raises(LimitError, match=r"invalid limit max_open_orders \(TPS19_RISK__MAX_OPEN_ORDERS\)"):
             await change_limits(s, {"max_open_orders": "0", "max_order_notional": "1"})

@@ -89,12 +89,13 @@ async def test_the_ticket_checks_the_limits_in_force_and_the_free_balance_before
         ticket = await _open_ticket(pilot, app)
         await pilot.press("ctrl+t")  # market: the value is checked at the book's ask
         await wait_for(pilot, lambda: ticket.query_one("#type").value == "market", what="market order type")
+        await wait_for(pilot, lambda: not ticket.query_one("#row-price").display, what="no price field on a market ticket")
         await pilot.press(*"1.2")
         await wait_for(pilot, lambda: ticket.validated is not None,
                        what=lambda: f"1.2 BTC accepted under the raised cap (error: {ticket.error!r})")
         risk.settings = risk.settings.model_copy(update={"max_order_notional": Decimal("1000")})
         ticket.query_one("#amount").value = "0.05"
-        await wait_for(pilot, lambda: "exceeds the per-order cap 1000" in (ticket.error or ""),
+        await wait_for(pilot, lambda: "exceeds the per-order cap 1,000" in (ticket.error or ""),
                        what=lambda: f"the lowered cap refused in the ticket (error: {ticket.error!r})")
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, TicketScreen), what="the ticket to close")

@@ -72,7 +72,7 @@ def test_gross_exposure_cap():
     r = _risk(Account(gross="900"), max_gross_exposure=D("1000"))
     assert r.decide(_order("buy", "1")).accepted  # 900 + 100 = 1000: at the cap
     d = r.decide(_order("buy", "1.0001"))
-    assert d.reason == "gross exposure after this order would be 1000.01 > the gross exposure cap 1000"
+    assert d.reason == "gross exposure after this order would be 1,000.01 > the gross exposure cap 1,000"
 
 
 def test_gross_exposure_cap_lets_a_reducing_order_through():
@@ -149,7 +149,7 @@ async def test_a_sell_limit_at_1_on_a_64k_market_is_refused_and_never_sent(bus, 
         bus.publish(book(bids=((63999.0, 1.0),), asks=((64001.0, 1.0),)))
         o = await s.broker.place_order("BTC/USDT", "sell", "limit", "0.5", "1")
         assert o.status.value == "rejected"
-        assert o.reason == ("not sent: limit price 1 is 100.00% from the mid 64000: outside the 25% price band "
+        assert o.reason == ("not sent: limit price 1 is 100.00% from the mid 64,000: outside the 25% price band "
                             "(fat finger?)")
         assert sent == [] and s.broker.risk.rejections == 1
         ok = await s.broker.place_order("BTC/USDT", "sell", "limit", "0.5", "64500")

@@ -34,7 +34,7 @@ def test_the_risk_engine_decides_from_the_portfolio_view_it_is_given():
     risk = RiskEngine(RiskSettings(max_position_notional=Decimal("1000"), daily_loss_limit=Decimal("50")), view)
     assert risk.decide(_order("buy", "2")).accepted  # 10 x 100: at the cap
     d = risk.decide(_order("buy", "2.01"))
-    assert not d.accepted and d.reason == "position after this order would be 1001.00 > the position cap 1000"
+    assert not d.accepted and d.reason == "position after this order would be 1,001.00 > the position cap 1,000"
     view.pnl = Decimal("-50")  # the day started at 0
     assert "daily loss limit reached" in risk.decide(_order("buy", "1")).reason
     assert risk.decide(_order("sell", "8")).accepted  # getting out stays allowed
@@ -59,7 +59,7 @@ async def test_no_broker_sees_an_order_the_risk_stage_refuses(bus, db, markets, 
     try:
         bus.publish(book())
         big = await s.broker.place_order("BTC/USDT", "buy", "limit", "1", "40000")
-        assert big.status.value == "rejected" and big.reason == "not sent: order value 40000 exceeds the per-order cap 1000"
+        assert big.status.value == "rejected" and big.reason == "not sent: order value 40,000.00 exceeds the per-order cap 1,000"
         assert seen == []
         ok = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", "40000")
         assert ok.status.value == "open" and seen == [ok.client_order_id]

@@ -211,6 +211,10 @@ async def test_history_lists_filled_and_cancelled_orders_after_a_restart(setting
         fills = pane_text(app, "#hist-fills")
         fill_line = next((ln for ln in fills.splitlines() if filled.client_order_id[-6:] in ln), "")
         assert "0.02" in fill_line and "taker" in fill_line, fills  # amount, liquidity (price, fee, P&L beside)
+        # fees at one precision per currency, the same in both tables (orders showed 4 decimals, fills all)
+        fee = f"{filled.fee:,.8f}"
+        assert fee in fill_line, (fee, fills)
+        assert fee in next(ln for ln in orders.splitlines() if filled.client_order_id[-6:] in ln), (fee, orders)
 
         await pilot.press("f")  # the filter: BTC/USDT only, still both
         await wait_for(pilot, lambda: hist.symbol == BTC and hist.loaded > 1, what="the BTC filter")

@@ -67,3 +67,11 @@ def test_equity_without_every_holding_priced_is_no_chart_point():
     st.apply([upd("100000", ("BTC",), 1_000), upd("165000", (), 2_000), upd("165010", (), 3_000)])
     assert [v for _, v in st.equity_points] == [Decimal("165000"), Decimal("165010")]
     assert st.portfolio.equity == Decimal("165010")
+
+
+def test_the_fat_finger_warning_shows_the_quoted_mid_without_float_noise():
+    from tps19.desk.screens.ticket import far_from_mid
+
+    book = BookEvent("BTC/USDT", bids=((65105.72, 1.0),), asks=((65105.74, 1.0),), ts=1, seq=1)
+    warning = far_from_mid("sell", Decimal("1"), book)
+    assert warning is not None and "the mid 65,105.73:" in warning, warning  # was 65,105.729999999996

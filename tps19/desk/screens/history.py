@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ...figures import fee as fee_text
 from ..widgets.fmt import fnum
 from ..widgets.panes import PnlStyle, amount_text
 from ..widgets.rows import Col, RowsPane
@@ -118,7 +119,7 @@ class HistoryScreen(Screen[None]):
             status = Text(o.status, style="bold " + (theme.error or "red") if o.status == "rejected" else "")
             rows.append([stamp(o.updated_ms), o.client_order_id[-6:], o.symbol, side, o.type, amount_text(o.amount),
                          fnum(o.price, pp) if o.price is not None else "mkt", amount_text(o.filled),
-                         fnum(o.avg_price, pp) if o.avg_price is not None else "--", fnum(o.fee, 4), status,
+                         fnum(o.avg_price, pp) if o.avg_price is not None else "--", fee_text(o.fee, group=True), status,
                          o.strategy or "desk", Text(o.reason or "", style="dim")])
         pane.show(cols, rows, keys=[o.client_order_id for o in orders],
                   empty="no finished orders" + (f" on {self.symbol}" if self.symbol else ""))
@@ -136,7 +137,7 @@ class HistoryScreen(Screen[None]):
             pp = self.places.get(f.symbol, 2)
             side = Text(f.side, style=(theme.success or "green") if f.side == "buy" else (theme.error or "red"))
             rows.append([stamp(f.ts), (f.client_order_id or "")[-6:], f.symbol, side, fnum(f.price, pp),
-                         amount_text(f.amount), amount_text(f.fee), f.fee_currency or "", f.liquidity or "",
+                         amount_text(f.amount), fee_text(f.fee, group=True), f.fee_currency or "", f.liquidity or "",
                          pnl(f.realized_pnl, 4)])
         pane.show(cols, rows, keys=[f.fill_id for f in fills],
                   empty="no fills" + (f" on {self.symbol}" if self.symbol else ""))

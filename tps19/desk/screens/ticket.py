@@ -115,9 +115,12 @@ FOLLOW_S = 0.2  # how often an open ticket looks for a newer book (its estimate 
 
 def far_from_mid(side: str, price: Decimal | None, book: BookEvent | None, limit: Decimal = FAT_FINGER) -> str | None:
     """A one-line warning when a limit ``price`` is more than ``limit`` away from the book's mid."""
-    if price is None or book is None or book.mid is None or not book.mid:
+    if price is None or book is None or book.best_bid is None or book.best_ask is None:
         return None
-    mid = Decimal(repr(book.mid))
+    # the mid of the quoted prices in Decimal: a float mid reads "65,105.729999999996"
+    mid = ((Decimal(repr(book.best_bid)) + Decimal(repr(book.best_ask))) / 2).normalize()
+    if not mid:
+        return None
     off = (price - mid) / mid
     if abs(off) <= limit:
         return None

@@ -144,7 +144,7 @@ class HoldingsView:
             need, ccy = v.amount, base
         have = self.portfolio.balances.get(ccy, ZERO) - self._locked_in(ccy)
         if need > have:
-            return f"not enough free {ccy}: the order needs {need:f}, {have:f} is free"
+            return f"not enough free {ccy}: the order needs {need:,f}, {have:,f} is free"
         return None
 
 

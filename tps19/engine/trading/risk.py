@@ -37,6 +37,11 @@ def utc_day_start_ms(ts: float | None = None) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
+
+def _g(x: Decimal) -> str:
+    """A limit or price in a refusal, thousands grouped like the ticket shows them (all its digits)."""
+    return f"{x:,f}"
+
 class PortfolioView(Protocol):
     """What risk reads of the book: holdings and P&L, nothing it could change."""
 
@@ -208,7 +213,7 @@ class RiskEngine:
         if v.notional is None:
             return f"no price for {v.symbol} to check the order value against the cap"
         if v.notional > s.max_order_notional:
-            return f"order value {v.notional:f} exceeds the per-order cap {s.max_order_notional}"
+            return f"order value {v.notional:,.2f} exceeds the per-order cap {_g(s.max_order_notional)}"
         if self.orders_today >= s.max_daily_orders:
             return f"daily order limit reached ({s.max_daily_orders} orders)"
         if self.orders_last_minute() >= s.max_orders_per_minute:
@@ -216,7 +221,7 @@ class RiskEngine:
         if v.price is not None and mid is not None and mid > 0:
             off = abs(v.price - mid) / mid * HUNDRED
             if off > s.price_band_pct:
-                return (f"limit price {v.price:f} is {off:.2f}% from the mid {mid.normalize():f}: outside the "
+                return (f"limit price {_g(v.price)} is {off:.2f}% from the mid {_g(mid.normalize())}: outside the "
                         f"{s.price_band_pct}% price band (fat finger?)")
         return None
 
@@ -259,19 +264,19 @@ class RiskEngine:
         pnl = self.pnl_today()
         limit = self.settings.daily_loss_limit
         if pnl is not None and pnl <= -limit:
-            return Decision(f"daily loss limit reached (P&L today {pnl:.2f} <= -{limit}); only orders that reduce a position are allowed")
+            return Decision(f"daily loss limit reached (P&L today {pnl:,.2f} <= -{_g(limit)}); only orders that reduce a position are allowed")
         px = v.notional / v.amount if v.amount and v.notional is not None else None
         if px is None:
             return ACCEPT
         exposure = abs(after) * px
         pcap = self.settings.max_position_notional
         if exposure > pcap:
-            return Decision(f"position after this order would be {exposure:.2f} > the position cap {pcap}")
+            return Decision(f"position after this order would be {exposure:,.2f} > the position cap {_g(pcap)}")
         if account is not None:
             gross = account.gross_exposure() + (abs(after) - abs(qty)) * px
             gcap = self.settings.max_gross_exposure
             if gross > gcap:
-                return Decision(f"gross exposure after this order would be {gross:.2f} > the gross exposure cap {gcap}")
+                return Decision(f"gross exposure after this order would be {gross:,.2f} > the gross exposure cap {_g(gcap)}")
         if self.total is not None:
             why = self.total(v, (abs(after) - abs(qty)) * px)
             if why is not None:
