@@ -202,3 +202,17 @@ def test_the_cli_says_what_several_venues_do_not_support_yet(tmp_path, monkeypat
     assert r.exit_code == 2 and "--strategy with several venues is not built yet" in r.output
     r = runner.invoke(app, ["paper", "--exchange", "sim", "--exchange", "sim-binance", "--no-ui", "--symbol", "okx:BTC/USDT"])
     assert r.exit_code == 2 and "'okx' is not one of the venues given" in r.output
+
+
+def test_a_venue_line_keeps_an_issues_own_venue_figure(tmp_path):
+    from tps19.engine.headless_venues import VenueLines
+    from tps19.engine.jsonlog import JsonLines
+
+    out = JsonLines(tmp_path / "l.jsonl", secrets=[])
+    lines = VenueLines(out, "sim-binance")
+    lines.write("issue", kind="balance_difference", currency="BTC", booked="1", venue="1.5")
+    lines.write("log", level="info", message="venue connected", venue="sim-binance@127.0.0.1:1")
+    out.close()
+    issue, log = (json.loads(x) for x in (tmp_path / "l.jsonl").read_text().splitlines())
+    assert (issue["venue"], issue["venue_amount"], issue["booked"]) == ("sim-binance", "1.5", "1")
+    assert (log["venue"], log["venue_name"]) == ("sim-binance", "sim-binance@127.0.0.1:1")

@@ -33,8 +33,10 @@ class VenueLines:
         self.venue = venue
 
     def write(self, event: str, **fields: Any) -> None:
-        if "venue" in fields:  # an engine line naming its venue with its address ("sim@127.0.0.1:8765")
-            fields["venue_name"] = fields.pop("venue")
+        if "venue" in fields:
+            # an issue's "venue" is the venue's figure (balance_difference: booked vs venue);
+            # elsewhere it is the venue's address ("sim@127.0.0.1:8765")
+            fields["venue_amount" if event == "issue" else "venue_name"] = fields.pop("venue")
         self.out.write(event, venue=self.venue, **fields)
 
 
