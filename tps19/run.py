@@ -115,9 +115,6 @@ def run_venues(mode: str, *, exchanges: list[str], symbols: list[str] | None, no
     """Several venues at once (tps19.engine.multivenue): headless, one engine per venue."""
     from .engine.multivenue import VenuePlanError, check_live_allowed_all, plan_venues
 
-    if not no_ui:
-        fail("several venues run headless in this release: add --no-ui (the desk shows one venue; "
-             "see docs/venues.md)")
     given = [name for name, value in others.items() if value]
     if given:
         fail(f"{', '.join(given)} with several venues is not built yet: run one venue per process for that "
@@ -133,9 +130,11 @@ def run_venues(mode: str, *, exchanges: list[str], symbols: list[str] | None, no
         if reason:
             fail(f"refusing to start LIVE: {reason}")
     check_schema(settings)
-    code = asyncio.run(_headless_venues(plans, mode, log_file or settings.log.file, settings.report.currency))
-    gc.freeze()
-    raise typer.Exit(code)
+    if no_ui:
+        code = asyncio.run(_headless_venues(plans, mode, log_file or settings.log.file, settings.report.currency))
+        gc.freeze()
+        raise typer.Exit(code)
+    raise typer.Exit(asyncio.run(_desk_venues(plans, mode, settings.report.currency)))
 
 
 async def _headless_venues(plans: list, mode: str, log_file: Path | None, currency: str) -> int:
@@ -145,6 +144,19 @@ async def _headless_venues(plans: list, mode: str, log_file: Path | None, curren
     async with _venues(plans) as pointed:
         engines = {p.venue: build_engine(p.settings, mode) for p in pointed}
         return await run_headless_venues(VenueSet(engines, report_currency=currency), log_file)
+
+
+async def _desk_venues(plans: list, mode: str, currency: str) -> int:
+    from .desk.app import DeskApp
+    from .desk.signals import DeskSignals
+    from .engine.multivenue import VenueSet
+
+    async with _venues(plans) as pointed:
+        venues = VenueSet({p.venue: build_engine(p.settings, mode) for p in pointed}, report_currency=currency)
+        app = DeskApp(settings=pointed[0].settings, mode=mode, venues=venues)
+        DeskSignals(app).install()
+        await app.run_async()
+        return app.return_code or 0
 
 
 @contextlib.asynccontextmanager

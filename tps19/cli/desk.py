@@ -15,8 +15,8 @@ HELP = {
 }
 EXCHANGE_HELP = {
     "paper": "'sim' (default: embedded simulated exchange, Crypto.com dialect), 'sim-binance' (its Binance "
-             "dialect) or a ccxt id. Repeatable: several venues at once (headless, --no-ui).",
-    "live": "A ccxt id, or 'sim' / 'sim-binance' with the simulated venue's keys. Repeatable (--no-ui).",
+             "dialect) or a ccxt id. Repeatable: several venues at once (the desk's v screen, or --no-ui).",
+    "live": "A ccxt id, or 'sim' / 'sim-binance' with the simulated venue's keys. Repeatable.",
 }
 
 

@@ -58,13 +58,19 @@ class DeskApp(CockpitScreens, App[int]):
         Binding("ctrl+b", "backtest", "Backtest", show=False),
         Binding("m", "models", "Models", show=False),
         Binding("r", "limits", "Risk limits", show=False),
+        Binding("v", "venues", "Venues", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, settings: Settings | None = None, mode: str = "paper", *, engine: Any = None,
                  clock: Callable[[], float] | None = None, sim_options: dict[str, Any] | None = None,
-                 replay: bool = False, **kw: Any) -> None:
+                 replay: bool = False, venues: Any = None, **kw: Any) -> None:
         super().__init__(**kw)
+        # several venues (tps19.engine.multivenue.VenueSet, not started): the desk's panes show the
+        # first venue's engine; `v` shows every venue; f9 stops them all
+        self.venues = venues
+        if venues is not None and engine is None:
+            engine = next(iter(venues.engines.values()))
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings or (engine.settings if engine is not None else load_settings())
@@ -146,7 +152,10 @@ class DeskApp(CockpitScreens, App[int]):
                 self.engine = build_engine(self.settings, self.mode)
             self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
             self.run_worker(self._follow(self.sub), name="desk-follow", group="desk-follow", exclusive=True)
-            if self.engine.started_at is not None:
+            if self.venues is not None:
+                if not await self._start_venues():
+                    return
+            elif self.engine.started_at is not None:
                 self.engine.announce()  # its venue, published before this subscription
             else:
                 self.state.note("info", f"starting engine ({self.mode}) on {self.settings.exchange.id}...")
@@ -165,6 +174,33 @@ class DeskApp(CockpitScreens, App[int]):
         gc.freeze()
         self.select_symbol(self.symbols.index(self.symbol))
 
+    async def _start_venues(self) -> bool:
+        """Start every venue; one that fails is noted and the others run. False when the venue the
+        panes show did not start (the others still run: `v` shows them)."""
+        venues = self.venues
+        self.state.note("info", f"starting {len(venues.engines)} venues ({self.mode}): {', '.join(venues.engines)}...")
+        failed = await venues.start()
+        for v, why in failed.items():
+            self.state.note("error", f"venue {v} did not start: {why}")
+        if not venues.running:
+            raise RuntimeError("no venue started: " + "; ".join(f"{v}: {w}" for v, w in failed.items()))
+        shown = next(v for v, e in venues.engines.items() if e is self.engine)
+        if shown in failed:
+            self.redraw_all()
+            self.push_screen(MessageScreen(f"{shown} did not start", f"{failed[shown]}\n\nThe other venues run: "
+                                           "press v to see them."))
+            return False
+        return True
+
+    def action_venues(self) -> None:
+        if self.venues is None:
+            self.notify("one venue in this run: `tps19 paper --exchange A --exchange B` runs several", timeout=4)
+            return
+        from .screens.venues import VenuesScreen
+
+        if not isinstance(self.screen, VenuesScreen):
+            self.push_screen(VenuesScreen(self.venues))
+
     def _engine_failed(self, message: str) -> None:
         self.engine_error = message
         self.state.note("error", f"engine failed to start: {message}")
@@ -178,7 +214,12 @@ class DeskApp(CockpitScreens, App[int]):
     async def _stop_engine(self) -> None:
         if self.sub is not None:
             self.sub.close()
-        if self.engine is not None and self.owns_engine:
+        if self.venues is not None:
+            try:
+                await self.venues.stop()
+            except Exception as err:
+                self.log.error(f"venues stop: {err!r}")
+        elif self.engine is not None and self.owns_engine:
             try:
                 await self.engine.stop()
             except Exception as err:
@@ -487,6 +528,9 @@ class DeskApp(CockpitScreens, App[int]):
         self.run_worker(run(), group="orders")
 
     def action_kill_switch(self) -> None:
+        if self.venues is not None:
+            self._kill_all_venues()
+            return
         trading = self.trading
         if trading is None:
             self.notify("trading layer not available: nothing to kill", severity="warning")
@@ -518,6 +562,39 @@ class DeskApp(CockpitScreens, App[int]):
         self.push_screen(ConfirmScreen("KILL SWITCH",
                                        "Cancel ALL open entry orders on every symbol and block new orders?\n"
                                        "Stops and take-profits keep working (a triggered exit passes the switch)."), engage)
+
+    def _kill_all_venues(self) -> None:
+        """f9 with several venues: every venue's kill switch at once (or, when any is engaged, release all)."""
+        venues = self.venues
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        running = venues.running
+        if any(e.trading is not None and e.trading.broker.killed for e in running.values()):
+            def release(yes: bool | None) -> None:
+                if yes:
+                    venues.release()
+                    self.redraw_all()
+
+            self.push_screen(ConfirmScreen("Release kill switch?", f"Orders will be accepted again on every venue "
+                                           f"({', '.join(running)}). Release?"), release)
+            return
+
+        def engage(yes: bool | None) -> None:
+            if yes:
+                async def run() -> None:
+                    try:
+                        await venues.kill(None, "kill switch (desk)")
+                    except Exception as err:
+                        self.state.note("error", "kill switch failed", error=f"{type(err).__name__}: {err}")
+                        self.notify(f"kill switch failed: {err}", severity="error")
+                    self.redraw_all()
+
+                self.run_worker(run(), group="orders")
+
+        self.push_screen(ConfirmScreen("KILL SWITCH: EVERY VENUE",
+                                       f"Cancel ALL open entry orders on every venue ({', '.join(running)}) and block "
+                                       "new orders?\nStops and take-profits keep working (a triggered exit passes the "
+                                       "switch)."), engage)
 
     # -- other screens --------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -29,6 +29,8 @@ KEYS: list[tuple[str, str]] = [
     ("up / down", "in a table pane: scroll (the border says how many rows are hidden); orders: the cursor"),
     ("ctrl+b", "backtest screen"),
     ("m", "models: validation vs live hit rate, calibration, drift"),
+    ("v", "venues (a run with several): state, equity and P&L each and in total, cross-venue spread after fees; "
+          "k / r kill / release one; f9 kills every venue"),
     ("?", "this help"),
     ("q", "quit (live mode asks first when orders are open)"),
 ]
