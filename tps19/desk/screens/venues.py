@@ -64,10 +64,7 @@ def venues_view(venues: VenueSet, selected: int) -> Group:
 
 
 class VenuesScreen(ModalScreen[None]):
-    DEFAULT_CSS = """
-    VenuesScreen { align: center middle; }
-    VenuesScreen > VerticalScroll { width: 96%; height: 90%; border: round $accent; background: $surface; }
-    """
+    CSS_PATH = "venues.tcss"
     BINDINGS = [
         Binding("escape,v", "dismiss", "close"),
         Binding("up", "move(-1)", "up", show=False),
