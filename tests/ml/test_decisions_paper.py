@@ -44,6 +44,10 @@ async def test_paper_decisions_of_the_model_and_its_shadow_are_stored_and_their_
     try:
         runner = engine.runner
         assert runner is not None and runner.decisions is not None
+        # each decision stores the live book's features: the first book must have arrived (under
+        # load it can come after the first bars this test publishes; seen once at load 10)
+        book = engine.books["BTC/USDT"]
+        assert await wait_for(lambda: bool(book.bids and book.asks), 30), "no BTC/USDT book from the venue"
         last = runner.last_ts["BTC/USDT"]
         close = runner.strategy_for("BTC/USDT").window.last_close
         assert close is not None
