@@ -137,7 +137,16 @@ async def test_a_paper_run_retrains_shadows_and_decides_by_the_rule(sim_settings
         # lineage: parent, trigger, the data it was trained on
         lin = models[challenger].lineage
         assert lin["parent"] == champion and lin["trigger"] == "schedule" and lin["window_bars"] == 1000
-        assert lin["bars"] == warm_bars + 1 and lin["end_ms"] == published[0]
+        # the stored bars of the window, topped up from the venue first (the venue has history
+        # beyond the engine's 300-candle warm-up: the whole 1,000-bar window is filled)
+        assert lin["source"].startswith("stored bars sim BTC/USDT 1m, topped up from the venue")
+        assert lin["end_ms"] == published[0] and warm_bars < lin["bars"] <= 1000
+        async with engine.db.session() as s:
+            from tps19.engine.storage import Bar
+
+            stored = (await s.execute(select(Bar.ts).where(Bar.symbol == "BTC/USDT", Bar.ts >= lin["start_ms"],
+                                                           Bar.ts <= lin["end_ms"]))).scalars().all()
+        assert len(stored) == lin["bars"]
         assert models[champion].lineage["trigger"] == "cli"
         # every published bar has the champion's decision, including those decided while training
         champ_ts = {d.ts for d in decisions if d.model == champion}

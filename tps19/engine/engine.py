@@ -276,7 +276,8 @@ class Engine:
             if not hasattr(strategy, "model"):
                 raise EngineError("--retrain-every / --retrain-on-drift need --strategy ml (a model to retrain)")
             self.lifecycle = ModelLifecycle(runner, self.db, self.lifecycle_config, self.symbols[0], timeframe,
-                                            notify=lambda level, message, fields: self.log(level, message, **fields))
+                                            notify=lambda level, message, fields: self.log(level, message, **fields),
+                                            client=self.venue.client, exchange=self.settings.exchange.id)
             runner.after_bar.append(self.lifecycle.on_bar)
         # Warm up on recent closed candles so indicators are ready; warm-up never trades.
         for symbol in self.symbols:

@@ -3,8 +3,9 @@
 * **Retrain** on a schedule (``--retrain-every 1d``: bar time since the champion, or the last
   challenger, was trained) and/or when feature drift passes its threshold (``--retrain-on-drift``:
   the largest PSI of the last ``drift_bars`` bars' features against the champion's training
-  distribution, calendar features aside, above ``TPS19_ML__RETRAIN_PSI``), on the last ``window_bars`` closed bars of the first
-  watched symbol (the venue's candle history fetched at start, then every live closed bar). The
+  distribution, calendar features aside, above ``TPS19_ML__RETRAIN_PSI``), on the last
+  ``window_bars`` stored bars of the first watched symbol, topped up from the venue first (the
+  bars the engine has seen if the database or venue cannot give them; the lineage says which). The
   fit runs in a worker *process* (spawned once, BLAS/OpenMP limited to ``TPS19_ML__THREADS``):
   never on the event loop; bars keep being decided while it runs.
 * The new model is registered with its **lineage** (parent = the champion, the data range and
@@ -81,9 +82,12 @@ class ModelLifecycle:
     """Attached to the StrategyRunner of an ``ml`` champion (``runner.after_bar``)."""
 
     def __init__(self, runner: Any, db: Any, cfg: LifecycleConfig, symbol: str, timeframe: str,
-                 notify: Callable[[str, str, dict[str, Any]], None]) -> None:
+                 notify: Callable[[str, str, dict[str, Any]], None], client: Any = None,
+                 exchange: str | None = None) -> None:
         self.runner = runner
         self.db = db
+        self.client = client  # the venue's ccxt client: tops the stored bars up before a retrain
+        self.exchange = exchange  # the name the engine stores this venue's bars under
         self.cfg = cfg
         self.symbol = symbol
         self.timeframe = timeframe
@@ -194,7 +198,7 @@ class ModelLifecycle:
         rec = champion.model.record
         params = rec.params or {}
         try:
-            data = self.arrays()
+            data, source = await self._training_bars()
             cfg = TrainConfig(model=self.cfg.model, horizon=int(params.get("horizon", 1)),
                               threshold_bps=float(params.get("threshold_bps", 0.0)), folds=self.cfg.folds,
                               fee=float(params.get("fee", 0.001)), enter=float(params.get("enter", 0.55)),
@@ -205,7 +209,7 @@ class ModelLifecycle:
             lineage = {"parent": rec.id, "trigger": trigger, "trigger_figures": figures,
                        "start_ms": result.start_ms, "end_ms": result.end_ms, "bars": result.bars,
                        "window_bars": self.cfg.window_bars, "symbol": self.symbol, "timeframe": self.timeframe,
-                       "source": "engine: venue candle history at start + live closed bars"}
+                       "exchange": self.exchange, "source": source}
             row = await registry.save(self.db, result, {"symbol": self.symbol, "timeframe": self.timeframe,
                                                         "data_source": "paper/live retrain", "lineage": lineage})
             loaded = LoadedModel(record=row, pipeline=result.pipeline)
@@ -224,6 +228,38 @@ class ModelLifecycle:
             log.exception("retraining failed")
         finally:
             self.training = None
+
+    async def _training_bars(self) -> tuple[dict[str, np.ndarray], str]:
+        """The last ``window_bars`` bars up to the latest closed one: the stored bars, topped up
+        from the venue first (what it has that the database lacks is fetched and stored); without
+        a database or venue, or when that fails, the bars this engine has seen (and says so)."""
+        import asyncio as aio
+        import importlib
+
+        from ..history import timeframe_ms
+        from ..history.fetch import fetch_history
+        from ..history.store import load_bars
+
+        held = self.arrays()
+        if self.db is None or self.client is None or self.exchange is None or not len(held["ts"]):
+            return held, "engine: bars seen since start (venue history at start + live)"
+        step = timeframe_ms(self.timeframe)
+        until = int(held["ts"][-1]) + step
+        since = until - self.cfg.window_bars * step
+        try:
+            await aio.to_thread(importlib.import_module, "pandas")  # its first import must not hold the loop
+            await fetch_history(self.client, self.db, exchange=self.exchange, symbol=self.symbol,
+                                timeframe=self.timeframe, since=since, until=until)
+            df = await load_bars(self.db, self.exchange, self.symbol, self.timeframe, since, until)
+        except Exception as err:  # a venue or database problem: train on what the engine holds, say so
+            self.notify("warning", "stored bars unavailable for retraining: using the bars seen since start",
+                        {"error": f"{type(err).__name__}: {err}"})
+            return held, f"engine: bars seen since start (stored bars unavailable: {type(err).__name__})"
+        if len(df) < len(held["ts"]):
+            return held, "engine: bars seen since start (fewer stored bars)"
+        out = {k: np.asarray(df[k], dtype=float) for k in COLS}
+        out["ts"] = np.asarray(df["ts"], dtype=np.int64)
+        return out, f"stored bars {self.exchange} {self.symbol} {self.timeframe}, topped up from the venue"
 
     def _warm_bars(self) -> dict[str, list[Any]]:
         """The bars the challenger's feature windows warm up on (the training symbol's)."""
