@@ -73,8 +73,16 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
              sizing: str | None = None, sizing_params: list[str] | None = None,
              record_dir: Path | None = None, lifecycle: dict[str, Any] | None = None,
-             protection: Any = None) -> None:
+             protection: Any = None, api_port: int | None = None, allow_remote: bool = False) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
+    if api_port is not None:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"port": api_port})})
+    if settings.api.port is not None:
+        from .engine.api.server import api_problem
+
+        problem = api_problem(settings.api, allow_remote)
+        if problem:
+            fail(f"refusing to start the API: {problem}")
     if protection is not None:
         # --stop-loss/--take-profit/--trailing-stop: this run's exits on every strategy entry
         stops = settings.stops.model_copy(update={"stop_loss_pct": protection.stop_loss_pct,
@@ -246,10 +254,40 @@ async def _desk(settings: Settings, mode: str, strategy: object, shadow: object 
     async with _venue(settings) as pointed:
         # The app starts the engine it is handed (not started yet) and stops it on quit; the
         # simulated exchange, if any, is stopped after that, on leaving this block.
-        app = DeskApp(settings=pointed, mode=mode, engine=build_engine(pointed, mode, strategy, shadow, record_dir))
+        engine = build_engine(pointed, mode, strategy, shadow, record_dir)
+        app = DeskApp(settings=pointed, mode=mode, engine=engine)
         DeskSignals(app).install()
-        await app.run_async()
+        async with _desk_api(engine):
+            await app.run_async()
         return app.return_code or 0
+
+
+@contextlib.asynccontextmanager
+async def _desk_api(engine: Any) -> AsyncIterator[None]:
+    """The control API beside the desk (--api-port), named in the desk's log once it runs."""
+    cfg = engine.settings.api
+    if cfg.port is None:
+        yield
+        return
+    from .engine.api.server import ApiServer
+
+    api = ApiServer(engine, cfg)
+    try:
+        url = await api.start()
+    except OSError as err:
+        fail(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}")
+
+    async def announce() -> None:
+        while engine.started_at is None:
+            await asyncio.sleep(0.2)
+        engine.log("info", "control API listening", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs")
+
+    told = asyncio.create_task(announce())
+    try:
+        yield
+    finally:
+        told.cancel()
+        await api.stop()
 
 
 @contextlib.asynccontextmanager

@@ -53,6 +53,11 @@ def _desk_command(mode: str) -> Callable[..., None]:
         stop_loss: float = stop_loss_option(),
         take_profit: float = take_profit_option(),
         trailing_stop: float = trailing_stop_option(),
+        api_port: int = typer.Option(None, "--api-port", min=0, max=65535,
+                                     help="Serve the control API on this port (127.0.0.1 unless TPS19_API__HOST; "
+                                          "needs TPS19_API__TOKEN; read-only in live unless TPS19_API__LIVE_ORDERS)."),
+        allow_remote: bool = typer.Option(False, "--allow-remote",
+                                          help="Let the control API listen on a non-loopback TPS19_API__HOST."),
     ) -> None:
         from ..run import run_desk, run_venues
 
@@ -69,13 +74,15 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                "--shadow": shadow, "--record": record, "--adopt-holdings": adopt_holdings or None,
                                "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
                                "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None,
-                               "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop})
+                               "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop,
+                               "--api-port": api_port})
             return
         run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
                  shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
                  lifecycle={"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift,
-                            "auto_promote": auto_promote}, protection=protection)
+                            "auto_promote": auto_promote}, protection=protection, api_port=api_port,
+                 allow_remote=allow_remote)
 
     command.__doc__ = HELP[mode]
     return command

@@ -9,7 +9,6 @@ environment, never its command line.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 from pathlib import Path
@@ -17,19 +16,8 @@ from pathlib import Path
 import typer
 
 from ..dburl import is_db_url
+from ..loopback import is_loopback
 from .common import db_label, fail
-
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
 
 def desk_command(live: bool, exchange: str | None, symbols: list[str] | None,
                  strategy: str | None, params: list[str] | None) -> list[str]:

@@ -69,10 +69,12 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     code = 0
     pump = asyncio.create_task(_pump(sub, out, min_level, trades))
     ops: OpsServer | None = None
+    api: Any = None
     # a signal during start (an unreachable venue retries for many seconds) aborts the start
     start = asyncio.create_task(engine.start(), name="engine-start")
     try:
         ops = await _serve_ops(engine, out)
+        api = await _serve_api(engine, out)
         if await _started_unless_stopped(start, stop):
             trades.markets = engine.markets
             if engine.venue is not None:
@@ -96,6 +98,8 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1
     finally:
+        if api is not None:
+            await api.stop()
         if ops is not None:
             await ops.stop()
         try:
@@ -148,6 +152,22 @@ async def _serve_ops(engine: Engine, out: JsonLines) -> OpsServer | None:
         raise EngineError(f"cannot serve metrics on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
     out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz")
     return ops
+
+
+async def _serve_api(engine: Engine, out: JsonLines) -> Any:
+    """The control API when an API port is set (the CLI checked its token and address)."""
+    cfg = engine.settings.api
+    if cfg.port is None:
+        return None
+    from .api.server import ApiServer
+
+    api = ApiServer(engine, cfg)
+    try:
+        url = await api.start()
+    except OSError as err:
+        raise EngineError(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
+    out.write("api", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs", read_only=engine.mode == "live" and not cfg.live_orders)
+    return api
 
 
 async def _started_unless_stopped(start: asyncio.Task[None], stop: asyncio.Event) -> bool:
