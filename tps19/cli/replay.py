@@ -152,26 +152,9 @@ def divergence(
         typer.echo(json.dumps(report.as_dict()))
         return
 
+    from ..engine.recording.table import ledger_table
+
     _cli_console().print(ledger_table(report))
-
-
-def ledger_table(report: Any) -> Any:
-    """The ledger as a rich Table (the CLI and the desk's screen draw the same one)."""
-    from rich.table import Table
-
-    led = report.ledger
-    t = Table(title=f"divergence: {report.mode} session ({report.session_orders} orders) vs its strategy at bar close",
-              caption=("the replay at the recorded points reproduces every fill" if report.replay_matches
-                       else "the replay at the recorded points does NOT reproduce the session's fills"))
-    t.add_column("cause")
-    t.add_column("amount", justify="right")
-    t.add_column("bp", justify="right")
-    for cause, amount in led.causes.items():
-        t.add_row(cause.replace("_", " "), f"{amount:.4f}", f"{led.bp(amount):+.2f}")
-    t.add_row("[b]gap[/b] (session - reference)", f"[b]{led.gap:.4f}[/b]", f"[b]{led.bp(led.gap):+.2f}[/b]")
-    t.add_row("reference P&L", f"{led.reference_pnl:.4f}", "")
-    t.add_row("session P&L", f"{led.subject_pnl:.4f}", "")
-    return t
 
 
 def parse_speed(value: str) -> float | None:

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
@@ -57,6 +58,7 @@ class DeskApp(CockpitScreens, App[int]):
         Binding("f9", "kill_switch", "Kill switch", priority=True),
         Binding("ctrl+b", "backtest", "Backtest", show=False),
         Binding("m", "models", "Models", show=False),
+        Binding("e", "divergence", "Divergence", show=False),
         Binding("r", "limits", "Risk limits", show=False),
         Binding("v", "venues", "Venues", show=False),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
@@ -64,7 +66,7 @@ class DeskApp(CockpitScreens, App[int]):
 
     def __init__(self, settings: Settings | None = None, mode: str = "paper", *, engine: Any = None,
                  clock: Callable[[], float] | None = None, sim_options: dict[str, Any] | None = None,
-                 replay: bool = False, venues: Any = None, **kw: Any) -> None:
+                 replay: bool = False, venues: Any = None, record_dir: Path | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         # several venues (tps19.engine.multivenue.VenueSet, not started): the desk's panes show the
         # first venue's engine; `v` shows every venue; f9 stops them all
@@ -81,6 +83,7 @@ class DeskApp(CockpitScreens, App[int]):
         self.sim: Any = None  # a SimExchange the app started from sim_options
         self.frozen_clock = clock is not None
         self.replay = replay  # the engine is on a recording (`tps19 replay`): the clock is the recording's
+        self.record_dir = record_dir  # an engine the app builds itself records here
         self.clock: Callable[[], float] = clock or time.time
         self.symbols: list[str] = list(self.settings.symbols.watch)
         self.symbol = self.symbols[0]
@@ -149,7 +152,7 @@ class DeskApp(CockpitScreens, App[int]):
             if self.engine is None:
                 if needs_embedded_sim(self.settings) or self.sim_options is not None:
                     self.settings, self.sim = await start_embedded_sim(self.settings, **(self.sim_options or {}))
-                self.engine = build_engine(self.settings, self.mode)
+                self.engine = build_engine(self.settings, self.mode, record_dir=self.record_dir)
             self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
             self.run_worker(self._follow(self.sub), name="desk-follow", group="desk-follow", exclusive=True)
             if self.venues is not None:
@@ -638,6 +641,15 @@ class DeskApp(CockpitScreens, App[int]):
         from .screens.backtest import BacktestScreen
 
         self.push_screen(BacktestScreen(db=self.settings.database.path))
+
+    def action_divergence(self) -> None:
+        from .screens.divergence import DivergenceScreen
+
+        if isinstance(self.screen, DivergenceScreen):
+            return
+        rec = getattr(self.engine, "recorder", None)
+        root = getattr(self.engine, "record_dir", None) if rec is not None else None
+        self.push_screen(DivergenceScreen(root, self.settings, flush=rec.writer.sync if rec is not None else None))
 
     def action_models(self) -> None:
         from .screens.models import ModelsScreen

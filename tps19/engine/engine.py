@@ -89,6 +89,7 @@ class Engine:
         self._stopped = asyncio.Event()
         self.record_dir = record_dir
         self.recorder: Recorder | None = None
+        self.divergence_watch: Any = None  # live: the unexplained-divergence alert
         self.storage_watch: StorageWatch | None = None
         self.storage_problem: str | None = None  # set while orders are halted for it (healthz names it)
         self._retry_task: asyncio.Task[int] | None = None
@@ -241,6 +242,11 @@ class Engine:
         self.trading = await build_trading(
             mode=self.mode, bus=self.bus, db=self.db, client=self.venue.client, markets=self.markets, settings=self.settings
         )
+        if self.mode == "live":
+            from .recording.watch import DivergenceWatch
+
+            # fills the book does not explain, said while the run is on (docs/replay.md)
+            self.divergence_watch = DivergenceWatch(self.bus, self.settings.recording.unexplained_alert_bps).start()
         # no new risk on a symbol whose book is stale or resyncing
         self.trading.unit.attach_feed(self.feed)
         await self.trading.start()

@@ -31,6 +31,7 @@ KEYS: list[tuple[str, str]] = [
     ("m", "models: validation vs live hit rate, calibration, drift"),
     ("v", "venues (a run with several): state, equity and P&L each and in total, cross-venue spread after fees; "
           "k / r kill / release one; f9 kills every venue"),
+    ("e", "explain the gap: this recorded session against its strategy at bar close (--record DIR)"),
     ("?", "this help"),
     ("q", "quit (live mode asks first when orders are open)"),
 ]
