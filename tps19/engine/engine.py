@@ -155,6 +155,8 @@ class Engine:
         self.storage_watch = StorageWatch(self.db, self.db_lock, self._storage_changed)
         self.storage_watch.start()
         if self.recorder is not None:
+            if self.trading is not None:
+                self.recorder.tap_broker(self.trading.broker)
             self._record_meta()
         await self.feed.start()
         self._bar_task = asyncio.create_task(self._persist_bars(), name="engine:bars")

@@ -36,9 +36,12 @@ DECISION = "decision"  # the order plan a target became (side, amount, the mark 
 ORDER = "order"  # an order's state change (OrderUpdate)
 FILL = "fill"  # a fill (FillEvent)
 EXECUTION = "execution"  # the book an order executed against (seq, ts) and why
+BROKER_BOOK = "broker.book"  # the paper broker judged its resting orders on the book at ``seq``
+BROKER_TRADES = "broker.trades"  # ... on these prints (ids in raw)
 META = "meta"  # what was recorded: venue, symbols, markets, strategy, mode
 MARKET_KINDS = frozenset({BOOK, DELTA, TRADE, TICKER, CANDLE})
-ENGINE_KINDS = frozenset({VIEW_BOOK, VIEW_TRADES, VIEW_BAR, WARMUP, SIGNAL, DECISION, ORDER, FILL, EXECUTION, META})
+ENGINE_KINDS = frozenset({VIEW_BOOK, VIEW_TRADES, VIEW_BAR, WARMUP, SIGNAL, DECISION, ORDER, FILL, EXECUTION, META,
+                          BROKER_BOOK, BROKER_TRADES})
 
 COLUMNS = ("gseq", "recv_ns", "venue_ts", "kind", "symbol", "seq", "prev_seq",
            "bid_px", "bid_qty", "ask_px", "ask_qty", "raw")

@@ -36,6 +36,8 @@ from ..events import BarEvent, BookEvent, Trade, TradeEvent
 from .books import Book, prints_of
 from .format import (
     BOOK,
+    BROKER_BOOK,
+    BROKER_TRADES,
     CANDLE,
     DECISION,
     DELTA,
@@ -128,6 +130,7 @@ class _Plan:
     release: dict[tuple[str, int], tuple[int, bool]] = field(default_factory=dict)
     manual: dict[int, dict[str, Any]] = field(default_factory=dict)  # execution gseq -> the order placed by hand
     strategy_exec: set[int] = field(default_factory=set)
+    broker_points: bool = False  # the recording says where the paper broker judged resting orders
 
 
 def _plan(root: Path, opts: ReplayOptions) -> _Plan:
@@ -136,7 +139,11 @@ def _plan(root: Path, opts: ReplayOptions) -> _Plan:
     decisions: dict[str, list[int]] = defaultdict(list)
     execs: dict[str, list[tuple[int, str]]] = defaultdict(list)
     first_update: dict[str, dict[str, Any]] = {}
-    for r in read_rows(root, kinds=[SIGNAL, DECISION, EXECUTION, ORDER], start_ns=opts.start_ns, end_ns=opts.end_ns):
+    for r in read_rows(root, kinds=[SIGNAL, DECISION, EXECUTION, ORDER, BROKER_BOOK], start_ns=opts.start_ns,
+                       end_ns=opts.end_ns):
+        if r[4] == BROKER_BOOK:
+            plan.broker_points = True
+            continue
         data = json.loads(r[12])
         if r[4] == SIGNAL:
             signals[r[5]].append((r[1], int(data["ts"])))
@@ -383,11 +390,20 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 await publish_book(sym, books[sym])
             dirty.clear()
 
+        # recorded broker points: the books/prints published, until the broker judges on them
+        shown_books: dict[tuple[str, int | None], BookEvent] = {}
+        shown_trades: dict[tuple[str, tuple[str | None, ...]], TradeEvent] = {}
+        at_points = timing == "recorded" and plan.broker_points
+
         async def publish_book(symbol: str, b: Book) -> None:
             bids, asks = b.levels(depth)
             ev = BookEvent(symbol, bids, asks, b.ts, b.seq)
             bus.publish(ev)
             result.books_published += 1
+            if at_points:
+                shown_books[(symbol, b.seq)] = ev
+                _bound(shown_books)
+                return
             if resting(symbol):
                 async with broker.lock:
                     await broker.on_book_cross(ev)
@@ -401,7 +417,10 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 await publish_book(symbol, books[symbol])
             bus.publish(ev)
             result.prints += len(trades)
-            if resting(symbol):
+            if at_points:
+                shown_trades[(symbol, tuple(t.id for t in trades))] = ev
+                _bound(shown_trades)
+            elif resting(symbol):
                 async with broker.lock:
                     await broker.on_trades(ev)
             if builder is not None and runner is not None:
@@ -471,6 +490,16 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
             elif kind == VIEW_BAR:
                 d = json.loads(r[12])
                 await on_bar(BarEvent(**d))
+            elif kind == BROKER_BOOK and at_points:
+                shown = shown_books.pop((symbol, r[6]), None)
+                if shown is not None:
+                    async with broker.lock:
+                        await broker.on_book_cross(shown)
+            elif kind == BROKER_TRADES and at_points:
+                shown_t = shown_trades.pop((symbol, tuple(json.loads(r[12]))), None)
+                if shown_t is not None:
+                    async with broker.lock:
+                        await broker.on_trades(shown_t)
             elif kind == WARMUP and runner is not None:
                 d = json.loads(r[12])
                 for c in d["candles"]:
@@ -503,6 +532,14 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
     result.elapsed_s = time.perf_counter() - t0
     result.cpu_s = time.process_time() - c0
     return result
+
+
+def _bound(d: dict[Any, Any], keep: int = 2048) -> None:
+    """Forget the oldest half of what the broker was shown but never judged on (its queue
+    coalesces books: most are superseded before it takes them)."""
+    if len(d) > keep:
+        for k in list(d)[: keep // 2]:
+            del d[k]
 
 
 def _venue_of(root: Path) -> str:

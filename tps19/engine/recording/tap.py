@@ -23,6 +23,8 @@ from typing import Any
 
 from .dialects import dialect_for
 from .format import (
+    BROKER_BOOK,
+    BROKER_TRADES,
     DECISION,
     EXECUTION,
     FILL,
@@ -196,6 +198,20 @@ class Recorder:
         for t, fn in ((BookEvent, book), (TradeEvent, trades), (BarEvent, bar), (SignalEvent, signal),
                       (DecisionEvent, decision), (OrderUpdate, order), (FillEvent, fill), (ExecutionEvent, execution)):
             bus.on(t, fn)
+
+    def tap_broker(self, broker: Any) -> None:
+        """Where a paper broker judged its resting orders: its queue coalesces books, so which
+        books it saw depends on when it ran; a replay judges on the same ones."""
+        from ..events import BookEvent
+
+        def processed(ev: Any) -> None:
+            if isinstance(ev, BookEvent):
+                self.event(BROKER_BOOK, ev.symbol, "", venue_ts=ev.ts, seq=ev.seq)
+            else:
+                self.event(BROKER_TRADES, ev.symbol, [t.id for t in ev.trades])
+
+        if hasattr(broker, "on_processed"):
+            broker.on_processed = processed
 
     def warmup(self, symbol: str, timeframe: str, candles: list[list[Any]]) -> None:
         self.event(WARMUP, symbol, {"timeframe": timeframe, "candles": candles})

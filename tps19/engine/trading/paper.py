@@ -53,6 +53,8 @@ class PaperBroker(BaseBroker):
         self._sub = None
         self._task: asyncio.Task | None = None
         self.fills_booked = 0
+        # told of each market event the broker judges resting orders on (a recording keeps where)
+        self.on_processed: Any = None
         self.last_fill_latency: list[float] = []  # trade received -> fill committed (s), for benchmarks
         self.venue_client: Any = None  # market data only: the venue's prints for a stop's blind window
 
@@ -96,6 +98,8 @@ class PaperBroker(BaseBroker):
             for ev in events:
                 try:
                     async with self.lock:
+                        if self.on_processed is not None and self._resting(ev.symbol):
+                            self.on_processed(ev)
                         if isinstance(ev, TradeEvent):
                             await self.on_trades(ev)
                         elif isinstance(ev, BookEvent):
