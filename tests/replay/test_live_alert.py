@@ -58,3 +58,19 @@ def test_paper_orders_and_resting_fills_are_not_judged():
                           "maker"))
     _order(bus, "m", "filled", "open", "1")
     assert watch.orders == 0 and watch.unexplained == 0
+
+
+def test_the_alert_is_a_notification():
+    from tps19.engine.notify.notices import notices_for
+
+    bus = EventBus()
+    logs: list[LogEvent] = []
+    bus.on(LogEvent, logs.append)
+    watch = DivergenceWatch(bus, threshold_bps=1.0).start()
+    bus.publish(BookEvent("BTC/USDT", ((99.0, 5.0),), ((100.0, 5.0),), 1, 1))
+    _order(bus, "x", "open", None)
+    _fill(bus, "x", "100.5", "1")
+    _order(bus, "x", "filled", "open", "1")
+    assert watch.alerted
+    (notice,) = notices_for(logs[-1], "live", set())
+    assert notice.cls == "risk" and "49.75 bp" in notice.body and "diverge" in notice.title

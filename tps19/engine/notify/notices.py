@@ -10,6 +10,8 @@ from typing import Any
 from ..events import ConnectionEvent, ConnState, LogEvent, StorageAlert, now_ms
 from ..trading.events import FillEvent, KillSwitchEvent, OrderUpdate, TradingIssue
 
+DIVERGENCE_ALERT = "live fills diverge from the book"  # recording/watch.py's warning
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -44,6 +46,11 @@ def notices_for(e: Any, mode: str, triggered: set[str]) -> list[Notice]:
         if e.halted:
             return [Notice("storage", f"storage:{e.reason}", f"TPS19 {tag}: trading HALTED", e.reason)]
         return [Notice("storage", "storage:resumed", f"TPS19 {tag}: trading resumes", e.reason)]
+    if isinstance(e, LogEvent) and e.message.startswith(DIVERGENCE_ALERT):
+        f = e.fields
+        return [Notice("risk", "divergence", f"TPS19 {tag}: live fills diverge from the book",
+                       f"unexplained {f.get('unexplained_bp')} bp of taker notional over {f.get('orders')} orders "
+                       f"(alert at {f.get('threshold_bp')} bp): see `tps19 divergence` on the recording")]
     if isinstance(e, LogEvent) and e.level == "error" and "database" in e.message:
         if e.message.startswith("trading halted"):
             return []  # the StorageAlert says it
