@@ -77,3 +77,16 @@ async def test_a_desk_handed_a_running_engine_names_its_venue(settings):
     finally:
         await engine.stop()
         await sim.stop()
+
+
+async def test_status_bar_shows_a_halt_when_the_database_file_goes_away(settings):
+    """The storage watch halts orders when the file under the engine is deleted: the trader sees
+    it in the status bar (and the error line in the log), not only in a refused order."""
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        assert "HALTED" not in _status_line(app)
+        app.engine.db.path.unlink()
+        await wait_for(pilot, lambda: "HALTED: DATABASE" in _status_line(app),
+                       what=lambda: f"HALTED: DATABASE in the status bar (shows {_status_line(app)!r})")
+        assert any("was deleted under the running engine" in e.message for e in app.state.log)

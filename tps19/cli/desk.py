@@ -75,7 +75,7 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
                                "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None,
                                "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop,
-                               "--api-port": api_port})
+                               "--api-port": api_port is not None or None})
             return
         run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,

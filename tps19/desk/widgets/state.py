@@ -11,7 +11,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...engine.events import BarEvent, BookEvent, ConnectionEvent, LogEvent, TickerEvent, Trade, TradeEvent, VenueEvent
+from ...engine.events import (BarEvent, BookEvent, ConnectionEvent, LogEvent, StorageAlert, TickerEvent, Trade,
+                              TradeEvent, VenueEvent)
 
 from ...engine.strategies.signals import SignalEvent
 from ...engine.trading import events as tev
@@ -34,7 +35,7 @@ def event_types() -> tuple[type, ...]:
     """Every bus event type the desk listens to."""
     types = (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
              tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
-             SignalEvent, VenueEvent)
+             SignalEvent, VenueEvent, StorageAlert)
     return types + ((PortfolioUpdate,) if PortfolioUpdate is not None else ())
 
 
@@ -58,6 +59,7 @@ class DeskState:
     peak_net: Any = None  # best net P&L seen since the desk started (drawdown is measured from it)
     equity_points: deque[tuple[int, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EQUITY_POINTS))
     kill: Any = None  # last KillSwitchEvent
+    storage: StorageAlert | None = None  # last StorageAlert: orders halted while .halted (lock or file lost)
     venue: VenueEvent | None = None  # the engine's venue, once it has started
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
     log: deque[LogEvent] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
@@ -123,6 +125,11 @@ class DeskState:
                 msg = f"kill switch {what}" + (f": {e.cancelled} cancelled, {e.failed} failed" if e.engaged else "")
                 self.alerts.append(("warning" if e.engaged else "information", msg))
                 self._log_local("warning" if e.engaged else "info", msg, detail=e.detail)
+            elif isinstance(e, StorageAlert):
+                self.storage = e
+                dirty.update(("risk", "status"))
+                if not e.halted:  # a halt is told by its error log line (an alert already)
+                    self.alerts.append(("information", f"trading resumes: {e.reason}"))
             elif isinstance(e, tev.TradingIssue):
                 if e.kind in ATTENTION_KINDS:
                     self.attention.append(e.message)

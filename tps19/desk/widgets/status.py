@@ -48,6 +48,7 @@ class StatusBar(Widget):
         self.venue = "connecting..."
         self.feeds: list[Feed] = []
         self.kill = False
+        self.halted = ""  # why orders are halted (the engine lost its database lock or file)
         self.trading = ""
         if mode == "live":
             self.add_class("-live")
@@ -60,6 +61,7 @@ class StatusBar(Widget):
         else:
             self.venue = "engine failed" if failed else f"{self.venue_id}: connecting..."
         self.kill = bool(state.kill is not None and state.kill.engaged)
+        self.halted = state.storage.reason if state.storage is not None and state.storage.halted else ""
         self.trading = "market data only" if state.venue is not None and not state.venue.trading else ""
         self.refresh()
 
@@ -76,6 +78,8 @@ class StatusBar(Widget):
         t.append(f" {self.venue} ", style="bold")
         if self.kill:
             t.append(" KILL SWITCH ", style="bold reverse " + (theme.warning or "yellow"))
+        if self.halted:
+            t.append(" HALTED: DATABASE ", style="bold reverse " + (theme.error or "red"))
         for sym, state, lat, sel in self.feeds:
             ok = state == "connected"
             style = (theme.success or "green") if ok else (theme.warning or "yellow")
