@@ -239,3 +239,19 @@ def test_portfolio_stops_close_inside_the_bar_and_stay_flat(cli, tmp_path):
                          *paths, "--stop-loss", "5", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["metrics"]["protection"]["stop_loss_pct"] == 5.0
+
+
+def test_portfolio_breaker_flatten_is_named_breaker():
+    from tps19.engine.backtest.portfolio import run_portfolio
+
+    close = [100.0] * 4 + [90.0, 80.0, 70.0, 60.0, 55.0, 50.0]
+    open_ = [close[0]] + close[:-1]
+    df = bars(open_, np.maximum(open_, close), np.minimum(open_, close), close)
+    res = run_portfolio(["A", "B"], {"A": df, "B": df}, BacktestConfig(cash=10_000.0, fee=0.0),
+                        strategy=lambda _s: Scripted([1.0] * len(close)),
+                        risk=BacktestRisk(max_drawdown_pct=20.0, flatten=True))
+    halted = res.metrics["risk"]["halted_at_bar"]
+    assert halted is not None
+    for s in ("A", "B"):
+        assert [(f.bar, f.side, f.reason) for f in res.fills[s]] == [(1, "buy", "signal"), (halted + 1, "sell", "breaker")]
+    assert res.metrics["exit_reasons"]["breaker"] == 2

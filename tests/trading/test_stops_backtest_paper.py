@@ -102,7 +102,9 @@ async def test_backtest_and_paper_exit_alike_bar_by_bar(bus, db, markets):
             kinds.update((cid, o.type.value) for cid, o in emulator.held.items())
             bus.publish(book(bids=((round(p * (1 - SLIP), 2), 1000.0),), asks=((round(p * (1 + SLIP), 2), 1000.0),)))
             await emulator.on_trades(trades(("sell", p, 0.001)))
-            await until(lambda: not emulator.held or all(o.trigger_state.value == "armed" for o in emulator.held.values()))
+            # a triggered order is sent in its own task: filled at this print's book before the next
+            await until(lambda: not emulator.in_flight
+                        and all(o.trigger_state.value == "armed" for o in emulator.held.values()))
 
         pending = None
         for i in range(n):
