@@ -25,7 +25,7 @@ def upgrade() -> None:
     with op.batch_alter_table('ml_models', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lineage', sa.JSON(), nullable=True))
     op.create_table('ml_promotions',
-    sa.Column('id', BIG, nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('created_ms', BIG, nullable=False),
     sa.Column('champion', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('challenger', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
