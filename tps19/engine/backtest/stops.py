@@ -308,9 +308,11 @@ def _assembled(ch: Changes, open_: np.ndarray, n: int, spans: Spans) -> Changes:
     price = np.concatenate((ch.price[keep], open_[zeros_at + 1], open_[ends + 1], spans.price))
     reason = np.concatenate((_reasons(ch)[keep], np.full(len(zeros_at) + len(ends), SIGNAL, dtype=np.int8),
                              spans.reason))
-    # at one bar: its open fill first, then the protective exit inside it
-    inner = np.concatenate((np.zeros(len(bars) - len(xs), dtype=np.int8), np.ones(len(xs), dtype=np.int8)))
-    order = np.lexsort((inner, bars))
+    # at one bar: its open fill first, then the protective exit inside it. The parts are each in
+    # bar order: a stable sort of the concatenation only merges runs (timsort)
+    key = bars * 2
+    key[len(bars) - len(xs):] += 1
+    order = np.argsort(key, kind="stable")
     return _normalised(bars[order], target[order], reason[order], open_, price[order])
 
 
