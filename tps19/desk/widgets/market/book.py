@@ -57,6 +57,16 @@ class BookLadder(Widget, can_focus=True):
         self._depth_note(levels)
         self.refresh()
 
+    def _per_side(self) -> int:
+        rows = self.size.height or self.levels * 2 + 2
+        return max(1, min(self.levels, (rows - 2) // 2))
+
+    def on_resize(self) -> None:
+        # The border is painted from the subtitle as it was before render() runs: a note changed
+        # only inside render() stays stale on screen until something else repaints the ladder
+        # (the desk no longer runs a layout pass every frame). Set it as soon as the size is known.
+        self._depth_note(self._per_side())
+
     def _depth_note(self, shown: int) -> None:
         """The border says the depth the ladder draws, and the depth chosen when fewer fit."""
         note = f"depth {self.levels}" if shown >= self.levels else f"depth {shown} of {self.levels} (d)"
@@ -98,8 +108,7 @@ class BookLadder(Widget, can_focus=True):
         bid_c, ask_c = theme.success or "green", theme.error or "red"
         flash_bg = "reverse"
         now = self.clock()
-        rows = self.size.height or self.levels * 2 + 2
-        per_side = max(1, min(self.levels, (rows - 2) // 2))
+        per_side = self._per_side()
         self._depth_note(per_side)
         asks = list(ev.asks[:per_side])
         bids = list(ev.bids[:per_side])
