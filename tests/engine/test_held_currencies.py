@@ -53,3 +53,17 @@ def test_a_coin_without_a_market_in_the_valuation_converts_through_usdt_or_is_ex
 
     up = MarkPublisher(pf, EventBus()).update()
     assert up.excluded == ("XYZ",) and up.unpriced == () and up.equity == Decimal("50118.0")
+
+
+async def test_a_timeframe_the_venue_does_not_offer_is_a_one_line_error_at_start(sim_settings):
+    """TPS19_SYMBOLS__TIMEFRAME=1s on the simulated exchange started fine and the strategy then
+    never decided (no 1s candles ever closed)."""
+    from tps19.engine.engine import EngineError
+
+    bad = sim_settings.model_copy(update={"symbols": sim_settings.symbols.model_copy(update={"timeframe": "1s"})})
+    engine = Engine(bad, "paper")
+    with pytest.raises(EngineError) as err:
+        await engine.start()
+    await engine.stop()
+    msg = str(err.value)
+    assert "\n" not in msg and "timeframe 1s" in msg and "1m" in msg, msg

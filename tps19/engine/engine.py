@@ -140,6 +140,12 @@ class Engine:
         missing = [s for s in self.symbols if s not in self.markets]
         if missing:
             raise EngineError(f"symbol(s) not listed on {self.venue_name}: {', '.join(missing)}")
+        # a timeframe the venue has no candles for would leave the bars (and a strategy) silent forever
+        offered = getattr(self.venue.client, "timeframes", None) or {}
+        timeframe = self.settings.symbols.timeframe
+        if offered and timeframe not in offered:
+            raise EngineError(f"timeframe {timeframe} is not offered by {self.venue_name} "
+                              f"(TPS19_SYMBOLS__TIMEFRAME; it offers {', '.join(offered)})")
         self.feed = MarketFeed(
             self.venue.client,
             self.symbols,
