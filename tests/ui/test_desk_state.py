@@ -75,3 +75,49 @@ def test_the_fat_finger_warning_shows_the_quoted_mid_without_float_noise():
     book = BookEvent("BTC/USDT", bids=((65105.72, 1.0),), asks=((65105.74, 1.0),), ts=1, seq=1)
     warning = far_from_mid("sell", Decimal("1"), book)
     assert warning is not None and "the mid 65,105.73:" in warning, warning  # was 65,105.729999999996
+
+
+def test_help_lists_every_key_of_the_desk_and_its_screens():
+    """`?` left out r (risk limits), m, ctrl+b, ctrl+t, ctrl+q: every binding of the app, the desk
+    and the ticket is listed."""
+    from tps19.desk.app import DeskApp
+    from tps19.desk.screens.desk import DeskScreen
+    from tps19.desk.screens.help import KEYS
+    from tps19.desk.screens.ticket import TicketScreen
+
+    import re
+
+    listed = {part.replace(" ", "") for k, _ in KEYS for part in re.split(r"\s+/\s+|,\s*", k)}
+    names = {"question_mark": "?"}
+    for cls in (DeskApp, DeskScreen, TicketScreen):
+        for b in cls.BINDINGS:
+            for key in b.key.split(","):
+                key = names.get(key, key)
+                if key.isdigit():
+                    key = "1-9"
+                assert key in listed, f"{cls.__name__}: {key} ({b.description}) not in help: {sorted(listed)}"
+
+
+async def test_help_scrolls_to_its_last_key_at_80x24():
+    from textual.app import App
+
+    from tps19.desk.screens.help import HelpScreen
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(HelpScreen("paper"))
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        from .conftest import screen_text
+
+        def text() -> str:
+            return screen_text(app)
+
+        assert isinstance(app.screen, HelpScreen)
+        assert "quit (live mode asks" not in text()  # 24 rows: the last keys are below the fold
+        for _ in range(4):
+            await pilot.press("pagedown")
+        await pilot.pause()
+        assert "quit (live mode asks" in text(), text()

@@ -13,13 +13,15 @@ from textual.widgets import Static
 
 KEYS: list[tuple[str, str]] = [
     ("b / s", "order ticket: buy / sell the selected symbol"),
-    ("enter", "in the ticket: review; paper: enter again places; live: type y to place"),
+    ("enter", "in the ticket: review; paper: enter again places"),
+    ("y", "in the ticket's LIVE review: send the order (enter never does)"),
     ("escape", "close the ticket / dialog without doing anything"),
     ("c", "cancel the selected open order (orders pane cursor); a leg of an OCO cancels its group (asks first)"),
     ("C", "cancel all open orders for the selected symbol, stops and take-profits included"),
     ("f9", "kill switch: cancel every entry order and block new ones (asks first); stops and take-profits "
            "keep working, a triggered exit passes it (docs/orders.md); again to release"),
-    ("1 - 9", "select symbol 1..9"),
+    ("ctrl+t", "in the ticket: switch the order type between limit and market"),
+    ("1-9", "select symbol 1..9"),
     ("ctrl+p", "command palette (symbols, kill switch, help, theme...)"),
     ("d", "order book depth: cycle 5/10/15/20/25/50 levels"),
     ("tab / shift+tab", "move between panes"),
@@ -32,8 +34,9 @@ KEYS: list[tuple[str, str]] = [
     ("v", "venues (a run with several): state, equity and P&L each and in total, cross-venue spread after fees; "
           "k / r kill / release one; f9 kills every venue"),
     ("e", "explain the gap: this recorded session against its strategy at bar close (--record DIR)"),
+    ("r", "risk limits: per-order cap, position and gross caps, loss limit... (changes are stored)"),
     ("?", "this help"),
-    ("q", "quit (live mode asks first when orders are open)"),
+    ("q, ctrl+q", "quit (live mode asks first when orders are open)"),
 ]
 
 
