@@ -259,6 +259,11 @@ async def _desk(settings: Settings, mode: str, strategy: object, shadow: object 
         DeskSignals(app).install()
         async with _desk_api(engine):
             await app.run_async()
+        trading = app.engine.trading if app.engine is not None else None
+        session = getattr(trading, "session", None)
+        if session is not None:  # the desk is gone: what this run did, on the terminal it ran in
+            for line in session.lines():
+                print(line, flush=True)
         return app.return_code or 0
 
 

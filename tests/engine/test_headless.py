@@ -72,6 +72,10 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     assert folios and all(re.fullmatch(r"-?\d+\.\d{2}", r[k]) for r in folios
                           for k in ("equity", "realized_pnl", "unrealized_pnl", "net_pnl"))
     assert all(re.fullmatch(r"\d+\.\d{8}", r["fees"]) for r in folios)  # fees at 8 decimals
+    # the run ends with what it did: a `summary` line before `stopped`
+    [summary] = [r for r in records if r["event"] == "summary"]
+    assert records.index(summary) < len(records) - 1 and summary["fills"] == 0 and summary["fees"] == "0.00000000"
+    assert summary["equity_end"] == folios[-1]["equity"] or re.fullmatch(r"\d+\.\d{2}", summary["equity_end"])
     # every stream of a symbol is in its summary, with a state and a count an operator can watch move
     assert any(set(r.get("streams", {})) == {"book", "trades", "ticker", "bars"} for r in markets)
     assert all(st in ("connecting", "connected", "stale", "resync", "reconnecting") and n >= 0

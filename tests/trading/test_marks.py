@@ -122,3 +122,25 @@ async def test_selling_holdings_from_before_never_shows_a_negative_position(bus,
         assert all(e.net_position >= 0 for e in seen)
     finally:
         await s.stop()
+
+
+async def test_the_session_summary_says_what_this_run_did(bus, db, markets):
+    """Quitting the desk prints it; headless ends with it as a JSON `summary` line."""
+    s = await _stack(bus, db, markets)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        bus.publish(book("ETH/USDT", bids=((2999.0, 1.0),), asks=((3001.0, 1.0),)))
+        await until(lambda: s.session.equity_start is not None)
+        start = s.session.equity_start
+        o = await s.broker.place_order("BTC/USDT", "buy", "market", "0.1")
+        await s.broker.place_order("BTC/USDT", "sell", "market", "0.05")
+        fees = s.portfolio.totals()["fees"]
+        got = s.session.summary()
+        assert (got["fills"], got["fees"]) == (2, f"{fees:.8f}") and o.status.value == "filled"
+        assert got["equity_start"] == f"{start:.2f}" == "180000.00"  # 100,000 + 1 BTC + 10 ETH at the mids
+        assert got["realized_pnl"] == f"{(D('49999') - D('50001')) * D('0.05'):.2f}"
+        assert got["equity_end"] == f"{s.portfolio.equity()[0]:.2f}"
+        lines = s.session.lines()
+        assert "2 fill(s)" in lines[0] and "equity 180,000.00 -> " in lines[2]
+    finally:
+        await s.stop()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .feed import MarketFeed
     from .risk.breakers import BreakerWatch
     from .risk.monitor import RiskMonitor
+    from .trading.session import Session
     from .storage import Database
 
 __all__ = ["TradingStack", "VenueUnit", "build_trading", "check_live_allowed"]
@@ -72,6 +73,7 @@ class TradingStack:
     unit: VenueUnit
     breakers: BreakerWatch | None = None  # the circuit breakers' watch, once started
     risk_metrics: RiskMonitor | None = None  # live risk metrics, once started
+    session: Session | None = None  # what this run did (the closing summary), once started
     _started: bool = field(default=False, repr=False)
 
     @property
@@ -95,6 +97,9 @@ class TradingStack:
             return
         await self.broker.start()
         await self._restore_day_start()
+        from .trading.session import Session
+
+        self.session = Session(self.portfolio, self.portfolio.bus)  # after the restore: this run's figures
         self.portfolio.start()
         # numpy and the breakers' queries load with the first started stack, not with the CLI
         from .risk.breakers import BreakerWatch

@@ -102,6 +102,10 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
             await api.stop()
         if ops is not None:
             await ops.stop()
+        session = getattr(engine.trading, "session", None) if engine.trading is not None else None
+        if session is not None:  # what this run did, before the parts stop (marks still current)
+            with contextlib.suppress(Exception):
+                out.write("summary", **session.summary())
         try:
             keep = {t for t in (asyncio.current_task(), pump) if t is not None}
             hung = await shutdown.bounded(stop_everything(engine, start, keep), SHUTDOWN_TIMEOUT_S)

@@ -1,0 +1,57 @@
+"""What one run did, for the desk's closing lines and the headless `summary` line: fills, fees,
+realised P&L booked this run, unrealised P&L now, equity at the start (the first figure that
+valued every holding) and at the end. Figures as ``tps19/figures.py`` writes them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .events import FillEvent, PortfolioUpdate
+
+if TYPE_CHECKING:
+    from .portfolio import Portfolio
+
+
+class Session:
+    def __init__(self, portfolio: Portfolio, bus: Any) -> None:
+        self.portfolio = portfolio
+        self.fills = 0
+        self.start_totals = portfolio.totals()
+        self.equity_start: Decimal | None = None
+        if bus is not None:
+            bus.on(FillEvent, self._fill)
+            bus.on(PortfolioUpdate, self._update)
+
+    def _fill(self, _: Any) -> None:
+        self.fills += 1
+
+    def _update(self, e: Any) -> None:
+        if self.equity_start is None and not e.unpriced:
+            self.equity_start = e.equity
+
+    def summary(self) -> dict[str, Any]:
+        from ...figures import fee, money
+
+        pf = self.portfolio
+        val = pf.valuation
+        t = pf.totals()
+        eq, unpriced = pf.equity()
+        end = None if unpriced else eq
+        return {"mode": pf.mode, "fills": self.fills, "fees": fee(t["fees"] - self.start_totals["fees"]),
+                "realized_pnl": money(t["realized_pnl"] - self.start_totals["realized_pnl"], val),
+                "unrealized_pnl": money(t["unrealized_pnl"], val),
+                "equity_start": None if self.equity_start is None else money(self.equity_start, val),
+                "equity_end": None if end is None else money(end, val), "currency": val}
+
+    def lines(self) -> list[str]:
+        """The summary for a person, as printed when the desk closes."""
+        s = self.summary()
+        cur = s["currency"]
+
+        def grouped(x: str | None) -> str:
+            return "n/a" if x is None else f"{Decimal(x):,f}"
+
+        return [f"session ({s['mode']}): {s['fills']} fill(s), fees {s['fees']} {cur} (quote value)",
+                f"  realised P&L {grouped(s['realized_pnl'])} {cur}, unrealised P&L {grouped(s['unrealized_pnl'])} {cur}",
+                f"  equity {grouped(s['equity_start'])} -> {grouped(s['equity_end'])} {cur}"]
