@@ -38,8 +38,10 @@ def placements(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def auc_interval(y: np.ndarray, p: np.ndarray, horizon: int, block: int | None = None, draws: int = 500,
-                 seed: int = 19, level: float = 0.95) -> dict[str, Any]:
-    """{auc, low, high, block, draws, effective_rows (rows / horizon), level}; rows in time order."""
+                 seed: int = 19, level: float = 0.95,
+                 placed: tuple[float, np.ndarray] | None = None) -> dict[str, Any]:
+    """{auc, low, high, block, draws, effective_rows (rows / horizon), level}; rows in time order.
+    ``placed``: ``placements(y, p)`` when the caller has it already."""
     y = np.asarray(y).astype(bool)
     n = len(y)
     block = max(1, min(int(block if block is not None else 2 * horizon), max(n, 1)))
@@ -47,7 +49,7 @@ def auc_interval(y: np.ndarray, p: np.ndarray, horizon: int, block: int | None =
                            "effective_rows": n / max(1, horizon), "level": level}
     if n < 2 or y.all() or not y.any():
         return out
-    auc, v = placements(y, p)
+    auc, v = placed if placed is not None else placements(y, p)
     # each possible block's sums (a block may wrap past the end), from running sums over the rows
     # twice over: a draw then only adds up the blocks it picked
     yy = np.concatenate((y, y[:block])).astype(float)

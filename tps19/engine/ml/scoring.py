@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 
-def classification_scores(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+def classification_scores(y: np.ndarray, p: np.ndarray, auc: float | None = None) -> dict[str, Any]:
     """roc_auc, accuracy, precision, recall, log_loss of probabilities ``p`` for labels ``y`` (0/1);
     a score that is undefined (one class only) is None. numpy, not sklearn.metrics: the same
     figures (tests/ml/test_honest_figures.py) without its input checks, which cost more than the
-    figures on every fold of every candidate."""
+    figures on every fold of every candidate. ``auc``: the AUC when the caller computed it already."""
     from .intervals import placements
 
     y = np.asarray(y, dtype=int)
@@ -25,7 +25,7 @@ def classification_scores(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     n_pred, n_up = int(np.count_nonzero(pred)), int(np.count_nonzero(up))
     both = 0 < n_up < len(y)
     return {
-        "roc_auc": placements(up, p)[0] if both else None,
+        "roc_auc": (auc if auc is not None else placements(up, p)[0]) if both else None,
         "accuracy": float(np.count_nonzero(pred == up)) / len(y),
         "precision": tp / n_pred if n_pred else 0.0,
         "recall": tp / n_up if n_up else 0.0,

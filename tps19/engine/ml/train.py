@@ -17,7 +17,7 @@ from .cv import purged_splits
 from .drift import reference_bins
 from .features import FEATURE_NAMES, FEATURE_VERSION, LOOKBACK, feature_frame
 from .baselines import Segment, oos_figures
-from .intervals import auc_interval
+from .intervals import auc_interval, placements
 from .labels import forward_return, make_labels
 from .pipelines import MODEL_KINDS, build_pipeline, limit_threads, model_params
 from .scoring import classification_scores, positions
@@ -186,7 +186,10 @@ def _cv_report(folds: list[Any], preds: list[np.ndarray], y: np.ndarray, labelle
                          "test_start_ms": int(ts[f.test_start]), "test_end_ms": int(ts[f.test_end - 1]),
                          **classification_scores(yt, pt)})
     y_all, p_all = np.concatenate(ys), np.concatenate(ps)
-    pooled = classification_scores(y_all, p_all)
-    ci = auc_interval(y_all, p_all, cfg.horizon, seed=cfg.seed)
+    both = 0 < int(y_all.sum()) < len(y_all)
+    # one ranking for the pooled AUC and its interval (of the clipped probabilities, as the scores use)
+    placed = placements(y_all == 1, np.clip(p_all, 1e-12, 1 - 1e-12)) if both else None
+    pooled = classification_scores(y_all, p_all, auc=placed[0] if placed else None)
+    ci = auc_interval(y_all, p_all, cfg.horizon, seed=cfg.seed, placed=placed)
     return {**pooled, "roc_auc_ci95": [ci["low"], ci["high"]],
             "auc_interval": {k: ci[k] for k in ("block", "draws", "effective_rows", "level")}, "folds": per_fold}
