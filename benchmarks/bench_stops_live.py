@@ -116,7 +116,8 @@ async def _live(url: str, make_client, key: str, secret: str, stops: int, rate: 
         await db.open()
         bus = EventBus()
         s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets, settings=BENCH_RISK,
-                                snapshot_interval_s=0, use_watch=False, poll_interval_s=3600)
+                                snapshot_interval_s=0, use_watch=False, poll_interval_s=3600,
+                                stop_placement="emulated")
         await s.start()
         ob = await client.fetch_order_book("BTC/USDT", 5)
         mid = (D(repr(ob["bids"][0][0])) + D(repr(ob["asks"][0][0]))) / 2

@@ -36,7 +36,7 @@ async def main(url: str, db_path: str, level: str, point: str, take: str = "", l
     await db.open()
     bus = EventBus()
     s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets,
-                            settings=settings(), snapshot_interval_s=0, use_watch=False, poll_interval_s=30)
+                            settings=settings(), snapshot_interval_s=0, use_watch=False, poll_interval_s=30, stop_placement="emulated")
     await s.start()
     b = s.broker
     if point == "oco":

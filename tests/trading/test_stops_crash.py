@@ -62,7 +62,7 @@ async def restart(path, sim, bus=None):
     await db.open()
     bus = bus or EventBus()
     s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets, settings=settings(),
-                            snapshot_interval_s=0, use_watch=False, poll_interval_s=30)
+                            snapshot_interval_s=0, use_watch=False, poll_interval_s=30, stop_placement="emulated")
     s.broker.emulator.blind_after_ms = 0  # (2 s by default) any time unwatched is a blind window here
     await s.start()
     return s, db, client

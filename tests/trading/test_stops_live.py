@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_target", ["sqlite"],
 
 async def live_stack(bus, db, client, **kw):
     s = await build_trading(mode="live", bus=bus, db=db, client=client, markets=client.markets, settings=settings(),
-                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0, **kw)
+                            snapshot_interval_s=0, poll_interval_s=0.2, watch_timeout_s=1.0, request_timeout_s=3.0,
+                            **({"stop_placement": "emulated"} | kw))
     await s.start()
     return s
 
@@ -94,4 +95,56 @@ async def test_a_triggered_take_profit_limit_at_the_venue_is_cancelled_before_th
     await settled(db, stop.client_order_id)
     assert (await settled(db, take.client_order_id, "cancelled")).filled == 0
     assert sim.open_orders(KEY) == []
+    await s.stop()
+
+
+async def test_venue_native_stop_lives_on_the_venue_survives_the_kill_switch_and_fills_there(sim, clients, bus, db):
+    mine, other = clients
+    s = await live_stack(bus, db, mine, stop_placement="auto")  # auto: stop-losses venue-native
+    ob = await mine.fetch_order_book("BTC/USDT", 5)
+    bid = D(repr(ob["bids"][0][0]))
+    stop = await s.broker.place(OrderRequest("BTC/USDT", "sell", "stop_market", D("0.01"), trigger_price=bid))
+    assert (stop.placement, stop.trigger_state.value, stop.status.value) == ("venue", "armed", "open"), stop.reason
+    [vo] = sim.open_orders(KEY)
+    assert (vo["client_oid"], vo["order_type"], D(vo["ref_price"])) == (stop.client_order_id, "STOP_LOSS", bid)
+    r = await settled(db, stop.client_order_id, "open")
+    assert (r.placement, r.trigger_state, r.trigger_price) == ("venue", "armed", bid)
+    # the kill switch cancels entries only: the venue keeps the stop
+    entry = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", str(bid * D("0.9")))
+    await s.broker.kill("test")
+    assert (await settled(db, entry.client_order_id, "cancelled")).filled == 0
+    assert [v["client_oid"] for v in sim.open_orders(KEY)] == [stop.client_order_id]
+    # a manual sell of the coins the stop holds is refused before the venue, saying why
+    s.broker.release()
+    held = s.portfolio.balances["BTC"]
+    sell = await s.broker.place_order("BTC/USDT", "sell", "market", str(held))
+    assert sell.status.value == "rejected" and "venue-native stops hold 0.01 BTC" in sell.reason
+    # another trader sells through the level: the venue triggers and fills our stop
+    await other.create_order("BTC/USDT", "limit", "sell", 0.5, float(bid * D("0.99")))
+    r = await settled(db, stop.client_order_id)
+    assert (r.filled, r.trigger_state) == (D("0.01"), "working")
+    await until(lambda: s.portfolio.balances == venue_totals(sim))
+    await s.stop()
+
+
+async def test_reconciliation_adopts_the_venues_own_stop_orders(sim, clients, bus, db):
+    mine, _ = clients
+    ob = await mine.fetch_order_book("BTC/USDT", 5)
+    level = float(D(repr(ob["bids"][0][0])) * D("0.97"))
+    vo = await mine.create_order("BTC/USDT", "market", "sell", 0.01, None, {"stopLossPrice": level})
+    s = await live_stack(bus, db, mine)
+    [o] = s.broker.open_orders()
+    assert (o.venue_order_id, o.type.value, o.placement, o.trigger_state.value, o.adopted) == (
+        vo["id"], "stop_market", "venue", "armed", True)
+    assert o.trigger_price == D(repr(level)).quantize(D("0.01"))
+    await s.broker.kill("test")  # adopted protection stays too
+    assert [v["order_id"] for v in sim.open_orders(KEY)] == [vo["id"]]
+    await s.stop()
+
+
+async def test_venue_placement_refuses_what_the_venue_cannot_hold_in_one_line(sim, clients, bus, db):
+    mine, _ = clients
+    s = await live_stack(bus, db, mine, stop_placement="venue")
+    o = await s.broker.place(OrderRequest("BTC/USDT", "sell", "trailing_stop", D("0.01"), trailing_pct=D("2")))
+    assert o.status.value == "rejected" and "cannot hold a trailing_stop" in o.reason and sim.open_orders(KEY) == []
     await s.stop()

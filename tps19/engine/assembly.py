@@ -208,13 +208,15 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     broker: Broker
     stops = getattr(settings, "stops", None)
     live_options.setdefault("stop_trigger", stops.trigger if stops is not None else "last")
+    live_options.setdefault("stop_placement", stops.placement if stops is not None else "auto")
     if mode == "paper":
         from .trading.paper import PaperBroker
 
         balances = settings.sim.starting_balances if starting_balances is None else starting_balances
         broker = PaperBroker(starting_balances=balances, latency_s=latency_s, bus=bus, store=store,
                              portfolio=portfolio, markets=markets, risk=risk, exchange=ex_id,
-                             precision_mode=precision_mode, stop_trigger=live_options["stop_trigger"])
+                             precision_mode=precision_mode, stop_trigger=live_options["stop_trigger"],
+                             stop_placement=live_options["stop_placement"])
         # the venue's prints for a paper stop's blind window (emulator.py); market data only
         broker.venue_client = client
     else:

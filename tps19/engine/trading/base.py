@@ -50,7 +50,7 @@ class BaseBroker:
 
     def __init__(self, *, bus: Any, store: TradingStore, portfolio: Portfolio, markets: dict[str, dict],
                  risk: RiskEngine, exchange: str, precision_mode: int = TICK_SIZE,
-                 stop_trigger: str = "last") -> None:
+                 stop_trigger: str = "last", stop_placement: str = "auto") -> None:
         self.bus = bus
         self.store = store
         self.portfolio = portfolio
@@ -80,7 +80,7 @@ class BaseBroker:
         from .emulator import StopEmulator
 
         # protective orders TPS19 holds until their trigger (emulator.py)
-        self.emulator = StopEmulator(self, trigger_source=stop_trigger)
+        self.emulator = StopEmulator(self, trigger_source=stop_trigger, placement=stop_placement)
 
     def locked_balances(self) -> dict[str, Decimal]:
         """What working orders lock per currency (a live broker may answer with the venue's own)."""

@@ -76,6 +76,7 @@ class HoldingBroker(Protocol):
     async def written(self, client_order_id: str) -> None: ...
     def stash_event(self, client_order_id: str, detail: str) -> None: ...
     async def commit(self, order: OrderState, prev: OrderStatus | None, **kw: Any) -> Any: ...
+    async def _submit(self, o: OrderState, v: ValidatedOrder) -> OrderState: ...
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -84,6 +85,17 @@ S = OrderStatus
 PERSIST_INTERVAL_S = 1.0  # a trailing stop's high-water mark is written at most this often
 CHECKED_INTERVAL_MS = 10_000  # how stale the stored "last compared with the market" time may get
 LATE_MS = 2_000  # a trigger from a print older than this says how late it fired
+
+
+def venue_native_kinds(client: Any) -> frozenset[OrderType]:
+    """The protective kinds the venue holds itself through this ccxt client. ccxt 4.5.90's
+    cryptocom sends stop-loss / take-profit (market and limit) through private/create-order
+    (unified stopLossPrice / takeProfitPrice -> STOP_LOSS, STOP_LIMIT, TAKE_PROFIT,
+    TAKE_PROFIT_LIMIT with ref_price); it has no trailing stop. Other venues: emulated here
+    (their params differ; not built)."""
+    if client is None or getattr(client, "id", None) != "cryptocom":
+        return frozenset()
+    return frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT})
 
 
 def _num(x: Decimal | None) -> str:
@@ -124,9 +136,12 @@ class Trigger:
 
 
 class StopEmulator:
-    def __init__(self, broker: HoldingBroker, *, trigger_source: str = "last") -> None:
+    def __init__(self, broker: HoldingBroker, *, trigger_source: str = "last", placement: str = "auto") -> None:
         if trigger_source not in ("last", "bid_ask"):
             raise ValueError(f"trigger source must be last or bid_ask, not {trigger_source!r}")
+        if placement not in ("venue", "emulated", "auto"):
+            raise ValueError(f"stop placement must be venue, emulated or auto, not {placement!r}")
+        self.setting = placement
         self.broker = broker
         self.trigger_source = trigger_source
         self.held: dict[str, OrderState] = {}
@@ -216,7 +231,24 @@ class StopEmulator:
 
     # ---------------------------------------------------------------- placing
     def placement(self) -> str:
+        """Where orders the emulator makes itself (bracket legs, OCO legs) live: here."""
         return "emulated"
+
+    def placement_for(self, otype: OrderType) -> str | None:
+        """Where a protective order of ``otype`` lives under ``TPS19_STOPS__PLACEMENT``: "venue" or
+        "emulated"; None when the setting asks for the venue and the venue cannot hold it. Paper
+        always emulates (paper is the venue). ``auto``: stop-losses venue-native where the client can
+        place them (an emulated stop protects nothing while TPS19 is down), take-profits, trailing
+        stops, OCOs and brackets emulated."""
+        b = self.broker
+        if b.mode != "live":
+            return "emulated"
+        native = venue_native_kinds(getattr(b, "client", None))
+        if self.setting == "emulated":
+            return "emulated"
+        if self.setting == "venue":
+            return "venue" if otype in native else None
+        return "venue" if otype in native and otype in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else "emulated"
 
     async def place(self, req: OrderRequest) -> OrderState:
         """Admit (validation, then the risk stage's protective checks) and arm a protective order or
@@ -230,8 +262,17 @@ class StopEmulator:
                                     or await b.store.order(req.client_order_id)):
             return await b._reject(OrderRequest(req.symbol, req.side, req.type, req.amount, req.price),
                                    f"client order id {req.client_order_id} was already used")
+        where = self.placement_for(v.type)
+        if where is None:
+            return await b._reject(req, f"TPS19_STOPS__PLACEMENT=venue, but {b.exchange} (through ccxt) cannot hold a "
+                                        f"{v.type.value} order: use auto or emulated (docs/orders.md)")
         b.risk.count()
         legs = self._legs_of(req, v)
+        if where == "venue":
+            # venue-native: recorded, then sent with its trigger like any order (the live broker's path)
+            [o] = legs
+            o.placement = "venue"
+            return await b._submit(o, v)
         await self._arm(legs, detail="; ".join(v.notes) or None)
         return legs[0].copy()
 

@@ -66,7 +66,12 @@ def locked_balances(orders: Iterable[OrderState], markets: Mapping[str, dict[str
     sell its base)."""
     out: dict[str, Decimal] = {}
     for o in orders:
-        if not o.is_working or o.price is None:
+        if not o.is_working:
+            continue
+        if o.price is None:
+            if o.side == "sell" and o.placement == "venue":  # a venue-native stop reserves what it sells
+                base = (markets.get(o.symbol) or {}).get("base", "")
+                out[base] = out.get(base, ZERO) + o.remaining
             continue
         m = markets.get(o.symbol) or {}
         base, quote = m.get("base", ""), m.get("quote", "")
@@ -130,8 +135,8 @@ class HoldingsView:
             if o.side == "buy":
                 if quote == ccy and o.price is not None and o.is_working:
                     total += o.remaining * o.price * (1 + taker)
-            elif base == ccy and o.price is not None and o.is_working:
-                total += o.remaining
+            elif base == ccy and o.is_working and (o.price is not None or o.placement == "venue"):
+                total += o.remaining  # a venue-native stop reserves what it sells too
         return total
 
     def shortfall(self, v: ValidatedOrder) -> str | None:
@@ -144,7 +149,11 @@ class HoldingsView:
             need, ccy = v.amount, base
         have = self.portfolio.balances.get(ccy, ZERO) - self._locked_in(ccy)
         if need > have:
-            return f"not enough free {ccy}: the order needs {need:,f}, {have:,f} is free"
+            stops = sum((o.remaining for o in self.orders.values() if o.is_working and o.side == "sell"
+                         and o.placement == "venue" and self._terms(o.symbol)[0] == ccy), ZERO)
+            extra = (f" (venue-native stops hold {stops:,f} {ccy}: shrink or cancel that protection first)"
+                     if stops and v.side == "sell" else "")
+            return f"not enough free {ccy}: the order needs {need:,f}, {have:,f} is free{extra}"
         return None
 
 

@@ -27,6 +27,7 @@ import asyncio
 from typing import Any
 
 from ...aio import cancel_and_wait
+from .live_apply import VENUE_TRIGGER_TYPES
 from .live_sync import VenueSync
 from .live_venue import LookupResult, ccxt_errors, definite_rejection, is_network
 from .orders import OrderRequest, OrderState, OrderStatus, OrderType, ValidatedOrder
@@ -124,6 +125,11 @@ class LiveBroker(VenueSync):
         if getattr(self.client, "id", "") != "cryptocom":
             params = {"clientOrderId": o.client_order_id}
         price = float(o.price) if o.price is not None else None
+        if o.placement == "venue" and o.trigger_price is not None:
+            # venue-native: ccxt 4.5.90's cryptocom maps stopLossPrice / takeProfitPrice to STOP_LOSS,
+            # STOP_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT with the level as ref_price
+            key = "takeProfitPrice" if o.type in (OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT) else "stopLossPrice"
+            params[key] = float(o.trigger_price)
         if o.exec_type is OrderType.MARKET:
             return "market", None, params
         if o.type == "post_only":
@@ -296,8 +302,9 @@ class LiveBroker(VenueSync):
         # anything the venue still shows open (e.g. adopted since) is cancelled too, protection kept
         try:
             for vo in await self.call("fetch_open_orders", symbol):
-                mine = self.orders.get(vo.get("clientOrderId") or "")
+                mine = self._find(vo)
                 if not protective and ((mine is not None and mine.trigger_state is not None)
+                                       or str(vo.get("type") or "").lower() in VENUE_TRIGGER_TYPES
                                        or vo.get("triggerPrice") or vo.get("stopPrice")):
                     continue
                 try:

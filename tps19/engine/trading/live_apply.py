@@ -16,7 +16,19 @@ from typing import Any
 from ..events import now_ms
 from .base import BaseBroker
 from .live_venue import RANK, LookupResult
-from .orders import D, D_or_none, OrderState, OrderStatus, OrderType, Side
+from .orders import D, D_or_none, OrderState, OrderStatus, OrderType, Side, TriggerState
+
+# ccxt's parsed type of a venue's trigger order (cryptocom order_type, lower-cased) -> ours
+VENUE_TRIGGER_TYPES = {"stop_loss": OrderType.STOP_MARKET, "stop_limit": OrderType.STOP_LIMIT,
+                       "take_profit": OrderType.TAKE_PROFIT, "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT}
+
+
+def venue_triggered(vo: dict) -> bool:
+    """Has the venue triggered its trigger order (it trades, or says at which print it triggered)?"""
+    raw = vo.get("info")
+    info: dict = raw if isinstance(raw, dict) else {}
+    trig = D_or_none(info.get("trigger_price"))
+    return bool((D_or_none(vo.get("filled")) or ZERO) > 0 or vo.get("status") == "closed" or (trig is not None and trig > 0))
 from .store import FillRecord
 
 ZERO = Decimal(0)
@@ -125,15 +137,17 @@ class VenueApplier(BaseBroker):
         new = o.copy()
         if vo.get("id") and new.venue_order_id != str(vo["id"]):
             new.venue_order_id = str(vo["id"])
+        if new.placement == "venue" and new.trigger_state is TriggerState.ARMED and venue_triggered(vo):
+            new.trigger_state = TriggerState.WORKING  # the venue triggered it: now a market/limit order there
         target = self._venue_status(new, vo)
         venue_filled = D_or_none(vo.get("filled"))
         if fetch_trades and venue_filled is not None and venue_filled > new.filled:
-            if new.venue_order_id != o.venue_order_id:
+            if new.venue_order_id != o.venue_order_id or new.trigger_state != o.trigger_state:
                 await self.commit(new, None, changed=False)
             await self._fetch_order_trades(new)
             new = (self.orders.get(new.client_order_id) or await self.store.order(new.client_order_id) or new).copy()
         if target is None or RANK[target] < RANK[new.status] or target is new.status:
-            if new.venue_order_id != o.venue_order_id:
+            if new.venue_order_id != o.venue_order_id or new.trigger_state != o.trigger_state:
                 await self.commit(new, None, changed=False)
             return
         if not new.is_working:
@@ -165,11 +179,21 @@ class VenueApplier(BaseBroker):
             vtype = "post_only"
         elif vo.get("timeInForce") == "IOC":
             vtype = "ioc"
+        trigger_type = VENUE_TRIGGER_TYPES.get(str(vtype).lower())
+        otype = trigger_type or (OrderType(vtype) if vtype in ("market", "limit", "post_only", "ioc") else OrderType.LIMIT)
         o = OrderState(client_order_id=cid, mode=self.mode, exchange=self.exchange, symbol=vo.get("symbol") or "?",
-                       side=Side.parse(vo.get("side") or "?"),
-                       type=OrderType(vtype) if vtype in ("market", "limit", "post_only", "ioc") else OrderType.LIMIT,
+                       side=Side.parse(vo.get("side") or "?"), type=otype,
                        amount=amount, price=price, venue_order_id=vid, adopted=True,
                        created_ms=int(vo.get("timestamp") or now_ms()))
+        if trigger_type is not None:
+            # the venue's own stop (or take-profit, or an OCO list's leg): adopted as protection
+            raw = vo.get("info")
+            info: dict = raw if isinstance(raw, dict) else {}
+            o.trigger_price = D_or_none(info.get("ref_price")) or D_or_none(vo.get("triggerPrice"))
+            o.placement = "venue"
+            o.trigger_state = TriggerState.WORKING if venue_triggered(vo) else TriggerState.ARMED
+            if info.get("list_id"):
+                o.oco_group = f"venue-{info['list_id']}"
         prev = o.transition(S.OPEN, "adopted: found open on the venue, not placed by this TPS19")
         await self.store.save(o, insert=True, from_status=None, to_status=S.NEW, detail="adopted from venue")
         await self.commit(o, prev, detail=o.reason)
@@ -243,6 +267,8 @@ class VenueApplier(BaseBroker):
                                 amount=f.amount, price=f.price, fee=f.fee, fee_currency=f.fee_currency)
                 continue
             prev = None
+            if new.placement == "venue" and new.trigger_state is TriggerState.ARMED:
+                new.trigger_state = TriggerState.WORKING  # it trades: the venue triggered it
             if new.is_working:
                 target = new.status_after_fill()
                 prev = new.transition(target)
