@@ -30,6 +30,15 @@ def _rows(seed: int) -> list[str]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def own_database(tmp_path, monkeypatch):
+    """train registers its model and rebalance runs a paper engine: in this test's own database."""
+    for k in [k for k in __import__("os").environ if k.startswith("TPS19_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TPS19_DATABASE__PATH", str(tmp_path / "tps19.db"))
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bars")

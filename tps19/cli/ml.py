@@ -61,7 +61,12 @@ def train(
                              parse_time(until, "--until"), db, json_out, console)
         import asyncio
 
-        row = asyncio.run(_train_and_register(df, cfg, meta, db_path(db), cluster))
+        from ..engine.storage import StorageError
+
+        try:
+            row = asyncio.run(_train_and_register(df, cfg, meta, db_path(db), cluster))
+        except StorageError as err:  # the registry's database (older schema, locked, unwritable): one line
+            fail(str(err))
     except bad_input_errors() as err:
         fail(str(err).splitlines()[0])
     report = train_report(row)
