@@ -50,6 +50,16 @@ async def _ready(engine: Engine) -> None:
             await asyncio.sleep(0.05)
 
 
+async def test_a_deleted_lock_file_halts_the_engine(engine):
+    """Deleted, the lock file no longer keeps a second engine out (it would lock a new file)."""
+    await _ready(engine)
+    sub = engine.bus.subscribe(StorageAlert, coalesce=None)
+    engine.db_lock.path.unlink()
+    alert = await _next_alert(sub)
+    assert alert.halted and alert.reason == f"lock file {engine.db_lock.path} was deleted"
+    assert "trading halted: lock file" in ((await _buy(engine)).reason or "")
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 async def test_a_sqlite_file_deleted_or_replaced_under_the_engine_halts_it(engine, how, tmp_path):
     await _ready(engine)
