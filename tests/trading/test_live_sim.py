@@ -132,7 +132,8 @@ async def test_dropped_connection_triggers_reconcile(sim, clients, bus, db):
     mine, _ = clients
     s = await live_stack(bus, db, mine)
     b = s.broker
-    await asyncio.sleep(0.3)  # let the private streams subscribe
+    # the private order stream is listening before the connections drop (a fixed 0.3 s sleep)
+    await until(lambda: any(c.account is not None for c in sim._subs.get("user.order", ())), 10)
     before = b.reconciles
     assert sim.faults.drop_connections() >= 1
     # while the streams are down, an order appears on our account from elsewhere
@@ -210,7 +211,8 @@ async def test_public_trades_on_the_same_client_are_not_our_fills(sim, clients, 
         while True:
             await mine.watch_trades("BTC/USDT")
     t = asyncio.create_task(tape())
-    await asyncio.sleep(0.3)
+    # the public tape is subscribed before the prints (a fixed 0.3 s sleep)
+    await until(lambda: bool(sim._subs.get(f"trade.{sim._by_symbol['BTC/USDT'].id}")), 10)
     for _ in range(3):
         await other.create_order("BTC/USDT", "market", "buy", 0.01)
     price = await inside_spread_price(mine)
