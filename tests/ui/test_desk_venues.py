@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tps19.desk.app import DeskApp
 from tps19.desk.screens.venues import VenuesScreen
 from tps19.engine.engine import Engine
@@ -46,6 +48,28 @@ async def test_venues_screen_per_venue_kill_and_f9_on_every_venue(settings):
             assert not bn.trading.broker.killed
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, VenuesScreen), what="back on the desk")
+            # the ticket chooses the venue: a buy on sim-binance, estimated on its book, placed there
+            await pilot.press("b")
+            await wait_for(pilot, lambda: app.screen.query("#venue"), what="the ticket's venue row")
+            from textual.widgets import Input, Select
+
+            app.screen.query_one("#venue", Select).value = "sim-binance"
+            await wait_for(pilot, lambda: app.screen.venue == "sim-binance" and "on sim-binance" in screen_text(app),
+                           what="the ticket on sim-binance")
+            app.screen.query_one("#type", Select).value = "market"
+            app.screen.query_one("#amount", Input).value = "0.01"
+            await pilot.pause(0.1)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "enter places the order" in screen_text(app), what="the review")
+            await pilot.press("enter")
+            def bought(e):
+                p = e.trading.portfolio.positions.get("BTC/USDT")
+                return p.qty if p is not None else Decimal(0)
+
+            await wait_for(pilot, lambda: bought(bn) == Decimal("0.01"), what="the fill on sim-binance")
+            assert bought(cdc) == 0  # nothing went to the venue the panes show
+            p = bn.trading.portfolio.positions["BTC/USDT"]
+            assert float(p.fees / (p.qty * p.avg_entry)) == pytest.approx(0.001, rel=1e-4)  # Binance taker rate
             await pilot.press("f9")
             await wait_for(pilot, lambda: "EVERY VENUE" in screen_text(app), what="the kill confirmation")
             await pilot.press("y")

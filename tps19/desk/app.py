@@ -12,6 +12,7 @@ the engine.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import gc
 import time
 from collections.abc import Callable
@@ -437,15 +438,54 @@ class DeskApp(CockpitScreens, App[int]):
             return
         trading = self.trading
         kill = bool(trading is not None and getattr(trading.broker, "killed", False))
+        venues = self._ticket_venues(self.symbol)
         screen = TicketScreen(mode=self.mode, side=side, symbol=self.symbol, market=self.market(self.symbol),
                               book_fn=lambda s=self.symbol: self.state.books.get(s), trading_available=trading is not None,
-                              kill_engaged=kill, admit_fn=self._admit if trading is not None else None)
+                              kill_engaged=kill, admit_fn=self._admit if trading is not None else None,
+                              venues=venues, venue_fn=partial(self._venue_parts, symbol=self.symbol) if venues else None)
 
         def placed(req: Any) -> None:
             if req is not None:
-                self.run_worker(self._place(req), group="orders")
+                venue = screen.venue
+                if venue is not None and self.venues is not None and self.venues.engines[venue] is not self.engine:
+                    self.run_worker(self._place(req, self.venues.engines[venue].trading), group="orders")
+                else:
+                    self.run_worker(self._place(req), group="orders")
 
         self.push_screen(screen, placed)
+
+    def _ticket_venues(self, symbol: str) -> list[str]:
+        """With several venues: the running ones listing ``symbol`` (the shown venue first)."""
+        if self.venues is None:
+            return []
+        running = self.venues.running
+        names = [v for v, e in running.items() if e is self.engine] + [v for v, e in running.items() if e is not self.engine]
+        return [v for v in names if symbol in running[v].markets and running[v].trading is not None]
+
+    def _venue_parts(self, venue: str, symbol: str) -> dict[str, Any]:
+        """What the ticket needs of ``venue``: its market (fees), its book, its order entry's verdict."""
+        engine = self.venues.engines[venue]
+        trading = engine.trading
+        if engine is self.engine:
+            book_fn: Any = lambda: self.state.books.get(symbol)  # noqa: E731
+        else:
+            from ..engine.events import BookEvent
+
+            seen: dict[str, Any] = {}
+
+            def book_fn() -> Any:  # the venue's engine book, as the event the ticket reads (one per update)
+                b = engine.books.get(symbol)
+                if b is None or not b.bids or not b.asks:
+                    return None
+                if seen.get("seq") != (b.seq, b.ts) or "event" not in seen:
+                    seen["seq"], seen["event"] = (b.seq, b.ts), BookEvent(symbol=symbol, bids=b.bids, asks=b.asks,
+                                                                          ts=b.ts, seq=b.seq)
+                return seen["event"]
+
+        return {"market": engine.markets.get(symbol), "book_fn": book_fn,
+                "admit_fn": (lambda req: trading.broker.entry.admit(req).reason) if trading is not None else None,
+                "trading_available": trading is not None,
+                "kill_engaged": bool(trading is not None and trading.broker.killed)}
 
     def _admit(self, req: Any) -> str | None:
         """What the engine's order entry would say of ``req`` now (None: it would pass): the
@@ -455,8 +495,8 @@ class DeskApp(CockpitScreens, App[int]):
             return "trading layer not available"
         return trading.broker.entry.admit(req).reason
 
-    async def _place(self, req: Any) -> None:
-        trading = self.trading
+    async def _place(self, req: Any, trading: Any = None) -> None:
+        trading = trading or self.trading
         if trading is None:
             self.notify("trading layer not available", severity="error")
             return

@@ -141,8 +141,16 @@ class TicketScreen(ModalScreen[Any]):
 
     def __init__(self, *, mode: str, side: str, symbol: str, market: dict | None, book_fn: Any,
                  trading_available: bool, kill_engaged: bool = False,
-                 admit_fn: Callable[[Any], str | None] | None = None, **kw: Any) -> None:
+                 admit_fn: Callable[[Any], str | None] | None = None,
+                 venues: list[str] | None = None, venue_fn: Callable[[str], dict[str, Any]] | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
+        # several venues: a venue row chooses where the order goes; venue_fn(venue) gives that
+        # venue's market, book_fn, admit_fn, trading_available and kill_engaged (its own book,
+        # fees, limits and balance: the estimate and the checks are that venue's)
+        self.venues = venues or []
+        self.venue_fn = venue_fn
+        self.venue: str | None = self.venues[0] if self.venues else None
         self.mode, self.side, self.symbol, self.market = mode, side, symbol, market
         self.book_fn = book_fn  # () -> latest BookEvent for the symbol (the ticket re-reads it on every change)
         self.trading_available = trading_available and OrderRequest is not None
@@ -166,7 +174,12 @@ class TicketScreen(ModalScreen[Any]):
         ref = (book.best_bid if self.side == "buy" else book.best_ask) if book is not None else None
         pp = _pp(self.market)
         with Vertical() as v:
-            v.border_title = f"{'LIVE ' if self.mode == 'live' else 'paper '}{self.side.upper()} {self.symbol}"
+            v.border_title = self._title()
+            if self.venues:
+                with Horizontal():
+                    yield Label("venue")
+                    yield Select([(x, x) for x in self.venues], value=self.venues[0], allow_blank=False, id="venue",
+                                 compact=True)
             with Horizontal():
                 yield Label("type")
                 yield Select(TYPES, value="limit", allow_blank=False, id="type", compact=True)
@@ -215,7 +228,19 @@ class TicketScreen(ModalScreen[Any]):
     def on_input_changed(self, _: Input.Changed) -> None:
         self._revalidate()
 
-    def on_select_changed(self, _: Select.Changed) -> None:
+    def _title(self) -> str:
+        where = f" on {self.venue}" if self.venue else ""
+        return f"{'LIVE ' if self.mode == 'live' else 'paper '}{self.side.upper()} {self.symbol}{where}"
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "venue" and self.venue_fn is not None and event.value != self.venue:
+            self.venue = str(event.value)
+            parts = self.venue_fn(self.venue)
+            self.market, self.book_fn, self.admit_fn = parts["market"], parts["book_fn"], parts["admit_fn"]
+            self.trading_available = parts["trading_available"] and OrderRequest is not None
+            self.kill_engaged = parts["kill_engaged"]
+            self._book_seen = None
+            self.query_one(Vertical).border_title = self._title()
         self._show_fields()
         self._revalidate()
 
