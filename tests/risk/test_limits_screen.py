@@ -32,15 +32,19 @@ async def test_a_limit_changed_in_the_desk_is_in_force_and_stored(settings):  # 
                        what="the risk metrics on the Risk pane")
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
+        await _set(pilot, app, "max_order_notional", "1234")
         await _set(pilot, app, "max_open_orders", "0")  # refused by the settings' rule: > 0
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: _is_desk(app), what="the screen to close")
-        await wait_for(pilot, lambda: any("invalid limit max_open_orders (TPS19_RISK__MAX_OPEN_ORDERS)" in str(n.message)
-                                          for n in app._notifications), what="the refusal as a notification")
+        # the screen stays, says why, marks the field and keeps every edit (it closed and lost them)
+        await wait_for(pilot, lambda: "invalid limit max_open_orders (TPS19_RISK__MAX_OPEN_ORDERS)"
+                       in (getattr(app.screen, "error", None) or ""), what="the refusal on the limits screen")
+        screen = app.screen
+        assert isinstance(screen, LimitsScreen)
+        box = screen.query_one("#limit-max_open_orders")
+        assert box.has_class("-invalid") and box.has_focus
+        assert screen.query_one("#limit-max_order_notional").value == "1234"
         assert app.trading.broker.risk.settings.max_open_orders == 100
-        await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
-        await _set(pilot, app, "max_order_notional", "1234")
+        await _set(pilot, app, "max_open_orders", "100")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.trading.broker.risk.settings.max_order_notional == Decimal("1234"),
                        what="the new per-order cap in force")

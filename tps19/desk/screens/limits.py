@@ -1,6 +1,7 @@
 """The risk limits screen (key `r`): every limit the risk stage enforces, editable.
 
-Enter (or `ctrl+s`) asks to save; escape leaves without a change. In live mode the change must
+Enter (or `ctrl+s`) asks to save; escape leaves without a change. A value the settings' rules
+refuse is said on the screen, its field marked and focused, and every edit kept. In live mode the change must
 be confirmed by typing `change` in the confirmation field. The screen only collects the values:
 the app applies them through ``engine/risk/limits.change_limits`` (validated by the settings'
 own rules, stored in ``risk_limit_changes`` and logged) and shows a refusal in one line.
@@ -16,7 +17,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from ...engine.risk.limits import EDITABLE
+from ...engine.risk.limits import EDITABLE, LimitError, validated
 
 LABELS = {
     "max_order_notional": "max order value", "max_position_notional": "max position value",
@@ -37,6 +38,7 @@ class LimitsScreen(ModalScreen[dict[str, str] | None]):
         super().__init__(**kw)
         self.limits = limits
         self.live = live
+        self.error: str | None = None  # the refusal shown, if any
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -67,6 +69,18 @@ class LimitsScreen(ModalScreen[dict[str, str] | None]):
         changes = self.changes()
         if not changes:
             self.dismiss(None)
+            return
+        for box in self.query(".-invalid"):
+            box.remove_class("-invalid")
+        try:  # the settings' own rules, here: a refused value keeps every edit and marks its field
+            validated(self.limits, changes)
+        except LimitError as err:
+            self.error = f"{err}: nothing changed, fix the marked field"
+            self.query_one("#limit-error", Static).update(self.error)
+            if err.limit in EDITABLE:
+                box = self.query_one(f"#limit-{err.limit}", Input)
+                box.add_class("-invalid")
+                box.focus()
             return
         if self.live and self.query_one("#limit-confirm", Input).value.strip().lower() != CONFIRM_WORD:
             self.query_one("#limit-error", Static).update(f"type {CONFIRM_WORD} to confirm: LIVE limits are not changed")

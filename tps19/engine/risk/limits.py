@@ -20,7 +20,11 @@ EDITABLE = ("max_order_notional", "max_position_notional", "max_gross_exposure",
 
 
 class LimitError(ValueError):
-    """A limit change that is refused, as one line naming the limit."""
+    """A limit change that is refused, as one line naming the limit (``limit``: its name, if one)."""
+
+    def __init__(self, message: str, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 def validated(current: RiskSettings, changes: dict[str, str]) -> RiskSettings:
@@ -35,7 +39,7 @@ def validated(current: RiskSettings, changes: dict[str, str]) -> RiskSettings:
         e = err.errors()[0]
         name = ".".join(str(p) for p in e.get("loc", ())) or "limits"
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        raise LimitError(f"invalid limit {name} (TPS19_RISK__{name.upper()}): {msg}") from None
+        raise LimitError(f"invalid limit {name} (TPS19_RISK__{name.upper()}): {msg}", name) from None
 
 
 def _apply(stack: Any, new: RiskSettings) -> None:
