@@ -254,6 +254,28 @@ class SimSettings(BaseModel):
         return out
 
 
+class HoldingsSettings(BaseModel):
+    """What the account held before TPS19 traded, as positions: ``cost_basis`` per currency (in
+    the valuation currency) makes them entries at that price, so their P&L shows
+    (``--cost-basis BTC=60000``; ``TPS19_HOLDINGS__COST_BASIS='{"BTC": "60000"}'``)."""
+
+    cost_basis: dict[str, Decimal] = Field(default_factory=dict)
+
+    @field_validator("cost_basis")
+    @classmethod
+    def _basis(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        out = {}
+        for ccy, price in v.items():
+            code = ccy.strip().upper()
+            if not code.isalnum() or len(code) > 20:
+                raise ValueError(f"{ccy[:20]!r} is not a currency code")
+            try:
+                out[code] = check_decimal(price, f"cost basis of {code}", positive=True)
+            except NumberError as err:
+                raise ValueError(str(err)) from None
+        return out
+
+
 class LogSettings(BaseModel):
     file: Path | None = None
     summary_interval_s: float = _seconds(5.0)
@@ -430,6 +452,7 @@ class Settings(BaseSettings):
     ui: UISettings = Field(default_factory=UISettings)
     feed: FeedSettings = Field(default_factory=FeedSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    holdings: HoldingsSettings = Field(default_factory=HoldingsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ml: MLSettings = Field(default_factory=MLSettings)

@@ -41,6 +41,25 @@ def settings_from_flags(exchange: str | None, symbols: list[str] | None, db: str
         raise  # unreachable
 
 
+def with_cost_basis(settings: Settings, items: list[str]) -> Settings:
+    """``--cost-basis CCY=PRICE ...`` over the configured ones; a bad pair is one line."""
+    from pydantic import ValidationError
+
+    from .config import HoldingsSettings
+
+    basis = dict(settings.holdings.cost_basis)
+    for item in items:
+        ccy, sep, price = item.partition("=")
+        if not sep or not ccy.strip() or not price.strip():
+            fail(f"--cost-basis {item[:40]!r} is not CCY=PRICE (e.g. BTC=60000)")
+        basis[ccy.strip().upper()] = price.strip()  # type: ignore[assignment]
+    try:
+        holdings = HoldingsSettings(cost_basis=basis)
+    except ValidationError as err:
+        fail(f"--cost-basis: {str(err.errors()[0].get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return settings.model_copy(update={"holdings": holdings})
+
+
 def make_strategy(name: str | None, params: list[str] | None, db: Path | None = None) -> object:
     if not name:
         if params:
@@ -73,8 +92,11 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
              metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
              sizing: str | None = None, sizing_params: list[str] | None = None,
              record_dir: Path | None = None, lifecycle: dict[str, Any] | None = None,
-             protection: Any = None, api_port: int | None = None, allow_remote: bool = False) -> None:
+             protection: Any = None, api_port: int | None = None, allow_remote: bool = False,
+             cost_basis: list[str] | None = None) -> None:
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
+    if cost_basis:
+        settings = with_cost_basis(settings, cost_basis)
     if api_port is not None:
         settings = settings.model_copy(update={"api": settings.api.model_copy(update={"port": api_port})})
     if settings.api.port is not None:

@@ -144,3 +144,35 @@ async def test_the_session_summary_says_what_this_run_did(bus, db, markets):
         assert "2 fill(s)" in lines[0] and "equity 180,000.00 -> " in lines[2]
     finally:
         await s.stop()
+
+
+async def test_holdings_from_before_with_a_cost_basis_show_their_pnl(bus, db, markets):
+    """`--cost-basis BTC=60000` (or TPS19_HOLDINGS__COST_BASIS): the 1 BTC the account had is a
+    position entered at 60,000, so its P&L shows (it read 0 with no entry), also after a restart."""
+    from tps19.config import HoldingsSettings
+
+    async def stack():
+        st = settings()
+        st.holdings = HoldingsSettings(cost_basis={"btc": "60000"})
+        s = await build_trading(mode="paper", bus=bus, db=db, client=None, markets=markets, settings=st,
+                                starting_balances={"USDT": D("100000"), "BTC": D("1")})
+        await s.start()
+        return s
+
+    s = await stack()
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        await until(lambda: s.portfolio.mark("BTC/USDT") is not None)
+        pos = s.portfolio.position("BTC/USDT")
+        assert (pos.qty, pos.avg_entry) == (D("1"), D("60000"))
+        assert pos.unrealized(s.portfolio.mark("BTC/USDT")) == D("-10000")
+        await s.broker.place_order("BTC/USDT", "sell", "market", "0.5")  # sells part of what it had: realised
+        assert pos.realized == (D("49999") - D("60000")) * D("0.5") and pos.qty == D("0.5")
+    finally:
+        await s.stop()
+    s2 = await stack()
+    try:
+        pos = s2.portfolio.position("BTC/USDT")
+        assert (pos.qty, pos.avg_entry) == (D("0.5"), D("60000")) and pos.realized == D("-5000.5")
+    finally:
+        await s2.stop()

@@ -58,6 +58,9 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                           "needs TPS19_API__TOKEN; read-only in live unless TPS19_API__LIVE_ORDERS)."),
         allow_remote: bool = typer.Option(False, "--allow-remote",
                                           help="Let the control API listen on a non-loopback TPS19_API__HOST."),
+        cost_basis: list[str] = typer.Option(None, "--cost-basis",
+                                             help="CCY=PRICE, repeatable: holdings the account already had enter "
+                                                  "their position at this price, so their P&L shows."),
     ) -> None:
         from ..run import run_desk, run_venues
 
@@ -75,14 +78,14 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
                                "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None,
                                "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop,
-                               "--api-port": api_port is not None or None})
+                               "--api-port": api_port is not None or None, "--cost-basis": cost_basis or None})
             return
         run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
                  strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
                  shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
                  lifecycle={"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift,
                             "auto_promote": auto_promote}, protection=protection, api_port=api_port,
-                 allow_remote=allow_remote)
+                 allow_remote=allow_remote, cost_basis=cost_basis)
 
     command.__doc__ = HELP[mode]
     return command

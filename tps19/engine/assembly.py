@@ -199,6 +199,8 @@ async def build_trading(*, mode: str, bus: EventBus | None, db: Database, client
     store = TradingStore(db, mode=mode, exchange=ex_id)
     portfolio = Portfolio(mode=mode, markets=markets, bus=bus, db=db, valuation=valuation,
                           snapshot_interval_s=snapshot_interval_s)
+    holdings = getattr(settings, "holdings", None)
+    portfolio.cost_basis = dict(holdings.cost_basis) if holdings is not None else {}
     if client is not None:
         from .trading.held_prices import HeldPrices
 

@@ -100,6 +100,8 @@ class Portfolio:
         self._paths: dict[str, tuple[tuple[str, bool], ...] | None] = {}
         # marks of held currencies outside the traded symbols (held_prices.py), set by build_trading
         self.held_prices: Any = None
+        # what the account held before TPS19 traded, as entries at these prices (settings.holdings)
+        self.cost_basis: dict[str, Decimal] = {}
         self._task: asyncio.Task | None = None
         # set by the broker: what working orders lock per currency (for free/locked balances), and
         # the risk engine's P&L today (the one figure the desk shows and the loss limit enforces)
@@ -199,6 +201,7 @@ class Portfolio:
     def replay(self, fills: list[Any], adjustments: list[PositionAdjustment]) -> None:
         """Rebuild positions (not balances) from booked fills and corrections, in time order."""
         self.positions.clear()
+        self._seed_cost_basis(fills)
         items: list[tuple[int, int, Any]] = [(f.ts, 0, f) for f in fills] + [(a.ts, 1, a) for a in adjustments]
         items.sort(key=lambda t: (t[0], t[1]))
         for _, kind, it in items:
@@ -206,6 +209,23 @@ class Portfolio:
                 self.apply_fill(it, balances=False)
             else:
                 self.apply_adjustment(it)
+
+    def _seed_cost_basis(self, fills: list[Any]) -> None:
+        """The holdings from before TPS19 traded (the balance less what the fills moved) enter the
+        position at their cost basis, first: their P&L shows, and selling them realises it."""
+        for cur, basis in self.cost_basis.items():
+            sym = self.symbol_for_currency(cur)
+            held = self.balances.get(cur, ZERO)
+            if sym is None or held <= 0:
+                continue
+            own = ZERO
+            for f in fills:
+                if f.symbol == sym:
+                    own += f.amount if f.side == "buy" else -f.amount
+                    if f.fee and f.fee_currency == cur:
+                        own -= f.fee
+            if held - own > 0:
+                self.position(sym).apply(held - own, basis)
 
     # ---------------------------------------------------------------- views
     def position_event(self, symbol: str) -> PositionEvent:
