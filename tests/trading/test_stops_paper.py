@@ -299,3 +299,31 @@ async def test_restart_with_one_oco_leg_filled_cancels_the_other(bus, db_target,
     assert r.status == "cancelled" and "filled" in r.reason
     await s2.stop()
     await db.close()
+
+
+async def test_headless_order_lines_carry_the_trigger_and_say_when_it_fired(bus, db, markets, tmp_path):
+    import json
+
+    from tps19.engine.headless import _write_event
+    from tps19.engine.jsonlog import JsonLines
+    from tps19.engine.trade_log import TradeFormatter
+    from tps19.engine.trading import OrderUpdate
+
+    s = await stack(bus, db, markets)
+    sub = bus.subscribe(OrderUpdate)
+    bus.publish(book())
+    stop = await s.broker.place(req("oco", amount="0.1", stop_loss_price="49500", take_profit_price="51000"))
+    bus.publish(trades(("sell", 49500.0, 0.05)))
+    await settled(db, stop.client_order_id)
+    out = JsonLines(tmp_path / "log.jsonl")
+    fmt = TradeFormatter(markets)
+    for e in sub.drain():
+        _write_event(out, e, 0, fmt)
+    out.close()
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    mine = [x for x in lines if x.get("client_order_id") == stop.client_order_id]
+    assert [(x["type"], x["status"], x["trigger_state"]) for x in mine] == [
+        ("stop_market", "new", "armed"), ("stop_market", "new", "triggered"), ("stop_market", "filled", "working")]
+    assert mine[0]["trigger_price"] == "49500.00 USDT" and mine[0]["placement"] == "emulated"
+    assert mine[0]["oco_group"] == stop.oco_group
+    await s.stop()

@@ -203,7 +203,8 @@ def _write_event(out: JsonLines, e: Any, min_level: int, trades: TradeFormatter 
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
     elif isinstance(e, OrderUpdate):
-        if e.previous_status != e.status:  # a write that changed no status (a venue id learnt) is no news
+        # a write that changed no status (a venue id learnt) is no news; a protective order's trigger is
+        if e.previous_status != e.status or e.trigger_state == "triggered":
             out.write("order", **trades.order(e))
     elif isinstance(e, FillEvent):
         out.write("fill", **trades.fill(e))

@@ -61,6 +61,19 @@ class TradeFormatter:
             out["reason"] = e.reason
         if e.adopted:
             out["adopted"] = True
+        if e.trigger_state is not None:  # a protective order (docs/orders.md)
+            out.update(trigger_price=with_unit(e.trigger_price, px, quote), trigger_state=e.trigger_state,
+                       placement=e.placement)
+            for k in ("oco_group", "parent_id"):
+                if getattr(e, k):
+                    out[k] = getattr(e, k)
+            if e.trailing_pct is not None:
+                out["trailing_pct"] = str(e.trailing_pct)
+            if e.trailing_distance is not None:
+                out["trailing_distance"] = with_unit(e.trailing_distance, px, quote)
+        for k in ("stop_loss_price", "take_profit_price"):  # a bracket entry's protection
+            if getattr(e, k) is not None:
+                out[k] = with_unit(getattr(e, k), px, quote)
         return out
 
     def fill(self, e: FillEvent) -> dict[str, Any]:
