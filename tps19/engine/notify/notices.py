@@ -26,9 +26,10 @@ def _num(d: Decimal | None) -> str:
     return "?" if d is None else f"{d.normalize():f}"
 
 
-def notices_for(e: Any, mode: str, triggered: set[str]) -> list[Notice]:
-    """The notices one bus event makes (``triggered``: client ids whose trigger was already told)."""
-    tag = mode.upper()
+def notices_for(e: Any, mode: str, triggered: set[str], venue: str = "") -> list[Notice]:
+    """The notices one bus event makes (``triggered``: client ids whose trigger was already told);
+    titles name the mode and the venue (one process may run several)."""
+    tag = f"{mode.upper()} {venue}".strip()
     if isinstance(e, FillEvent):
         return [Notice("fills", f"fill:{e.fill_id}", f"TPS19 {tag} fill {e.symbol}",
                        f"{e.side} {_num(e.amount)} {e.symbol} @ {_num(e.price)} (fee {_num(e.fee)} "

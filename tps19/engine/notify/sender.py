@@ -36,6 +36,7 @@ class Engine(Protocol):
     mode: str
     bus: Any
     trading: Any
+    settings: Any
 
 log = logging.getLogger("tps19.notify")
 
@@ -62,6 +63,16 @@ class Notifier:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: list[asyncio.Task[Any]] = []
         self._sub: Any = None
+
+    @property
+    def venue(self) -> str:
+        settings = getattr(self.engine, "settings", None)
+        return settings.exchange.id if settings is not None else ""
+
+    @property
+    def tag(self) -> str:
+        """The mode and the venue, as every title names them."""
+        return f"{self.engine.mode.upper()} {self.venue}".strip()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +113,7 @@ class Notifier:
             self._since_summary["fees"] += e.fee
         if isinstance(e, ConnectionEvent):
             self._stream(e)
-        for notice in notices_for(e, self.engine.mode, self._triggered):
+        for notice in notices_for(e, self.engine.mode, self._triggered, self.venue):
             self.submit(notice)
 
     def _stream(self, e: ConnectionEvent) -> None:
@@ -119,13 +130,13 @@ class Notifier:
                 handle.cancel()
             told = self._stale_told.pop(key, None)
             if told is not None:
-                self.submit(Notice("feed", f"fresh:{key}", f"TPS19 {self.engine.mode.upper()}: stream recovered",
+                self.submit(Notice("feed", f"fresh:{key}", f"TPS19 {self.tag}: stream recovered",
                                    f"stream {e.stream} {e.symbol} is live again after {self.clock() - told:.1f}s stale"))
 
     def _stale_for_long(self, key: tuple[str, str], since: float) -> None:
         self._stale.pop(key, None)
         self._stale_told[key] = since
-        self.submit(Notice("feed", f"stale:{key}", f"TPS19 {self.engine.mode.upper()}: stream stale",
+        self.submit(Notice("feed", f"stale:{key}", f"TPS19 {self.tag}: stream stale",
                            f"stream {key[0]} {key[1]} has been stale for {self.clock() - since:.1f}s"))
 
     # -- sending -----------------------------------------------------------------------
@@ -186,7 +197,7 @@ class Notifier:
 
     def summary(self) -> Notice:
         """Equity, P&L today, fills and fees since the last summary."""
-        e, mode = self.engine, self.engine.mode.upper()
+        e, mode = self.engine, self.tag
         parts = []
         if e.trading is not None:
             s = e.trading.summary()
