@@ -239,3 +239,20 @@ def test_models_promotions_lists_every_verdict_with_its_evidence(tmp_path):
     assert row["decision"] == "refuse" and row["p_value"] == 0.41 and row["evidence"]["challenger_log_loss"] == 0.7
     r = runner.invoke(app, ["models", "promotions", "--db", str(db)])
     assert "refuse" in r.stdout and "hgb-b" in r.stdout
+
+
+def test_lifecycle_verdicts_are_notifications_of_class_models():
+    """What the lifecycle logs on a verdict or a failed retrain becomes a `models` notice (a URL
+    tagged models=... gets only these); its progress lines do not."""
+    from tps19.engine.events import LogEvent
+    from tps19.engine.notify.notices import MODEL_LIFECYCLE, notices_for
+
+    fields = {"champion": "lasso-a", "challenger": "hgb-b", "p_value": 0.012, "pairs": 200, "alpha": 0.05}
+    (n,) = notices_for(LogEvent("warning", MODEL_LIFECYCLE + "promotion proposed: restart with --param model=hgb-b",
+                                fields), "paper", set())
+    assert n.cls == "models" and n.title == "TPS19 PAPER: promotion proposed"
+    assert "hgb-b" in n.body and "p_value 0.012" in n.body and "pairs 200" in n.body
+    (f,) = notices_for(LogEvent("error", MODEL_LIFECYCLE + "retraining failed: the champion keeps trading",
+                                {"error": "ValueError: not enough bars"}), "live", set())
+    assert f.cls == "models" and "not enough bars" in f.body
+    assert notices_for(LogEvent("info", "challenger in shadow", {"model": "hgb-b"}), "paper", set()) == []

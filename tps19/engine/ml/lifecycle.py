@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ...durations import parse_every
+from ..notify.notices import MODEL_LIFECYCLE
 from .promotion import PromotionRule, Verdict, decide
 
 __all__ = ["LifecycleConfig", "ModelLifecycle", "lifecycle_config", "parse_every", "retrain_job"]
@@ -224,7 +225,7 @@ class ModelLifecycle:
         except Exception as err:  # a failed retrain leaves the champion trading, says why, and waits for the next trigger
             self.failures += 1
             self.last_trained_ts = int(self.bars[-1][0]) if self.bars else self.last_trained_ts
-            self.notify("error", "retraining failed", {"error": f"{type(err).__name__}: {err}"})
+            self.notify("error", MODEL_LIFECYCLE + "retraining failed: the champion keeps trading", {"error": f"{type(err).__name__}: {err}"})
             log.exception("retraining failed")
         finally:
             self.training = None
@@ -294,14 +295,15 @@ class ModelLifecycle:
         if applied:
             self.runner.promote(challenger)
             self.champion = challenger
-            self.notify("warning", "challenger promoted: it trades now", fields)
+            self.notify("warning", MODEL_LIFECYCLE + "challenger promoted: it trades now", fields)
         elif verdict.promote:
             self.runner.drop_shadow(challenger)
-            self.notify("warning", f"promotion proposed: restart with --param model={chall_id} (or use --auto-promote)",
+            self.notify("warning", MODEL_LIFECYCLE + f"promotion proposed: restart with --param model={chall_id} "
+                        "(or use --auto-promote)",
                         fields)
         else:
             self.runner.drop_shadow(challenger)
-            self.notify("info", "challenger refused: not better at the stated significance", fields)
+            self.notify("info", MODEL_LIFECYCLE + "challenger refused: not better at the stated significance", fields)
         self.challenger = None
 
     async def stop(self) -> None:

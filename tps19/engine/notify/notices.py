@@ -11,6 +11,7 @@ from ..events import ConnectionEvent, ConnState, LogEvent, StorageAlert, now_ms
 from ..trading.events import FillEvent, KillSwitchEvent, OrderUpdate, TradingIssue
 
 DIVERGENCE_ALERT = "live fills diverge from the book"  # recording/watch.py's warning
+MODEL_LIFECYCLE = "model lifecycle: "  # ml/lifecycle.py's verdicts and failed retrains
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def notices_for(e: Any, mode: str, triggered: set[str], venue: str = "") -> list
         return [Notice("risk", "divergence", f"TPS19 {tag}: live fills diverge from the book",
                        f"unexplained {f.get('unexplained_bp')} bp of taker notional over {f.get('orders')} orders "
                        f"(alert at {f.get('threshold_bp')} bp): see `tps19 divergence` on the recording")]
+    if isinstance(e, LogEvent) and e.message.startswith(MODEL_LIFECYCLE):
+        what = e.message.removeprefix(MODEL_LIFECYCLE)
+        f = e.fields
+        detail = ", ".join(f"{k} {f[k]}" for k in ("champion", "challenger", "pairs", "p_value", "alpha", "error")
+                           if k in f)
+        return [Notice("models", f"models:{what[:40]}:{f.get('challenger', '')}", f"TPS19 {tag}: {what.split(':')[0]}",
+                       what + (f" ({detail})" if detail else ""))]
     if isinstance(e, LogEvent) and e.level == "error" and "database" in e.message:
         if e.message.startswith("trading halted"):
             return []  # the StorageAlert says it

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # the event classes a URL may be limited to (its tags)
-CLASSES = ("fills", "rejections", "unknown", "protective", "risk", "feed", "venue", "storage", "summary", "test")
+CLASSES = ("fills", "rejections", "unknown", "protective", "risk", "feed", "venue", "storage", "models", "summary",
+           "test")
 _TAGGED = re.compile(r"^([a-z]+(?:\+[a-z]+)*)=(.+)$")
 
 
