@@ -149,3 +149,24 @@ def test_rolling_extremes_match_a_window_scan():
                 continue
             w = x[i - n + 1 : i + 1]
             np.testing.assert_array_equal([hi[i], lo[i]], [w.max(), w.min()])
+
+
+@pytest.mark.parametrize("n", [1500, 5000])
+def test_long_windows_are_exactly_rounded_across_chunks(n):
+    """Windows past 1,024 (sums of squares carried before scaling) and 4,096 bars (extra limbs),
+    on more bars than one chunk of windows, so windows straddle two chunks' scales."""
+    import math
+    from fractions import Fraction
+
+    from tps19.engine.strategies import indicators as ind
+
+    rng = np.random.default_rng(n)
+    x = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 1e-3, 33_000 + n))), 2)
+    mean, dev = ind.sma_std(x, n)
+    at = np.array([n - 1, 32_767 + n // 2, 32_768 + n - 1, len(x) - 1])
+    (mean_at,) = ind.means_at(x, (n,), at)
+    for k, i in enumerate(at.tolist()):
+        w = [Fraction(v) for v in x[i - n + 1 : i + 1].tolist()]
+        t = sum(w)
+        d = n * sum(v * v for v in w) - t * t
+        assert mean[i] == float(t) / n == mean_at[k] and dev[i] == math.sqrt(float(d)) / n, i
