@@ -17,12 +17,12 @@ from tps19.engine.storage import Database
 from tps19.desk.screens.models import ModelsScreen
 
 
-async def _live_decisions(db_path, model: str, drifted: bool) -> None:
+async def _live_decisions(db_path, model: str, drifted: bool, more: int = 0) -> None:
     db = Database(db_path)
     await db.open()
     try:
         log = DecisionLog(db)
-        closes = [100.0, 101.0, 100.5, 101.5, 102.0, 101.0, 101.2]
+        closes = [100.0, 101.0, 100.5, 101.5, 102.0, 101.0, 101.2] + [101.2] * more
         for i, close in enumerate(closes):
             ts = 1_700_000_000_000 + i * 60_000
             await log.resolve("BTC/USDT", ts, close)
@@ -56,9 +56,24 @@ async def test_models_screen_shows_validation_beside_live_hit_rate_and_warns_of_
         up = [101.0 > 100.0, 100.5 > 101.0, 101.5 > 100.5, 102.0 > 101.5, 101.0 > 102.0, 101.2 > 101.0]
         assert row[6] == f"{sum(up) / 6 * 100:.1f}%"  # P(up) 0.7 is right when the price rose
         assert row[3].endswith("%") and row[3] != "-"  # validation accuracy beside it
-        assert row[8].startswith("DRIFT")
+        # 7 decisions are no sample to measure drift on (PSI of 7 values read DRIFT): n/a, with n
+        assert row[8] == "n/a n=7", row[8]
         detail = str(screen.query_one("#models-detail", Static).render())
-        assert "ret_1" in detail and "DRIFT" in detail and "calibration" in detail
+        assert "7 live decisions" in detail and "computed from 100 on" in detail and "calibration" in detail
+        assert "DRIFT" not in detail
+
+
+async def test_drift_is_measured_from_a_minimum_sample(tmp_path):
+    db = tmp_path / "t.db"
+    model = await asyncio.to_thread(register_model, db, make_bars(800, ar=-0.4), folds=2)
+    await _live_decisions(db, model, drifted=True, more=113)  # 120 decisions
+    app = _Host(db, psi_warn=0.25)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.loaded, what="models loaded")
+        row = [str(c) for c in app.screen.query_one("#models-table", DataTable).get_row_at(0)]
+        assert row[8].startswith("DRIFT"), row
+        detail = str(app.screen.query_one("#models-detail", Static).render())
+        assert "ret_1" in detail and "DRIFT" in detail and "120 live decisions" in detail
 
 
 async def test_key_m_opens_the_models_screen_from_the_desk(settings):  # noqa: F811

@@ -308,7 +308,11 @@ def compare(
         for m in (a, b):
             if await registry.get_record(d, m) is None:
                 return m
-        return evaluation.compare(await evaluation.outcomes(d, a), await evaluation.outcomes(d, b))
+        out = evaluation.compare(await evaluation.outcomes(d, a), await evaluation.outcomes(d, b))
+        # decisions both made whose horizon has not passed yet: the sample still to come
+        both = ({(x.symbol, x.ts) for x in await evaluation.decisions(d, a, 1_000_000)}
+                & {(x.symbol, x.ts) for x in await evaluation.decisions(d, b, 1_000_000)})
+        return out | {"pending_pairs": len(both) - int(out["paired_decisions"])}
 
     res = _with_db(db_path(db), go)
     if isinstance(res, str):
@@ -327,8 +331,10 @@ def _print_compare(res: dict[str, Any]) -> None:
     n = res["paired_decisions"]
     if not n:
         typer.echo(f"{res['a']} and {res['b']} have no resolved decisions on the same bars yet "
+                   f"({res.get('pending_pairs', 0)} paired pending their horizon) "
                    "(run one in shadow beside the other: `tps19 paper --strategy ml --param model=A --shadow B`)")
         return
+    pending = res.get("pending_pairs", 0)
     t = Table(title=f"{n} decisions both made (resolved)")
     for c in ("model", "hit rate", "log loss", "signal P&L"):
         t.add_column(c)
@@ -336,6 +342,8 @@ def _print_compare(res: dict[str, Any]) -> None:
         f = res[f"{key}_figures"]
         t.add_row(res[key], _f(f["hit_rate"], True), _f(f["log_loss"]), _f(f["signal_pnl"], True))
     _cli_console().print(t)
+    typer.echo(f"{pending} more paired decision{'' if pending == 1 else 's'} pending "
+               f"{'its' if pending == 1 else 'their'} horizon")
     typer.echo(f"only {res['a']} right: {res['only_a_right']}, only {res['b']} right: {res['only_b_right']}; "
                f"McNemar p = {_f(res['mcnemar_p'])}; paired t-test on log loss p = {_f(res['log_loss_t_p'])} "
                "(promote a challenger when it is better and p is small, e.g. < 0.05)")

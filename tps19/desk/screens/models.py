@@ -80,7 +80,12 @@ class ModelsScreen(Screen[None]):
         keep = table.cursor_row  # a refresh keeps the trader's row
         table.clear()
         for m in self.models:
-            drift = Text(f"DRIFT {len(m.drifting)}", style="bold red") if m.drifting else Text("ok", style="green")
+            if m.drifting:
+                drift = Text(f"DRIFT {len(m.drifting)}", style="bold red")
+            elif m.psi and all(v is None for v in m.psi.values()):
+                drift = Text(f"n/a n={m.drift_n}", style="dim")  # too few live decisions to say
+            else:
+                drift = Text("ok", style="green")
             table.add_row(m.id, f"{_day(m.start_ms)}..{_day(m.end_ms)}", _f(m.validation.get("roc_auc")),
                           _f(m.validation.get("accuracy"), True), _f(m.validation.get("log_loss")),
                           str(m.live["resolved"]), _f(m.live["hit_rate"], True), _f(m.live["log_loss"]), drift,
@@ -113,7 +118,10 @@ class ModelsScreen(Screen[None]):
             out.append(f"  {c['p_mean']:.2f} -> {c['up_rate'] * 100:.0f}%  (n={c['n']})\n")
         if not m.live["calibration"]:
             out.append("  no resolved decisions yet\n")
-        out.append("drift (PSI per feature, live decisions vs training):\n", style="bold")
+        from ...engine.ml.drift import MIN_SAMPLE
+
+        out.append(f"drift (PSI per feature, {m.drift_n} live decisions vs training; computed from "
+                   f"{MIN_SAMPLE} on):\n", style="bold")
         for name, v in m.psi.items():
             warn = v is not None and v > self.psi_warn
             out.append(f"  {name:<12} {_f(v)}{'  DRIFT' if warn else ''}\n", style="bold red" if warn else "")

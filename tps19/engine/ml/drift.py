@@ -37,6 +37,17 @@ def psi(reference: dict[str, Any], values: np.ndarray) -> float | None:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def psi_table(stats: dict[str, Any], rows: Sequence[dict[str, float]]) -> dict[str, float | None]:
-    """PSI per feature of live feature rows (dicts name -> value) against a model's stats."""
-    return {name: psi(ref, np.array([r[name] for r in rows if name in r], dtype=float)) for name, ref in stats.items()}
+# PSI over 10 bins of a handful of values is noise (5 identical values already read as "drift"):
+# below this many live values a feature's drift is not computed (n/a, with n shown).
+MIN_SAMPLE = 100
+
+
+def psi_table(stats: dict[str, Any], rows: Sequence[dict[str, float]],
+              min_sample: int = MIN_SAMPLE) -> dict[str, float | None]:
+    """PSI per feature of live feature rows (dicts name -> value) against a model's stats; None for
+    a feature with fewer than ``min_sample`` values."""
+    out: dict[str, float | None] = {}
+    for name, ref in stats.items():
+        values = np.array([r[name] for r in rows if name in r], dtype=float)
+        out[name] = psi(ref, values) if np.count_nonzero(~np.isnan(values)) >= min_sample else None
+    return out

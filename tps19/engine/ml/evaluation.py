@@ -66,9 +66,15 @@ def live_summary(rows: list[Outcome], bins: int = 5) -> dict[str, Any]:
 
 
 async def drift(db: Any, record: Any, limit: int = 500) -> dict[str, float | None]:
-    """PSI per feature of the model's latest live decisions against its training distribution."""
+    """PSI per feature of the model's latest live decisions against its training distribution
+    (None per feature below ``drift.MIN_SAMPLE`` decisions; ``drift_sample`` says how many)."""
     rows = [d.features.get("values", {}) for d in await decisions(db, record.id, limit) if d.features]
     return psi_table(record.feature_stats or {}, rows) if rows else {}
+
+
+async def drift_sample(db: Any, record: Any, limit: int = 500) -> int:
+    """How many live decisions (with features) the drift figures are computed from."""
+    return sum(1 for d in await decisions(db, record.id, limit) if d.features)
 
 
 def compare(a: list[Outcome], b: list[Outcome]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class ModelOverview:
     live: dict[str, Any]  # evaluation.live_summary
     psi: dict[str, float | None] = field(default_factory=dict)
     drifting: tuple[str, ...] = ()  # features whose PSI passes the threshold
+    drift_n: int = 0  # live decisions the PSI is computed from (none below drift.MIN_SAMPLE)
 
 
 async def gather(target: str | Path, psi_warn: float) -> list[ModelOverview]:
@@ -38,7 +39,7 @@ async def gather(target: str | Path, psi_warn: float) -> list[ModelOverview]:
             drifting = tuple(k for k, v in psi.items() if v is not None and v > psi_warn)
             out.append(ModelOverview(rec.id, rec.kind, rec.start_ms, rec.end_ms, rec.bars,
                                      {k: rec.cv.get(k) for k in ("roc_auc", "accuracy", "log_loss")}, live, psi,
-                                     drifting))
+                                     drifting, await evaluation.drift_sample(db, rec)))
         return out
     finally:
         await db.close()
