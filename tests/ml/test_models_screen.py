@@ -86,3 +86,39 @@ async def test_key_m_opens_the_models_screen_from_the_desk(settings):  # noqa: F
         assert "No models yet" in str(app.screen.query_one("#models-detail", Static).render())
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, ModelsScreen), what="back to the desk")
+
+
+async def test_models_screen_proposes_a_challenger_the_rule_promoted(tmp_path):
+    """A challenger the promotion rule promoted without --auto-promote is proposed on the screen,
+    with its champion, p-value and the flag to run it; its lineage names its parent."""
+    from tps19.engine.storage.models_ml import MLModel, MLPromotion
+
+    db = tmp_path / "t.db"
+    champion = await asyncio.to_thread(register_model, db, make_bars(800, ar=-0.4), folds=2)
+    challenger = await asyncio.to_thread(register_model, db, make_bars(800, ar=-0.4, seed=9), folds=2, horizon=2)
+    d = Database(db)
+    await d.open()
+    try:
+        async with d.session() as s:
+            rec = await s.get(MLModel, challenger)
+            rec.lineage = {"parent": champion, "trigger": "schedule", "bars": 800}
+            s.add(rec)
+            s.add(MLPromotion(created_ms=1_700_000_000_000, champion=champion, challenger=challenger,
+                              decision="promote", applied=False, p_value=0.0123, pairs=200, evidence={}))
+            await s.commit()
+    finally:
+        await d.close()
+    app = _Host(db, psi_warn=0.25)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.loaded, what="models loaded")
+        screen = app.screen
+        table = screen.query_one("#models-table", DataTable)
+        assert str(table.get_row_at(0)[0]) == challenger  # newest first
+        detail = " ".join(str(screen.query_one("#models-detail", Static).render()).split())
+        assert f"PROMOTION PROPOSED: {challenger} over {champion} (p 0.0123 on 200 paired decisions)" in detail
+        assert f"restart with --param model={challenger}" in detail
+        assert f"retrained from {champion} (schedule) on 800 bars" in detail
+        await pilot.press("down")
+        await wait_for(pilot, lambda: champion in str(screen.query_one("#models-detail", Static).render()),
+                       what="the champion's detail")
+        assert "PROMOTION PROPOSED" not in str(screen.query_one("#models-detail", Static).render())

@@ -110,6 +110,17 @@ class ModelsScreen(Screen[None]):
                           "(docs/ml.md), then run it with `--strategy ml --param model=ID`.")
             return
         out = Text()
+        prop = m.proposed
+        if prop is not None:
+            out.append(f"PROMOTION PROPOSED: {m.id} over {prop['champion']} (p {prop['p_value']:.4f} on "
+                       f"{prop['pairs']} paired decisions): restart with --param model={m.id}\n", style="bold yellow")
+        for v in m.verdicts:
+            if v is not prop:
+                out.append(f"promotion test against {v['champion']}: {v['decision']}"
+                           f"{' (applied)' if v['applied'] else ''}, p {v['p_value']:.4f} on {v['pairs']} pairs\n")
+        if m.lineage and m.lineage.get("parent"):
+            out.append(f"retrained from {m.lineage['parent']} ({m.lineage.get('trigger')}) on {m.lineage.get('bars')} "
+                       f"bars\n")
         out.append(f"{m.id}  ", style="bold")
         out.append(f"validation accuracy {_f(m.validation.get('accuracy'), True)}, live hit rate "
                    f"{_f(m.live['hit_rate'], True)} on {m.live['resolved']} resolved decisions\n")
