@@ -74,3 +74,32 @@ async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(sim_sett
         assert cap * Decimal("0.9") < spent <= cap * Decimal("1.01")  # cap plus the taker fee at most
     finally:
         await engine.stop()
+
+
+async def test_a_strategy_entry_in_paper_carries_the_stops_of_the_settings(sim_settings):
+    """`tps19 paper --strategy ... --stop-loss 2 --take-profit 3` (settings.stops): the engine's
+    executor makes every entry a bracket; its legs are armed from the fill price (docs/orders.md)."""
+    sim_settings = sim_settings.model_copy(update={
+        "symbols": sim_settings.symbols.model_copy(update={"watch": ["BTC/USDT"]}),
+        "risk": sim_settings.risk.model_copy(update={"max_order_notional": Decimal("1000000"),
+                                                 "max_position_notional": Decimal("1000000")}),
+        "stops": sim_settings.stops.model_copy(update={"stop_loss_pct": 2.0, "take_profit_pct": 3.0}),
+    })
+    engine = Engine(sim_settings, "paper", strategy=create("sma_cross", ["fast=3", "slow=8"]))
+    await engine.start()
+    try:
+        assert engine.executor is not None and engine.trading is not None
+        pf = engine.trading.portfolio
+        assert await wait_for(lambda: pf.mark("BTC/USDT") is not None)
+        await engine.executor.submit_target("BTC/USDT", 0.5, Signal(direction=1, strength=1.0, reason="test", target=0.5))
+        held = engine.trading.broker.emulator.held
+        assert await wait_for(lambda: len(held) == 2)
+        assert not engine.trading.broker.orders  # the market entry filled; only its legs work
+        legs = {o.type.value: o for o in held.values()}
+        [parent] = {o.parent_id for o in held.values()}  # one entry: one group
+        assert parent is not None and parent.startswith(engine.executor.prefix)
+        assert set(legs) == {"stop_market", "take_profit"} and len({o.oco_group for o in held.values()}) == 1
+        stop, take = legs["stop_market"].trigger_price, legs["take_profit"].trigger_price
+        assert abs(take / stop - Decimal("1.03") / Decimal("0.98")) < Decimal("0.0005")
+    finally:
+        await engine.stop()
