@@ -121,3 +121,41 @@ async def test_help_scrolls_to_its_last_key_at_80x24():
             await pilot.press("pagedown")
         await pilot.pause()
         assert "quit (live mode asks" in text(), text()
+
+
+async def test_signals_pane_marks_warm_up_signals_and_shows_the_strategys_clock():
+    """A warm-up signal (decided on history at start, never traded) read like a live one; a running
+    strategy without a signal yet said "no strategy running"; nothing said when it next decides."""
+    from textual.app import App
+
+    from tps19.desk.widgets.panes import SignalsPane, strategy_clock
+    from tps19.engine.strategies.signals import Signal, SignalEvent
+
+    from .conftest import screen_text
+
+    class Runner:
+        prototype = type("P", (), {"name": "sma_cross"})()
+        timeframe = "1m"
+        last_ts = {"BTC/USDT": 1_700_000_040_000}  # 22:14 UTC
+
+    clock = strategy_clock(Runner(), "BTC/USDT")
+    assert clock == "last bar 22:14:00 · next decision 22:16:00 (1m)"
+    assert strategy_clock(None, "BTC/USDT") is None
+
+    class One(App):
+        CSS = "SignalsPane { border: round white; height: 8; }"  # the desk's pane border
+
+        def compose(self):
+            yield SignalsPane("", id="signals")
+
+    app = One()
+    async with app.run_test(size=(100, 12)) as pilot:
+        pane = app.query_one(SignalsPane)
+        pane.show_signals([], True, clock)
+        await pilot.pause()
+        assert "no signals yet" in screen_text(app) and "next decision 22:16:00" in screen_text(app)
+        warm = SignalEvent("sma_cross", "BTC/USDT", "1m", 1_700_000_040_000,
+                           Signal(direction=1, strength=1.0, reason="fast above slow", target=1.0), warmup=True)
+        pane.show_signals([warm], True, clock)
+        await pilot.pause()
+        assert "warm-up, not traded: fast above slow" in screen_text(app)

@@ -32,6 +32,7 @@ from .screens.help import HelpScreen
 from .screens.logview import LogScreen
 from .widgets.market.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
+from .widgets.panes import strategy_clock
 from .widgets.state import DeskState, event_types
 from .widgets.status import StatusBar
 
@@ -377,8 +378,9 @@ class DeskApp(CockpitScreens, App[int]):
         if "risk" in dirty:
             limits = self.trading.broker.risk.settings if self.trading is not None else self.settings.risk
             panes["risk"].show_trading(self.state, self.trading, limits)
-        if "signals" in dirty:
-            panes["signals"].show_signals(list(self.state.signals), bool(self.state.signals))
+        if "signals" in dirty or "chart" in dirty:  # a closed bar moves the strategy's clock
+            runner = getattr(self.engine, "runner", None) if self.engine is not None else None
+            panes["signals"].show_signals(list(self.state.signals), runner is not None, strategy_clock(runner, self.symbol))
         if "log" in dirty and self.state.new_log:
             lines = [redact_event(e) for e in self.state.new_log]
             panes["log"].add(lines)

@@ -316,7 +316,8 @@ class Engine:
                 runner.last_ts[symbol] = int(closed[-1][0])
             if last is not None:
                 self.bus.publish(SignalEvent(strategy=strategy.name, symbol=symbol, timeframe=timeframe,
-                                             ts=int(closed[-1][0]), signal=last, params=strategy.param_dict()))
+                                             ts=int(closed[-1][0]), signal=last, params=strategy.param_dict(),
+                                             warmup=True))
         runner.start()
         self.log("info", "strategy running", strategy=strategy.name, params=strategy.param_dict(),
                  trading=sink is not None)

@@ -199,7 +199,8 @@ def _write_event(out: JsonLines, e: Any, min_level: int, trades: TradeFormatter 
         out.write("connection", stream=e.stream, symbol=e.symbol, state=e.state.value, detail=e.detail)
     elif isinstance(e, SignalEvent):
         out.write("signal", strategy=e.strategy, symbol=e.symbol, bar_ts=e.ts, direction=e.signal.direction,
-                  strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason)
+                  strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason,
+                  **({"warmup": True} if e.warmup else {}))
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
     elif isinstance(e, OrderUpdate):

@@ -281,7 +281,14 @@ class SignalsPane(RowsPane):
     COLS = (Col("time", right=False), Col("sym", right=False), Col("dir", right=False), Col("target"),
             Col("reason", right=False))
 
-    def show_signals(self, signals: list[Any], running: bool) -> None:
+    def show_signals(self, signals: list[Any], running: bool, status: str | None = None) -> None:
+        """``status``: the running strategy's last bar and next decision (in the border's title;
+        the subtitle says how many rows are hidden)."""
+        if not hasattr(self, "_title"):
+            self._title = str(self.border_title or "Signals")
+        title = f"{self._title} · {status}" if status else self._title
+        if self.border_title != title:
+            self.border_title = title
         if self.unchanged((len(signals), signals[-1] if signals else None, running)):
             return
         if not signals:
@@ -291,11 +298,27 @@ class SignalsPane(RowsPane):
         rows = []
         for s in reversed(signals):
             d = s.direction
-            c = (theme.success or "green") if d > 0 else (theme.error or "red") if d < 0 else "dim"
+            warm = bool(getattr(s, "warmup", False))  # decided on history at start: never traded
+            c = "dim" if warm else (theme.success or "green") if d > 0 else (theme.error or "red") if d < 0 else "dim"
             rows.append([Text(hms(s.ts), style="dim"), s.symbol.split("/")[0],
                          Text({1: "BUY", -1: "SELL", 0: "hold"}.get(d, str(d)), style=c),
-                         f"{s.target:.2f}", Text(_reason(s), style="dim")])
+                         f"{s.target:.2f}", Text(("warm-up, not traded: " if warm else "") + _reason(s), style="dim")])
         self.show(self.COLS, rows)
+
+
+def strategy_clock(runner: Any, symbol: str) -> str | None:
+    """"last bar 10:41 · next decision 10:43": the bar the running strategy last decided on (its
+    open time) and when the next one closes, for ``symbol`` (None without a strategy)."""
+    if runner is None:
+        return None
+    from ...engine.history import timeframe_ms
+
+    last = (getattr(runner, "last_ts", None) or {}).get(symbol)
+    tf = getattr(runner, "timeframe", None)
+    if last is None or not tf:
+        return f"{getattr(runner.prototype, 'name', 'strategy')}: waiting for the first closed bar"
+    step = timeframe_ms(tf)
+    return f"last bar {hms(last)} · next decision {hms(last + 2 * step)} ({tf})"
 
 
 def _reason(s: Any) -> str:

@@ -43,6 +43,7 @@ class SignalEvent:
     ts: int  # open time (ms) of the bar whose close produced the signal
     signal: Signal
     params: dict[str, Any] = field(default_factory=dict)
+    warmup: bool = False  # decided on history at start: shown, never traded
 
     @property
     def direction(self) -> int:
