@@ -34,3 +34,30 @@ def test_exchange_command_serves_and_exits_zero_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_exchange_binance_dialect_serves_binance_and_says_how_to_point_ccxt():
+    r = CliRunner().invoke(app, ["exchange", "--help"])
+    assert "--dialect binance" in r.output and "ws://HOST:PORT/ws-api/v3" in r.output
+    r = CliRunner().invoke(app, ["exchange", "--dialect", "kraken"])
+    assert r.exit_code == 2 and "--dialect must be one of cryptocom, binance" in r.output
+    proc = subprocess.Popen([sys.executable, "-c", "from tps19.cli import main; main()", "exchange", "--port", "0",
+                             "--dialect", "binance"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stdout.readline()
+        assert "(Binance spot)" in line and "/api/v3" in line
+        url = line.split(" on ")[1].split()[0]  # http://127.0.0.1:PORT/api/v3
+        hint = proc.stdout.readline()
+        assert "TPS19_EXCHANGE__ID=sim-binance" in hint
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(url + "/exchangeInfo", timeout=5) as r:
+            assert {s["symbol"] for s in json.load(r)["symbols"]} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
