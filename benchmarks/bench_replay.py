@@ -6,6 +6,7 @@
 2. In-process replay backtest (the paper broker's fill model) on a synthetic recording: book
    events/s; beside it the bar engine (`run_backtest`, sma_cross) on the same machine in the same
    run: bars/s, and the ratio.
+4. `tps19 replay --speed max` through the simulated exchange's websocket to a headless engine: frames/s.
 3. `divergence` of a one-hour paper session at 1,000 events/s (3.6 M frames, the engine's views
    of them, a strategy): wall time (the goal is < 60 s).
 
@@ -218,6 +219,47 @@ def bench_replay(events: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_wire(events: int) -> None:
+    """`tps19 replay --speed max --no-ui`: the recording through the simulated exchange's websocket,
+    ccxt.pro and the feed, in one process."""
+    from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, Settings
+    from tps19.engine.clock import use_clock
+    from tps19.engine.engine import Engine
+    from tps19.engine.headless import run_headless
+    from tps19.simex.replay import ReplayExchange
+
+    tmp = Path(tempfile.mkdtemp(prefix="tps19-bench-wire-"))
+    try:
+        os.chdir(tmp)
+        root = tmp / "rec"
+        write_recording(root, frames(events), session=False)
+
+        async def go() -> tuple[float, int, int]:
+            sim = ReplayExchange(root, speed=None, accounts={SIM_DEMO_API_KEY: (SIM_DEMO_SECRET, {"USDT": 1000})})
+            await sim.start()
+            settings = Settings(database={"path": tmp / "x.db"}, symbols={"watch": list(MARKETS)},
+                                exchange={"id": "sim", "rest_url": sim.base_url},
+                                feed={"watch_timeout_s": 60, "stale_after_s": 60})
+            try:
+                with use_clock(lambda: sim.now_ms * 1_000_000):
+                    engine = Engine(settings, "paper")
+                    t0 = time.perf_counter()
+                    await run_headless(engine, tmp / "log.jsonl", stop_event=sim.finished)
+                    wall = time.perf_counter() - t0
+                applied = engine.venue.book_messages[0] if engine.venue else 0
+                return wall, sim.frames_sent, applied
+            finally:
+                await sim.stop()
+
+        wall, sent, applied = asyncio.run(go())
+        print(f"4. replay through the wire (--speed max, headless engine, same process): {sent:,} frames sent, "
+              f"{applied:,} book messages applied by ccxt.pro in {wall:.1f} s = {sent / wall:,.0f} frames/s "
+              f"(start and stop of the engine included)")
+    finally:
+        os.chdir(ROOT)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def bench_divergence(events: int) -> None:
     from tps19.config import Settings
     from tps19.engine.recording.divergence import divergence
@@ -244,6 +286,7 @@ def main() -> None:
     ap.add_argument("--record-seconds", type=float, default=10.0)
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--hour-events", type=int, default=3_600_000)
+    ap.add_argument("--wire-events", type=int, default=30_000)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: record,replay,divergence")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -252,6 +295,8 @@ def main() -> None:
         bench_recording(a.record_seconds)
     if "replay" not in skip:
         bench_replay(a.events)
+    if "wire" not in skip:
+        bench_wire(a.wire_events)
     if "divergence" not in skip:
         bench_divergence(a.hour_events)
 

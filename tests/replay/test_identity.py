@@ -67,6 +67,9 @@ def test_a_paper_session_has_no_unexplained_divergence(session):
     assert report.session_orders == len({f.client_order_id for f in session.fills} | {u.client_order_id for u in session.updates})
     assert _zero(led.causes["unexplained"])
     assert _zero(sum(led.causes.values()) - led.gap)  # every unit of the gap has a cause
+    # the bar backtest of the same bars beside it, with its own gap
+    bars = report.bar_backtest
+    assert bars is not None and bars.bars > 3 and bars.gap == led.subject_pnl - bars.pnl
     json.dumps(report.as_dict())
 
 

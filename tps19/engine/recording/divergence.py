@@ -225,6 +225,20 @@ def _legs(o: OrderRun, qty: Decimal) -> tuple[Decimal, Decimal, Decimal] | None:
 
 
 @dataclass
+class BarBacktest:
+    """The bar engine (signal on a bar's close, fill at the next bar's open, a flat taker fee) on the
+    session's own closed bars: what a bar backtest of the same period says, and its gap."""
+
+    pnl: Decimal  # over the session's bars (equity at the end minus at the last warm-up bar)
+    gap: Decimal  # session P&L minus this
+    trades: int
+    bars: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pnl": str(self.pnl), "gap_vs_session": str(self.gap), "trades": self.trades, "bars": self.bars}
+
+
+@dataclass
 class DivergenceReport:
     ledger: Ledger  # the session (subject) against the strategy at bar close with no latency (reference)
     session_orders: int
@@ -232,15 +246,67 @@ class DivergenceReport:
     mode: str
     rows: int
     elapsed_s: float
+    bar_backtest: BarBacktest | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "session_orders": self.session_orders, "replay_matches_session": self.replay_matches,
-                "rows": self.rows, "elapsed_s": round(self.elapsed_s, 3), "ledger": self.ledger.as_dict()}
+                "rows": self.rows, "elapsed_s": round(self.elapsed_s, 3), "ledger": self.ledger.as_dict(),
+                "bar_backtest": self.bar_backtest.as_dict() if self.bar_backtest else None}
+
+
+def bar_backtest(root: Any, meta: dict[str, Any], session_pnl: Decimal) -> BarBacktest | None:
+    """The recorded strategy run by the bar engine on the recording's warm-up and closed bars."""
+    import json
+
+    from .format import VIEW_BAR, WARMUP
+    from .reader import read_rows
+
+    if not meta.get("strategy"):
+        return None
+    import numpy as np
+
+    from ..backtest import BacktestConfig, run_backtest
+    from ..strategies.registry import create
+
+    warm: dict[str, dict[int, list[float]]] = defaultdict(dict)
+    live: dict[str, dict[int, list[float]]] = defaultdict(dict)
+    for r in read_rows(root, kinds=[WARMUP, VIEW_BAR]):
+        d = json.loads(r[12])
+        if r[4] == WARMUP:
+            for c in d["candles"]:
+                warm[r[5]][int(c[0])] = [float(x or 0) for x in c[1:6]]
+        elif d.get("closed"):
+            live[r[5]][int(d["ts"])] = [d["open"], d["high"], d["low"], d["close"], d["volume"]]
+    balances = {k: float(v) for k, v in (meta.get("balances") or {}).items()}
+    markets = meta.get("markets") or {}
+    quotes = [(markets.get(s) or {}).get("quote") for s in live]
+    pnl, trades, bars = Decimal(0), 0, 0
+    for sym, rows in live.items():
+        m = markets.get(sym) or {}
+        allbars = {**warm.get(sym, {}), **rows}
+        ts = np.array(sorted(allbars), dtype=np.int64)
+        if len(rows) < 2 or len(ts) < 3:
+            continue
+        cols = np.array([allbars[t] for t in ts.tolist()], dtype=float)
+        cash = balances.get(m.get("quote", ""), 0.0) / max(1, quotes.count(m.get("quote")))
+        if cash <= 0:
+            continue
+        strat = create(meta["strategy"], [f"{k}={v}" for k, v in (meta.get("params") or {}).items()])
+        res = run_backtest(strat, {"ts": ts, "open": cols[:, 0], "high": cols[:, 1], "low": cols[:, 2],
+                                   "close": cols[:, 3], "volume": cols[:, 4]},
+                           BacktestConfig(cash=cash, fee=float(m.get("taker") or 0.0)))
+        k0 = int(np.searchsorted(ts, min(rows)))  # the first session bar
+        start = float(res.equity[k0 - 1]) if k0 > 0 else cash
+        pnl += Decimal(repr(float(res.equity[-1]) - start))
+        trades += int(np.count_nonzero(res.fills.bar >= k0))
+        bars += len(rows)
+    return BarBacktest(pnl=pnl, gap=session_pnl - pnl, trades=trades, bars=bars)
 
 
 async def divergence(root: Any, settings: Any, *, latency_ms: int = 0) -> DivergenceReport:
     """The ledger of a session recorded with ``--record``: the session as it happened against the
     same strategy replayed at each bar's close (``latency_ms`` after it)."""
+    import asyncio
     import json
     import time
 
@@ -274,6 +340,7 @@ async def divergence(root: Any, settings: Any, *, latency_ms: int = 0) -> Diverg
     matches = [(o.side, o.filled, o.cost, o.fee) for o in session] == [(o.side, o.filled, o.cost, o.fee) for o in replayed]
     reference = orders_of(ideal.updates, ideal.fills, ideal.books_at)
     led = ledger(reference, session, recorded.marks)
+    bars = await asyncio.to_thread(bar_backtest, root, recorded.meta, led.subject_pnl)
     return DivergenceReport(ledger=led, session_orders=len(session), replay_matches=matches,
                             mode=str(recorded.meta.get("mode")), rows=recorded.rows + ideal.rows,
-                            elapsed_s=time.perf_counter() - t0)
+                            elapsed_s=time.perf_counter() - t0, bar_backtest=bars)

@@ -395,13 +395,14 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
         shown_trades: dict[tuple[str, tuple[str | None, ...]], TradeEvent] = {}
         at_points = timing == "recorded" and plan.broker_points
 
-        async def publish_book(symbol: str, b: Book) -> None:
+        async def publish_book(symbol: str, b: Book, seq: int | None = None) -> None:
+            """``seq``: the sequence number the feed published this book under (a view row's)."""
             bids, asks = b.levels(depth)
-            ev = BookEvent(symbol, bids, asks, b.ts, b.seq)
+            ev = BookEvent(symbol, bids, asks, b.ts, b.seq if seq is None else seq)
             bus.publish(ev)
             result.books_published += 1
             if at_points:
-                shown_books[(symbol, b.seq)] = ev
+                shown_books[(symbol, ev.seq)] = ev
                 _bound(shown_books)
                 return
             if resting(symbol):
@@ -483,10 +484,17 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 continue  # market data only: the frames are the stream (views are informative)
             elif kind == VIEW_BOOK:
                 if symbol in books:
-                    await publish_book(symbol, books[symbol])
+                    await publish_book(symbol, books[symbol], r[6])
             elif kind == VIEW_TRADES:
-                ids = json.loads(r[12])
-                await publish_trades(symbol, tuple(prints.pop(i) for i in ids if i in prints))
+                shown = json.loads(r[12])
+                if shown and isinstance(shown[0], list):  # the prints as the feed published them
+                    seen = tuple(Trade(int(t[1]), str(t[2]), float(t[3]), float(t[4]), t[0]) for t in shown
+                                 if t[0] not in opts.drop_prints)
+                    for t in seen:
+                        prints.pop(t.id, None)  # type: ignore[arg-type]
+                else:  # ids of prints received as frames
+                    seen = tuple(prints.pop(i) for i in shown if i in prints)
+                await publish_trades(symbol, seen)
             elif kind == VIEW_BAR:
                 d = json.loads(r[12])
                 await on_bar(BarEvent(**d))

@@ -20,4 +20,8 @@ def ledger_table(report: Any) -> Any:
     t.add_row("[b]gap[/b] (session - reference)", f"[b]{led.gap:.4f}[/b]", f"[b]{led.bp(led.gap):+.2f}[/b]")
     t.add_row("reference P&L", f"{led.reference_pnl:.4f}", "")
     t.add_row("session P&L", f"{led.subject_pnl:.4f}", "")
+    bars = getattr(report, "bar_backtest", None)
+    if bars is not None:
+        t.add_row(f"bar backtest P&L ({bars.bars} bars, {bars.trades} fills)", f"{bars.pnl:.4f}", "")
+        t.add_row("[b]gap[/b] (session - bar backtest)", f"[b]{bars.gap:.4f}[/b]", f"[b]{led.bp(bars.gap):+.2f}[/b]")
     return t

@@ -175,7 +175,9 @@ class Recorder:
             self.event(VIEW_BOOK, ev.symbol, "", venue_ts=ev.ts, seq=ev.seq)
 
         def trades(ev: TradeEvent) -> None:
-            self.event(VIEW_TRADES, ev.symbol, [t.id for t in ev.trades], venue_ts=ev.trades[-1].ts if ev.trades else None)
+            # the prints themselves: some never came as frames (REST backfill after a resubscribe)
+            self.event(VIEW_TRADES, ev.symbol, [[t.id, t.ts, t.side, t.price, t.amount] for t in ev.trades],
+                       venue_ts=ev.trades[-1].ts if ev.trades else None)
 
         def bar(ev: BarEvent) -> None:
             self.event(VIEW_BAR, ev.symbol, ev, venue_ts=ev.ts)
