@@ -131,6 +131,7 @@ class _Plan:
     manual: dict[int, dict[str, Any]] = field(default_factory=dict)  # execution gseq -> the order placed by hand
     strategy_exec: set[int] = field(default_factory=set)
     broker_points: bool = False  # the recording says where the paper broker judged resting orders
+    unplanned: set[tuple[str, int]] = field(default_factory=set)  # signals the recording shows no plan for
 
 
 def _plan(root: Path, opts: ReplayOptions) -> _Plan:
@@ -159,6 +160,9 @@ def _plan(root: Path, opts: ReplayOptions) -> _Plan:
         for i, (g, ts) in enumerate(sigs):
             nxt = sigs[i + 1][0] if i + 1 < len(sigs) else None
             hit = next((d for d in decisions.get(sym, ()) if d > g and (nxt is None or d < nxt)), None)
+            if hit is None and nxt is None:
+                plan.unplanned.add((sym, ts))  # the session's last signal: the recording may have ended first
+                continue
             plan.release[(sym, ts)] = (hit, True) if hit is not None else (g, False)
     for sym, ex in execs.items():
         for g, cid in ex:
@@ -311,6 +315,8 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
                 # ideal timing: planned at the bar's close, executed latency_ms later
                 due = now[0]
                 gated = opts.latency_ms > 0
+                if timing == "recorded" and (symbol, bar_ts[0]) in plan.unplanned:
+                    return  # recorded as the session's last signal, never planned before the recording ended
                 if timing == "recorded" and (symbol, bar_ts[0]) in plan.release:
                     g, gated = plan.release[(symbol, bar_ts[0])]
                     due = -g
