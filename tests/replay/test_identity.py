@@ -33,11 +33,14 @@ def _fills(fills) -> list[tuple]:
     return [(f.symbol, f.side, f.price, f.amount, f.fee, f.liquidity) for f in fills]
 
 
-def _orders(updates) -> list[tuple]:
-    last: dict[str, OrderUpdate] = {}
+def _orders(updates) -> list[list[tuple]]:
+    """Each order's updates, in placement order: (symbol, side, type, amount, price, status, filled,
+    average price, fee) after every change."""
+    by: dict[str, list[tuple]] = {}
     for u in updates:
-        last[u.client_order_id] = u
-    return [(u.symbol, u.side, u.type, u.amount, u.price, u.status, u.filled, u.avg_price, u.fee) for u in last.values()]
+        by.setdefault(u.client_order_id, []).append(
+            (u.symbol, u.side, u.type, u.amount, u.price, u.status, u.filled, u.avg_price, u.fee))
+    return list(by.values())
 
 
 def _replay(session: Session, **kw):
@@ -53,7 +56,12 @@ def test_paper_session_replayed_gives_the_same_orders_and_fills(session):
     result = _replay(session)
     assert result.timing == "recorded"
     assert _fills(result.fills) == _fills(session.fills)
-    assert _orders(result.updates) == _orders(session.updates)
+    live, replayed = _orders(session.updates), _orders(result.updates)
+    assert len(replayed) == len(live)
+    for a, b in zip(live, replayed):
+        # the same changes; the recording may end between two of an order's changes (an expiry
+        # committed after the engine began to stop), the replay then has that one more
+        assert b[: len(a)] == a and len(b) - len(a) <= 1
     # the engine ran on the recording's clock: each fill is stamped with the receive time of the
     # event that caused it, a moment before the live fill was committed
     assert all(0 <= a.ts - b.ts <= 1000 for a, b in zip(session.fills, result.fills))
