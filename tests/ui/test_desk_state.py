@@ -159,3 +159,53 @@ async def test_signals_pane_marks_warm_up_signals_and_shows_the_strategys_clock(
         pane.show_signals([warm], True, clock)
         await pilot.pause()
         assert "warm-up, not traded: fast above slow" in screen_text(app)
+
+
+async def test_a_shadow_models_decisions_are_visible_in_the_pane_and_headless_lines(tmp_path):
+    """A model in shadow predicted on every bar and only the database knew: its decisions now reach
+    the bus (DecisionEvent), the desk's Signals pane (SHADOW rows) and headless `decision` lines
+    with the position it would hold."""
+    import json
+
+    from tps19.engine.bus import EventBus
+    from tps19.engine.events import BarEvent
+    from tps19.engine.headless import _write_event
+    from tps19.engine.jsonlog import JsonLines
+    from tps19.engine.ml.strategy import Prediction
+    from tps19.engine.strategies.runner import StrategyRunner
+    from tps19.engine.strategies.signals import DecisionEvent
+
+    class Model:
+        name = "ml"
+
+        def __init__(self, model_id: str, p: float) -> None:
+            self.model_id, self.p, self.last_prediction = model_id, p, None
+
+        def clone(self):
+            return Model(self.model_id, self.p)
+
+        def param_dict(self):
+            return {}
+
+        def on_bar(self, bar, portfolio=None):
+            self.last_prediction = Prediction(self.model_id, bar.ts, self.p, bar.close, 1, {}, "buy", 1.0)
+            return None
+
+    bus = EventBus()
+    seen: list = []
+    bus.on(DecisionEvent, seen.append)
+    runner = StrategyRunner(bus, Model("champion", 0.4), symbols=["BTC/USDT"], timeframe="1m",
+                            shadows=[Model("challenger", 0.7)])
+    await runner.handle(BarEvent("BTC/USDT", "1m", 60_000, 1.0, 1.0, 1.0, 1.0, 1.0, True))
+    assert [(d.model, d.shadow, d.target) for d in seen] == [("champion", False, 1.0), ("challenger", True, 1.0)]
+    st = DeskState(["BTC/USDT"])
+    st.apply(seen)
+    assert [s.model for s in st.signals] == ["challenger"]  # the running model's show as its signals
+    assert st.signals[0].reason == "SHADOW challenger (no order): P(up) 0.700, would hold 1.00"
+    log = tmp_path / "h.jsonl"
+    out = JsonLines(log)
+    _write_event(out, seen[1], 20)
+    out.close()
+    line = json.loads(log.read_text())
+    assert line["event"] == "decision" and line["model"] == "challenger" and line["shadow"] is True
+    assert line["position"] == 1.0 and line["probability"] == 0.7

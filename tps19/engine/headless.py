@@ -13,7 +13,7 @@ from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
 from .health import OpsServer
 from .metrics import EngineMetrics
-from .strategies.signals import SignalEvent
+from .strategies.signals import DecisionEvent, SignalEvent
 from .jsonlog import JsonLines, captured_logs
 from .trade_log import TradeFormatter
 from .trading.events import FillEvent, OrderUpdate, TradingIssue
@@ -55,7 +55,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     shutdown.install(asyncio.get_running_loop())
 
     min_level = LEVELS[settings.log.level]
-    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, OrderUpdate, FillEvent,
+    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate, FillEvent,
                                coalesce=None, maxsize=5000)
     trades = TradeFormatter({})  # the markets are known once the engine has started
     if mode == "live":
@@ -201,6 +201,9 @@ def _write_event(out: JsonLines, e: Any, min_level: int, trades: TradeFormatter 
         out.write("signal", strategy=e.strategy, symbol=e.symbol, bar_ts=e.ts, direction=e.signal.direction,
                   strength=round(e.signal.strength, 4), target=e.signal.target, reason=e.signal.reason,
                   **({"warmup": True} if e.warmup else {}))
+    elif isinstance(e, DecisionEvent):
+        out.write("decision", model=e.model, symbol=e.symbol, bar_ts=e.ts, probability=round(e.probability, 4),
+                  action=e.action, position=e.target, shadow=e.shadow)
     elif isinstance(e, LogEvent) and LEVELS.get(e.level, 20) >= min_level:
         out.write("log", level=e.level, message=e.message, **e.fields)
     elif isinstance(e, OrderUpdate):

@@ -14,7 +14,7 @@ from typing import Any
 from ...engine.events import (BarEvent, BookEvent, ConnectionEvent, LogEvent, StorageAlert, TickerEvent, Trade,
                               TradeEvent, VenueEvent)
 
-from ...engine.strategies.signals import SignalEvent
+from ...engine.strategies.signals import DecisionEvent, SignalEvent
 from ...engine.trading import events as tev
 
 WORKING = ("new", "unknown", "open", "partially_filled")
@@ -35,7 +35,7 @@ def event_types() -> tuple[type, ...]:
     """Every bus event type the desk listens to."""
     types = (BookEvent, TradeEvent, TickerEvent, BarEvent, ConnectionEvent, LogEvent, tev.OrderUpdate, tev.FillEvent,
              tev.PositionEvent, tev.BalanceDiscrepancy, tev.KillSwitchEvent, tev.TradingIssue, tev.EquitySnapshot,
-             SignalEvent, VenueEvent, StorageAlert)
+             SignalEvent, DecisionEvent, VenueEvent, StorageAlert)
     return types + ((PortfolioUpdate,) if PortfolioUpdate is not None else ())
 
 
@@ -140,6 +140,9 @@ class DeskState:
                 self._log_local("warning", f"balance discrepancy {e.currency}: venue {e.venue}, expected {e.expected}",
                                 detail=e.detail)
             elif isinstance(e, SignalEvent):
+                self.signals.append(e)
+                dirty.add("signals")
+            elif isinstance(e, DecisionEvent) and e.shadow:  # the running model's show as its signals
                 self.signals.append(e)
                 dirty.add("signals")
             elif isinstance(e, VenueEvent):

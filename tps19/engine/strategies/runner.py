@@ -142,6 +142,7 @@ class StrategyRunner:
         signal = strategy.on_bar(bar, self.portfolio)
         for sh in self.shadows_for(bar.symbol):
             sh.on_bar(bar, self.portfolio)
+        self._publish_predictions(bar, strategy)
         if self.decisions is not None:
             await self._decide(bar, strategy)
         for hook in self.after_bar:
@@ -182,6 +183,17 @@ class StrategyRunner:
                 self.errors += 1
                 log.exception("order sink failed")
         return ev
+
+    def _publish_predictions(self, bar: BarEvent, strategy: Strategy) -> None:
+        """Each model's prediction on this bar as a DecisionEvent (a shadow's too: it trades nothing,
+        but the trader sees what it would hold)."""
+        from .signals import DecisionEvent
+
+        for st, shadow in [(strategy, False), *((s, True) for s in self.shadows_for(bar.symbol))]:
+            pred = getattr(st, "last_prediction", None)
+            if pred is not None and pred.ts == bar.ts:
+                self.bus.publish(DecisionEvent(pred.model_id, bar.symbol, bar.timeframe, bar.ts,
+                                               float(pred.probability), str(pred.action), float(pred.target), shadow))
 
     async def _decide(self, bar: BarEvent, strategy: Strategy) -> None:
         """Store this bar's predictions (strategy and shadows) and join outcomes now due."""

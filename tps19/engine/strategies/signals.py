@@ -52,3 +52,28 @@ class SignalEvent:
     @property
     def target(self) -> float:
         return self.signal.target
+
+
+@dataclass(slots=True, frozen=True)
+class DecisionEvent:
+    """A model's prediction on a closed bar, the running strategy's or a shadow's: what it thinks
+    (P(up)) and the position it would hold. A shadow's sends no order; this makes it visible (the
+    desk's Signals pane, headless ``decision`` lines) beside the decisions stored for comparison."""
+
+    model: str
+    symbol: str
+    timeframe: str
+    ts: int  # open time of the bar whose close it decided on
+    probability: float
+    action: str  # buy | sell | hold
+    target: float  # the position it holds after this bar (fraction of its capital)
+    shadow: bool
+
+    @property
+    def direction(self) -> int:
+        return {"buy": 1, "sell": -1}.get(self.action, 0)
+
+    @property
+    def reason(self) -> str:
+        who = f"SHADOW {self.model} (no order)" if self.shadow else self.model
+        return f"{who}: P(up) {self.probability:.3f}, would hold {self.target:.2f}"
