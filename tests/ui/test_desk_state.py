@@ -209,3 +209,29 @@ async def test_a_shadow_models_decisions_are_visible_in_the_pane_and_headless_li
     line = json.loads(log.read_text())
     assert line["event"] == "decision" and line["model"] == "challenger" and line["shadow"] is True
     assert line["position"] == 1.0 and line["probability"] == 0.7
+
+
+def _order(**kw):
+    from tps19.engine.trading.events import OrderUpdate
+
+    base = dict(client_order_id="t19-x-000000abc123", venue_order_id=None, mode="paper", symbol="BTC/USDT",
+                side="sell", type="stop_market", amount=Decimal("0.01"), price=None, filled=Decimal("0"),
+                avg_price=None, fee=Decimal("0"), status="new", previous_status=None)
+    base.update(kw)
+    return OrderUpdate(**base)
+
+
+def test_protective_order_log_lines_read_as_prices_and_kinds():
+    # a trader saw "armed: sell 0.01 BTC/USDT stop_market trigger 6.4E+4" and, when the group was
+    # cancelled, "cancelled: sell 0.01 BTC/USDT market" for a take-profit
+    st = DeskState(["BTC/USDT"])
+    st.apply([_order(trigger_price=Decimal("64000"), trigger_state="armed", placement="emulated"),
+              _order(client_order_id="t19-x-000000def456", type="take_profit", trigger_price=Decimal("66500.00"),
+                     trigger_state="armed", placement="emulated"),
+              _order(client_order_id="t19-x-000000def456", type="take_profit", trigger_price=Decimal("66500.00"),
+                     trigger_state="armed", placement="emulated", status="cancelled", previous_status="new")])
+    lines = [e.message for e in st.log]
+    assert lines[0] == "armed: sell 0.01 BTC/USDT stop_market trigger 64000 (held by TPS19)"
+    assert lines[1] == "armed: sell 0.01 BTC/USDT take_profit trigger 66500 (held by TPS19)"
+    assert lines[2] == "cancelled: sell 0.01 BTC/USDT take_profit trigger 66500"
+    assert all("E+" not in line for line in lines)

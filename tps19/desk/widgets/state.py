@@ -8,6 +8,7 @@ market can never grow the UI's memory. No Textual imports here.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,10 +174,15 @@ class DeskState:
         elif e.trigger_state in ("armed", "triggered") and (e.previous_status is None or e.trigger_state == "triggered"):
             where = "held by TPS19" if e.placement == "emulated" else "at the venue"
             self._log_local("info", f"{e.trigger_state}: {e.side} {e.amount.normalize():f} {e.symbol} {e.type} "
-                            f"trigger {e.trigger_price.normalize() if e.trigger_price is not None else 'waits'} ({where})",
+                            f"trigger {_plain(e.trigger_price) if e.trigger_price is not None else 'waits'} ({where})",
                             id=e.client_order_id[-6:])
         elif e.previous_status != e.status:
-            at = f" @ {e.price.normalize():f}" if e.price is not None else " market"
+            if e.price is not None:
+                at = f" @ {_plain(e.price)}"
+            elif e.trigger_price is not None:  # a stop or take-profit leg: its kind and level, not "market"
+                at = f" {e.type} trigger {_plain(e.trigger_price)}"
+            else:
+                at = " market"
             fill = f" filled {e.filled.normalize():f}" if e.filled else ""
             self._log_local("info", f"{e.status}: {e.side} {e.amount.normalize():f} {e.symbol}{at}{fill}",
                             id=e.client_order_id[-6:])
@@ -221,3 +227,7 @@ class DeskState:
     def working_orders(self, symbol: str | None = None) -> list[Any]:
         return [o for o in self.orders.values() if o.status in WORKING and (symbol is None or o.symbol == symbol)]
 
+
+def _plain(value: Decimal) -> str:
+    """A price as a trader writes it: 64000, never 6.4E+4 (Decimal.normalize alone prints exponents)."""
+    return f"{value.normalize():f}"
