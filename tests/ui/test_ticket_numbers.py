@@ -97,3 +97,20 @@ async def test_typing_1e999999_shows_a_message_and_the_desk_keeps_running(settin
         await pilot.press("escape")
         await wait_for(pilot, lambda: _is_desk(app), what="the ticket to close")
         assert app.return_code is None
+
+
+def test_an_oco_says_what_each_leg_sends_at_its_trigger():
+    # the ticket read "at trigger: a market sell of 0.005 @ 65,234.84" for an OCO with a price:
+    # a market order has no price; the stop leg sends a market order, the take-profit leg a limit
+    from tps19.desk.screens.ticket import at_trigger_text
+
+    extra = {"sl": "64500", "tp": "66500"}
+    with_price = ticket_order("BTC/USDT", "sell", "oco", "0.005", "65234.84", BTC, None, extra)
+    assert at_trigger_text(with_price) == ("stop-loss: a market sell of 0.005; take-profit: a limit sell of 0.005 "
+                                           "@ 65,234.84 (taker fee if it takes)")
+    bare = ticket_order("BTC/USDT", "sell", "oco", "0.005", "", BTC, None, extra)
+    assert at_trigger_text(bare) == "either leg: a market sell of 0.005 (taker fee if it takes)"
+    stop_limit = ticket_order("BTC/USDT", "sell", "stop_limit", "0.005", "64400", BTC, None, {"trigger": "64500"})
+    assert at_trigger_text(stop_limit) == "a limit sell of 0.005 @ 64,400 (taker fee if it takes)"
+    stop = ticket_order("BTC/USDT", "sell", "stop_market", "0.005", "", BTC, None, {"trigger": "64500"})
+    assert at_trigger_text(stop) == "a market sell of 0.005 (taker fee if it takes)"

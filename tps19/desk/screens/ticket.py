@@ -107,6 +107,20 @@ def ticket_request(symbol: str, side: str, otype: str, amount_text: str, price_t
     return OrderRequest(symbol, side, otype, amount, price, **kw)
 
 
+def at_trigger_text(v: Any) -> str:
+    """What a validated protective order (or each leg of an OCO) sends when its level is reached.
+    An OCO's price is its take-profit leg's limit; its stop-loss leg always sends a market order."""
+    amount = f"{v.amount.normalize():f}"
+    side = v.side.value
+    fee = " (taker fee if it takes)"
+    if v.type is OrderType.OCO:
+        if v.price is None:
+            return f"either leg: a market {side} of {amount}{fee}"
+        return f"stop-loss: a market {side} of {amount}; take-profit: a limit {side} of {amount} @ {v.price:,f}{fee}"
+    sends = executes_as(v.type)
+    return f"a {sends.value} {side} of {amount}" + (f" @ {v.price:,f}" if v.price is not None else "") + fee
+
+
 # A limit this far from the mid (as a fraction) is flagged at review: a sell limit at 1 on a 64k
 # market is a typo that sells at whatever the bids are (the risk engine may also refuse it).
 FAT_FINGER = Decimal("0.05")
@@ -349,9 +363,7 @@ class TicketScreen(ModalScreen[Any]):
         t = Table.grid(padding=(0, 2))
         t.add_column(style="dim")
         t.add_column(justify="right")
-        sends = executes_as(v.type) if v.type is not OrderType.OCO else OrderType.MARKET
-        t.add_row("at trigger", f"a {sends.value} {v.side.value} of {v.amount.normalize():f}"
-                  + (f" @ {v.price:,f}" if v.price is not None else "") + " (taker fee if it takes)")
+        t.add_row("at trigger", at_trigger_text(v))
         self._distance_rows(t, v, book)
         if v.notional is not None:
             t.add_row("notional", f"{v.notional:,.2f} {quote} at the level")
