@@ -114,3 +114,31 @@ def test_an_oco_says_what_each_leg_sends_at_its_trigger():
     assert at_trigger_text(stop_limit) == "a limit sell of 0.005 @ 64,400 (taker fee if it takes)"
     stop = ticket_order("BTC/USDT", "sell", "stop_market", "0.005", "", BTC, None, {"trigger": "64500"})
     assert at_trigger_text(stop) == "a market sell of 0.005 (taker fee if it takes)"
+
+
+async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
+    # at 80x24 a live bracket's review (levels, worst case, "type y to send") was below the screen's
+    # edge: the trader saw only "LIVE ORDER: REAL MONEY" and the order line
+    from textual.app import App
+
+    from tps19.desk.screens.ticket import TicketScreen
+    from tps19.engine.events import BookEvent
+
+    book = BookEvent("BTC/USDT", bids=((65200.0, 1.0),), asks=((65201.0, 1.0),), ts=1, seq=1)
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(TicketScreen(mode="live", side="buy", symbol="BTC/USDT", market=BTC,
+                                          book_fn=lambda: book, trading_available=True))
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"0.001", "tab", "tab", *"64000", "tab", *"66500", "enter")
+        await wait_for(pilot, lambda: app.screen.stage == "review", what="the live review")
+        await pilot.pause()
+        review = app.screen.query_one("#review")
+        await wait_for(pilot, lambda: review.region.bottom <= 24 and review.region.height > 0,
+                       what="the review inside the screen")
+        shown = screen_text(app)
+        assert "type y to send" in shown and "worst case" in shown and "stop-loss 64,000.00" in shown

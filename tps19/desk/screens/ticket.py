@@ -450,6 +450,10 @@ class TicketScreen(ModalScreen[Any]):
         self.query_one("#type", Select).disabled = True
         self.query_one("#hint", Static).update(self._hint())
         self.set_focus(None)
+        # on a short terminal (80x24) the review and its "type y" line sit below the screen's edge:
+        # the ticket scrolls so the review, the last thing to read before sending, is what shows
+        box = self.query_one(Vertical)
+        self.call_after_refresh(box.scroll_end, animate=False)
 
     def _place(self) -> None:
         v = self.validated
