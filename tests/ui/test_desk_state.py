@@ -235,3 +235,43 @@ def test_protective_order_log_lines_read_as_prices_and_kinds():
     assert lines[1] == "armed: sell 0.01 BTC/USDT take_profit trigger 66500 (held by TPS19)"
     assert lines[2] == "cancelled: sell 0.01 BTC/USDT take_profit trigger 66500"
     assert all("E+" not in line for line in lines)
+
+
+async def test_the_pnl_screens_live_row_follows_the_engine_not_the_last_reload():
+    # the P&L screen's today row is marked "live" but kept the figures of the moment it was opened
+    # (end equity 210,570.59 / P&L -0.60) while the chart above moved on: 'r' was needed to update it
+    import time
+    from types import SimpleNamespace as NS
+
+    from textual.app import App
+
+    from tps19.desk.screens.performance import PerformanceScreen
+
+    from .conftest import screen_text, wait_for
+
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+
+    class History:
+        async def equity_series(self):
+            return []
+
+        async def daily_pnl(self, days=30):
+            return [NS(day=today, start_equity=Decimal("1000"), end_equity=Decimal("1000"), pnl=Decimal("0"))]
+
+        async def strategies(self):
+            return []
+
+    state = NS(portfolio=NS(equity=Decimal("1010.25"), pnl_today=Decimal("-1.50"), valuation="USDT"),
+               positions={}, equity_points=[])
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(PerformanceScreen(History(), state, []))
+
+    app = One()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: getattr(app.screen, "loaded", 0) > 0, what="the P&L screen loaded")
+        await wait_for(pilot, lambda: "1,010.25" in screen_text(app), what="today's live row")
+        state.portfolio = NS(equity=Decimal("1020.75"), pnl_today=Decimal("-2.25"), valuation="USDT")
+        await wait_for(pilot, lambda: "1,020.75" in screen_text(app) and "-2.25" in screen_text(app),
+                       what=lambda: f"today's row after the engine's next figure:\n{screen_text(app)}")

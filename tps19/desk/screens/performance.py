@@ -38,6 +38,7 @@ class PerformanceScreen(Screen[None]):
         self.stored: list[tuple[int, Any]] = []
         self.loaded = 0
         self._live_seen: Any = None
+        self._days: list[Any] = []  # the stored daily rows; today's is redrawn from each live figure
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" P&L  (r: reload · escape: back)", style="bold"), id="perf-head")
@@ -67,6 +68,8 @@ class PerformanceScreen(Screen[None]):
         if pf is not None and pf is not self._live_seen:
             self._live_seen = pf
             self._chart()
+            if self._days:
+                self._show_daily()
 
     def _chart(self) -> None:
         last = self.stored[-1][0] if self.stored else 0
@@ -94,22 +97,28 @@ class PerformanceScreen(Screen[None]):
             self.loaded += 1
             return
         self._chart()
+        self._days = list(days)
+        self._show_daily()
         pnl = PnlStyle(self.app.current_theme)
-        rows = [[d.day, fnum(d.start_equity, 2), fnum(d.end_equity, 2), pnl(d.pnl), ""] for d in days]
-        pf = self.state.portfolio
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        if pf is not None and pf.pnl_today is not None and rows and rows[0][0] == today:
-            # today so far: the live figures, P&L today being the one the daily loss limit enforces
-            rows[0][2:5] = [fnum(pf.equity, 2), pnl(pf.pnl_today), Text("live", style="dim")]
-        daily.show((Col("day", right=False), Col("start equity"), Col("end equity"), Col("P&L"), Col("", right=False)),
-                   rows,
-                   empty="no stored snapshots yet (one a minute while the engine runs)")
         strat.show((Col("strategy", right=False), Col("trades"), Col("win rate"), Col("P&L net"), Col("fees"),
                     Col("max drawdown"), Col("since", right=False)),
                    [[s.strategy, str(s.trades), f"{s.win_rate * 100:.0f}%" if s.win_rate is not None else "--",
                      pnl(s.net_pnl), fnum(s.fees, 2), fnum(s.max_drawdown, 2), stamp(s.since_ms)] for s in stats],
                    empty="no strategy has traded on this account")
         self.loaded += 1
+
+    def _show_daily(self) -> None:
+        pnl = PnlStyle(self.app.current_theme)
+        rows = [[d.day, fnum(d.start_equity, 2), fnum(d.end_equity, 2), pnl(d.pnl), ""] for d in self._days]
+        pf = self.state.portfolio
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        if pf is not None and pf.pnl_today is not None and rows and rows[0][0] == today:
+            # today so far: the live figures (redrawn with each one), P&L today being the one the
+            # daily loss limit enforces
+            rows[0][2:5] = [fnum(pf.equity, 2), pnl(pf.pnl_today), Text("live", style="dim")]
+        self.query_one("#perf-daily", RowsPane).show(
+            (Col("day", right=False), Col("start equity"), Col("end equity"), Col("P&L"), Col("", right=False)),
+            rows, empty="no stored snapshots yet (one a minute while the engine runs)")
 
     def action_close(self) -> None:
         self.dismiss(None)
