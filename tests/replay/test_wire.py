@@ -71,6 +71,33 @@ async def test_headless_replay_goes_through_the_wire_and_ends_with_the_recording
     assert sim.now_ms == expected["last_ms"]
 
 
+async def test_replay_from_a_time_starts_with_the_book_as_of_then(tmp_path, settings):
+    from tps19.engine.headless import run_headless
+    from tps19.engine.recording.reader import read_rows
+    from tests.replay.crafted import OLD_NS
+
+    expected = market_recording(tmp_path / "rec", n=400)
+    start = OLD_NS + 200_000_000  # half way
+    later = sum(1 for r in read_rows(tmp_path / "rec", start_ns=start, kinds=["delta"]))
+    sim = ReplayExchange(tmp_path / "rec", speed=None, start_ns=start,
+                         accounts={SIM_DEMO_API_KEY: (SIM_DEMO_SECRET, {"USDT": 1000})})
+    await sim.start()
+    pointed = settings.model_copy(update={"exchange": settings.exchange.model_copy(update={"rest_url": sim.base_url})})
+    books: list[BookEvent] = []
+    try:
+        with use_clock(lambda: sim.now_ms * 1_000_000):
+            engine = Engine(pointed, "paper")
+            engine.bus.on(BookEvent, books.append)
+            assert await run_headless(engine, tmp_path / "log.jsonl", stop_event=sim.finished) == 0
+    finally:
+        await sim.stop()
+    assert 0 < later < expected["book_frames"] - 1
+    # the rebuilt book as of --from (one snapshot), then every later frame: the recording's final book
+    assert engine.venue is not None and engine.venue.book_messages[0] == later + 1
+    assert books[-1].seq == expected["seq"]
+    assert list(books[-1].bids) == [(p, q) for p, q in expected["bids"]][:50]
+
+
 def test_replay_refuses_live_in_one_line(tmp_path):
     from tps19.cli import app
 

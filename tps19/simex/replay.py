@@ -86,19 +86,24 @@ class ReplayExchange(SimExchange):
     def _publish_candles(self, sym: str) -> None:
         pass
 
+    def _snapshot(self, conn: Conn, name: str, inst: Any, depth: int | None) -> None:
+        """The book rebuilt from the frames so far, continuing the recorded sequence chain."""
+        b = self.rbooks.get(inst.symbol)
+        if b is None or b.seq is None:
+            return
+        bids, asks = b.levels(depth or 50)
+        now = self.now_ms
+        conn.send(self._envelope({"instrument_name": inst.id, "subscription": name, "channel": "book",
+                                  "depth": depth, "data": [{"bids": [[_s(p), _s(q), "1"] for p, q in bids],
+                                                            "asks": [[_s(p), _s(q), "1"] for p, q in asks],
+                                                            "t": now, "tt": now, "u": b.seq, "cs": 0}]}))
+
     def _subscribe(self, conn: Conn, name: str, kind: str, inst: Any, depth: int | None) -> None:
         if kind == "book":
             assert inst is not None
             self._book_subs[inst.symbol].add(conn)
             conn.subs.add(name)
-            b = self.rbooks.get(inst.symbol)
-            if b is not None and b.seq is not None:
-                bids, asks = b.levels(depth or 50)
-                now = self.now_ms
-                conn.send(self._envelope({"instrument_name": inst.id, "subscription": name, "channel": "book",
-                                          "depth": depth, "data": [{"bids": [[_s(p), _s(q), "1"] for p, q in bids],
-                                                                    "asks": [[_s(p), _s(q), "1"] for p, q in asks],
-                                                                    "t": now, "tt": now, "u": b.seq, "cs": 0}]}))
+            self._snapshot(conn, name, inst, depth)
             return
         if kind.startswith("user."):
             super()._subscribe(conn, name, kind, inst, depth)  # the account's own channels
@@ -173,8 +178,25 @@ class ReplayExchange(SimExchange):
         wall0 = time.monotonic()
         rec0: int | None = None
         sent_since_yield = 0
-        for r in read_rows(self.root, start_ns=self.start_ns, end_ns=self.end_ns, kinds=MARKET_KINDS, batch_rows=4096):
+        forwarding = self.start_ns is not None  # --from: books are rebuilt from the frames before it, unsent
+        for r in read_rows(self.root, end_ns=self.end_ns, kinds=MARKET_KINDS, batch_rows=4096):
             kind, symbol, ns = r[4], r[5], r[2]
+            if forwarding:
+                if ns < (self.start_ns or 0):
+                    if kind in (BOOK, DELTA):
+                        b0 = self.rbooks[symbol]
+                        if kind == BOOK:
+                            b0.snapshot(r[8] or [], r[9] or [], r[10] or [], r[11] or [], r[6], r[3])
+                        else:
+                            b0.apply(r[8], r[9], r[10], r[11], r[6], r[3])
+                    self.now_ms = r[3] if r[3] else ns // 1_000_000
+                    continue
+                forwarding = False
+                for inst in self.instruments:  # subscribers so far get the book as of --from
+                    for c in list(self._book_subs.get(inst.symbol, ())):
+                        for name in [n for n in c.subs if n.startswith(f"book.{inst.id}")]:
+                            depth = name.rsplit(".", 1)[-1]
+                            self._snapshot(c, name, inst, int(depth) if depth.isdigit() else 50)
             if rec0 is None:
                 rec0 = ns
             if self.speed is not None:
