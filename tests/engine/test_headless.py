@@ -36,6 +36,17 @@ def _run_until(proc: subprocess.Popen, needle: str, timeout: float = 30.0) -> li
     raise AssertionError(f"{needle!r} not seen; got:\n{''.join(lines)}")
 
 
+def _finish(proc: subprocess.Popen) -> tuple[str, str]:
+    """The rest of stdout and all of stderr, once the process has exited.
+
+    Read through the same buffered files as `_run_until`'s readline(): communicate() reads the
+    raw pipes and drops what readline() had already buffered, i.e. the lines written in the same
+    instant as the last one it returned (a run's only `portfolio` line was lost that way)."""
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=30)
+    return out, err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     secret = "very-secret-value-123"
@@ -49,7 +60,7 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
         # let a few summaries for every symbol arrive
         lines += _run_until(proc, '"event":"market"')
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
+        out, err = _finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -136,7 +147,7 @@ def test_headless_live_on_the_sim_with_its_keys_says_live_and_stops_cleanly(tmp_
     try:
         lines = _run_until(proc, '"event":"market"')
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = _finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
