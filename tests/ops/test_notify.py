@@ -217,3 +217,14 @@ def test_headless_logs_scrub_the_notification_urls_secrets():
     s = Settings(notify={"urls": "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654321"})
     found = secrets_of(s)
     assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" in found and "127.0.0.1" not in found
+
+
+def test_a_fill_notice_shows_the_fee_as_the_desk_and_the_json_lines_do():
+    # a phone read "fee 0.39873480936 USDT" where the desk, history and JSON lines read 0.39873481
+    from tps19.engine.notify.notices import notices_for
+    from tps19.engine.trading.events import FillEvent
+
+    fill = FillEvent("f1", "t19-o1", None, "paper", "BTC/USDT", "buy", Decimal("61306.09"), Decimal("0.01084"),
+                     Decimal("0.39873480936"), "USDT", "taker")
+    (notice,) = notices_for(fill, "paper", set(), "sim")
+    assert notice.body == "buy 0.01084 BTC/USDT @ 61306.09 (fee 0.39873481 USDT, order t19-o1)"

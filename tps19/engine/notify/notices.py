@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ...figures import fee as fee_text
 from ..events import ConnectionEvent, ConnState, LogEvent, StorageAlert, now_ms
 from ..trading.events import FillEvent, KillSwitchEvent, OrderUpdate, TradingIssue
 
@@ -33,7 +34,7 @@ def notices_for(e: Any, mode: str, triggered: set[str], venue: str = "") -> list
     tag = f"{mode.upper()} {venue}".strip()
     if isinstance(e, FillEvent):
         return [Notice("fills", f"fill:{e.fill_id}", f"TPS19 {tag} fill {e.symbol}",
-                       f"{e.side} {_num(e.amount)} {e.symbol} @ {_num(e.price)} (fee {_num(e.fee)} "
+                       f"{e.side} {_num(e.amount)} {e.symbol} @ {_num(e.price)} (fee {fee_text(e.fee)} "
                        f"{e.fee_currency or ''}, order {e.client_order_id})")]
     if isinstance(e, OrderUpdate):
         return _order_notices(e, tag, triggered)
