@@ -213,7 +213,10 @@ def test_headless_paper_runs_on_postgresql_and_never_shows_the_password(pg_serve
         assert secret not in second.stdout + second.stderr
     finally:
         first.send_signal(signal.SIGINT)
-        rest, err = first.communicate(timeout=60)
+        # through the file readline() used: communicate() reads the raw pipe and would skip the
+        # lines readline() had buffered, leaving them unchecked for the password
+        rest, err = first.stdout.read(), first.stderr.read()
+        first.wait(timeout=60)
     assert first.returncode == 0, err
     assert secret not in "".join(out) + rest + err
     assert url.rsplit("/", 1)[1] in "".join(out)  # the database is named (without the password)
