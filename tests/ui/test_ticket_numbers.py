@@ -142,3 +142,34 @@ async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
                        what="the review inside the screen")
         shown = screen_text(app)
         assert "type y to send" in shown and "worst case" in shown and "stop-loss 64,000.00" in shown
+
+
+async def test_an_oco_typed_in_the_ticket_asks_for_both_levels_and_does_not_inherit_the_entry_price():
+    # the OCO's stop-loss/take-profit fields said "optional", and the price field kept the pre-filled
+    # best bid, so an OCO typed without touching it placed its take-profit as a limit at today's bid
+    from textual.app import App
+    from textual.widgets import Input, Select
+
+    from tps19.desk.screens.ticket import TicketScreen
+    from tps19.engine.events import BookEvent
+
+    book = BookEvent("BTC/USDT", bids=((65200.0, 1.0),), asks=((65201.0, 1.0),), ts=1, seq=1)
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(TicketScreen(mode="paper", side="sell", symbol="BTC/USDT", market=BTC,
+                                          book_fn=lambda: book, trading_available=True))
+
+    app = One()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        t = app.screen
+        assert t.query_one("#price", Input).value == "65201.00"  # a sell rests at the best ask
+        t.query_one("#type", Select).value = "oco"
+        await wait_for(pilot, lambda: t.query_one("#price", Input).value == "", what="the pre-filled price cleared")
+        assert "required" in t.query_one("#sl", Input).placeholder and "required" in t.query_one("#tp", Input).placeholder
+        t.query_one("#amount", Input).value = "0.005"
+        t.query_one("#sl", Input).value = "64500"
+        t.query_one("#tp", Input).value = "66500"
+        await wait_for(pilot, lambda: t.validated is not None, what=lambda: f"a valid oco: {t.error}")
+        assert t.validated.price is None  # both legs send market orders

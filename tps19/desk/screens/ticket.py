@@ -179,6 +179,7 @@ class TicketScreen(ModalScreen[Any]):
         self.warning: str | None = None  # fat-finger warning shown at review
         self.estimate: Estimate | None = None
         self._book_seen: Any = None  # the book the estimate was computed from
+        self._prefilled = ""  # the price field's pre-filled best price (compose)
         self.add_class(f"-{side}")
         if mode == "live":
             self.add_class("-live")
@@ -187,6 +188,7 @@ class TicketScreen(ModalScreen[Any]):
         book = self.book_fn()
         ref = (book.best_bid if self.side == "buy" else book.best_ask) if book is not None else None
         pp = _pp(self.market)
+        self._prefilled = f"{ref:.{pp}f}" if ref is not None else ""
         with Vertical() as v:
             v.border_title = self._title()
             if self.venues:
@@ -202,7 +204,7 @@ class TicketScreen(ModalScreen[Any]):
                 yield Input(placeholder=f"{self.symbol.split('/')[0]} amount", id="amount", compact=True)
             with Horizontal(id="row-price"):
                 yield Label("price")
-                yield Input(value=f"{ref:.{pp}f}" if ref is not None else "", placeholder="limit price", id="price", compact=True)
+                yield Input(value=self._prefilled, placeholder="limit price", id="price", compact=True)
             for key, label, hint in (("trigger", "trigger", "trigger price"),
                                      ("trail", "trail", "2% or a price distance"),
                                      ("activation", "activate", "optional activation price"),
@@ -260,10 +262,21 @@ class TicketScreen(ModalScreen[Any]):
 
     def _show_fields(self) -> None:
         """Only the fields the chosen type takes are shown (and read)."""
-        shown = FIELDS.get(self._type(), ())
+        otype = self._type()
+        shown = FIELDS.get(otype, ())
         for key in ALL_FIELDS:
             self.query_one(f"#row-{key}").display = key in shown
-        self.query_one("#price", Input).disabled = "price" not in shown
+        price = self.query_one("#price", Input)
+        price.disabled = "price" not in shown
+        oco = otype == "oco"
+        # an OCO needs both levels, and its price is the take-profit leg's limit: the entry's
+        # pre-filled best price there would turn that leg into a limit at today's price
+        self.query_one("#sl", Input).placeholder = "stop-loss trigger (required)" if oco else "optional stop-loss price"
+        self.query_one("#tp", Input).placeholder = ("take-profit trigger (required)" if oco
+                                                    else "optional take-profit price")
+        price.placeholder = "take-profit leg's limit (blank: market)" if oco else "limit price"
+        if oco and price.value == self._prefilled:
+            price.value = ""
 
     def _extra(self) -> dict[str, str]:
         return {k: self.query_one(f"#{k}", Input).value for k in ALL_FIELDS if k != "price"}
