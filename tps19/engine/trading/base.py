@@ -27,6 +27,7 @@ from .orders import (
     Side,
     ValidatedOrder,
     new_client_order_id,
+    one_reserve_per_list,
 )
 from .portfolio import Portfolio
 from .risk import RiskEngine, utc_day_start_ms
@@ -117,7 +118,7 @@ class BaseBroker:
         """The base coin held and not locked by working sells (but ``excluding``'s)."""
         m = self.markets.get(symbol) or {}
         base = m.get("base", "")
-        locked = sum((o.remaining for o in self.orders.values()
+        locked = sum((o.remaining for o in one_reserve_per_list(self.orders.values())
                       if o.is_working and o.side == "sell" and o.client_order_id != excluding
                       and (self.markets.get(o.symbol) or {}).get("base") == base
                       and (o.price is not None or o.trigger_state is not None)), Decimal(0))
@@ -298,6 +299,11 @@ class BaseBroker:
     async def _release(self, o: OrderState, *, resend: bool = False) -> None:  # pragma: no cover - abstract
         """Execute a triggered protective order (already stored as triggered) as the market or limit
         order it becomes, under its own client order id. ``resend``: it was triggered before a restart."""
+        raise NotImplementedError
+
+    async def _submit_oco(self, legs: list[OrderState], detail: str | None) -> OrderState:  # pragma: no cover - abstract
+        """Record an OCO's two legs and place them on the venue as one list (live only: paper
+        emulates every OCO); returns the stop leg."""
         raise NotImplementedError
 
     async def _cancel_order(self, client_order_id: str) -> OrderState | None:  # pragma: no cover - abstract

@@ -77,6 +77,7 @@ class HoldingBroker(Protocol):
     def stash_event(self, client_order_id: str, detail: str) -> None: ...
     async def commit(self, order: OrderState, prev: OrderStatus | None, **kw: Any) -> Any: ...
     async def _submit(self, o: OrderState, v: ValidatedOrder) -> OrderState: ...
+    async def _submit_oco(self, legs: list[OrderState], detail: str | None) -> OrderState: ...
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -91,11 +92,13 @@ def venue_native_kinds(client: Any) -> frozenset[OrderType]:
     """The protective kinds the venue holds itself through this ccxt client. ccxt 4.5.90's
     cryptocom sends stop-loss / take-profit (market and limit) through private/create-order
     (unified stopLossPrice / takeProfitPrice -> STOP_LOSS, STOP_LIMIT, TAKE_PROFIT,
-    TAKE_PROFIT_LIMIT with ref_price); it has no trailing stop. Other venues: emulated here
-    (their params differ; not built)."""
+    TAKE_PROFIT_LIMIT with ref_price) and an OCO through private/create-order-list (a resting
+    limit at the take-profit and a stop-limit: ``venue_oco_legs``); it has no trailing stop. Other
+    venues: emulated here (their params differ; not built)."""
     if client is None or getattr(client, "id", None) != "cryptocom":
         return frozenset()
-    return frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT})
+    return frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT,
+                      OrderType.OCO})
 
 
 def _num(x: Decimal | None) -> str:
@@ -238,8 +241,8 @@ class StopEmulator:
         """Where a protective order of ``otype`` lives under ``TPS19_STOPS__PLACEMENT``: "venue" or
         "emulated"; None when the setting asks for the venue and the venue cannot hold it. Paper
         always emulates (paper is the venue). ``auto``: stop-losses venue-native where the client can
-        place them (an emulated stop protects nothing while TPS19 is down), take-profits, trailing
-        stops, OCOs and brackets emulated."""
+        place them (an emulated stop protects nothing while TPS19 is down), and OCOs (their stop-loss
+        leg is one); take-profits, trailing stops and brackets emulated."""
         b = self.broker
         if b.mode != "live":
             return "emulated"
@@ -248,7 +251,7 @@ class StopEmulator:
             return "emulated"
         if self.setting == "venue":
             return "venue" if otype in native else None
-        return "venue" if otype in native and otype in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else "emulated"
+        return "venue" if otype in native and otype in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.OCO) else "emulated"
 
     async def place(self, req: OrderRequest) -> OrderState:
         """Admit (validation, then the risk stage's protective checks) and arm a protective order or
@@ -266,8 +269,16 @@ class StopEmulator:
         if where is None:
             return await b._reject(req, f"TPS19_STOPS__PLACEMENT=venue, but {b.exchange} (through ccxt) cannot hold a "
                                         f"{v.type.value} order: use auto or emulated (docs/orders.md)")
+        if where == "venue" and v.type is OrderType.OCO and v.price is not None and v.price != v.take_profit_price:
+            # the venue's OCO take-profit is a resting limit at its level: no separate limit price
+            if self.setting == "venue":
+                return await b._reject(req, "TPS19_STOPS__PLACEMENT=venue: a venue-native OCO's take-profit is a limit "
+                                            "at take_profit_price; give no other price (or use auto/emulated)")
+            where = "emulated"
         b.risk.count()
         legs = self._legs_of(req, v)
+        if where == "venue" and v.type is OrderType.OCO:
+            return await b._submit_oco(self.venue_oco_legs(legs), "; ".join(v.notes) or None)
         if where == "venue":
             # venue-native: recorded, then sent with its trigger like any order (the live broker's path)
             [o] = legs
@@ -295,6 +306,21 @@ class StopEmulator:
         if o.type is OrderType.TRAILING_STOP:
             self._start_trailing(o, self._market_price(o.symbol, o.side.value))
         return [o]
+
+    def venue_oco_legs(self, legs: list[OrderState]) -> list[OrderState]:
+        """An OCO's legs as the venue holds them (one ``create-order-list``): the take-profit a limit
+        resting at its level (it fills there or better), the stop-loss a stop-limit whose limit is
+        the risk stage's price band beyond the level (ccxt 4.5.90 sends a market stop leg of a list
+        as TAKE_PROFIT, so it cannot be a market order; a band-wide limit fills like one through any
+        ordinary slippage and never sells into a void further than any order of ours may trade)."""
+        band = D(self.broker.risk.settings.price_band_pct) / HUNDRED
+        stop, take = legs
+        stop.type, stop.placement = OrderType.STOP_LIMIT, "venue"
+        level = stop.trigger_price or ZERO
+        stop.price = self._round_tick(stop.symbol, level * (1 - band) if stop.side == "sell" else level * (1 + band))
+        take.type, take.placement, take.price = OrderType.TAKE_PROFIT_LIMIT, "venue", take.trigger_price
+        take.trigger_state = TriggerState.WORKING  # a limit on the venue's book from the start
+        return legs
 
     def _market_price(self, symbol: str, side: str) -> Decimal | None:
         if self.trigger_source == "last" and symbol in self.last_price:

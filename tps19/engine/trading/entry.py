@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..events import BookEvent
-from .orders import TICK_SIZE, D, OrderRejected, OrderRequest, OrderState, ValidatedOrder, fee_rate, validate_order
+from .orders import (TICK_SIZE, D, OrderRejected, OrderRequest, OrderState, ValidatedOrder, fee_rate,
+                     one_reserve_per_list, validate_order)
 from .portfolio import Portfolio
 from .risk import PortfolioView, RiskEngine
 
@@ -65,7 +66,7 @@ def locked_balances(orders: Iterable[OrderState], markets: Mapping[str, dict[str
     """What working limit orders hold back per currency (a buy its quote plus the taker fee, a
     sell its base)."""
     out: dict[str, Decimal] = {}
-    for o in orders:
+    for o in one_reserve_per_list(orders):
         if not o.is_working:
             continue
         if o.price is None:
@@ -130,7 +131,7 @@ class HoldingsView:
         """What working limit orders hold back of ``ccy`` (as ``locked_balances``, for one currency)."""
         total = ZERO
         cache = self._terms_cache
-        for o in self.orders.values():
+        for o in one_reserve_per_list(self.orders.values()):
             base, quote, taker = cache.get(o.symbol) or self._terms(o.symbol)
             if o.side == "buy":
                 if quote == ccy and o.price is not None and o.is_working:
@@ -149,7 +150,7 @@ class HoldingsView:
             need, ccy = v.amount, base
         have = self.portfolio.balances.get(ccy, ZERO) - self._locked_in(ccy)
         if need > have:
-            stops = sum((o.remaining for o in self.orders.values() if o.is_working and o.side == "sell"
+            stops = sum((o.remaining for o in one_reserve_per_list(self.orders.values()) if o.is_working and o.side == "sell"
                          and o.placement == "venue" and self._terms(o.symbol)[0] == ccy), ZERO)
             extra = (f" (venue-native stops hold {stops:,f} {ccy}: shrink or cancel that protection first)"
                      if stops and v.side == "sell" else "")

@@ -51,6 +51,8 @@ class LiveBroker(VenueSync):
         self.watch_trades = watch_trades
         self._tasks: list[asyncio.Task] = []
         self.started = asyncio.Event()
+        self._list_ids: dict[str, str] = {}  # OCO group -> the venue's list_id (cancel-order-list)
+        self._lists_cancelled: set[str] = set()
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -172,6 +174,83 @@ class LiveBroker(VenueSync):
         cur = self.orders.get(o.client_order_id) or await self.store.order(o.client_order_id) or o
         return cur.copy()
 
+    async def _submit_oco(self, legs: list[OrderState], detail: str | None) -> OrderState:
+        """Both legs recorded (one transaction), then placed as one ``private/create-order-list``
+        OCO: ccxt 4.5.90's ``create_orders`` drops triggerPrice and friends, so each leg carries its
+        level as its own ``ref_price`` and its client order id as ``client_oid``. The venue then
+        cancels one leg when the other triggers or trades; the engine books what it reports."""
+        stop, take = legs
+        try:
+            await self.store.insert_orders(legs, detail=detail or "OCO: placed on the venue as one list")
+        except Exception as e:  # not recorded -> not sent
+            self.report("db", f"OCO not recorded, not sent: {e}")
+            for o in legs:
+                o.transition(S.REJECTED, f"not sent: could not record the order ({e})")
+            return stop.copy()
+        for o in legs:
+            self.orders[o.client_order_id] = o
+            self.publish(order_update(o, None))
+        spec = [{"symbol": o.symbol, "type": "stop_limit" if o is stop else "limit", "side": o.side.value,
+                 "amount": float(o.amount), "price": float(o.price or 0),
+                 "params": {"client_oid": o.client_order_id}
+                 | ({"ref_price": float(o.trigger_price or 0)} if o is stop else {})} for o in legs]
+        try:
+            res = await self.call("create_orders", spec, {"contingency_type": "OCO"})
+            if res and res[0].get("id"):
+                self._list_ids[stop.oco_group or ""] = str(res[0]["id"])
+        except Exception as e:
+            what = f"{type(e).__name__}: {e}"[:300]
+            if definite_rejection(e):
+                async with self.lock:
+                    for o in legs:
+                        await self._venue_reject(o.client_order_id, f"venue rejected the OCO list: {what}")
+                return await self._current(stop.client_order_id) or stop.copy()
+            self.report("create-order", f"OCO {stop.oco_group}: ambiguous answer ({what}); looking its legs up",
+                        client_order_id=stop.client_order_id, symbol=stop.symbol)
+            async with self.lock:
+                for o in legs:
+                    await self._mark_unknown(o.client_order_id, f"ambiguous venue answer: {what}")
+        await self._follow_legs(legs)
+        return await self._current(stop.client_order_id) or stop.copy()
+
+    async def _follow_legs(self, legs: list[OrderState]) -> None:
+        """Learn each placed leg's venue id and state (the list's answer names only the list). An
+        OCO is placed whole or not at all: both absent -> both refused, never resent one by one."""
+        found: list[tuple[OrderState, str, dict | None]] = [(o, *(await self.lookup(o))) for o in legs]
+        if all(r == LookupResult.ABSENT for _, r, _ in found):
+            async with self.lock:
+                for o in legs:
+                    await self._venue_reject(o.client_order_id, "not placed: the OCO list never reached the venue")
+            return
+        for o, r, vo in found:
+            if r == LookupResult.FOUND and vo is not None:
+                info = vo.get("info") if isinstance(vo.get("info"), dict) else {}
+                if info.get("list_id") and o.oco_group:
+                    self._list_ids[o.oco_group] = str(info["list_id"])
+                async with self.lock:
+                    await self._apply_venue_order(vo, fetch_trades=True, sent=o)
+            else:
+                self.need_reconcile = True
+
+    async def _list_id(self, o: OrderState) -> str | None:
+        """The venue's list id of a venue-native OCO leg (kept from its placing, else read back)."""
+        group = o.oco_group or ""
+        if group in self._list_ids:
+            return self._list_ids[group]
+        if group.startswith("venue-"):
+            return group[len("venue-"):]
+        if o.venue_order_id is None:
+            return None
+        try:
+            vo = await self.call("fetch_order", o.venue_order_id, o.symbol)
+        except Exception as e:
+            self.report("cancel", f"{o.client_order_id}: its OCO list is unknown ({type(e).__name__}: {e})")
+            return None
+        info = vo.get("info") if isinstance(vo.get("info"), dict) else {}
+        if info.get("list_id"):
+            self._list_ids[group] = str(info["list_id"])
+        return self._list_ids.get(group)
+
     async def _release(self, o: OrderState, *, resend: bool = False) -> None:
         """A triggered protective order goes to the venue under its own client order id. Triggered
         before a restart, it may have reached the venue already: looked up first, sent if absent."""
@@ -255,8 +334,15 @@ class LiveBroker(VenueSync):
             if o is None or o.venue_order_id is None:
                 return await self._current(client_order_id)
         self.cancel_requested.add(client_order_id)
+        list_id = await self._list_id(o) if o.placement == "venue" and o.oco_group else None
         try:
-            await self.call("cancel_order", o.venue_order_id, o.symbol)
+            if list_id is not None:
+                # a venue-native OCO leg: the list goes whole (private/cancel-order-list), once
+                if list_id not in self._lists_cancelled:
+                    self._lists_cancelled.add(list_id)
+                    await self.call("cancel_orders", [], o.symbol, {"contingency_type": "OCO", "list_id": list_id})
+            else:
+                await self.call("cancel_order", o.venue_order_id, o.symbol)
         except ccxt.OrderNotFound:
             pass  # already closed: refresh tells how
         except Exception as e:

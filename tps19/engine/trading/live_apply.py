@@ -179,7 +179,11 @@ class VenueApplier(BaseBroker):
             vtype = "post_only"
         elif vo.get("timeInForce") == "IOC":
             vtype = "ioc"
+        raw = vo.get("info")
+        info: dict = raw if isinstance(raw, dict) else {}
         trigger_type = VENUE_TRIGGER_TYPES.get(str(vtype).lower())
+        if trigger_type is None and info.get("list_id") and vtype == "limit":
+            trigger_type = OrderType.TAKE_PROFIT_LIMIT  # an OCO list's limit leg: its take-profit
         otype = trigger_type or (OrderType(vtype) if vtype in ("market", "limit", "post_only", "ioc") else OrderType.LIMIT)
         o = OrderState(client_order_id=cid, mode=self.mode, exchange=self.exchange, symbol=vo.get("symbol") or "?",
                        side=Side.parse(vo.get("side") or "?"), type=otype,
@@ -187,11 +191,10 @@ class VenueApplier(BaseBroker):
                        created_ms=int(vo.get("timestamp") or now_ms()))
         if trigger_type is not None:
             # the venue's own stop (or take-profit, or an OCO list's leg): adopted as protection
-            raw = vo.get("info")
-            info: dict = raw if isinstance(raw, dict) else {}
-            o.trigger_price = D_or_none(info.get("ref_price")) or D_or_none(vo.get("triggerPrice"))
+            o.trigger_price = D_or_none(info.get("ref_price")) or D_or_none(vo.get("triggerPrice")) or price
             o.placement = "venue"
-            o.trigger_state = TriggerState.WORKING if venue_triggered(vo) else TriggerState.ARMED
+            resting = otype is OrderType.TAKE_PROFIT_LIMIT and not D_or_none(info.get("ref_price"))
+            o.trigger_state = TriggerState.WORKING if resting or venue_triggered(vo) else TriggerState.ARMED
             if info.get("list_id"):
                 o.oco_group = f"venue-{info['list_id']}"
         prev = o.transition(S.OPEN, "adopted: found open on the venue, not placed by this TPS19")

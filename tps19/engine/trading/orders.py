@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from enum import Enum
+from collections.abc import Iterable
 from typing import Any, Self
 
 from ...numbers import NumberError, to_decimal
@@ -663,6 +664,21 @@ def trailing_trigger(side: str, high_water: Decimal, pct: Decimal | None, distan
     return high_water - off if side == "sell" else high_water + off
 
 
+def one_reserve_per_list(orders: Iterable[OrderState]) -> list[OrderState]:
+    """Working orders as the venue reserves for them: a venue-native OCO list's legs share one
+    reserve (the venue holds the larger leg's need once), so only its larger leg counts."""
+    out: list[OrderState] = []
+    lists: dict[str, OrderState] = {}
+    for o in orders:
+        if o.placement == "venue" and o.oco_group and o.is_working:
+            cur = lists.get(o.oco_group)
+            if cur is None or o.remaining > cur.remaining:
+                lists[o.oco_group] = o
+        else:
+            out.append(o)
+    return out + list(lists.values())
+
+
 def fee_rate(market: dict | None, liquidity: str) -> Decimal:
     """The market's maker/taker rate as Decimal (ccxt's 0.0025 float -> Decimal('0.0025'))."""
     if not market:
@@ -674,7 +690,7 @@ def fee_rate(market: dict | None, liquidity: str) -> Decimal:
 
 __all__ = [
     "ENTRY_TYPES", "PROTECTIVE_TYPES", "STOP_KINDS", "TriggerState", "executes_as", "is_protective", "trigger_hit",
-    "trailing_trigger",
+    "trailing_trigger", "one_reserve_per_list",
     "OrderStatus", "OrderType", "Side", "OrderState", "OrderRequest", "OrderRejected", "IllegalTransition",
     "TRANSITIONS", "TERMINAL", "WORKING", "ValidatedOrder", "validate_order", "check_transition",
     "new_client_order_id", "fee_rate", "D", "D_or_none", "round_to_step", "ROUND_HALF_EVEN",
