@@ -224,7 +224,8 @@ class LiveBroker(VenueSync):
             return
         for o, r, vo in found:
             if r == LookupResult.FOUND and vo is not None:
-                info = vo.get("info") if isinstance(vo.get("info"), dict) else {}
+                raw = vo.get("info")
+                info: dict = raw if isinstance(raw, dict) else {}
                 if info.get("list_id") and o.oco_group:
                     self._list_ids[o.oco_group] = str(info["list_id"])
                 async with self.lock:
@@ -246,9 +247,10 @@ class LiveBroker(VenueSync):
         except Exception as e:
             self.report("cancel", f"{o.client_order_id}: its OCO list is unknown ({type(e).__name__}: {e})")
             return None
-        info = vo.get("info") if isinstance(vo.get("info"), dict) else {}
-        if info.get("list_id"):
-            self._list_ids[group] = str(info["list_id"])
+        raw = vo.get("info")
+        got: dict = raw if isinstance(raw, dict) else {}
+        if got.get("list_id"):
+            self._list_ids[group] = str(got["list_id"])
         return self._list_ids.get(group)
 
     async def _release(self, o: OrderState, *, resend: bool = False) -> None:
