@@ -5,7 +5,7 @@ leg cancels the list, and a restart adopts (or follows) the venue's list, group 
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
@@ -42,7 +42,8 @@ async def test_oco_is_one_venue_list_and_the_stop_leg_filling_cancels_the_take_p
     # the engine: both legs venue-native, one group; the stop waits, the take-profit rests on the book
     assert (stop.placement, stop.type.value, stop.trigger_state.value, stop.trigger_price) == (
         "venue", "stop_limit", "armed", stop_level)
-    assert stop.price == (stop_level * D("0.75")).quantize(D("0.01"))  # the 25 % price band below the level
+    # its limit: the 25 % price band below the level, rounded towards the level
+    assert stop.price == (stop_level * D("0.75")).quantize(D("0.01"), ROUND_CEILING)
     assert (take.placement, take.type.value, take.trigger_state.value, take.price, take.status.value) == (
         "venue", "take_profit_limit", "working", take_level, "open")
     assert stop.client_order_id not in s.broker.emulator.held and take.client_order_id not in s.broker.emulator.held

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import BookEvent, TradeEvent, now_ms
@@ -317,7 +317,10 @@ class StopEmulator:
         stop, take = legs
         stop.type, stop.placement = OrderType.STOP_LIMIT, "venue"
         level = stop.trigger_price or ZERO
-        stop.price = self._round_tick(stop.symbol, level * (1 - band) if stop.side == "sell" else level * (1 + band))
+        # rounded towards the level: the limit is never further from it than the band
+        sell = stop.side == "sell"
+        stop.price = self._round_tick(stop.symbol, level * (1 - band) if sell else level * (1 + band),
+                                      ROUND_CEILING if sell else ROUND_FLOOR)
         take.type, take.placement, take.price = OrderType.TAKE_PROFIT_LIMIT, "venue", take.trigger_price
         take.trigger_state = TriggerState.WORKING  # a limit on the venue's book from the start
         return legs
@@ -344,14 +347,14 @@ class StopEmulator:
         o.trigger_price = self._round_tick(o.symbol, trailing_trigger(o.side.value, price, o.trailing_pct,
                                                                       o.trailing_distance))
 
-    def _round_tick(self, symbol: str, price: Decimal) -> Decimal:
+    def _round_tick(self, symbol: str, price: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
         from .orders import TICK_SIZE, _step
 
         m = self.broker.markets.get(symbol) or {}
         step = _step((m.get("precision") or {}).get("price"), self.broker.precision_mode)
         if step is None or self.broker.precision_mode != TICK_SIZE:
             return price
-        return round_to_step(price, step, ROUND_HALF_EVEN)
+        return round_to_step(price, step, rounding)
 
     async def _arm(self, legs: list[OrderState], detail: str | None) -> None:
         b = self.broker
