@@ -173,3 +173,29 @@ async def test_an_oco_typed_in_the_ticket_asks_for_both_levels_and_does_not_inhe
         t.query_one("#tp", Input).value = "66500"
         await wait_for(pilot, lambda: t.validated is not None, what=lambda: f"a valid oco: {t.error}")
         assert t.validated.price is None  # both legs send market orders
+
+
+async def test_a_trailing_stops_notional_is_not_said_to_be_at_its_level():
+    # 'notional 326.17 USDT at the level' for a 1 % trailing stop was amount x the market, not its level
+    from textual.app import App
+    from textual.widgets import Input, Select
+
+    from tps19.desk.screens.ticket import TicketScreen
+    from tps19.engine.events import BookEvent
+
+    book = BookEvent("BTC/USDT", bids=((65200.0, 1.0),), asks=((65201.0, 1.0),), ts=1, seq=1)
+
+    class One(App):
+        def on_mount(self) -> None:
+            self.push_screen(TicketScreen(mode="paper", side="sell", symbol="BTC/USDT", market=BTC,
+                                          book_fn=lambda: book, trading_available=True))
+
+    app = One()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        t = app.screen
+        t.query_one("#type", Select).value = "trailing_stop"
+        t.query_one("#amount", Input).value = "0.005"
+        t.query_one("#trail", Input).value = "1%"
+        await wait_for(pilot, lambda: "notional" in screen_text(app), what=lambda: f"the estimate: {t.error}")
+        assert "at the market now" in screen_text(app) and "at the level" not in screen_text(app)

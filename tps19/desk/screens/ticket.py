@@ -379,7 +379,9 @@ class TicketScreen(ModalScreen[Any]):
         t.add_row("at trigger", at_trigger_text(v))
         self._distance_rows(t, v, book)
         if v.notional is not None:
-            t.add_row("notional", f"{v.notional:,.2f} {quote} at the level")
+            # a trailing stop's level moves: its notional is valued at the market now
+            where = "at the level" if (v.price or v.trigger_price or v.stop_loss_price) else "at the market now"
+            t.add_row("notional", f"{v.notional:,.2f} {quote} {where}")
         if v.side == "sell":
             t.add_row("kill switch", "keeps working (it only reduces a position)")
         for n in v.notes:
