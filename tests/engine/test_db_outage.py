@@ -67,12 +67,24 @@ class Proxy:
         await self.start()
 
 
-async def _until(sub, want):
-    async with asyncio.timeout(DEADLINE_S):
-        while True:
-            for e in await sub.wait():
-                if want(e):
-                    return e
+class Events:
+    """A subscription's events, none thrown away: ``until`` takes the first event not taken yet that
+    matches, however early it came. (Scanning only new batches dropped the events that came in the
+    same batch as, or before, the one awaited: the feed's own closed bar at a minute's turn, stored
+    once the database is back, back-fills before the test's bar does, so the back-fill line can come
+    with the restore alert or the fill; the test then waited 60 s for a line it had discarded.)"""
+
+    def __init__(self, sub) -> None:
+        self.sub = sub
+        self.pending: list = []
+
+    async def until(self, want):
+        async with asyncio.timeout(DEADLINE_S):
+            while True:
+                for i, e in enumerate(self.pending):
+                    if want(e):
+                        return self.pending.pop(i)
+                self.pending += await self.sub.wait()
 
 
 @pytest.fixture
@@ -105,27 +117,27 @@ async def test_a_target_lost_in_an_outage_is_acted_on_and_missed_bars_are_back_f
     executor = engine.executor = TargetExecutor(engine.trading.broker, engine.trading.portfolio, engine.markets,
                                                 engine.symbols, engine.bus, strategy="outage",
                                                 max_order_notional=engine.settings.risk.max_order_notional)
-    sub = engine.bus.subscribe(StorageAlert, LogEvent, FillEvent, coalesce=None)
+    sub = Events(engine.bus.subscribe(StorageAlert, LogEvent, FillEvent, coalesce=None))
     minute = int(time.time() // 60 * 60_000)
     await proxy.cut()
-    alert = await _until(sub, lambda e: isinstance(e, StorageAlert))
+    alert = await sub.until(lambda e: isinstance(e, StorageAlert))
     assert alert.halted
 
     await executor.submit_target("BTC/USDT", 1.0, Signal(1, 1.0, "test entry", 1.0))
     assert "BTC/USDT" in executor.pending, "the target of a failed order was forgotten"
     engine.bus.publish(BarEvent("BTC/USDT", "1m", minute - 3 * 60_000, 1, 1, 1, 1, 1, closed=True))
-    line = await _until(sub, lambda e: isinstance(e, LogEvent) and e.message.startswith("storing bars failed"))
+    line = await sub.until(lambda e: isinstance(e, LogEvent) and e.message.startswith("storing bars failed"))
     assert f"database {engine.db.name}: " in line.message and "failed: " in line.message, line.message
 
     await proxy.restore()
-    alert = await _until(sub, lambda e: isinstance(e, StorageAlert) and not e.halted)
-    fill = await _until(sub, lambda e: isinstance(e, FillEvent))
+    alert = await sub.until(lambda e: isinstance(e, StorageAlert) and not e.halted)
+    fill = await sub.until(lambda e: isinstance(e, FillEvent))
     assert fill.side == "buy" and fill.client_order_id.startswith(executor.prefix)
     assert executor.own["BTC/USDT"] > 0 and not executor.pending
 
     # the next bar stores, and the outage's bars come from the venue
     engine.bus.publish(BarEvent("BTC/USDT", "1m", minute - 60_000, 1, 1, 1, 1, 1, closed=True))
-    line = await _until(sub, lambda e: isinstance(e, LogEvent) and e.message.startswith("back-filled"))
+    line = await sub.until(lambda e: isinstance(e, LogEvent) and e.message.startswith("back-filled"))
     async with engine.db.session() as s:
         stored = (await s.execute(select(Bar.ts).where(Bar.symbol == "BTC/USDT", Bar.ts >= minute - 3 * 60_000,
                                                        Bar.ts <= minute - 60_000))).scalars().all()
