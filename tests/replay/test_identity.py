@@ -63,8 +63,12 @@ def test_paper_session_replayed_gives_the_same_orders_and_fills(session):
         # committed after the engine began to stop), the replay then has that one more
         assert b[: len(a)] == a and len(b) - len(a) <= 1
     # the engine ran on the recording's clock: each fill is stamped with the receive time of the
-    # event that caused it, a moment before the live fill was committed
-    assert all(0 <= a.ts - b.ts <= 1000 for a, b in zip(session.fills, result.fills))
+    # event that caused it — inside the recording's span (a replay on the wall clock would stamp it
+    # after the recording ended), never after the live fill was committed. No bound on how long the
+    # live commit took: it passed 1 s once with both cores busy.
+    assert info.first_ns is not None and info.last_ns is not None
+    first_ms, last_ms = info.first_ns // 1_000_000, -(-info.last_ns // 1_000_000)
+    assert all(first_ms <= b.ts <= last_ms and b.ts <= a.ts for a, b in zip(session.fills, result.fills))
     assert result.book_frames > 50 and result.books_published > 10
 
 
