@@ -15,6 +15,7 @@ import pytest
 from tps19.engine.engine import Engine
 from tps19.engine.events import LogEvent, StorageAlert
 from tps19.engine.health import check_health
+from tps19.engine.metrics import EngineMetrics
 from tps19.engine.storage.server_lock import LOCK_CLASS, lock_key
 
 DEADLINE_S = 60.0
@@ -53,11 +54,14 @@ async def _ready(engine: Engine) -> None:
 async def test_a_deleted_lock_file_halts_the_engine(engine):
     """Deleted, the lock file no longer keeps a second engine out (it would lock a new file)."""
     await _ready(engine)
+    scrape = EngineMetrics(engine).render
+    assert b"\ntps19_storage_halt 0.0\n" in scrape()
     sub = engine.bus.subscribe(StorageAlert, coalesce=None)
     engine.db_lock.path.unlink()
     alert = await _next_alert(sub)
     assert alert.halted and alert.reason == f"lock file {engine.db_lock.path} was deleted"
     assert "trading halted: lock file" in ((await _buy(engine)).reason or "")
+    assert b"\ntps19_storage_halt 1.0\n" in scrape()  # what Prometheus alerts on
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])

@@ -144,6 +144,10 @@ class _StateCollector(Collector):
                                 value=engine.bus.dropped())
         yield GaugeMetricFamily("tps19_bus_published", "Events published on the engine's bus (total)",
                                 value=engine.bus.published)
+        # 1 while the storage watch holds every order (lock lost, database file deleted or replaced):
+        # the alert a pager would page on, beside /healthz's reason
+        yield GaugeMetricFamily("tps19_storage_halt", "1 while orders are halted because the engine's database or "
+                                "its lock is lost", value=float(engine.storage_problem is not None))
         notifier = engine.notifier
         if notifier is not None:
             sent = CounterMetricFamily("tps19_notifications", "Notifications by event class and outcome (sent, failed, "
