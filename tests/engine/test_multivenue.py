@@ -85,6 +85,9 @@ async def test_paper_trades_both_dialects_at_once_each_at_its_own_fees(settings)
         eq = {v: D(r["equity"]) for v, r in t["venues"].items()}
         assert D(t["total"]["equity"]) == eq["sim"] + eq["sim-binance"] and t["currency"] == "USDT"
         assert D(t["total"]["fees"]) > 0
+        # each venue's terms of the total, in the reporting currency (what the desk shows per venue)
+        for k in ("equity", "net_pnl", "fees"):
+            assert D(t["total"][k]) == sum(D(r["in_report"][k]) for r in t["venues"].values())
         async with cdc.db.session() as s:
             rows = (await s.execute(select(OrderRecord))).scalars().all()
         assert {(r.exchange, r.symbol) for r in rows} == {("sim", "BTC/USDT"), ("sim-binance", "ETH/USDT")}

@@ -214,8 +214,9 @@ class VenueSet:
         return None, f"no {ccy}/{rep} market on this venue"
 
     def totals(self) -> dict[str, Any]:
-        """Equity and P&L per venue (each in its valuation currency and in the reporting
-        currency, with the conversion stated) and in total (reporting currency)."""
+        """Equity and P&L per venue (each in its valuation currency and, under ``in_report``, in
+        the reporting currency, with the conversion stated) and in total (reporting currency).
+        The desk shows these very figures (it never converts or adds money itself)."""
         rows: dict[str, Any] = {}
         total = {k: Decimal(0) for k in ("equity", "realized_pnl", "unrealized_pnl", "fees", "net_pnl")}
         left_out = []
@@ -240,9 +241,12 @@ class VenueSet:
             else:
                 row["rate"] = str(rate)
                 row["conversion"] = how
+                # this venue's figures in the reporting currency: the terms the total adds up
+                row["in_report"] = {"equity": str(eq * rate)}
                 total["equity"] += eq * rate
                 for k in ("realized_pnl", "unrealized_pnl", "fees", "net_pnl"):
                     if k in t:
+                        row["in_report"][k] = str(Decimal(t[k]) * rate)
                         total[k] += Decimal(t[k]) * rate
             rows[v] = row
         out: dict[str, Any] = {"currency": self.report_currency, "venues": rows,

@@ -40,8 +40,7 @@ def venues_view(venues: VenueSet, selected: int) -> Group:
         if row["state"] != "up":
             t.add_row(mark, v, Text("down", style="bold red"), "-", "-", "-", "-", "-", "-", "-", row.get("reason", "")[:60])
             continue
-        rate = row.get("rate")
-        in_rep = _money(str(float(row["equity"]) * float(rate))) if rate is not None else "-"
+        in_rep = _money(row["in_report"]["equity"]) if "in_report" in row else "-"
         t.add_row(mark, v, Text("up", style="green"), _money(row["equity"]), row["currency"], in_rep,
                   _money(row.get("net_pnl")), _money(row.get("fees")), str(row["open_orders"]),
                   Text("KILLED", style="bold red") if row["killed"] else "off", row.get("conversion", ""))
