@@ -123,10 +123,19 @@ async def test_every_event_class_reaches_the_receiver_from_a_running_engine(sim_
         bus.publish(OrderUpdate(client_order_id="t19-s", type="stop_market", status="open", previous_status="open",
                                 trigger_state="triggered", trigger_price=Decimal("49000"), **base))
         bus.publish(LogEvent("error", f"storing bars failed: database {engine.db.name}: store bars failed: disk full"))
+        # the daily summary reads the day's fills from the database: a notifier started afresh
+        # (a restart) counts the fill booked before it, with its fee in the fee's own currency
+        notifier = engine.notifier
+        from tps19.engine.notify.sender import Notifier
+        from tps19.figures import fee
+        booked = await engine.trading.store.fills()  # the market buy, one fill per level it took
+        assert booked and {f.fee_currency for f in booked} == {"USDT"}
+        assert sum(f.amount for f in booked) == Decimal("0.01") and order.fee > 0
+        fresh = await Notifier(engine, [], notify).summary()
+        assert f"fills {len(booked)}, fees {fee(order.fee)} USDT since " in fresh.body, fresh.body
+        notifier.submit(await notifier.summary())
         # a lost database: the real storage watch
         engine.db.path.unlink()
-        notifier = engine.notifier
-        notifier.submit(notifier.summary())
 
         wanted = ["fill BTC/USDT", "order rejected", "kill switch engaged", "trading released", "stream stale",
                   "stream recovered", "venue connection lost", "order in UNKNOWN state", "unknown order settled",

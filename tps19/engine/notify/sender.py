@@ -59,7 +59,6 @@ class Notifier:
         self._triggered: set[str] = set()
         self._stale: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._stale_told: dict[tuple[str, str], float] = {}
-        self._since_summary: dict[str, Decimal] = {"fills": Decimal(0), "fees": Decimal(0)}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: list[asyncio.Task[Any]] = []
         self._sub: Any = None
@@ -108,9 +107,6 @@ class Notifier:
                     log.warning("notify: event %s not turned into a notice: %s", type(e).__name__, err)
 
     def handle(self, e: Any) -> None:
-        if isinstance(e, FillEvent):
-            self._since_summary["fills"] += 1
-            self._since_summary["fees"] += e.fee
         if isinstance(e, ConnectionEvent):
             self._stream(e)
         for notice in notices_for(e, self.engine.mode, self._triggered, self.venue):
@@ -192,11 +188,21 @@ class Notifier:
 
         while True:
             now = datetime.now(UTC)
-            await asyncio.sleep((self.next_summary(now) - now).total_seconds())
-            self.submit(self.summary())
+            at = self.next_summary(now)
+            await asyncio.sleep((at - now).total_seconds())
+            try:
+                self.submit(await self.summary(at))
+            except Exception as err:  # a database that cannot answer must not end the daily summaries
+                log.warning("notify: daily summary not built: %s", err)
 
-    def summary(self) -> Notice:
-        """Equity, P&L today, fills and fees since the last summary."""
+    async def summary(self, at: datetime | None = None) -> Notice:
+        """Equity and P&L now; fills and fees booked in the day (24 h of wall time in the summary's zone)
+        up to ``at``, read from the database: a restart in between loses none of them."""
+        from ...figures import fee
+
+        zone = ZoneInfo(self.settings.timezone)
+        end = (at or datetime.now(zone)).astimezone(zone)
+        start = end - timedelta(days=1)  # zone-aware: the same wall time yesterday, across a DST change too
         e, mode = self.engine, self.tag
         parts = []
         if e.trading is not None:
@@ -206,10 +212,14 @@ class Notifier:
                 parts.append(f"P&L today {s['pnl_today']}")
             parts.append(f"realized {s.get('realized_pnl', '?')}, unrealized {s.get('unrealized_pnl', '?')}")
             parts.append(f"open orders {s.get('open_orders', 0)}" + (", KILL SWITCH ENGAGED" if s.get("killed") else ""))
-        parts.append(f"fills {self._since_summary['fills']}, fees {self._since_summary['fees'].normalize():f} "
-                     "since the last summary")
-        self._since_summary = {"fills": Decimal(0), "fees": Decimal(0)}
-        day = datetime.now(ZoneInfo(self.settings.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+            fills = await e.trading.store.fills_since(int(start.timestamp() * 1000))
+            fees: dict[str, Decimal] = {}
+            for f in fills:
+                if f.fee:
+                    fees[f.fee_currency or "?"] = fees.get(f.fee_currency or "?", Decimal(0)) + f.fee
+            paid = ", ".join(f"{fee(v, c)} {c}" for c, v in sorted(fees.items())) or "none"
+            parts.append(f"fills {len(fills)}, fees {paid} since {start.strftime('%Y-%m-%d %H:%M %Z')}")
+        day = end.strftime("%Y-%m-%d %H:%M %Z")
         return Notice("summary", f"summary:{day}", f"TPS19 {mode} daily summary {day}", "; ".join(parts))
 
 

@@ -250,6 +250,19 @@ class TradingStore:
                 ).scalars()
             )
 
+    async def fills_since(self, ts_ms: int) -> list[Fill]:
+        """This venue's fills in this mode stamped at or after ``ts_ms`` (oldest first)."""
+        async with self.db.session() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(Fill)
+                        .where(Fill.mode == self.mode, Fill.exchange == self.exchange, Fill.ts >= ts_ms)
+                        .order_by(col(Fill.ts), col(Fill.id))
+                    )
+                ).scalars()
+            )
+
     async def fill_ids(self) -> set[str]:
         async with self.db.session() as s:
             return set(
