@@ -21,8 +21,12 @@ class FixedClock:
 
 @pytest.fixture
 async def sim():
+    # Heartbeats every 0.3 s (ccxt answers them all through these tests), each with 30 s to be
+    # answered: the answer travels through this same event loop, and a loaded machine stalls the
+    # loop for longer than 0.3 s, after which the venue's tick used to close the connection before
+    # it had read the answer already sent (a watch then raised NetworkError "closing code 1000")
     s = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, updates_per_second=200,
-                    heartbeat_interval=0.3)
+                    heartbeat_interval=0.3, heartbeat_timeout=30)
     await s.start()
     try:
         yield s

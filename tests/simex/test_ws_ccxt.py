@@ -7,7 +7,9 @@ import json
 
 import aiohttp
 
-from .conftest import KEY, wait_for
+from tps19.simex import SimExchange
+
+from .conftest import BALANCES, KEY, SECRET, wait_for
 
 
 async def test_watch_order_book_stays_uncrossed_for_seconds(sim, ex):
@@ -83,28 +85,64 @@ async def test_heartbeats_are_answered_by_ccxt(sim, ex):
     assert t["symbol"] == "BTC/USDT"
 
 
-async def test_unanswered_heartbeat_closes_connection(sim):
-    async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
-            got = []
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    got.append(json.loads(msg.data)["method"])
-            assert "public/heartbeat" in got and ws.closed
-    assert sim.stats["heartbeat_disconnects"] >= 1
+async def test_unanswered_heartbeat_closes_connection():
+    # the venue's default answer window: until the next heartbeat is due
+    sim = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, heartbeat_interval=0.3)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
+                got = []
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        got.append(json.loads(msg.data)["method"])
+                assert "public/heartbeat" in got and ws.closed
+        assert sim.stats["heartbeat_disconnects"] >= 1
+    finally:
+        await sim.stop()
+
+
+async def test_a_heartbeat_answered_late_but_inside_its_window_keeps_the_connection():
+    # a heartbeat every 0.05 s, 1 s to answer each: answered after 0.1 s (two ticks late) it still
+    # counts; the next one, never answered, closes the connection once its own second has passed
+    sim = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, heartbeat_interval=0.05,
+                      heartbeat_timeout=1.0)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
+                got = []
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        hb = json.loads(msg.data)
+                        got.append(hb["method"])
+                        if len(got) == 1:
+                            await asyncio.sleep(0.1)
+                            await ws.send_str(json.dumps({"id": hb["id"], "method": "public/respond-heartbeat"}))
+                assert got == ["public/heartbeat", "public/heartbeat"] and ws.closed
+        assert sim.stats["heartbeat_responses"] == 1 and sim.stats["heartbeat_disconnects"] == 1
+    finally:
+        await sim.stop()
+
+
+async def _reply(ws) -> dict:
+    """The next message that is not a heartbeat (one comes every 0.3 s, between any two replies)."""
+    while (msg := await ws.receive_json(timeout=5)).get("method") == "public/heartbeat":
+        pass
+    return msg
 
 
 async def test_user_channel_requires_auth_and_bad_messages_are_answered(sim):
     async with aiohttp.ClientSession() as s:
         async with s.ws_connect(sim.base_url + "/exchange/v1/user") as ws:
             await ws.send_str('{"id": 1, "method": "subscribe", "params": {"channels": ["user.order"]}}')
-            assert (await ws.receive_json(timeout=5))["code"] == 40101
+            assert (await _reply(ws))["code"] == 40101
             await ws.send_str('{"id": 2, "method": "public/auth", "api_key": "test-key", "sig": "00", "nonce": 1}')
-            assert (await ws.receive_json(timeout=5))["code"] == 40101
+            assert (await _reply(ws))["code"] == 40101
             await ws.send_str("not json")
-            assert (await ws.receive_json(timeout=5))["code"] == 40001
+            assert (await _reply(ws))["code"] == 40001
             await ws.send_str('{"id": 3, "method": "no/such"}')
-            assert (await ws.receive_json(timeout=5))["code"] == 40002
+            assert (await _reply(ws))["code"] == 40002
     assert sim.stats["bad_requests"] >= 2 and sim.stats["internal_errors"] == 0
 
 

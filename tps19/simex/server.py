@@ -61,7 +61,7 @@ class SimExchange(WebsocketApi):
                  accounts: dict[str, tuple[str, dict[str, Decimal]]] | None = None, updates_per_second: float = 60.0,
                  autoplay: bool = True, clock: Callable[[], int] | None = None, *,
                  maker_fee: Decimal = Decimal("0.0004"), taker_fee: Decimal = Decimal("0.0006"),
-                 heartbeat_interval: float = 30.0, nonce_window_ms: int = 60_000,
+                 heartbeat_interval: float = 30.0, heartbeat_timeout: float | None = None, nonce_window_ms: int = 60_000,
                  ticker_interval_ms: int = 100) -> None:
         self.host = host
         self._want_port = port
@@ -74,6 +74,8 @@ class SimExchange(WebsocketApi):
         self.autoplay = autoplay
         self.clock: Callable[[], int] = clock or wall_ms
         self.heartbeat_interval = heartbeat_interval
+        # how long a heartbeat may stay unanswered (by default until the next one is due)
+        self.heartbeat_timeout = heartbeat_interval if heartbeat_timeout is None else heartbeat_timeout
         self.nonce_window_ms = nonce_window_ms
         self.replays = ReplayGuard(nonce_window_ms, lambda: wall_ms())
         self.ticker_interval_ms = ticker_interval_ms

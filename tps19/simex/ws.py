@@ -36,6 +36,7 @@ class Conn:
     subs: set[str] = field(default_factory=set)
     account: Account | None = None
     pending_hb: int | None = None
+    hb_due: float = 0.0  # loop time by which the pending heartbeat must be answered
     closed: bool = False
     writer: asyncio.Task | None = None
     max_queued: int = 20_000
@@ -77,6 +78,7 @@ class WebsocketApi(RestApi):
     _balance_dirty: set[str]
     _hb_ids: int
     heartbeat_interval: float
+    heartbeat_timeout: float
     autoplay: bool
     ticker_interval_ms: int
     candles: dict[str, Any]
@@ -88,16 +90,23 @@ class WebsocketApi(RestApi):
         raise NotImplementedError
 
     async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            now = loop.time()
             for c in list(self._conns):
                 if c.pending_hb is not None:
+                    # 1 ms of timer slack: with the default window (one interval) the next tick
+                    # is always past it
+                    if now < c.hb_due - 0.001:
+                        continue  # still inside its answer window: wait, send no other
                     self.stats["heartbeat_disconnects"] += 1
                     self._spawn(self._close_conn(c, WSCloseCode.OK))  # the venue closes with 1000
                     continue
                 self._hb_ids += 1
                 hb = self.clock() * 1000 + self._hb_ids % 1000
                 c.pending_hb = hb
+                c.hb_due = now + self.heartbeat_timeout
                 c.send(json.dumps({"id": hb, "method": "public/heartbeat", "code": 0}))
                 self.stats["heartbeats_sent"] += 1
 
