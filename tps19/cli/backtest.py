@@ -174,9 +174,17 @@ def optimize(
     grid: list[str] = typer.Option(None, "--grid", help="key=start:stop:step (inclusive) or key=a,b,c, repeatable."),
     param: list[str] = typer.Option(None, "--param", help="Fixed parameter key=value, repeatable."),
     random_n: int = typer.Option(None, "--random", min=1, help="Evaluate N random grid points instead of all."),
+    search: str = typer.Option("grid", "--search", help="grid: every point of --grid (or --random N of them); tpe: an "
+                               "Optuna study (TPE sampler) of --trials N parameter sets, the --grid ranges as its search "
+                               "space (a:b:step ints or floats on the steps, a:b any int/float in between, x,y,z choices); "
+                               "with --walk-forward, trials are pruned fold by fold."),
+    trials: int = typer.Option(None, "--trials", help="With --search tpe: parameter sets to evaluate (pruned ones "
+                               "included; all count in the deflated Sharpe)."),
     walk_forward: int = typer.Option(None, "--walk-forward", min=1, help="N walk-forward folds (headline is out-of-sample)."),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Worker processes."),
-    cluster: str = typer.Option(None, "--cluster", help="Run the grid on a Dask cluster: tcp://HOST:PORT (its scheduler)."),
+    cluster: str = typer.Option(None, "--cluster", help="Run the grid or the study's trials on a Dask cluster: "
+                                "tcp://HOST:PORT (its scheduler). A tpe study there is not promised to repeat with the "
+                                "same --seed (trials finish in any order); every trial is recorded in --json."),
     metric: str = typer.Option("sharpe", "--metric", help="Rank by: sharpe, sortino, total_return, cagr, calmar, profit_factor, win_rate, final_equity, max_drawdown."),
     top: int = typer.Option(10, "--top", min=1, help="Rows of the ranking to show."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
@@ -188,20 +196,36 @@ def optimize(
     cash: float = typer.Option(10_000.0, "--cash"),
     fee: float = typer.Option(0.001, "--fee"),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
-    seed: int = typer.Option(19, "--seed", help="Seed for --random."),
+    seed: int = typer.Option(19, "--seed", help="Seed for --random and --search tpe (a tpe study run sequentially, "
+                             "--jobs 1 and no --cluster, repeats exactly with the same seed)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     stop_loss: float = stop_loss_option(),
     take_profit: float = take_profit_option(),
     trailing_stop: float = trailing_stop_option(),
 ) -> None:
-    """Grid/random parameter search in parallel, optionally walk-forward; the winner's deflated
-    Sharpe ratio and the search's probability of backtest overfitting count every trial."""
+    """Grid/random parameter search or an Optuna (TPE) study, in parallel, optionally walk-forward; the
+    winner's deflated Sharpe ratio and the search's probability of backtest overfitting count every trial."""
     from .results import LazyConsole, print_ranking, print_walk_forward
 
     console = LazyConsole(stderr=json_out)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
     protection = protection_flags(stop_loss, take_profit, trailing_stop)
+    kind = (search or "").strip().lower()
+    if kind not in ("grid", "tpe"):
+        fail(f"unknown --search {search!r} (choose from grid, tpe)")
+    if kind == "tpe":
+        if random_n is not None:
+            fail("--random samples the grid; with --search tpe give --trials N")
+        if trials is None:
+            fail("--search tpe needs --trials N (how many parameter sets to evaluate)")
+        if trials < 1:
+            fail(f"--trials must be at least 1, not {trials}")
+        _optimize_tpe(strategy, grid, param, trials, seed, walk_forward, jobs, cluster, metric, top, data, exchange,
+                      symbol, timeframe, since, until, cash, fee, slippage_bps, json_out, db, protection, console)
+        return
+    if trials is not None:
+        fail("--trials is for --search tpe (the grid evaluates every point; --random N samples it)")
     try:
         from ..engine.backtest import BacktestConfig
         from ..engine.backtest import optimize as opt
@@ -225,6 +249,64 @@ def optimize(
         print_walk_forward(outcome, strategy, metric, len(cands), arrays["ts"], json_out, console)
     else:
         print_ranking(outcome, strategy, metric, len(cands), fixed, top, json_out, console)
+
+
+def _optimize_tpe(strategy: str, grid: list[str] | None, param: list[str] | None, trials: int, seed: int,
+                  walk_forward: int | None, jobs: int, cluster: str | None, metric: str, top: int, data: Path | None,
+                  exchange: str | None, symbol: str | None, timeframe: str, since: str | None, until: str | None,
+                  cash: float, fee: float, slippage_bps: float, json_out: bool, db: str | None, protection: Any,
+                  console: Any) -> None:
+    """``optimize --search tpe``: the study (tps19/engine/backtest/tpe.py, which alone imports optuna)."""
+    from .results import print_study
+
+    try:
+        from ..engine.backtest import BacktestConfig
+        from ..engine.backtest import optimize as opt
+        from ..engine.backtest.space import parse_space
+        from ..engine.strategies import parse_kv
+
+        if not grid:
+            fail("give at least one --grid range for the study to search (key=start:stop[:step] or key=a,b,c)")
+        if metric not in opt.METRICS:
+            fail(f"unknown metric {metric!r} (choose from {', '.join(opt.METRICS)})")
+        space = parse_space(strategy, grid)
+        fixed = parse_kv(param or [])
+        config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, protection=protection)
+        df, _meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),
+                              parse_time(until, "--until"), db, json_out, console)
+        arrays = {k: df[k] for k in ("ts", "open", "high", "low", "close", "volume")}
+        if cluster:
+            from ..engine.backtest.optimize import cluster_pool
+            from ..engine.distributed import cluster as connect
+
+            with connect(cluster) as client:
+                width = sum(client.nthreads().values())
+                outcome = _study(strategy, space, fixed, arrays, config, metric, trials, seed, walk_forward, jobs,
+                                 pool=cluster_pool(client, arrays), width=max(width, 1))
+        else:
+            outcome = _study(strategy, space, fixed, arrays, config, metric, trials, seed, walk_forward, jobs)
+    except bad_input_errors() as err:
+        fail(str(err))
+    print_study(outcome, strategy, metric, fixed, top, arrays["ts"], json_out, console)
+
+
+def _study(strategy: str, space: Any, fixed: dict[str, Any], arrays: dict[str, Any], config: Any, metric: str,
+           trials: int, seed: int, walk_forward: int | None, jobs: int, pool: Any = None, width: int | None = None) -> Any:
+    """The study with a progress bar over its trials on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..engine.backtest import tpe
+
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[pruned]} pruned"),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as prog:
+        task = prog.add_task("tpe", total=trials, pruned=0)
+
+        def cb(done: int, total: int, pruned: int) -> None:
+            prog.update(task, completed=done, total=total, pruned=pruned)
+
+        return tpe.study(strategy, space, arrays, config, metric, trials, seed, fixed=fixed, folds=walk_forward,
+                         jobs=jobs, pool=pool, width=width, progress=cb)
 
 
 def _search(strategy: str, cands: list[dict[str, Any]], arrays: dict[str, Any], config: Any,

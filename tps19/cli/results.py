@@ -125,16 +125,17 @@ def overfitting_fields(o: Any) -> dict[str, Any]:
             "warning": None if o.trusted else d["verdict"], "overfitting": d}
 
 
-def print_overfitting(o: Any, console: Any) -> None:
+def print_overfitting(o: Any, console: Any, pruned: int | None = None) -> None:
     from rich.table import Table
 
     t = Table(title="Can the winner be trusted? (docs/backtesting.md, 'Overfitting')", show_header=False)
     t.add_column("figure", style="bold")
     t.add_column("value", justify="right")
-    t.add_row("Trials", str(o.trials))
+    t.add_row("Trials", str(o.trials) + (f" ({pruned} pruned)" if pruned is not None else ""))
     t.add_row("Deflated Sharpe (P(true Sharpe > 0))", fmt(o.deflated_sharpe))
     t.add_row("Per-bar Sharpe: winner / best luck expects", f"{o.sharpe_per_bar:.4g} / {o.expected_max_sharpe:.4g}")
-    t.add_row("PBO (CSCV)", fmt(o.pbo) + (f" over {o.splits} splits" if o.splits else ""))
+    t.add_row("PBO (CSCV)", fmt(o.pbo) + (f" over {o.splits} splits" if o.splits else "")
+              + (f", {o.pbo_trials} completed trials" if o.pbo_trials is not None else ""))
     console.print(t)
     if o.trusted:
         console.print(f"[green]{o.verdict}[/]")
@@ -160,3 +161,73 @@ def print_ranking(found: Any, strategy: str, metric: str, n_cands: int,
                   fmt(m.get("total_return"), pct=True), fmt(m.get("max_drawdown"), pct=True), str(m.get("trades")))
     console.print(t)
     print_overfitting(found.overfitting, console)
+
+
+def study_fields(res: Any, ts: Any) -> dict[str, Any]:
+    """What ``optimize --search tpe --json`` says beyond the grid's keys: the study's counts, its
+    winner, the walk-forward out-of-sample result and every proposal (``trial_log``)."""
+    from ..engine.backtest.report import iso
+
+    out: dict[str, Any] = {
+        "search": "tpe", "seed": res.seed, "repeatable": not res.parallel, "trials_wanted": res.wanted,
+        "pruned": res.count("pruned"), "completed": res.count("complete"), "invalid": res.count("invalid"),
+        "repeats": res.count("repeat"), "proposals": len(res.log), "shortfall": res.shortfall,
+        "winner": res.winner.as_dict(),
+    }
+    if res.holdout is not None:
+        lo, hi = res.holdout_window
+        out["walk_forward"] = {
+            "folds": [{"fold": k, "window": [iso(int(ts[a])), iso(int(ts[b - 1]))], "winner_score": res.winner.folds[k]}
+                      for k, (a, b) in enumerate(res.windows)],
+            "test": [iso(int(ts[lo])), iso(int(ts[hi - 1]))],
+            "out_of_sample": res.holdout.metrics,
+        }
+    out["trial_log"] = [r.as_dict() for r in res.log]
+    return out
+
+
+def print_study(res: Any, strategy: str, metric: str, fixed: dict[str, Any], top: int, ts: Any,
+                json_out: bool, console: Any) -> None:
+    """``optimize --search tpe``: the completed trials ranked, the out-of-sample block (walk-forward)
+    and the trust figures counting every trial, pruned ones included."""
+    from rich.table import Table
+
+    from ..engine.backtest.report import metrics_table
+
+    folds = len(res.windows)
+    if json_out:
+        ranking = [{"number": r.number, "params": r.params, "value": r.as_dict()["value"],
+                    "folds": r.as_dict()["folds"], **({"metrics": r.metrics[0]} if folds == 1 else {})}
+                   for r in res.ranked[:top]]
+        typer.echo(json.dumps({"strategy": strategy, "metric": metric, **overfitting_fields(res.overfitting),
+                               **study_fields(res, ts), "ranking": ranking}, default=str))
+        return
+    scored = f"mean {metric} over {folds} folds" if folds > 1 else metric
+    t = Table(title=f"{strategy}: TPE study, {res.trials} trials ({res.count('pruned')} pruned) ranked by {scored}"
+                    + (" (in-sample)" if folds == 1 else ""))
+    cols = ["#", "trial", "params", scored] + (["folds"] if folds > 1 else ["return", "max DD", "trades"])
+    for c in cols:
+        t.add_column(c)
+    for i, r in enumerate(res.ranked[:top], 1):
+        row = [str(i), str(r.number), ", ".join(f"{k}={v}" for k, v in r.params.items() if k not in fixed), fmt(r.value)]
+        if folds > 1:
+            row.append(" ".join(fmt(v) for v in r.folds))
+        else:
+            m = r.metrics[0]
+            row += [fmt(m.get("total_return"), pct=True), fmt(m.get("max_drawdown"), pct=True), str(m.get("trades"))]
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"{len(res.log)} proposals: {res.count('complete')} completed, {res.count('pruned')} pruned, "
+                  f"{res.count('invalid')} rejected by the strategy, {res.count('repeat')} repeats (run once)")
+    if res.shortfall:
+        console.print(f"[yellow]{res.shortfall}[/]")
+    if res.holdout is not None:
+        lo, hi = res.holdout_window
+        from ..engine.backtest.report import iso
+
+        console.print(metrics_table(res.holdout.metrics, title=f"Out-of-sample: the winner on the last block "
+                                    f"{iso(int(ts[lo]))} -> {iso(int(ts[hi - 1]))} (no trial saw it)"))
+    print_overfitting(res.overfitting, console, pruned=res.count("pruned"))
+    if res.parallel:
+        console.print("[dim]trials ran in parallel: the same --seed is not promised to repeat this run "
+                      "(run with --jobs 1 and no --cluster for that)[/]")

@@ -190,6 +190,7 @@ class Overfitting:
     kurtosis: float
     splits: int | None
     basis: str
+    pbo_trials: int | None = None  # trials in the CSCV when not all of them (a study's unpruned ones)
 
     @property
     def trusted(self) -> bool:
@@ -210,17 +211,22 @@ class Overfitting:
                 "distinguishable_from_luck": self.trusted, "verdict": self.verdict,
                 "sharpe_per_bar": self.sharpe_per_bar, "expected_max_sharpe_per_bar": self.expected_max_sharpe,
                 "trial_sharpe_sd_per_bar": self.trial_sharpe_sd, "returns": self.returns, "skew": self.skew,
-                "kurtosis": self.kurtosis, "cscv_splits": self.splits, "basis": self.basis}
+                "kurtosis": self.kurtosis, "cscv_splits": self.splits,
+                "cscv_trials": self.trials if self.pbo_trials is None else self.pbo_trials, "basis": self.basis}
 
 
-def assess(winner: np.ndarray, trial_sketches: list[np.ndarray], basis: str, seed: int = 19) -> Overfitting:
+def assess(winner: np.ndarray, trial_sketches: list[np.ndarray], basis: str, seed: int = 19,
+           pbo_sketches: list[np.ndarray] | None = None) -> Overfitting:
     """The winner's sketch judged against every trial's (the winner's own among them, unless the
-    winner is a walk-forward's chained path, which is judged against the candidates)."""
+    winner is a walk-forward's chained path, which is judged against the candidates).
+    ``pbo_sketches``: the trials the CSCV ranks when not all of them can be (CSCV needs every
+    trial on the same bars: a study's pruned trials stopped early)."""
     w = moments(winner)
     srs = np.array([moments(s).sharpe for s in trial_sketches])
     dsr, sr0 = deflated_sharpe(w, srs)
-    p = probability_of_overfitting(trial_sketches, seed)
+    p = probability_of_overfitting(trial_sketches if pbo_sketches is None else pbo_sketches, seed)
     return Overfitting(trials=len(trial_sketches), deflated_sharpe=dsr, pbo=p["pbo"] if p else None,
                        sharpe_per_bar=w.sharpe, expected_max_sharpe=sr0,
                        trial_sharpe_sd=float(np.std(srs, ddof=1)) if len(srs) > 1 else 0.0,
-                       returns=w.n, skew=w.skew, kurtosis=w.kurt, splits=p["splits"] if p else None, basis=basis)
+                       returns=w.n, skew=w.skew, kurtosis=w.kurt, splits=p["splits"] if p else None, basis=basis,
+                       pbo_trials=None if pbo_sketches is None else len(pbo_sketches))
