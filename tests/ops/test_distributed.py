@@ -66,7 +66,7 @@ def scheduler(tmp_path_factory) -> Iterator[str]:
 
 def _optimize(*extra: str) -> dict:
     r = CliRunner().invoke(app, ["optimize", *GRID, *extra])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)
 
 
@@ -82,6 +82,45 @@ def test_a_grid_on_the_cluster_ranks_exactly_as_the_local_run(scheduler):
 
 def test_walk_forward_on_the_cluster_equals_the_local_run(scheduler):
     assert _optimize("--walk-forward", "2", "--cluster", scheduler) == _optimize("--walk-forward", "2")
+
+
+def test_a_tpe_study_on_the_cluster_records_every_trial(scheduler):
+    """The trials run on the workers (fold by fold, pruned by the driver); every proposal is in the
+    trial log, each evaluated set's fold scores are what a local backtest of it gives, and the run
+    says it is not promised to repeat."""
+    import numpy as np
+
+    from tps19.engine.backtest import BacktestConfig, run_backtest
+    from tps19.engine.backtest.optimize import score, walk_forward_windows
+    from tps19.engine.history.source import load_file_bars
+    from tps19.engine.strategies import get
+
+    before = _executed(scheduler)
+    study = ["optimize", "--strategy", "sma_cross", "--grid", "fast=2:30", "--grid", "slow=10:120:5", "--data", ETH,
+             "--search", "tpe"]
+    r = CliRunner().invoke(app, [*study, "--trials", "16", "--walk-forward", "3", "--seed", "5", "--cluster", scheduler,
+                                 "--json"])
+    assert r.exit_code == 0, r.stderr
+    s = json.loads(r.stdout)
+    after = _executed(scheduler)
+    log = s["trial_log"]
+    evaluated = [t for t in log if t["state"] in ("complete", "pruned")]
+    assert s["trials"] == len(evaluated) == 16 and s["overfitting"]["trials"] == 16
+    assert s["pruned"] == sum(t["state"] == "pruned" for t in log)
+    assert s["repeatable"] is False and len(log) == s["proposals"]
+    assert sorted(t["number"] for t in log) == list(range(len(log)))  # no proposal missing
+    assert sum(after.values()) - sum(before.values()) >= sum(len(t["folds"]) for t in evaluated)
+    bars, _ = load_file_bars(Path(ETH), None, None)
+    df = {k: bars[k] for k in ("ts", "open", "high", "low", "close", "volume")}
+    windows = [w[0] for w in walk_forward_windows(len(df["close"]), 3)]
+    for t in evaluated[:4] + [s["winner"]]:
+        local = [score(run_backtest(get("sma_cross")(t["params"]), {k: v[lo:hi] for k, v in df.items()},
+                                    BacktestConfig(fee=0.001)).metrics, "sharpe") for lo, hi in windows[:len(t["folds"])]]
+        assert t["folds"] == pytest.approx(local, rel=1e-12)
+    assert s["winner"]["value"] == pytest.approx(float(np.mean(s["winner"]["folds"])))
+    r = CliRunner().invoke(app, [*study, "--trials", "4", "--cluster", scheduler])
+    assert r.exit_code == 0, r.output
+    assert "not promised to repeat" in " ".join(r.stdout.split())
 
 
 def _train(tmp_path: Path, *extra: str) -> dict:
