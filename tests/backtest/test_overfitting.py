@@ -79,14 +79,15 @@ def _returns(eq: np.ndarray, cash: float) -> np.ndarray:
     return np.diff(np.concatenate(([cash], eq))) / np.concatenate(([cash], eq[:-1]))
 
 
-def _reference_dsr(winner: np.ndarray, all_returns: list[np.ndarray]) -> float:
+def _reference_dsr(winner: np.ndarray, all_returns: list[np.ndarray], sharpes: np.ndarray | None = None) -> float:
+    """``sharpes``: the trials' per-bar Sharpe ratios when not their returns' own (a study's pruned trials)."""
     from scipy import stats
 
     def sr(r):
         sd = np.std(r, ddof=1)
         return np.mean(r) / sd if sd > 0 else 0.0
 
-    srs = np.array([sr(r) for r in all_returns])
+    srs = np.array([sr(r) for r in all_returns]) if sharpes is None else np.asarray(sharpes)
     n_trials = len(srs)
     sr0 = math.sqrt(np.var(srs, ddof=1)) * ((1 - np.euler_gamma) * stats.norm.ppf(1 - 1 / n_trials)
                                              + np.euler_gamma * stats.norm.ppf(1 - 1 / (n_trials * np.e)))

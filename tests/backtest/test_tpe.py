@@ -69,11 +69,18 @@ def test_every_trial_pruned_ones_included_counts_in_the_deflated_sharpe(pruned_s
         return np.concatenate([_returns(run_backtest(get("sma_cross")(t["params"]), df.iloc[lo:hi], cfg).equity, cfg.cash)
                                for lo, hi in windows[:len(t["folds"])]])
 
-    rets = {t["number"]: pooled(t) for t in evaluated}
-    winner = rets[s["winner"]["number"]]
-    assert s["deflated_sharpe"] == pytest.approx(_reference_dsr(winner, list(rets.values())), abs=1e-9)
-    completed_only = _reference_dsr(winner, [rets[t["number"]] for t in evaluated if t["state"] == "complete"])
-    assert abs(completed_only - s["deflated_sharpe"]) > 1e-6
+    rets = [pooled(t) for t in evaluated]
+    winner = rets[[t["number"] for t in evaluated].index(s["winner"]["number"])]
+    full = len(winner)
+    sr = np.array([r.mean() / r.std(ddof=1) for r in rets])
+    # a pruned trial's deviation from the trials' mean, measured over its T_i returns, scaled to the
+    # winner's T (docs/backtesting.md, "Optuna search")
+    scaled = sr.mean() + (sr - sr.mean()) * np.sqrt((np.array([len(r) for r in rets]) - 1) / (full - 1))
+    assert s["deflated_sharpe"] == pytest.approx(_reference_dsr(winner, rets, scaled), abs=1e-9)
+    assert s["overfitting"]["trial_sharpe_sd_per_bar"] == pytest.approx(np.std(scaled, ddof=1), rel=1e-9)
+    completed_only = _reference_dsr(winner, [r for r, t in zip(rets, evaluated) if t["state"] == "complete"])
+    raw = _reference_dsr(winner, rets)
+    assert abs(completed_only - s["deflated_sharpe"]) > 1e-6 and abs(raw - s["deflated_sharpe"]) > 1e-6
     # the winner is the best mean fold score among the completed trials
     best = max((t for t in evaluated if t["state"] == "complete"), key=lambda t: (t["value"], -t["number"]))
     assert s["winner"]["number"] == best["number"] == s["ranking"][0]["number"]

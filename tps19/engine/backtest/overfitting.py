@@ -216,13 +216,15 @@ class Overfitting:
 
 
 def assess(winner: np.ndarray, trial_sketches: list[np.ndarray], basis: str, seed: int = 19,
-           pbo_sketches: list[np.ndarray] | None = None) -> Overfitting:
+           pbo_sketches: list[np.ndarray] | None = None, trial_sharpes: np.ndarray | None = None) -> Overfitting:
     """The winner's sketch judged against every trial's (the winner's own among them, unless the
     winner is a walk-forward's chained path, which is judged against the candidates).
     ``pbo_sketches``: the trials the CSCV ranks when not all of them can be (CSCV needs every
-    trial on the same bars: a study's pruned trials stopped early)."""
+    trial on the same bars: a study's pruned trials stopped early). ``trial_sharpes``: the per-bar
+    Sharpe ratios the DSR's trial variance uses, when not the sketches' own (a study's pruned trials)."""
     w = moments(winner)
-    srs = np.array([moments(s).sharpe for s in trial_sketches])
+    srs = (np.array([moments(s).sharpe for s in trial_sketches]) if trial_sharpes is None
+           else np.asarray(trial_sharpes, dtype=float))
     dsr, sr0 = deflated_sharpe(w, srs)
     p = probability_of_overfitting(trial_sketches if pbo_sketches is None else pbo_sketches, seed)
     return Overfitting(trials=len(trial_sketches), deflated_sharpe=dsr, pbo=p["pbo"] if p else None,

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from ..strategies import ParamError, get
 from .engine import BacktestConfig, BacktestResult
 from .optimize import METRICS, Task, _evaluate, _init_worker, out_of_sample, score, walk_forward_windows
-from .overfitting import BLOCKS, Overfitting, assess, pool as pool_sketches
+from .overfitting import BLOCKS, Overfitting, assess, moments, pool as pool_sketches
 from .shared import mapped_pool
 from .space import Dimension, space_size
 
@@ -273,18 +273,40 @@ def study(
                          + (f" (last: {errors[-1]})" if errors else ""))
     sketches = {r.number: (pool_sketches(r.sketches, blocks) if len(r.sketches) > 1 else r.sketches[0])
                 for r in evaluated_recs}
-    # every evaluated set is a trial of the DSR: a pruned one with the Sharpe of the folds it ran;
-    # the CSCV ranks trials on the same bars, so only the completed ones
+    # every evaluated set is a trial of the DSR (its N), a pruned one with its Sharpe over the folds
+    # it ran put on the winner's footing (trial_sharpes); the CSCV ranks trials on the same bars,
+    # so only the completed ones
     some_pruned = any(r.state == "pruned" for r in evaluated_recs)
     basis = ("per-bar returns of every trial over all the bars" if not folds else
              f"per-bar returns over the {len(windows)} folds the trials were scored on"
-             + ("; a pruned trial over the folds it ran; PBO over the completed trials" if some_pruned else ""))
-    verdict = assess(sketches[ranked[0].number], [sketches[r.number] for r in evaluated_recs], basis=basis,
-                     pbo_sketches=[sketches[r.number] for r in ranked] if some_pruned else None)
+             + ("; a pruned trial's Sharpe over the folds it ran, its deviation from the trials' mean scaled by "
+                "sqrt(its returns / the winner's); PBO over the completed trials" if some_pruned else ""))
+    trial_sketches = [sketches[r.number] for r in evaluated_recs]
+    verdict = assess(sketches[ranked[0].number], trial_sketches, basis=basis,
+                     pbo_sketches=[sketches[r.number] for r in ranked] if some_pruned else None,
+                     trial_sharpes=pruned_on_full_length(trial_sketches) if some_pruned else None)
     oos = None
     if holdout is not None:
         oos = out_of_sample(name, ranked[0].params, data, config, holdout[0], holdout[1])
     return StudyResult(log, ranked, verdict, windows, oos, holdout[1] if holdout else None, trials, seed, parallel)
+
+
+def pruned_on_full_length(trial_sketches: list[np.ndarray]) -> np.ndarray:
+    """The per-bar Sharpe ratios of a study's trials as if every one had run all the folds.
+
+    A trial pruned after T_i of the T returns the completed trials have shows a Sharpe ratio whose
+    standard error is about 1/sqrt(T_i), not 1/sqrt(T): taken raw, its noise alone would widen the
+    trials' variance V and so raise the bar the winner is held to (SR0). Under the DSR's null (no
+    skill) its deviation from the trials' mean shrinks by sqrt((T_i - 1) / (T - 1)) when measured
+    over T returns, which is what it contributes here; it counts in N like any trial."""
+    ms = [moments(s) for s in trial_sketches]
+    sr = np.array([m.sharpe for m in ms])
+    n = np.array([m.n for m in ms], dtype=float)
+    full = n.max()
+    if len(sr) < 2 or full < 2:
+        return sr
+    mean = float(sr.mean())
+    return np.asarray(mean + (sr - mean) * np.sqrt(np.maximum(n - 1, 0.0) / (full - 1)))
 
 
 def _replay(st: optuna.Study, trial: optuna.Trial, rec: TrialRecord, orig: TrialRecord) -> None:
