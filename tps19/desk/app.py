@@ -25,6 +25,7 @@ from textual.screen import Screen
 
 from .cockpit import CockpitScreens
 from ..config import Settings, load_settings
+from ..engine.events import LogEvent
 from ..redaction import redact_event
 from .screens.confirm import ConfirmScreen, MessageScreen
 from .screens.desk import DeskScreen
@@ -34,9 +35,11 @@ from .widgets.market.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.panes import strategy_clock
 from .widgets.state import DeskState, event_types
-from .widgets.status import StatusBar
+from .widgets.status import StatusBar, feed_health
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "log", "risk", "signals"})
+# what any venue's events redraw (the rest of the desk draws the focused venue)
+SHARED_PANES = frozenset({"orders", "positions", "balances", "status", "log"})
 
 
 class DeskApp(CockpitScreens, App[int]):
@@ -70,8 +73,9 @@ class DeskApp(CockpitScreens, App[int]):
                  clock: Callable[[], float] | None = None, sim_options: dict[str, Any] | None = None,
                  replay: bool = False, venues: Any = None, record_dir: Path | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        # several venues (tps19.engine.multivenue.VenueSet, not started): the desk's panes show the
-        # first venue's engine; `v` shows every venue; f9 stops them all
+        # several venues (tps19.engine.multivenue.VenueSet, not started): positions, balances and
+        # orders list every venue's rows; the book, tape, chart, risk pane and the ticket's first
+        # choice follow the focused venue (`n` cycles it); `v` shows every venue; f9 stops them all
         self.venues = venues
         if venues is not None and engine is None:
             engine = next(iter(venues.engines.values()))
@@ -89,8 +93,13 @@ class DeskApp(CockpitScreens, App[int]):
         self.clock: Callable[[], float] = clock or time.time
         self.symbols: list[str] = list(self.settings.symbols.watch)
         self.symbol = self.symbols[0]
-        self.state = DeskState(self.symbols)
-        self.sub: Any = None
+        # one folded state and one bus subscription per venue (a single venue: one of each)
+        self.venue_ids: list[str] = list(venues.engines) if venues is not None else [self.settings.exchange.id]
+        self.focus = self.venue_ids[0]
+        self.states: dict[str, DeskState] = {
+            v: DeskState(list(venues.engines[v].settings.symbols.watch) if venues is not None else self.symbols)
+            for v in self.venue_ids}
+        self.subs: dict[str, Any] = {}
         self.ready = False
         self.engine_error: str | None = None
         self._last_status = 0.0
@@ -100,16 +109,38 @@ class DeskApp(CockpitScreens, App[int]):
         self._book_flash_drawn = False
         self.frames = 0
         self._last_pump = 0.0  # monotonic time of the last drain: frames are at least 1/refresh_hz apart
-        self._history: set[str] = set()
+        self._history: set[tuple[str, str]] = set()  # (venue, symbol) whose candle history is loaded
         try:
             self.theme = self.settings.ui.theme
         except Exception:
             pass
 
+    @property
+    def multi(self) -> bool:
+        """Several venues in this run: rows name their venue."""
+        return self.venues is not None
+
+    @property
+    def state(self) -> DeskState:
+        """The focused venue's folded state (the book, tape, chart and risk pane draw from it)."""
+        return self.states[self.focus]
+
+    @state.setter
+    def state(self, value: DeskState) -> None:
+        self.states[self.focus] = value
+
+    @property
+    def sub(self) -> Any:
+        """The focused venue's bus subscription."""
+        return self.subs.get(self.focus)
+
+    def engine_of(self, venue: str) -> Any:
+        return self.venues.engines[venue] if self.venues is not None else self.engine
+
     # -- screens ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
         return DeskScreen(mode=self.mode, book_levels=self.settings.ui.book_levels, venue_id=self.settings.exchange.id,
-                          clock=self.clock, replay=self.replay)
+                          clock=self.clock, replay=self.replay, several_venues=self.multi)
 
     # -- what the desk screen asks for --------------------------------------------------------
     def on_desk_screen_ticket_requested(self, message: DeskScreen.TicketRequested) -> None:
@@ -124,6 +155,9 @@ class DeskApp(CockpitScreens, App[int]):
     def on_desk_screen_symbol_selected(self, message: DeskScreen.SymbolSelected) -> None:
         self.select_symbol(message.index)
 
+    def on_desk_screen_venue_cycled(self, message: DeskScreen.VenueCycled) -> None:
+        self.action_next_venue()
+
     def on_desk_screen_depth_changed(self, message: DeskScreen.DepthChanged) -> None:
         self.redraw_all()
 
@@ -131,6 +165,10 @@ class DeskApp(CockpitScreens, App[int]):
         yield from super().get_system_commands(screen)
         for i, s in enumerate(self.symbols[:9]):
             yield SystemCommand(f"Symbol {s}", f"show {s} (key {i + 1})", lambda i=i: self.select_symbol(i))
+        if self.multi:
+            for v in self.venue_ids:
+                yield SystemCommand(f"Venue {v}", f"book, trades, chart and risk of {v} (n: next venue)",
+                                    lambda v=v: self.select_venue(v))
         yield SystemCommand("Buy ticket", "order ticket: buy the selected symbol (b)", lambda: self.open_ticket("buy"))
         yield SystemCommand("Sell ticket", "order ticket: sell the selected symbol (s)", lambda: self.open_ticket("sell"))
         yield SystemCommand("Kill switch", "cancel entries, block new orders, keep stops / release (f9)", self.action_kill_switch)
@@ -155,8 +193,10 @@ class DeskApp(CockpitScreens, App[int]):
                 if needs_embedded_sim(self.settings) or self.sim_options is not None:
                     self.settings, self.sim = await start_embedded_sim(self.settings, **(self.sim_options or {}))
                 self.engine = build_engine(self.settings, self.mode, record_dir=self.record_dir)
-            self.sub = self.engine.bus.subscribe(*event_types(), maxsize=5_000)
-            self.run_worker(self._follow(self.sub), name="desk-follow", group="desk-follow", exclusive=True)
+            for v in self.venue_ids:
+                sub = self.engine_of(v).bus.subscribe(*event_types(), maxsize=5_000)
+                self.subs[v] = sub
+                self.run_worker(self._follow(v, sub), name=f"desk-follow:{v}", group=f"desk-follow:{v}", exclusive=True)
             if self.venues is not None:
                 if not await self._start_venues():
                     return
@@ -189,13 +229,34 @@ class DeskApp(CockpitScreens, App[int]):
             self.state.note("error", f"venue {v} did not start: {why}")
         if not venues.running:
             raise RuntimeError("no venue started: " + "; ".join(f"{v}: {w}" for v, w in failed.items()))
-        shown = next(v for v, e in venues.engines.items() if e is self.engine)
-        if shown in failed:
-            self.redraw_all()
+        if self.focus in failed:  # the desk opens on the first venue that runs
+            shown = self.focus
+            self.select_venue(next(iter(venues.running)))
             self.push_screen(MessageScreen(f"{shown} did not start", f"{failed[shown]}\n\nThe other venues run: "
-                                           "press v to see them."))
-            return False
+                                           f"the desk shows {self.focus} (n: next venue, v: every venue)."))
         return True
+
+    def action_next_venue(self) -> None:
+        if not self.multi:
+            self.notify("one venue in this run: `tps19 paper --exchange A --exchange B` runs several", timeout=4)
+            return
+        i = self.venue_ids.index(self.focus)
+        self.select_venue(self.venue_ids[(i + 1) % len(self.venue_ids)])
+
+    def select_venue(self, venue: str) -> None:
+        """Focus ``venue``: the book, trades, chart, risk pane, the ticket's first venue, cancel-all
+        and the status bar's feeds follow it; the same symbol stays selected when it lists it."""
+        if venue not in self.venue_ids:
+            return
+        self.focus = venue
+        self.engine = self.engine_of(venue)
+        self.symbols = list(self.engine.settings.symbols.watch)
+        if self.symbol not in self.symbols:
+            self.symbol = self.symbols[0]
+        down = self.venues.failed.get(venue) if self.venues is not None else None
+        if down:
+            self.notify(f"{venue} is down: {down}", severity="warning", timeout=5)
+        self.select_symbol(self.symbols.index(self.symbol))
 
     def action_venues(self) -> None:
         if self.venues is None:
@@ -217,8 +278,9 @@ class DeskApp(CockpitScreens, App[int]):
         self.push_screen(MessageScreen("The engine could not start", message), done)
 
     async def _stop_engine(self) -> None:
-        if self.sub is not None:
-            self.sub.close()
+        subs, self.subs = self.subs, {}
+        for sub in subs.values():
+            sub.close()
         if self.venues is not None:
             try:
                 await self.venues.stop()
@@ -240,10 +302,11 @@ class DeskApp(CockpitScreens, App[int]):
         await self._stop_engine()
 
     async def action_request_quit(self) -> None:
-        working = self.state.working_orders()
-        if self.trading is not None:
+        working = [o for st in self.states.values() for o in st.working_orders()]
+        tradings = [t for t in (getattr(self.engine_of(v), "trading", None) for v in self.venue_ids) if t is not None]
+        if tradings:
             try:
-                working = self.trading.broker.open_orders()
+                working = [o for t in tradings for o in t.broker.open_orders()]
             except Exception:
                 pass
         if self.mode == "live" and working:
@@ -265,17 +328,21 @@ class DeskApp(CockpitScreens, App[int]):
         await self.action_request_quit()
 
     # -- the pump: drain, fold, redraw at a capped rate -------------------------------------------
-    async def _follow(self, sub: Any) -> None:
+    async def _follow(self, venue: str, sub: Any) -> None:
         """Drain as soon as an event arrives, but not sooner than 1/refresh_hz after the last drain
-        (bench_desk: a 15 Hz tick alone made a book wait up to 67 ms before its frame began)."""
+        (bench_desk: a 15 Hz tick alone made a book wait up to 67 ms before its frame began).
+        One follower per venue; each drain takes every venue's events."""
         gap = 1.0 / self.settings.ui.refresh_hz
-        while self.sub is sub:
+        while self._following(venue, sub):
             await sub.ready()
             wait = self._last_pump + gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if self.sub is sub:
+            if self._following(venue, sub):
                 self._pump()
+
+    def _following(self, venue: str, sub: Any) -> bool:
+        return self.subs.get(venue) is sub
 
     def _tick(self) -> None:
         """The timer: a drain when the follower has not drawn for a whole interval (a quiet market:
@@ -284,16 +351,20 @@ class DeskApp(CockpitScreens, App[int]):
             self._pump()
 
     def _pump(self) -> None:
-        if self.sub is None:
+        if not self.subs:
             return
         self._last_pump = time.monotonic()
-        events = self.sub.drain()
-        dirty = self.state.apply(events) if events else set()
-        self._dirty |= dirty
-        for severity, message in self.state.alerts:
-            self.notify(message, severity=severity if severity in ("information", "warning", "error") else "information",
-                        timeout=6)
-        self.state.alerts.clear()
+        for venue, sub in list(self.subs.items()):
+            state = self.states[venue]
+            events = sub.drain()
+            dirty = state.apply(events) if events else set()
+            if venue != self.focus:  # another venue's events change only the panes listing every venue
+                dirty &= SHARED_PANES
+            self._dirty |= dirty
+            for severity, message in state.alerts:
+                level: Any = severity if severity in ("information", "warning", "error") else "information"
+                self.notify(f"{venue}: {message}" if self.multi else message, severity=level, timeout=6)
+            state.alerts.clear()
         now = time.monotonic()
         if now - self._last_status >= 0.25:
             self._last_status = now
@@ -319,6 +390,32 @@ class DeskApp(CockpitScreens, App[int]):
 
     def _places(self) -> dict[str, int]:
         return {s: price_decimals(self.market(s)) for s in self.symbols}
+
+    def _venue_places(self) -> dict[tuple[str, str], int]:
+        """Price decimals of each venue's symbols (a symbol may tick differently on two venues)."""
+        out = {}
+        for v in self.venue_ids:
+            markets = getattr(self.engine_of(v), "markets", None) or {}
+            for s in self.states[v].symbols:
+                out[(v, s)] = price_decimals(markets.get(s))
+        return out
+
+    def _available(self, venue: str) -> bool:
+        return getattr(self.engine_of(venue), "trading", None) is not None
+
+    def venue_health(self) -> list[tuple[str, str, bool]]:
+        """(venue, health, focused) for the status bar: down / connecting / stale / reconnecting /
+        resync / up (every book feed connected), with KILL appended when its kill switch is engaged."""
+        out = []
+        for v in self.venue_ids:
+            failed = self.venues.failed.get(v) if self.venues is not None else None
+            st = self.states[v]
+            started = getattr(self.engine_of(v), "started_at", None) is not None
+            health = feed_health(st, failed=bool(failed) or self.engine_error is not None, started=started)
+            if st.kill is not None and st.kill.engaged:
+                health += " KILL"
+            out.append((v, health, v == self.focus))
+        return out
 
     def _redraw(self, dirty: set[str], force: bool = False) -> None:
         try:
@@ -366,27 +463,75 @@ class DeskApp(CockpitScreens, App[int]):
                 else:
                     self.call_after_refresh(panes["chart"].show, *args)
         if "status" in dirty:
-            status_bar.draw(self.state, sym, failed=self.engine_error is not None,
-                            now_ms=self.clock() * 1000 if self.frozen_clock else None)
-        available = self.trading is not None
-        if "orders" in dirty:
-            panes["orders"].show_orders(self.state.working_orders(), self._places())
-        if "positions" in dirty:
-            panes["positions"].show_positions(self.state.positions, self._places(), available)
-        if "balances" in dirty:
-            panes["balances"].show_balances(self.state.portfolio, available)
+            status_bar.draw(self.state, sym, failed=self.engine_error is not None or
+                            (self.venues is not None and self.focus in self.venues.failed),
+                            now_ms=self.clock() * 1000 if self.frozen_clock else None,
+                            venues=self.venue_health() if self.multi else None)
+        if self.multi:
+            self._redraw_venue_rows(panes, dirty)
+        else:
+            available = self.trading is not None
+            if "orders" in dirty:
+                panes["orders"].show_orders([(self.focus, o) for o in self.state.working_orders()],
+                                            self._venue_places())
+            if "positions" in dirty:
+                panes["positions"].show_positions([(self.focus, p) for p in self.state.positions.values()],
+                                                  self._venue_places(), available)
+            if "balances" in dirty:
+                panes["balances"].show_balances(self.state.portfolio, available)
         if "risk" in dirty:
             limits = self.trading.broker.risk.settings if self.trading is not None else self.settings.risk
             panes["risk"].show_trading(self.state, self.trading, limits)
         if "signals" in dirty or "chart" in dirty:  # a closed bar moves the strategy's clock
             runner = getattr(self.engine, "runner", None) if self.engine is not None else None
             panes["signals"].show_signals(list(self.state.signals), runner is not None, strategy_clock(runner, self.symbol))
-        if "log" in dirty and self.state.new_log:
-            lines = [redact_event(e) for e in self.state.new_log]
-            panes["log"].add(lines)
-            if isinstance(self.screen, LogScreen):
-                self.screen.add(lines)
-            self.state.new_log.clear()
+        if "log" in dirty:
+            lines = self._new_log_lines()
+            if lines:
+                panes["log"].add(lines)
+                if isinstance(self.screen, LogScreen):
+                    self.screen.add(lines)
+
+    def _new_log_lines(self) -> list[Any]:
+        """Every venue's log lines since the last draw (with several venues, each names its venue)."""
+        lines: list[Any] = []
+        for v in self.venue_ids:
+            st = self.states[v]
+            lines += [venue_line(redact_event(e), v) if self.multi else redact_event(e) for e in st.new_log]
+            st.new_log.clear()
+        if self.multi:
+            lines.sort(key=lambda e: e.ts)
+        return lines
+
+    def log_events(self) -> list[Any]:
+        """The log screen's lines: every venue's, oldest first."""
+        if not self.multi:
+            return [redact_event(e) for e in self.state.log]
+        return sorted((venue_line(redact_event(e), v) for v in self.venue_ids for e in self.states[v].log),
+                      key=lambda e: e.ts)
+
+    def _redraw_venue_rows(self, panes: dict[str, Any], dirty: set[str]) -> None:
+        """Positions, orders and balances of every venue, each row naming its venue; the totals are
+        the engine's (VenueSet.totals: per venue and in the reporting currency), never added here."""
+        places = self._venue_places()
+        available = {v: self._available(v) for v in self.venue_ids}
+        if "orders" in dirty:
+            panes["orders"].show_orders([(v, o) for v in self.venue_ids for o in self.states[v].working_orders()],
+                                        places, venues=True)
+        if not dirty & {"positions", "balances"}:
+            return
+        try:
+            totals = self.venues.totals()
+        except Exception as err:  # never a traceback on the trader's screen
+            totals = None
+            self.log.error(f"venue totals: {err!r}")
+        if "positions" in dirty:
+            panes["positions"].show_positions(
+                [(v, p) for v in self.venue_ids for p in self.states[v].positions.values()], places,
+                any(available.values()), totals=totals)
+        if "balances" in dirty:
+            panes["balances"].show_venue_balances({v: self.states[v].portfolio for v in self.venue_ids}, available,
+                                                  totals)
 
     # -- symbol ---------------------------------------------------------------------------------
     def select_symbol(self, index: int) -> None:
@@ -399,11 +544,13 @@ class DeskApp(CockpitScreens, App[int]):
             desk = self.screen_stack[0]
         except IndexError:
             return
+        venue = self.focus if self.multi else None
         if isinstance(desk, DeskScreen) and desk.is_mounted:
-            desk.query_one("#book", BookLadder).set_symbol(self.symbol, price_decimals(market), amount_decimals(market))
-            desk.update_titles(self.symbol, self.settings.symbols.timeframe)
-        if self.ready and self.symbol not in self._history:
-            self._history.add(self.symbol)
+            desk.query_one("#book", BookLadder).set_symbol(f"{venue}:{self.symbol}" if venue else self.symbol,
+                                                           price_decimals(market), amount_decimals(market))
+            desk.update_titles(self.symbol, self.settings.symbols.timeframe, venue=venue)
+        if self.ready and (self.focus, self.symbol) not in self._history:
+            self._history.add((self.focus, self.symbol))
             self.run_worker(self._load_history(self.symbol), group="history")
         self.redraw_all()
 
@@ -411,6 +558,7 @@ class DeskApp(CockpitScreens, App[int]):
         """Recent candles for the chart, once per symbol (the live candle stream continues them)."""
         from ..engine.events import BarEvent
 
+        state = self.state  # the focused venue's, whose client fetches them
         venue = getattr(self.engine, "venue", None)
         client = getattr(venue, "client", None)
         if client is None or not getattr(client, "has", {}).get("fetchOHLCV", True):
@@ -419,9 +567,9 @@ class DeskApp(CockpitScreens, App[int]):
         try:
             candles = await client.fetch_ohlcv(symbol, tf, limit=90)
         except Exception as err:
-            self.state.note("warning", f"no candle history for {symbol}", error=type(err).__name__)
+            state.note("warning", f"no candle history for {symbol}", error=type(err).__name__)
             return
-        bars = self.state.bars.setdefault(symbol, {})  # type: ignore[arg-type]
+        bars = state.bars.setdefault(symbol, {})  # type: ignore[arg-type]
         for c in candles or []:
             ts = int(c[0])
             if ts not in bars:
@@ -526,10 +674,16 @@ class DeskApp(CockpitScreens, App[int]):
                     out.append((float(level), kind))
         return out
 
+    def _venue_of_order(self, coid: str) -> str:
+        """The venue whose desk state holds the order ``coid`` (the focused one if none does)."""
+        return next((v for v in self.venue_ids if coid in self.states[v].orders), self.focus)
+
     def cancel_order(self, coid: str) -> None:
-        o = self.state.orders.get(coid)
+        venue = self._venue_of_order(coid)
+        st = self.states[venue]
+        o = st.orders.get(coid)
         group = getattr(o, "oco_group", None) if o is not None and getattr(o, "trigger_state", None) else None
-        legs = [x for x in self.state.working_orders() if getattr(x, "oco_group", None) == group] if group else []
+        legs = [x for x in st.working_orders() if getattr(x, "oco_group", None) == group] if group else []
         if group and len(legs) > 1:
             # one leg of an OCO cancels its whole group: the trader says yes first
             names = ", ".join(f"{x.type} {x.client_order_id[-6:]}" for x in legs)
@@ -543,7 +697,7 @@ class DeskApp(CockpitScreens, App[int]):
         self.run_worker(self._cancel(coid), group="orders")
 
     async def _cancel(self, coid: str) -> None:
-        trading = self.trading
+        trading = getattr(self.engine_of(self._venue_of_order(coid)), "trading", None)
         if trading is None:
             self.notify("trading layer not available", severity="error")
             return
@@ -557,8 +711,11 @@ class DeskApp(CockpitScreens, App[int]):
             self.notify("order not found (already done?)", severity="warning")
 
     def cancel_all(self, symbol: str) -> None:
+        """Every open order of ``symbol`` on the focused venue."""
+        venue = self.focus
+
         async def run() -> None:
-            trading = self.trading
+            trading = getattr(self.engine_of(venue), "trading", None)
             if trading is None:
                 self.notify("trading layer not available", severity="error")
                 return
@@ -568,7 +725,7 @@ class DeskApp(CockpitScreens, App[int]):
                 self.state.note("error", "cancel all failed", error=f"{type(err).__name__}: {err}")
                 self.notify(f"cancel all failed: {err}", severity="error")
                 return
-            self.notify(f"cancelled {n} order(s) on {symbol}", timeout=4)
+            self.notify(f"cancelled {n} order(s) on {symbol}" + (f" at {venue}" if self.multi else ""), timeout=4)
 
         self.run_worker(run(), group="orders")
 
@@ -699,3 +856,8 @@ class DeskApp(CockpitScreens, App[int]):
         if not isinstance(self.screen, ModelsScreen):
             self.push_screen(ModelsScreen(self.settings.database.target, self.settings.ml.psi_warn))
 
+
+
+def venue_line(e: LogEvent, venue: str) -> LogEvent:
+    """A log line as the desk shows it with several venues: its venue first."""
+    return LogEvent(level=e.level, message=f"{venue}: {e.message}", fields=e.fields, ts=e.ts)

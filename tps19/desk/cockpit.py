@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..redaction import redact_event
 from .screens.logview import LogScreen
 
 
@@ -46,7 +45,7 @@ class CockpitScreens:
     def action_log_screen(self) -> None:
         if isinstance(self.screen, LogScreen):  # type: ignore[attr-defined]
             return
-        self.push_screen(LogScreen(self.log_facts(), [redact_event(e) for e in self.state.log]))  # type: ignore[attr-defined]
+        self.push_screen(LogScreen(self.log_facts(), self.log_events()))  # type: ignore[attr-defined]
 
     def action_history(self) -> None:
         from .screens.history import HistoryScreen

@@ -42,6 +42,9 @@ class DeskScreen(Screen[None]):
             super().__init__()
             self.index = index
 
+    class VenueCycled(Message):
+        """Focus the next venue (several venues)."""
+
     class DepthChanged(Message):
         def __init__(self, levels: int) -> None:
             super().__init__()
@@ -61,11 +64,13 @@ class DeskScreen(Screen[None]):
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.request_quit", "Quit"),
         *[Binding(str(i), f"symbol({i - 1})", f"symbol {i}", show=False) for i in range(1, 10)],
+        Binding("n", "next_venue", "Next venue"),
     ]
 
     def __init__(self, *, mode: str, book_levels: int, venue_id: str = "", clock: Callable[[], float] = time.time,
-                 replay: bool = False, **kw: Any) -> None:
+                 replay: bool = False, several_venues: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        self.several_venues = several_venues  # `n` (next venue) shows and works only then
         self.mode = mode
         self.replay = replay
         self.venue_id = venue_id
@@ -125,10 +130,21 @@ class DeskScreen(Screen[None]):
         book.set_depth(nxt)
         self.post_message(self.DepthChanged(nxt))
 
-    def update_titles(self, symbol: str, timeframe: str) -> None:
-        self.query_one("#book").border_title = f"Book {symbol}"
-        self.query_one("#tape").border_title = f"Trades {symbol}"
-        self.query_one("#chart").border_title = f"Chart {symbol} {timeframe}"
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_venue" and not self.several_venues:
+            return False  # hidden from the footer with one venue
+        return True
+
+    def action_next_venue(self) -> None:
+        self.post_message(self.VenueCycled())
+
+    def update_titles(self, symbol: str, timeframe: str, venue: str | None = None) -> None:
+        """``venue``: several venues run: the panes that draw one venue say which."""
+        at = f"{venue} " if venue else ""
+        self.query_one("#book").border_title = f"Book {at}{symbol}"
+        self.query_one("#tape").border_title = f"Trades {at}{symbol}"
+        self.query_one("#chart").border_title = f"Chart {at}{symbol} {timeframe}"
+        self.query_one("#risk").border_title = f"Risk {venue}" if venue else "Risk"
 
     def panes(self) -> dict[str, Any]:
         return {w.id: w for w in self.query(".pane") if w.id}

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from .fmt import fnum, hms
-from .rows import Col, RowsPane
+from .rows import Cell, Col, RowsPane
 
 ZERO = Decimal(0)
 
@@ -41,23 +41,51 @@ class PnlStyle:
         return Text(fnum(v, places, sign=True), style=self.up if v > 0 else self.down if v < 0 else "")
 
 
+VENUE = Col("venue", right=False)
+
+
+def venue_total_rows(totals: dict[str, Any], pnl: PnlStyle) -> list[list[Cell]]:
+    """The P&L rows of several venues, as the engine adds them up (VenueSet.totals, the very
+    figures of the headless ``venues`` line): one per venue in its own currency, then all venues
+    in the reporting currency. Columns: venue, what, net, unrealized, realized, fees."""
+    rows: list[list[Cell]] = []
+    for v, r in totals["venues"].items():
+        if r.get("state") != "up":
+            rows.append([v, Text("down", style="bold"), "", "", "", ""])
+            continue
+        rows.append([v, Text(f"net {r.get('currency', '')}", style="dim"), pnl(r.get("net_pnl")),
+                     pnl(r.get("unrealized_pnl")), pnl(r.get("realized_pnl")), fnum(r.get("fees"), 2)])
+    t = totals["total"]
+    left_out = totals.get("not_in_total")
+    what = f"net {totals['currency']}" + (f" (without {', '.join(left_out)})" if left_out else "")
+    rows.append([Text("all venues", style="bold"), Text(what, style="bold"), pnl(t.get("net_pnl")),
+                 pnl(t.get("unrealized_pnl")), pnl(t.get("realized_pnl")), fnum(t.get("fees"), 2)])
+    return rows
+
+
 class PositionsPane(RowsPane):
     """Per symbol: what the account holds, what TPS19 traded (net), average entry, the mark and
     the P&L it implies; totals pinned at the bottom. Redrawn on every PositionEvent, which the
-    engine publishes when the mark moves, not only on fills."""
+    engine publishes when the mark moves, not only on fills. With several venues each row names
+    its venue and the totals are the engine's per venue and over all venues."""
 
     COLS = (Col("symbol", right=False), Col("held"), Col("net"), Col("entry"), Col("mark"),
             Col("unreal."), Col("realized"), Col("fees"))
 
-    def show_positions(self, positions: dict[str, Any], price_places: dict[str, int], available: bool) -> None:
-        key = (available, tuple((p.symbol, p.base_balance, p.net_position, p.avg_entry, p.mark, p.unrealized_pnl,
-                                 p.realized_pnl, p.fees) for p in positions.values()))
+    def show_positions(self, positions: list[tuple[str, Any]], price_places: dict[tuple[str, str], int],
+                       available: bool, *, totals: dict[str, Any] | None = None) -> None:
+        """``positions``: (venue, PositionEvent); ``totals``: VenueSet.totals() when several venues
+        run (rows then name their venue), None for one venue (the total row adds its rows)."""
+        key = (available, tuple((v, p.symbol, p.base_balance, p.net_position, p.avg_entry, p.mark, p.unrealized_pnl,
+                                 p.realized_pnl, p.fees) for v, p in positions),
+               None if totals is None else (tuple((v, tuple(r.items())) for v, r in totals["venues"].items()),
+                                            tuple(totals["total"].items())))
         if self.unchanged(key):
             return
         if not available:
             self.message("trading layer not available")
             return
-        shown = [p for p in positions.values()
+        shown = [(v, p) for v, p in positions
                  if p.base_balance != 0 or p.net_position != 0 or p.realized_pnl != 0 or p.fees != 0]
         if not shown:
             self.message("no positions")
@@ -65,14 +93,20 @@ class PositionsPane(RowsPane):
         pnl = PnlStyle(self.app.current_theme)
         rows, keys = [], []
         tot_u, tot_r, tot_f = ZERO, ZERO, ZERO
-        for p in sorted(shown, key=lambda p: p.symbol):
-            pp = price_places.get(p.symbol, 2)
-            rows.append([p.symbol, amount_text(p.base_balance), amount_text(p.net_position), fnum(p.avg_entry, pp),
-                         fnum(p.mark, pp), pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2)])
-            keys.append(p.symbol)
+        for v, p in sorted(shown, key=lambda vp: (vp[1].symbol, vp[0])):
+            pp = price_places.get((v, p.symbol), 2)
+            row: list[Cell] = [p.symbol, amount_text(p.base_balance), amount_text(p.net_position), fnum(p.avg_entry, pp),
+                               fnum(p.mark, pp), pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2)]
+            rows.append([v, *row] if totals is not None else row)
+            keys.append(f"{v}:{p.symbol}")
             tot_u += _dec(p.unrealized_pnl)
             tot_r += _dec(p.realized_pnl)
             tot_f += _dec(p.fees)
+        if totals is not None:
+            # venue | what (symbol column) | net (held..mark columns folded) | unreal. | realized | fees
+            pinned = [[r[0], r[1], "", "", "", r[2], r[3], r[4], r[5]] for r in venue_total_rows(totals, pnl)]
+            self.show((VENUE, *self.COLS), rows, pinned=pinned, keys=keys)
+            return
         net = tot_u + tot_r - tot_f
         total: list[str | Text] = [Text("total"), "", "", "", Text(f"net {fnum(net, 2, sign=True)}", style="bold"),
                  pnl(tot_u), pnl(tot_r), fnum(tot_f, 2)]
@@ -112,6 +146,55 @@ class BalancesPane(RowsPane):
         self.show(self.COLS, rows, pinned=[equity], keys=[b.currency for b in update.balances],
                   empty="no balances")
 
+    def show_venue_balances(self, updates: dict[str, Any], available: dict[str, bool],
+                            totals: dict[str, Any] | None) -> None:
+        """Several venues: every venue's balances, each row naming its venue; pinned below, each
+        venue's equity (its currency, and the reporting currency when they differ) and the total
+        over all venues, as VenueSet.totals() computes them (the headless ``venues`` line)."""
+        if self.unchanged(("venues", tuple(updates.items()), tuple(available.items()),
+                           None if totals is None else (tuple((v, tuple(r.items())) for v, r in totals["venues"].items()),
+                                                        tuple(totals["total"].items())))):
+            return
+        rows: list[list[Cell]] = []
+        keys = []
+        for v, update in updates.items():
+            if not available.get(v):
+                rows.append([v, Text("trading layer not available", style="dim"), "", "", ""])
+                keys.append(f"{v}:")
+                continue
+            if update is None:
+                rows.append([v, Text("waiting for the portfolio...", style="dim"), "", "", ""])
+                keys.append(f"{v}:")
+                continue
+            excluded = set(getattr(update, "excluded", ()))
+            for b in update.balances:
+                places = 2 if b.currency == update.valuation else None
+                def amt(x: Any) -> str:
+                    return fnum(x, 2) if places == 2 else amount_text(_dec(x).quantize(Decimal("1e-8")))
+                val: Cell = fnum(b.value, 2) if b.value is not None else Text(
+                    "excluded" if b.currency in excluded else "unpriced", style="dim")
+                rows.append([v, b.currency, amt(b.free), amt(b.locked), val])
+                keys.append(f"{v}:{b.currency}")
+        pinned: list[list[Cell]] = []
+        if totals is not None:
+            rep = totals["currency"]
+            for v, r in totals["venues"].items():
+                if r.get("state") != "up":
+                    pinned.append([v, Text("equity", style="dim"), "", Text("down", style="bold"), ""])
+                    continue
+                ccy = r.get("currency", "")
+                pinned.append([v, Text("equity", style="dim"), "", Text(ccy, style="dim"), fnum(r.get("equity"), 2)])
+                if ccy != rep:
+                    in_rep = (r.get("in_report") or {}).get("equity")
+                    pinned.append(["", Text(f"= {rep}", style="dim"), "",
+                                   Text(r.get("conversion", ""), style="dim"),
+                                   fnum(in_rep, 2) if in_rep is not None else Text("no rate", style="dim")])
+            left_out = totals.get("not_in_total")
+            pinned.append([Text("all venues", style="bold"),
+                           Text("equity" + (f" (without {', '.join(left_out)})" if left_out else ""), style="bold"), "",
+                           Text(rep, style="dim"), Text(fnum(totals["total"].get("equity"), 2), style="bold")])
+        self.show((VENUE, *self.COLS), rows, pinned=pinned, keys=keys, empty="no balances")
+
 
 EMU_NOTE = " · emu: protects only while TPS19 runs"
 
@@ -139,16 +222,19 @@ class OrdersTable(RowsPane):
     def __init__(self, **kw: Any) -> None:
         super().__init__("no open orders", cursor=True, **kw)
 
-    def show_orders(self, orders: list[Any], price_places: dict[str, int]) -> None:
-        if self.unchanged(tuple((o.client_order_id, o.status, o.filled, getattr(o, "trigger_state", None),
-                                 getattr(o, "trigger_price", None), o.amount) for o in orders)):
+    def show_orders(self, venue_orders: list[tuple[str, Any]], price_places: dict[tuple[str, str], int],
+                    *, venues: bool = False) -> None:
+        """``venue_orders``: (venue, OrderUpdate); ``venues``: several venues run, each row names its venue."""
+        if self.unchanged((venues, tuple((v, o.client_order_id, o.status, o.filled, getattr(o, "trigger_state", None),
+                                          getattr(o, "trigger_price", None), o.amount) for v, o in venue_orders))):
             return
+        orders = [o for _, o in venue_orders]
         theme = self.app.current_theme
         rows = []
         emulated = False
-        for o in orders:
+        for v, o in venue_orders:
             c = (theme.success or "green") if o.side == "buy" else (theme.error or "red")
-            pp = price_places.get(o.symbol, 2)
+            pp = price_places.get((v, o.symbol), 2)
             trigger = getattr(o, "trigger_price", None)
             state = getattr(o, "trigger_state", None)
             emulated = emulated or (state in ("armed", "triggered") and o.placement == "emulated")
@@ -167,6 +253,9 @@ class OrdersTable(RowsPane):
                 and (i != self.OCO or any(getattr(o, "oco_group", None) for o in orders))]
         cols = [self.COLS[i] for i in keep]
         rows = [[r[i] for i in keep] for r in rows]
+        if venues:  # after the id: the venue is what a trader reads first on a narrow pane
+            cols.insert(1, VENUE)
+            rows = [[r[0], v, *r[1:]] for r, (v, _) in zip(rows, venue_orders)]
         # the pane's title says what "emu" means: an emulated stop protects nothing while TPS19 is down
         base = str(self.border_title or "").split(EMU_NOTE)[0]
         title = base + EMU_NOTE if emulated else base

@@ -34,6 +34,22 @@ def book_feeds(state: DeskState, symbols: list[str], selected: str, *, stopped: 
     return feeds
 
 
+# the worst first: a venue shows the worst state of its book feeds
+_WORST = ("stopped", "reconnecting", "resync", "stale", "connecting", "connected")
+
+
+def feed_health(state: DeskState, *, failed: bool, started: bool) -> str:
+    """One venue's health from what its engine published: "down" (it did not start, or a book feed
+    stopped), the worst of its book feeds' states otherwise ("up" when every one is connected)."""
+    if failed:
+        return "down"
+    states = [c.state.value for (stream, _), c in state.conn.items() if stream == "book"]
+    if not states:
+        return "connecting" if not started else "waiting"
+    worst = min(states, key=lambda x: _WORST.index(x) if x in _WORST else 0)
+    return {"connected": "up", "stopped": "down"}.get(worst, worst)
+
+
 class StatusBar(Widget):
     """Drawn from the desk's state, i.e. what the engine published: the venue (VenueEvent), each
     book feed (ConnectionEvent, newest BookEvent), the kill switch (KillSwitchEvent)."""
@@ -50,11 +66,16 @@ class StatusBar(Widget):
         self.kill = False
         self.halted = ""  # why orders are halted (the engine lost its database lock or file)
         self.trading = ""
+        self.venues: list[tuple[str, str, bool]] | None = None  # several venues: (venue, health, focused)
         if mode == "live":
             self.add_class("-live")
 
-    def draw(self, state: DeskState, selected: str, *, failed: bool, now_ms: float | None = None) -> None:
-        """``failed``: the engine could not start. ``now_ms``: a frozen clock for the latencies."""
+    def draw(self, state: DeskState, selected: str, *, failed: bool, now_ms: float | None = None,
+             venues: list[tuple[str, str, bool]] | None = None) -> None:
+        """``failed``: the engine could not start. ``now_ms``: a frozen clock for the latencies.
+        ``venues``: several venues run: each one's health (feed_health), the focused one marked;
+        the feeds shown are the focused venue's."""
+        self.venues = venues
         self.feeds = book_feeds(state, state.symbols, selected, stopped=failed, now_ms=now_ms)
         if state.venue is not None:
             self.venue = state.venue.name
@@ -75,7 +96,17 @@ class StatusBar(Widget):
             t.append(" REPLAY ", style="bold reverse " + (theme.warning or "yellow"))
         else:
             t.append(" PAPER ", style="bold reverse " + (theme.primary or "blue"))
-        t.append(f" {self.venue} ", style="bold")
+        if self.venues is None:
+            t.append(f" {self.venue} ", style="bold")
+        else:  # every venue's health; the focused one (whose feeds follow) underlined
+            for name, health, focused in self.venues:
+                ok = health == "up"
+                t.append(" ")
+                t.append(name, style="bold underline" if focused else "bold")
+                t.append(f" {health if ok else health.upper()}",
+                         style=(theme.success or "green") if ok else "bold " + (
+                             (theme.error or "red") if health.startswith("down") else (theme.warning or "yellow")))
+            t.append(" |")
         if self.kill:
             t.append(" KILL SWITCH ", style="bold reverse " + (theme.warning or "yellow"))
         if self.halted:
