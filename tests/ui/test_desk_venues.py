@@ -4,12 +4,16 @@ seeded): `v` shows both with their figures and the cross-venue view, `k` kills o
 
 from __future__ import annotations
 
+import contextlib
+import re
 from decimal import Decimal
 
 import pytest
 
+from tps19.config import SIM_DEMO_API_KEY
 from tps19.desk.app import DeskApp
 from tps19.desk.screens.venues import VenuesScreen
+from tps19.desk.widgets.panes import amount_text
 from tps19.engine.engine import Engine
 from tps19.engine.multivenue import VenuePlan, VenueSet, plan_venues, sim_seed
 from tps19.launch import start_embedded_sim
@@ -77,3 +81,169 @@ async def test_venues_screen_per_venue_kill_and_f9_on_every_venue(settings):
     finally:
         for sim in sims:
             await sim.stop()
+
+
+@contextlib.asynccontextmanager
+async def two_venue_desk(settings, mode: str = "paper", symbols=("BTC/USDT",), sim_kw: dict | None = None,
+                         **app_kw):
+    """The desk on both simulated venues (paused, seeded: the two markets differ), one engine per
+    venue, as `tps19 paper|live --exchange sim --exchange sim-binance` runs them."""
+    plans = plan_venues(settings, ["sim", "sim-binance"], list(symbols))
+    sim_kw = sim_kw or {}
+    sims: dict[str, object] = {}
+    try:
+        pointed = []
+        for i, p in enumerate(plans):
+            s, sim = await start_embedded_sim(p.settings, seed=sim_seed(p.settings, i), autoplay=False, **sim_kw)
+            sims[p.venue] = sim
+            pointed.append(VenuePlan(p.venue, s))
+        venues = VenueSet({p.venue: Engine(p.settings, mode) for p in pointed})
+        yield DeskApp(settings=pointed[0].settings, mode=mode, venues=venues, **app_kw), venues, sims
+    finally:
+        for sim in sims.values():
+            await sim.stop()  # type: ignore[attr-defined]
+
+
+def pane_text(app: DeskApp, selector: str) -> str:
+    """What the trader reads inside one pane, border included (title and subtitle)."""
+    r = app.screen.query_one(selector).region
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strips[y].crop(r.x, r.right)) for y in range(r.y, r.bottom))
+
+
+def pane_rows(app: DeskApp, selector: str, *first: str) -> list[list[str]]:
+    """The cells (split on blanks) of each line of the pane starting with the cells ``first``."""
+    out = []
+    for line in pane_text(app, selector).splitlines():
+        cells = line.strip("│ ").split()
+        if cells[: len(first)] == list(first):
+            out.append(cells)
+    return out
+
+
+def _log(app: DeskApp) -> list[str]:
+    return [f"{e.message} {e.fields}" for e in app.log_events()][-8:]
+
+
+def filled_at(sim) -> list[Decimal]:
+    """The amounts of the account's orders the simulated exchange itself filled."""
+    return [o.inst.qty(o.filled) for o in sim.engine.orders.values() if o.account is not None and o.status == "FILLED"]
+
+
+def status_line(app: DeskApp) -> str:
+    return pane_text(app, "#status")
+
+
+def money(x) -> str:
+    return f"{float(x):,.2f}"
+
+
+async def test_the_desk_shows_every_venue_rows_books_health_totals_and_trades_on_the_chosen_one(settings):
+    """Live on both simulated venues: each venue's book (n cycles), each venue's health, rows of both
+    venues naming theirs, totals as the engine adds them up, and orders from the ticket reaching
+    the venue chosen (a fill on sim-binance; a resting order on sim, cancelled from the orders pane)."""
+    from textual.widgets import Input, Select
+
+    from tps19.desk.screens.ticket import TicketScreen
+
+    async with two_venue_desk(settings, mode="live") as (app, venues, sims):
+        cdc, bn = venues.engines["sim"], venues.engines["sim-binance"]
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: app.ready and all(e.books["BTC/USDT"].best_bid() for e in (cdc, bn))
+                           and all(st.portfolio is not None for st in app.states.values()),
+                           timeout=30, what="both venues' books and portfolios on the desk")
+            # each venue's health in the status bar
+            await wait_for(pilot, lambda: "sim up" in status_line(app) and "sim-binance up" in status_line(app),
+                           what=lambda: f"both venues up in the status bar: {status_line(app)!r}")
+            # the book says whose it is; n shows the other venue's (two seeds: two different markets)
+            bid = {v: money(e.books["BTC/USDT"].best_bid()[0]) for v, e in venues.engines.items()}
+            assert bid["sim"] != bid["sim-binance"]
+            await wait_for(pilot, lambda: "Book sim BTC/USDT" in pane_text(app, "#book")
+                           and bid["sim"] in pane_text(app, "#book"), what="sim's book")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: "Book sim-binance BTC/USDT" in pane_text(app, "#book")
+                           and bid["sim-binance"] in pane_text(app, "#book") and bid["sim"] not in pane_text(app, "#book"),
+                           what=lambda: f"sim-binance's book: {pane_text(app, '#book')}")
+            assert "Risk sim-binance" in pane_text(app, "#risk")
+            # rows of both venues, each naming its venue (the sim accounts start with 1 BTC each)
+            await wait_for(pilot, lambda: pane_rows(app, "#positions", "sim", "BTC/USDT")
+                           and pane_rows(app, "#positions", "sim-binance", "BTC/USDT")
+                           and pane_rows(app, "#balances", "sim-binance", "BTC"), what="both venues' rows")
+
+            # the ticket opens on the focused venue: a market buy there reaches sim-binance's exchange
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.query("#amount"),
+                           what="the ticket")
+            ticket = app.screen
+            assert ticket.venue == "sim-binance"
+            ticket.query_one("#type", Select).value = "market"
+            ticket.query_one("#amount", Input).value = "0.01"
+            await wait_for(pilot, lambda: ticket.validated is not None and "on sim-binance" in screen_text(app),
+                           what=lambda: f"a valid market buy on sim-binance ({ticket.error!r})")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "type y" in screen_text(app), what="the live review")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: filled_at(sims["sim-binance"]) == [Decimal("0.01")],
+                           what=lambda: f"the fill at sim-binance's exchange: {_log(app)}")
+            assert filled_at(sims["sim"]) == []  # nothing went to sim
+            # its fill on the row naming sim-binance, as that venue's engine books it; sim's row unchanged
+            def bn_row() -> list[list[str]]:
+                return [r[2:4] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")]
+
+            def booked() -> list[list[str]]:
+                pos = bn.trading.portfolio.position_event("BTC/USDT")
+                return [[amount_text(pos.base_balance), amount_text(pos.net_position)]] if pos.net_position > 0 else []
+
+            await wait_for(pilot, lambda: booked() and bn_row() == booked(),
+                           what=lambda: f"the fill on sim-binance's row ({booked()}): {pane_text(app, '#positions')}")
+            assert [r[2:4] for r in pane_rows(app, "#positions", "sim", "BTC/USDT")] == [["1", "0"]]
+
+            # totals: the engine's figures (VenueSet.totals, the headless `venues` line), per venue and in all
+            def totals_shown() -> str | None:
+                t = venues.totals()
+                want = {("sim", "equity"): t["venues"]["sim"]["equity"],
+                        ("sim-binance", "equity"): t["venues"]["sim-binance"]["equity"],
+                        ("all", "venues"): t["total"]["equity"]}
+                for (first, second), figure in want.items():
+                    rows = pane_rows(app, "#balances", first, second)
+                    if not rows or rows[0][-1] != money(figure):
+                        return f"balances {first} {second}: {rows} != {money(figure)}"
+                fees = pane_rows(app, "#positions", "all", "venues")
+                if not fees or fees[0][-1] != money(t["total"]["fees"]) or Decimal(t["total"]["fees"]) <= 0:
+                    return f"positions total: {fees} (fees {t['total']['fees']})"
+                return None
+
+            await wait_for(pilot, lambda: totals_shown() is None, what=lambda: totals_shown())
+            bn_fees = bn.trading.portfolio.totals()["fees"]
+            assert [r[-1] for r in pane_rows(app, "#positions", "sim-binance", "net")] == [money(bn_fees)]
+
+            # a resting limit buy on the other venue, chosen in the ticket, then cancelled from the orders pane
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.query("#amount"),
+                           what="the ticket")
+            ticket = app.screen
+            ticket.query_one("#venue", Select).value = "sim"
+            await wait_for(pilot, lambda: ticket.venue == "sim", what="the ticket on sim")
+            low = f"{cdc.books['BTC/USDT'].best_bid()[0] * 0.9:.2f}"
+            ticket.query_one("#price", Input).value = low
+            ticket.query_one("#amount", Input).value = "0.002"
+            await wait_for(pilot, lambda: ticket.validated is not None and "on sim" in screen_text(app),
+                           what=lambda: f"a valid limit buy on sim ({ticket.error!r})")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "type y" in screen_text(app), what="the live review")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: len(sims["sim"].open_orders(SIM_DEMO_API_KEY)) == 1, what="resting at sim")
+            assert sims["sim-binance"].open_orders(SIM_DEMO_API_KEY) == []
+            await wait_for(pilot, lambda: any(line.strip("│ ").split()[1:3] == ["sim", "BTC/USDT"]
+                                              for line in pane_text(app, "#orders").splitlines()),
+                           what=lambda: f"the order's row naming sim: {pane_text(app, '#orders')}")
+            app.screen.query_one("#orders").focus()
+            await pilot.press("c")
+            await wait_for(pilot, lambda: sims["sim"].open_orders(SIM_DEMO_API_KEY) == []
+                           and "no open orders" in pane_text(app, "#orders"), what="the order cancelled at sim")
+
+            # one venue down: its health says so, the other stays up
+            await sims["sim-binance"].stop()
+            await wait_for(pilot, lambda: "sim up" in status_line(app) and "sim-binance up" not in status_line(app),
+                           what=lambda: f"sim-binance not up in the status bar: {status_line(app)!r}")
+            assert re.search(r"sim-binance (RECONNECTING|STALE|DOWN|RESYNC)", status_line(app)), status_line(app)

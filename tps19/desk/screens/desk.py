@@ -95,6 +95,8 @@ class DeskScreen(Screen[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        if self.several_venues:
+            self.add_class("-venues")
         titles = {"book": "Book", "tape": "Trades", "chart": "Chart", "positions": "Positions & P&L",
                   "orders": "Open orders", "log": "Log (l: all)", "balances": "Balances",
                   "risk": "Risk", "signals": "Signals"}
