@@ -9,6 +9,8 @@ sequence numbers, trades, candle, marks: no "quiet for a while" guess), and repl
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pytest
@@ -120,3 +122,99 @@ def test_help(snap_compare, snap_settings):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 32), run_before=run_before)
+
+
+@pytest.fixture
+def venue_loop():
+    """A loop in its own thread for the simulated venues of a several-venue snapshot: the desk's
+    engines must point at running venues when the app is built, and the snapshot runs the app
+    in a loop of its own. The venues serve it over real sockets on 127.0.0.1 from here."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="snapshot-venues", daemon=True)
+    thread.start()
+    sims: list = []
+
+    def run(coro):
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
+
+    yield run, sims
+    for sim in sims:
+        run(sim.stop())
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def _venues_app(settings: Settings, venue_loop) -> DeskApp:
+    """The desk on both simulated venues (paused, seeded, frozen clock), as `tps19 paper --exchange
+    sim --exchange sim-binance` runs it."""
+    from tps19.engine.engine import Engine
+    from tps19.engine.multivenue import VenuePlan, VenueSet, plan_venues, sim_seed
+    from tps19.launch import start_embedded_sim
+
+    run, sims = venue_loop
+    pointed = []
+    for i, p in enumerate(plan_venues(settings, ["sim", "sim-binance"], None)):
+        s, sim = run(start_embedded_sim(p.settings, seed=sim_seed(p.settings, i), autoplay=False,
+                                        clock=lambda: FIXED_MS))
+        sims.append(sim)
+        pointed.append(VenuePlan(p.venue, s))
+    venues = VenueSet({p.venue: Engine(p.settings, "paper") for p in pointed})
+    return DeskApp(settings=pointed[0].settings, mode="paper", venues=venues, clock=lambda: FIXED_MS / 1000)
+
+
+def _venues_mismatch(app: DeskApp) -> str | None:
+    """What the desk still lacks of the paused venues' state (None: it holds exactly that state):
+    every venue's books at its engine's sequence, marks and equity as its engine has them, nothing
+    pending; the focused venue's candle history."""
+    if not app.ready:
+        return "not started"
+    for v, e in app.venues.engines.items():
+        st = app.states[v]
+        for s in st.symbols:
+            book = st.books.get(s)
+            if book is None or book.seq != e.books[s].seq:
+                return f"{v} {s} book at {book and book.seq}, engine at {e.books[s].seq}"
+            pos = st.positions.get(s)
+            if pos is None or pos.mark != e.trading.portfolio.mark(s):
+                return f"{v} {s} mark {pos and pos.mark}, engine {e.trading.portfolio.mark(s)}"
+        if st.portfolio is None or st.portfolio.unpriced or st.portfolio.equity != e.trading.portfolio.equity()[0]:
+            return f"{v} portfolio {st.portfolio and st.portfolio.equity}"
+        if app.subs[v].pending():
+            return f"{v}: {app.subs[v].pending()} events not drawn yet"
+    if len(app.state.bars.get(app.symbol, {})) <= 10:
+        return "candle history"
+    return None
+
+
+async def _settle_venues(pilot, app: DeskApp) -> None:
+    await wait_for(pilot, lambda: _venues_mismatch(app) is None, timeout=40,
+                   what=lambda: f"both venues' state on the desk (missing: {_venues_mismatch(app)})")
+    app.redraw_all()  # one forced chart build from the loaded candles
+    chart = app.screen.query_one("#chart")
+    await wait_for(pilot, lambda: chart.shown_bars == len(app.state.bars[app.symbol]), what="the chart")
+    book = app.screen.query_one("#book", BookLadder)
+    await wait_for(pilot, lambda: book.event is app.state.books[app.symbol] and not book.flashing,
+                   what="the newest book drawn and its flashes over")
+    log = app.screen.query_one("#log")
+    log.clear()
+    for st in app.states.values():
+        st.new_log.clear()
+        st.log.clear()
+    log.add([LogEvent("info", "sim: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS),
+             LogEvent("info", "sim-binance: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS)])
+    app.clear_notifications()
+    for e in app.venues.engines.values():  # their timers' last round, from the settled state (see _settle)
+        for part in ("breakers", "risk_metrics"):
+            obj = getattr(e.trading, part, None)
+            if obj is not None:
+                (obj.evaluate if part == "breakers" else obj.refresh)()
+    app.redraw_all()
+    await pilot.pause()
+
+
+def test_desk_two_venues_140x44(snap_compare, snap_settings, venue_loop):
+    """Both venues' rows (venue column), per-venue and all-venue totals, each venue's health; the
+    book, trades, chart and risk of the focused venue, named in their titles."""
+    app = _venues_app(snap_settings, venue_loop)
+    assert snap_compare(app, terminal_size=(140, 44), run_before=lambda pilot: _settle_venues(pilot, app))

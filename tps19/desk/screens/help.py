@@ -33,6 +33,8 @@ KEYS: list[tuple[str, str]] = [
     ("m", "models: validation vs live hit rate, calibration, drift"),
     ("v", "venues (a run with several): state, equity and P&L each and in total, cross-venue spread after fees; "
           "k / r kill / release one; f9 kills every venue"),
+    ("n", "next venue (a run with several): the book, trades, chart and risk pane show it, the ticket opens on "
+          "it, C cancels there; positions, orders and balances always list every venue"),
     ("e", "explain the gap: this recorded session against its strategy at bar close (--record DIR)"),
     ("r", "risk limits: per-order cap, position and gross caps, loss limit... (changes are stored)"),
     ("?", "this help"),
