@@ -144,20 +144,22 @@ async def _raw(sim, method: str, path: str, params: dict, secret: str = SECRET, 
 
 
 async def test_signed_requests_check_signature_key_and_recv_window(bsim, bex):
-    now = int(time.time() * 1000)
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now})
+    def now() -> int:  # each request stamped when it is made: a slow machine spends seconds on the series
+        return int(time.time() * 1000)
+
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now()})
     assert st == 200 and {b["asset"] for b in body["balances"]} == set(BALANCES)
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now}, secret="wrong")
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now()}, secret="wrong")
     assert (st, body["code"]) == (400, -1022)
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now}, key="nobody")
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now()}, key="nobody")
     assert (st, body["code"]) == (401, -2015)
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now - 6000})
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now() - 6000})
     assert (st, body["code"]) == (400, -1021)  # outside the default 5000 ms recvWindow
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now - 6000, "recvWindow": 10000})
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now() - 6000, "recvWindow": 10000})
     assert st == 200
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now + 5000})
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now() + 5000})
     assert (st, body["code"]) == (400, -1021)  # ahead of the server
-    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now, "recvWindow": 70000})
+    st, _, body = await _raw(bsim, "GET", "/api/v3/account", {"timestamp": now(), "recvWindow": 70000})
     assert (st, body["code"]) == (400, -1131)
     wrong = await _client(bsim, secret="not-the-secret", load=False)
     try:
