@@ -245,6 +245,9 @@ async def test_slow_venue_request_lost_in_flight_is_not_resent_blindly(sim, clie
     o = await s.broker.place_order("BTC/USDT", "buy", "limit", "0.01", price)
     assert o.status.value == "unknown" and "create-order" in s.broker.issues
     sim.faults.delay_replies(0)
+    # the venue answers promptly again: back to a patience no loopback reply misses (at 0.3 s, a
+    # stall of the loop on a loaded machine times out the order placed at the end: 'unknown', not 'open')
+    s.broker.request_timeout_s = 3.0
     await until(lambda: o.client_order_id not in s.broker.orders, 10)
     final = await s.store.order(o.client_order_id)
     assert final.status.value == "rejected" and "never reached the venue" in final.reason
