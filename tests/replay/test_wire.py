@@ -52,6 +52,7 @@ async def test_headless_replay_goes_through_the_wire_and_ends_with_the_recording
             engine = Engine(pointed, "paper")
             engine.bus.on(BookEvent, books.append)
             engine.bus.on(TradeEvent, lambda ev: prints.extend(ev.trades))
+            sim.pace_by(engine.bus)  # as `tps19 replay` does
             code = await run_headless(engine, tmp_path / "log.jsonl", stop_event=sim.finished)
     finally:
         await sim.stop()
@@ -67,6 +68,17 @@ async def test_headless_replay_goes_through_the_wire_and_ends_with_the_recording
     assert list(last.bids) == [(p, q) for p, q in expected["bids"]][:50]
     assert list(last.asks) == [(p, q) for p, q in expected["asks"]][:50]
     assert len(prints) == expected["prints"] and len({t.id for t in prints}) == expected["prints"]
+    # every frame reached the engine itself, in the recorded order (not only ccxt's book): one book
+    # per sequence number, the prints in their order
+    assert [b.seq for b in books] == list(range(expected["seq"] - expected["book_frames"] + 1, expected["seq"] + 1))
+    assert [t.id for t in prints] == sorted((t.id for t in prints), key=int)
+    # the run ended after the engine took the last frame and reported its figures
+    figures = [x for x in lines if x["event"] in ("market", "portfolio")][-2:]
+    assert [x["event"] for x in figures] == ["market", "portfolio"]
+    assert figures[0]["book_msgs"] == expected["book_frames"] and figures[0]["trades"] == expected["prints"]
+    assert float(figures[0]["bid"]) == expected["bids"][0][0] and float(figures[0]["ask"]) == expected["asks"][0][0]
+    summary = next(x for x in lines if x["event"] == "summary")
+    assert summary["equity_start"] is not None and summary["equity_end"] == figures[1]["equity"]
     # the venue's clock is the recording's: it ends at the last frame's time
     assert sim.now_ms == expected["last_ms"]
 

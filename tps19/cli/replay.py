@@ -231,6 +231,7 @@ async def _replay(settings: Any, root: Path, speed: float | None, start_ns: int 
         # the engine runs on the recording's clock: latencies, fills and orders carry its times
         with use_clock(lambda: sim.now_ms * 1_000_000):
             engine = build_engine(pointed, "paper", strategy)
+            sim.pace_by(engine.bus)  # every recorded frame reaches the engine, in order, at any speed
             if no_ui:
                 from ..engine.headless import run_headless
 

@@ -137,6 +137,15 @@ class TradingStack:
                 out[f"pos {sym}"] = amount(p.qty, self.portfolio.markets.get(sym))
         return out
 
+    async def settle(self) -> None:
+        """Judge everything the feed published so far, then publish the marked portfolio: the
+        figures a run reports at its end (a replay ends right after its last frame)."""
+        settled = getattr(self.broker, "settled", None)
+        if settled is not None:
+            await settled()
+        if self.portfolio.publisher is not None:
+            self.portfolio.publisher.publish_changes()
+
     async def _restore_day_start(self) -> None:
         """The daily loss limit counts from the day's first snapshot, so a restart does not reset it."""
         db = self.portfolio.db

@@ -86,11 +86,12 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
                 async with asyncio.timeout(interval):
                     await stop.wait()
             if not stop.is_set():
-                for symbol in engine.symbols:
-                    out.write("market", **engine.summary(symbol))
-                if engine.trading is not None and hasattr(engine.trading, "summary"):
-                    with contextlib.suppress(Exception):
-                        out.write("portfolio", **engine.trading.summary())
+                _figures(engine, out)
+        if stop_event is not None and stop_event.is_set() and not shutdown.signals and engine.started_at is not None:
+            # the run ended by itself (a replay's last frame): its figures once everything is judged
+            if engine.trading is not None and hasattr(engine.trading, "settle"):
+                await engine.trading.settle()
+            _figures(engine, out)
     except EngineError as err:
         out.write("error", message=str(err))
         code = 2
@@ -126,6 +127,15 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         if hung is not None:
             exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+def _figures(engine: Engine, out: JsonLines) -> None:
+    """The periodic `market` lines (one per symbol) and the `portfolio` line."""
+    for symbol in engine.symbols:
+        out.write("market", **engine.summary(symbol))
+    if engine.trading is not None and hasattr(engine.trading, "summary"):
+        with contextlib.suppress(Exception):
+            out.write("portfolio", **engine.trading.summary())
 
 
 def _stop_stats(engine: Engine, log_dropped: int, hung: list[str] | None) -> dict[str, Any]:

@@ -6,7 +6,14 @@ go through exactly the code live uses. A client subscribing mid-stream first get
 rebuilt from the frames so far (a snapshot whose sequence number continues the recorded chain).
 The venue's clock is the recording's (the time of the frame being served), so tickers, candles
 and order times read the recording's time. ``speed`` 1 or 10 paces the frames by their receive
-times; ``None`` (max) sends as fast as the slowest subscriber reads (back-pressure on its queue).
+times; ``None`` (max) sends as fast as the engine takes them.
+
+An engine in the same process that the replay is paced by (``pace_by(engine.bus)``) gets every
+frame, in the recorded order: the next frame goes out only once the engine's feed has published
+what the last one carried (the book at its sequence number, its prints, its ticker, its candle).
+ccxt applies every frame it reads but hands a watch only the newest state, so frames sent ahead of
+the feed's watch loop reach the engine as one coalesced book (at max speed: 6 books of 422 seen).
+Without an engine to pace by, max speed only bounds each subscriber's socket queue.
 Strategy warm-up candles come from the recording (what the recorded session warmed up on).
 
 The recording must come from a Crypto.com-format venue (``sim`` or ``cryptocom``): serving a
@@ -24,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..engine.events import BarEvent, BookEvent, TickerEvent, TradeEvent
 from ..engine.recording.books import Book
 from ..engine.recording.format import BOOK, CANDLE, DELTA, MARKET_KINDS, TICKER, TRADE, WARMUP
 from ..engine.recording.reader import RecordingError, inspect, read_rows
@@ -33,8 +41,79 @@ from .ws import Conn
 
 log = logging.getLogger("tps19.simex")
 
-MAX_QUEUE_AT_MAX_SPEED = 256  # frames waiting for one subscriber before the player waits for it
+MAX_QUEUE_AT_MAX_SPEED = 256  # unpaced: frames waiting for one subscriber before the player waits for it
 SUBSCRIBE_WAIT_S = 15.0  # how long the player waits for the engine's subscriptions before it starts
+PACED_SUBSCRIBE_WAIT_S = 120.0  # the same with an engine to pace by (its start loads markets, warm-up)
+# A paced frame the engine has not taken after this long is reported and passed: a last resort
+# against a frame the feed can never publish (the replay would hang), never a pacing mechanism.
+ACK_WAIT_S = 30.0
+TRADE_IDS_KEPT = 10_000  # prints published remembered per symbol (a frame's are asked for right after)
+
+
+class Consumption:
+    """What an engine's feed has published, per symbol: the replay's back-pressure."""
+
+    def __init__(self) -> None:
+        self.book_seq: dict[str, int] = {}
+        self.trade_ids: dict[str, dict[str, None]] = defaultdict(dict)  # insertion-ordered, bounded
+        self.ticker_ts: dict[str, int] = {}
+        self.bar: dict[str, tuple[int, float, float, float, float, float]] = {}
+        self.changed = asyncio.Event()
+        self.unacked = 0  # frames passed after ACK_WAIT_S (each logged)
+
+    def on_event(self, ev: Any) -> None:
+        if isinstance(ev, BookEvent):
+            if ev.seq is not None and ev.seq > self.book_seq.get(ev.symbol, -1):
+                self.book_seq[ev.symbol] = ev.seq
+        elif isinstance(ev, TradeEvent):
+            ids = self.trade_ids[ev.symbol]
+            ids.update((str(t.id), None) for t in ev.trades if t.id is not None)
+            if len(ids) > 2 * TRADE_IDS_KEPT:
+                for old in list(ids)[:TRADE_IDS_KEPT]:
+                    del ids[old]
+        elif isinstance(ev, TickerEvent):
+            if ev.ts is not None and ev.ts > self.ticker_ts.get(ev.symbol, -1):
+                self.ticker_ts[ev.symbol] = ev.ts
+        elif isinstance(ev, BarEvent):
+            if not ev.closed and ev.ts >= self.bar.get(ev.symbol, (-1,))[0]:
+                self.bar[ev.symbol] = (ev.ts, ev.open, ev.high, ev.low, ev.close, ev.volume)
+        self.changed.set()
+
+    def taken(self, kind: str, symbol: str, row: Any) -> bool:
+        """Whether the engine has published what this recorded frame carried."""
+        if kind in (BOOK, DELTA):
+            return row[6] is None or self.book_seq.get(symbol, -1) >= row[6]
+        data = _frame_data(row[12])
+        if kind == TRADE:
+            seen = self.trade_ids[symbol]
+            return all(str(t["d"]) in seen for t in data if t.get("d") is not None)
+        if kind == TICKER:
+            t = data[-1].get("t") if data else None
+            return t is None or self.ticker_ts.get(symbol, -1) >= int(t)
+        if kind == CANDLE:
+            if not data:
+                return True
+            c = data[-1]
+            bar = self.bar.get(symbol)
+            if bar is None:
+                return False
+            try:
+                want = (int(c["t"]), float(c["o"]), float(c["h"]), float(c["l"]), float(c["c"]), float(c["v"]))
+            except (KeyError, TypeError, ValueError):
+                return True  # not a candle the feed could publish
+            return bar[0] > want[0] or bar == want
+        return True
+
+    async def wait(self, kind: str, symbol: str, row: Any) -> None:
+        try:
+            async with asyncio.timeout(ACK_WAIT_S):
+                while not self.taken(kind, symbol, row):
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            self.unacked += 1
+            log.warning("replay: the engine did not take a %s frame of %s (gseq %s) in %gs; going on",
+                        kind, symbol, row[1], ACK_WAIT_S)
 
 
 class ReplayExchange(SimExchange):
@@ -66,6 +145,12 @@ class ReplayExchange(SimExchange):
         self.frames_total = 0
         self.warmup: dict[tuple[str, str], list[list[Any]]] = {}
         self._book_subs: dict[str, set[Conn]] = defaultdict(set)
+        self.consumed: Consumption | None = None
+
+    def pace_by(self, bus: Any) -> None:
+        """Send each frame only once the engine publishing on ``bus`` has taken the one before."""
+        self.consumed = Consumption()
+        bus.on((BookEvent, TradeEvent, TickerEvent, BarEvent), self.consumed.on_event)
 
     async def start(self) -> ReplayExchange:
         await super().start()
@@ -157,14 +242,24 @@ class ReplayExchange(SimExchange):
         return set()
 
     def _subscribed(self) -> bool:
+        kinds = self.info.by_kind
         for inst in self.instruments:
             if not self._book_subs.get(inst.symbol) or not self._subs.get(f"trade.{inst.id}"):
+                return False
+            if self.consumed is None:
+                continue
+            # paced: every market channel the recording has, so no frame goes to no one
+            if kinds.get(TICKER) and not self._subs.get(f"ticker.{inst.id}"):
+                return False
+            if kinds.get(CANDLE) and not any(n.startswith("candlestick.") and n.endswith(f".{inst.id}") and subs
+                                             for n, subs in self._subs.items()):
                 return False
         return True
 
     async def _play(self) -> None:
         try:
-            deadline = time.monotonic() + SUBSCRIBE_WAIT_S
+            wait_s = SUBSCRIBE_WAIT_S if self.consumed is None else PACED_SUBSCRIBE_WAIT_S
+            deadline = time.monotonic() + wait_s
             while not self._subscribed() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)  # the engine subscribes channel by channel (~10 ms apart)
             await self._serve_rows()
@@ -218,6 +313,10 @@ class ReplayExchange(SimExchange):
                 c.send(r[12])
             if subs:
                 self.frames_sent += 1
+            if self.consumed is not None:
+                if any(not c.closed for c in subs):
+                    await self.consumed.wait(kind, symbol, r)
+                continue
             if self.speed is None:
                 # back-pressure: never more than a few hundred frames ahead of the slowest reader
                 while any(c.queue.qsize() > MAX_QUEUE_AT_MAX_SPEED for c in subs if not c.closed):
@@ -226,6 +325,14 @@ class ReplayExchange(SimExchange):
                 if sent_since_yield >= 64:
                     sent_since_yield = 0
                     await asyncio.sleep(0)
+
+
+def _frame_data(raw: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(raw)["result"]["data"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
 
 
 def _s(x: Any) -> str:

@@ -52,6 +52,8 @@ class PaperBroker(BaseBroker):
         self.queue: dict[str, Decimal] = {}  # resting order -> size ahead of it at its price
         self._sub = None
         self._task: asyncio.Task | None = None
+        self._judging = False  # a batch of market events is being judged
+        self._idle = asyncio.Event()  # set whenever the loop has judged everything published
         self.fills_booked = 0
         # told of each market event the broker judges resting orders on (a recording keeps where)
         self.on_processed: Any = None
@@ -91,10 +93,26 @@ class PaperBroker(BaseBroker):
             self._sub.close()
             self._sub = None
 
+    async def settled(self) -> None:
+        """Return once every book and print published so far has been judged (a replay's end:
+        its last print may fill a resting order before the figures are reported)."""
+        while self._task is not None and not self._task.done() and self._sub is not None \
+                and (self._judging or self._sub.pending()):
+            self._idle.clear()
+            waiter = asyncio.ensure_future(self._idle.wait())
+            try:
+                await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+
     async def _run(self) -> None:
         assert self._sub is not None
         while not cancel_requested():
+            if not self._sub.pending():
+                self._idle.set()
             events = await self._sub.wait(1.0)
+            self._judging = True
+            self._idle.clear()
             for ev in events:
                 try:
                     async with self.lock:
@@ -106,6 +124,7 @@ class PaperBroker(BaseBroker):
                             await self.on_book_cross(ev)
                 except Exception as e:  # never let one bad event end the broker
                     self.report("paper", f"event handling failed: {e!r}")
+            self._judging = False
         # some await swallowed the cancel (Python 3.11 wait_for): end as stop() asked
         raise asyncio.CancelledError
 
