@@ -214,3 +214,52 @@ def test_a_headless_engine_serves_the_api_it_was_asked_for(tmp_path):
         assert TOKEN not in "".join([json.dumps(line)])
     finally:
         assert stop(proc) == 0
+
+
+async def test_an_oco_answers_both_legs_a_cancel_answers_the_state_after_it_and_refusals_read_as_the_ticket(paper):
+    from tps19.desk.screens.ticket import ticket_order
+    from tps19.engine.trading.orders import OrderRejected
+
+    engine, url, http = paper
+    mid = engine.trading.portfolio.mark("BTC/USDT")
+    low, high = (mid * Decimal("0.9")).quantize(Decimal("0.01")), (mid * Decimal("1.1")).quantize(Decimal("0.01"))
+    body = {"symbol": "BTC/USDT", "side": "sell", "type": "oco", "amount": "0.0001", "stop_loss_price": str(low),
+            "take_profit_price": str(high), "client_order_id": "api-oco-1"}
+    status, o, _ = await call(http, "POST", url + "/orders", body)
+    assert status == 201, o
+    # the answer names both orders the OCO made: the stop-loss under the given id, then the take-profit
+    legs = o["legs"]
+    assert [(x["type"], x["trigger_price"], x["trigger_state"], x["oco_group"]) for x in legs] == [
+        ("stop_market", str(low), "armed", o["oco_group"]), ("take_profit", str(high), "armed", o["oco_group"])]
+    assert legs[0]["client_order_id"] == o["client_order_id"] == "api-oco-1"
+    take_id = legs[1]["client_order_id"]
+    status, working, _ = await call(http, "GET", url + "/orders")
+    assert {"api-oco-1", take_id} <= {x["client_order_id"] for x in working["orders"]}
+    status, again, _ = await call(http, "POST", url + "/orders", body)  # the same id again: the same two legs
+    assert status == 200 and [x["client_order_id"] for x in again["legs"]] == ["api-oco-1", take_id]
+
+    # cancelling one leg cancels the group; the answer is each order as it is after the cancel
+    status, c, _ = await call(http, "DELETE", f"{url}/orders/{take_id}")
+    assert status == 200 and c["client_order_id"] == take_id
+    assert (c["status"], c["trigger_state"]) == ("cancelled", "disarmed")
+    assert sorted((x["client_order_id"], x["status"], x["trigger_state"]) for x in c["legs"]) == sorted(
+        [("api-oco-1", "cancelled", "disarmed"), (take_id, "cancelled", "disarmed")])
+    status, working, _ = await call(http, "GET", url + "/orders")
+    assert not {"api-oco-1", take_id} & {x["client_order_id"] for x in working["orders"]}
+
+    # refusals in the ticket's words: the same sentence the desk shows for the same fields
+    market = engine.markets["BTC/USDT"]
+    for fields, ticket in [
+        ({"stop_loss_price": str(low)}, {"sl": str(low)}),
+        ({"stop_loss_price": "abc", "take_profit_price": str(high)}, {"sl": "abc", "tp": str(high)}),
+        ({"stop_loss_price": str(high), "take_profit_price": str(low)}, {"sl": str(high), "tp": str(low)}),
+    ]:
+        status, r, _ = await call(http, "POST", url + "/orders", {"symbol": "BTC/USDT", "side": "sell", "type": "oco",
+                                                                  "amount": "0.0001", **fields})
+        with pytest.raises(OrderRejected) as desk:
+            ticket_order("BTC/USDT", "sell", "oco", "0.0001", "", market, mid, ticket)
+        assert status == 422 and r["detail"] == desk.value.reason, (r, desk.value.reason)
+        assert "_price" not in r["detail"] and "_" not in r["detail"].split(":")[0], r["detail"]
+    assert (await call(http, "POST", url + "/orders", {"symbol": "BTC/USDT", "side": "sell", "type": "oco",
+                                                       "amount": "0.0001", "stop_loss_price": str(low)}))[1]["detail"] \
+        == "an OCO needs both a stop-loss and a take-profit"

@@ -146,5 +146,5 @@ async def test_venue_placement_refuses_what_the_venue_cannot_hold_in_one_line(si
     mine, _ = clients
     s = await live_stack(bus, db, mine, stop_placement="venue")
     o = await s.broker.place(OrderRequest("BTC/USDT", "sell", "trailing_stop", D("0.01"), trailing_pct=D("2")))
-    assert o.status.value == "rejected" and "cannot hold a trailing_stop" in o.reason and sim.open_orders(KEY) == []
+    assert o.status.value == "rejected" and "cannot hold a trailing stop" in o.reason and sim.open_orders(KEY) == []
     await s.stop()

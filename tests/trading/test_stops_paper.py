@@ -63,9 +63,9 @@ def req(type_, side="sell", amount="0.1", **kw):
 @pytest.mark.parametrize("request_, reason", [
     (req("stop_market", trigger_price="51000"), "would trigger at once"),
     (req("take_profit", trigger_price="49000"), "would trigger at once"),
-    (req("trailing_stop", trailing_pct="0"), "trailing_pct must be above 0 and below 100"),
-    (req("trailing_stop", trailing_pct="-1"), "trailing_pct must be above 0 and below 100"),
-    (req("trailing_stop", trailing_pct="100"), "trailing_pct must be above 0 and below 100"),
+    (req("trailing_stop", trailing_pct="0"), "trailing % must be above 0 and below 100"),
+    (req("trailing_stop", trailing_pct="-1"), "trailing % must be above 0 and below 100"),
+    (req("trailing_stop", trailing_pct="100"), "trailing % must be above 0 and below 100"),
     (req("oco", stop_loss_price="51000", take_profit_price="49000"), "take-profit 49000 is not above the stop-loss 51000"),
     (OrderRequest("BTC/USDT", "buy", "limit", D("0.1"), D("49000"), stop_loss_price=D("48000"),
                   take_profit_price=D("47000")), "take-profit 47000 is not above the stop-loss 48000"),
@@ -74,7 +74,9 @@ def req(type_, side="sell", amount="0.1", **kw):
     (req("stop_market", trigger_price="20000"), "outside the 25% price band"),
     (req("stop_limit", trigger_price="49000"), "needs a limit price"),
     (req("stop_market", trigger_price="49000", price="48900"), "takes no limit price"),
-    (req("trailing_stop", trailing_pct="1", trigger_price="49000"), "not a trigger_price"),
+    (req("trailing_stop", trailing_pct="1", trigger_price="49000"), "not a trigger price"),
+    (req("oco", stop_loss_price="49000"), "an OCO needs both a stop-loss and a take-profit"),
+    (req("stop_market"), "a stop market order needs a trigger price"),
 ])
 async def test_bad_protective_orders_are_refused_in_one_line_and_nothing_is_held(bus, db, markets, request_, reason):
     s = await stack(bus, db, markets)

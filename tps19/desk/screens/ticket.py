@@ -36,6 +36,7 @@ from ...engine.trading.orders import (
     OrderRequest,
     OrderType,
     executes_as,
+    field_words,
     validate_order,
 )
 from ...engine.trading.review import bracket_worst_loss, trigger_distance
@@ -93,13 +94,13 @@ def ticket_request(symbol: str, side: str, otype: str, amount_text: str, price_t
         for key, name in (("trigger", "trigger_price"), ("activation", "activation_price"), ("sl", "stop_loss_price"),
                           ("tp", "take_profit_price")):
             if texts.get(key, "").strip():
-                kw[name] = parse_typed_number(texts[key], name.replace("_", " "))
+                kw[name] = parse_typed_number(texts[key], field_words(name))
         trail = texts.get("trail", "").strip()
         if trail:
             if trail.endswith("%"):
-                kw["trailing_pct"] = parse_decimal(trail[:-1].strip(), "trailing %")
+                kw["trailing_pct"] = parse_decimal(trail[:-1].strip(), field_words("trailing_pct"))
             else:
-                kw["trailing_distance"] = parse_typed_number(trail, "trailing distance")
+                kw["trailing_distance"] = parse_typed_number(trail, field_words("trailing_distance"))
     except NumberError as err:
         raise OrderRejected(str(err)) from None
     if amount is None:  # only underscores typed

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ..trading.orders import OrderRequest, OrderState
+from ..trading.orders import OrderRequest, OrderState, field_words
 from ...numbers import NumberError, parse_decimal
 from ...throttle import FailureThrottle
 from .docs import docs_page
@@ -70,6 +70,20 @@ def order_json(o: OrderState) -> dict[str, Any]:
         "parent_id": o.parent_id, "stop_loss_price": s(o.stop_loss_price), "take_profit_price": s(o.take_profit_price),
         "created_ms": o.created_ms, "updated_ms": o.updated_ms,
     }
+
+
+async def answer(t: Any, o: OrderState) -> dict[str, Any]:
+    """An order as the API answers it; a leg of an OCO (or of a bracket's protection) carries the
+    whole group under ``legs``, this one first: placing an OCO makes two orders, and cancelling
+    one leg cancels both."""
+    out = order_json(o)
+    if o.oco_group and o.trigger_state is not None:
+        live = {x.client_order_id: x for x in (*t.broker.emulator.held.values(), *t.broker.orders.values())
+                if x.oco_group == o.oco_group}
+        legs = [live.get(x.client_order_id, x) for x in await t.store.group(o.oco_group)]
+        legs = [x for x in legs if x.trigger_state is not None and x.client_order_id != o.client_order_id]
+        out["legs"] = [order_json(o)] + [order_json(x) for x in legs]
+    return out
 
 
 def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureThrottle | None = None) -> FastAPI:
@@ -169,7 +183,8 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
     async def place(body: OrderBody, request: Request) -> JSONResponse:
         """Place an order of any kind the order path has (market, limit, post_only, ioc, stop_market,
         stop_limit, take_profit, take_profit_limit, trailing_stop, oco; an entry with stop_loss_price
-        and/or take_profit_price is a bracket). 201 with its client order id; a repeated
+        and/or take_profit_price is a bracket). 201 with its client order id (an OCO: both legs under
+        ``legs``, the stop-loss first, under the given id); a repeated
         client_order_id returns the existing order (200); 422 names the refused field or risk limit."""
         writable("placing an order")
         t = trading()
@@ -180,12 +195,12 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
         if cid:
             existing = t.broker.orders.get(cid) or t.broker.emulator.held.get(cid) or await t.store.order(cid)
             if existing is not None:
-                return JSONResponse(order_json(existing), status_code=200)
+                return JSONResponse(await answer(t, existing), status_code=200)
         numbers: dict[str, Decimal | None] = {}
         for name in MONEY_FIELDS:
             raw = getattr(body, name)
             try:
-                numbers[name] = None if raw is None else parse_decimal(raw, name)
+                numbers[name] = None if raw is None else parse_decimal(raw, field_words(name))
             except NumberError as err:
                 raise HTTPException(422, str(err)) from None
         n = numbers
@@ -200,7 +215,7 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
         if o.status.value == "rejected":
             return JSONResponse({"detail": (o.reason or "rejected").removeprefix("not sent: "), **order_json(o)},
                                 status_code=422)
-        return JSONResponse(order_json(o), status_code=201)
+        return JSONResponse(await answer(t, o), status_code=201)
 
     @app.delete(f"{PREFIX}/orders/{{client_order_id}}", dependencies=auth)
     async def cancel(client_order_id: str) -> dict[str, Any]:
@@ -214,7 +229,7 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
                 raise HTTPException(404, f"no order {client_order_id[:60]!r}")
             raise HTTPException(409, f"order {client_order_id} is {known.status.value}: nothing to cancel")
         engine.log("info", "order cancelled from the API", client_order_id=client_order_id)
-        return order_json(o)
+        return await answer(t, o)
 
     @app.post(f"{PREFIX}/kill", dependencies=auth)
     async def kill(body: KillBody | None = None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from .orders import (
     TriggerState,
     ValidatedOrder,
     new_client_order_id,
+    type_words,
     round_to_step,
     trailing_trigger,
     trigger_hit,
@@ -268,12 +269,12 @@ class StopEmulator:
         where = self.placement_for(v.type)
         if where is None:
             return await b._reject(req, f"TPS19_STOPS__PLACEMENT=venue, but {b.exchange} (through ccxt) cannot hold a "
-                                        f"{v.type.value} order: use auto or emulated (docs/orders.md)")
+                                        f"{type_words(v.type)} order: use auto or emulated (docs/orders.md)")
         if where == "venue" and v.type is OrderType.OCO and v.price is not None and v.price != v.take_profit_price:
             # the venue's OCO take-profit is a resting limit at its level: no separate limit price
             if self.setting == "venue":
                 return await b._reject(req, "TPS19_STOPS__PLACEMENT=venue: a venue-native OCO's take-profit is a limit "
-                                            "at take_profit_price; give no other price (or use auto/emulated)")
+                                            "at the take-profit level; give no other price (or use auto/emulated)")
             where = "emulated"
         b.risk.count()
         legs = self._legs_of(req, v)

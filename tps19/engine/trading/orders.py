@@ -132,11 +132,13 @@ def is_protective(otype: OrderType | str) -> bool:
 
 class TriggerState(RecordedEnum):
     """Where a protective order is: held with its trigger (``armed``), triggered and being sent
-    (``triggered``), or its market/limit order at the venue (``working``)."""
+    (``triggered``), its market/limit order at the venue (``working``), or ended (cancelled,
+    expired, refused) before its trigger was reached: no longer watched (``disarmed``)."""
 
     ARMED = "armed"
     TRIGGERED = "triggered"
     WORKING = "working"
+    DISARMED = "disarmed"
     UNKNOWN = "?"
 
 
@@ -265,6 +267,9 @@ class OrderState:
         check_transition(self.status, dst)
         prev = self.status
         self.status = dst
+        if dst in (OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED) \
+                and self.trigger_state == TriggerState.ARMED:
+            self.trigger_state = TriggerState.DISARMED  # an armed stop cancelled is no longer armed
         if reason is not None:
             self.reason = reason
         self.updated_ms = now_ms()
@@ -299,6 +304,27 @@ class OrderState:
 DECIMAL_PLACES = 2
 SIGNIFICANT_DIGITS = 3
 TICK_SIZE = 4
+
+
+# A refusal reads in the words the trader sees on the ticket, whichever door the order came in
+# by (desk ticket, control API, strategy): one computation, the same words everywhere.
+FIELD_WORDS: dict[str, str] = {
+    "amount": "amount", "price": "price", "trigger_price": "trigger price", "trailing_pct": "trailing %",
+    "trailing_distance": "trailing distance", "activation_price": "activation price",
+    "stop_loss_price": "stop-loss", "take_profit_price": "take-profit", "stop_loss_pct": "stop-loss %",
+    "take_profit_pct": "take-profit %", "trailing_stop_pct": "trailing stop %",
+}
+
+
+def field_words(name: str) -> str:
+    """An order field as a trader names it (``stop_loss_price`` -> ``stop-loss``)."""
+    return FIELD_WORDS.get(name, name.replace("_", " "))
+
+
+def type_words(otype: OrderType | str) -> str:
+    """An order type as a trader names it (``stop_market`` -> ``stop market``, ``oco`` -> ``OCO``)."""
+    v = otype.value if isinstance(otype, OrderType) else str(otype)
+    return {"oco": "OCO", "ioc": "IOC"}.get(v, v.replace("_", " "))
 
 
 class OrderRejected(Exception):
@@ -377,7 +403,7 @@ def _round_sig(value: Decimal, digits: int, rounding: str) -> Decimal:
 def _checked(value: Any, field: str) -> Decimal:
     """A trader's amount or price: positive, finite, below 1e15, at most 18 decimals."""
     try:
-        return to_decimal(value, field, positive=True)
+        return to_decimal(value, field_words(field), positive=True)
     except NumberError as err:
         raise OrderRejected(str(err)) from None
 
@@ -420,7 +446,7 @@ def validate_order(
             raise OrderRejected("a market order takes no price")
     else:
         if req.price is None:
-            raise OrderRejected(f"a {otype.value} order needs a price")
+            raise OrderRejected(f"a {type_words(otype)} order needs a price")
         price = _checked(req.price, "price")
     _no_trigger_fields(req, otype)
     try:
@@ -441,16 +467,17 @@ def validate_order(
 def _no_trigger_fields(req: OrderRequest, otype: OrderType) -> None:
     for name in ("trigger_price", "trailing_pct", "trailing_distance", "activation_price"):
         if getattr(req, name) is not None:
-            raise OrderRejected(f"a {otype.value} order takes no {name} (that is for stop and take-profit kinds)")
+            raise OrderRejected(f"a {type_words(otype)} order takes no {field_words(name)} (that is for stop and "
+                                "take-profit kinds)")
 
 
 def _pct(value: Any, name: str, *, below_100: bool = True) -> Decimal:
     try:
-        d = to_decimal(value, name)
+        d = to_decimal(value, field_words(name))
     except NumberError as err:
         raise OrderRejected(str(err)) from None
     if d <= 0 or (below_100 and d >= 100):
-        raise OrderRejected(f"{name} must be above 0 and below 100 (a percentage), not {d:f}")
+        raise OrderRejected(f"{field_words(name)} must be above 0 and below 100 (a percentage), not {d:f}")
     return d
 
 
@@ -465,11 +492,11 @@ def _trigger(value: Any, name: str, side: str, market: dict, precision_mode: int
             step = _step(prec, precision_mode)
             new = round_to_step(p, step, ROUND_HALF_EVEN) if step is not None else p
     except (ArithmeticError, ValueError, TypeError):
-        raise OrderRejected(f"{market.get('symbol', '?')}'s precision data cannot round {name}") from None
+        raise OrderRejected(f"{market.get('symbol', '?')}'s precision data cannot round the {field_words(name)}") from None
     if new <= 0:
-        raise OrderRejected(f"{name} {p:f} is below the tick size")
+        raise OrderRejected(f"{field_words(name)} {p:f} is below the tick size")
     if new != p:
-        notes.append(f"{name} {p:f} rounded to {new:f}")
+        notes.append(f"{field_words(name)} {p:f} rounded to {new:f}")
     return new
 
 
@@ -491,7 +518,7 @@ def _validate_protective(req: OrderRequest, otype: OrderType, amount: Decimal, m
     side = req.side
     for name in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct"):
         if getattr(req, name) is not None:
-            raise OrderRejected(f"{name} belongs to an entry (a bracket), not to a {otype.value} order")
+            raise OrderRejected(f"a {field_words(name)} belongs to an entry (a bracket), not to a {type_words(otype)} order")
     # the amount must be exactly what it protects: off the step it is refused, not rounded
     prec = market.get("precision") or {}
     astep = _step(prec.get("amount"), precision_mode) if precision_mode != SIGNIFICANT_DIGITS else None
@@ -507,9 +534,9 @@ def _validate_protective(req: OrderRequest, otype: OrderType, amount: Decimal, m
     price: Decimal | None = None
     if otype is OrderType.OCO:
         if req.trigger_price is not None or req.trailing_pct is not None or req.trailing_distance is not None:
-            raise OrderRejected("an oco takes stop_loss_price and take_profit_price, not a trigger_price or trailing")
+            raise OrderRejected("an OCO takes a stop-loss and a take-profit, not a trigger price or a trail")
         if req.stop_loss_price is None or req.take_profit_price is None:
-            raise OrderRejected("an oco needs both a stop_loss_price and a take_profit_price")
+            raise OrderRejected("an OCO needs both a stop-loss and a take-profit")
         stop = _trigger(req.stop_loss_price, "stop_loss_price", side, market, precision_mode, notes)
         take = _trigger(req.take_profit_price, "take_profit_price", side, market, precision_mode, notes)
         _order_of_levels(side, stop, take, f"this {side} OCO")
@@ -517,20 +544,21 @@ def _validate_protective(req: OrderRequest, otype: OrderType, amount: Decimal, m
             price = _checked(req.price, "price")
     else:
         if req.stop_loss_price is not None or req.take_profit_price is not None:
-            raise OrderRejected(f"a {otype.value} order takes trigger_price; stop_loss_price/take_profit_price "
-                                "belong to an entry (a bracket) or an oco")
+            raise OrderRejected(f"a {type_words(otype)} order takes a trigger price; a stop-loss and a take-profit "
+                                "belong to an entry (a bracket) or an OCO")
         if executes_as(otype) is OrderType.MARKET:
             if req.price is not None:
-                raise OrderRejected(f"a {otype.value} order takes no limit price (it sends a market order at its trigger)")
+                raise OrderRejected(f"a {type_words(otype)} order takes no limit price (it sends a market order at its "
+                                    "trigger)")
         else:
             if req.price is None:
-                raise OrderRejected(f"a {otype.value} order needs a limit price (the order it sends at its trigger)")
+                raise OrderRejected(f"a {type_words(otype)} order needs a limit price (the order it sends at its trigger)")
             price = _checked(req.price, "price")
         if otype is OrderType.TRAILING_STOP:
             if req.trigger_price is not None:
-                raise OrderRejected("a trailing_stop takes trailing_pct or trailing_distance, not a trigger_price")
+                raise OrderRejected("a trailing stop takes a trailing % or a trailing distance, not a trigger price")
             if (req.trailing_pct is None) == (req.trailing_distance is None):
-                raise OrderRejected("a trailing_stop needs one of trailing_pct or trailing_distance")
+                raise OrderRejected("a trailing stop needs one of a trailing % or a trailing distance")
             if req.trailing_pct is not None:
                 trailing_pct = _pct(req.trailing_pct, "trailing_pct")
             else:
@@ -539,9 +567,10 @@ def _validate_protective(req: OrderRequest, otype: OrderType, amount: Decimal, m
                 activation = _trigger(req.activation_price, "activation_price", side, market, precision_mode, notes)
         else:
             if req.trailing_pct is not None or req.trailing_distance is not None or req.activation_price is not None:
-                raise OrderRejected(f"a {otype.value} order takes no trailing_pct/trailing_distance/activation_price")
+                raise OrderRejected(f"a {type_words(otype)} order takes no trailing %, trailing distance or "
+                                    "activation price")
             if req.trigger_price is None:
-                raise OrderRejected(f"a {otype.value} order needs a trigger_price")
+                raise OrderRejected(f"a {type_words(otype)} order needs a trigger price")
             trigger = _trigger(req.trigger_price, "trigger_price", side, market, precision_mode, notes)
     if price is not None:
         try:

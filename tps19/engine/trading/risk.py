@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from ...config import RiskSettings
-from .orders import OrderRejected, ValidatedOrder
+from .orders import OrderRejected, ValidatedOrder, type_words
 
 # A kill switch engaged by a circuit breaker carries this prefix in its stored reason: after a
 # restart it is still a breaker's halt (risk-adding orders refused, exits allowed), not a manual kill.
@@ -236,7 +236,7 @@ class RiskEngine:
             return ACCEPT
         held = view.position(v.symbol)
         if v.amount > held:
-            return Decision(f"this {v.type.value} sells {v.amount:f} of {v.symbol} but {held:f} is held: a protective "
+            return Decision(f"this {type_words(v.type)} sells {v.amount:f} of {v.symbol} but {held:f} is held: a protective "
                             "sell never sells more than is held (reduce-only on spot)")
         cap = self.settings.max_open_orders
         account = self.account
@@ -312,7 +312,8 @@ def trigger_problem(v: ValidatedOrder, mid: Decimal | None, band_pct: Decimal) -
                     f"{band_pct}% price band (fat finger?)")
         if trigger_hit(kind, v.side.value, level, mid):
             where = "at or below" if level >= mid else "at or above"
-            return (f"{v.side.value} {kind.value} {name} {level:f} would trigger at once: the market "
+            what = f"{type_words(kind)} trigger" if name == "trigger" else name
+            return (f"{v.side.value} {what} {level:f} would trigger at once: the market "
                     f"(mid {mid.normalize():f}) is already {where} it")
     if v.price is not None:
         off = abs(v.price - mid) / mid * HUNDRED
