@@ -9,9 +9,10 @@ from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
+from tps19.engine.assembly import build_trading
 from tps19.engine.trading import OrderRequest
 
-from .helpers import until
+from .helpers import settings, until
 from .simhelp import KEY, venue_totals
 from .test_stops_live import live_stack, mid, settled
 
@@ -115,4 +116,61 @@ async def test_restart_follows_our_list_and_adopts_a_foreign_one_group_kept(sim,
     assert (await settled(db, a_stop.client_order_id)).filled == D("0.3")
     assert (await settled(db, a_take.client_order_id, "cancelled")).filled == 0
     await until(lambda: s.portfolio.balances == venue_totals(sim))
+    await s.stop()
+
+
+async def test_an_oco_list_the_venue_took_but_answered_504_is_followed_never_resent(sim, clients, bus, db):
+    """The gateway times out after the matcher placed the list: both legs are looked up by client
+    id, found open as one list, and work as an OCO; nothing is sent a second time."""
+    mine, _ = clients
+    s = await live_stack(bus, db, mine, stop_placement="venue")
+    sim.faults.accept_then_fail(1, 504)
+    stop, take, stop_level, _ = await place_oco(s, await mid(mine))
+    assert sim.stats["injected_http_errors"] == 1
+    assert (stop.status.value, stop.trigger_state.value, stop.trigger_price) == ("open", "armed", stop_level)
+    assert (await settled(db, take.client_order_id, "open")).venue_order_id is not None
+    v = venue_legs(sim)
+    assert set(v) == {stop.client_order_id, take.client_order_id} and len(sim.open_orders(KEY)) == 2
+    assert v[stop.client_order_id]["list_id"] == v[take.client_order_id]["list_id"]
+    sim.shock(SYM, -8)  # still one list: the stop fills, the venue cancels the take-profit
+    assert (await settled(db, stop.client_order_id)).filled == D("0.1")
+    await settled(db, take.client_order_id, "cancelled")
+    await until(lambda: s.portfolio.balances == venue_totals(sim))
+    await s.stop()
+
+
+async def test_an_oco_list_that_never_reached_the_venue_is_refused_whole(sim, clients, bus, db):
+    """A 503 before the matcher: neither leg is at the venue, so both are refused together (a
+    stop without its take-profit, or the reverse, is never placed leg by leg)."""
+    mine, _ = clients
+    s = await live_stack(bus, db, mine, stop_placement="venue")
+    sim.faults.fail_next_requests(1, 503)
+    stop = await s.broker.place(OrderRequest(SYM, "sell", "oco", D("0.1"), stop_loss_price=D("1000"),
+                                             take_profit_price=D("1000000")))
+    assert stop.oco_group
+    legs = [await settled(db, o.client_order_id, "rejected") for o in await s.broker.store.group(stop.oco_group)]
+    assert len(legs) == 2 and all("never reached the venue" in (r.reason or "") for r in legs), legs
+    assert sim.open_orders(KEY) == [] and sim.account_balances(KEY)["BTC"]["used"] == 0
+    await s.stop()
+
+
+async def test_a_100_percent_price_band_gives_the_stop_leg_the_lowest_price_not_zero(sim, clients, bus, db):
+    """A 100 % band means "any price", but a limit of 0 is refused, and so is one worth less than the
+    market's minimum notional (ccxt's cryptocom markets do not carry the venue's min_notional,
+    binance's do: the market here is given it from the venue's instrument, as binance's would be)."""
+    mine, _ = clients
+    mine.markets[SYM]["limits"]["cost"]["min"] = float(mine.markets[SYM]["info"]["min_notional"])
+    s = await build_trading(mode="live", bus=bus, db=db, client=mine, markets=mine.markets,
+                            settings=settings(price_band_pct=100), snapshot_interval_s=0, poll_interval_s=0.2,
+                            watch_timeout_s=1.0, request_timeout_s=3.0, stop_placement="venue")
+    await s.start()
+    m = await mid(mine)
+    stop_level = (m * D("0.97")).quantize(D("0.01"))
+    stop = await s.broker.place(OrderRequest(SYM, "sell", "oco", D("0.1"), stop_loss_price=stop_level,
+                                             take_profit_price=(m * D("1.03")).quantize(D("0.01"))))
+    # "any price" within the venue's rules: the lowest limit worth the market's minimum notional
+    min_cost = D(str(mine.markets[SYM]["limits"]["cost"]["min"]))
+    lowest = (min_cost / D("0.1")).quantize(D("0.01"), ROUND_CEILING)
+    assert (stop.status.value, stop.trigger_price, stop.price) == ("open", stop_level, lowest), stop.reason
+    assert D(venue_legs(sim)[stop.client_order_id]["limit_price"]) == lowest > 0
     await s.stop()

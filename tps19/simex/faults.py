@@ -55,11 +55,12 @@ class Faults:
         self.fail_next_requests(n, status)
 
     def drop_next_create_order_reply(self, n: int = 1) -> None:
-        """Process the next `n` create-order calls but close the connection instead of answering."""
+        """Process the next `n` create-order (or create-order-list) calls but close the connection
+        instead of answering."""
         self.drop_create_order_replies = max(0, int(n))
 
     def accept_then_fail(self, n: int = 1, status: int = 504) -> None:
-        """Process the next `n` create-order calls (the order is live on the venue), then answer
+        """Process the next `n` create-order (or create-order-list) calls (the order is live on the venue), then answer
         with HTTP `status` and a plain-text body, as a gateway timing out after the matcher did."""
         self.accept_then_fail_count = max(0, int(n))
         self.accept_then_fail_status = int(status)

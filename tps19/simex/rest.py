@@ -90,12 +90,13 @@ class RestApi(AccountApi, WireFormat):
                 result = private(acct, params)
             finally:
                 self._flush()
-            if name == "create-order" and self.faults.accept_then_fail_count > 0:
+            placing = name in ("create-order", "create-order-list")  # a list is placed (or lost) whole
+            if placing and self.faults.accept_then_fail_count > 0:
                 self.faults.accept_then_fail_count -= 1
                 self.stats["injected_http_errors"] += 1
                 st = self.faults.accept_then_fail_status
                 return web.Response(status=st, text=f"{st} Gateway Timeout", content_type="text/html")
-            if name == "create-order" and self.faults.drop_create_order_replies > 0:
+            if placing and self.faults.drop_create_order_replies > 0:
                 self.faults.drop_create_order_replies -= 1
                 self.stats["dropped_replies"] += 1
                 if request.transport is not None:

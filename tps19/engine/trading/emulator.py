@@ -322,6 +322,8 @@ class StopEmulator:
         sell = stop.side == "sell"
         stop.price = self._round_tick(stop.symbol, level * (1 - band) if sell else level * (1 + band),
                                       ROUND_CEILING if sell else ROUND_FLOOR)
+        if sell:  # never below what the venue takes: a positive price (a 100 % band) worth its minimum notional
+            stop.price = max(stop.price, self._lowest_sell_limit(stop.symbol, stop.amount))
         take.type, take.placement, take.price = OrderType.TAKE_PROFIT_LIMIT, "venue", take.trigger_price
         take.trigger_state = TriggerState.WORKING  # a limit on the venue's book from the start
         return legs
@@ -347,6 +349,18 @@ class StopEmulator:
         o.high_water = price
         o.trigger_price = self._round_tick(o.symbol, trailing_trigger(o.side.value, price, o.trailing_pct,
                                                                       o.trailing_distance))
+
+    def _lowest_sell_limit(self, symbol: str, amount: Decimal) -> Decimal:
+        """The lowest limit price the venue accepts for a sell of ``amount``: one tick, or the
+        market's minimum notional over the amount, rounded up to a tick."""
+        from .orders import TICK_SIZE, _step
+
+        m = self.broker.markets.get(symbol) or {}
+        step = _step((m.get("precision") or {}).get("price"), self.broker.precision_mode)
+        tick = D(step) if step is not None and self.broker.precision_mode == TICK_SIZE else D("1e-8")
+        min_cost = ((m.get("limits") or {}).get("cost") or {}).get("min")
+        floor = D(str(min_cost)) / amount if min_cost and amount > 0 else ZERO
+        return max(tick, self._round_tick(symbol, floor, ROUND_CEILING))
 
     def _round_tick(self, symbol: str, price: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
         from .orders import TICK_SIZE, _step
