@@ -1,6 +1,7 @@
 """Desk benchmark: book update -> the frame that shows it written to a terminal, and CPU.
 
     .venv/bin/python benchmarks/bench_desk.py [--seconds 10] [--rate 1000] [--size 120x40] [--no-baseline]
+                                              [--venues 2]
 
 The simulated exchange runs in a child process (its CPU is not counted) pushing `--rate` flow
 events/s (about as many book messages/s, printed as measured) over loopback websockets. This
@@ -23,6 +24,11 @@ Measured in one run:
 - unless --no-baseline, first the engine alone (no UI) on the same sim, as a cross-check.
 - `--load N` (default 2) busy-loop processes run beside it for the whole run, so both cores are
   busy whatever else the machine does (the load average is printed before and after).
+- `--venues 2`: after the one-venue desk, in the same run, the desk on two venues (`tps19 paper
+  --exchange sim --exchange sim-binance`): a second child process runs the Binance-dialect
+  simulated exchange (seed 1019) at the same rate; the desk follows both venues' buses (rows of
+  both, totals over both), the book pane draws the first venue's: the latency is that venue's
+  books, CPU and frames are the whole desk's. Each figure is printed beside the one-venue figure.
 Goals: p99 <= 50 ms at 1,000 events/s with both cores busy, desk <= 30 % of one core. No
 assertions: it prints the figures.
 """
@@ -49,16 +55,19 @@ sys.path.insert(0, str(ROOT))
 
 SIM_CHILD = r"""
 import asyncio, sys, time
-from tps19.simex import SimExchange
-async def main(rate):
-    sim = SimExchange(seed=19, updates_per_second=rate)
+async def main(rate, dialect, seed):
+    if dialect == "binance":
+        from tps19.simex.binance import BinanceSimExchange as Sim
+    else:
+        from tps19.simex import SimExchange as Sim
+    sim = Sim(seed=seed, updates_per_second=rate)
     await sim.start()
     print(sim.port, flush=True)
     loop = asyncio.get_running_loop()
     while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "mark":
         print(sim.stats.get("book_messages", 0), time.perf_counter(), flush=True)
     await sim.stop()
-asyncio.run(main(float(sys.argv[1])))
+asyncio.run(main(float(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
 """
 
 
@@ -94,18 +103,18 @@ def start_load(n: int, seconds: float) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", BUSY_CHILD, str(seconds)]) for _ in range(n)]
 
 
-def start_sim(rate: float) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", SIM_CHILD, str(rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            cwd=str(ROOT), text=True)
+def start_sim(rate: float, dialect: str = "cryptocom", seed: int = 19) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", SIM_CHILD, str(rate), dialect, str(seed)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, cwd=str(ROOT), text=True)
     assert proc.stdout is not None
     port = int(proc.stdout.readline().strip())
     return proc, port
 
 
-def make_settings(port: int, db: Path, refresh_hz: float):
+def make_settings(port: int, db: Path, refresh_hz: float, venue: str = "sim"):
     from tps19.config import Settings
 
-    return Settings(exchange={"id": "sim", "rest_url": f"http://127.0.0.1:{port}"}, database={"path": db},
+    return Settings(exchange={"id": venue, "rest_url": f"http://127.0.0.1:{port}"}, database={"path": db},
                     ui={"refresh_hz": refresh_hz})
 
 
@@ -235,7 +244,10 @@ class Terminal:
                 pass
 
 
-async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimMeter) -> dict:
+async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimMeter,
+                    second: tuple[object, SimMeter] | None = None) -> dict:
+    """The desk on ``settings``' venue, or with ``second`` (settings, meter of a sim-binance venue)
+    on both venues at once."""
     from tps19.desk.app import DeskApp
     from tps19.engine.events import BookEvent
     from tps19.desk.widgets.market.book import BookLadder
@@ -256,7 +268,13 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
 
     term = Terminal(*size)
     split = CpuSplit()
-    app = BenchDesk(settings=settings, mode="paper")
+    venues = None
+    if second is not None:
+        from tps19.engine.engine import Engine
+        from tps19.engine.multivenue import VenueSet
+
+        venues = VenueSet({"sim": Engine(settings, "paper"), "sim-binance": Engine(second[0], "paper")})
+    app = BenchDesk(settings=settings, mode="paper", venues=venues)
     out: dict = {}
     run = asyncio.create_task(app.run_async(headless=False, size=None), name="bench-desk")
     try:
@@ -267,7 +285,9 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
             err = run.exception() if run.done() else None
             raise SystemExit(f"engine did not start: {app.engine_error or err or 'no book after 30 s'}")
         n = [0]
-        app.engine.bus.on(BookEvent, lambda e: n.__setitem__(0, n[0] + 1))
+        engines = list(venues.engines.values()) if venues is not None else [app.engine]
+        for e in engines:
+            e.bus.on(BookEvent, lambda e: n.__setitem__(0, n[0] + 1))
         ladder = app.screen.query_one("#book", BookLadder)
         ladder.probe = True
         app.ladder = ladder
@@ -279,6 +299,7 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         n[0] = 0
         frames0, displays0, bytes0 = app.frames, app.displays, term.bytes
         m0 = await meter.mark()
+        s0 = await second[1].mark() if second is not None else None
         split.install()
         c0, w0, t0, wr0, tm0 = time.process_time(), time.perf_counter(), time.thread_time(), thread_cpu(writer), term.cpu
         await asyncio.sleep(seconds)
@@ -289,13 +310,16 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         assert main is threading.current_thread()
         m1 = await meter.mark()
         out["sim_rate"] = (m1[0] - m0[0]) / (m1[1] - m0[1])
+        if second is not None and s0 is not None:
+            s1 = await second[1].mark()
+            out["sim_rate_2"] = (s1[0] - s0[0]) / (s1[1] - s0[1])
         out["book_rate"] = n[0] / wall
         out["pumps"] = (app.frames - frames0) / wall
         out["displays"] = (app.displays - displays0) / wall
         out["bytes"] = (term.bytes - bytes0) / wall
         out["lat"] = list(app.lat)
         out["frames"] = len(app.lat) / wall
-        out["dropped"] = app.sub.dropped
+        out["dropped"] = sum(sub.dropped for sub in app.subs.values())
         other = max(0.0, cpu_all - cpu_main - cpu_writer - cpu_term)
         out["cpu_all"] = (cpu_all - cpu_term) / wall
         out["cpu_desk"] = (split.desk + cpu_writer) / wall
@@ -322,12 +346,17 @@ async def main() -> None:
     ap.add_argument("--refresh-hz", type=float, default=15.0)
     ap.add_argument("--no-baseline", action="store_true", help="skip the engine-alone run")
     ap.add_argument("--load", type=int, default=2, help="busy-loop processes started beside the benchmark (0: none)")
+    ap.add_argument("--venues", type=int, choices=(1, 2), default=1,
+                    help="2: then the desk on two venues (sim + sim-binance), figures beside the one-venue ones")
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
     os.environ.pop("NO_COLOR", None)
     load0 = os.getloadavg()
-    busy = start_load(args.load, 3 * args.seconds + 90)
+    busy = start_load(args.load, 5 * args.seconds + 150)
+    procs = []
     proc, port = start_sim(args.rate)
+    procs.append(proc)
+    r2 = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             meter = SimMeter(proc)
@@ -335,13 +364,20 @@ async def main() -> None:
             if not args.no_baseline:
                 base = await engine_only(make_settings(port, Path(tmp) / "a.db", args.refresh_hz), args.seconds, meter)
             r = await with_desk(make_settings(port, Path(tmp) / "b.db", args.refresh_hz), args.seconds, (w, h), meter)
+            if args.venues == 2:
+                proc2, port2 = start_sim(args.rate, "binance", 1019)
+                procs.append(proc2)
+                second = (make_settings(port2, Path(tmp) / "c.db", args.refresh_hz, "sim-binance"), SimMeter(proc2))
+                r2 = await with_desk(make_settings(port, Path(tmp) / "c.db", args.refresh_hz), args.seconds, (w, h),
+                                     meter, second)
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.close()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
         for b in busy:
             b.kill()
             b.wait()
@@ -366,6 +402,23 @@ async def main() -> None:
         print(f"  CPU engine alone (run before): {base[0] * 100:8.1f} % of one core ({base[1]:.0f} BookEvents/s from"
               f" {base[2]:.0f} pushed/s)")
     print(f"  bus events dropped by the desk subscription: {r['dropped']}")
+    if r2 is not None:
+        lat2 = r2["lat"]
+        med2 = statistics.median(lat2) if lat2 else float("nan")
+        print(f"two venues on the desk (sim + sim-binance, {args.rate:g} events/s each), same run; one venue in []")
+        print(f"  book updates pushed by sims  : {r2['sim_rate']:8.0f} + {r2.get('sim_rate_2', float('nan')):.0f} /s"
+              f"   [{r['sim_rate']:.0f}]")
+        print(f"  book updates into the engines: {r2['book_rate']:8.0f} /s (both venues)   [{r['book_rate']:.0f}]")
+        print(f"  update -> frame written (sim): median {med2:6.1f} ms   p99 {pct(lat2, 0.99):6.1f} ms   "
+              f"max {max(lat2) if lat2 else float('nan'):6.1f} ms   (n={len(lat2)})   [median {med:.1f}, p99 "
+              f"{pct(lat, 0.99):.1f} ms]")
+        print(f"  frames with a new book       : {r2['frames']:8.1f} /s   frames written {r2['displays']:.1f} /s   "
+              f"{r2['bytes'] / 1024:.0f} KiB/s   [{r['frames']:.1f} /s, {r['displays']:.1f} /s, "
+              f"{r['bytes'] / 1024:.0f} KiB/s]")
+        print(f"  CPU desk                     : {r2['cpu_desk'] * 100:8.1f} % of one core   [{r['cpu_desk'] * 100:.1f} %]")
+        print(f"  CPU engines                  : {r2['cpu_engine'] * 100:8.1f} % of one core   [{r['cpu_engine'] * 100:.1f} %]")
+        print(f"  CPU process (w/o terminal)   : {r2['cpu_all'] * 100:8.1f} % of one core   [{r['cpu_all'] * 100:.1f} %]")
+        print(f"  bus events dropped by the desk subscriptions: {r2['dropped']}   [{r['dropped']}]")
 
 
 if __name__ == "__main__":
