@@ -246,4 +246,4 @@ async def test_the_desk_shows_every_venue_rows_books_health_totals_and_trades_on
             await sims["sim-binance"].stop()
             await wait_for(pilot, lambda: "sim up" in status_line(app) and "sim-binance up" not in status_line(app),
                            what=lambda: f"sim-binance not up in the status bar: {status_line(app)!r}")
-            assert re.search(r"sim-binance (RECONNECTING|STALE|DOWN|RESYNC)", status_line(app)), status_line(app)
+            assert re.search(r"sim-binance (RECONNECTING|STALE|DOWN|RESYNC|CONNECTING)", status_line(app)), status_line(app)
