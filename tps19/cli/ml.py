@@ -87,8 +87,10 @@ async def _train_and_register(df: Any, cfg: Any, meta: dict[str, Any], path: str
     from ..engine.ml.train import train as fit
     from ..engine.storage import Database
 
+    # 2 refreshes a second, not rich's 10: the bar moves once per fold anyway, and the refresh
+    # thread's wake-ups cost CPU for the whole (wall) run time (~1 % of a core in a terminal)
     with Progress(TextColumn(f"training {cfg.model}: folds + final fit"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True)) as prog:
+                  TimeElapsedColumn(), console=Console(stderr=True), refresh_per_second=2) as prog:
         task = prog.add_task("train", total=None)
 
         def cb(done: int, total: int) -> None:
