@@ -247,3 +247,33 @@ async def test_the_desk_shows_every_venue_rows_books_health_totals_and_trades_on
             await wait_for(pilot, lambda: "sim up" in status_line(app) and "sim-binance up" not in status_line(app),
                            what=lambda: f"sim-binance not up in the status bar: {status_line(app)!r}")
             assert re.search(r"sim-binance (RECONNECTING|STALE|DOWN|RESYNC|CONNECTING)", status_line(app)), status_line(app)
+
+
+async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one(settings):
+    """`--exchange sim --exchange sim-binance` where sim refuses the keys: the desk says so, opens
+    on sim-binance (its book, its rows), the status bar reads sim DOWN; f9 then marks the running
+    venue's kill switch in the status bar."""
+    from pydantic import SecretStr
+
+    from tps19.desk.screens.confirm import MessageScreen
+
+    async with two_venue_desk(settings) as (app, venues, sims):
+        cdc = venues.engines["sim"]
+        ex = cdc.settings.exchange.model_copy(update={"api_key": SecretStr("not-a-key"), "secret": SecretStr("nope")})
+        cdc.settings = cdc.settings.model_copy(update={"exchange": ex})
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, MessageScreen) and "sim did not start" in screen_text(app)
+                           and "the desk shows sim-binance" in screen_text(app), timeout=30,
+                           what=lambda: f"the message: {screen_text(app)}")
+            assert "rejected the API credentials" in screen_text(app)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.ready and "Book sim-binance BTC/USDT" in pane_text(app, "#book")
+                           and pane_rows(app, "#positions", "sim-binance", "BTC/USDT"), what="the desk on sim-binance")
+            await wait_for(pilot, lambda: "sim DOWN" in status_line(app) and "sim-binance up" in status_line(app),
+                           what=lambda: f"sim DOWN, sim-binance up: {status_line(app)!r}")
+            assert pane_rows(app, "#positions", "sim", "down")  # its total row says so; no figure
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: "EVERY VENUE" in screen_text(app), what="the kill confirmation")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: "sim-binance up KILL" in status_line(app),
+                           what=lambda: f"the kill switch on sim-binance: {status_line(app)!r}")

@@ -35,7 +35,7 @@ from .widgets.market.book import BookLadder
 from .widgets.fmt import amount_decimals, price_decimals
 from .widgets.panes import strategy_clock
 from .widgets.state import DeskState, event_types
-from .widgets.status import StatusBar, feed_health
+from .widgets.status import StatusBar, VenueHealth, feed_health
 
 PANES = frozenset({"book", "tape", "chart", "positions", "orders", "balances", "log", "risk", "signals"})
 # what any venue's events redraw (the rest of the desk draws the focused venue)
@@ -403,18 +403,16 @@ class DeskApp(CockpitScreens, App[int]):
     def _available(self, venue: str) -> bool:
         return getattr(self.engine_of(venue), "trading", None) is not None
 
-    def venue_health(self) -> list[tuple[str, str, bool]]:
-        """(venue, health, focused) for the status bar: down / connecting / stale / reconnecting /
-        resync / up (every book feed connected), with KILL appended when its kill switch is engaged."""
+    def venue_health(self) -> list[VenueHealth]:
+        """Each venue's health for the status bar: down / connecting / stale / reconnecting / resync
+        / up (every book feed connected), whether its kill switch is engaged, whether it is focused."""
         out = []
         for v in self.venue_ids:
             failed = self.venues.failed.get(v) if self.venues is not None else None
             st = self.states[v]
             started = getattr(self.engine_of(v), "started_at", None) is not None
             health = feed_health(st, failed=bool(failed) or self.engine_error is not None, started=started)
-            if st.kill is not None and st.kill.engaged:
-                health += " KILL"
-            out.append((v, health, v == self.focus))
+            out.append(VenueHealth(v, health, st.kill is not None and st.kill.engaged, v == self.focus))
         return out
 
     def _redraw(self, dirty: set[str], force: bool = False) -> None:

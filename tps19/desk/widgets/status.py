@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.text import Text
 from textual.widget import Widget
@@ -32,6 +32,15 @@ def book_feeds(state: DeskState, symbols: list[str], selected: str, *, stopped: 
             lat = max(0.0, received_ms - book.ts)
         feeds.append((s, feed_state, lat, s == selected))
     return feeds
+
+
+class VenueHealth(NamedTuple):
+    """One venue in the status bar of a run with several."""
+
+    venue: str
+    health: str  # feed_health()
+    killed: bool  # its kill switch is engaged
+    focused: bool  # the book, trades, chart and feeds shown are this venue's
 
 
 # the worst first: a venue shows the worst state of its book feeds
@@ -66,12 +75,12 @@ class StatusBar(Widget):
         self.kill = False
         self.halted = ""  # why orders are halted (the engine lost its database lock or file)
         self.trading = ""
-        self.venues: list[tuple[str, str, bool]] | None = None  # several venues: (venue, health, focused)
+        self.venues: list[VenueHealth] | None = None  # several venues
         if mode == "live":
             self.add_class("-live")
 
     def draw(self, state: DeskState, selected: str, *, failed: bool, now_ms: float | None = None,
-             venues: list[tuple[str, str, bool]] | None = None) -> None:
+             venues: list[VenueHealth] | None = None) -> None:
         """``failed``: the engine could not start. ``now_ms``: a frozen clock for the latencies.
         ``venues``: several venues run: each one's health (feed_health), the focused one marked;
         the feeds shown are the focused venue's."""
@@ -99,13 +108,15 @@ class StatusBar(Widget):
         if self.venues is None:
             t.append(f" {self.venue} ", style="bold")
         else:  # every venue's health; the focused one (whose feeds follow) underlined
-            for name, health, focused in self.venues:
+            for name, health, killed, focused in self.venues:
                 ok = health == "up"
                 t.append(" ")
                 t.append(name, style="bold underline" if focused else "bold")
                 t.append(f" {health if ok else health.upper()}",
                          style=(theme.success or "green") if ok else "bold " + (
-                             (theme.error or "red") if health.startswith("down") else (theme.warning or "yellow")))
+                             (theme.error or "red") if health == "down" else (theme.warning or "yellow")))
+                if killed:
+                    t.append(" KILL", style="bold " + (theme.warning or "yellow"))
             t.append(" |")
         if self.kill:
             t.append(" KILL SWITCH ", style="bold reverse " + (theme.warning or "yellow"))
