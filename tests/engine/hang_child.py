@@ -4,7 +4,9 @@ did in the field (a cancel that never ends its wait).
     python -m tests.engine.hang_child BOUND_S paper --no-ui
 
 BOUND_S replaces the 5 s shutdown bound ("-" keeps it); "HANGING" on stderr marks the
-moment the stop is stuck, so a test can send its second signal exactly then.
+moment the stop is stuck, so a test can send its second signal exactly then. The window in which
+the first signal delivered again counts as the same request is closed (0 s): that second signal,
+however soon, is a second request.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ async def _hanging_stop(self: object) -> None:
 
 
 def main() -> None:
-    from tps19.engine import headless
+    from tps19.engine import headless, shutdown
     from tps19.engine.trading.paper import PaperBroker
 
     bound, args = sys.argv[1], sys.argv[2:]
     if bound != "-":
         headless.SHUTDOWN_TIMEOUT_S = float(bound)
+    shutdown.REPEAT_WINDOW_S = 0.0
     PaperBroker.stop = _hanging_stop  # type: ignore[method-assign]
     from tps19.cli import main as cli_main
 

@@ -112,8 +112,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 class Proc:
     """A child whose stdout (JSON lines) and stderr are read by threads, so waits are on lines."""
 
-    def __init__(self, args: list[str], tmp_path: Path, **env: str) -> None:
+    def __init__(self, args: list[str], tmp_path: Path, *, stdin: bool = False, **env: str) -> None:
         self.p = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=_env(tmp_path, **env),
+                                  stdin=subprocess.PIPE if stdin else None,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.out: list[str] = []
         self.err: list[str] = []
@@ -302,3 +303,31 @@ def test_a_second_signal_that_lands_inside_a_log_write_still_exits(tmp_path, mon
     assert result == [sd.FORCED_EXIT_CODE], "the forced exit hung on the log writer's lock"
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["event"] == "forced"
+
+
+def test_one_signal_delivered_twice_is_one_request_another_signal_forces(tmp_path, monkeypatch):
+    # coreutils `timeout -s INT` signals the child, then the child's process group: when the two do
+    # not merge in the kernel, the loop's handler runs twice for one request
+    from tps19.engine import shutdown as sd
+    from tps19.engine.jsonlog import JsonLines
+
+    forced: list[int] = []
+    monkeypatch.setattr(sd, "exit_now", forced.append)
+    monkeypatch.setattr(sd, "REPEAT_WINDOW_S", 3600.0)  # however slow the machine, the repeat is "at once"
+    previous = {s: signal.getsignal(s) for s in sd.SIGNALS}
+    stopper = sd.Shutdown(JsonLines(tmp_path / "log.jsonl"), asyncio.Event())
+    try:
+        stopper._first(signal.SIGINT)
+        stopper._first(signal.SIGINT)  # the same request again, before or after the plain handler took over
+        stopper._again(signal.SIGINT, None)
+        assert forced == [] and stopper.stop.is_set() and stopper.repeats == 2
+        stopper._again(signal.SIGTERM, None)  # a different signal is a second request: it forces
+        assert forced == [sd.FORCED_EXIT_CODE]
+        monkeypatch.setattr(sd, "REPEAT_WINDOW_S", 0.0)
+        stopper._again(signal.SIGINT, None)  # the same signal after the window: a person asking again
+        assert forced == [sd.FORCED_EXIT_CODE] * 2
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    events = [json.loads(x)["event"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert events == ["shutdown", "forced", "forced"]

@@ -121,7 +121,9 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         for e in sub.drain():
             _write_event(out, e, min_level, trades)
         await cancel_and_wait([pump])
-        out.write("stopped", exit_code=code, **_stop_stats(engine, sub.dropped, hung))
+        # a signal delivered twice (`timeout` signals the child and its group) was one request
+        repeats = {"repeated_signals": shutdown.repeats} if shutdown.repeats else {}
+        out.write("stopped", exit_code=code, **_stop_stats(engine, sub.dropped, hung), **repeats)
         logs.__exit__()
         out.close()
         if hung is not None:

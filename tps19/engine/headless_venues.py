@@ -133,8 +133,9 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
             for e in sub.drain():
                 _write_event(lines[v], e, min_level, formatters[v])  # type: ignore[arg-type]
         await cancel_and_wait(pumps)
+        repeats = {"repeated_signals": shutdown.repeats} if shutdown.repeats else {}
         out.write("stopped", exit_code=code, venues={v: ("down" if v in venues.failed else "stopped")
-                                                     for v in venues.engines})
+                                                     for v in venues.engines}, **repeats)
         logs.__exit__()
         out.close()
         if hung is not None:

@@ -1,0 +1,121 @@
+"""`tps19 paper --no-ui --record DIR` stopped by SIGINT, as a user runs it (a child process on the
+embedded simulated exchange): a clean exit with the recording complete and readable, also when the
+signal is delivered twice (coreutils `timeout -s INT` signals the child, then its process group);
+then `tps19 replay DIR --no-ui --speed max` of that recording hands the engine every recorded frame."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.engine.test_shutdown import Proc
+from tps19.cli import app
+from tps19.engine.recording.books import Book
+from tps19.engine.recording.format import BOOK, CANDLE, DELTA, TICKER, TRADE
+from tps19.engine.recording.reader import inspect, read_rows
+
+pytestmark = pytest.mark.slow
+FIGURES_EVERY = {"TPS19_LOG__SUMMARY_INTERVAL_S": "1"}
+
+
+def _record(args: list[str], tmp: Path, *, twice: bool) -> tuple[Proc, Path]:
+    rec = tmp / "rec"
+    p = Proc([*args, "paper", "--no-ui", "--record", str(rec), "--symbol", "BTC/USDT"], tmp, stdin=twice,
+             **FIGURES_EVERY)
+    try:
+        p.wait_line('"event":"market"')  # recording, with figures out: the market has been seen
+        p.p.send_signal(signal.SIGINT)
+        if twice:
+            p.wait_line("STOPPING", err=True)  # the stop is running (held until stdin says go) ...
+            p.p.send_signal(signal.SIGINT)  # ... when the same request arrives again
+            assert p.p.stdin is not None
+            p.p.stdin.write("go\n")
+            p.p.stdin.flush()
+        assert p.exit_code() == 0, "".join(p.out[-3:]) + "".join(p.err[-20:])
+    finally:
+        p.kill()
+    return p, rec
+
+
+def _runs(rec: Path, kind: str) -> int:
+    """How many frames of one kind change what the feed holds: a ticker is known by its time, a
+    candle by its figures (the feed's own tests for a new one)."""
+    n, last = 0, None
+    for r in read_rows(rec, kinds=[kind]):
+        data = json.loads(r[12])["result"]["data"][-1]
+        key = data.get("t") if kind == TICKER else data
+        n, last = n + (key != last), key
+    return n
+
+
+def _stopped_cleanly_with_the_recording_complete(p: Proc, rec: Path) -> dict:
+    recs = p.records()
+    stopped = recs[-1]
+    assert stopped["event"] == "stopped" and stopped["exit_code"] == 0 and "hung_in" not in stopped, stopped
+    assert not [r for r in recs if r["event"] in ("error", "forced") or r.get("level") == "error"], recs
+    assert "Traceback" not in "".join(p.err)
+    # every file is closed and readable (no temporary left), and it holds every book and print the
+    # engine published before the signal: the last figures before it counted them
+    assert not [f for f in rec.rglob("*") if f.is_file() and f.name.endswith(".tmp")]
+    info = inspect(rec)
+    assert sum(1 for _ in read_rows(rec)) == info.rows
+    assert info.meta and info.meta[0]["mode"] == "paper"
+    before = [r for r in recs[:[r["event"] for r in recs].index("shutdown")] if r["event"] == "market"][-1]
+    assert info.by_kind["view.book"] >= before["book_msgs"] > 0
+    assert info.by_kind[BOOK] + info.by_kind[DELTA] >= before["book_msgs"]
+    return stopped
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Proc, Path]:
+    return _record(["-m", "tps19.cli"], tmp_path_factory.mktemp("sigint"), twice=False)
+
+
+def test_sigint_stops_a_recording_paper_run_cleanly_with_the_recording_complete(recorded):
+    p, rec = recorded
+    assert "repeated_signals" not in _stopped_cleanly_with_the_recording_complete(p, rec)
+
+
+def test_a_sigint_delivered_twice_is_one_request_not_a_forced_exit(tmp_path):
+    # before: the repeat forced the exit mid-stop (130, 'hung_in: ... TradingStack.stop'), 1 run in 3
+    # under `timeout -s INT`
+    p, rec = _record(["-m", "tests.replay.signal_child"], tmp_path, twice=True)
+    assert _stopped_cleanly_with_the_recording_complete(p, rec)["repeated_signals"] == 1
+
+
+def test_replay_at_max_speed_hands_the_engine_every_recorded_frame(recorded, tmp_path, monkeypatch):
+    _, rec = recorded
+    kinds = Counter(r[4] for r in read_rows(rec, kinds=[BOOK, DELTA, TRADE, TICKER, CANDLE]))
+    # a ticker or candle frame repeating the one before changes nothing: the feed may publish it or
+    # not (as live), so those count between the changes and the frames
+    changes = {kind: _runs(rec, kind) for kind in (TICKER, CANDLE)}
+    final = Book()
+    for r in read_rows(rec, kinds=[BOOK, DELTA]):
+        if r[4] == BOOK:
+            final.snapshot(r[8] or [], r[9] or [], r[10] or [], r[11] or [], r[6], r[3])
+        else:
+            final.apply(r[8], r[9], r[10], r[11], r[6], r[3])
+    (bid, _), (ask, _) = (x[0] for x in final.levels(1))
+    for k in [k for k in os.environ if k.startswith("TPS19_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "replay.jsonl"
+    res = CliRunner().invoke(app, ["replay", str(rec), "--no-ui", "--speed", "max", "--log-file", str(log)])
+    assert res.exit_code == 0, res.output  # it ends by itself
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    # before: 'book_msgs 3' of 279 and no figure at all (equity_start null)
+    market, portfolio, summary, stopped = recs[-4:]
+    assert [r["event"] for r in recs[-4:]] == ["market", "portfolio", "summary", "stopped"], recs[-4:]
+    assert market["book_msgs"] == kinds[BOOK] + kinds[DELTA] and market["resyncs"] == 0, (market, kinds)
+    assert market["trades"] == kinds[TRADE]
+    assert changes[TICKER] <= market["streams"]["ticker"][1] <= kinds[TICKER], (market, kinds, changes)
+    assert changes[CANDLE] <= market["streams"]["bars"][1] <= kinds[CANDLE], (market, kinds, changes)
+    assert (float(market["bid"]), float(market["ask"])) == (bid, ask)  # the recording's final book
+    assert summary["equity_start"] is not None and summary["equity_end"] == portfolio["equity"]
+    assert stopped["exit_code"] == 0 and stopped["errors"] == 0, stopped
