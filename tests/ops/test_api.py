@@ -229,8 +229,8 @@ async def test_an_oco_answers_both_legs_a_cancel_answers_the_state_after_it_and_
     assert status == 201, o
     # the answer names both orders the OCO made: the stop-loss under the given id, then the take-profit
     legs = o["legs"]
-    assert [(x["type"], x["trigger_price"], x["trigger_state"], x["oco_group"]) for x in legs] == [
-        ("stop_market", str(low), "armed", o["oco_group"]), ("take_profit", str(high), "armed", o["oco_group"])]
+    assert [(x["type"], Decimal(x["trigger_price"]), x["trigger_state"], x["oco_group"]) for x in legs] == [
+        ("stop_market", low, "armed", o["oco_group"]), ("take_profit", high, "armed", o["oco_group"])]
     assert legs[0]["client_order_id"] == o["client_order_id"] == "api-oco-1"
     take_id = legs[1]["client_order_id"]
     status, working, _ = await call(http, "GET", url + "/orders")
