@@ -256,6 +256,7 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
     from pydantic import SecretStr
 
     from tps19.desk.screens.confirm import MessageScreen
+    from tps19.desk.screens.desk import DeskScreen
 
     async with two_venue_desk(settings) as (app, venues, sims):
         cdc = venues.engines["sim"]
@@ -272,6 +273,16 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
             await wait_for(pilot, lambda: "sim DOWN" in status_line(app) and "sim-binance up" in status_line(app),
                            what=lambda: f"sim DOWN, sim-binance up: {status_line(app)!r}")
             assert pane_rows(app, "#positions", "sim", "down")  # its total row says so; no figure
+            # the log screen holds every venue's lines, each naming its venue; history says whose rows
+            await pilot.press("l")
+            await wait_for(pilot, lambda: "sim: venue sim did not start" in screen_text(app)
+                           and "sim-binance: engine started" in screen_text(app), what="both venues' log lines")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeskScreen), what="back on the desk")
+            await pilot.press("h")
+            await wait_for(pilot, lambda: "venue: sim-binance only" in screen_text(app), what="the history's venue")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeskScreen), what="back on the desk")
             await pilot.press("f9")
             await wait_for(pilot, lambda: "EVERY VENUE" in screen_text(app), what="the kill confirmation")
             await pilot.press("y")

@@ -53,7 +53,8 @@ class CockpitScreens:
         if isinstance(self.screen, HistoryScreen):  # type: ignore[attr-defined]
             return
         places = self._places()  # type: ignore[attr-defined]
-        self.push_screen(HistoryScreen(self._trading_history(), self.symbols, places))  # type: ignore[attr-defined]
+        venue = self.focus if self.venues is not None else ""  # type: ignore[attr-defined]
+        self.push_screen(HistoryScreen(self._trading_history(), self.symbols, places, venue))  # type: ignore[attr-defined]
 
     def action_performance(self) -> None:
         from .screens.performance import PerformanceScreen
@@ -63,4 +64,5 @@ class CockpitScreens:
         strategy = getattr(self.engine, "strategy", None)
         name = getattr(strategy, "name", "") if strategy is not None else ""
         running = [name] if name else []
-        self.push_screen(PerformanceScreen(self._trading_history(), self.state, running))  # type: ignore[attr-defined]
+        venue = self.focus if self.venues is not None else ""  # type: ignore[attr-defined]
+        self.push_screen(PerformanceScreen(self._trading_history(), self.state, running, venue))  # type: ignore[attr-defined]

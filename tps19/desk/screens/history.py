@@ -38,8 +38,10 @@ class HistoryScreen(Screen[None]):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, history: Any, symbols: list[str], price_places: dict[str, int], **kw: Any) -> None:
+    def __init__(self, history: Any, symbols: list[str], price_places: dict[str, int], venue: str = "",
+                 **kw: Any) -> None:
         super().__init__(**kw)
+        self.venue = venue  # several venues run: the one whose rows these are (the desk's focused venue)
         self.history = history  # TradingHistory (or None: trading layer not available)
         self.symbols = symbols
         self.places = price_places
@@ -65,6 +67,9 @@ class HistoryScreen(Screen[None]):
     def _head(self, note: str = "") -> None:
         t = Text()
         t.append(" History ", style="bold reverse")
+        if self.venue:
+            t.append("  venue: ", style="dim")
+            t.append(f"{self.venue} only (n on the desk: another)", style="bold")
         t.append("  symbol: ", style="dim")
         t.append(self.symbol or "all", style="bold")
         t.append("  (f: next symbol · r: reload · tab: next table · escape: back)", style="dim")

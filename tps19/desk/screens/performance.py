@@ -30,8 +30,9 @@ class PerformanceScreen(Screen[None]):
     CSS_PATH = "performance.tcss"
     BINDINGS = [Binding("escape,p,q", "close", "Back"), Binding("r", "reload", "Reload")]
 
-    def __init__(self, history: Any, state: Any, strategies: list[str], **kw: Any) -> None:
+    def __init__(self, history: Any, state: Any, strategies: list[str], venue: str = "", **kw: Any) -> None:
         super().__init__(**kw)
+        self.venue = venue  # several venues run: the one whose figures these are (the desk's focused venue)
         self.history = history
         self.state = state  # the desk's DeskState: the live equity points
         self.strategies = strategies
@@ -41,7 +42,8 @@ class PerformanceScreen(Screen[None]):
         self._days: list[Any] = []  # the stored daily rows; today's is redrawn from each live figure
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(" P&L  (r: reload · escape: back)", style="bold"), id="perf-head")
+        where = f"  {self.venue} only (n on the desk: another; v: every venue and the total)" if self.venue else ""
+        yield Static(Text(f" P&L{where}  (r: reload · escape: back)", style="bold"), id="perf-head")
         chart = EquityChart(id="perf-equity", classes="pane")
         chart.border_title = "Equity"
         yield chart
