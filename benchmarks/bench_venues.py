@@ -14,8 +14,8 @@ Printed per configuration, measured in the same run on the same machine:
   taking it off its queue, the step a front end's pump waits on;
 - event-loop lag p99 (a 10 ms timer's oversleep): what every part of the process feels;
 - CPU of this process, in % of one core (engines, feeds, brokers; not the exchanges).
-The desk's frame latency is not measured here: the desk shows one venue in this release (several
-venues run headless); bench_desk.py measures the one-venue desk. No assertions: figures only.
+The desk's frame latency is not measured here: `bench_desk.py --venues 2` measures the desk on
+two venues beside one. No assertions: figures only.
 """
 
 from __future__ import annotations
