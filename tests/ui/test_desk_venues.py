@@ -288,3 +288,15 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
             await pilot.press("y")
             await wait_for(pilot, lambda: "sim-binance up KILL" in status_line(app),
                            what=lambda: f"the kill switch on sim-binance: {status_line(app)!r}")
+            # totals that cannot be computed: said in the pane and once in the log, no traceback
+            def broken() -> dict:
+                raise ArithmeticError("no rate")
+
+            venues.totals = broken  # type: ignore[method-assign]
+            app.redraw_all()
+            await wait_for(pilot, lambda: "totals unavailable" in pane_text(app, "#positions")
+                           and pane_rows(app, "#positions", "sim-binance", "BTC/USDT"), what="the totals' absence said")
+            app.redraw_all()
+            await pilot.pause()
+            told = [e for e in app.log_events() if "venue totals unavailable" in e.message]
+            assert len(told) == 1 and "ArithmeticError: no rate" in str(told[0].fields)

@@ -109,6 +109,7 @@ class DeskApp(CockpitScreens, App[int]):
         self._book_flash_drawn = False
         self.frames = 0
         self._last_pump = 0.0  # monotonic time of the last drain: frames are at least 1/refresh_hz apart
+        self._totals_error: str | None = None  # why VenueSet.totals() failed last (told once)
         self._history: set[tuple[str, str]] = set()  # (venue, symbol) whose candle history is loaded
         try:
             self.theme = self.settings.ui.theme
@@ -520,13 +521,17 @@ class DeskApp(CockpitScreens, App[int]):
             return
         try:
             totals = self.venues.totals()
-        except Exception as err:  # never a traceback on the trader's screen
+            self._totals_error = None
+        except Exception as err:  # never a traceback on the trader's screen; told once in the log
             totals = None
-            self.log.error(f"venue totals: {err!r}")
+            why = f"{type(err).__name__}: {err}"
+            if why != self._totals_error:
+                self._totals_error = why
+                self.state.note("error", "venue totals unavailable", error=why)
         if "positions" in dirty:
             panes["positions"].show_positions(
                 [(v, p) for v in self.venue_ids for p in self.states[v].positions.values()], places,
-                any(available.values()), totals=totals)
+                any(available.values()), venues=True, totals=totals)
         if "balances" in dirty:
             panes["balances"].show_venue_balances({v: self.states[v].portfolio for v in self.venue_ids}, available,
                                                   totals)

@@ -216,7 +216,8 @@ class VenueSet:
     def totals(self) -> dict[str, Any]:
         """Equity and P&L per venue (each in its valuation currency and, under ``in_report``, in
         the reporting currency, with the conversion stated) and in total (reporting currency).
-        The desk shows these very figures (it never converts or adds money itself)."""
+        The desk shows these very figures (it never converts or adds money itself): its panes read
+        these keys (tps19/desk/widgets/panes.py, checked by tests/ui/test_desk_venues.py)."""
         rows: dict[str, Any] = {}
         total = {k: Decimal(0) for k in ("equity", "realized_pnl", "unrealized_pnl", "fees", "net_pnl")}
         left_out = []

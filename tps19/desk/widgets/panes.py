@@ -73,10 +73,11 @@ class PositionsPane(RowsPane):
             Col("unreal."), Col("realized"), Col("fees"))
 
     def show_positions(self, positions: list[tuple[str, Any]], price_places: dict[tuple[str, str], int],
-                       available: bool, *, totals: dict[str, Any] | None = None) -> None:
-        """``positions``: (venue, PositionEvent); ``totals``: VenueSet.totals() when several venues
-        run (rows then name their venue), None for one venue (the total row adds its rows)."""
-        key = (available, tuple((v, p.symbol, p.base_balance, p.net_position, p.avg_entry, p.mark, p.unrealized_pnl,
+                       available: bool, *, venues: bool = False, totals: dict[str, Any] | None = None) -> None:
+        """``positions``: (venue, PositionEvent); ``venues``: several venues run: rows name their
+        venue and the pinned rows are ``totals`` (VenueSet.totals(); None: not available). With one
+        venue the total row adds its rows."""
+        key = (available, venues, tuple((v, p.symbol, p.base_balance, p.net_position, p.avg_entry, p.mark, p.unrealized_pnl,
                                  p.realized_pnl, p.fees) for v, p in positions),
                None if totals is None else (tuple((v, tuple(r.items())) for v, r in totals["venues"].items()),
                                             tuple(totals["total"].items())))
@@ -97,14 +98,15 @@ class PositionsPane(RowsPane):
             pp = price_places.get((v, p.symbol), 2)
             row: list[Cell] = [p.symbol, amount_text(p.base_balance), amount_text(p.net_position), fnum(p.avg_entry, pp),
                                fnum(p.mark, pp), pnl(p.unrealized_pnl), pnl(p.realized_pnl), fnum(p.fees, 2)]
-            rows.append([v, *row] if totals is not None else row)
+            rows.append([v, *row] if venues else row)
             keys.append(f"{v}:{p.symbol}")
             tot_u += _dec(p.unrealized_pnl)
             tot_r += _dec(p.realized_pnl)
             tot_f += _dec(p.fees)
-        if totals is not None:
+        if venues:
             # venue | what (symbol column) | net (held..mark columns folded) | unreal. | realized | fees
-            pinned = [[r[0], r[1], "", "", "", r[2], r[3], r[4], r[5]] for r in venue_total_rows(totals, pnl)]
+            pinned = ([[r[0], r[1], "", "", "", r[2], r[3], r[4], r[5]] for r in venue_total_rows(totals, pnl)]
+                      if totals is not None else [[Text("totals unavailable (see the log)", style="dim")]])
             self.show((VENUE, *self.COLS), rows, pinned=pinned, keys=keys)
             return
         net = tot_u + tot_r - tot_f
