@@ -140,3 +140,17 @@ def test_only_the_study_imports_optuna():
     assert json.loads(out.stdout)["candidates"] == 12
     assert out.stderr.strip().splitlines()[-1] == "False"
     assert not math.isnan(json.loads(out.stdout)["pbo"])
+
+
+def test_trials_on_local_processes_score_as_a_sequential_backtest():
+    """--jobs 2: trials run two at a time in worker processes; each evaluated set scores what a
+    backtest of it in this process gives, and the run says it is not promised to repeat."""
+    s = _run("--trials", "6", "--jobs", "2")
+    assert s["trials"] == 6 and s["repeatable"] is False
+    from tps19.engine.history.source import load_file_bars
+
+    bars, _ = load_file_bars(Path(ETH), None, None)
+    data = {k: bars[k] for k in ("ts", "open", "high", "low", "close", "volume")}
+    for t in (t for t in s["trial_log"] if t["state"] == "complete"):
+        m = run_backtest(get("sma_cross")(t["params"]), data, BacktestConfig(fee=0.001)).metrics
+        assert t["value"] == pytest.approx(m["sharpe"], rel=1e-12)
