@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -269,7 +270,11 @@ def test_sigterm_quits_the_desk_and_gives_the_terminal_back(tmp_path):
     after = bytes(screen[mark:])
     assert code == 0, after[-2000:]
     assert b"\x1b[?1049l" in after  # back on the main screen, not left in the desk's
-    assert b"Traceback" not in bytes(screen)
+    # (once at load 10 in a tests/engine run, not reproduced in 34 runs since: the message shows the
+    # traceback itself, escape sequences removed, instead of the screen's first and last bytes)
+    text = re.sub(r"\x1b\[[0-9;?<>=$]*[a-zA-Z~]", "", bytes(screen).decode(errors="replace"))
+    at = max(0, text.find("Traceback"))
+    assert b"Traceback" not in bytes(screen), text[max(0, at - 1000):at + 5000]
 
 
 def test_a_second_signal_that_lands_inside_a_log_write_still_exits(tmp_path, monkeypatch):
