@@ -17,6 +17,14 @@ from tps19.engine.strategies.signals import Signal, SignalEvent
 pytestmark = pytest.mark.slow
 
 
+def _only_the_tests_targets(engine: Engine) -> None:
+    """These tests hand the executor their own targets. The strategy keeps reading the live bars,
+    but its own cross (a minute's turn during the test, then a 1m bar closes) or its retry of a
+    pending target would trade too, and the balances checked would no longer be the test's order's."""
+    assert engine.runner is not None
+    engine.runner.order_sink = None
+
+
 
 
 async def test_strategy_warms_up_and_its_target_is_traded_on_paper(sim_settings):
@@ -31,6 +39,7 @@ async def test_strategy_warms_up_and_its_target_is_traded_on_paper(sim_settings)
     await engine.start()
     try:
         assert engine.runner is not None and engine.executor is not None
+        _only_the_tests_targets(engine)
         # warm-up from the venue's candle history: the strategy already has a state to show
         assert signals and signals[0].symbol == "BTC/USDT"
         assert len(engine.runner.strategy_for("BTC/USDT").bars["close"]) >= 8
@@ -64,6 +73,7 @@ async def test_strategy_order_above_the_per_order_cap_is_cut_to_the_cap(sim_sett
     engine = Engine(sim_settings, "paper", strategy=create("sma_cross"))
     await engine.start()
     try:
+        _only_the_tests_targets(engine)
         pf = engine.trading.portfolio
         assert await wait_for(lambda: pf.mark("BTC/USDT") is not None)
         usdt0 = pf.balances["USDT"]
@@ -89,6 +99,7 @@ async def test_a_strategy_entry_in_paper_carries_the_stops_of_the_settings(sim_s
     await engine.start()
     try:
         assert engine.executor is not None and engine.trading is not None
+        _only_the_tests_targets(engine)
         pf = engine.trading.portfolio
         assert await wait_for(lambda: pf.mark("BTC/USDT") is not None)
         await engine.executor.submit_target("BTC/USDT", 0.5, Signal(direction=1, strength=1.0, reason="test", target=0.5))
