@@ -6,19 +6,21 @@ connection (``AsyncConnection.run_sync`` hands one over) and leaves committing t
 
 A database written before Alembic carries a ``schema_version`` table (v1); its schema is exactly
 the baseline revision, so it is stamped with it and then upgraded like any other.
+
+Alembic itself (~0.25 s of CPU to import) is loaded only to create, stamp or upgrade a database,
+or to explain a revision that is not the head: opening a database already at the head reads its
+``alembic_version`` row with plain SQL and compares it with the head read from the scripts'
+``revision`` / ``down_revision`` assignments (``head()``; tests check it against Alembic's).
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -26,6 +28,10 @@ from sqlmodel import SQLModel
 from . import models  # noqa: F401  (registers the tables)
 from .errors import SchemaOutdated, SchemaTooNew
 from .types import widen_integers
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 widen_integers(SQLModel.metadata)
 
@@ -35,6 +41,8 @@ LEGACY_VERSION = 1
 
 
 def config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("file_template", "%%(rev)s")
@@ -44,11 +52,45 @@ def config(connection: Connection | None = None) -> Config:
 
 @lru_cache(maxsize=1)
 def scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(config())
 
 
+def declared_heads() -> list[str] | None:
+    """The heads of the revision scripts, from their module-level ``revision`` and
+    ``down_revision`` constants (no Alembic, nothing executed); None when a script declares them
+    in a way this does not read (then Alembic's own answer is used)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+            target: ast.expr
+            if isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except (ValueError, TypeError, SyntaxError):
+                    return None
+        rev, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        downs = (down,) if isinstance(down, str) or down is None else down
+        if not isinstance(downs, (tuple, list)) or not all(isinstance(d, str) or d is None for d in downs):
+            return None
+        parents.update(d for d in downs if d)
+    return sorted(revisions - parents) if revisions else None
+
+
 def head() -> str:
-    heads = scripts().get_heads()
+    heads = declared_heads() or scripts().get_heads()
     if len(heads) != 1:
         # two revisions share a parent: someone landed a revision without rebasing it on the head
         raise RuntimeError(f"migrations have {len(heads)} heads ({', '.join(sorted(heads))}); "
@@ -77,7 +119,12 @@ def state(conn: Connection) -> SchemaState:
     tables = set(inspect(conn).get_table_names())
     revision = None
     if "alembic_version" in tables:
-        revision = MigrationContext.configure(conn).get_current_revision()
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+        if len(rows) > 1:  # branches: Alembic's own refusal and words
+            from alembic.runtime.migration import MigrationContext
+
+            MigrationContext.configure(conn).get_current_revision()
+        revision = rows[0] if rows else None
     legacy = None
     if "schema_version" in tables and revision is None:
         legacy = conn.exec_driver_sql("SELECT version FROM schema_version WHERE id = 1").scalar()
@@ -103,12 +150,18 @@ def check(st: SchemaState, name: str) -> None:
 def create(conn: Connection) -> None:
     """A new database: every table from the models, stamped at the head (the migrations build the
     same schema; tests/storage/test_migrations.py keeps it so)."""
+    from alembic.runtime.migration import MigrationContext
+
     SQLModel.metadata.create_all(conn)
     MigrationContext.configure(conn).stamp(scripts(), head())
 
 
 def upgrade(conn: Connection, target: str = "head") -> tuple[str | None, str]:
     """Bring the database to ``target``; returns (from, to) revisions."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import CommandError
+
     st = state(conn)
     if st.empty:
         command.upgrade(config(conn), target)
