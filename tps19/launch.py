@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .simex import SimExchange
 
 
+class SimStartError(OSError):
+    """A simulated venue could not start (its message names the venue)."""
+
+
 def needs_embedded_sim(settings: Settings) -> bool:
     return is_sim(settings.exchange.id) and not settings.exchange.rest_url
 
@@ -52,6 +56,41 @@ async def start_embedded_sim(settings: Settings, **options: Any) -> tuple[Settin
     await sim.start()
     exchange = ex.model_copy(update={"id": ex.id, "rest_url": sim.base_url, "ws_url": None})
     return settings.model_copy(update={"exchange": exchange}), sim
+
+
+@contextlib.asynccontextmanager
+async def embedded_venue_sims(plans: list[Any], **options: Any) -> AsyncIterator[tuple[list[Any], dict[str, SimExchange]]]:
+    """The simulated venues of a run with several (``plans``: multivenue.VenuePlan), started and
+    stopped together; yields the plans pointed at them (real venues unchanged) and the exchanges.
+
+    One market, several venues: every simulated venue has the same history and opening prices
+    (``settings.sim.seed``), its own order flow (its own seed), and follows the first simulated
+    venue's fair value the way arbitrage ties real venues together, so one instrument quotes
+    around one price with a spread of a few bp between venues (two independent markets showed a
+    1,256 bp "edge" that no real pair of venues has). ``options``: SimExchange arguments."""
+    from .engine.multivenue import VenuePlan
+
+    sims: dict[str, SimExchange] = {}
+    pointed = []
+    leader: SimExchange | None = None
+    try:
+        for i, p in enumerate(plans):
+            if not needs_embedded_sim(p.settings):
+                pointed.append(p)
+                continue
+            follow = {} if leader is None else {"anchor": leader.flow.fair}
+            try:
+                s, sim = await start_embedded_sim(p.settings, flow_seed=p.settings.sim.seed + 1000 * i, **follow,
+                                                  **options)
+            except OSError as err:  # e.g. the configured port is taken
+                raise SimStartError(f"cannot start the simulated exchange for {p.venue}: {err}") from err
+            leader = leader or sim
+            sims[p.venue] = sim
+            pointed.append(VenuePlan(p.venue, s))
+        yield pointed, sims
+    finally:
+        for sim in sims.values():
+            await sim.stop()
 
 
 def build_engine(settings: Settings, mode: str = "paper", strategy: Any = None, shadow: Any = None,

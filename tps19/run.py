@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -97,23 +98,8 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     settings = settings_from_flags(exchange, symbols, db, adopt_holdings)
     if cost_basis:
         settings = with_cost_basis(settings, cost_basis)
-    if api_port is not None:
-        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"port": api_port})})
-    if settings.api.port is not None:
-        from .engine.api.server import api_problem
-
-        problem = api_problem(settings.api, allow_remote)
-        if problem:
-            fail(f"refusing to start the API: {problem}")
-    if protection is not None:
-        # --stop-loss/--take-profit/--trailing-stop: this run's exits on every strategy entry
-        stops = settings.stops.model_copy(update={"stop_loss_pct": protection.stop_loss_pct,
-                                                  "take_profit_pct": protection.take_profit_pct,
-                                                  "trailing_pct": protection.trailing_pct})
-        settings = settings.model_copy(update={"stops": stops})
-    settings = with_lifecycle(settings, lifecycle or {}, strategy, params)
-    if sizing or sizing_params:
-        settings = with_sizing(settings, sizing, sizing_params)
+    settings = _with_api_port(settings, api_port, allow_remote)
+    settings = _strategy_settings(settings, protection, lifecycle, strategy, params, sizing, sizing_params)
     if metrics_port is not None:
         if not no_ui:
             fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")
@@ -140,79 +126,151 @@ def run_desk(mode: str, *, exchange: str | None, symbols: list[str] | None, no_u
     raise typer.Exit(asyncio.run(_desk(settings, mode, strat, shadow_strat, record_dir)))
 
 
-def run_venues(mode: str, *, exchanges: list[str], symbols: list[str] | None, no_ui: bool, db: str | Path | None,
-               log_file: Path | None, others: dict[str, object]) -> None:
-    """Several venues at once (tps19.engine.multivenue): headless, one engine per venue."""
-    from .engine.multivenue import VenuePlanError, check_live_allowed_all, plan_venues
+# Flags refused with several venues, and why (the refusal and docs/venues.md say the same).
+NOT_WITH_SEVERAL_VENUES = {
+    "--cost-basis": "a cost basis belongs to one account's holdings and there is no VENUE:CCY=PRICE form yet: "
+                    "set it in a one-venue run (it is stored with that venue's positions)",
+}
 
-    given = [name for name, value in others.items() if value]
+
+def run_venues(mode: str, *, exchanges: list[str], symbols: list[str] | None, no_ui: bool, db: str | Path | None,
+               log_file: Path | None, strategy: str | None = None, params: list[str] | None = None,
+               metrics_port: int | None = None, adopt_holdings: bool = False, shadow: str | None = None,
+               sizing: str | None = None, sizing_params: list[str] | None = None, record_dir: Path | None = None,
+               lifecycle: dict[str, Any] | None = None, protection: Any = None, api_port: int | None = None,
+               allow_remote: bool = False, refused: dict[str, object] | None = None) -> None:
+    """Several venues at once (tps19.engine.multivenue): one engine per venue. A strategy names
+    the venue it trades (``--strategy VENUE:NAME``); its flags (--param, --shadow, --sizing,
+    --adopt-holdings, stops, retraining) apply to that venue. --record records every venue (one
+    directory each), --metrics-port labels every series with its venue, --api-port serves one API
+    over every venue."""
+    from .engine.multivenue import VenuePlanError, check_live_allowed_all, plan_venues, strategy_venue
+
+    given = [name for name, value in (refused or {}).items() if value]
     if given:
-        fail(f"{', '.join(given)} with several venues is not built yet: run one venue per process for that "
-             "(docs/venues.md)")
+        fail(f"{given[0]} is refused with several venues: {NOT_WITH_SEVERAL_VENUES[given[0]]} (docs/venues.md)")
     settings = settings_from_flags(None, None, db)
+    settings = _with_api_port(settings, api_port, allow_remote)
+    if metrics_port is not None:
+        if not no_ui:
+            fail("--metrics-port needs --no-ui (metrics are served by the headless engine)")
+        settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": metrics_port})})
     try:
         plans = plan_venues(settings, exchanges, symbols)
+        where, name = strategy_venue(strategy, [p.venue for p in plans]) if strategy else (None, None)
     except VenuePlanError as err:
         fail(str(err))
         raise  # unreachable
+    if where is None and (params or shadow or sizing or sizing_params or adopt_holdings or protection is not None
+                          or any((lifecycle or {}).values())):
+        make_strategy(None, params)  # "--param needs --strategy"
+        fail("--shadow / --sizing / --adopt-holdings / stops / retraining apply to a strategy: add "
+             "--strategy VENUE:NAME")
+    db_file = None if settings.database.url is not None else settings.database.path
+    strat = shadow_strat = None
+    for i, p in enumerate(plans):
+        if p.venue != where:
+            continue
+        s = p.settings
+        if adopt_holdings:
+            s = s.model_copy(update={"strategy": s.strategy.model_copy(update={"adopt_holdings": True})})
+        s = _strategy_settings(s, protection, lifecycle, name, params, sizing, sizing_params)
+        plans[i] = type(p)(p.venue, s)
+        strat = make_strategy(name, params, db_file)
+        shadow_strat = make_shadow(shadow, strat, db_file)
     if mode == "live":
         reason = check_live_allowed_all(plans)
         if reason:
             fail(f"refusing to start LIVE: {reason}")
     check_schema(settings)
+    run = _RunParts(strategy_venue=where, strategy=strat, shadow=shadow_strat, record_dir=record_dir)
     if no_ui:
-        code = asyncio.run(_headless_venues(plans, mode, log_file or settings.log.file, settings.report.currency))
+        code = asyncio.run(_headless_venues(plans, mode, log_file or settings.log.file, settings.report.currency, run))
         gc.freeze()
         raise typer.Exit(code)
-    raise typer.Exit(asyncio.run(_desk_venues(plans, mode, settings.report.currency)))
+    raise typer.Exit(asyncio.run(_desk_venues(plans, mode, settings.report.currency, run)))
 
 
-async def _headless_venues(plans: list, mode: str, log_file: Path | None, currency: str) -> int:
+@dataclasses.dataclass(frozen=True)
+class _RunParts:
+    """What one run adds to its venues' engines: the strategy (and its shadow) on one venue, the recording."""
+
+    strategy_venue: str | None = None
+    strategy: Any = None
+    shadow: Any = None
+    record_dir: Path | None = None
+
+    def engines(self, pointed: list, mode: str) -> dict[str, Any]:
+        out = {}
+        for p in pointed:
+            mine = p.venue == self.strategy_venue
+            # each venue records to its own directory: a recording is one venue's session
+            record = self.record_dir / p.venue if self.record_dir is not None else None
+            out[p.venue] = build_engine(p.settings, mode, self.strategy if mine else None,
+                                        self.shadow if mine else None, record)
+        return out
+
+
+def _with_api_port(settings: Settings, api_port: int | None, allow_remote: bool) -> Settings:
+    if api_port is not None:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"port": api_port})})
+    if settings.api.port is not None:
+        from .engine.api.server import api_problem
+
+        problem = api_problem(settings.api, allow_remote)
+        if problem:
+            fail(f"refusing to start the API: {problem}")
+    return settings
+
+
+def _strategy_settings(settings: Settings, protection: Any, lifecycle: dict[str, Any] | None, strategy: str | None,
+                       params: list[str] | None, sizing: str | None, sizing_params: list[str] | None) -> Settings:
+    """The strategy's flags over the settings of the venue it trades: stops, retraining, sizing."""
+    if protection is not None:
+        # --stop-loss/--take-profit/--trailing-stop: this run's exits on every strategy entry
+        stops = settings.stops.model_copy(update={"stop_loss_pct": protection.stop_loss_pct,
+                                                  "take_profit_pct": protection.take_profit_pct,
+                                                  "trailing_pct": protection.trailing_pct})
+        settings = settings.model_copy(update={"stops": stops})
+    settings = with_lifecycle(settings, lifecycle or {}, strategy, params)
+    if sizing or sizing_params:
+        settings = with_sizing(settings, sizing, sizing_params)
+    return settings
+
+
+async def _headless_venues(plans: list, mode: str, log_file: Path | None, currency: str, run: _RunParts) -> int:
     from .engine.headless_venues import run_headless_venues
     from .engine.multivenue import VenueSet
 
     async with _venues(plans) as pointed:
-        engines = {p.venue: build_engine(p.settings, mode) for p in pointed}
-        return await run_headless_venues(VenueSet(engines, report_currency=currency), log_file)
+        return await run_headless_venues(VenueSet(run.engines(pointed, mode), report_currency=currency), log_file)
 
 
-async def _desk_venues(plans: list, mode: str, currency: str) -> int:
+async def _desk_venues(plans: list, mode: str, currency: str, run: _RunParts) -> int:
     from .desk.app import DeskApp
     from .desk.signals import DeskSignals
     from .engine.multivenue import VenueSet
 
     async with _venues(plans) as pointed:
-        venues = VenueSet({p.venue: build_engine(p.settings, mode) for p in pointed}, report_currency=currency)
+        venues = VenueSet(run.engines(pointed, mode), report_currency=currency)
         app = DeskApp(settings=pointed[0].settings, mode=mode, venues=venues)
         DeskSignals(app).install()
-        await app.run_async()
+        async with _desk_api(venues):
+            await app.run_async()
         return app.return_code or 0
 
 
 @contextlib.asynccontextmanager
 async def _venues(plans: list) -> AsyncIterator[list]:
-    """Each simulated venue started on its own port (and seed: two sims are two markets), stopped
+    """The simulated venues started (one market, one port and order flow each: launch.py), stopped
     after the engines, however the run ends."""
-    from .engine.multivenue import VenuePlan, sim_seed
+    from .launch import SimStartError, embedded_venue_sims
 
-    sims = []
-    pointed = []
     try:
-        for i, p in enumerate(plans):
-            if needs_embedded_sim(p.settings):
-                try:
-                    s, sim = await start_embedded_sim(p.settings, seed=sim_seed(p.settings, i))
-                except OSError as err:
-                    fail(f"cannot start the simulated exchange for {p.venue}: {err}")
-                    raise  # unreachable
-                sims.append(sim)
-                pointed.append(VenuePlan(p.venue, s))
-            else:
-                pointed.append(p)
-        yield pointed
-    finally:
-        for sim in sims:
-            await sim.stop()
+        async with embedded_venue_sims(plans) as (pointed, _sims):
+            yield pointed
+    except SimStartError as err:
+        fail(str(err))
 
 
 def with_lifecycle(settings: Settings, flags: dict[str, Any], strategy: str | None,
@@ -291,8 +349,10 @@ async def _desk(settings: Settings, mode: str, strategy: object, shadow: object 
 
 @contextlib.asynccontextmanager
 async def _desk_api(engine: Any) -> AsyncIterator[None]:
-    """The control API beside the desk (--api-port), named in the desk's log once it runs."""
-    cfg = engine.settings.api
+    """The control API beside the desk (--api-port), named in the desk's log once it runs;
+    ``engine`` is one engine or the VenueSet of a run with several venues (one API over them)."""
+    engines = list(engine.engines.values()) if getattr(engine, "engines", None) is not None else [engine]
+    cfg = engines[0].settings.api
     if cfg.port is None:
         yield
         return
@@ -305,9 +365,10 @@ async def _desk_api(engine: Any) -> AsyncIterator[None]:
         fail(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}")
 
     async def announce() -> None:
-        while engine.started_at is None:
+        while all(e.started_at is None for e in engines):
             await asyncio.sleep(0.2)
-        engine.log("info", "control API listening", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs")
+        for e in engines:
+            e.log("info", "control API listening", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs")
 
     told = asyncio.create_task(announce())
     try:

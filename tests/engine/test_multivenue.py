@@ -16,10 +16,10 @@ from sqlmodel import select
 from tps19.config import SIM_DEMO_API_KEY, Settings, VenueKeys
 from tps19.engine.engine import Engine
 from tps19.engine.headless_venues import run_headless_venues
-from tps19.engine.multivenue import VenuePlan, VenuePlanError, VenueSet, plan_venues, sim_seed
+from tps19.engine.multivenue import VenuePlanError, VenueSet, plan_venues
 from tps19.engine.storage.models import Order as OrderRecord
 from tps19.engine.trading.orders import OrderRequest, OrderStatus
-from tps19.launch import start_embedded_sim
+from tps19.launch import embedded_venue_sims, start_embedded_sim
 
 from .helpers import wait_for
 
@@ -27,24 +27,19 @@ pytestmark = pytest.mark.slow
 
 
 @contextlib.asynccontextmanager
-async def two_venues(settings: Settings, mode: str = "paper", symbols=("BTC/USDT", "sim-binance:ETH/USDT")):
+async def two_venues(settings: Settings, mode: str = "paper", symbols=("BTC/USDT", "sim-binance:ETH/USDT"),
+                     strategy=None):
     """Both simulated venues started the way `tps19 paper --exchange sim --exchange sim-binance`
-    starts them (tps19.launch, one seed each), with one engine per venue."""
+    starts them (tps19.launch: one market, one order flow each), with one engine per venue;
+    ``strategy``: (venue, Strategy) run on that venue's engine."""
     plans = plan_venues(settings, ["sim", "sim-binance"], list(symbols))
-    sims, pointed = {}, []
-    try:
-        for i, p in enumerate(plans):
-            s, sim = await start_embedded_sim(p.settings, seed=sim_seed(p.settings, i))
-            sims[p.venue] = sim
-            pointed.append(VenuePlan(p.venue, s))
-        venues = VenueSet({p.venue: Engine(p.settings, mode) for p in pointed})
+    async with embedded_venue_sims(plans) as (pointed, sims):
+        venues = VenueSet({p.venue: Engine(p.settings, mode, strategy=strategy[1] if strategy and strategy[0] == p.venue
+                                           else None) for p in pointed})
         try:
             yield venues, sims
         finally:
             await venues.stop()
-    finally:
-        for sim in sims.values():
-            await sim.stop()
 
 
 async def _booked(engine: Engine, symbol: str) -> None:

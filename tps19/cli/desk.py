@@ -29,7 +29,8 @@ def _desk_command(mode: str) -> Callable[..., None]:
         no_ui: bool = typer.Option(False, "--no-ui", help="Run headless, logging JSON lines."),
         db: str = typer.Option(None, "--db", help=DB_HELP),
         log_file: Path = typer.Option(None, "--log-file", help="With --no-ui: write JSON lines here, not stdout."),
-        strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`)."),
+        strategy: str = typer.Option(None, "--strategy", help="Run a strategy (see `tps19 strategies`); with several "
+                                      "venues VENUE:NAME, the venue it trades (every symbol watched there)."),
         param: list[str] = typer.Option(None, "--param", help="Strategy parameter key=value, repeatable."),
         metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
                                          help="With --no-ui: Prometheus /metrics and /healthz on this port "
@@ -71,21 +72,19 @@ def _desk_command(mode: str) -> Callable[..., None]:
             fail("--stop-loss/--take-profit/--trailing-stop apply to a strategy's entries: add --strategy "
                  "(the ticket places stops on manual orders)")
 
+        lifecycle = {"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift, "auto_promote": auto_promote}
         if exchange and len(exchange) > 1:
             run_venues(mode, exchanges=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
-                       others={"--strategy": strategy, "--param": param, "--metrics-port": metrics_port,
-                               "--shadow": shadow, "--record": record, "--adopt-holdings": adopt_holdings or None,
-                               "--sizing": sizing, "--sizing-param": sizing_param, "--retrain-every": retrain_every,
-                               "--retrain-on-drift": retrain_on_drift or None, "--auto-promote": auto_promote or None,
-                               "--stop-loss": stop_loss, "--take-profit": take_profit, "--trailing-stop": trailing_stop,
-                               "--api-port": api_port is not None or None, "--cost-basis": cost_basis or None})
+                       strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
+                       shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
+                       lifecycle=lifecycle, protection=protection, api_port=api_port, allow_remote=allow_remote,
+                       refused={"--cost-basis": cost_basis or None})
             return
-        run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db, log_file=log_file,
-                 strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,
-                 shadow=shadow, sizing=sizing, sizing_params=sizing_param, record_dir=record,
-                 lifecycle={"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift,
-                            "auto_promote": auto_promote}, protection=protection, api_port=api_port,
-                 allow_remote=allow_remote, cost_basis=cost_basis)
+        run_desk(mode, exchange=_single_venue(exchange), symbols=_own_symbols(exchange, symbol), no_ui=no_ui, db=db,
+                 log_file=log_file, strategy=_own_strategy(exchange, strategy), params=param,
+                 metrics_port=metrics_port, adopt_holdings=adopt_holdings, shadow=shadow, sizing=sizing,
+                 sizing_params=sizing_param, record_dir=record, lifecycle=lifecycle, protection=protection,
+                 api_port=api_port, allow_remote=allow_remote, cost_basis=cost_basis)
 
     command.__doc__ = HELP[mode]
     return command
@@ -105,6 +104,20 @@ def _own_symbols(exchange: list[str] | None, symbols: list[str] | None) -> list[
     venue = (exchange[0] if exchange else "sim").strip().lower()
     try:
         return [split_symbol(s, [venue])[1] for s in symbols]
+    except VenuePlanError as err:
+        fail(str(err))
+        raise  # unreachable
+
+
+def _own_strategy(exchange: list[str] | None, strategy: str | None) -> str | None:
+    """With one venue, --strategy VENUE:NAME may name it (or is an error naming the venue given)."""
+    if not strategy:
+        return strategy
+    from ..engine.multivenue import VenuePlanError, strategy_venue
+    from ..run import fail
+
+    try:
+        return strategy_venue(strategy, [(exchange[0] if exchange else "sim").strip().lower()])[1]
     except VenuePlanError as err:
         fail(str(err))
         raise  # unreachable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..aio import cancel_and_wait
 from ..config import Settings
@@ -21,6 +21,26 @@ from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now, st
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 ISSUE_KEYS = frozenset({"ts", "event", "kind", "message", "count"})
+
+
+class LineSink(Protocol):
+    def write(self, event: str, **fields: Any) -> None: ...
+
+
+class VenueLines:
+    """A JsonLines writer for one venue: every line it writes carries ``venue`` (the exchange id),
+    with one venue or several, so a reader filters one venue's rows the same way in both."""
+
+    def __init__(self, out: JsonLines, venue: str) -> None:
+        self.out = out
+        self.venue = venue
+
+    def write(self, event: str, **fields: Any) -> None:
+        if "venue" in fields:
+            # an issue's "venue" is the venue's figure (balance_difference: booked vs venue);
+            # elsewhere it is the venue's address ("sim@127.0.0.1:8765")
+            fields["venue_amount" if event == "issue" else "venue_name"] = fields.pop("venue")
+        self.out.write(event, venue=self.venue, **fields)
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -55,6 +75,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     shutdown.install(asyncio.get_running_loop())
 
     min_level = LEVELS[settings.log.level]
+    vout = VenueLines(out, settings.exchange.id)  # every line of this run belongs to its one venue
     sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate, FillEvent,
                                coalesce=None, maxsize=5000)
     trades = TradeFormatter({})  # the markets are known once the engine has started
@@ -64,39 +85,39 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
 
         print(f"*** TPS19 LIVE on {settings.exchange.id}: orders placed by this process are real ***",
               file=sys.stderr, flush=True)
-    out.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
+    vout.write("starting", mode=mode, exchange=settings.exchange.id, symbols=engine.symbols,
               db=engine.db.name)
     code = 0
-    pump = asyncio.create_task(_pump(sub, out, min_level, trades))
+    pump = asyncio.create_task(_pump(sub, vout, min_level, trades))
     ops: OpsServer | None = None
     api: Any = None
     # a signal during start (an unreachable venue retries for many seconds) aborts the start
     start = asyncio.create_task(engine.start(), name="engine-start")
     try:
-        ops = await _serve_ops(engine, out)
-        api = await _serve_api(engine, out)
+        ops = await _serve_ops(engine, vout)
+        api = await _serve_api(engine, vout)
         if await _started_unless_stopped(start, stop):
             trades.markets = engine.markets
             if engine.venue is not None:
                 trades.precision_mode = int(getattr(engine.venue.client, "precisionMode", 4) or 4)
-            out.write("started", venue=engine.venue_name, mode=mode)
+            vout.write("started", venue=engine.venue_name, mode=mode)
         interval = settings.log.summary_interval_s
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await stop.wait()
             if not stop.is_set():
-                _figures(engine, out)
+                _figures(engine, vout)
         if stop_event is not None and stop_event.is_set() and not shutdown.signals and engine.started_at is not None:
             # the run ended by itself (a replay's last frame): its figures once everything is judged
             if engine.trading is not None and hasattr(engine.trading, "settle"):
                 await engine.trading.settle()
-            _figures(engine, out)
+            _figures(engine, vout)
     except EngineError as err:
-        out.write("error", message=str(err))
+        vout.write("error", message=str(err))
         code = 2
     except Exception as err:  # last line of defence: report, never a traceback
-        out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
+        vout.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1
     finally:
         if api is not None:
@@ -106,24 +127,24 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         session = getattr(engine.trading, "session", None) if engine.trading is not None else None
         if session is not None:  # what this run did, before the parts stop (marks still current)
             with contextlib.suppress(Exception):
-                out.write("summary", **session.summary())
+                vout.write("summary", **session.summary())
         try:
             keep = {t for t in (asyncio.current_task(), pump) if t is not None}
             hung = await shutdown.bounded(stop_everything(engine, start, keep), SHUTDOWN_TIMEOUT_S)
         except Exception as err:  # a part failed to stop: say so, keep going, exit non-zero
-            out.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
+            vout.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
             code, hung = code or 1, None
         if hung is not None:
-            out.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
+            vout.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
                       hung_in=hung)
             code = code or HUNG_EXIT_CODE
         await asyncio.sleep(0)
         for e in sub.drain():
-            _write_event(out, e, min_level, trades)
+            _write_event(vout, e, min_level, trades)
         await cancel_and_wait([pump])
         # a signal delivered twice (`timeout` signals the child and its group) was one request
         repeats = {"repeated_signals": shutdown.repeats} if shutdown.repeats else {}
-        out.write("stopped", exit_code=code, **_stop_stats(engine, sub.dropped, hung), **repeats)
+        vout.write("stopped", exit_code=code, **_stop_stats(engine, sub.dropped, hung), **repeats)
         logs.__exit__()
         out.close()
         if hung is not None:
@@ -131,7 +152,7 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     return code
 
 
-def _figures(engine: Engine, out: JsonLines) -> None:
+def _figures(engine: Engine, out: LineSink) -> None:
     """The periodic `market` lines (one per symbol) and the `portfolio` line."""
     for symbol in engine.symbols:
         out.write("market", **engine.summary(symbol))
@@ -153,7 +174,7 @@ def _stop_stats(engine: Engine, log_dropped: int, hung: list[str] | None) -> dic
     return stats
 
 
-async def _serve_ops(engine: Engine, out: JsonLines) -> OpsServer | None:
+async def _serve_ops(engine: Engine, out: LineSink) -> OpsServer | None:
     """/metrics and /healthz when a metrics port is set (before the start: a probe sees "starting")."""
     cfg = engine.settings.metrics
     if cfg.port is None:
@@ -170,7 +191,7 @@ async def _serve_ops(engine: Engine, out: JsonLines) -> OpsServer | None:
     return ops
 
 
-async def _serve_api(engine: Engine, out: JsonLines) -> Any:
+async def _serve_api(engine: Engine, out: LineSink) -> Any:
     """The control API when an API port is set (the CLI checked its token and address)."""
     cfg = engine.settings.api
     if cfg.port is None:
@@ -199,13 +220,13 @@ async def _started_unless_stopped(start: asyncio.Task[None], stop: asyncio.Event
     return False
 
 
-async def _pump(sub: Any, out: JsonLines, min_level: int, trades: TradeFormatter) -> None:
+async def _pump(sub: Any, out: LineSink, min_level: int, trades: TradeFormatter) -> None:
     while True:
         for e in await sub.wait():
             _write_event(out, e, min_level, trades)
 
 
-def _write_event(out: JsonLines, e: Any, min_level: int, trades: TradeFormatter | None = None) -> None:
+def _write_event(out: LineSink, e: Any, min_level: int, trades: TradeFormatter | None = None) -> None:
     trades = trades or TradeFormatter({})
     if isinstance(e, ConnectionEvent):
         out.write("connection", stream=e.stream, symbol=e.symbol, state=e.state.value, detail=e.detail)

@@ -16,36 +16,58 @@ from typing import Any
 
 from ..aio import cancel_and_wait
 from .events import ConnectionEvent, LogEvent
-from .headless import LEVELS, _pump, _write_event
+from .engine import EngineError
+from .headless import LEVELS, VenueLines, _pump, _write_event, secrets_of
+from .health import OpsServer
+from .metrics import EngineMetrics
 from .jsonlog import JsonLines, captured_logs
 from .multivenue import VenueSet, consolidated
 from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now
-from .strategies.signals import SignalEvent
+from .strategies.signals import DecisionEvent, SignalEvent
 from .trade_log import TradeFormatter
 from .trading.events import FillEvent, OrderUpdate, TradingIssue
 
 
-class VenueLines:
-    """A JsonLines writer for one venue: every line it writes carries ``venue``."""
-
-    def __init__(self, out: JsonLines, venue: str) -> None:
-        self.out = out
-        self.venue = venue
-
-    def write(self, event: str, **fields: Any) -> None:
-        if "venue" in fields:
-            # an issue's "venue" is the venue's figure (balance_difference: booked vs venue);
-            # elsewhere it is the venue's address ("sim@127.0.0.1:8765")
-            fields["venue_amount" if event == "issue" else "venue_name"] = fields.pop("venue")
-        self.out.write(event, venue=self.venue, **fields)
-
-
 def _secrets(venues: VenueSet) -> list[str]:
-    out = []
+    out: list[str] = []
     for e in venues.engines.values():
-        ex = e.settings.exchange
-        out += [v.get_secret_value() for v in (ex.api_key, ex.secret, ex.password) if v is not None]
+        out += secrets_of(e.settings)  # keys of every venue, the API token, notification URLs
     return out
+
+
+async def _serve_ops(venues: VenueSet, out: JsonLines) -> OpsServer | None:
+    """/metrics (every series labelled with its venue) and /healthz (every venue) on the metrics port."""
+    cfg = next(iter(venues.engines.values())).settings.metrics
+    if cfg.port is None:
+        return None
+    metrics = EngineMetrics.of_venues(venues.engines)
+    metrics.attach()
+    ops = OpsServer(venues, metrics, cfg.host, cfg.port)
+    try:
+        url = await ops.start()
+    except OSError as err:
+        await ops.stop()
+        raise EngineError(f"cannot serve metrics on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
+    out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz", venues=list(venues.engines))
+    return ops
+
+
+async def _serve_api(venues: VenueSet, out: JsonLines) -> Any:
+    """One control API over every venue (tps19.engine.api.app.build_venues_app)."""
+    first = next(iter(venues.engines.values()))
+    cfg = first.settings.api
+    if cfg.port is None:
+        return None
+    from .api.server import ApiServer
+
+    api = ApiServer(venues, cfg)
+    try:
+        url = await api.start()
+    except OSError as err:
+        raise EngineError(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
+    out.write("api", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs", venues=list(venues.engines),
+              read_only=first.mode == "live" and not cfg.live_orders)
+    return api
 
 
 async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
@@ -62,7 +84,7 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
     min_level = LEVELS[settings.log.level]
     lines = {v: VenueLines(out, v) for v in venues.engines}
     formatters = {v: TradeFormatter({}) for v in venues.engines}
-    subs = {v: e.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, TradingIssue, OrderUpdate, FillEvent,
+    subs = {v: e.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate, FillEvent,
                                coalesce=None, maxsize=5000) for v, e in venues.engines.items()}
     pumps = [asyncio.create_task(_pump(subs[v], lines[v], min_level, formatters[v])) for v in venues.engines]  # type: ignore[arg-type]
     if mode == "live":
@@ -72,8 +94,12 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
               symbols={v: e.symbols for v, e in venues.engines.items()}, db=first.db.name,
               report_currency=venues.report_currency)
     code = 0
+    ops: OpsServer | None = None
+    api: Any = None
     start = asyncio.create_task(venues.start(), name="venues-start")
     try:
+        ops = await _serve_ops(venues, out)
+        api = await _serve_api(venues, out)
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -108,10 +134,26 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
                 cross = consolidated(venues)
                 if cross:
                     out.write("cross_venue", symbols=cross)
+    except EngineError as err:
+        out.write("error", message=str(err))
+        code = 2
     except Exception as err:  # last line of defence: report, never a traceback
         out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
         code = 1
     finally:
+        if api is not None:
+            await api.stop()
+        if ops is not None:
+            await ops.stop()
+        if start.done() and not start.cancelled() and start.exception() is None:
+            # what this run did, per venue and in total, before the parts stop (marks still current)
+            for v, e in venues.running.items():
+                session = getattr(e.trading, "session", None) if e.trading is not None else None
+                if session is not None:
+                    with contextlib.suppress(Exception):
+                        lines[v].write("summary", **session.summary())
+            with contextlib.suppress(Exception):
+                out.write("summary", **venues.session_summary())
         hung = None
         try:
             async def _stop_all() -> None:

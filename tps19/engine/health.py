@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -53,6 +53,18 @@ async def check_health(engine: Engine) -> Health:
     return health
 
 
+async def check_venues_health(venues: Any) -> Health:
+    """Several venues (a VenueSet): healthy when every venue is; each reason names its venue
+    (a venue that did not start is a reason: the run is not what was asked for)."""
+    health = Health()
+    for v, engine in venues.engines.items():
+        if v in venues.failed:
+            health.reasons.append(f"{v}: did not start: {venues.failed[v]}")
+            continue
+        health.reasons += [f"{v}: {r}" for r in (await check_health(engine)).reasons]
+    return health
+
+
 async def db_write_problem(engine: Engine) -> str | None:
     """Why the database does not take a write now (None when it does): a no-op UPDATE, committed."""
     try:
@@ -67,9 +79,10 @@ async def db_write_problem(engine: Engine) -> str | None:
 
 
 class OpsServer:
-    """`GET /metrics` (Prometheus text format) and `GET /healthz` (200 or 503, JSON)."""
+    """`GET /metrics` (Prometheus text format) and `GET /healthz` (200 or 503, JSON), of one engine
+    or of every venue of a VenueSet (``engine`` has ``engines``)."""
 
-    def __init__(self, engine: Engine, metrics: EngineMetrics, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, engine: Any, metrics: EngineMetrics, host: str = "127.0.0.1", port: int = 0) -> None:
         self.engine, self.metrics = engine, metrics
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
@@ -99,6 +112,7 @@ class OpsServer:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        health = await check_health(self.engine)
+        several = getattr(self.engine, "engines", None) is not None
+        health = await (check_venues_health(self.engine) if several else check_health(self.engine))
         body = {"status": "ok" if health.ok else "unhealthy", "reasons": health.reasons}
         return web.json_response(body, status=200 if health.ok else 503)

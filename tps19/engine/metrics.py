@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -69,113 +70,150 @@ def rejection_kind(reason: str | None) -> str:
 
 
 class EngineMetrics:
-    """Counters fed by the engine's bus, gauges read from the engine when scraped."""
+    """Counters fed by the engine's bus, gauges read from the engine when scraped.
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    ``EngineMetrics(engine)``: one venue, series labelled as they always were.
+    ``EngineMetrics.of_venues({"sim": e1, "sim-binance": e2})``: several venues in one registry,
+    every series with a ``venue`` label first (the exchange id)."""
+
+    def __init__(self, engine: Engine | None = None, *, venues: dict[str, Engine] | None = None) -> None:
+        if (engine is None) == (venues is None):
+            raise ValueError("one engine or a dict of venues")
+        self.engines: dict[str | None, Engine] = {None: engine} if engine is not None else {}
+        self.engines.update(venues or {})
+        self.engine = next(iter(self.engines.values()))
+        v = ["venue"] if venues is not None else []
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.book_messages = Counter("tps19_book_messages", "Order book updates published, per symbol",
-                                     ["symbol"], registry=r)
+                                     [*v, "symbol"], registry=r)
         self.feed_latency = Histogram("tps19_feed_latency_seconds",
                                       "Local receive time minus the exchange timestamp of a book update",
-                                      ["symbol"], buckets=LATENCY_BUCKETS, registry=r)
+                                      [*v, "symbol"], buckets=LATENCY_BUCKETS, registry=r)
         self.resyncs = Counter("tps19_resyncs", "Stream resyncs (fresh snapshot after a gap or a crossed book)",
-                               ["stream", "symbol"], registry=r)
-        self.orders = Counter("tps19_orders", "Order state changes, by the state reached", ["state"], registry=r)
-        self.fills = Counter("tps19_fills", "Fills booked", ["symbol", "side"], registry=r)
-        self.rejections = Counter("tps19_rejections", "Orders rejected, by reason", ["reason"], registry=r)
-        r.register(_StateCollector(engine))
-        self._last_ts: dict[str, int] = {}
+                               [*v, "stream", "symbol"], registry=r)
+        self.orders = Counter("tps19_orders", "Order state changes, by the state reached", [*v, "state"], registry=r)
+        self.fills = Counter("tps19_fills", "Fills booked", [*v, "symbol", "side"], registry=r)
+        self.rejections = Counter("tps19_rejections", "Orders rejected, by reason", [*v, "reason"], registry=r)
+        r.register(_StateCollector(self.engines))
+        self._last_ts: dict[tuple[str | None, str], int] = {}
+
+    @classmethod
+    def of_venues(cls, venues: dict[str, Engine]) -> EngineMetrics:
+        return cls(venues=venues)
 
     def attach(self) -> None:
         """Start counting: synchronous bus callbacks, cheap enough to run on every publish."""
-        bus = self.engine.bus
-        bus.on(BookEvent, self._on_book)
-        bus.on(ConnectionEvent, self._on_connection)
-        bus.on(OrderUpdate, self._on_order)
-        bus.on(FillEvent, self._on_fill)
+        for venue, engine in self.engines.items():
+            bus = engine.bus
+            bus.on(BookEvent, partial(self._on_book, venue))
+            bus.on(ConnectionEvent, partial(self._on_connection, venue))
+            bus.on(OrderUpdate, partial(self._on_order, venue))
+            bus.on(FillEvent, partial(self._on_fill, venue))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def _on_book(self, e: BookEvent) -> None:
-        self.book_messages.labels(e.symbol).inc()
+    def _on_book(self, venue: str | None, e: BookEvent) -> None:
+        self.book_messages.labels(*_v(venue), e.symbol).inc()
         # only a timestamp that moved says how late the data is (the feed's own rule)
-        if e.ts and e.ts != self._last_ts.get(e.symbol):
-            self._last_ts[e.symbol] = e.ts
-            self.feed_latency.labels(e.symbol).observe(max(0.0, time.time() - e.ts / 1000))
+        if e.ts and e.ts != self._last_ts.get((venue, e.symbol)):
+            self._last_ts[(venue, e.symbol)] = e.ts
+            self.feed_latency.labels(*_v(venue), e.symbol).observe(max(0.0, time.time() - e.ts / 1000))
 
-    def _on_connection(self, e: ConnectionEvent) -> None:
+    def _on_connection(self, venue: str | None, e: ConnectionEvent) -> None:
         if e.state == ConnState.RESYNC:
-            self.resyncs.labels(e.stream, e.symbol).inc()
+            self.resyncs.labels(*_v(venue), e.stream, e.symbol).inc()
 
-    def _on_order(self, e: OrderUpdate) -> None:
+    def _on_order(self, venue: str | None, e: OrderUpdate) -> None:
         if e.status == e.previous_status:
             return
-        self.orders.labels(e.status).inc()
+        self.orders.labels(*_v(venue), e.status).inc()
         if e.status == "rejected":
-            self.rejections.labels(rejection_kind(e.reason)).inc()
+            self.rejections.labels(*_v(venue), rejection_kind(e.reason)).inc()
 
-    def _on_fill(self, e: FillEvent) -> None:
-        self.fills.labels(e.symbol, e.side).inc()
+    def _on_fill(self, venue: str | None, e: FillEvent) -> None:
+        self.fills.labels(*_v(venue), e.symbol, e.side).inc()
+
+
+def _v(venue: str | None) -> tuple[str, ...]:
+    return () if venue is None else (venue,)
 
 
 class _StateCollector(Collector):
-    """Gauges of the engine's state now, read at scrape time."""
+    """Gauges of the engines' state now, read at scrape time (a ``venue`` label with several)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engines: dict[str | None, Engine]) -> None:
+        self.engines = engines
 
     def describe(self) -> list[Any]:
         return []  # the families depend on what is running: collected fresh on every scrape
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        engine = self.engine
-        stale = GaugeMetricFamily("tps19_stale_streams", "Streams not fresh now (1 each)", labels=["stream", "symbol"])
-        feed = engine.feed
-        if feed is not None:
-            for stream, symbol in feed.stale_streams():
-                stale.add_metric([stream, symbol], 1)
-        yield stale
-        yield GaugeMetricFamily("tps19_stale_streams_count", "Number of streams not fresh now",
-                                value=len(feed.stale_streams()) if feed is not None else 0)
-        yield GaugeMetricFamily("tps19_bus_dropped", "Events dropped by full event-bus subscriber queues (total)",
-                                value=engine.bus.dropped())
-        yield GaugeMetricFamily("tps19_bus_published", "Events published on the engine's bus (total)",
-                                value=engine.bus.published)
+        several = None not in self.engines
+        v = ["venue"] if several else []
+
+        def fam(cls: Any, name: str, doc: str, labels: list[str]) -> Any:
+            return cls(name, doc, labels=[*v, *labels])
+
+        stale = fam(GaugeMetricFamily, "tps19_stale_streams", "Streams not fresh now (1 each)", ["stream", "symbol"])
+        stale_n = fam(GaugeMetricFamily, "tps19_stale_streams_count", "Number of streams not fresh now", [])
+        dropped = fam(GaugeMetricFamily, "tps19_bus_dropped", "Events dropped by full event-bus subscriber queues (total)", [])
+        published = fam(GaugeMetricFamily, "tps19_bus_published", "Events published on the engine's bus (total)", [])
         # 1 while the storage watch holds every order (lock lost, database file deleted or replaced):
         # the alert a pager would page on, beside /healthz's reason
-        yield GaugeMetricFamily("tps19_storage_halt", "1 while orders are halted because the engine's database or "
-                                "its lock is lost", value=float(engine.storage_problem is not None))
-        notifier = engine.notifier
-        if notifier is not None:
-            sent = CounterMetricFamily("tps19_notifications", "Notifications by event class and outcome (sent, failed, "
-                                       "retried, deduped, rate_limited, dropped)", labels=["class", "outcome"])
-            for (cls, outcome), n in sorted(notifier.counts.items()):
-                sent.add_metric([cls, outcome], n)
+        storage_halt = fam(GaugeMetricFamily, "tps19_storage_halt", "1 while orders are halted because the engine's "
+                           "database or its lock is lost", [])
+        sent = fam(CounterMetricFamily, "tps19_notifications", "Notifications by event class and outcome (sent, failed, "
+                   "retried, deduped, rate_limited, dropped)", ["class", "outcome"])
+        equity = fam(GaugeMetricFamily, "tps19_equity", "Equity in the valuation currency (priced holdings)", ["mode"])
+        pnl_today = fam(GaugeMetricFamily, "tps19_pnl_today",
+                        "Net P&L since the UTC day's start (the daily loss limit's figure)", ["mode"])
+        kill = fam(GaugeMetricFamily, "tps19_kill_switch", "1 while the kill switch is engaged", ["mode"])
+        open_orders = fam(GaugeMetricFamily, "tps19_open_orders", "Working orders now", ["mode", "symbol"])
+        any_notifier = any_pnl = any_trading = False
+        for venue, engine in self.engines.items():
+            lv = list(_v(venue))
+            feed = engine.feed
+            streams = feed.stale_streams() if feed is not None else []
+            for stream, symbol in streams:
+                stale.add_metric([*lv, stream, symbol], 1)
+            stale_n.add_metric(lv, len(streams))
+            dropped.add_metric(lv, engine.bus.dropped())
+            published.add_metric(lv, engine.bus.published)
+            storage_halt.add_metric(lv, float(engine.storage_problem is not None))
+            notifier = engine.notifier
+            if notifier is not None:
+                any_notifier = True
+                for (cls, outcome), n in sorted(notifier.counts.items()):
+                    sent.add_metric([*lv, cls, outcome], n)
+            trading = engine.trading
+            if trading is None:
+                continue
+            any_trading = True
+            mode = [*lv, trading.mode]
+            eq, _unpriced = trading.portfolio.equity()
+            equity.add_metric(mode, float(eq))
+            pnl = trading.broker.risk.pnl_today()
+            if pnl is not None:
+                any_pnl = True
+                pnl_today.add_metric(mode, float(pnl))
+            kill.add_metric(mode, float(trading.broker.killed))
+            counts: dict[str, int] = {}
+            for o in trading.broker.open_orders():
+                counts[o.symbol] = counts.get(o.symbol, 0) + 1
+            for symbol, n in sorted(counts.items()):
+                open_orders.add_metric([*mode, symbol], n)
+        yield stale
+        yield stale_n
+        yield dropped
+        yield published
+        yield storage_halt
+        if any_notifier:
             yield sent
-        trading = engine.trading
-        if trading is None:
-            return
-        mode = [trading.mode]
-        equity, _unpriced = trading.portfolio.equity()
-        yield _gauge("tps19_equity", "Equity in the valuation currency (priced holdings)", mode, float(equity))
-        pnl = trading.broker.risk.pnl_today()
-        if pnl is not None:
-            yield _gauge("tps19_pnl_today", "Net P&L since the UTC day's start (the daily loss limit's figure)",
-                         mode, float(pnl))
-        yield _gauge("tps19_kill_switch", "1 while the kill switch is engaged", mode, float(trading.broker.killed))
-        open_orders = GaugeMetricFamily("tps19_open_orders", "Working orders now", labels=["mode", "symbol"])
-        counts: dict[str, int] = {}
-        for o in trading.broker.open_orders():
-            counts[o.symbol] = counts.get(o.symbol, 0) + 1
-        for symbol, n in sorted(counts.items()):
-            open_orders.add_metric([trading.mode, symbol], n)
-        yield open_orders
-
-
-def _gauge(name: str, doc: str, labels: list[str], value: float) -> GaugeMetricFamily:
-    g = GaugeMetricFamily(name, doc, labels=["mode"])
-    g.add_metric(labels, value)
-    return g
+        if any_trading:
+            yield equity
+            if any_pnl:
+                yield pnl_today
+            yield kill
+            yield open_orders

@@ -38,15 +38,30 @@ class VenuePlan:
     settings: Settings  # this venue's settings: its exchange (id, keys) and its symbols
 
 
-def split_symbol(text: str, venues: list[str]) -> tuple[str | None, str]:
-    """``VENUE:S`` -> (venue, S); ``S`` -> (None, S). A prefix that names no given venue is an error."""
+def split_symbol(text: str, venues: list[str], flag: str = "--symbol") -> tuple[str | None, str]:
+    """``VENUE:S`` -> (venue, S); ``S`` -> (None, S). A prefix that names no given venue is an error
+    (``flag`` names the option in it: ``--strategy VENUE:NAME`` reads the same way)."""
     head, sep, tail = text.partition(":")
     if not sep:
         return None, text
     venue = head.strip().lower()
     if venue not in venues:
-        raise VenuePlanError(f"--symbol {text}: {head!r} is not one of the venues given ({', '.join(venues)})")
+        raise VenuePlanError(f"{flag} {text}: {head!r} is not one of the venues given ({', '.join(venues)})")
     return venue, tail.strip()
+
+
+def strategy_venue(text: str, venues: list[str]) -> tuple[str, str]:
+    """``--strategy VENUE:NAME`` -> (venue, name). A strategy trades one venue (every symbol watched
+    there): with one venue the prefix may be left out; with several it must name one."""
+    venue, name = split_symbol(text, venues, "--strategy")
+    if venue is None:
+        if len(venues) > 1:
+            raise VenuePlanError(f"--strategy {text}: with several venues a strategy names the venue it trades, "
+                                 f"e.g. --strategy {venues[-1]}:{text} (it trades every symbol watched there)")
+        venue = venues[0]
+    if not name:
+        raise VenuePlanError(f"--strategy {text}: no strategy name after the venue")
+    return venue, name
 
 
 def plan_venues(settings: Settings, exchanges: list[str], symbols: list[str] | None) -> list[VenuePlan]:
@@ -214,10 +229,16 @@ class VenueSet:
         return None, f"no {ccy}/{rep} market on this venue"
 
     def totals(self) -> dict[str, Any]:
-        """Equity and P&L per venue (each in its valuation currency and, under ``in_report``, in
-        the reporting currency, with the conversion stated) and in total (reporting currency).
-        The desk shows these very figures (it never converts or adds money itself): its panes read
-        these keys (tps19/desk/widgets/panes.py, checked by tests/ui/test_desk_venues.py)."""
+        """Equity and P&L per venue (each in its valuation currency, as that venue's ``portfolio``
+        line writes them, and under ``in_report`` in the reporting currency with the conversion
+        stated) and in total (reporting currency). Every figure is written by tps19/figures.py: a
+        venue's term in the reporting currency is rounded once, and the total is the sum of those
+        terms, so the rows shown add up to the total shown. The desk shows these very figures (it
+        never converts or adds money itself): its panes read these keys
+        (tps19/desk/widgets/panes.py, checked by tests/ui/test_desk_venues.py)."""
+        from ..figures import fee, money
+
+        rep = self.report_currency
         rows: dict[str, Any] = {}
         total = {k: Decimal(0) for k in ("equity", "realized_pnl", "unrealized_pnl", "fees", "net_pnl")}
         left_out = []
@@ -231,30 +252,79 @@ class VenueSet:
             t = p.totals()
             ccy = getattr(p, "valuation", "USDT")
             rate, how = self._rate(e, ccy)
-            row: dict[str, Any] = {"state": "up", "currency": ccy, "equity": str(eq),
-                                   **{k: str(val) for k, val in t.items()}, "killed": e.trading.broker.killed,
-                                   "open_orders": len(e.trading.broker.open_orders())}
+            row: dict[str, Any] = {"state": "up", "currency": ccy, "equity": money(eq, ccy),
+                                   **{k: fee(val) if k == "fees" else money(val, ccy) for k, val in t.items()},
+                                   "killed": e.trading.broker.killed, "open_orders": len(e.trading.broker.open_orders())}
             if unpriced:
                 row["unpriced"] = unpriced
+            row["conversion"] = how
             if rate is None:
-                row["conversion"] = how
                 left_out.append(v)
             else:
-                row["rate"] = str(rate)
-                row["conversion"] = how
-                # this venue's figures in the reporting currency: the terms the total adds up
-                row["in_report"] = {"equity": str(eq * rate)}
-                total["equity"] += eq * rate
+                row["rate"] = _rate_text(rate)
+                # this venue's figures in the reporting currency, each rounded once: the terms the
+                # total adds up
+                row["in_report"] = {"equity": money(eq * rate, rep)}
                 for k in ("realized_pnl", "unrealized_pnl", "fees", "net_pnl"):
-                    if k in t:
-                        row["in_report"][k] = str(Decimal(t[k]) * rate)
-                        total[k] += Decimal(t[k]) * rate
+                    row["in_report"][k] = fee(t[k] * rate) if k == "fees" else money(t[k] * rate, rep)
+                for k, text in row["in_report"].items():
+                    total[k] += Decimal(text)
             rows[v] = row
-        out: dict[str, Any] = {"currency": self.report_currency, "venues": rows,
-                               "total": {k: str(val) for k, val in total.items()}}
+        out: dict[str, Any] = {"currency": rep, "venues": rows,
+                               "total": {k: fee(val) if k == "fees" else money(val, rep) for k, val in total.items()}}
         if left_out:
             out["not_in_total"] = left_out
         return out
+
+    def session_summary(self) -> dict[str, Any]:
+        """What this run did on every venue (each venue's own ``summary`` figures in its currency,
+        and under ``in_report`` in the reporting currency, each rounded once) and in total in the
+        reporting currency (the sum of those terms): the several-venue run's closing ``summary``
+        line."""
+        from ..figures import fee, money
+
+        rep = self.report_currency
+        parts: dict[str, Any] = {}
+        keys = ("realized_pnl", "unrealized_pnl", "fees", "equity_start", "equity_end")
+        total: dict[str, Decimal | None] = {k: Decimal(0) for k in keys}
+        fills = 0
+        left_out = []
+        for v, e in self.engines.items():
+            session = getattr(e.trading, "session", None) if e.trading is not None else None
+            if v in self.failed or session is None:
+                parts[v] = {"state": "down", "reason": self.failed.get(v, "not started")}
+                left_out.append(v)
+                continue
+            row = dict(session.summary())
+            f = session.figures()
+            fills += f["fills"]
+            rate, how = self._rate(e, row["currency"])
+            row["conversion"] = how
+            if rate is None:
+                left_out.append(v)
+            else:
+                row["rate"] = _rate_text(rate)
+                row["in_report"] = {k: None if f[k] is None else (fee(f[k] * rate) if k == "fees" else
+                                                                  money(f[k] * rate, rep)) for k in keys}
+                for k, text in row["in_report"].items():
+                    cur = total[k]
+                    total[k] = None if cur is None or text is None else cur + Decimal(text)
+            parts[v] = row
+        out: dict[str, Any] = {"currency": rep, "fills": fills, "venues": parts,
+                               "total": {k: None if x is None else (fee(x) if k == "fees" else money(x, rep))
+                                         for k, x in total.items()}}
+        if left_out:
+            out["not_in_total"] = left_out
+        return out
+
+
+def _rate_text(rate: Decimal) -> str:
+    """A conversion rate as written: 1 as "1", a mid as it is, an inverse at 12 significant digits."""
+    from decimal import localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 12
+        return f"{(+rate).normalize():f}"
 
 
 def _taker(engine: Engine, symbol: str) -> Decimal:
@@ -302,4 +372,4 @@ def check_live_allowed_all(plans: list[VenuePlan]) -> str | None:
 
 
 __all__ = ["VenuePlan", "VenuePlanError", "VenueSet", "check_live_allowed_all", "is_sim", "plan_venues", "sim_seed",
-           "split_symbol"]
+           "split_symbol", "strategy_venue"]

@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from .engine import MatchingEngine, Order
 from .instruments import Instrument
 
 LADDER_LEVELS = 70  # maker levels per side the flow aims for
+# With an anchor (another venue's fair value of the same instrument), each move pulls this share
+# of the log distance back toward it: arbitrageurs keep two venues within a few bp of each other
+# (stationary basis ~ vol_per_event / sqrt(2 * ANCHOR_PULL), a few ticks) instead of two random
+# walks drifting apart.
+ANCHOR_PULL = 0.02
 
 
 class SymbolFlow:
-    def __init__(self, inst: Instrument, engine: MatchingEngine, rng: random.Random, fair: float) -> None:
+    def __init__(self, inst: Instrument, engine: MatchingEngine, rng: random.Random, fair: float,
+                 anchor: Callable[[], float | None] | None = None) -> None:
         self.inst = inst
+        self.anchor = anchor
         self.engine = engine
         self.rng = rng
         self.book = engine.books[inst.symbol]
@@ -96,6 +104,9 @@ class SymbolFlow:
         self.var = self.omega + self.alpha * self.last_r ** 2 + self.beta * self.var
         r = math.sqrt(self.var) * self.rng.gauss(0, 1)
         self.last_r = r
+        a = self.anchor() if self.anchor is not None else None
+        if a is not None and a > 0:
+            r += ANCHOR_PULL * math.log(a / self.fair)
         self.fair *= math.exp(r)
         f, hs = self.fair_ticks(), self.half_spread()
         # makers pull quotes the fair value moved through, then re-quote the top
@@ -157,9 +168,18 @@ class SymbolFlow:
 
 
 class Flow:
-    def __init__(self, engine: MatchingEngine, instruments: list[Instrument], seed: int, fairs: dict[str, float]) -> None:
+    def __init__(self, engine: MatchingEngine, instruments: list[Instrument], seed: int, fairs: dict[str, float],
+                 anchor: Callable[[str], float | None] | None = None) -> None:
+        """``anchor(symbol)``: another venue's fair value that this venue's follows (None: a free walk)."""
         self.rng = random.Random(seed)
-        self.symbols = [SymbolFlow(i, engine, random.Random(f"{seed}:{i.symbol}"), fairs[i.symbol]) for i in instruments]
+        self.symbols = [SymbolFlow(i, engine, random.Random(f"{seed}:{i.symbol}"), fairs[i.symbol],
+                                   None if anchor is None else _bound(anchor, i.symbol)) for i in instruments]
+
+    def fair(self, symbol: str) -> float | None:
+        for s in self.symbols:
+            if s.inst.symbol == symbol:
+                return s.fair
+        return None
 
     def seed_books(self) -> None:
         for s in self.symbols:
@@ -170,3 +190,7 @@ class Flow:
         s = self.symbols[self.rng.randrange(len(self.symbols))]
         s.event()
         return s.inst.symbol
+
+
+def _bound(anchor: Callable[[str], float | None], symbol: str) -> Callable[[], float | None]:
+    return lambda: anchor(symbol)

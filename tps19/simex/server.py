@@ -62,7 +62,11 @@ class SimExchange(WebsocketApi):
                  autoplay: bool = True, clock: Callable[[], int] | None = None, *,
                  maker_fee: Decimal = Decimal("0.0004"), taker_fee: Decimal = Decimal("0.0006"),
                  heartbeat_interval: float = 30.0, heartbeat_timeout: float | None = None, nonce_window_ms: int = 60_000,
-                 ticker_interval_ms: int = 100) -> None:
+                 ticker_interval_ms: int = 100, flow_seed: int | None = None,
+                 anchor: Callable[[str], float | None] | None = None) -> None:
+        """``seed``: the market (its history, opening prices, and the flow unless ``flow_seed``);
+        ``flow_seed``: this venue's own order flow; ``anchor(symbol)``: another venue's fair value
+        this one follows (two simulated venues of one run quote one instrument around one price)."""
         self.host = host
         self._want_port = port
         self.port: int = 0
@@ -111,7 +115,7 @@ class SimExchange(WebsocketApi):
         self._tasks: list[asyncio.Task] = []
         self._spawned: set[asyncio.Task] = set()
         self._hb_ids = 0
-        self.flow = Flow(self.engine, self.instruments, seed, fairs)
+        self.flow = Flow(self.engine, self.instruments, seed if flow_seed is None else flow_seed, fairs, anchor=anchor)
         self.flow.seed_books()
         self._dirty_books.clear()
         for i in self.instruments:

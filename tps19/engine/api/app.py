@@ -86,11 +86,10 @@ async def answer(t: Any, o: OrderState) -> dict[str, Any]:
     return out
 
 
-def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureThrottle | None = None) -> FastAPI:
-    app = FastAPI(title="TPS19 control API", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    throttle = throttle or FailureThrottle()
+def bearer_check(token: str, throttle: FailureThrottle, log_to: Any) -> Any:
+    """The dependency every route but the docs page has: the bearer token, wrong ones throttled
+    and logged (``log_to(level, message, **fields)``: the engine's log)."""
     want = token.encode()
-    read_only = engine.mode == "live" and not live_orders
 
     def authorised(request: Request) -> None:
         client = request.client.host if request.client else "?"
@@ -104,12 +103,57 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
             if got:  # a guess: counted against the client and logged (a request with no token guesses nothing)
                 throttle.failed(client)
                 log.warning("api: wrong token from %s on %s %s", client, request.method, request.url.path)
-                engine.log("warning", "api: refused a request without the right token", client=client,
-                           route=f"{request.method} {request.url.path}")
+                log_to("warning", "api: refused a request without the right token", client=client,
+                       route=f"{request.method} {request.url.path}")
             raise HTTPException(401, "a bearer token is required (Authorization: Bearer TPS19_API__TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
         throttle.succeeded(client)
 
+    return authorised
+
+
+def engine_status(engine: Any, read_only: bool) -> dict[str, Any]:
+    """Mode, venue, streams, kill switch and breakers of one engine."""
+    out: dict[str, Any] = {"mode": engine.mode, "venue": engine.venue_name, "exchange": engine.settings.exchange.id,
+                           "symbols": engine.symbols, "started": engine.started_at is not None, "read_only": read_only,
+                           "storage_halt": engine.storage_problem}
+    if engine.feed is not None:
+        out["streams"] = [{"stream": k, "symbol": sym, "state": st.state.value, "messages": st.messages}
+                          for (k, sym), st in sorted(engine.feed.stats.streams.items())]
+    t = engine.trading
+    if t is not None:
+        risk = t.broker.risk
+        out["kill_switch"] = {"engaged": risk.killed and not risk.halted_by_breaker,
+                              "reason": risk.kill_reason if risk.killed else None}
+        out["breakers"] = {"halted": risk.halted_by_breaker,
+                           "reason": risk.kill_reason if risk.halted_by_breaker else None}
+        out["holds"] = dict(risk.holds)
+    return out
+
+
+def new_app() -> FastAPI:
+    return FastAPI(title="TPS19 control API", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def add_docs(app: FastAPI, auth: list[Any]) -> None:
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app))
+
+    @app.get(f"{PREFIX}/openapi.json", dependencies=auth, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+
+def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureThrottle | None = None,
+              prefix: str = PREFIX, app: FastAPI | None = None) -> FastAPI:
+    """The routes of one engine under ``prefix`` (on ``app`` when given: the API of several venues
+    puts each venue's routes under /api/v1/venues/VENUE on one app)."""
+    standalone = app is None
+    app = app or new_app()
+    throttle = throttle or FailureThrottle()
+    read_only = engine.mode == "live" and not live_orders
+    authorised = bearer_check(token, throttle, engine.log)
     auth = [Depends(authorised)]
 
     def trading() -> Any:
@@ -122,34 +166,15 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
             raise HTTPException(403, f"the API is read-only in live mode ({what} refused): set "
                                      "TPS19_API__LIVE_ORDERS=true to let it place orders no one confirms")
 
-    @app.get(f"{PREFIX}/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(docs_page(app))
+    if standalone:
+        add_docs(app, auth)
 
-    @app.get(f"{PREFIX}/openapi.json", dependencies=auth, include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get(f"{PREFIX}/status", dependencies=auth)
+    @app.get(f"{prefix}/status", dependencies=auth)
     async def status() -> dict[str, Any]:
         """Mode, venue, streams, kill switch and breakers."""
-        out: dict[str, Any] = {"mode": engine.mode, "venue": engine.venue_name, "symbols": engine.symbols,
-                               "started": engine.started_at is not None, "read_only": read_only,
-                               "storage_halt": engine.storage_problem}
-        if engine.feed is not None:
-            out["streams"] = [{"stream": k, "symbol": sym, "state": st.state.value, "messages": st.messages}
-                              for (k, sym), st in sorted(engine.feed.stats.streams.items())]
-        t = engine.trading
-        if t is not None:
-            risk = t.broker.risk
-            out["kill_switch"] = {"engaged": risk.killed and not risk.halted_by_breaker,
-                                  "reason": risk.kill_reason if risk.killed else None}
-            out["breakers"] = {"halted": risk.halted_by_breaker,
-                               "reason": risk.kill_reason if risk.halted_by_breaker else None}
-            out["holds"] = dict(risk.holds)
-        return out
+        return engine_status(engine, read_only)
 
-    @app.get(f"{PREFIX}/balances", dependencies=auth)
+    @app.get(f"{prefix}/balances", dependencies=auth)
     async def balances() -> dict[str, Any]:
         t = trading()
         locked = t.portfolio.locked_source() if t.portfolio.locked_source else {}
@@ -157,7 +182,7 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
             c: {"total": s(a), "locked": s(locked.get(c, Decimal(0))), "free": s(a - locked.get(c, Decimal(0)))}
             for c, a in sorted(t.portfolio.balances.items())}}
 
-    @app.get(f"{PREFIX}/positions", dependencies=auth)
+    @app.get(f"{prefix}/positions", dependencies=auth)
     async def positions() -> dict[str, Any]:
         t = trading()
         out = []
@@ -167,19 +192,19 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
                         "fees": s(p.fees), "mark": s(mark), "unrealized_pnl": s(p.unrealized(mark))})
         return {"mode": engine.mode, "positions": out}
 
-    @app.get(f"{PREFIX}/orders", dependencies=auth)
+    @app.get(f"{prefix}/orders", dependencies=auth)
     async def orders() -> dict[str, Any]:
         """Working orders, protective ones held by TPS19 included."""
         return {"orders": [order_json(o) for o in trading().broker.open_orders()]}
 
-    @app.get(f"{PREFIX}/fills", dependencies=auth)
+    @app.get(f"{prefix}/fills", dependencies=auth)
     async def fills(limit: int = 100) -> dict[str, Any]:
         rows = (await trading().store.fills())[-max(1, min(limit, 10_000)):]
         return {"fills": [{"fill_id": f.fill_id, "client_order_id": f.client_order_id, "symbol": f.symbol,
                            "side": f.side, "price": s(f.price), "amount": s(f.amount), "fee": s(f.fee),
                            "fee_currency": f.fee_currency, "ts": f.ts} for f in rows]}
 
-    @app.post(f"{PREFIX}/orders", dependencies=auth, status_code=201)
+    @app.post(f"{prefix}/orders", dependencies=auth, status_code=201)
     async def place(body: OrderBody, request: Request) -> JSONResponse:
         """Place an order of any kind the order path has (market, limit, post_only, ioc, stop_market,
         stop_limit, take_profit, take_profit_limit, trailing_stop, oco; an entry with stop_loss_price
@@ -217,7 +242,7 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
                                 status_code=422)
         return JSONResponse(await answer(t, o), status_code=201)
 
-    @app.delete(f"{PREFIX}/orders/{{client_order_id}}", dependencies=auth)
+    @app.delete(f"{prefix}/orders/{{client_order_id}}", dependencies=auth)
     async def cancel(client_order_id: str) -> dict[str, Any]:
         """Cancel an order; one leg of a bracket's or an OCO's protection cancels the group, as on the desk."""
         writable("cancelling an order")
@@ -231,7 +256,7 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
         engine.log("info", "order cancelled from the API", client_order_id=client_order_id)
         return await answer(t, o)
 
-    @app.post(f"{PREFIX}/kill", dependencies=auth)
+    @app.post(f"{prefix}/kill", dependencies=auth)
     async def kill(body: KillBody | None = None) -> dict[str, Any]:
         """Engage the kill switch (allowed in read-only live mode too: it only stops trading)."""
         reason = f"API: {body.reason}" if body is not None and body.reason else "API kill switch"
@@ -239,11 +264,85 @@ def build_app(engine: Any, token: str, *, live_orders: bool, throttle: FailureTh
         engine.log("warning", "kill switch engaged from the API", reason=reason)
         return {"kill_switch": True, "cancelled": cancelled, "reason": reason[:200]}
 
-    @app.post(f"{PREFIX}/release", dependencies=auth)
+    @app.post(f"{prefix}/release", dependencies=auth)
     async def release() -> dict[str, Any]:
         writable("releasing the kill switch")
         trading().broker.release()
         engine.log("warning", "kill switch released from the API")
+        return {"kill_switch": False}
+
+    return app
+
+
+def build_venues_app(venues: Any, token: str, *, live_orders: bool, throttle: FailureThrottle | None = None) -> FastAPI:
+    """One API over every venue of a run with several (tps19.engine.multivenue.VenueSet): each
+    venue's routes under /api/v1/venues/VENUE/... (status, balances, positions, orders, fills,
+    place, cancel, kill, release: that venue only), and over all of them /api/v1/status,
+    /api/v1/venues (equity and P&L per venue and in total), /api/v1/orders (every venue's working
+    orders; POST needs "venue"), /api/v1/kill and /api/v1/release (every venue)."""
+    app = new_app()
+    throttle = throttle or FailureThrottle()
+    engines = venues.engines
+    first = next(iter(engines.values()))
+
+    def log_all(level: str, message: str, **fields: Any) -> None:
+        for e in engines.values():
+            e.log(level, message, **fields)
+
+    auth = [Depends(bearer_check(token, throttle, log_all))]
+    read_only = first.mode == "live" and not live_orders
+    add_docs(app, auth)
+    venue_place: dict[str, Any] = {}
+    for v, e in engines.items():
+        build_app(e, token, live_orders=live_orders, throttle=throttle, prefix=f"{PREFIX}/venues/{v}", app=app)
+        venue_place[v] = next(r.endpoint for r in app.routes  # type: ignore[attr-defined]
+                              if getattr(r, "path", "") == f"{PREFIX}/venues/{v}/orders" and "POST" in r.methods)  # type: ignore[attr-defined]
+
+    @app.get(f"{PREFIX}/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        """Every venue's mode, streams, kill switch and breakers (a venue that did not start says why)."""
+        return {"mode": first.mode, "read_only": read_only, "venues": {
+            v: ({"started": False, "error": venues.failed[v]} if v in venues.failed else engine_status(e, read_only))
+            for v, e in engines.items()}}
+
+    @app.get(f"{PREFIX}/venues", dependencies=auth)
+    async def totals() -> dict[str, Any]:
+        """Equity and P&L per venue and in total, in the reporting currency (the `venues` JSON line)."""
+        return venues.totals()  # type: ignore[no-any-return]
+
+    @app.get(f"{PREFIX}/orders", dependencies=auth)
+    async def orders() -> dict[str, Any]:
+        """Every venue's working orders (each names its venue)."""
+        return {"orders": [order_json(o) for e in venues.running.values() if e.trading is not None
+                           for o in e.trading.broker.open_orders()]}
+
+    @app.post(f"{PREFIX}/orders", dependencies=auth, status_code=201)
+    async def place(body: OrderBody, request: Request) -> JSONResponse:
+        """Place an order on the venue its "venue" field names (the same as POST
+        /api/v1/venues/VENUE/orders); with several venues the field is required."""
+        venue = (body.venue or "").strip().lower()
+        if venue not in engines:
+            hint = f"\"venue\" is one of {', '.join(engines)} (or POST {PREFIX}/venues/VENUE/orders)"
+            raise HTTPException(422, f"venue {body.venue[:40]!r} is not one of this run's venues: {hint}"
+                                if body.venue else f"several venues run here: name the order's venue, {hint}")
+        return await venue_place[venue](body.model_copy(update={"venue": None}), request)  # type: ignore[no-any-return]
+
+    @app.post(f"{PREFIX}/kill", dependencies=auth)
+    async def kill(body: KillBody | None = None) -> dict[str, Any]:
+        """Engage every venue's kill switch (allowed in read-only live mode too: it only stops trading)."""
+        reason = f"API: {body.reason}" if body is not None and body.reason else "API kill switch"
+        cancelled = await venues.kill(reason=reason[:200])
+        log_all("warning", "kill switch engaged on every venue from the API", reason=reason)
+        return {"kill_switch": True, "cancelled": cancelled, "reason": reason[:200]}
+
+    @app.post(f"{PREFIX}/release", dependencies=auth)
+    async def release() -> dict[str, Any]:
+        """Release every venue's kill switch."""
+        if read_only:
+            raise HTTPException(403, "the API is read-only in live mode (releasing the kill switch refused): set "
+                                     "TPS19_API__LIVE_ORDERS=true to let it place orders no one confirms")
+        venues.release()
+        log_all("warning", "kill switch released on every venue from the API")
         return {"kill_switch": False}
 
     return app

@@ -29,6 +29,8 @@ def api_problem(settings: ApiSettings, allow_remote: bool) -> str | None:
 
 
 class ApiServer:
+    """The API of one engine, or of every venue of a VenueSet (``engine`` has ``engines``)."""
+
     def __init__(self, engine: Any, settings: ApiSettings) -> None:
         self.engine = engine
         self.settings = settings
@@ -40,10 +42,14 @@ class ApiServer:
         """Listen (port 0 picks one); returns the base URL. OSError when the port is taken."""
         import uvicorn
 
-        from .app import build_app
+        from .app import build_app, build_venues_app
 
         assert self.settings.token is not None
-        app = build_app(self.engine, self.settings.token.get_secret_value(), live_orders=self.settings.live_orders)
+        token = self.settings.token.get_secret_value()
+        if getattr(self.engine, "engines", None) is not None:
+            app = build_venues_app(self.engine, token, live_orders=self.settings.live_orders)
+        else:
+            app = build_app(self.engine, token, live_orders=self.settings.live_orders)
         host = self.settings.host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

@@ -30,19 +30,27 @@ class Session:
         if self.equity_start is None and not e.unpriced:
             self.equity_start = e.equity
 
+    def figures(self) -> dict[str, Any]:
+        """This run's figures, exact (Decimal; None where not known), in the valuation currency:
+        what ``summary`` writes, and what a total over several venues adds up before rounding."""
+        pf = self.portfolio
+        t = pf.totals()
+        eq, unpriced = pf.equity()
+        return {"fills": self.fills, "fees": t["fees"] - self.start_totals["fees"],
+                "realized_pnl": t["realized_pnl"] - self.start_totals["realized_pnl"],
+                "unrealized_pnl": t["unrealized_pnl"], "equity_start": self.equity_start,
+                "equity_end": None if unpriced else eq}
+
     def summary(self) -> dict[str, Any]:
         from ...figures import fee, money
 
         pf = self.portfolio
         val = pf.valuation
-        t = pf.totals()
-        eq, unpriced = pf.equity()
-        end = None if unpriced else eq
-        return {"mode": pf.mode, "fills": self.fills, "fees": fee(t["fees"] - self.start_totals["fees"]),
-                "realized_pnl": money(t["realized_pnl"] - self.start_totals["realized_pnl"], val),
-                "unrealized_pnl": money(t["unrealized_pnl"], val),
-                "equity_start": None if self.equity_start is None else money(self.equity_start, val),
-                "equity_end": None if end is None else money(end, val), "currency": val}
+        f = self.figures()
+        return {"mode": pf.mode, "fills": f["fills"], "fees": fee(f["fees"]),
+                "realized_pnl": money(f["realized_pnl"], val), "unrealized_pnl": money(f["unrealized_pnl"], val),
+                "equity_start": None if f["equity_start"] is None else money(f["equity_start"], val),
+                "equity_end": None if f["equity_end"] is None else money(f["equity_end"], val), "currency": val}
 
     def lines(self) -> list[str]:
         """The summary for a person, as printed when the desk closes."""
