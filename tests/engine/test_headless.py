@@ -69,6 +69,10 @@ def test_headless_paper_logs_json_and_exits_zero_on_signal(tmp_path, sig):
     records = [json.loads(l) for l in lines if l.strip()]  # every line is JSON
     events = [r["event"] for r in records]
     assert events[0] == "starting" and "started" in events and events[-1] == "stopped"
+    # every line of the venue names it, as with several venues (only the signal's line is the process's)
+    assert {r["venue"] for r in records if r["event"] != "shutdown"} == {"sim"}
+    [started] = [r for r in records if r["event"] == "started"]
+    assert started["venue_name"].startswith("sim@127.0.0.1:")
     # the OS signal is a `shutdown` line; `signal` lines are a strategy's
     assert [r["signal"] for r in records if r["event"] == "shutdown"] == [sig.name] and "signal" not in events
     # the counters an operator reads after a night's run: faults survived are counted, not hidden

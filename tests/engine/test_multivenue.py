@@ -13,11 +13,15 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 
+from tps19.cli.backtest import venue_taker_fee
 from tps19.config import SIM_DEMO_API_KEY, Settings, VenueKeys
 from tps19.engine.engine import Engine
 from tps19.engine.headless_venues import run_headless_venues
 from tps19.engine.multivenue import VenuePlanError, VenueSet, plan_venues
+from tps19.engine.strategies.registry import create
+from tps19.engine.strategies.signals import Signal, SignalEvent
 from tps19.engine.storage.models import Order as OrderRecord
+from tps19.engine.trading.events import FillEvent
 from tps19.engine.trading.orders import OrderRequest, OrderStatus
 from tps19.launch import embedded_venue_sims, start_embedded_sim
 
@@ -73,16 +77,28 @@ async def test_paper_trades_both_dialects_at_once_each_at_its_own_fees(settings)
         a = await cdc.trading.broker.place(OrderRequest("BTC/USDT", "buy", "market", D("0.01")))
         b = await bn.trading.broker.place(OrderRequest("ETH/USDT", "buy", "market", D("0.2")))
         assert await wait_for(lambda: a.status == OrderStatus.FILLED and b.status == OrderStatus.FILLED, timeout=10)
-        # each venue charges its own schedule: 0.06 % taker on the Crypto.com sim, 0.1 % on Binance's
+        # each venue charges its own schedule: 0.06 % taker on the Crypto.com sim, 0.1 % on Binance's,
+        # and a backtest modelled on a venue charges what that venue charged these fills
         assert float(a.fee / (a.filled * a.avg_price)) == pytest.approx(0.0006, rel=1e-4)
         assert float(b.fee / (b.filled * b.avg_price)) == pytest.approx(0.001, rel=1e-4)
+        for o, venue in ((a, "sim"), (b, "sim-binance")):
+            assert venue_taker_fee(venue)[0] == pytest.approx(float(o.fee / (o.filled * o.avg_price)), rel=1e-4)
+        # one figure, one computation: a venue's row is its portfolio line's figures (2 dp in USDT,
+        # fees at 8)
         t = venues.totals()
-        eq = {v: D(r["equity"]) for v, r in t["venues"].items()}
-        assert D(t["total"]["equity"]) == eq["sim"] + eq["sim-binance"] and t["currency"] == "USDT"
-        assert D(t["total"]["fees"]) > 0
-        # each venue's terms of the total, in the reporting currency (what the desk shows per venue)
+        lines = {v: e.trading.summary() for v, e in venues.engines.items()}
+        for v, line in lines.items():
+            assert {k: t["venues"][v][k] for k in ("equity", "net_pnl", "fees")} == \
+                   {k: line[k] for k in ("equity", "net_pnl", "fees")}
+            assert D(line["equity"]).as_tuple().exponent == -2 and D(line["fees"]).as_tuple().exponent == -8
+        # each venue's terms in the reporting currency (what the desk shows per venue), each the
+        # exact figure rounded once; the total is their sum, so the rows shown add up to it
+        exact = {v: e.trading.portfolio.equity()[0] for v, e in venues.engines.items()}
+        for v, r in t["venues"].items():
+            assert r["in_report"]["equity"] == str(exact[v].quantize(D("0.01")))  # USDT: rate 1
         for k in ("equity", "net_pnl", "fees"):
             assert D(t["total"][k]) == sum(D(r["in_report"][k]) for r in t["venues"].values())
+        assert t["currency"] == "USDT" and D(t["total"]["fees"]) == (a.fee + b.fee).quantize(D("1e-8"))
         async with cdc.db.session() as s:
             rows = (await s.execute(select(OrderRecord))).scalars().all()
         assert {(r.exchange, r.symbol) for r in rows} == {("sim", "BTC/USDT"), ("sim-binance", "ETH/USDT")}
@@ -133,6 +149,49 @@ async def test_live_on_both_simulated_exchanges_and_one_venue_down_leaves_the_ot
                               and bn.books["BTC/USDT"].best_bid() is not None, timeout=20)
 
 
+async def test_a_strategy_trades_its_venue_live_while_the_other_venue_is_dark(settings):
+    """`tps19 live --exchange sim --exchange sim-binance --strategy sim-binance:sma_cross`: the
+    strategy runs on the Binance venue only; the Crypto.com venue goes dark and the strategy's
+    target still becomes a real order on the Binance venue, at its fee."""
+    strategy = create("sma_cross", ["fast=3", "slow=8"])
+    async with two_venues(settings, mode="live", symbols=("BTC/USDT",), strategy=("sim-binance", strategy)) \
+            as (venues, sims):
+        signals: dict[str, list[SignalEvent]] = {"sim": [], "sim-binance": []}
+        for v, e in venues.engines.items():
+            e.bus.on(SignalEvent, signals[v].append)
+        assert await venues.start() == {}
+        cdc, bn = venues.engines["sim"], venues.engines["sim-binance"]
+        assert cdc.runner is None and bn.runner is not None and bn.executor is not None
+        assert signals["sim"] == [] and {s.symbol for s in signals["sim-binance"]} == {"BTC/USDT"}  # its warm-up
+        await _booked(cdc, "BTC/USDT")
+        await _booked(bn, "BTC/USDT")
+        # the Crypto.com venue goes dark: every REST call fails, every websocket drops, no data
+        sims["sim"].faults.fail_next_requests(1_000_000, 503)
+        sims["sim"].faults.stop_stream("")
+        sims["sim"].faults.drop_connections()
+        refused = await cdc.trading.broker.place(OrderRequest("BTC/USDT", "buy", "market", D("0.001")))
+        assert refused.status in (OrderStatus.REJECTED, OrderStatus.UNKNOWN)  # reported, not raised
+        btc0 = D(str(sims["sim-binance"].account_balances(SIM_DEMO_API_KEY)["BTC"]["total"]))
+        fills: list[FillEvent] = []
+        bn.bus.on(FillEvent, fills.append)
+        await bn.executor.submit_target("BTC/USDT", 0.5, Signal(direction=1, strength=1.0, reason="test", target=0.5))
+        assert await wait_for(lambda: bool(fills), timeout=15)
+        order = await bn.trading.store.order(fills[0].client_order_id)
+        assert await wait_for(lambda: bn.trading.broker.orders.get(order.client_order_id, order).status
+                              == OrderStatus.FILLED, timeout=15)
+        order = await bn.trading.store.order(fills[0].client_order_id)
+        assert order.exchange == "sim-binance" and order.side.value == "buy" and order.venue_order_id
+        assert float(order.fee / (order.filled * order.avg_price)) == pytest.approx(0.001, rel=1e-4)
+        # the Binance venue's own account moved by what was booked (Binance takes a buy's fee in the
+        # base currency): a real order on that venue, not a paper fill
+        btc1 = D(str(sims["sim-binance"].account_balances(SIM_DEMO_API_KEY)["BTC"]["total"]))
+        assert sum(f.amount for f in fills) == order.filled
+        assert btc1 - btc0 == order.filled - sum(f.fee for f in fills if f.fee_currency == "BTC")
+        st = cdc.feed.stats.get("book", "BTC/USDT")
+        assert st.state.value != "connected" or st.errors + st.reconnects > 0
+        sims["sim"].faults.clear()
+
+
 async def test_a_venue_that_cannot_start_is_reported_and_the_others_run(settings):
     plans = plan_venues(settings, ["sim", "sim-binance"], ["BTC/USDT"])
     s_ok, sim_ok = await start_embedded_sim(plans[0].settings)
@@ -169,12 +228,31 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
         stop.set()
         assert await run == 0
     got = lines()
-    per_venue = [x for x in got if x["event"] not in ("starting", "venues", "cross_venue", "stopped")]
-    assert per_venue and all(x["venue"] in ("sim", "sim-binance") for x in per_venue)
+    # every line that belongs to a venue names it; only the run's own lines do not
+    assert {x["event"] for x in got if "venue" not in x} == {"starting", "venues", "cross_venue", "summary", "stopped"}
+    assert all(x["venue"] in ("sim", "sim-binance") for x in got if "venue" in x)
     assert {x["venue"] for x in got if x["event"] == "market"} == {"sim", "sim-binance"}
-    total = [x for x in got if x["event"] == "venues"][-1]
+    i = max(n for n, x in enumerate(got) if x["event"] == "venues")
+    total = got[i]
     assert set(total["venues"]) == {"sim", "sim-binance"} and total["currency"] == "USDT"
-    assert D(total["total"]["equity"]) == sum(D(r["equity"]) for r in total["venues"].values())
+    # one figure, one computation: each venue's equity on the venues line is the one its portfolio
+    # line of the same interval shows (both 2 dp); the total is their exact sum rounded once
+    portfolio = {x["venue"]: x for x in got[:i] if x["event"] == "portfolio"}
+    for v, row in total["venues"].items():
+        assert (row["equity"], row["net_pnl"], row["fees"]) == (portfolio[v]["equity"], portfolio[v]["net_pnl"],
+                                                                portfolio[v]["fees"])
+        assert D(row["equity"]).as_tuple().exponent == -2 and row["equity_report"] == row["equity"]  # USDT: rate 1
+    parts = sum(D(r["equity"]) for r in total["venues"].values())
+    assert D(total["total"]["equity"]).as_tuple().exponent == -2 and abs(D(total["total"]["equity"]) - parts) <= D("0.01")
+    # the closing summary: each venue's own line, and the total over them in the reporting currency
+    own = {x["venue"]: x for x in got if x["event"] == "summary" and "venue" in x}
+    [summary] = [x for x in got if x["event"] == "summary" and "venue" not in x]
+    assert set(own) == set(summary["venues"]) == {"sim", "sim-binance"} and summary["currency"] == "USDT"
+    for v, part in summary["venues"].items():
+        assert {k: part[k] for k in ("fills", "fees", "realized_pnl", "equity_end")} == \
+               {k: own[v][k] for k in ("fills", "fees", "realized_pnl", "equity_end")}
+    ends = sum(D(own[v]["equity_end"]) for v in own)
+    assert abs(D(summary["total"]["equity_end"]) - ends) <= D("0.01") and summary["fills"] == 0
     assert got[-1]["event"] == "stopped" and got[-1]["venues"] == {"sim": "stopped", "sim-binance": "stopped"}
     assert "tps19-demo-secret" not in log.read_text()
     cross = [x for x in got if x["event"] == "cross_venue"][-1]["symbols"]
@@ -185,19 +263,35 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
     mid = (D(q["sim"]["bid"]) + ask + bid + D(q["sim-binance"]["ask"])) / 4
     edge = (bid * (1 - D("0.001")) - ask * (1 + D("0.0006"))) / mid * 10_000
     assert D(cross["BTC/USDT"]["edge_bp_after_fees"]["buy sim sell sim-binance"]) == edge.quantize(D("0.01"))
+    # one instrument, one market: the two simulated venues quote it a few bp apart (two unrelated
+    # markets showed a 1,256 bp "edge"), so after both taker fees (16 bp) neither way pays
+    mids = {v: (D(x["bid"]) + D(x["ask"])) / 2 for v, x in q.items()}
+    assert abs(mids["sim"] - mids["sim-binance"]) / mid * 10_000 < 25, mids
+    assert all(D(e) < 0 for e in cross["BTC/USDT"]["edge_bp_after_fees"].values())
 
 
-def test_the_cli_says_what_several_venues_do_not_support_yet(tmp_path, monkeypatch):
+def test_the_cli_says_which_venue_a_strategy_trades_and_what_several_venues_refuse(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from tps19.cli import app
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    r = runner.invoke(app, ["paper", "--exchange", "sim", "--exchange", "sim-binance", "--strategy", "sma"])
-    assert r.exit_code == 2 and "--strategy with several venues is not built yet" in r.output
-    r = runner.invoke(app, ["paper", "--exchange", "sim", "--exchange", "sim-binance", "--no-ui", "--symbol", "okx:BTC/USDT"])
+    two = ["paper", "--exchange", "sim", "--exchange", "sim-binance", "--no-ui"]
+    r = runner.invoke(app, [*two, "--strategy", "sma_cross"])
+    assert r.exit_code == 2 and "with several venues a strategy names the venue it trades" in r.output
+    assert "--strategy sim-binance:sma_cross" in r.output
+    r = runner.invoke(app, [*two, "--strategy", "okx:sma_cross"])
     assert r.exit_code == 2 and "'okx' is not one of the venues given" in r.output
+    r = runner.invoke(app, [*two, "--sizing", "fixed"])
+    assert r.exit_code == 2 and "apply to a strategy: add --strategy VENUE:NAME" in r.output
+    r = runner.invoke(app, [*two, "--cost-basis", "BTC=60000"])
+    assert r.exit_code == 2 and "--cost-basis is refused with several venues: a cost basis belongs to one account" \
+        in " ".join(r.output.split())
+    r = runner.invoke(app, [*two, "--symbol", "okx:BTC/USDT"])
+    assert r.exit_code == 2 and "'okx' is not one of the venues given" in r.output
+    r = runner.invoke(app, ["paper", "--exchange", "sim", "--no-ui", "--strategy", "sim-binance:sma_cross"])
+    assert r.exit_code == 2 and "'sim-binance' is not one of the venues given (sim)" in r.output
 
 
 def test_a_venue_line_keeps_an_issues_own_venue_figure(tmp_path):

@@ -60,15 +60,28 @@ def load_data(
     return df, meta | {"data_quality": rep.as_dict()}
 
 
+def modelled_venue(data: Path | None, exchange: str | None, symbol: Any) -> str | None:
+    """The venue a run's bars come from: --exchange, or sim for stored bars without one (load_data's
+    default); None for a file."""
+    if data is not None:
+        return None
+    return (exchange or "sim") if symbol else exchange
+
+
+def fee_for(fee: float | None, data: Path | None, exchange: str | None, symbol: Any) -> tuple[float, str]:
+    """--fee when given, else the taker rate of the venue the bars are modelled on."""
+    return (fee, "--fee") if fee is not None else venue_taker_fee(modelled_venue(data, exchange, symbol))
+
+
 def venue_taker_fee(exchange: str | None) -> tuple[float, str]:
     """The fee a backtest charges when --fee is not given: the taker rate of the venue the bars
     are modelled on (a fill at the next bar's open takes liquidity), and where it comes from."""
+    from ..venue_fees import SIM_FEES, SIM_NAMES
+
     ex = (exchange or "").strip().lower()  # (tps19.config is not imported: a --data run stays light)
-    if ex == "sim":
-        return 0.0006, "taker rate of the simulated Crypto.com venue"
-    if ex == "sim-binance":
-        return 0.001, "taker rate of the simulated Binance venue"
-    if ex and ex not in ("sim", "sim-binance", "file"):
+    if ex in SIM_FEES:
+        return float(SIM_FEES[ex][1]), f"taker rate of {SIM_NAMES[ex]}"
+    if ex and ex != "file":
         import ccxt
 
         cls = getattr(ccxt, ex, None)
@@ -125,7 +138,7 @@ def backtest(
         fail("Missing option '--strategy'")
 
     console = LazyConsole(stderr=json_out)
-    fee, fee_source = (fee, "--fee") if fee is not None else venue_taker_fee(exchange)
+    fee, fee_source = fee_for(fee, data, exchange, symbol)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps, size=size)
     protection = protection_flags(stop_loss, take_profit, trailing_stop)
     try:
@@ -194,7 +207,8 @@ def optimize(
     since: str = typer.Option(None, "--since"),
     until: str = typer.Option(None, "--until"),
     cash: float = typer.Option(10_000.0, "--cash"),
-    fee: float = typer.Option(0.001, "--fee"),
+    fee: float = typer.Option(None, "--fee", help="Fee as a fraction of notional on every fill (default: the taker "
+                              "rate of the venue the bars come from, else 0.001)."),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
     seed: int = typer.Option(19, "--seed", help="Seed for --random and --search tpe (a tpe study run sequentially, "
                              "--jobs 1 and no --cluster, repeats exactly with the same seed)."),
@@ -209,6 +223,7 @@ def optimize(
     from .results import LazyConsole, print_ranking, print_walk_forward
 
     console = LazyConsole(stderr=json_out)
+    fee, _fee_source = fee_for(fee, data, exchange, symbol)
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
     protection = protection_flags(stop_loss, take_profit, trailing_stop)
     kind = (search or "").strip().lower()

@@ -23,7 +23,8 @@ def train(
     embargo: int = typer.Option(0, "--embargo", help="Bars after each test fold never trained on."),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="CV folds fitted in parallel (processes)."),
     cluster: str = typer.Option(None, "--cluster", help="Fit the CV folds on a Dask cluster: tcp://HOST:PORT (its scheduler)."),
-    fee: float = typer.Option(0.001, "--fee", help="Fee per position change when trading the out-of-fold predictions."),
+    fee: float = typer.Option(None, "--fee", help="Fee per position change when trading the out-of-fold predictions "
+                              "(default: the taker rate of the venue the bars come from, else 0.001)."),
     seed: int = typer.Option(19, "--seed", help="Seed of the model, the random-entries baseline and the AUC bootstrap."),
     data: Path = typer.Option(None, "--data", help="CSV/Parquet OHLCV file."),
     exchange: str = typer.Option(None, "--exchange", help="Stored bars of this exchange (default sim)."),
@@ -40,6 +41,9 @@ def train(
     from .backtest import load_data
 
     console = Console(stderr=json_out)
+    from .backtest import fee_for
+
+    fee, _source = fee_for(fee, data, exchange, symbol)
     check_numbers(threshold_bps=threshold_bps, fee=fee)
     try:
         from ..engine.ml.train import TrainConfig

@@ -210,7 +210,8 @@ def backtest_portfolio(
     every: int = typer.Option(24, "--every", min=1, help="With --rebalance: bars between rebalances."),
     lookback: int = typer.Option(120, "--lookback", min=10, help="With --rebalance: returns the covariance is estimated from."),
     cash: float = typer.Option(10_000.0, "--cash", help="Starting cash shared by every symbol."),
-    fee: float = typer.Option(0.001, "--fee", help="Fee as a fraction of notional on every fill."),
+    fee: float = typer.Option(None, "--fee", help="Fee as a fraction of notional on every fill (default: with "
+                              "--symbol the taker rate of --exchange, with --data 0.001)."),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps", help="Fixed slippage in basis points."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     sizing: str = typer.Option(None, "--sizing", help="Position sizing per symbol (docs/risk.md)."),
@@ -225,8 +226,11 @@ def backtest_portfolio(
     from ..engine.backtest import BacktestConfig
     from ..engine.backtest.portfolio import RebalanceEvery, run_portfolio
     from ..engine.risk.optimize import METHODS, OptimiseError
+    from .backtest import venue_taker_fee
     from .common import bad_input_errors, check_numbers, protection_flags
 
+    if fee is None:  # the venue the stored bars come from; files model no venue
+        fee = venue_taker_fee(exchange if symbol else None)[0]
     check_numbers(cash=cash, fee=fee, slippage_bps=slippage_bps)
     protection = protection_flags(stop_loss, take_profit, trailing_stop)
     if bool(data) == bool(symbol):

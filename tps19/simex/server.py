@@ -19,6 +19,7 @@ from typing import Any, Callable, Coroutine
 from aiohttp import web
 
 from ..aio import cancel_and_wait
+from ..venue_fees import SIM_FEES
 from .candles import CandleStore, HistoryModel
 from .engine import ZERO, Account, Fill, MatchingEngine, Order, Trade
 from .faults import Faults
@@ -60,7 +61,7 @@ class SimExchange(WebsocketApi):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 19, symbols: list[str] | None = None,
                  accounts: dict[str, tuple[str, dict[str, Decimal]]] | None = None, updates_per_second: float = 60.0,
                  autoplay: bool = True, clock: Callable[[], int] | None = None, *,
-                 maker_fee: Decimal = Decimal("0.0004"), taker_fee: Decimal = Decimal("0.0006"),
+                 maker_fee: Decimal = SIM_FEES["sim"][0], taker_fee: Decimal = SIM_FEES["sim"][1],
                  heartbeat_interval: float = 30.0, heartbeat_timeout: float | None = None, nonce_window_ms: int = 60_000,
                  ticker_interval_ms: int = 100, flow_seed: int | None = None,
                  anchor: Callable[[str], float | None] | None = None) -> None:

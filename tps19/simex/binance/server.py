@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..instruments import Instrument
+from ...venue_fees import SIM_FEES
 from ..server import SimExchange
 from .limits import RateLimits
 from .orders import BinanceBook, BnOrder
@@ -21,8 +22,7 @@ from .ws import BinanceWs, BnConn
 
 # Binance's spot base tier (0.1 % maker and taker without BNB), so the two simulated venues
 # charge what the real ones do and a cross-venue view after fees means something.
-BINANCE_MAKER_FEE = Decimal("0.001")
-BINANCE_TAKER_FEE = Decimal("0.001")
+BINANCE_MAKER_FEE, BINANCE_TAKER_FEE = SIM_FEES["sim-binance"]
 
 
 class BinanceSimExchange(BinanceWs, SimExchange):
