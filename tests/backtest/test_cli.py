@@ -228,6 +228,24 @@ def test_a_backtests_fee_follows_the_venue_it_is_modelled_on():
     rate, source = venue_taker_fee("kraken")
     assert 0 < rate < 0.01 and "ccxt's published taker rate for kraken" in source
     assert venue_taker_fee(None) == (0.001, "default (no venue to model)")
+    # the rate the simulated venue itself charges (one schedule: tps19/venue_fees.py)
+    from tps19.simex import SimExchange
+    from tps19.simex.binance import BinanceSimExchange
+
+    assert venue_taker_fee("sim")[0] == float(SimExchange(autoplay=False).engine.taker_fee)
+    assert venue_taker_fee("sim-binance")[0] == float(BinanceSimExchange(autoplay=False).engine.taker_fee)
+
+
+def test_stored_bars_without_an_exchange_are_the_simulated_venues_and_charge_its_fee():
+    from pathlib import Path
+
+    from tps19.cli.backtest import fee_for
+
+    # `tps19 backtest|optimize|train --symbol BTC/USDT` reads sim's stored bars: sim's 0.06 %, not 0.1 %
+    assert fee_for(None, None, None, "BTC/USDT") == (0.0006, "taker rate of the simulated Crypto.com venue")
+    assert fee_for(None, None, "sim-binance", "BTC/USDT")[0] == 0.001
+    assert fee_for(None, Path("bars.csv"), None, None) == (0.001, "default (no venue to model)")  # a file: no venue
+    assert fee_for(0.0002, None, "sim-binance", "BTC/USDT") == (0.0002, "--fee")
 
 
 def test_fetch_from_the_binance_dialect_then_backtest_at_its_fee(cli, tmp_path):

@@ -178,7 +178,9 @@ async def test_headless_live_issues_are_json_lines_with_ids_and_amounts(tmp_path
     assert (adopted["symbol"], adopted["side"]) == ("BTC/USDT", "buy")
     assert Decimal(adopted["amount"]) == Decimal("0.02") and Decimal(adopted["price"]) == Decimal(str(price))
     [diff] = _issues(records, "balance_difference")
-    assert diff["currency"] == "BTC" and Decimal(diff["booked"]) == 1 and Decimal(diff["venue"]) == Decimal("1.5")
+    # the venue's figure is "venue_amount": "venue" names the venue on every line of the run
+    assert diff["currency"] == "BTC" and Decimal(diff["booked"]) == 1 and Decimal(diff["venue_amount"]) == Decimal("1.5")
+    assert diff["venue"] == "sim"
     assert Decimal(diff["difference"]) == Decimal("0.5")
     # stderr has the LIVE banner and nothing else: no bare warnings, no tracebacks
     for err in (err1, err2):

@@ -116,7 +116,8 @@ def engine_status(engine: Any, read_only: bool) -> dict[str, Any]:
     """Mode, venue, streams, kill switch and breakers of one engine."""
     out: dict[str, Any] = {"mode": engine.mode, "venue": engine.venue_name, "exchange": engine.settings.exchange.id,
                            "symbols": engine.symbols, "started": engine.started_at is not None, "read_only": read_only,
-                           "storage_halt": engine.storage_problem}
+                           "storage_halt": engine.storage_problem,
+                           "strategy": engine.strategy.name if engine.strategy is not None else None}
     if engine.feed is not None:
         out["streams"] = [{"stream": k, "symbol": sym, "state": st.state.value, "messages": st.messages}
                           for (k, sym), st in sorted(engine.feed.stats.streams.items())]
