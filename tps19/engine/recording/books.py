@@ -33,13 +33,16 @@ class SideBook:
                 del size[p]
                 del prices[bisect_left(prices, p)]
 
+    # zip/map rather than a generator: these run for every book a replay publishes and were half
+    # of a divergence's CPU time
     def top_desc(self, depth: int) -> tuple[Level, ...]:
-        size = self.size
-        return tuple((p, size[p]) for p in reversed(self.prices[-depth:]))
+        top = self.prices[-depth:]
+        top.reverse()
+        return tuple(zip(top, map(self.size.__getitem__, top)))
 
     def top_asc(self, depth: int) -> tuple[Level, ...]:
-        size = self.size
-        return tuple((p, size[p]) for p in self.prices[:depth])
+        top = self.prices[:depth]
+        return tuple(zip(top, map(self.size.__getitem__, top)))
 
 
 class Book:
