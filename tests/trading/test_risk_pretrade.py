@@ -120,6 +120,14 @@ def test_stale_feed_blocks_new_risk_but_not_exits():
     assert r.decide(_order("sell", "1")).accepted  # getting out stays allowed
 
 
+def test_an_order_on_a_symbol_the_venue_does_not_watch_says_so_not_stale():
+    feed = Feed()
+    feed.symbols = ["ETH/USDT"]
+    d = _risk(Account(held="2"), feed).decide(_order("buy", "1"))
+    assert d.reason.startswith("BTC/USDT is not watched on this venue (watched: ETH/USDT)"), d.reason
+    assert "stale" not in d.reason
+
+
 def test_a_breaker_halt_refuses_new_risk_but_lets_exits_through():
     r = _risk(Account(held="2"))
     r.engage(BREAKER + "max drawdown 20% reached")

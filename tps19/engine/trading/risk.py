@@ -258,6 +258,11 @@ class RiskEngine:
                        qty: Decimal, after: Decimal) -> Decision:
         if self.killed:  # a breaker's halt: only exits pass
             return Decision(self._halt_reason())
+        watched = getattr(self.feed, "symbols", None)
+        if watched is not None and v.symbol not in watched:
+            # no feed of it here: "stale" would send the trader looking for a broken connection
+            return Decision(f"{v.symbol} is not watched on this venue (watched: {', '.join(watched)}): no live book "
+                            "to price or check it against; add it with --symbol (VENUE:SYMBOL with several venues)")
         if self.feed is not None and not self.feed.fresh("book", v.symbol):
             return Decision(f"{v.symbol}'s order book feed is stale or resyncing; only orders that reduce a position "
                             "are allowed until it is live again")
