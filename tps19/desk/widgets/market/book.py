@@ -67,11 +67,14 @@ class BookLadder(Widget, can_focus=True):
         # (the desk no longer runs a layout pass every frame). Set it as soon as the size is known.
         self._depth_note(self._per_side())
 
-    def _depth_note(self, shown: int) -> None:
-        """The border says the depth the ladder draws, and the depth chosen when fewer fit."""
+    def _depth_note(self, shown: int) -> bool:
+        """The border says the depth the ladder draws, and the depth chosen when fewer fit (True:
+        the note changed)."""
         note = f"depth {self.levels}" if shown >= self.levels else f"depth {shown} of {self.levels} (d)"
         if self.border_subtitle != note:
             self.border_subtitle = note
+            return True
+        return False
 
     def show(self, event: BookEvent | None, own: dict[tuple[str, float], float], status: str = "") -> None:
         if event is not None and event is not self.event:
@@ -109,7 +112,11 @@ class BookLadder(Widget, can_focus=True):
         flash_bg = "reverse"
         now = self.clock()
         per_side = self._per_side()
-        self._depth_note(per_side)
+        if self._depth_note(per_side):
+            # changed while rendering (a layout pass resized the ladder before its Resize event was
+            # handled): this frame's border was painted with the old note and the refresh the
+            # change asked for is dropped with this render's; repaint once more after it
+            self.call_after_refresh(self.refresh)
         asks = list(ev.asks[:per_side])
         bids = list(ev.bids[:per_side])
         cum_a, cum_b = [], []
