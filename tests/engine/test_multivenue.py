@@ -17,6 +17,7 @@ from tps19.cli.backtest import venue_taker_fee
 from tps19.config import SIM_DEMO_API_KEY, Settings, VenueKeys
 from tps19.engine.engine import Engine
 from tps19.engine.headless_venues import run_headless_venues
+from tps19.engine.health import check_venues_health
 from tps19.engine.multivenue import VenuePlanError, VenueSet, plan_venues
 from tps19.engine.strategies.registry import create
 from tps19.engine.strategies.signals import Signal, SignalEvent
@@ -210,6 +211,10 @@ async def test_a_venue_that_cannot_start_is_reported_and_the_others_run(settings
         t = venues.totals()
         assert t["venues"]["sim-binance"]["state"] == "down" and t["not_in_total"] == ["sim-binance"]
         assert D(t["total"]["equity"]) == D(t["venues"]["sim"]["equity"])
+        # /healthz over the venues: unhealthy while one is down, the reason naming it
+        health = await check_venues_health(venues)
+        assert not health.ok and any(r.startswith("sim-binance: did not start: ") for r in health.reasons)
+        assert not any(r.startswith("sim:") and "did not start" in r for r in health.reasons)
         assert await venues.kill() == {"sim": 0}  # the kill reaches every venue that runs
     finally:
         await venues.stop()
