@@ -82,9 +82,9 @@ def venue_taker_fee(exchange: str | None) -> tuple[float, str]:
     if ex in SIM_FEES:
         return float(SIM_FEES[ex][1]), f"taker rate of {SIM_NAMES[ex]}"
     if ex and ex != "file":
-        import ccxt
+        from ..engine.ccxt_classes import exchange_class
 
-        cls = getattr(ccxt, ex, None)
+        cls = exchange_class(ex, "sync")
         taker = ((cls().fees.get("trading") or {}).get("taker") if cls is not None else None) if cls else None
         if isinstance(taker, (int, float)) and 0 <= taker < 1:
             return float(taker), f"ccxt's published taker rate for {ex} (your account's may differ: --fee)"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..aio import cancel_and_wait
 from ..config import Settings
 from .bus import EventBus
+from .ccxt_classes import ccxt_base
 from .events import BarEvent, ConnectionEvent, LogEvent, StorageAlert, VenueEvent
 from .feed import MarketFeed, bar_event
 from .orderbook import L2Book
@@ -228,7 +229,7 @@ class Engine:
 
     async def _load_markets(self) -> None:
         assert self.venue is not None
-        import ccxt
+        ccxt = ccxt_base()
 
         delay = 0.5
         for attempt in range(5):

@@ -25,6 +25,7 @@ from ..aio import cancel_and_wait
 from ..config import FeedSettings
 from . import clock as _clock
 from .bus import EventBus
+from .ccxt_classes import ccxt_base
 from .events import BarEvent, BookEvent, ConnectionEvent, ConnState, LogEvent, TickerEvent, Trade, TradeEvent
 from .orderbook import L2Book
 from .venue import FrameGuard, install_frame_guard
@@ -227,7 +228,7 @@ class MarketFeed:
         return stream in JUDGED_STREAMS or not JUDGED_STREAMS.intersection(self.streams)
 
     async def _run(self, stream: str, symbol: str) -> None:
-        import ccxt
+        ccxt = ccxt_base()
 
         once = self._once[stream]
         st = self.stats.get(stream, symbol)
@@ -313,7 +314,7 @@ class MarketFeed:
 
     @staticmethod
     async def _close_ws(ws: Any) -> None:
-        import ccxt
+        ccxt = ccxt_base()
 
         # Marked as failed, ccxt's close callback leaves the exchange's client table alone;
         # otherwise it would delete the *new* websocket registered under the same url.

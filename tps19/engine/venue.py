@@ -9,13 +9,13 @@ the engine its URLs.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, SIM_VENUES, Settings
+from .ccxt_classes import ccxt_base, exchange_class
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def install_gap_guard(client: Any, counter: list[int], messages: list[int] | Non
     It also stamps the book with the delta's own exchange time where the message carries one
     (ccxt's cryptocom handler keeps the snapshot's time, which would make feed latency grow).
     """
-    import ccxt
+    ccxt = ccxt_base()
 
     original = getattr(client, "handle_order_book", None)
     if original is None:
@@ -126,7 +126,7 @@ class FrameGuard:
             self._listeners.remove(fn)
 
     def wrap(self, ws_client: Any) -> None:
-        import ccxt
+        ccxt = ccxt_base()
 
         if getattr(ws_client, "_tps19_guarded", False):
             return
@@ -229,11 +229,13 @@ def _point_websockets(client: Any, ws_url: str) -> None:
 
 async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
     """Connect a ccxt.pro client. Does not load markets."""
-    # ccxt.pro takes ~0.5 s to import, 5 s on a loaded 2-core machine: imported in a worker thread,
-    # the loop meanwhile answers /healthz (a probe timed out during a start) and draws the desk
-    ccxtpro = await asyncio.to_thread(importlib.import_module, "ccxt.pro")
-
     ex = settings.exchange
+    # the sim venues speak Crypto.com's or Binance's protocol through ccxt's own client for it
+    ccxt_id = {"sim-binance": "binance"}.get(ex.id, "cryptocom") if ex.id in SIM_VENUES else ex.id
+    # importing ccxt takes ~0.3 s (one exchange) to ~0.8 s (all of them), seconds on a loaded 2-core
+    # machine: in a worker thread, the loop meanwhile answers /healthz and draws the desk
+    cls = await asyncio.to_thread(exchange_class, ccxt_id, "pro")
+
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": ex.timeout_ms, "newUpdates": True}
     exchange_id = ex.id
     base_url = None
@@ -246,19 +248,18 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
         api_key = _secret(ex.api_key) or SIM_DEMO_API_KEY
         secret = _secret(ex.secret) or SIM_DEMO_SECRET
         if exchange_id == "sim-binance":
-            client = ccxtpro.binance({**config, "apiKey": api_key, "secret": secret, "options": BINANCE_SPOT_OPTIONS})
+            assert cls is not None
+            client = cls({**config, "apiKey": api_key, "secret": secret, "options": BINANCE_SPOT_OPTIONS})
             point_ccxt_binance(client, base_url, ex.ws_url)
         else:
-            client = ccxtpro.cryptocom({**config, "apiKey": api_key, "secret": secret})
+            assert cls is not None
+            client = cls({**config, "apiKey": api_key, "secret": secret})
             point_ccxt(client, base_url)
             if ex.ws_url:
                 _point_websockets(client, ex.ws_url)
     else:
-        cls = getattr(ccxtpro, exchange_id, None)
         if cls is None:
-            import ccxt
-
-            if exchange_id in ccxt.exchanges:
+            if exchange_id in ccxt_base().exchanges:
                 raise VenueError(f"exchange '{exchange_id}' has no websocket client in ccxt.pro; TPS19 needs one")
             raise VenueError(f"unknown exchange '{exchange_id}' (not a ccxt id; use 'sim' for the simulated exchange)")
         if private:

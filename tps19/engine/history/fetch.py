@@ -91,18 +91,26 @@ async def fetch_history(
     return rep
 
 
+def _async_class(exchange_id: str) -> type:
+    from ..ccxt_classes import exchange_class
+
+    cls = exchange_class(exchange_id, "async")
+    assert cls is not None, exchange_id
+    return cls
+
+
 @contextlib.asynccontextmanager
 async def open_client(exchange_id: str, *, rest_url: str | None = None) -> AsyncIterator[Any]:
     """A ccxt async client with rate limiting; ``sim`` is a simulated exchange already serving at
     ``rest_url`` (the entry point starts it: tps19.launch.history_client)."""
-    import ccxt.async_support as ccxt_async
+    from ..ccxt_classes import exchange_class
 
     if exchange_id == "sim":
         if not rest_url:
             raise ValueError("exchange 'sim' needs the simulated exchange's URL")
         from ..venue import point_ccxt
 
-        client = point_ccxt(ccxt_async.cryptocom({"enableRateLimit": True}), rest_url)
+        client = point_ccxt(_async_class("cryptocom")({"enableRateLimit": True}), rest_url)
         try:
             yield client
         finally:
@@ -113,14 +121,14 @@ async def open_client(exchange_id: str, *, rest_url: str | None = None) -> Async
             raise ValueError("exchange 'sim-binance' needs the simulated exchange's URL")
         from ..venue import BINANCE_SPOT_OPTIONS, point_ccxt_binance
 
-        client = point_ccxt_binance(ccxt_async.binance({"enableRateLimit": True, "options": dict(BINANCE_SPOT_OPTIONS)}),
+        client = point_ccxt_binance(_async_class("binance")({"enableRateLimit": True, "options": dict(BINANCE_SPOT_OPTIONS)}),
                                     rest_url)
         try:
             yield client
         finally:
             await client.close()
         return
-    cls = getattr(ccxt_async, exchange_id, None)
+    cls = exchange_class(exchange_id, "async")
     if cls is None:
         raise ValueError(f"unknown exchange {exchange_id!r} (not a ccxt exchange id)")
     options: dict[str, Any] = {"enableRateLimit": True}

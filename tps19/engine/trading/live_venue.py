@@ -14,9 +14,9 @@ RANK = {S.NEW: 0, S.UNKNOWN: 0, S.OPEN: 1, S.PARTIALLY_FILLED: 2, S.FILLED: 3, S
 
 
 def ccxt_errors() -> Any:
-    import ccxt  # the sync package's errors are shared with async/pro
+    from ..ccxt_classes import ccxt_base
 
-    return ccxt
+    return ccxt_base()  # the sync package's errors are shared with async/pro
 
 
 # venue error codes that say "something failed inside" rather than "your order is refused"
