@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,24 +20,10 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # The processes the tests start (`tps19 paper --no-ui`, the CLI, crash children) compile every
-# module they import from source when PYTHONDONTWRITEBYTECODE is set, as this machine's shells
-# do: ~100 modules, ~0.2 s of CPU a `tps19 paper` child. They share a bytecode cache outside the
-# source tree instead (nothing is written beside the sources; an explicit prefix is kept).
-def _bytecode_cache() -> str:
-    """This user's cache directory, reused between runs only if nobody else can write into it."""
-    path = os.path.join(tempfile.gettempdir(), f"tps19-test-pycache-{os.getuid()}")
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return tempfile.mkdtemp(prefix="tps19-test-pycache-")
-    return path
-
-
-if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
-    del os.environ["PYTHONDONTWRITEBYTECODE"]
-    os.environ["PYTHONPYCACHEPREFIX"] = _bytecode_cache()
+# TPS19 module they import from source when PYTHONDONTWRITEBYTECODE is set, as this machine's
+# shells do: ~100 modules, ~0.2 s of CPU a `tps19 paper` child. They write and reuse __pycache__
+# as any Python does by default (git ignores it; installed packages keep their own .pyc).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture(scope="session")
