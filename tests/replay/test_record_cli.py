@@ -9,6 +9,7 @@ import json
 import os
 import signal
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.engine.test_shutdown import Proc
 from tps19.cli import app
+from tps19.config import Settings
 from tps19.engine.recording.books import Book
 from tps19.engine.recording.format import BOOK, CANDLE, DELTA, TICKER, TRADE
 from tps19.engine.recording.reader import inspect, read_rows
@@ -96,11 +98,14 @@ def test_replay_at_max_speed_hands_the_engine_every_recorded_frame(recorded, tmp
     # not (as live), so those count between the changes and the frames
     changes = {kind: _runs(rec, kind) for kind in (TICKER, CANDLE)}
     final = Book()
+    first_mid = None
     for r in read_rows(rec, kinds=[BOOK, DELTA]):
         if r[4] == BOOK:
             final.snapshot(r[8] or [], r[9] or [], r[10] or [], r[11] or [], r[6], r[3])
         else:
             final.apply(r[8], r[9], r[10], r[11], r[6], r[3])
+        if first_mid is None:
+            first_mid = (Decimal(repr(r[8][0])) + Decimal(repr(r[10][0]))) / 2
     (bid, _), (ask, _) = (x[0] for x in final.levels(1))
     for k in [k for k in os.environ if k.startswith("TPS19_")]:
         monkeypatch.delenv(k)
@@ -118,4 +123,11 @@ def test_replay_at_max_speed_hands_the_engine_every_recorded_frame(recorded, tmp
     assert changes[CANDLE] <= market["streams"]["bars"][1] <= kinds[CANDLE], (market, kinds, changes)
     assert (float(market["bid"]), float(market["ask"])) == (bid, ask)  # the recording's final book
     assert summary["equity_start"] is not None and summary["equity_end"] == portfolio["equity"]
+    # no fills: start and end differ by the BTC the account holds, valued at the recording's first
+    # mid and at its last (the start is not whatever figure the mark publisher happened to compute)
+    held = Settings().sim.starting_balances["BTC"]
+    last_mid = (Decimal(repr(bid)) + Decimal(repr(ask))) / 2
+    moved = Decimal(summary["equity_start"]) - Decimal(summary["equity_end"])
+    assert summary["fills"] == 0 and abs(moved - held * (first_mid - last_mid)) <= Decimal("0.01"), \
+        (summary, first_mid, last_mid)
     assert stopped["exit_code"] == 0 and stopped["errors"] == 0, stopped

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..events import BookEvent
 from .events import FillEvent, PortfolioUpdate
 
 if TYPE_CHECKING:
@@ -22,9 +23,19 @@ class Session:
         if bus is not None:
             bus.on(FillEvent, self._fill)
             bus.on(PortfolioUpdate, self._update)
+            # and at the book that completed the marks (after the portfolio took it: registered
+            # later), not only at the mark publisher's next pass: a replay at max speed can be over
+            # before that pass, and its start then read as its end
+            bus.on(BookEvent, self._book)
 
     def _fill(self, _: Any) -> None:
         self.fills += 1
+
+    def _book(self, _: Any) -> None:
+        if self.equity_start is None:
+            eq, unpriced = self.portfolio.equity()
+            if not unpriced:
+                self.equity_start = eq
 
     def _update(self, e: Any) -> None:
         if self.equity_start is None and not e.unpriced:
