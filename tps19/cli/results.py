@@ -132,7 +132,7 @@ def print_overfitting(o: Any, console: Any, pruned: int | None = None) -> None:
     t.add_column("figure", style="bold")
     t.add_column("value", justify="right")
     t.add_row("Trials", str(o.trials) + (f" ({pruned} pruned)" if pruned is not None else ""))
-    t.add_row("Deflated Sharpe (P(true Sharpe > 0))", fmt(o.deflated_sharpe))
+    t.add_row("Deflated Sharpe (P(true Sharpe > 0))", o.deflated_sharpe_text)
     t.add_row("Per-bar Sharpe: winner / best luck expects", f"{o.sharpe_per_bar:.4g} / {o.expected_max_sharpe:.4g}")
     t.add_row("PBO (CSCV)", fmt(o.pbo) + (f" over {o.splits} splits" if o.splits else "")
               + (f", {o.pbo_trials} completed trials" if o.pbo_trials is not None else ""))

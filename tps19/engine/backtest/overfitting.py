@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from statistics import NormalDist
 from typing import Any
 
@@ -197,13 +198,22 @@ class Overfitting:
         return self.deflated_sharpe is not None and self.deflated_sharpe >= CONFIDENCE
 
     @property
+    def deflated_sharpe_text(self) -> str:
+        """The DSR as the table and the verdict show it: 4 decimals rounded down, so the text is on
+        the same side of 0.95 as the figure (0.94995 rounded read `0.950 < 0.95`) and a near-certainty
+        never reads as 1."""
+        if self.deflated_sharpe is None:
+            return "n/a"
+        return str(Decimal(repr(self.deflated_sharpe)).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR))
+
+    @property
     def verdict(self) -> str:
         if self.deflated_sharpe is None:
             return "deflated Sharpe not computable (too few returns, or none vary)"
         if self.trusted:
-            return (f"deflated Sharpe {self.deflated_sharpe:.3f} >= {CONFIDENCE}: the winner is unlikely to be "
+            return (f"deflated Sharpe {self.deflated_sharpe_text} >= {CONFIDENCE}: the winner is unlikely to be "
                     f"luck among {self.trials} trials")
-        return (f"deflated Sharpe {self.deflated_sharpe:.3f} < {CONFIDENCE}: the winner is not distinguishable "
+        return (f"deflated Sharpe {self.deflated_sharpe_text} < {CONFIDENCE}: the winner is not distinguishable "
                 f"from luck among {self.trials} trials")
 
     def as_dict(self) -> dict[str, Any]:
