@@ -47,7 +47,9 @@ async def _type_amount(pilot, ticket: TicketScreen, amount: str) -> None:
 
 async def _review(pilot, ticket: TicketScreen) -> None:
     await pilot.press("enter")
-    await wait_for(pilot, lambda: ticket.stage == "review", what="the ticket's review stage")
+    # an enter the ticket refuses (it re-validates against the market now) only rings the bell: say why
+    await wait_for(pilot, lambda: ticket.stage == "review",
+                   what=lambda: f"the ticket's review stage (stage {ticket.stage!r}, error {ticket.error!r})")
 
 
 async def _place_paper(pilot, app: DeskApp, amount: str, price: str | None = None, market: bool = False) -> None:
