@@ -257,6 +257,12 @@ async def _desk_venues(plans: list, mode: str, currency: str, run: _RunParts) ->
         DeskSignals(app).install()
         async with _desk_api(venues):
             await app.run_async()
+        try:  # the desk is gone: what this run did, per venue and in total, on the terminal it ran in
+            summary = venues.session_lines(mode)
+        except Exception as err:  # never a traceback after the desk closed cleanly
+            summary = [f"session summary unavailable: {type(err).__name__}: {err}"]
+        for line in summary:
+            print(line, flush=True)
         return app.return_code or 0
 
 

@@ -260,6 +260,20 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
                {k: own[v][k] for k in ("fills", "fees", "realized_pnl", "equity_end")}
     assert D(summary["total"]["equity_end"]) == sum(D(own[v]["equity_end"]) for v in own)  # USDT: rate 1
     assert summary["fills"] == 0
+    # the several-venue desk prints, once it closes (its venues stopped, as here), what the run did
+    # per venue and in total (the one-venue desk printed its session; two venues printed nothing)
+    after = venues.session_summary()
+    printed = venues.session_lines("paper")
+    for v in ("sim", "sim-binance"):
+        part = after["venues"][v]
+        assert part["fees"] == own[v]["fees"]
+        i = printed.index(f"{v} (paper): 0 fill(s), fees {part['fees']} USDT (quote value)")
+        assert printed[i + 2] == f"  equity {D(part['equity_start']):,f} -> {D(part['equity_end']):,f} USDT"
+    t = after["total"]
+    i = printed.index(f"all venues (paper): 0 fill(s), fees {t['fees']} USDT (quote value)")
+    assert printed[i + 1] == (f"  realised P&L {D(t['realized_pnl']):,f} USDT, "
+                              f"unrealised P&L {D(t['unrealized_pnl']):,f} USDT")
+    assert printed[i + 2] == f"  equity {D(t['equity_start']):,f} -> {D(t['equity_end']):,f} USDT"
     assert got[-1]["event"] == "stopped" and got[-1]["venues"] == {"sim": "stopped", "sim-binance": "stopped"}
     assert "tps19-demo-secret" not in log.read_text()
     cross = [x for x in got if x["event"] == "cross_venue"][-1]["symbols"]

@@ -276,6 +276,24 @@ class VenueSet:
             out["not_in_total"] = left_out
         return out
 
+    def session_lines(self, mode: str) -> list[str]:
+        """What the run did on each venue and over all of them, for a person: printed when the
+        several-venue desk closes (the one-venue desk prints its session's lines), from the
+        figures of the closing ``summary`` line."""
+        from .trading.session import summary_lines
+
+        s = self.session_summary()
+        out: list[str] = []
+        for v, part in s["venues"].items():
+            if "state" in part:
+                out.append(f"{v}: {part['state']} ({part['reason']})")
+            else:
+                out += summary_lines(f"{v} ({part['mode']})", part)
+        out += summary_lines(f"all venues ({mode})", {"fills": s["fills"], "currency": s["currency"], **s["total"]})
+        if s.get("not_in_total"):
+            out.append(f"  not in the total: {', '.join(s['not_in_total'])}")
+        return out
+
     def session_summary(self) -> dict[str, Any]:
         """What this run did on every venue (each venue's own ``summary`` figures in its currency,
         and under ``in_report`` in the reporting currency, each rounded once) and in total in the

@@ -66,11 +66,18 @@ class Session:
     def lines(self) -> list[str]:
         """The summary for a person, as printed when the desk closes."""
         s = self.summary()
-        cur = s["currency"]
+        return summary_lines(f"session ({s['mode']})", s)
 
-        def grouped(x: str | None) -> str:
-            return "n/a" if x is None else f"{Decimal(x):,f}"
 
-        return [f"session ({s['mode']}): {s['fills']} fill(s), fees {s['fees']} {cur} (quote value)",
-                f"  realised P&L {grouped(s['realized_pnl'])} {cur}, unrealised P&L {grouped(s['unrealized_pnl'])} {cur}",
-                f"  equity {grouped(s['equity_start'])} -> {grouped(s['equity_end'])} {cur}"]
+def summary_lines(title: str, s: dict[str, Any]) -> list[str]:
+    """A ``summary`` (one venue's, or the total over several: ``fills``, ``fees``, ``realized_pnl``,
+    ``unrealized_pnl``, ``equity_start``, ``equity_end``, ``currency``) as the terminal shows it when
+    the desk closes: the same strings, only grouped."""
+    cur = s["currency"]
+
+    def grouped(x: str | None) -> str:
+        return "n/a" if x is None else f"{Decimal(x):,f}"
+
+    return [f"{title}: {s['fills']} fill(s), fees {s['fees']} {cur} (quote value)",
+            f"  realised P&L {grouped(s['realized_pnl'])} {cur}, unrealised P&L {grouped(s['unrealized_pnl'])} {cur}",
+            f"  equity {grouped(s['equity_start'])} -> {grouped(s['equity_end'])} {cur}"]
