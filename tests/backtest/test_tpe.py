@@ -122,12 +122,25 @@ def test_ranges_become_ints_floats_and_choices():
     (["--trials", "5"], "tps19: --trials is for --search tpe (the grid evaluates every point; --random N samples it)"),
     (["--search", "tpe", "--trials", "13"], "tps19: --trials 13 is more than the 12 parameter sets of this space: "
                                             "search it all with the grid (no --search tpe), or widen the ranges"),
+    # seen as a user: 11-bar folds where no trial trades; every trial scored -inf and the first
+    # proposal was called the winner, with a DSR and an out-of-sample table (and -Infinity in --json)
+    (["--search", "tpe", "--trials", "3", "--walk-forward", "500"],
+     "tps19: no trial scored a sharpe on any of the 500 folds (the shortest 11 bars: use fewer --walk-forward "
+     "folds or more bars)"),
 ])
 def test_bad_input_is_one_clear_line(args, message):
     r = CliRunner().invoke(app, ["optimize", "--strategy", "sma_cross", "--grid", "fast=2:5", "--grid", "slow=10:12",
                                  "--data", ETH, *args])
     assert r.exit_code == 2
     assert [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("trials")] == [message]
+
+
+def test_a_negative_seed_is_refused_before_the_study_starts():
+    """--seed -1 printed an empty progress bar, then numpy's 'Seed must be between 0 and 2**32 - 1'."""
+    r = CliRunner().invoke(app, [*STUDY, "--trials", "3", "--seed", "-1"])
+    assert r.exit_code == 2
+    assert "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295" in " ".join(r.stderr.split())
+    assert "trials" not in r.stderr.split("Usage")[0]
 
 
 def test_only_the_study_imports_optuna():

@@ -210,7 +210,7 @@ def optimize(
     fee: float = typer.Option(None, "--fee", help="Fee as a fraction of notional on every fill (default: the taker "
                               "rate of the venue the bars come from, else 0.001)."),
     slippage_bps: float = typer.Option(0.0, "--slippage-bps"),
-    seed: int = typer.Option(19, "--seed", help="Seed for --random and --search tpe (a tpe study run sequentially, "
+    seed: int = typer.Option(19, "--seed", min=0, max=2**32 - 1, help="Seed for --random and --search tpe (a tpe study run sequentially, "
                              "--jobs 1 and no --cluster, repeats exactly with the same seed)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     db: str = typer.Option(None, "--db", help=DB_HELP),

@@ -177,7 +177,7 @@ def study_fields(res: Any, ts: Any) -> dict[str, Any]:
     if res.holdout is not None:
         lo, hi = res.holdout_window
         out["walk_forward"] = {
-            "folds": [{"fold": k, "window": [iso(int(ts[a])), iso(int(ts[b - 1]))], "winner_score": res.winner.folds[k]}
+            "folds": [{"fold": k, "window": [iso(int(ts[a])), iso(int(ts[b - 1]))], "winner_score": res.winner.as_dict()["folds"][k]}
                       for k, (a, b) in enumerate(res.windows)],
             "test": [iso(int(ts[lo])), iso(int(ts[hi - 1]))],
             "out_of_sample": res.holdout.metrics,

@@ -271,6 +271,12 @@ def study(
         errors = [r.error for r in log if r.error]
         raise ParamError("no proposed parameter set was valid for the strategy"
                          + (f" (last: {errors[-1]})" if errors else ""))
+    if not any(r.value is not None and math.isfinite(r.value) for r in ranked):
+        # e.g. --walk-forward 500 on 5,760 bars: folds of 11 bars, shorter than any window of the
+        # strategy, so no trial trades; a "winner" of that (the first proposal) is no answer
+        where = (f" on any of the {len(windows)} folds (the shortest {min(b - a for a, b in windows)} bars: "
+                 "use fewer --walk-forward folds or more bars)" if folds else " on these bars")
+        raise ParamError(f"no trial scored a {metric}{where}")
     sketches = {r.number: (pool_sketches(r.sketches, blocks) if len(r.sketches) > 1 else r.sketches[0])
                 for r in evaluated_recs}
     # every evaluated set is a trial of the DSR (its N), a pruned one with its Sharpe over the folds
