@@ -131,3 +131,18 @@ def test_replay_at_max_speed_hands_the_engine_every_recorded_frame(recorded, tmp
     assert summary["fills"] == 0 and abs(moved - held * (first_mid - last_mid)) <= Decimal("0.01"), \
         (summary, first_mid, last_mid)
     assert stopped["exit_code"] == 0 and stopped["errors"] == 0, stopped
+
+
+def test_replaying_the_parent_of_a_several_venue_recording_says_which_to_give(tmp_path):
+    """`tps19 paper --exchange sim --exchange sim-binance --record rec` writes rec/sim and
+    rec/sim-binance; `tps19 replay rec` said only 'no recording at rec'."""
+
+
+    for venue in ("sim", "sim-binance"):
+        (tmp_path / "rec" / venue / f"venue={venue}" / "symbol=BTC_USDT" / "date=2026-12-07").mkdir(parents=True)
+    r = CliRunner().invoke(app, ["replay", str(tmp_path / "rec"), "--no-ui", "--speed", "max"])
+    assert r.exit_code != 0
+    assert (f"no recording at {tmp_path / 'rec'}: it holds one recording per venue (sim, sim-binance); "
+            f"replay one, e.g. {tmp_path / 'rec' / 'sim'}") in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["replay", str(tmp_path / "nothing"), "--no-ui"])
+    assert r.exit_code != 0 and f"no recording at {tmp_path / 'nothing'}" in r.output

@@ -80,6 +80,16 @@ def _rows_of_partition(part_dir: Path, start_ns: int | None, end_ns: int | None,
         yield from _rows_of_file(f.path, start_ns, end_ns, kinds, batch_rows)
 
 
+def _not_a_recording(root: Path, why: str | None = None) -> str:
+    """Why ``root`` is not a recording; a run with several venues (--record DIR) records each venue
+    to DIR/VENUE, so DIR itself is the parent of recordings: say which to give."""
+    inside = sorted(d.name for d in root.iterdir() if d.is_dir() and partitions(d)) if root.is_dir() else []
+    if inside:
+        return (f"no recording at {root}: it holds one recording per venue ({', '.join(inside)}); "
+                f"replay one, e.g. {root / inside[0]}")
+    return f"no recording at {root}" + (f" ({why})" if why else "")
+
+
 def read_rows(root: Path, *, start_ns: int | None = None, end_ns: int | None = None,
               symbols: Iterable[str] | None = None, kinds: Iterable[str] | None = None,
               batch_rows: int = 32_768) -> Iterator[ReadRow]:
@@ -89,7 +99,7 @@ def read_rows(root: Path, *, start_ns: int | None = None, end_ns: int | None = N
         raise RecordingError(f"no recording at {root} (not a directory)")
     parts = partitions(root)
     if not parts:
-        raise RecordingError(f"no recording at {root} (no venue=/symbol=/date= partitions)")
+        raise RecordingError(_not_a_recording(root, "no venue=/symbol=/date= partitions"))
     from .format import symbol_dir
 
     wanted = None if symbols is None else {symbol_dir(s) for s in symbols} | {"_"}
@@ -130,7 +140,7 @@ def inspect(root: Path) -> RecordingInfo:
 
     root = Path(root)
     if not root.is_dir() or not partitions(root):
-        raise RecordingError(f"no recording at {root}")
+        raise RecordingError(_not_a_recording(root))
     info = RecordingInfo(root=root)
     sessions: set[int] = set()
     symbols: set[str] = set()
