@@ -44,7 +44,8 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                                           "fixed_fractional, vol_target, kelly (docs/risk.md)."),
         sizing_param: list[str] = typer.Option(None, "--sizing-param", help="Sizing parameter key=value, repeatable."),
         record: Path = typer.Option(None, "--record", help="Record the venue's frames and this session's orders, "
-                                    "fills and decisions to this directory (Parquet; docs/replay.md)."),
+                                    "fills and decisions to this directory (Parquet; docs/replay.md); with several "
+                                    "venues each to DIR/VENUE (`tps19 replay` reads sim's, not yet sim-binance's)."),
         retrain_every: str = typer.Option(None, "--retrain-every", help="With --strategy ml: retrain on this schedule "
                                           "(1d, 6h, ...) in a worker process; the new model runs in shadow (docs/ml.md)."),
         retrain_on_drift: bool = typer.Option(False, "--retrain-on-drift", help="With --strategy ml: retrain when a "
