@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import gc
 import os
 import pty
 import struct
@@ -97,10 +98,23 @@ while time.monotonic() < end and os.getppid() != 1:
 """
 
 
-def start_load(n: int, seconds: float) -> list[subprocess.Popen]:
+def start_load(n: int, seconds: float, session: str = "desk") -> list[subprocess.Popen]:
     """n busy-loop processes (the cores busy, as on a shared machine): each stops by itself after
-    ``seconds``, or when this process is gone, and is killed when the benchmark ends."""
-    return [subprocess.Popen([sys.executable, "-c", BUSY_CHILD, str(seconds)]) for _ in range(n)]
+    ``seconds``, or when this process is gone, and is killed when the benchmark ends.
+
+    ``session``: "desk" keeps them in the benchmark's session; "own" starts them in a session of
+    their own, as a program in another terminal or tmux pane runs. With the kernel's autogroup
+    scheduling (sched_autogroup_enabled) CPU is shared between sessions first, so busy loops in
+    the desk's own session compete with it inside its share: the harder case, the default."""
+    return [subprocess.Popen([sys.executable, "-c", BUSY_CHILD, str(seconds)], start_new_session=session == "own")
+            for _ in range(n)]
+
+
+def autogroup() -> str:
+    try:
+        return "on" if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1" else "off"
+    except OSError:
+        return "unknown"
 
 
 def start_sim(rate: float, dialect: str = "cryptocom", seed: int = 19) -> tuple[subprocess.Popen, int]:
@@ -245,7 +259,7 @@ class Terminal:
 
 
 async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimMeter,
-                    second: tuple[object, SimMeter] | None = None) -> dict:
+                    second: tuple[object, SimMeter] | None = None, profile: str = "") -> dict:
     """The desk on ``settings``' venue, or with ``second`` (settings, meter of a sim-binance venue)
     on both venues at once."""
     from tps19.desk.app import DeskApp
@@ -258,14 +272,53 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         lat: list[float] = []
         displays = 0
 
+        # where a drawn book's time went: received -> drained by the desk's pump -> its ladder
+        # rendered (Textual's refresh path: message hops, the screen's update timer, layout) ->
+        # frame composed/encoded (end of _display); and the main thread's CPU per written frame
+        drained: dict[float, float] = {}
+        stages: list[tuple[float, float, float]] = []
+        frame_cpu: list[float] = []
+        _frame_t0 = 0.0
+
+        _pump_started: float | None = None
+
+        def _pump(self) -> None:
+            t = self._pump_started = time.perf_counter()
+            try:
+                super()._pump()  # may write the frame itself (post_display_hook inside)
+            finally:
+                self._pump_started = None
+            book = self.state.books.get(self.symbol)
+            if book is not None and book.received not in self.drained and self.ladder is not None \
+                    and self.ladder._probed is not book:
+                self.drained[book.received] = t
+
         def post_display_hook(self) -> None:
             # right after App._display: the frame is composed, encoded and handed to the writer
             now = time.perf_counter()
             self.displays += 1
             if self.ladder is not None and self.ladder.rendered:
                 self.lat.extend((now - received) * 1000 for received, _ in self.ladder.rendered)
+                for received, rendered in self.ladder.rendered:
+                    pumped = self.drained.pop(received, self._pump_started)
+                    if pumped is not None:
+                        self.stages.append(((pumped - received) * 1000, (rendered - pumped) * 1000,
+                                            (now - rendered) * 1000))
                 self.ladder.rendered.clear()
+                if len(self.drained) > 1000:
+                    self.drained.clear()
 
+    from textual.screen import Screen
+
+    screen_update = Screen._on_timer_update
+
+    def timed_update(screen: Screen) -> None:  # the screen's update: layout if asked, render, compose, encode
+        t0 = time.thread_time()
+        screen_update(screen)
+        if isinstance(screen.app, BenchDesk):
+            screen.app.frame_cpu.append((time.thread_time() - t0) * 1000)
+
+    Screen._on_timer_update = timed_update  # type: ignore[method-assign]
     term = Terminal(*size)
     split = CpuSplit()
     venues = None
@@ -296,6 +349,25 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         main = threading.main_thread()
         ladder.rendered.clear()
         app.lat = []
+        app.stages = []
+        app.frame_cpu = []
+        gc_runs: list[tuple[int, float, float]] = []  # (generation, wall ms, CPU ms) of each collection
+        gc_t0 = [0.0, 0.0]
+
+        def gc_watch(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_t0[:] = time.perf_counter(), time.thread_time()
+            else:
+                gc_runs.append((info.get("generation", -1), (time.perf_counter() - gc_t0[0]) * 1000,
+                                (time.thread_time() - gc_t0[1]) * 1000))
+
+        gc.callbacks.append(gc_watch)
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         n[0] = 0
         frames0, displays0, bytes0 = app.frames, app.displays, term.bytes
         m0 = await meter.mark()
@@ -303,6 +375,11 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         split.install()
         c0, w0, t0, wr0, tm0 = time.process_time(), time.perf_counter(), time.thread_time(), thread_cpu(writer), term.cpu
         await asyncio.sleep(seconds)
+        gc.callbacks.remove(gc_watch)
+        out["gc"] = list(gc_runs)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
         wall = time.perf_counter() - w0
         cpu_all, cpu_main = time.process_time() - c0, time.thread_time() - t0
         cpu_writer, cpu_term = thread_cpu(writer) - wr0, term.cpu - tm0
@@ -318,6 +395,8 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         out["displays"] = (app.displays - displays0) / wall
         out["bytes"] = (term.bytes - bytes0) / wall
         out["lat"] = list(app.lat)
+        out["stages"] = list(app.stages)
+        out["frame_cpu"] = list(app.frame_cpu)
         out["frames"] = len(app.lat) / wall
         out["dropped"] = sum(sub.dropped for sub in app.subs.values())
         other = max(0.0, cpu_all - cpu_main - cpu_writer - cpu_term)
@@ -335,6 +414,7 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         except Exception:
             run.cancel()
         term.close()
+        Screen._on_timer_update = screen_update  # type: ignore[method-assign]
     return out
 
 
@@ -348,11 +428,15 @@ async def main() -> None:
     ap.add_argument("--load", type=int, default=2, help="busy-loop processes started beside the benchmark (0: none)")
     ap.add_argument("--venues", type=int, choices=(1, 2), default=1,
                     help="2: then the desk on two venues (sim + sim-binance), figures beside the one-venue ones")
+    ap.add_argument("--load-session", choices=("desk", "own"), default="desk",
+                    help="busy loops in the desk's session (default: they share its autogroup) or their own")
+    ap.add_argument("--profile", default="", help="write a cProfile (wall clock, so best with --load 0) of the "
+                    "one-venue desk's measured seconds here")
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
     os.environ.pop("NO_COLOR", None)
     load0 = os.getloadavg()
-    busy = start_load(args.load, 5 * args.seconds + 150)
+    busy = start_load(args.load, 5 * args.seconds + 150, args.load_session)
     procs = []
     proc, port = start_sim(args.rate)
     procs.append(proc)
@@ -363,7 +447,8 @@ async def main() -> None:
             base = None
             if not args.no_baseline:
                 base = await engine_only(make_settings(port, Path(tmp) / "a.db", args.refresh_hz), args.seconds, meter)
-            r = await with_desk(make_settings(port, Path(tmp) / "b.db", args.refresh_hz), args.seconds, (w, h), meter)
+            r = await with_desk(make_settings(port, Path(tmp) / "b.db", args.refresh_hz), args.seconds, (w, h), meter,
+                                profile=args.profile)
             if args.venues == 2:
                 proc2, port2 = start_sim(args.rate, "binance", 1019)
                 procs.append(proc2)
@@ -384,13 +469,30 @@ async def main() -> None:
     lat = r["lat"]
     med = statistics.median(lat) if lat else float("nan")
     print(f"desk benchmark: {args.seconds:g} s, sim {args.rate:g} events/s (child process), terminal {w}x{h} (pty, "
-          f"Textual's Linux driver), refresh_hz {args.refresh_hz:g}; {args.load} busy-loop processes beside it; "
+          f"Textual's Linux driver), refresh_hz {args.refresh_hz:g}; {args.load} busy-loop processes beside it "
+          f"({args.load_session} session, autogroup {autogroup()}); "
           f"load average before {load0[0]:.2f} on {os.cpu_count()} cores, after {os.getloadavg()[0]:.2f}")
     print(f"  book updates pushed by sim   : {r['sim_rate']:8.0f} /s (websocket book messages, 3 symbols)")
     print(f"  book updates into the engine : {r['book_rate']:8.0f} /s (BookEvents; ccxt hands the feed the latest book"
           f" per await, so a busy loop merges messages)")
     print(f"  update -> frame written      : median {med:6.1f} ms   p99 {pct(lat, 0.99):6.1f} ms   "
           f"max {max(lat) if lat else float('nan'):6.1f} ms   (n={len(lat)})   goal p99 <= 50 ms")
+    st = r["stages"]
+    if st:
+        cols = list(zip(*st))
+        print("  where it went (median / p99 ms): " + "   ".join(
+            f"{name} {statistics.median(c):.1f} / {pct(list(c), 0.99):.1f}"
+            for name, c in zip(("received->drained", "drained->rendered", "rendered->written"), cols)))
+    fc = r["frame_cpu"]
+    if fc:
+        print(f"  CPU of a screen update       : median {statistics.median(fc):.2f} ms   p99 {pct(fc, 0.99):.2f} ms"
+              f"   ({len(fc)} updates: layout when asked, widgets rendered, compositor, encode)")
+    gcs = r.get("gc", [])
+    if gcs:
+        by_gen = {g: [(w, c) for gen, w, c in gcs if gen == g] for g in sorted({g for g, _, _ in gcs})}
+        print("  GC in the window             : " + "   ".join(
+            f"gen{g}: {len(v)} runs, CPU {sum(c for _, c in v):.1f} ms (max {max(c for _, c in v):.2f}), "
+            f"wall max {max(w for w, _ in v):.1f} ms" for g, v in by_gen.items()))
     print(f"  frames with a new book       : {r['frames']:8.1f} /s   frames written {r['displays']:.1f} /s   "
           f"{r['bytes'] / 1024:.0f} KiB/s to the terminal   pump ticks {r['pumps']:.1f} /s")
     print(f"  CPU desk (same run)          : {r['cpu_desk'] * 100:8.1f} % of one core (Textual writer thread "

@@ -23,6 +23,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from . import frames
 from .cockpit import CockpitScreens
 from ..config import Settings, load_settings
 from ..engine.events import LogEvent
@@ -373,10 +374,27 @@ class DeskApp(CockpitScreens, App[int]):
         if now - self._last_slow >= 0.5:
             self._last_slow = now
             self._dirty.update(("risk",))
-        if self._dirty:
+        if self._dirty or self._book_flash_drawn:
             todo, self._dirty = self._dirty, set()
-            self._redraw(todo)
+            # The book first, in a frame of its own: the ladder's changed rows are the frame the
+            # trader waits for, and they should not wait for the status bar, positions or risk
+            # to be rebuilt and composited with them.
+            if self._redraw(todo, only_book=True):
+                self._paint(only_book=True)
+            self._redraw(todo, book=False)
+            self._paint()
         self.frames += 1
+
+    def _paint(self, only_book: bool = False) -> None:
+        """Write the frame now, in this callback, when it only repaints panes (frames.py: Textual's
+        own path waits for idle turns and a 60 Hz timer, each a chance for the engine to run first)."""
+        desk = self.screen_stack[0] if self.screen_stack else None
+        if desk is self.screen and isinstance(desk, DeskScreen) and desk.is_mounted:
+            widgets = desk.painted_widgets()
+            if only_book:
+                widgets = [w for w in widgets if isinstance(w, BookLadder)]
+            if widgets and frames.supported(desk, widgets[0]):
+                frames.paint_now(desk, widgets, only=only_book)
 
     def redraw_all(self) -> None:
         self._redraw({"book", "tape", "chart", "status", "orders", "positions", "balances", "risk", "signals", "log"},
@@ -416,34 +434,41 @@ class DeskApp(CockpitScreens, App[int]):
             out.append(VenueHealth(v, health, st.kill is not None and st.kill.engaged, v == self.focus))
         return out
 
-    def _redraw(self, dirty: set[str], force: bool = False) -> None:
+    def _redraw(self, dirty: set[str], force: bool = False, *, book: bool = True, only_book: bool = False) -> bool:
+        """Update the panes named in ``dirty`` (``book=False``: all but the ladder; ``only_book``:
+        the ladder alone). True when the ladder was updated."""
         try:
             desk = self.screen_stack[0]
         except IndexError:
-            return
+            return False
         if not isinstance(desk, DeskScreen) or not desk.is_mounted:
-            return
+            return False
         panes = desk.panes()
         status_bar = next(iter(desk.query("#status").results(StatusBar)), None)
         # Still composing, or being torn down at exit (widgets go one by one while this timer
         # still fires): draw on a later tick, never crash on a missing pane.
         if not PANES <= panes.keys() or status_bar is None:
-            self._dirty |= dirty
-            return
+            if not only_book:
+                self._dirty |= dirty
+            return False
         sym = self.symbol
         market = self.market(sym)
         pp, sp = price_decimals(market), amount_decimals(market)
-        book: BookLadder = panes["book"]
+        book_pane: BookLadder = panes["book"]
         # One more draw after the last flash expires: on a quiet book nothing else would redraw
         # the ladder, and a flash would stay on screen until the next update.
-        if "book" in dirty or book.flashing or self._book_flash_drawn:
+        drew_book = False
+        if book and ("book" in dirty or book_pane.flashing or self._book_flash_drawn):
             own: dict[tuple[str, float], float] = {}
             for o in self.state.working_orders(sym):
                 if o.price is not None:
                     own[("b" if o.side == "buy" else "a", float(o.price))] = float(o.remaining)
             status = self.engine_error or ("waiting for the first book..." if self.ready else "connecting to the venue...")
-            book.show(self.state.books.get(sym), own, status)
-            self._book_flash_drawn = book.flashing  # what was just drawn (show() starts new flashes)
+            book_pane.show(self.state.books.get(sym), own, status)
+            self._book_flash_drawn = book_pane.flashing  # what was just drawn (show() starts new flashes)
+            drew_book = True
+        if only_book:
+            return drew_book
         if "tape" in dirty:
             panes["tape"].show(self.state.trades.get(sym, ()), pp, sp)
         if "chart" in dirty and panes["chart"].display:
@@ -490,6 +515,7 @@ class DeskApp(CockpitScreens, App[int]):
                 panes["log"].add(lines)
                 if isinstance(self.screen, LogScreen):
                     self.screen.add(lines)
+        return drew_book
 
     def _new_log_lines(self) -> list[Any]:
         """Every venue's log lines since the last draw (with several venues, each names its venue)."""

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual.widget import Widget
 
 from ....engine.events import BookEvent
+from ..lines import LinePane
 
 FLASH_S = 0.35
 BAR_CHARS = " ▏▎▍▌▋▊▉█"
@@ -23,8 +23,8 @@ def bar(fraction: float, width: int) -> str:
     return ("█" * full + (BAR_CHARS[part] if part else "")).ljust(width)
 
 
-class BookLadder(Widget, can_focus=True):
-    """Draws the latest BookEvent for one symbol. ``show`` is cheap; drawing happens in ``render``."""
+class BookLadder(LinePane, can_focus=True):
+    """Draws the latest BookEvent for one symbol; ``show`` repaints the rows that changed (lines.py)."""
 
     def __init__(self, levels: int = 15, **kw: Any) -> None:
         super().__init__(**kw)
@@ -50,12 +50,12 @@ class BookLadder(Widget, can_focus=True):
             self._prev.clear()
             self._flash.clear()
         self.price_places, self.size_places = price_places, size_places
-        self.refresh()
+        self.redraw()
 
     def set_depth(self, levels: int) -> None:
         self.levels = levels
         self._depth_note(levels)
-        self.refresh()
+        self.redraw()
 
     def _per_side(self) -> int:
         rows = self.size.height or self.levels * 2 + 2
@@ -93,7 +93,7 @@ class BookLadder(Widget, can_focus=True):
             self.event = event
         self.own = own
         self._status = status
-        self.refresh()
+        self.redraw()
 
     @property
     def flashing(self) -> bool:
@@ -101,10 +101,15 @@ class BookLadder(Widget, can_focus=True):
         return any(t > now for t in self._flash.values())
 
     def render(self) -> Any:
+        text = super().render()
         ev = self.event
         if ev is not None and self.probe and ev is not self._probed:
             self._probed = ev
             self.rendered.append((ev.received, time.perf_counter()))
+        return text
+
+    def build(self) -> Text:
+        ev = self.event
         if ev is None:
             return Text(self._status or "waiting for the first book...", style="dim")
         theme = self.app.current_theme

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.widget import Widget
 
 from ....engine.events import Trade
 from ..fmt import hms
+from ..lines import LinePane
 
 
-class TradeTape(Widget, can_focus=True):
+class TradeTape(LinePane, can_focus=True):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.trades: list[Trade] = []
@@ -24,9 +24,9 @@ class TradeTape(Widget, can_focus=True):
         rows = max(1, (self.size.height or 30))
         self.trades = list(trades)[-rows:]
         self.price_places, self.size_places = price_places, size_places
-        self.refresh()
+        self.redraw()
 
-    def render(self) -> Any:
+    def build(self) -> Text:
         if not self.trades:
             return Text("no trades yet", style="dim")
         theme = self.app.current_theme

@@ -1,0 +1,73 @@
+"""The desk's frames: the book is on screen when the drain that took it returns, and rows repainted
+alone (the ladder's and the tape's changed rows) read exactly as a repaint of the whole pane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tps19.desk.app import DeskApp
+from tps19.desk.widgets.market.book import BookLadder
+from tps19.desk.widgets.market.tape import TradeTape
+
+from .conftest import desk_app, desk_ready, screen_text, step_market, wait_for
+
+
+def _pane_lines(app: DeskApp, widget: Any) -> list[list[tuple[str, Any]]]:
+    """The pane's rows as composited now (text and style of every segment)."""
+    region = widget.region
+    strips = app.screen._compositor.render_strips()
+    return [[(seg.text, seg.style) for seg in strip.crop(region.x, region.right)]
+            for strip in strips[region.y: region.bottom]]
+
+
+async def test_rows_repainted_alone_read_as_the_whole_pane_repainted(settings):
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        book = app.screen.query_one("#book", BookLadder)
+        tape = app.screen.query_one("#tape", TradeTape)
+        now = [1_000.0]
+        book.clock = lambda: now[0]  # flashes start and end when the test moves this clock, not between two looks
+        for _ in range(4):
+            now[0] += 0.2  # some flashes of the last step still on, some over
+            before = app.state.books["BTC/USDT"]
+            await step_market(pilot, app, 25)
+            newest = app.state.books["BTC/USDT"]
+            assert newest is not before
+            await wait_for(pilot, lambda: book.event is newest, timeout=5, what="the newest book on the ladder")
+            await pilot.pause()
+            partial = {w: _pane_lines(app, w) for w in (book, tape)}
+            assert f"{newest.bids[0][0]:,.2f}" in screen_text(app)
+            for w in (book, tape):  # the whole pane painted anew from the same state
+                w.refresh()
+            await pilot.pause()
+            for w in (book, tape):
+                full = _pane_lines(app, w)
+                differ = [y for y, (a, b) in enumerate(zip(partial[w], full)) if a != b]
+                assert not differ and len(full) == len(partial[w]), \
+                    f"{w.id}: rows {differ} repainted alone differ from a full repaint"
+
+
+async def test_a_book_is_on_screen_when_the_drain_that_took_it_returns(settings):
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        book = app.screen.query_one("#book", BookLadder)
+        frames: list[str] = []
+        app.post_display_hook = lambda: frames.append(screen_text(app))  # type: ignore[method-assign]
+        # hold the desk's subscription: nothing drains it until the test does
+        held, app.subs = app.subs, {}
+        sub = held[app.focus]
+        old = app.state.books["BTC/USDT"]
+        await app.sim.step(25)
+        await wait_for(pilot, lambda: any(getattr(e, "symbol", None) == "BTC/USDT" and e is not old
+                                          and type(e).__name__ == "BookEvent" for e in sub._latest.values()),
+                       what="a new BTC/USDT book waiting in the desk's subscription")
+        app.subs = held
+        frames.clear()
+        app._pump()  # the drain: no loop turn, no timer after it
+        newest = app.state.books["BTC/USDT"]
+        assert newest is not old and book.event is newest
+        shown = f"{newest.bids[0][0]:,.2f}"
+        assert frames, "the drain wrote no frame"
+        assert shown in frames[0], "the drain's first frame does not show the book it took"
