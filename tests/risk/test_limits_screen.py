@@ -31,7 +31,9 @@ async def test_a_limit_changed_in_the_desk_is_in_force_and_stored(settings):  # 
         await wait_for(pilot, lambda: "leverage" in screen_text(app) and "from peak" in screen_text(app),
                        what="the risk metrics on the Risk pane")
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen), what="the limits screen")
+        # a pushed screen may not have composed its fields yet: wait for them, not for the screen alone
+        await wait_for(pilot, lambda: isinstance(app.screen, LimitsScreen)
+                       and bool(app.screen.query("#limit-max_open_orders")), what="the limits screen's fields")
         await _set(pilot, app, "max_order_notional", "1234")
         await _set(pilot, app, "max_open_orders", "0")  # refused by the settings' rule: > 0
         await pilot.press("ctrl+s")
