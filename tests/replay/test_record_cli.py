@@ -146,3 +146,30 @@ def test_replaying_the_parent_of_a_several_venue_recording_says_which_to_give(tm
             f"replay one, e.g. {tmp_path / 'rec' / 'sim'}") in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["replay", str(tmp_path / "nothing"), "--no-ui"])
     assert r.exit_code != 0 and f"no recording at {tmp_path / 'nothing'}" in r.output
+
+
+def test_a_raw_frame_recording_is_refused_by_the_replay_backtest_and_divergence(tmp_path):
+    """Seen as a user: `tps19 divergence rec/sim-binance` (a --record of the sim-binance venue, its
+    frames stored raw: no parser for that venue) said `session P&L -2243.0067` for buys of
+    ~2,240 USDT of coins (no book, so they were counted at no value), and `backtest --replay` of
+    it rejected every order without saying why. Both now refuse it in one line."""
+    from tps19.engine.recording.tap import Recorder
+    from tps19.engine.recording.writer import WriterSettings
+
+    markets = {"BTC/USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT"}}
+    rec = Recorder(tmp_path / "rec", "sim-binance", "sim-binance", WriterSettings(batch_rows=100)).start()
+    rec.set_markets(markets)
+    rec.meta({"mode": "paper", "exchange_id": "sim-binance", "symbols": ["BTC/USDT"], "markets": markets,
+              "book_depth": 50})
+    for u in range(1, 6):
+        rec.frame(json.dumps({"stream": "btcusdt@depth", "data": {"e": "depthUpdate", "E": u, "s": "BTCUSDT",
+                                                                  "U": u, "u": u, "b": [["60000", "1"]], "a": []}}))
+    rec.close()
+    assert inspect(tmp_path / "rec").by_kind.get("frame") == 5  # what a sim-binance --record holds today
+    for args in (["divergence", str(tmp_path / "rec")], ["backtest", "--replay", str(tmp_path / "rec")]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code != 0, r.output
+        text = " ".join(r.output.split())
+        assert ("a sim-binance recording holds its 5 venue frames raw (no book rows): the replay backtest and "
+                "divergence cannot rebuild its books") in text, text
+        assert "session P&L" not in text

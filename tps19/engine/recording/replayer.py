@@ -51,7 +51,7 @@ from .format import (
     VIEW_TRADES,
     WARMUP,
 )
-from .reader import RecordingError, read_rows
+from .reader import RecordingError, inspect, read_rows
 
 _GATED: contextvars.ContextVar[bool] = contextvars.ContextVar("tps19_replay_gated", default=False)
 
@@ -227,6 +227,13 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
     exchange_id = str(meta.get("exchange_id") or _venue_of(root))
     symbols: list[str] = list(meta.get("symbols") or [])
     markets: dict[str, dict[str, Any]] = {s: dict(m) for s, m in (meta.get("markets") or {}).items() if m}
+    kinds = inspect(root).by_kind
+    if kinds.get("frame") and not (kinds.get(BOOK) or kinds.get(DELTA)):
+        # a venue without a frame parser (dialects.py: sim-binance) is recorded raw: no book to
+        # fill against, so every order was refused and the session's purchases counted at no value
+        raise RecordingError(f"{root}: a {exchange_id} recording holds its {kinds['frame']} venue frames raw "
+                             "(no book rows): the replay backtest and divergence cannot rebuild its books; "
+                             "record a sim (Crypto.com-format) venue for them")
     if not markets:
         raise RecordingError(f"{root}: the recording has no market definitions (record it with --record or "
                              "`tps19 record`, which store them)")
