@@ -306,6 +306,9 @@ class MLSettings(BaseModel):
                                  description="significance a challenger must reach to be promoted")
     auto_promote: bool = Field(False, description="promote a challenger that passes the test in the running engine "
                                                   "(--auto-promote); otherwise it is proposed")
+    cluster: str | None = Field(None, description="a Dask scheduler, tcp://HOST:PORT, the retrains run on (paper/live "
+                                                  "--cluster, as optimize/train --cluster); unreachable: the local "
+                                                  "worker process, with a warning. None: always the local process")
 
     @field_validator("retrain_every")
     @classmethod
@@ -316,6 +319,15 @@ class MLSettings(BaseModel):
 
         parse_every(v)
         return v.strip()
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str | None) -> str | None:
+        if v is None or not v.strip() or v.strip().lower() in ("none", "off"):
+            return None
+        from .cluster_address import check_address
+
+        return check_address(v.strip())
 
 
 class MetricsSettings(BaseModel):

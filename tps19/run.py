@@ -281,7 +281,7 @@ async def _venues(plans: list) -> AsyncIterator[list]:
 
 def with_lifecycle(settings: Settings, flags: dict[str, Any], strategy: str | None,
                    params: list[str] | None) -> Settings:
-    """--retrain-every / --retrain-on-drift / --auto-promote over TPS19_ML__* (one-line errors)."""
+    """--retrain-every / --retrain-on-drift / --auto-promote / --cluster over TPS19_ML__* (one-line errors)."""
     update = {k: v for k, v in flags.items() if v}
     if not update:
         return settings
@@ -291,6 +291,8 @@ def with_lifecycle(settings: Settings, flags: dict[str, Any], strategy: str | No
         fail(one_line_error(err))
     if (ml.retrain_every or ml.retrain_on_drift) and strategy != "ml":
         fail("--retrain-every / --retrain-on-drift need --strategy ml --param model=ID (the champion to retrain)")
+    if flags.get("cluster") and not (ml.retrain_every or ml.retrain_on_drift):
+        fail("--cluster in paper/live runs the model's retrains: add --retrain-every or --retrain-on-drift")
     return settings.model_copy(update={"ml": ml})
 
 

@@ -3,7 +3,9 @@ processes on loopback gives exactly the local run's results."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from typer.testing import CliRunner
 
 from tps19.cli import app
 
+from tests.engine.conftest import settings, sim, sim_settings  # noqa: F401  (fixtures)
 from .conftest import clean_env
 
 pytestmark = pytest.mark.slow
@@ -170,3 +173,82 @@ def test_a_malformed_cluster_address_is_one_line(address):
     assert r.exit_code == 2
     lines = [line for line in r.stderr.splitlines() if line.strip() and "optimising" not in line]
     assert lines == [f"tps19: --cluster takes tcp://HOST:PORT (a Dask scheduler), not {address!r}"], r.stderr
+
+
+# -- the model lifecycle's retrains (engine/ml/lifecycle.py) on the cluster --------------------------
+
+async def _paper_retrain(sim_settings, cluster: str, timeout_s: float = 10.0) -> tuple[dict, list]:
+    """A paper engine on the simulated exchange retraining its ``ml`` champion on a schedule with
+    ``cluster`` configured: the challenger's lineage and the engine's log events."""
+    import math
+
+    from tests.ml.conftest import make_bars, register_model
+    from tps19.engine.engine import Engine
+    from tps19.engine.events import BarEvent, LogEvent
+    from tps19.engine.ml.lifecycle import LifecycleConfig
+    from tps19.engine.storage.models_ml import MLModel
+    from tps19.engine.strategies.registry import create
+
+    sim_settings = sim_settings.model_copy(update={
+        "symbols": sim_settings.symbols.model_copy(update={"watch": ["BTC/USDT"]})})
+    db = sim_settings.database.path
+    champion = await asyncio.to_thread(register_model, db, make_bars(600, ar=-0.4), folds=2)
+    # the champion's data ended in 2020: the schedule fires at the first live bar
+    life = LifecycleConfig(retrain_every_ms=3 * 60_000, window_bars=600, folds=2, model="logreg",
+                           cluster=cluster, cluster_timeout_s=timeout_s)
+    engine = Engine(sim_settings, "paper", strategy=create("ml", {"model": champion}, db=db), lifecycle=life)
+    logs: list[LogEvent] = []
+    engine.bus.on(LogEvent, logs.append)
+    await engine.start()
+    try:
+        runner, lc = engine.runner, engine.lifecycle
+        assert runner is not None and lc is not None
+        ts = runner.last_ts["BTC/USDT"] + 60_000
+        close = runner.strategy_for("BTC/USDT").window.last_close * math.exp(0.001)
+        engine.bus.publish(BarEvent("BTC/USDT", "1m", ts, close, close * 1.001, close * 0.999, close, 5.0, True))
+        async with asyncio.timeout(240):  # a hang's guard, not a speed assertion
+            while lc.training is None and lc.last_bar_ts != ts:
+                await asyncio.sleep(0.02)
+            assert lc.training is not None, "the schedule did not fire"
+            await lc.training  # the retrain's task: it registers the challenger or records a failure
+        assert lc.failures == 0 and lc.retrains == 1 and lc.challenger is not None
+        async with engine.db.session() as s:
+            model = await s.get(MLModel, lc.challenger.model.id)
+        assert model is not None and model.lineage["parent"] == champion
+        return model.lineage, logs
+    finally:
+        await engine.stop()
+
+
+def _worker_pids(address: str) -> dict[str, int]:
+    from distributed import Client
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        return client.run(os.getpid)
+
+
+async def test_a_paper_engine_retrains_its_model_on_the_cluster(scheduler, sim_settings):  # noqa: F811
+    before = await asyncio.to_thread(_executed, scheduler)
+    lineage, logs = await _paper_retrain(sim_settings, scheduler)
+    after = await asyncio.to_thread(_executed, scheduler)
+    pids = await asyncio.to_thread(_worker_pids, scheduler)
+    assert lineage["trained_on"] == "cluster" and lineage["scheduler"] == scheduler
+    worker = lineage["worker"]
+    # it ran in one of the cluster's worker processes, not in this one nor a local spawned one
+    assert worker["pid"] != os.getpid() and pids[worker["worker"]] == worker["pid"]
+    assert after[worker["worker"]] > before[worker["worker"]]
+    assert "cluster_fallback" not in lineage
+    assert not [e for e in logs if "cluster is unavailable" in e.message]
+
+
+async def test_an_unreachable_cluster_retrains_in_the_local_process_and_says_so(sim_settings):  # noqa: F811
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening: refused
+    lineage, logs = await _paper_retrain(sim_settings, address, timeout_s=1.0)
+    assert lineage["trained_on"] == "local process" and "scheduler" not in lineage
+    assert lineage["worker"]["pid"] != os.getpid()  # the spawned worker process, not the event loop's
+    assert lineage["cluster_fallback"]["scheduler"] == address
+    assert lineage["cluster_fallback"]["error"].startswith(f"ClusterError: cannot reach the Dask scheduler at {address}")
+    (warning,) = [e for e in logs if "cluster is unavailable" in e.message]
+    assert warning.level == "warning" and warning.fields["scheduler"] == address

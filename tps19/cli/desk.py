@@ -52,6 +52,9 @@ def _desk_command(mode: str) -> Callable[..., None]:
                                               "feature's PSI passes TPS19_ML__PSI_WARN."),
         auto_promote: bool = typer.Option(False, "--auto-promote", help="A challenger that passes the promotion test "
                                           "replaces the champion in the running engine (otherwise it is proposed)."),
+        cluster: str = typer.Option(None, "--cluster", help="With --retrain-every/--retrain-on-drift: retrain on this "
+                                    "Dask cluster, tcp://HOST:PORT (its scheduler; TPS19_ML__CLUSTER). Unreachable: the "
+                                    "local worker process, with a warning (docs/ml.md)."),
         stop_loss: float = stop_loss_option(),
         take_profit: float = take_profit_option(),
         trailing_stop: float = trailing_stop_option(),
@@ -73,7 +76,8 @@ def _desk_command(mode: str) -> Callable[..., None]:
             fail("--stop-loss/--take-profit/--trailing-stop apply to a strategy's entries: add --strategy "
                  "(the ticket places stops on manual orders)")
 
-        lifecycle = {"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift, "auto_promote": auto_promote}
+        lifecycle = {"retrain_every": retrain_every, "retrain_on_drift": retrain_on_drift, "auto_promote": auto_promote,
+                     "cluster": cluster}
         if exchange and len(exchange) > 1:
             run_venues(mode, exchanges=exchange, symbols=symbol, no_ui=no_ui, db=db, log_file=log_file,
                        strategy=strategy, params=param, metrics_port=metrics_port, adopt_holdings=adopt_holdings,

@@ -21,31 +21,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..cluster_address import ClusterError, check_address
+
+__all__ = ["ClusterError", "check_address", "cluster", "executor", "joblib_backend", "on_cluster"]
+
 CONNECT_TIMEOUT_S = 10.0
 T = TypeVar("T")
-
-
-class ClusterError(ValueError):
-    """The cluster cannot be used (a bad address, no scheduler there); one line for the user. A
-    ValueError, so a command's bad-input handling reports it like any other bad flag."""
-
-
-def check_address(address: str) -> str:
-    """``tcp://HOST:PORT`` as given, or ClusterError naming what is wrong."""
-    try:
-        parts = urlsplit(address)
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = None
-    if parts is None or parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ClusterError(f"--cluster takes tcp://HOST:PORT (a Dask scheduler), not {address!r}")
-    return address.rstrip("/")
 
 
 @contextlib.contextmanager

@@ -6,8 +6,11 @@
   distribution, calendar features aside, above ``TPS19_ML__RETRAIN_PSI``), on the last
   ``window_bars`` stored bars of the first watched symbol, topped up from the venue first (the
   bars the engine has seen if the database or venue cannot give them; the lineage says which). The
-  fit runs in a worker *process* (spawned once, BLAS/OpenMP limited to ``TPS19_ML__THREADS``):
-  never on the event loop; bars keep being decided while it runs.
+  fit runs in a worker *process* (spawned once, BLAS/OpenMP limited to ``TPS19_ML__THREADS``), or
+  on the Dask cluster when one is configured (``--cluster``/``TPS19_ML__CLUSTER``: the bars go as
+  arrays, the fitted model comes back; waited for in a thread); a cluster that cannot be reached
+  or is lost mid-fit falls back to the local process with a warning. Never on the event loop;
+  bars keep being decided while it runs. The lineage says where it trained.
 * The new model is registered with its **lineage** (parent = the champion, the data range and
   window, the trigger and its figures) and runs as a **shadow** beside the champion: it predicts
   on the same bars, its decisions are stored, it sends no order.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +39,7 @@ import numpy as np
 from ...durations import parse_every
 from ..notify.notices import MODEL_LIFECYCLE
 from .promotion import PromotionRule, Verdict, decide
+from .retrain_jobs import located_retrain_job, retrain_job
 
 __all__ = ["LifecycleConfig", "ModelLifecycle", "lifecycle_config", "parse_every", "retrain_job"]
 
@@ -56,17 +61,12 @@ class LifecycleConfig:
     threads: int = 1
     rule: PromotionRule = field(default_factory=PromotionRule)
     auto_promote: bool = False
+    cluster: str | None = None  # a Dask scheduler, tcp://HOST:PORT: retrains run there (None: local process)
+    cluster_timeout_s: float = 10.0  # connecting to it; past this, the local process
 
     @property
     def active(self) -> bool:
         return self.retrain_every_ms is not None or self.retrain_on_drift
-
-
-def retrain_job(arrays: dict[str, np.ndarray], cfg: Any) -> Any:
-    """Runs in the worker process: train on the bars (a ``TrainResult`` comes back pickled)."""
-    from .train import train
-
-    return train(arrays, cfg)
 
 
 def lifecycle_config(ml: Any) -> LifecycleConfig:
@@ -76,7 +76,7 @@ def lifecycle_config(ml: Any) -> LifecycleConfig:
         retrain_on_drift=ml.retrain_on_drift, drift_psi=ml.retrain_psi, drift_bars=ml.drift_bars,
         window_bars=ml.retrain_window_bars,
         folds=ml.retrain_folds, threads=ml.threads, rule=PromotionRule(pairs=ml.promote_after, alpha=ml.promote_alpha),
-        auto_promote=ml.auto_promote)
+        auto_promote=ml.auto_promote, cluster=ml.cluster)
 
 
 class ModelLifecycle:
@@ -103,6 +103,7 @@ class ModelLifecycle:
         self.retrains = 0
         self.failures = 0
         self._pool: Any = None
+        self._stopping = threading.Event()  # tells a thread waiting on the cluster to cancel its task
         self._since_drift_check = 0
         self._checking = False
         self.last_bar_ts: int | None = None  # the last bar on_bar finished with
@@ -205,12 +206,11 @@ class ModelLifecycle:
                               fee=float(params.get("fee", 0.001)), enter=float(params.get("enter", 0.55)),
                               exit=float(params.get("exit", 0.5)), threads=self.cfg.threads)
             self.notify("info", "retraining the model", {"trigger": trigger, "bars": len(data["ts"]), "parent": rec.id})
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor(), retrain_job, data, cfg)
+            result, where = await self._fit(data, cfg)
             lineage = {"parent": rec.id, "trigger": trigger, "trigger_figures": figures,
                        "start_ms": result.start_ms, "end_ms": result.end_ms, "bars": result.bars,
                        "window_bars": self.cfg.window_bars, "symbol": self.symbol, "timeframe": self.timeframe,
-                       "exchange": self.exchange, "source": source}
+                       "exchange": self.exchange, "source": source, **where}
             row = await registry.save(self.db, result, {"symbol": self.symbol, "timeframe": self.timeframe,
                                                         "data_source": "paper/live retrain", "lineage": lineage})
             loaded = LoadedModel(record=row, pipeline=result.pipeline)
@@ -229,6 +229,34 @@ class ModelLifecycle:
             log.exception("retraining failed")
         finally:
             self.training = None
+
+    async def _fit(self, data: dict[str, np.ndarray], cfg: Any) -> tuple[Any, dict[str, Any]]:
+        """The fitted ``TrainResult`` and where it trained (lineage fields): on the cluster when one
+        is configured and answers, else in the local worker process."""
+        fallback: str | None = None
+        if self.cfg.cluster:
+            from .retrain_jobs import Stopped, cluster_faults, train_on_cluster
+
+            address = self.cfg.cluster  # checked by the settings: tcp://HOST:PORT, no credentials
+            # importing distributed (~1 s) and Dask's own client loop stay off the event loop
+            faults = await asyncio.to_thread(cluster_faults)
+            try:
+                result, worker = await asyncio.to_thread(train_on_cluster, address, data, cfg, self._stopping,
+                                                         self.cfg.cluster_timeout_s)
+                return result, {"trained_on": "cluster", "scheduler": address, "worker": worker}
+            except Stopped:
+                raise asyncio.CancelledError from None
+            except faults as err:  # a trader's retrain must not silently stop: train here, say so
+                cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+                fallback = f"{type(err).__name__}: {cause}"[:300]
+                self.notify("warning", MODEL_LIFECYCLE + "the Dask cluster is unavailable: retraining in the local "
+                            "worker process", {"scheduler": address, "error": fallback})
+        loop = asyncio.get_running_loop()
+        result, worker = await loop.run_in_executor(self._executor(), located_retrain_job, data, cfg)
+        where: dict[str, Any] = {"trained_on": "local process", "worker": worker}
+        if fallback is not None:
+            where["cluster_fallback"] = {"scheduler": self.cfg.cluster, "error": fallback}
+        return result, where
 
     async def _training_bars(self) -> tuple[dict[str, np.ndarray], str]:
         """The last ``window_bars`` bars up to the latest closed one: the stored bars, topped up
@@ -307,6 +335,7 @@ class ModelLifecycle:
         self.challenger = None
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self.training is not None:
             self.training.cancel()
             try:
