@@ -256,3 +256,37 @@ def test_lifecycle_verdicts_are_notifications_of_class_models():
                                 {"error": "ValueError: not enough bars"}), "live", set())
     assert f.cls == "models" and "not enough bars" in f.body
     assert notices_for(LogEvent("info", "challenger in shadow", {"model": "hgb-b"}), "paper", set()) == []
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--cluster", "tcp://127.0.0.1:8786"],
+     "--cluster in paper/live runs the model's retrains: add --retrain-every or --retrain-on-drift"),
+    (["--strategy", "ml", "--param", "model=1", "--retrain-every", "1d", "--cluster", "127.0.0.1:8786"],
+     "--cluster takes tcp://HOST:PORT (a Dask scheduler), not '127.0.0.1:8786'"),
+])
+def test_paper_cluster_flag_errors_are_one_line(extra, message):
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+
+    r = CliRunner().invoke(app, ["paper", "--no-ui", *extra])
+    assert r.exit_code == 2 and r.stderr.strip() == f"tps19: {message}", r.output
+
+
+def test_a_cluster_address_with_credentials_is_refused_without_echoing_them():
+    """The address is logged and stored in a retrained model's lineage: it must carry no secret."""
+    from typer.testing import CliRunner
+
+    from tps19.cli import app
+    from tps19.config import MLSettings
+    from tps19.engine.ml.lifecycle import lifecycle_config
+
+    secret = "tcp://trader:hunter2@10.0.0.5:8786"
+    args = ["paper", "--no-ui", "--strategy", "ml", "--param", "model=1", "--retrain-every", "1d"]
+    for r in (CliRunner().invoke(app, [*args, "--cluster", secret]),
+              CliRunner().invoke(app, args, env={"TPS19_ML__CLUSTER": secret})):
+        assert r.exit_code == 2 and "without credentials" in r.stderr and "hunter2" not in r.output, r.output
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert MLSettings(cluster=" off ").cluster is None
+    ml = MLSettings(cluster="tcp://10.0.0.5:8786/", retrain_every="1d")
+    assert lifecycle_config(ml).cluster == "tcp://10.0.0.5:8786"

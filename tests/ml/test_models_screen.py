@@ -101,7 +101,9 @@ async def test_models_screen_proposes_a_challenger_the_rule_promoted(tmp_path):
     try:
         async with d.session() as s:
             rec = await s.get(MLModel, challenger)
-            rec.lineage = {"parent": champion, "trigger": "schedule", "bars": 800}
+            rec.lineage = {"parent": champion, "trigger": "schedule", "bars": 800, "trained_on": "local process",
+                           "worker": {"host": "desk", "pid": 4242},
+                           "cluster_fallback": {"scheduler": "tcp://10.0.0.5:8786", "error": "ClusterError: no"}}
             s.add(rec)
             s.add(MLPromotion(created_ms=1_700_000_000_000, champion=champion, challenger=challenger,
                               decision="promote", applied=False, p_value=0.0123, pairs=200, evidence={}))
@@ -117,7 +119,8 @@ async def test_models_screen_proposes_a_challenger_the_rule_promoted(tmp_path):
         detail = " ".join(str(screen.query_one("#models-detail", Static).render()).split())
         assert f"PROMOTION PROPOSED: {challenger} over {champion} (p 0.0123 on 200 paired decisions)" in detail
         assert f"restart with --param model={challenger}" in detail
-        assert f"retrained from {champion} (schedule) on 800 bars" in detail
+        assert (f"retrained from {champion} (schedule) on 800 bars, in a local worker process (pid 4242): the Dask "
+                "cluster tcp://10.0.0.5:8786 was unavailable (ClusterError: no)") in detail
         await pilot.press("down")
         await wait_for(pilot, lambda: champion in str(screen.query_one("#models-detail", Static).render()),
                        what="the champion's detail")

@@ -177,9 +177,9 @@ def test_a_malformed_cluster_address_is_one_line(address):
 
 # -- the model lifecycle's retrains (engine/ml/lifecycle.py) on the cluster --------------------------
 
-async def _paper_retrain(sim_settings, cluster: str, timeout_s: float = 10.0) -> tuple[dict, list]:
+async def _paper_retrain(sim_settings, cluster: str, timeout_s: float = 10.0) -> tuple[dict, list, str]:
     """A paper engine on the simulated exchange retraining its ``ml`` champion on a schedule with
-    ``cluster`` configured: the challenger's lineage and the engine's log events."""
+    ``cluster`` configured: the challenger's lineage, the engine's log events and `models show`."""
     import math
 
     from tests.ml.conftest import make_bars, register_model
@@ -215,7 +215,10 @@ async def _paper_retrain(sim_settings, cluster: str, timeout_s: float = 10.0) ->
         async with engine.db.session() as s:
             model = await s.get(MLModel, lc.challenger.model.id)
         assert model is not None and model.lineage["parent"] == champion
-        return model.lineage, logs
+        # what `tps19 models show` says of it
+        r = await asyncio.to_thread(CliRunner().invoke, app, ["models", "show", model.id, "--db", str(db)])
+        assert r.exit_code == 0, r.output
+        return model.lineage, logs, r.stdout
     finally:
         await engine.stop()
 
@@ -229,7 +232,7 @@ def _worker_pids(address: str) -> dict[str, int]:
 
 async def test_a_paper_engine_retrains_its_model_on_the_cluster(scheduler, sim_settings):  # noqa: F811
     before = await asyncio.to_thread(_executed, scheduler)
-    lineage, logs = await _paper_retrain(sim_settings, scheduler)
+    lineage, logs, shown = await _paper_retrain(sim_settings, scheduler)
     after = await asyncio.to_thread(_executed, scheduler)
     pids = await asyncio.to_thread(_worker_pids, scheduler)
     assert lineage["trained_on"] == "cluster" and lineage["scheduler"] == scheduler
@@ -239,16 +242,18 @@ async def test_a_paper_engine_retrains_its_model_on_the_cluster(scheduler, sim_s
     assert after[worker["worker"]] > before[worker["worker"]]
     assert "cluster_fallback" not in lineage
     assert not [e for e in logs if "cluster is unavailable" in e.message]
+    assert f"trained on the Dask cluster {scheduler} (worker {worker['worker']}, pid {worker['pid']})" in shown
 
 
 async def test_an_unreachable_cluster_retrains_in_the_local_process_and_says_so(sim_settings):  # noqa: F811
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening: refused
-    lineage, logs = await _paper_retrain(sim_settings, address, timeout_s=1.0)
+    lineage, logs, shown = await _paper_retrain(sim_settings, address, timeout_s=1.0)
     assert lineage["trained_on"] == "local process" and "scheduler" not in lineage
     assert lineage["worker"]["pid"] != os.getpid()  # the spawned worker process, not the event loop's
     assert lineage["cluster_fallback"]["scheduler"] == address
     assert lineage["cluster_fallback"]["error"].startswith(f"ClusterError: cannot reach the Dask scheduler at {address}")
     (warning,) = [e for e in logs if "cluster is unavailable" in e.message]
     assert warning.level == "warning" and warning.fields["scheduler"] == address
+    assert f"the Dask cluster {address} was unavailable (ClusterError: cannot reach" in shown

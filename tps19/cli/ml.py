@@ -295,6 +295,11 @@ def show(
         console.print(f"lineage: trigger {lin.get('trigger')}, parent {lin.get('parent') or 'none'}, "
                       f"data {_when(lin.get('start_ms'))} .. {_when(lin.get('end_ms'))} ({lin.get('bars')} bars)",
                       markup=False, highlight=False)
+        from ..engine.ml.retrain_jobs import trained_where
+
+        where = trained_where(lin)
+        if where:
+            console.print(f"trained {where}", markup=False, highlight=False)
     console.print(f"live/paper: {live['resolved']} resolved decisions, hit rate {_f(live['hit_rate'], True)}, "
                   f"log loss {_f(live['log_loss'])} (validation: accuracy {_f(row.cv.get('accuracy'), True)}, "
                   f"log loss {_f(row.cv.get('log_loss'))})")

@@ -119,8 +119,11 @@ class ModelsScreen(Screen[None]):
                 out.append(f"promotion test against {v['champion']}: {v['decision']}"
                            f"{' (applied)' if v['applied'] else ''}, p {v['p_value']:.4f} on {v['pairs']} pairs\n")
         if m.lineage and m.lineage.get("parent"):
+            from ...engine.ml.retrain_jobs import trained_where
+
+            where = trained_where(m.lineage)
             out.append(f"retrained from {m.lineage['parent']} ({m.lineage.get('trigger')}) on {m.lineage.get('bars')} "
-                       f"bars\n")
+                       f"bars{', ' + where if where else ''}\n")
         out.append(f"{m.id}  ", style="bold")
         out.append(f"validation accuracy {_f(m.validation.get('accuracy'), True)}, live hit rate "
                    f"{_f(m.live['hit_rate'], True)} on {m.live['resolved']} resolved decisions\n")

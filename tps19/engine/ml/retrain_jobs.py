@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Stopped", "cluster_faults", "located_retrain_job", "retrain_job", "train_on_cluster"]
+__all__ = ["Stopped", "cluster_faults", "located_retrain_job", "retrain_job", "train_on_cluster", "trained_where"]
 
 POLL_S = 0.5  # how often a thread waiting on the cluster looks whether the engine is stopping
 
@@ -75,3 +75,19 @@ def train_on_cluster(address: str, arrays: dict[str, np.ndarray], cfg: Any, stop
         finally:
             if not future.done():
                 future.cancel()
+
+
+def trained_where(lineage: dict[str, Any] | None) -> str | None:
+    """Where a retrain ran, in words (``models show``, the desk's models screen); None for a model
+    its lineage does not place (trained by ``tps19 train``, or before retrains said where)."""
+    lin = lineage or {}
+    worker = lin.get("worker") or {}
+    if lin.get("trained_on") == "cluster":
+        return f"on the Dask cluster {lin.get('scheduler')} (worker {worker.get('worker')}, pid {worker.get('pid')})"
+    if lin.get("trained_on") == "local process":
+        fallback = lin.get("cluster_fallback")
+        said = f"in a local worker process (pid {worker.get('pid')})"
+        if fallback:
+            said += f": the Dask cluster {fallback.get('scheduler')} was unavailable ({fallback.get('error')})"
+        return said
+    return None
