@@ -44,12 +44,14 @@ def located_retrain_job(arrays: dict[str, np.ndarray], cfg: Any) -> tuple[Any, d
 
 def cluster_faults() -> tuple[type[BaseException], ...]:
     from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
 
     from ...cluster_address import ClusterError
 
-    # unreachable, lost mid-fit, or a worker that died or cannot import TPS19: the cluster's
-    # fault, not the fit's (an error raised by the fit itself would fail the same way locally)
-    return ClusterError, OSError, TimeoutError, KilledWorker, ImportError
+    # unreachable, without workers, lost mid-fit (the client cancels the task: FutureCancelledError),
+    # or a worker that died or cannot import TPS19: the cluster's fault, not the fit's (an error
+    # raised by the fit itself would fail the same way locally)
+    return ClusterError, OSError, TimeoutError, KilledWorker, FutureCancelledError, ImportError
 
 
 class Stopped(Exception):
@@ -60,9 +62,12 @@ def train_on_cluster(address: str, arrays: dict[str, np.ndarray], cfg: Any, stop
                      timeout: float) -> tuple[Any, dict[str, Any]]:
     """Run in a thread (never on the loop): ``located_retrain_job`` on the Dask cluster at
     ``address``; ClusterError if it cannot be reached within ``timeout`` seconds."""
+    from ...cluster_address import ClusterError
     from ..distributed import cluster
 
     with cluster(address, timeout=timeout) as client:
+        if not client.ncores():  # a task there would wait for a worker forever
+            raise ClusterError(f"the Dask scheduler at {address} has no workers")
         future = client.submit(located_retrain_job, arrays, cfg, pure=False)
         try:
             while True:
@@ -72,6 +77,8 @@ def train_on_cluster(address: str, arrays: dict[str, np.ndarray], cfg: Any, stop
                 except TimeoutError:
                     if stop.is_set():
                         raise Stopped("the engine stopped") from None
+                    if not client.ncores():
+                        raise ClusterError(f"the Dask scheduler at {address} lost its workers mid-fit") from None
         finally:
             if not future.done():
                 future.cancel()
