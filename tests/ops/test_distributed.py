@@ -257,3 +257,21 @@ async def test_an_unreachable_cluster_retrains_in_the_local_process_and_says_so(
     (warning,) = [e for e in logs if "cluster is unavailable" in e.message]
     assert warning.level == "warning" and warning.fields["scheduler"] == address
     assert f"the Dask cluster {address} was unavailable (ClusterError: cannot reach" in shown
+
+
+async def test_a_scheduler_without_workers_is_a_cluster_fault_not_a_wait_forever():
+    """A task there would wait for a worker forever: the retrain must fall back instead."""
+    import threading
+
+    import numpy as np
+    from distributed import Scheduler
+
+    from tps19.engine.distributed import ClusterError
+    from tps19.engine.ml.retrain_jobs import cluster_faults, train_on_cluster
+    from tps19.engine.ml.train import TrainConfig
+
+    bars = {k: np.ones(10) for k in ("open", "high", "low", "close", "volume")} | {"ts": np.arange(10)}
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as s:
+        with pytest.raises(ClusterError, match=f"the Dask scheduler at {s.address} has no workers"):
+            await asyncio.to_thread(train_on_cluster, s.address, bars, TrainConfig(), threading.Event(), 10.0)
+    assert ClusterError in cluster_faults()
