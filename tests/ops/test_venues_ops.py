@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -112,6 +113,17 @@ def test_strategy_metrics_api_and_recording_over_two_venues(tmp_path):
         assert status == 422 and "kill switch" in o["detail"]
         status, o = http("POST", f"{url}/venues/sim-binance/orders", order)
         assert status == 201 and o["status"] == "filled"
+        # DELETE /api/v1/orders/ID (the one-venue route) cancels on the venue holding the order; it
+        # answered a bare 404 'Not Found' with several venues
+        below = (Decimal(o["avg_price"]) * Decimal("0.97")).quantize(Decimal("0.01"))  # rests, inside the price band
+        rest = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.001", "price": str(below),
+                "venue": "sim-binance", "client_order_id": "api-bn-rest"}
+        status, o = http("POST", f"{url}/orders", rest)
+        assert status == 201 and o["status"] == "open", o
+        status, o = http("DELETE", f"{url}/orders/api-bn-rest")
+        assert status == 200 and (o["venue"], o["status"]) == ("sim-binance", "cancelled"), o
+        status, o = http("DELETE", f"{url}/orders/nobody")
+        assert status == 404 and "no order 'nobody' on any venue" in o["detail"], o
         # the kill over every venue, then a refusal everywhere
         status, k = http("POST", f"{url}/kill", {"reason": "leaving"})
         assert status == 200 and set(k["cancelled"]) == {"sim", "sim-binance"}

@@ -294,10 +294,14 @@ def build_venues_app(venues: Any, token: str, *, live_orders: bool, throttle: Fa
     read_only = first.mode == "live" and not live_orders
     add_docs(app, auth)
     venue_place: dict[str, Any] = {}
+    venue_cancel: dict[str, Any] = {}
     for v, e in engines.items():
         build_app(e, token, live_orders=live_orders, throttle=throttle, prefix=f"{PREFIX}/venues/{v}", app=app)
         venue_place[v] = next(r.endpoint for r in app.routes  # type: ignore[attr-defined]
                               if getattr(r, "path", "") == f"{PREFIX}/venues/{v}/orders" and "POST" in r.methods)  # type: ignore[attr-defined]
+        venue_cancel[v] = next(r.endpoint for r in app.routes  # type: ignore[attr-defined]
+                               if getattr(r, "path", "") == f"{PREFIX}/venues/{v}/orders/{{client_order_id}}"
+                               and "DELETE" in r.methods)  # type: ignore[attr-defined]
 
     @app.get(f"{PREFIX}/status", dependencies=auth)
     async def status() -> dict[str, Any]:
@@ -327,6 +331,16 @@ def build_venues_app(venues: Any, token: str, *, live_orders: bool, throttle: Fa
             raise HTTPException(422, f"venue {body.venue[:40]!r} is not one of this run's venues: {hint}"
                                 if body.venue else f"several venues run here: name the order's venue, {hint}")
         return await venue_place[venue](body.model_copy(update={"venue": None}), request)  # type: ignore[no-any-return]
+
+    @app.delete(f"{PREFIX}/orders/{{client_order_id}}", dependencies=auth)
+    async def cancel(client_order_id: str) -> dict[str, Any]:
+        """Cancel an order on the venue that holds it (the same as DELETE
+        /api/v1/venues/VENUE/orders/ID): GET /api/v1/orders lists them with their venue."""
+        for v, e in venues.running.items():
+            if e.trading is not None and client_order_id in e.trading.broker.orders:
+                return await venue_cancel[v](client_order_id)  # type: ignore[no-any-return]
+        raise HTTPException(404, f"no order {client_order_id[:60]!r} on any venue of this run (an order of an "
+                                 f"earlier run: DELETE {PREFIX}/venues/VENUE/orders/ID)")
 
     @app.post(f"{PREFIX}/kill", dependencies=auth)
     async def kill(body: KillBody | None = None) -> dict[str, Any]:
