@@ -133,6 +133,8 @@ def test_bad_input_is_one_clear_line(args, message):
                                  "--data", ETH, *args])
     assert r.exit_code == 2
     assert [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("trials")] == [message]
+    if "more than the" in message:  # said before the bars load: no empty 'trials 0/13' bar above it
+        assert not any(line.startswith("trials") for line in r.stderr.splitlines()), r.stderr
 
 
 def test_a_negative_seed_is_refused_before_the_study_starts():

@@ -277,7 +277,7 @@ def _optimize_tpe(strategy: str, grid: list[str] | None, param: list[str] | None
     try:
         from ..engine.backtest import BacktestConfig
         from ..engine.backtest import optimize as opt
-        from ..engine.backtest.space import parse_space
+        from ..engine.backtest.space import check_trials, parse_space
         from ..engine.strategies import parse_kv
 
         if not grid:
@@ -285,6 +285,7 @@ def _optimize_tpe(strategy: str, grid: list[str] | None, param: list[str] | None
         if metric not in opt.METRICS:
             fail(f"unknown metric {metric!r} (choose from {', '.join(opt.METRICS)})")
         space = parse_space(strategy, grid)
+        check_trials(space, trials)
         fixed = parse_kv(param or [])
         config = BacktestConfig(cash=cash, fee=fee, slippage_bps=slippage_bps, protection=protection)
         df, _meta = load_data(data, exchange, symbol, timeframe, parse_time(since, "--since"),

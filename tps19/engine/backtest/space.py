@@ -79,3 +79,12 @@ def parse_space(strategy: str, items: list[str]) -> dict[str, Dimension]:
 def space_size(space: dict[str, Dimension]) -> float:
     """How many parameter sets the space holds (``math.inf`` with a continuous range)."""
     return math.prod(d.size for d in space.values()) if space else 1
+
+
+def check_trials(space: dict[str, Dimension], trials: int) -> None:
+    """Refuse a study that asks for more distinct sets than a discrete space holds (said before the
+    bars are loaded or a progress bar drawn)."""
+    size = space_size(space)
+    if trials > size:
+        raise ParamError(f"--trials {trials} is more than the {int(size)} parameter sets of this space: "
+                         "search it all with the grid (no --search tpe), or widen the ranges")

@@ -38,7 +38,7 @@ from .engine import BacktestConfig, BacktestResult
 from .optimize import METRICS, Task, _evaluate, _init_worker, out_of_sample, score, walk_forward_windows
 from .overfitting import BLOCKS, Overfitting, assess, moments, pool as pool_sketches
 from .shared import mapped_pool
-from .space import Dimension, space_size
+from .space import Dimension, check_trials
 
 StudyProgress = Callable[[int, int, int], None]  # (trials evaluated, trials wanted, pruned so far)
 
@@ -153,10 +153,7 @@ def study(
         raise ParamError("--trials must be at least 1")
     if not space:
         raise ParamError("a TPE search needs at least one --grid range to search")
-    size = space_size(space)
-    if trials > size:
-        raise ParamError(f"--trials {trials} is more than the {int(size)} parameter sets of this space: "
-                         "search it all with the grid (no --search tpe), or widen the ranges")
+    check_trials(space, trials)
     n = len(data["close"])
     if folds:
         wins = walk_forward_windows(n, folds)
