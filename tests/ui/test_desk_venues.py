@@ -234,9 +234,12 @@ async def test_the_desk_shows_every_venue_rows_books_health_totals_and_trades_on
             await pilot.press("y")
             await wait_for(pilot, lambda: len(sims["sim"].open_orders(SIM_DEMO_API_KEY)) == 1, what="resting at sim")
             assert sims["sim-binance"].open_orders(SIM_DEMO_API_KEY) == []
-            await wait_for(pilot, lambda: any(line.strip("│ ").split()[1:3] == ["sim", "BTC/USDT"]
+            # its row names sim, and its price is on screen (the venue column once pushed it off at 140x44)
+            shown_price = f"{Decimal(low):,.2f}"
+            await wait_for(pilot, lambda: any(line.strip("│ ").split()[0:2] == ["sim", "BTC/USDT"]
+                                              and shown_price in line.split()
                                               for line in pane_text(app, "#orders").splitlines()),
-                           what=lambda: f"the order's row naming sim: {pane_text(app, '#orders')}")
+                           what=lambda: f"the order's row naming sim at {shown_price}: {pane_text(app, '#orders')}")
             app.screen.query_one("#orders").focus()
             await pilot.press("c")
             await wait_for(pilot, lambda: sims["sim"].open_orders(SIM_DEMO_API_KEY) == []

@@ -255,9 +255,15 @@ class OrdersTable(RowsPane):
                 and (i != self.OCO or any(getattr(o, "oco_group", None) for o in orders))]
         cols = [self.COLS[i] for i in keep]
         rows = [[r[i] for i in keep] for r in rows]
-        if venues:  # after the id: the venue is what a trader reads first on a narrow pane
-            cols.insert(1, VENUE)
-            rows = [[r[0], v, *r[1:]] for r, (v, _) in zip(rows, venue_orders)]
+        if venues:
+            # the venue column costs ~13 cells: at 140 columns it pushed the price off the pane's right
+            # edge. With several venues a row reads venue, what, amount, price, trigger, then the state
+            # and the short id last (the row cursor, not the id, picks the order `c` cancels)
+            names = [c.name for c in cols]
+            order = [names.index(n) for n in ("symbol", "side", "type", "amount", "price", "trigger", "status", "oco",
+                                               "filled", "id") if n in names]
+            cols = [VENUE, *(cols[i] for i in order)]
+            rows = [[v, *(r[i] for i in order)] for r, (v, _) in zip(rows, venue_orders)]
         # the pane's title says what "emu" means: an emulated stop protects nothing while TPS19 is down
         base = str(self.border_title or "").split(EMU_NOTE)[0]
         title = base + EMU_NOTE if emulated else base
