@@ -105,8 +105,9 @@ def bearer_check(token: str, throttle: FailureThrottle, log_to: Any) -> Any:
                 log.warning("api: wrong token from %s on %s %s", client, request.method, request.url.path)
                 log_to("warning", "api: refused a request without the right token", client=client,
                        route=f"{request.method} {request.url.path}")
-            raise HTTPException(401, "a bearer token is required (Authorization: Bearer TPS19_API__TOKEN)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            why = ("the bearer token is wrong (the server's is TPS19_API__TOKEN)" if got else
+                   "a bearer token is required (Authorization: Bearer TPS19_API__TOKEN)")
+            raise HTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
         throttle.succeeded(client)
 
     return authorised
