@@ -94,6 +94,8 @@ def test_the_table_shows_trials_pruned_and_the_out_of_sample_block(pruned_study)
     p = pruned_study["pruned"]
     assert f"TPE study, 24 trials ({p} pruned)" in text
     assert f"Trials │ 24 ({p} pruned)" in text
+    # the ranking's number is Optuna's proposal number (it exceeds the trial count with repeats)
+    assert "┃ # ┃ proposal ┃ params ┃" in text and "┃ trial ┃" not in text
     assert "Out-of-sample: the winner on the last block" in text and "(no trial saw it)" in text
     oos = pruned_study["walk_forward"]["out_of_sample"]
     assert f"{oos['total_return'] * 100:.2f}%" in text

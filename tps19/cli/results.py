@@ -205,7 +205,9 @@ def print_study(res: Any, strategy: str, metric: str, fixed: dict[str, Any], top
     scored = f"mean {metric} over {folds} folds" if folds > 1 else metric
     t = Table(title=f"{strategy}: TPE study, {res.trials} trials ({res.count('pruned')} pruned) ranked by {scored}"
                     + (" (in-sample)" if folds == 1 else ""))
-    cols = ["#", "trial", "params", scored] + (["folds"] if folds > 1 else ["return", "max DD", "trades"])
+    # Optuna numbers every proposal (repeats and rejected ones too): "trial 25" in a 20-trial study read
+    # as a count, so the column says what the number is (trial_log in --json carries the same numbers)
+    cols = ["#", "proposal", "params", scored] + (["folds"] if folds > 1 else ["return", "max DD", "trades"])
     for c in cols:
         t.add_column(c)
     for i, r in enumerate(res.ranked[:top], 1):
