@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 
+from ..widgets.footer import KeysFooter
 from ..widgets.market.book import DEPTHS, BookLadder
 from ..widgets.market.chart import PriceChart
 from ..widgets.panes import BalancesPane, LogPane, OrdersTable, PositionsPane, RiskPane, SignalsPane
@@ -53,6 +53,8 @@ class DeskScreen(Screen[None]):
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall"), (46, "-roomy")]
+    # keys kept out of an 80-column footer, shown when the terminal is wide enough (most used first)
+    FOOTER_EXTRAS = ("depth", "cancel_all", "limits", "models", "backtest", "divergence", "venues")
     BINDINGS = [
         Binding("b", "ticket('buy')", "Buy"),
         Binding("s", "ticket('sell')", "Sell"),
@@ -94,7 +96,7 @@ class DeskScreen(Screen[None]):
             yield BalancesPane("trading layer not available", id="balances", classes="pane")
             yield RiskPane(id="risk", classes="pane")
             yield SignalsPane("no strategy running", id="signals", classes="pane")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         if self.several_venues:

@@ -13,8 +13,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import RichLog, Static
 
+from ..widgets.footer import KeysFooter
 from ..widgets.panes import log_line
 
 
@@ -22,6 +23,7 @@ class LogScreen(Screen[None]):
     CSS_PATH = "logview.tcss"
     BINDINGS = [Binding("escape,l,q", "close", "Back"),
                 Binding("end", "end", "Newest", show=False)]
+    FOOTER_EXTRAS = ("end",)
 
     def __init__(self, facts: list[tuple[str, str]], lines: Iterable[Any], **kw: Any) -> None:
         super().__init__(**kw)
@@ -37,7 +39,7 @@ class LogScreen(Screen[None]):
         log = RichLog(id="log-all", wrap=True, markup=False, highlight=False, max_lines=2_000)
         log.border_title = f"Log: {len(self.lines)} lines, newest last (up/down/pgup/pgdn scroll)"
         yield log
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         log = self.query_one("#log-all", RichLog)
