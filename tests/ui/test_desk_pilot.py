@@ -366,3 +366,33 @@ async def test_redraw_while_the_desk_is_torn_down_is_not_a_crash(settings):
         app._pump()
         await pilot.pause()
         assert app._exception is None
+
+
+async def test_the_review_quotes_the_same_estimate_as_the_panel_while_the_market_moves(settings):
+    """In review, the panel above follows the book; the review box must say the same "fills now"
+    and notional (the tryout saw @ avg 65,315.65 above and 65,315.85 below on one screen)."""
+    import re
+
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        ticket = await _open_ticket(pilot, app, "b")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: ticket.query_one("#type").value == "market", what="market order type")
+        await _type_amount(pilot, ticket, "0.1")
+        await _review(pilot, ticket)
+
+        def quotes() -> list[str]:
+            return re.findall(r"fills now\s+([\d.]+ @ avg [\d,.]+)", screen_text(app))
+
+        await wait_for(pilot, lambda: len(quotes()) == 2, what=lambda: f"both quotes on screen: {quotes()}")
+        first = quotes()[0]
+        for _ in range(40):  # the paused market moves until what 0.1 BTC fills at has changed
+            await step_market(pilot, app, 25)
+            if quotes()[0] != first:
+                break
+        await wait_for(pilot, lambda: quotes()[0] != first and quotes()[0] == quotes()[1],
+                       what=lambda: f"the panel and the review quoting one moment: {quotes()} (was {first})")
+        notionals = re.findall(r"notional\s+([\d,.]+ USDT)", screen_text(app))
+        assert len(notionals) == 2 and notionals[0] == notionals[1], notionals
+        await pilot.press("escape")

@@ -232,6 +232,9 @@ class TicketScreen(ModalScreen[Any]):
             self._revalidate()
         elif self.validated is not None:
             self._show_estimate(self.validated)
+            # the review box quotes the same estimate: two moments of the book on one screen
+            # (fills now @ 65,315.65 above, @ 65,315.85 below) left the trader to guess which holds
+            self.query_one("#review", Static).update(self._review_text(self.validated))
 
     # -- validation ------------------------------------------------------------------
     def _type(self) -> str:
@@ -438,12 +441,29 @@ class TicketScreen(ModalScreen[Any]):
         v = self.validated
         self.stage = "review"
         self.add_class("-review")
+        review = self.query_one("#review", Static)
+        review.update(self._review_text(v))
+        for w in self.query(Input):
+            w.disabled = True
+        self.query_one("#type", Select).disabled = True
+        self.query_one("#hint", Static).update(self._hint())
+        self.set_focus(None)
+        # on a short terminal (80x24) the review and its "type y" line sit below the screen's edge:
+        # the ticket scrolls so the review, the last thing to read before sending, is what shows
+        box = self.query_one(Vertical)
+        self.call_after_refresh(box.scroll_end, animate=False)
+
+    def _review_text(self, v: Any) -> Text:
+        """What the review box says: the order, its notional, what fills now (the same estimate as the
+        panel above it), its levels, the worst case, the warning and how to send it."""
         pp = _pp(self.market)
         quote = self.symbol.split("/")[1] if "/" in self.symbol else ""
         price = f"{v.price:,.{pp}f}" if v.price is not None else "market"
-        notional = f"{v.notional:,.2f} {quote}" if v.notional is not None else "--"
-        head = "LIVE ORDER: REAL MONEY" if self.mode == "live" else "paper order"
         est = self.estimate
+        # a market order's notional is the estimate's (what the book fills now), as in the panel above
+        value = est.notional if v.price is None and est is not None and est.notional is not None else v.notional
+        notional = f"{value:,.2f} {quote}" if value is not None else "--"
+        head = "LIVE ORDER: REAL MONEY" if self.mode == "live" else "paper order"
         fills = (f"fills now {est.taker_amount.normalize():f} @ avg {est.avg_price:,.{pp}f}\n"
                  if est is not None and est.avg_price is not None else "")
         for name, level in self._levels(v):
@@ -454,22 +474,11 @@ class TicketScreen(ModalScreen[Any]):
         if loss is not None:
             fills += f"worst case -{loss:,.2f} {quote} at the stop-loss\n"
         warn = self.app.current_theme.warning or "yellow"
-        text = Text.assemble((head + "\n", "bold"), f"{v.side.upper()} {v.amount.normalize():f} {self.symbol} ",
+        return Text.assemble((head + "\n", "bold"), f"{v.side.upper()} {v.amount.normalize():f} {self.symbol} ",
                              f"{v.type} @ {price}\nnotional {notional}\n", fills,
                              (f"WARNING: {self.warning}\n" if self.warning else "", "bold reverse " + warn),
                              ("type y to send · escape to edit" if self.mode == "live" else "enter to place · escape to edit",
                               "bold"))
-        review = self.query_one("#review", Static)
-        review.update(text)
-        for w in self.query(Input):
-            w.disabled = True
-        self.query_one("#type", Select).disabled = True
-        self.query_one("#hint", Static).update(self._hint())
-        self.set_focus(None)
-        # on a short terminal (80x24) the review and its "type y" line sit below the screen's edge:
-        # the ticket scrolls so the review, the last thing to read before sending, is what shows
-        box = self.query_one(Vertical)
-        self.call_after_refresh(box.scroll_end, animate=False)
 
     def _place(self) -> None:
         v = self.validated
