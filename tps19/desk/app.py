@@ -546,7 +546,10 @@ class DeskApp(CockpitScreens, App[int]):
         if not dirty & {"positions", "balances"}:
             return
         try:
-            totals = self.venues.totals()
+            # each venue's equity and P&L as of the update its rows show (not as marked this
+            # instant): the totals below the rows must add up to the rows above them
+            totals = self.venues.totals({v: self.states[v].portfolio for v in self.venue_ids
+                                         if self.states[v].portfolio is not None})
             self._totals_error = None
         except Exception as err:  # never a traceback on the trader's screen; told once in the log
             totals = None
