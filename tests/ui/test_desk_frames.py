@@ -53,7 +53,7 @@ async def test_rows_repainted_alone_read_as_the_whole_pane_repainted(settings):
                 full = _pane_lines(app, w)
                 differ = [y for y, (a, b) in enumerate(zip(partial[w], full)) if a != b]
                 assert not differ and len(full) == len(partial[w]), \
-                    f"{w.id}: rows {differ} repainted alone differ from a full repaint"
+                    f"{w.id}: rows {differ} repainted alone differ from a full repaint: " + repr([(partial[w][y], full[y]) for y in differ])
 
 
 async def test_a_book_is_on_screen_when_the_drain_that_took_it_returns(settings):

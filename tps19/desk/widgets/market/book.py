@@ -66,6 +66,11 @@ class BookLadder(LinePane, can_focus=True):
         # only inside render() stays stale on screen until something else repaints the ladder
         # (the desk no longer runs a layout pass every frame). Set it as soon as the size is known.
         self._depth_note(self._per_side())
+        # and repaint the whole ladder, border included: the note may already have been changed by a
+        # render() that ran at the new size before this event, whose repaint of the border can be
+        # lost (the ladder's later frames repaint changed rows only, never the border): "depth 9 of
+        # 15" stayed on screen over 7 levels a side, 1 run in 3 of test_desk_frames
+        self.refresh()
 
     def _depth_note(self, shown: int) -> bool:
         """The border says the depth the ladder draws, and the depth chosen when fewer fit (True:
