@@ -293,7 +293,7 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
             await wait_for(pilot, lambda: "sim-binance up KILL" in status_line(app),
                            what=lambda: f"the kill switch on sim-binance: {status_line(app)!r}")
             # totals that cannot be computed: said in the pane and once in the log, no traceback
-            def broken(marked=None) -> dict:
+            def broken() -> dict:
                 raise ArithmeticError("no rate")
 
             venues.totals = broken  # type: ignore[method-assign]
