@@ -546,10 +546,7 @@ class DeskApp(CockpitScreens, App[int]):
         if not dirty & {"positions", "balances"}:
             return
         try:
-            # each venue's equity and P&L as of the update its rows show (not as marked this
-            # instant): the totals below the rows must add up to the rows above them
-            totals = self.venues.totals({v: self.states[v].portfolio for v in self.venue_ids
-                                         if self.states[v].portfolio is not None})
+            totals = self.venues.totals()
             self._totals_error = None
         except Exception as err:  # never a traceback on the trader's screen; told once in the log
             totals = None
