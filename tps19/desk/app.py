@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -389,7 +389,11 @@ class DeskApp(CockpitScreens, App[int]):
         """Write the frame now, in this callback, when it only repaints panes (frames.py: Textual's
         own path waits for idle turns and a 60 Hz timer, each a chance for the engine to run first)."""
         desk = self.screen_stack[0] if self.screen_stack else None
-        if desk is self.screen and isinstance(desk, DeskScreen) and desk.is_mounted:
+        try:
+            top = self.screen
+        except ScreenStackError:  # the app is closing: its last screen is gone, nothing to paint on
+            return
+        if desk is top and isinstance(desk, DeskScreen) and desk.is_mounted:
             widgets = desk.painted_widgets()
             if only_book:
                 widgets = [w for w in widgets if isinstance(w, BookLadder)]
