@@ -204,19 +204,22 @@ def test_fetch_cli_against_sim_then_backtest_from_db(cli, tmp_path):
 
 
 def test_backtest_of_a_file_imports_only_what_it_needs():
-    """`backtest --data FILE --json --no-save` starts fast: no pandas, database layer, ccxt, rich or
-    asyncio in the process (the whole-process time is printed by benchmarks/bench_backtest.py)."""
+    """`backtest --data FILE --json --no-save` starts fast: no pandas, database layer, ccxt, rich,
+    asyncio or pydantic (strategy parameters given as --param) in the process (the whole-process
+    time is printed by benchmarks/bench_startup.py)."""
     import subprocess
     import sys
 
     code = ("import sys, json\nfrom tps19.cli import main\n"
             f"sys.argv = ['tps19', 'backtest', '--strategy', 'sma_cross', '--data', {str(DATA / 'freqtrade_UNITTEST_BTC_1m.csv')!r},"
-            " '--json', '--no-save']\n"
+            " '--param', 'fast=8', '--param', 'slow=21', '--param', 'allow_short=false', '--json', '--no-save']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = ('pandas', 'sqlalchemy', 'alembic', 'ccxt', 'rich', 'asyncio', 'pyarrow', 'textual', 'plotext')\n"
+            "heavy = ('pandas', 'sqlalchemy', 'alembic', 'ccxt', 'rich', 'asyncio', 'pyarrow', 'textual', 'plotext',"
+            " 'pydantic')\n"
             "print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout)["metrics"]["bars"] == 13_681
+    res = json.loads(out.stdout)
+    assert res["metrics"]["bars"] == 13_681 and res["params"] == {"allow_short": False, "fast": 8, "slow": 21}
     assert json.loads(out.stderr.strip().splitlines()[-1]) == []
 
 

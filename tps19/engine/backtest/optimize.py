@@ -93,7 +93,7 @@ def candidates(strategy: str, grid: dict[str, list[Any]], fixed: dict[str, Any] 
                n_random: int | None = None, seed: int = 19) -> list[dict[str, Any]]:
     """Valid parameter sets (invalid combinations such as fast >= slow are skipped)."""
     cls = get(strategy)
-    unknown = set(grid) - set(cls.Params.model_fields)
+    unknown = set(grid) - set(cls.Params.names())
     if unknown:
         raise ParamError(f"unknown parameter(s) for {strategy!r}: {', '.join(sorted(unknown))}")
     keys = list(grid)

@@ -51,7 +51,7 @@ class Dimension:
 def parse_space(strategy: str, items: list[str]) -> dict[str, Dimension]:
     """The dimensions of ``--grid`` items for ``strategy``; ParamError on bad syntax or unknown keys."""
     values = parse_grid(items)  # the grid's checks and messages (syntax, numbers, size)
-    unknown = set(values) - set(get(strategy).Params.model_fields)
+    unknown = set(values) - set(get(strategy).Params.names())
     if unknown:
         raise ParamError(f"unknown parameter(s) for {strategy!r}: {', '.join(sorted(unknown))}")
     space: dict[str, Dimension] = {}

@@ -214,7 +214,7 @@ class ModelLifecycle:
             row = await registry.save(self.db, result, {"symbol": self.symbol, "timeframe": self.timeframe,
                                                         "data_source": "paper/live retrain", "lineage": lineage})
             loaded = LoadedModel(record=row, pipeline=result.pipeline)
-            challenger = MLStrategy(champion.params.model_copy(update={"model": row.id}), _loaded=loaded)
+            challenger = MLStrategy(champion.params.replace(model=row.id), _loaded=loaded)
             self.runner.add_shadow(challenger, self._warm_bars())
             self.challenger = challenger
             self.challenger_since = int(self.bars[-1][0]) if self.bars else None

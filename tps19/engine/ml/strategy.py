@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
 
-from ..strategies.base import ParamError, PortfolioView, SignalFrame, Strategy, StrategyParams
+from ..strategies.base import ParamError, PortfolioView, SignalFrame, Strategy
+from ..strategies.params import StrategyParams, param
 from ..strategies.signals import Signal
 from .features import FEATURE_NAMES, LOOKBACK, FeatureWindow, compute_features
 from .registry import LoadedModel, ModelRefused, load_model
@@ -31,10 +31,10 @@ def format_ms(ms: int) -> str:
 
 
 class MLParams(StrategyParams):
-    model: str = Field(..., min_length=1, description="registered model id (see `tps19 models`)")
-    enter: float = Field(0.55, gt=0, lt=1, description="go long when P(up) is above this")
-    exit: float = Field(0.5, gt=0, lt=1, description="go flat when P(up) is below this")
-    db: str | None = Field(None, description="database holding the model registry (default: the configured one)")
+    model: str = param(min_length=1, description="registered model id (see `tps19 models`)")
+    enter: float = param(0.55, gt=0, lt=1, description="go long when P(up) is above this")
+    exit: float = param(0.5, gt=0, lt=1, description="go flat when P(up) is below this")
+    db: str | None = param(None, description="database holding the model registry (default: the configured one)")
 
 
 @dataclass(frozen=True)

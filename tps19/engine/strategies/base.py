@@ -23,24 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..protection import Protection
+from .params import ParamError, StrategyParams, validated
 from .signals import Signal
 
-
-class StrategyParams(BaseModel):
-    """Typed parameters; every built-in adds its own fields with defaults."""
-
-    # defer_build: a model's validator is built when first used, so a command pays only for the
-    # strategy it runs (building all of them cost ~0.1 s of a short backtest's start)
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    allow_short: bool = False
-
-
-class ParamError(ValueError):
-    """A bad strategy name or parameter, worded as one line."""
+__all__ = ["ParamError", "PortfolioView", "SignalFrame", "SimplePortfolio", "Strategy", "StrategyParams"]
 
 
 class PortfolioView(Protocol):
@@ -93,12 +81,9 @@ class Strategy(ABC):
     reasons: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        data = params.model_dump() if isinstance(params, StrategyParams) else dict(params or {})
+        data = params.as_dict() if isinstance(params, StrategyParams) else dict(params or {})
         data.update(kwargs)
-        try:
-            self.params = self.Params(**data)
-        except ValidationError as err:
-            raise ParamError(_one_line(self.name, err)) from None
+        self.params = validated(self.Params, data, self.name)
         self._check()
         self.reset()
 
@@ -198,7 +183,7 @@ class Strategy(ABC):
         return type(self)(self.params)
 
     def param_dict(self) -> dict[str, Any]:
-        return self.params.model_dump()
+        return self.params.as_dict()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.param_dict().items())
@@ -239,13 +224,3 @@ def frame_from_events(ev: np.ndarray, code: Any, strength: Any, bounds: tuple[fl
     out_strength[at] = np.clip(np.asarray(strength, dtype=float)[at], 0.0, 1.0)
     return SignalFrame(target, emitted, direction, out_strength, reason, reasons)
 
-
-def _one_line(name: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ())) or "params"
-        msg = e.get("msg", "invalid")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown parameter"
-        parts.append(f"{loc}: {msg}")
-    return f"bad parameter for strategy {name!r}: " + "; ".join(parts)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import Field
-
 from . import indicators as ind
-from .base import ParamError, Strategy, StrategyParams
+from .base import ParamError, Strategy
+from .params import StrategyParams, param
 
 NAN = math.nan
 
@@ -22,8 +21,8 @@ def _last(d, k: int = 0) -> float:  # type: ignore[no-untyped-def]
 
 
 class SmaCrossParams(StrategyParams):
-    fast: int = Field(10, ge=1, description="fast SMA length (bars)")
-    slow: int = Field(20, ge=2, description="slow SMA length (bars)")
+    fast: int = param(10, ge=1, description="fast SMA length (bars)")
+    slow: int = param(20, ge=2, description="slow SMA length (bars)")
 
 
 class SmaCross(Strategy):
@@ -78,10 +77,10 @@ class SmaCross(Strategy):
 
 
 class RsiParams(StrategyParams):
-    period: int = Field(14, ge=2, description="Wilder RSI length (bars)")
-    lower: float = Field(30.0, gt=0, lt=100, description="buy when RSI is below this")
-    upper: float = Field(70.0, gt=0, lt=100, description="sell (short if allowed) when RSI is above this")
-    exit: float = Field(50.0, gt=0, lt=100, description="close the position when RSI crosses this level")
+    period: int = param(14, ge=2, description="Wilder RSI length (bars)")
+    lower: float = param(30.0, gt=0, lt=100, description="buy when RSI is below this")
+    upper: float = param(70.0, gt=0, lt=100, description="sell (short if allowed) when RSI is above this")
+    exit: float = param(50.0, gt=0, lt=100, description="close the position when RSI crosses this level")
 
 
 class RsiReversion(Strategy):
@@ -136,8 +135,8 @@ class RsiReversion(Strategy):
 
 
 class DonchianParams(StrategyParams):
-    entry: int = Field(20, ge=1, description="breakout channel: highest high / lowest low of the previous N bars")
-    exit: int = Field(10, ge=1, description="exit channel (long only): close below the lowest low of the previous N bars")
+    entry: int = param(20, ge=1, description="breakout channel: highest high / lowest low of the previous N bars")
+    exit: int = param(10, ge=1, description="exit channel (long only): close below the lowest low of the previous N bars")
 
 
 class DonchianBreakout(Strategy):
@@ -189,8 +188,8 @@ class DonchianBreakout(Strategy):
 
 
 class BollingerParams(StrategyParams):
-    period: int = Field(20, ge=2, description="band length (bars)")
-    k: float = Field(2.0, gt=0, description="band width in population standard deviations")
+    period: int = param(20, ge=2, description="band length (bars)")
+    k: float = param(2.0, gt=0, description="band width in population standard deviations")
 
 
 class Bollinger(Strategy):

@@ -101,17 +101,15 @@ def describe() -> list[dict[str, Any]]:
     out = []
     for n in names():
         cls = _REGISTRY[n]
-        fields = []
-        for fname, f in cls.Params.model_fields.items():
-            ann = f.annotation
-            fields.append(
-                {
-                    "name": fname,
-                    "type": getattr(ann, "__name__", str(ann)),
-                    "default": None if f.is_required() else f.default,
-                    "required": f.is_required(),
-                    "description": f.description or ("allow short positions (target -1..1)" if fname == "allow_short" else ""),
-                }
-            )
+        fields = [
+            {
+                "name": spec.name,
+                "type": getattr(spec.annotation, "__name__", str(spec.annotation)),
+                "default": spec.default,
+                "required": spec.required,
+                "description": spec.description,
+            }
+            for spec in cls.Params.specs()
+        ]
         out.append({"name": n, "description": cls.description, "params": fields})
     return out
