@@ -5,7 +5,13 @@
 CPU (user + system, the kernel's accounting of the finished child) and wall time, medians of
 --runs alternating runs: `tps19 --help`, `tps19 COMMAND --help` for every command and
 sub-command, and `tps19 backtest --data freqtrade_UNITTEST_BTC_1m.csv --json --no-save`
-(13,681 real bars). Goals (issue 24): any --help under 0.15 s of CPU, that backtest under 0.3 s.
+(13,681 real bars), that one also beside `python -c 'import numpy'`. Goals (issue 24): any
+--help under 0.15 s of CPU, that backtest under 0.3 s.
+
+Load matters beyond the wall times: numpy's OpenBLAS worker threads spin for ~0.1 s after
+numpy loads and burn CPU only on a core nobody else wants, so `import numpy` costs more CPU on
+an idle machine than on a busy one (0.20 vs 0.10 s measured). `tps19 backtest` shortens that
+spin (OPENBLAS_THREAD_TIMEOUT); the numpy peer does not.
 
 Bytecode: an installed TPS19 (pip install, or an editable install run once) starts from its cached
 .pyc files. With PYTHONDONTWRITEBYTECODE set (this machine's shells set it) an editable install
@@ -30,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(os.environ.get("TPS19_DATA", "/work/shared/data")) / "freqtrade_UNITTEST_BTC_1m.csv"
 TPS19 = str(Path(sys.executable).parent / "tps19")
+NUMPY_LABEL = "    peer: python -c 'import numpy'"
 
 
 def _env(cached: bool) -> dict[str, str]:
@@ -80,6 +87,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     peer = [sys.executable, "-c", "pass"]
+    numpy_peer = [sys.executable, "-c", "import numpy"]
     runs: list[tuple[str, list[str], dict[str, str]]] = [
         (" ".join(["tps19", *c, "--help"]), [TPS19, *c, "--help"], CACHED) for c in commands()]
     if REAL.exists():
@@ -92,15 +100,20 @@ def main() -> None:
     worst_help = 0.0
     for label, cmd, env in runs:
         once(cmd, env)  # warm-up: .pyc files, page cache
-        a, b = [], []
+        a, b, c = [], [], []
         for _ in range(args.runs):
             a.append(once(cmd, env))
             b.append(once(peer, env))
+            if not label.endswith("--help"):  # a backtest imports numpy: its import is timed beside it
+                c.append(once(numpy_peer, env))
         cpu, wall = (statistics.median(x) for x in zip(*a, strict=True))
         pcpu, pwall = (statistics.median(x) for x in zip(*b, strict=True))
         if label.endswith("--help"):
             worst_help = max(worst_help, cpu)
         print(f"{label:48s} {cpu:7.3f} {wall:7.3f} {pcpu:9.3f} {pwall:9.3f}")
+        if c:
+            ncpu, nwall = (statistics.median(x) for x in zip(*c, strict=True))
+            print(f"{NUMPY_LABEL:48s} {ncpu:7.3f} {nwall:7.3f}")
     print(f"slowest --help: {worst_help:.3f} s of CPU (goal < 0.15); load average at the end "
           f"{os.getloadavg()[0]:.2f}")
 

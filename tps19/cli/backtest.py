@@ -6,6 +6,7 @@ Bad input ends with one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,12 @@ def backtest(
 ) -> None:
     """Backtest a strategy: signal on a bar's close, fill at the next bar's open; protective exits inside each bar
     (or, with --replay, on recorded books and prints)."""
+    # OpenBLAS starts its worker threads when numpy loads, and each spins (sched_yield) for ~2^28
+    # cycles waiting for work before it sleeps: ~0.1 s of CPU per idle core, a third of a short
+    # backtest, whose only BLAS call is one dot product at the end. A short spin changes no
+    # result (the thread count, hence every BLAS sum's order, stays). Read when numpy loads, so
+    # set before; a value of yours wins.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     from .results import LazyConsole, report
 
     if replay is not None:
