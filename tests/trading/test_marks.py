@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 from tps19.engine.assembly import build_trading
-from tps19.engine.trading.events import PortfolioUpdate, PositionEvent
+from tps19.engine.trading.events import FillEvent, PortfolioUpdate, PositionEvent
 
 from .helpers import book, settings, until
 
@@ -176,3 +176,35 @@ async def test_holdings_from_before_with_a_cost_basis_show_their_pnl(bus, db, ma
         assert (pos.qty, pos.avg_entry) == (D("0.5"), D("60000")) and pos.realized == D("-5000.5")
     finally:
         await s2.stop()
+
+
+async def test_a_fills_portfolio_update_comes_with_the_fill_not_a_pass_later(bus, db, markets):
+    """Every reader drains a fill's FillEvent and PositionEvent together with a PortfolioUpdate that
+    counts the fill (its fee, its balances): the update was left to the mark publisher's next pass,
+    so a reader saw the position with the fee beside balances, equity and P&L totals without it,
+    and one drawing those totals on position events only kept them stale while no mark moved
+    (the two-venue desk's fees row read 0.00 under a booked 0.574 in CI)."""
+    s = await _stack(bus, db, markets)
+    sub = bus.subscribe(PositionEvent, PortfolioUpdate, FillEvent)
+    try:
+        bus.publish(book(bids=((49999.0, 1.0),), asks=((50001.0, 1.0),)))
+        bus.publish(book("ETH/USDT", bids=((2999.0, 1.0),), asks=((3001.0, 1.0),)))
+        await until(lambda: any(isinstance(e, PortfolioUpdate) and not e.unpriced for e in sub.drain()))
+        for _ in range(2):  # a buy, then a sell that realizes P&L
+            side = "buy" if _ == 0 else "sell"
+            o = await s.broker.place_order("BTC/USDT", side, "market", "0.1")
+            assert o.status.value == "filled"
+            # what a reader drains right after the order returns, before the publisher's loop runs
+            got = sub.drain()
+            fill = next(i for i, e in enumerate(got) if isinstance(e, FillEvent))
+            pos = next(i for i, e in enumerate(got) if isinstance(e, PositionEvent) and i > fill)
+            ups = [e for e in got[pos:] if isinstance(e, PortfolioUpdate)]
+            assert ups, [type(e).__name__ for e in got]
+            t, (eq, _) = s.portfolio.totals(), s.portfolio.equity()
+            assert ups[0].fees == got[pos].fees == t["fees"] > 0
+            assert (ups[0].realized_pnl, ups[0].net_pnl, ups[0].equity) == (t["realized_pnl"], t["net_pnl"], eq)
+            usdt = next(b for b in ups[0].balances if b.currency == "USDT")
+            assert usdt.total == s.portfolio.balances["USDT"]
+    finally:
+        sub.close()
+        await s.stop()

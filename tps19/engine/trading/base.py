@@ -209,6 +209,8 @@ class BaseBroker:
         self.publish(order_update(order, prev if changed else order.status))
         for s in symbols:
             self.publish(self.portfolio.position_event(s))
+        if new and self.portfolio.publisher is not None:
+            self.portfolio.publisher.publish_now()  # the fills' portfolio in the same batch (marks.py)
         if (order.oco_group and order.trigger_state is not None) or (order.is_bracket and new):
             self.emulator.notice(order)  # OCO siblings, a bracket's legs: checked outside this lock
         return new

@@ -263,6 +263,8 @@ class VenueApplier(BaseBroker):
                     self.portfolio.apply_fill(f)
                     self.publish(f.to_event(self.mode))
                     self.publish(self.portfolio.position_event(f.symbol))
+                if booked and self.portfolio.publisher is not None:
+                    self.portfolio.publisher.publish_now()  # in the same batch as the fills (marks.py)
                 for f in booked:
                     self.report("orphan_fill", f"fill {f.fill_id} of unknown venue order {vid} booked "
                                 f"({f.symbol} {f.side} {f.amount:f} @ {f.price:f})",

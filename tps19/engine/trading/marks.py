@@ -66,6 +66,19 @@ class MarkPublisher:
         """Something other than a mark changed (a fill, a balance): publish on the next pass."""
         self.dirty = True
 
+    def publish_now(self) -> None:
+        """A fill was booked: publish its PortfolioUpdate at once, in the same synchronous stretch
+        as the fill's FillEvent and PositionEvent, so every subscriber drains them together. Left
+        to the next pass (up to ``interval_s`` later, more on a busy loop), a reader saw the
+        position with the fill's fee beside balances, equity and P&L totals without it; and a
+        reader that draws those totals only on position events kept them stale while no mark
+        moved (the two-venue desk's fees row read 0.00 under a booked 0.574, CI)."""
+        try:
+            self.publish_changes()
+        except Exception as e:  # reported, counted, survived: the booking itself stands
+            log.warning("mark update failed: %s", e)
+            self.bus.publish(TradingIssue("marks", f"marking the portfolio failed: {e}"))
+
     def marks_complete(self) -> bool:
         """Every open position can be valued (else P&L would count it as zero)."""
         pf = self.portfolio
