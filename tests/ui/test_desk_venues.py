@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from tps19 import figures
 from tps19.config import SIM_DEMO_API_KEY
 from tps19.desk.app import DeskApp
 from tps19.desk.screens.venues import VenuesScreen
@@ -292,7 +293,7 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
             await wait_for(pilot, lambda: "sim-binance up KILL" in status_line(app),
                            what=lambda: f"the kill switch on sim-binance: {status_line(app)!r}")
             # totals that cannot be computed: said in the pane and once in the log, no traceback
-            def broken() -> dict:
+            def broken(marked=None) -> dict:
                 raise ArithmeticError("no rate")
 
             venues.totals = broken  # type: ignore[method-assign]
@@ -303,3 +304,78 @@ async def test_a_first_venue_that_does_not_start_leaves_the_desk_on_the_next_one
             await pilot.pause()
             told = [e for e in app.log_events() if "venue totals unavailable" in e.message]
             assert len(told) == 1 and "ArithmeticError: no rate" in str(told[0].fields)
+
+
+async def test_each_venues_equity_row_adds_up_the_balance_rows_above_it_while_the_market_moves(settings, monkeypatch):
+    """A venue's equity row is the equity of the very update its balance rows show. It was read
+    live (VenueSet.totals() at draw time) under rows from the last PortfolioUpdate, and marks move
+    on every book while updates come at most every marks.INTERVAL_S: in tmux at 140x44 the sim
+    equity row read 210,618.02 under values adding up to 210,623.67."""
+    async with two_venue_desk(settings) as (app, venues, sims):
+        async with app.run_test(size=(140, 44)) as pilot:
+            cdc, bn = venues.engines["sim"], venues.engines["sim-binance"]
+            await wait_for(pilot, lambda: app.ready and all(app.states[v].portfolio is not None
+                                                            and not app.states[v].portfolio.unpriced for v in venues.engines),
+                           what="both venues' portfolios, every holding priced, on the desk")
+            # sim's market moves, and its mark publisher's next pass has not come yet
+            monkeypatch.setattr(cdc.trading.portfolio.publisher, "publish_changes", lambda: False)
+            shown = app.states["sim"].portfolio
+            live = lambda: cdc.trading.portfolio.equity()[0]  # noqa: E731
+            for _ in range(20):
+                await sims["sim"].step(100)  # type: ignore[attr-defined]
+                try:
+                    await wait_for(pilot, lambda: abs(live() - shown.equity) >= 1, timeout=2.0, what="sim's mark moved")
+                    break
+                except AssertionError:
+                    continue
+            assert abs(live() - shown.equity) >= 1
+            # another venue's update redraws the pane that lists every venue
+            before = app.states["sim-binance"].portfolio
+            await sims["sim-binance"].step(100)  # type: ignore[attr-defined]
+            await wait_for(pilot, lambda: app.states["sim-binance"].portfolio is not before, what="sim-binance's update")
+            await wait_for(pilot, lambda: pane_rows(app, "#balances", "sim-binance", "equity")
+                           and pane_rows(app, "#balances", "sim-binance", "equity")[0][-1]
+                           == f'{Decimal(figures.money(app.states["sim-binance"].portfolio.equity, "USDT")):,}',
+                           what="the pane redrawn")
+            for v in ("sim", "sim-binance"):
+                values = [Decimal(r[-1].replace(",", "")) for r in pane_rows(app, "#balances", v)
+                          if r[1] != "equity"]
+                equity = Decimal(pane_rows(app, "#balances", v, "equity")[0][-1].replace(",", ""))
+                assert abs(equity - sum(values)) <= Decimal("0.005") * (len(values) + 1), (v, values, equity)
+                assert equity == Decimal(figures.money(app.states[v].portfolio.equity, "USDT"))  # the update's own
+
+
+async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_moves_after_it(settings, monkeypatch):
+    """The positions pane's pinned rows (each venue's net P&L and fees, then all venues) are the
+    figures of the venue's last PortfolioUpdate, like the balance rows. An update alone marked only
+    the balances pane: when a fill's position reached the desk before the update counting it (a
+    publisher pass later) and no mark moved after, the fees rows stayed 0.00 under the fee booked
+    (CI: 'all venues net USDT +0.00 +0.00 +0.00 0.00' with 0.57434735 booked)."""
+    async with two_venue_desk(settings) as (app, venues, sims):
+        async with app.run_test(size=(140, 44)) as pilot:
+            bn = venues.engines["sim-binance"]
+            await wait_for(pilot, lambda: app.ready and all(app.states[v].portfolio is not None
+                                                            and not app.states[v].portfolio.unpriced for v in venues.engines),
+                           what="both venues' portfolios, every holding priced, on the desk")
+            # the fill's position first, its portfolio update after (as a pass of the publisher would)
+            pub = bn.trading.portfolio.publisher
+            publish = pub.publish_changes
+            monkeypatch.setattr(pub, "publish_changes", lambda: False)
+            o = await bn.trading.broker.place_order("BTC/USDT", "buy", "market", "0.01")
+            assert o.status.value == "filled"
+            await wait_for(pilot, lambda: [r[3] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")] == ["0.01"],
+                           what=lambda: f"the fill's row: {pane_text(app, '#positions')}")
+            monkeypatch.setattr(pub, "publish_changes", publish)
+            assert pub.publish_changes()  # the markets are paused: no mark moves after this
+            fee = bn.trading.portfolio.totals()["fees"]
+            await wait_for(pilot, lambda: app.states["sim-binance"].portfolio.fees == fee, what="the update on the desk")
+            shown = money(fee)
+
+            def fees_rows() -> list[str]:
+                return [r[-1] for r in pane_rows(app, "#positions", "sim-binance", "net")
+                        + pane_rows(app, "#positions", "all", "venues")]
+
+            await wait_for(pilot, lambda: fees_rows() == [shown, shown],
+                           what=lambda: f"fees {shown} on sim-binance's and the all-venue rows: {pane_text(app, '#positions')}")
+            row = pane_rows(app, "#positions", "sim-binance", "BTC/USDT")[0]
+            assert row[-1] == shown  # the row above says the same

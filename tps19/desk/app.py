@@ -550,7 +550,10 @@ class DeskApp(CockpitScreens, App[int]):
         if not dirty & {"positions", "balances"}:
             return
         try:
-            totals = self.venues.totals()
+            # each venue's equity and P&L as of the update its rows show (not as marked this
+            # instant): the totals below the rows must add up to the rows above them
+            totals = self.venues.totals({v: self.states[v].portfolio for v in self.venue_ids
+                                         if self.states[v].portfolio is not None})
             self._totals_error = None
         except Exception as err:  # never a traceback on the trader's screen; told once in the log
             totals = None
@@ -558,13 +561,14 @@ class DeskApp(CockpitScreens, App[int]):
             if why != self._totals_error:
                 self._totals_error = why
                 self.state.note("error", "venue totals unavailable", error=why)
-        if "positions" in dirty:
-            panes["positions"].show_positions(
-                [(v, p) for v in self.venue_ids for p in self.states[v].positions.values()], places,
-                any(available.values()), venues=True, totals=totals)
-        if "balances" in dirty:
-            panes["balances"].show_venue_balances({v: self.states[v].portfolio for v in self.venue_ids}, available,
-                                                  totals)
+        # both panes, whichever was marked: their pinned rows come from one computation on the
+        # venues' last updates, and an update alone marks only balances (the positions' fees row
+        # stayed at 0.00 under a booked fee while no mark moved). Unchanged rows are not repainted.
+        panes["positions"].show_positions(
+            [(v, p) for v in self.venue_ids for p in self.states[v].positions.values()], places,
+            any(available.values()), venues=True, totals=totals)
+        panes["balances"].show_venue_balances({v: self.states[v].portfolio for v in self.venue_ids}, available,
+                                              totals)
 
     # -- symbol ---------------------------------------------------------------------------------
     def select_symbol(self, index: int) -> None:

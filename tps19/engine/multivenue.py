@@ -17,6 +17,7 @@ them, kills one venue or every venue, and adds equity and P&L up in one reportin
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from decimal import Decimal
@@ -228,14 +229,20 @@ class VenueSet:
                 return (Decimal(1) / mid if invert else mid), f"mid of {sym} on this venue"
         return None, f"no {ccy}/{rep} market on this venue"
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self, marked: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Equity and P&L per venue (each in its valuation currency, as that venue's ``portfolio``
         line writes them, and under ``in_report`` in the reporting currency with the conversion
         stated) and in total (reporting currency). Every figure is written by tps19/figures.py: a
         venue's term in the reporting currency is rounded once, and the total is the sum of those
         terms, so the rows shown add up to the total shown. The desk shows these very figures (it
         never converts or adds money itself): its panes read these keys
-        (tps19/desk/widgets/panes.py, checked by tests/ui/test_desk_venues.py)."""
+        (tps19/desk/widgets/panes.py, checked by tests/ui/test_desk_venues.py).
+
+        ``marked``: per venue, the PortfolioUpdate whose balances and positions a reader shows
+        beside these totals. That venue's equity and P&L are then taken from it rather than from
+        the portfolio as marked this instant: marks move on every book, updates are published at
+        most every ``marks.INTERVAL_S``, and an equity row read live under balance rows from the
+        last update disagreed with their sum by however far the market had moved (the desk)."""
         from ..figures import fee, money
 
         rep = self.report_currency
@@ -248,8 +255,13 @@ class VenueSet:
                 left_out.append(v)
                 continue
             p = e.trading.portfolio
-            eq, unpriced = p.equity()
-            t = p.totals()
+            shown = (marked or {}).get(v)
+            if shown is not None:
+                eq, unpriced = shown.equity, list(shown.unpriced)
+                t = {k: getattr(shown, k) for k in ("realized_pnl", "unrealized_pnl", "fees", "net_pnl")}
+            else:
+                eq, unpriced = p.equity()
+                t = p.totals()
             ccy = getattr(p, "valuation", "USDT")
             rate, how = self._rate(e, ccy)
             row: dict[str, Any] = {"state": "up", "currency": ccy, "equity": money(eq, ccy),
