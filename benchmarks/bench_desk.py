@@ -11,10 +11,14 @@ frame is laid out, rendered, composited, encoded as escape sequences and written
 trader's screen.
 
 Measured in one run:
-- latency from `BookEvent.received` (perf_counter when the engine got the update) to the end of
-  `App._display` for the first frame that holds it: composed, encoded and handed to the driver's
-  writer thread, which writes it to the terminal (`post_display_hook`, called right after). Books
-  superseded before any frame (the desk draws the newest) are not drawn and not in the sample;
+- latency from `BookEvent.received` (perf_counter when the engine got the update) to the moment
+  the bytes of the first frame that holds it are written to the terminal: at the end of
+  `App._display` when the desk wrote them itself (tps19/desk/frame_writer.py), else when the
+  driver's writer thread has written and flushed everything handed to it up to that frame.
+  Books superseded before any frame (the desk draws the newest) are not drawn and not in the sample;
+- `--writes textual`: the desk with `ui.direct_writes = false` (every write through Textual's
+  writer thread), to compare in the same conditions; `--terminal thread`: the terminal read by a
+  thread of this process instead of a child process (the benchmark before 24-desk-3);
 - frames/s written, bytes/s written to the terminal, pump ticks/s (settings.ui.refresh_hz);
 - CPU split between engine and desk in the same run: every asyncio callback's thread CPU time
   is charged to the desk when its coroutine/function lives in Textual, Rich, plotext or the
@@ -125,11 +129,11 @@ def start_sim(rate: float, dialect: str = "cryptocom", seed: int = 19) -> tuple[
     return proc, port
 
 
-def make_settings(port: int, db: Path, refresh_hz: float, venue: str = "sim"):
+def make_settings(port: int, db: Path, refresh_hz: float, venue: str = "sim", direct_writes: bool = True):
     from tps19.config import Settings
 
     return Settings(exchange={"id": venue, "rest_url": f"http://127.0.0.1:{port}"}, database={"path": db},
-                    ui={"refresh_hz": refresh_hz})
+                    ui={"refresh_hz": refresh_hz, "direct_writes": direct_writes})
 
 
 def pct(values: list[float], q: float) -> float:
@@ -222,20 +226,63 @@ def thread_cpu(thread: threading.Thread | None) -> float:
         return 0.0
 
 
+TERMINAL_CHILD = r"""
+import mmap, os, struct, sys, time
+fd, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "r+b") as f:
+    m = mmap.mmap(f.fileno(), 16)
+n = 0
+while True:
+    try:
+        data = os.read(fd, 1 << 16)
+    except OSError:
+        break
+    if not data:
+        break
+    n += len(data)
+    struct.pack_into("Qd", m, 0, n, time.process_time())
+"""
+
+
 class Terminal:
     """A pseudo-terminal of a given size on fds 0 and 2 (where Textual's Linux driver reads and
-    writes), drained by a thread that counts the bytes; restores the fds on close."""
+    writes), drained by a reader that counts the bytes; restores the fds on close.
 
-    def __init__(self, cols: int, rows: int) -> None:
+    ``reader="process"`` (default): the reader is a child process in a session of its own, as a
+    terminal emulator, tmux or sshd is; ``"thread"``: a thread of this process (before 24-desk-3:
+    it then competes with the desk for the GIL on every frame, which no real terminal does)."""
+
+    def __init__(self, cols: int, rows: int, reader: str = "process") -> None:
         self.master, self.slave = pty.openpty()
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.saved = (os.dup(0), os.dup(2))
         os.dup2(self.slave, 0)
         os.dup2(self.slave, 2)
-        self.bytes = 0
-        self.cpu = 0.0
-        self.thread = threading.Thread(target=self._drain, name="bench-terminal", daemon=True)
-        self.thread.start()
+        self._bytes = 0
+        self._cpu = 0.0
+        self.child: subprocess.Popen | None = None
+        self.thread: threading.Thread | None = None
+        if reader == "process":
+            self._shared = tempfile.NamedTemporaryFile(prefix="bench-term-")
+            self._shared.write(bytes(16))
+            self._shared.flush()
+            import mmap
+
+            self._map = mmap.mmap(self._shared.fileno(), 16)
+            self.child = subprocess.Popen([sys.executable, "-c", TERMINAL_CHILD, str(self.master), self._shared.name],
+                                          pass_fds=(self.master,), start_new_session=True,
+                                          stdin=subprocess.DEVNULL, stderr=self.saved[1])
+        else:
+            self.thread = threading.Thread(target=self._drain, name="bench-terminal", daemon=True)
+            self.thread.start()
+
+    @property
+    def bytes(self) -> int:
+        return struct.unpack_from("Qd", self._map, 0)[0] if self.child is not None else self._bytes
+
+    @property
+    def cpu(self) -> float:
+        return struct.unpack_from("Qd", self._map, 0)[1] if self.child is not None else self._cpu
 
     def _drain(self) -> None:
         while True:
@@ -245,8 +292,8 @@ class Terminal:
                 break
             if not data:
                 break
-            self.bytes += len(data)
-            self.cpu = time.thread_time()
+            self._bytes += len(data)
+            self._cpu = time.thread_time()
 
     def close(self) -> None:
         os.dup2(self.saved[0], 0)
@@ -256,10 +303,59 @@ class Terminal:
                 os.close(fd)
             except OSError:
                 pass
+        if self.child is not None:
+            try:
+                self.child.wait(5)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()
+            self._map.close()
+            self._shared.close()
+
+
+def bench_writer_class():
+    """Textual's writer thread that says when everything handed to it is written (flushed to the
+    kernel): the clock of a frame that went through the thread stops there. The desk's
+    FrameWriter (tps19/desk/frame_writer.py) keeps the same ``_pending`` / ``on_written``."""
+    from textual.drivers._writer_thread import WriterThread
+
+    class BenchWriter(WriterThread):
+        def __init__(self, file) -> None:
+            super().__init__(file)
+            self._lock = threading.Lock()
+            self._pending = 0
+            self.on_written = None
+
+        def write(self, text: str) -> None:
+            with self._lock:
+                self._pending += 1
+            self._queue.put(text)
+
+        def run(self) -> None:  # Textual's loop, plus the bookkeeping
+            write, flush, get, qsize = self._file.write, self._file.flush, self._queue.get, self._queue.qsize
+            unflushed = 0
+            while True:
+                text = get()
+                if text is None:
+                    break
+                write(text)
+                unflushed += 1
+                if qsize() == 0:
+                    flush()
+                    with self._lock:
+                        self._pending -= unflushed
+                        unflushed = 0
+                        done = self.on_written if self._pending == 0 else None
+                    if done is not None:
+                        done()
+            flush()
+
+    return BenchWriter
 
 
 async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimMeter,
-                    second: tuple[object, SimMeter] | None = None, profile: str = "") -> dict:
+                    second: tuple[object, SimMeter] | None = None, profile: str = "",
+                    reader: str = "process") -> dict:
     """The desk on ``settings``' venue, or with ``second`` (settings, meter of a sim-binance venue)
     on both venues at once."""
     from tps19.desk.app import DeskApp
@@ -280,10 +376,22 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         frame_cpu: list[float] = []
         _frame_t0 = 0.0
 
-        _pump_started: float | None = None
+        _pump_started: tuple[float, tuple[int, int]] | None = None
+        # the loop thread's scheduler account (/proc/.../schedstat: ns on a CPU, ns runnable but
+        # waiting for one) at each drain and when its frame is written: where the wall time of
+        # drained -> written went (running / waiting for a CPU / blocked: sleeping, the GIL, a lock)
+        sched_fd = -1
+        sched: list[tuple[float, float, float]] = []
+
+        def _sched(self) -> tuple[int, int]:
+            if self.sched_fd < 0:
+                return (0, 0)
+            run, wait, _ = os.pread(self.sched_fd, 100, 0).split()
+            return int(run), int(wait)
 
         def _pump(self) -> None:
-            t = self._pump_started = time.perf_counter()
+            t = time.perf_counter()
+            self._pump_started = (t, self._sched())
             try:
                 super()._pump()  # may write the frame itself (post_display_hook inside)
             finally:
@@ -291,22 +399,50 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
             book = self.state.books.get(self.symbol)
             if book is not None and book.received not in self.drained and self.ladder is not None \
                     and self.ladder._probed is not book:
-                self.drained[book.received] = t
+                self.drained[book.received] = (t, self._sched())
+
+        # frames whose bytes the writer thread has not written yet: (displayed at, [(received,
+        # pumped, rendered)]); stamped when the writer says everything handed to it is written
+        waiting: list[tuple[float, list]] = []
+        wait_lock = threading.Lock()
+        handed_over: list[float] = []  # end of _display -> written, ms, frames that waited for the thread
 
         def post_display_hook(self) -> None:
-            # right after App._display: the frame is composed, encoded and handed to the writer
+            # right after App._display: the frame is composed, encoded and written, or handed
+            # to the writer thread; the clock stops when its bytes are written
             now = time.perf_counter()
             self.displays += 1
             if self.ladder is not None and self.ladder.rendered:
-                self.lat.extend((now - received) * 1000 for received, _ in self.ladder.rendered)
-                for received, rendered in self.ladder.rendered:
-                    pumped = self.drained.pop(received, self._pump_started)
-                    if pumped is not None:
-                        self.stages.append(((pumped - received) * 1000, (rendered - pumped) * 1000,
-                                            (now - rendered) * 1000))
+                books = [(received, self.drained.pop(received, self._pump_started), rendered)
+                         for received, rendered in self.ladder.rendered]
                 self.ladder.rendered.clear()
                 if len(self.drained) > 1000:
                     self.drained.clear()
+                writer = getattr(self._driver, "_writer_thread", None)
+                with self.wait_lock:
+                    if getattr(writer, "_pending", 0) == 0:  # written already (directly, or the thread was quick)
+                        self._written(now, books)
+                    else:
+                        self.waiting.append((now, books))
+
+        def on_written(self) -> None:  # the writer: everything handed to it is written (any thread)
+            now = time.perf_counter()
+            with self.wait_lock:
+                for displayed, books in self.waiting:
+                    self.handed_over.append((now - displayed) * 1000)
+                    self._written(now, books)
+                self.waiting.clear()
+
+        def _written(self, now: float, books: list) -> None:
+            s1 = self._sched()
+            for received, pumped, rendered in books:
+                self.lat.append((now - received) * 1000)
+                if pumped is not None:
+                    (t0, s0) = pumped
+                    self.stages.append(((t0 - received) * 1000, (rendered - t0) * 1000, (now - rendered) * 1000))
+                    wall = (now - t0) * 1000
+                    run, wait = (s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6
+                    self.sched.append((run, wait, max(0.0, wall - run - wait)))
 
     from textual.screen import Screen
 
@@ -319,7 +455,11 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
             screen.app.frame_cpu.append((time.thread_time() - t0) * 1000)
 
     Screen._on_timer_update = timed_update  # type: ignore[method-assign]
-    term = Terminal(*size)
+    import textual.drivers.linux_driver as linux_driver
+
+    textual_writer = linux_driver.WriterThread
+    linux_driver.WriterThread = bench_writer_class()  # type: ignore[misc]  # Textual's path, timed
+    term = Terminal(*size, reader=reader)
     split = CpuSplit()
     venues = None
     if second is not None:
@@ -346,10 +486,18 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         app.ladder = ladder
         await asyncio.sleep(2.0)  # warm up
         writer = getattr(app._driver, "_writer_thread", None)
+        if writer is None or not hasattr(writer, "on_written"):
+            raise SystemExit(f"cannot time the writes: the driver's writer is {type(writer).__name__}")
+        writer.on_written = app.on_written
+        app.sched_fd = os.open(f"/proc/self/task/{threading.main_thread().native_id}/schedstat", os.O_RDONLY)
+        out["writer"] = type(writer).__name__
         main = threading.main_thread()
         ladder.rendered.clear()
-        app.lat = []
-        app.stages = []
+        with app.wait_lock:
+            app.lat = []
+            app.stages = []
+            app.handed_over = []
+            app.sched = []
         app.frame_cpu = []
         gc_runs: list[tuple[int, float, float]] = []  # (generation, wall ms, CPU ms) of each collection
         gc_t0 = [0.0, 0.0]
@@ -366,7 +514,7 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         if profile:
             import cProfile
 
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.thread_time)  # CPU of the loop thread: readable under load
             prof.enable()
         n[0] = 0
         frames0, displays0, bytes0 = app.frames, app.displays, term.bytes
@@ -394,8 +542,13 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         out["pumps"] = (app.frames - frames0) / wall
         out["displays"] = (app.displays - displays0) / wall
         out["bytes"] = (term.bytes - bytes0) / wall
-        out["lat"] = list(app.lat)
-        out["stages"] = list(app.stages)
+        with app.wait_lock:
+            out["lat"] = list(app.lat)
+            out["stages"] = list(app.stages)
+            out["handed_over"] = list(app.handed_over)
+            out["sched"] = list(app.sched)
+        direct = getattr(writer, "direct", None)
+        out["direct"] = (direct, getattr(writer, "queued", None))
         out["frame_cpu"] = list(app.frame_cpu)
         out["frames"] = len(app.lat) / wall
         out["dropped"] = sum(sub.dropped for sub in app.subs.values())
@@ -408,6 +561,9 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         ladder.probe = False
     finally:
         split.uninstall()
+        if app.sched_fd >= 0:
+            os.close(app.sched_fd)
+            app.sched_fd = -1
         app.exit()
         try:
             await asyncio.wait_for(run, 20)
@@ -415,6 +571,7 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
             run.cancel()
         term.close()
         Screen._on_timer_update = screen_update  # type: ignore[method-assign]
+        linux_driver.WriterThread = textual_writer  # type: ignore[misc]
     return out
 
 
@@ -430,8 +587,13 @@ async def main() -> None:
                     help="2: then the desk on two venues (sim + sim-binance), figures beside the one-venue ones")
     ap.add_argument("--load-session", choices=("desk", "own"), default="desk",
                     help="busy loops in the desk's session (default: they share its autogroup) or their own")
-    ap.add_argument("--profile", default="", help="write a cProfile (wall clock, so best with --load 0) of the "
-                    "one-venue desk's measured seconds here")
+    ap.add_argument("--writes", choices=("direct", "textual"), default="direct",
+                    help="textual: every write through Textual's writer thread (ui.direct_writes = false)")
+    ap.add_argument("--terminal", choices=("process", "thread"), default="process",
+                    help="who reads the terminal: a child process (as a terminal emulator/tmux/sshd) or a thread "
+                    "of this process (the benchmark before 24-desk-3)")
+    ap.add_argument("--profile", default="", help="write a cProfile (the loop thread's CPU time, so it reads "
+                    "the same under load) of the one-venue desk's measured seconds here")
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
     os.environ.pop("NO_COLOR", None)
@@ -447,14 +609,15 @@ async def main() -> None:
             base = None
             if not args.no_baseline:
                 base = await engine_only(make_settings(port, Path(tmp) / "a.db", args.refresh_hz), args.seconds, meter)
-            r = await with_desk(make_settings(port, Path(tmp) / "b.db", args.refresh_hz), args.seconds, (w, h), meter,
-                                profile=args.profile)
+            direct = args.writes == "direct"
+            r = await with_desk(make_settings(port, Path(tmp) / "b.db", args.refresh_hz, direct_writes=direct),
+                                args.seconds, (w, h), meter, profile=args.profile, reader=args.terminal)
             if args.venues == 2:
                 proc2, port2 = start_sim(args.rate, "binance", 1019)
                 procs.append(proc2)
-                second = (make_settings(port2, Path(tmp) / "c.db", args.refresh_hz, "sim-binance"), SimMeter(proc2))
-                r2 = await with_desk(make_settings(port, Path(tmp) / "c.db", args.refresh_hz), args.seconds, (w, h),
-                                     meter, second)
+                second = (make_settings(port2, Path(tmp) / "c.db", args.refresh_hz, "sim-binance", direct), SimMeter(proc2))
+                r2 = await with_desk(make_settings(port, Path(tmp) / "c.db", args.refresh_hz, direct_writes=direct),
+                                     args.seconds, (w, h), meter, second, reader=args.terminal)
     finally:
         for p in procs:
             assert p.stdin is not None
@@ -472,6 +635,12 @@ async def main() -> None:
           f"Textual's Linux driver), refresh_hz {args.refresh_hz:g}; {args.load} busy-loop processes beside it "
           f"({args.load_session} session, autogroup {autogroup()}); "
           f"load average before {load0[0]:.2f} on {os.cpu_count()} cores, after {os.getloadavg()[0]:.2f}")
+    direct, queued = r["direct"]
+    ho = r["handed_over"]
+    print(f"  writes                       : --writes {args.writes} ({r['writer']}"
+          + (f": {direct} direct, {queued} through its thread" if direct is not None else "")
+          + f"), terminal read by a {args.terminal}; frames that waited for the writer thread: {len(ho)}"
+          + (f", end of _display -> written median {statistics.median(ho):.1f} ms, max {max(ho):.1f} ms" if ho else ""))
     print(f"  book updates pushed by sim   : {r['sim_rate']:8.0f} /s (websocket book messages, 3 symbols)")
     print(f"  book updates into the engine : {r['book_rate']:8.0f} /s (BookEvents; ccxt hands the feed the latest book"
           f" per await, so a busy loop merges messages)")
@@ -483,6 +652,12 @@ async def main() -> None:
         print("  where it went (median / p99 ms): " + "   ".join(
             f"{name} {statistics.median(c):.1f} / {pct(list(c), 0.99):.1f}"
             for name, c in zip(("received->drained", "drained->rendered", "rendered->written"), cols)))
+    sc = r.get("sched", [])
+    if sc:
+        cols = list(zip(*sc))
+        print("  drained->written, loop thread (median / p99 / sum ms): " + "   ".join(
+            f"{name} {statistics.median(c):.1f} / {pct(list(c), 0.99):.1f} / {sum(c):.0f}"
+            for name, c in zip(("on a CPU", "waiting for a CPU", "blocked (GIL, lock, sleep)"), cols)))
     fc = r["frame_cpu"]
     if fc:
         print(f"  CPU of a screen update       : median {statistics.median(fc):.2f} ms   p99 {pct(fc, 0.99):.2f} ms"

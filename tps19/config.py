@@ -216,6 +216,9 @@ class UISettings(BaseModel):
     refresh_hz: float = Field(15.0, gt=0, le=60, allow_inf_nan=False)
     book_levels: int = Field(15, ge=1, le=50)
     theme: str = "textual-dark"
+    # the desk writes a frame from its own thread when Textual's writer thread is idle
+    # (tps19/desk/frame_writer.py); False: every write through Textual's writer thread
+    direct_writes: bool = True
 
 
 class FeedSettings(BaseModel):

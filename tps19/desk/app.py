@@ -23,7 +23,7 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from . import frames
+from . import frame_writer, frames
 from .cockpit import CockpitScreens
 from ..config import Settings, load_settings
 from ..engine.events import LogEvent
@@ -83,6 +83,8 @@ class DeskApp(CockpitScreens, App[int]):
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         self.settings = settings or (engine.settings if engine is not None else load_settings())
+        if self.settings.ui.direct_writes:
+            self.driver_class = frame_writer.direct_driver(self.driver_class)
         self.mode = mode
         self.engine = engine
         self.owns_engine = engine is None or getattr(engine, "started_at", None) is None
