@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, SIM_VENUES, Settings
 from .ccxt_classes import ccxt_base, exchange_class
+from .nonces import sign_uniquely
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ async def open_venue(settings: Settings, *, private: bool = True) -> Venue:
             client.set_sandbox_mode(True)
         if ex.rest_url or ex.ws_url:
             raise VenueError("exchange.rest_url / ws_url overrides are only supported with --exchange sim / sim-binance")
+    sign_uniquely(client)  # before load_markets: with keys it already makes a private call
     venue = Venue(exchange_id=exchange_id, client=client, rest_url=base_url)
     install_gap_guard(client, venue.gap_count, venue.book_messages)
     venue.frames = install_frame_guard(client)

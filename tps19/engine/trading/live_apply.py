@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..events import now_ms
+from ..nonces import sign_uniquely
 from .base import BaseBroker
 from .live_venue import RANK, LookupResult
 from .orders import D, D_or_none, OrderState, OrderStatus, OrderType, Side, TriggerState
@@ -40,6 +41,7 @@ class VenueApplier(BaseBroker):
 
     def __init__(self, *, client: Any, request_timeout_s: float = 10.0, **kw: Any) -> None:
         super().__init__(**kw)
+        sign_uniquely(client)  # concurrent identical reads must not look like replays to the venue
         self.client = client
         self.request_timeout_s = request_timeout_s
         self.known_fills: set[str] = set()
