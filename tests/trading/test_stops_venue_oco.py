@@ -139,6 +139,24 @@ async def test_an_oco_list_the_venue_took_but_answered_504_is_followed_never_res
     await s.stop()
 
 
+async def test_an_oco_list_that_never_reached_the_venue_is_refused_whole(sim, clients, bus, db):
+    """A 503 before the matcher: neither leg is at the venue, so both are refused together (a
+    stop without its take-profit, or the reverse, is never placed leg by leg)."""
+    mine, _ = clients
+    s = await live_stack(bus, db, mine, stop_placement="venue")
+    sim.faults.fail_next_requests(1, 503)
+    stop = await s.broker.place(OrderRequest(SYM, "sell", "oco", D("0.1"), stop_loss_price=D("1000"),
+                                             take_profit_price=D("1000000")))
+    assert stop.oco_group
+    legs = [await settled(db, o.client_order_id, "rejected") for o in await s.broker.store.group(stop.oco_group)]
+    assert len(legs) == 2 and all("never reached the venue" in (r.reason or "") for r in legs), legs
+    assert sim.open_orders(KEY) == [] and sim.account_balances(KEY)["BTC"]["used"] == 0
+    # the legs were read back together, each request signed with its own nonce: none was taken
+    # for a replay (their identical lookups, one per leg, were refused 40006 and left both unknown)
+    assert sim.stats["replays_refused"] == 0
+    await s.stop()
+
+
 async def test_a_100_percent_price_band_gives_the_stop_leg_the_lowest_price_not_zero(sim, clients, bus, db):
     """A 100 % band means "any price", but a limit of 0 is refused, and so is one worth less than the
     market's minimum notional (ccxt's cryptocom markets do not carry the venue's min_notional,

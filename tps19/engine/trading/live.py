@@ -215,8 +215,14 @@ class LiveBroker(VenueSync):
 
     async def _follow_legs(self, legs: list[OrderState]) -> None:
         """Learn each placed leg's venue id and state (the list's answer names only the list). An
-        OCO is placed whole or not at all: both absent -> both refused, never resent one by one."""
-        found: list[tuple[OrderState, str, dict | None]] = [(o, *(await self.lookup(o))) for o in legs]
+        OCO is placed whole or not at all: both absent -> both refused, never resent one by one.
+        Both legs are read together (one open-orders and one history read, matched by client id):
+        one answer for the whole list, never two identical requests."""
+        got = await self.lookup_all(legs)
+        if any(r == LookupResult.UNKNOWN for r, _ in got.values()):
+            await asyncio.sleep(0.2)  # a read failed (timeout, busy venue): once more before leaving it to the poll
+            got = await self.lookup_all(legs)
+        found = [(o, *got[o.client_order_id]) for o in legs]
         if all(r == LookupResult.ABSENT for _, r, _ in found):
             async with self.lock:
                 for o in legs:

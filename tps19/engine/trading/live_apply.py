@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 from ..events import now_ms
@@ -34,6 +35,9 @@ from .store import FillRecord
 
 ZERO = Decimal(0)
 S = OrderStatus
+# orders asked of the venue's history per lookup: Crypto.com's most (get-order-history); Binance
+# allows more, but a full page of either means orders past it were not read
+HISTORY_PAGE = 100
 
 
 class VenueApplier(BaseBroker):
@@ -72,25 +76,47 @@ class VenueApplier(BaseBroker):
     async def lookup(self, o: OrderState) -> tuple[str, dict | None]:
         """Find our order on the venue by client order id: FOUND, ABSENT (both open orders and
         order history were read and it is in neither) or UNKNOWN."""
-        cid = o.client_order_id
-        definitive = True
-        try:
-            for vo in await self.call("fetch_open_orders", o.symbol):
-                if vo.get("clientOrderId") == cid:
-                    return LookupResult.FOUND, vo
-        except Exception as e:
-            self.report("lookup", f"open orders unavailable: {type(e).__name__}: {e}")
-            definitive = False
-        try:
-            since = o.created_ms - 60_000
-            for vo in await self.call("fetch_orders", o.symbol, since):
-                if vo.get("clientOrderId") == cid:
-                    return LookupResult.FOUND, vo
-        except Exception as e:
-            self.report("lookup", f"order history unavailable: {type(e).__name__}: {e}")
-            definitive = False
-        return (LookupResult.ABSENT if definitive else LookupResult.UNKNOWN), None
+        return (await self.lookup_all([o]))[o.client_order_id]
 
+    async def lookup_all(self, orders: Sequence[OrderState]) -> dict[str, tuple[str, dict | None]]:
+        """Find several of our orders by client order id with ONE open-orders read and (for those
+        not open) ONE order-history read per symbol, each order matched by its client id. Reading
+        per order sent identical requests (an OCO's two legs share symbol and creation time) and
+        asked the venue twice for the same answer. Per order: FOUND, ABSENT (both reads complete
+        and it is in neither) or UNKNOWN (a read failed, or the history page was full: an order
+        beyond it is not proven absent)."""
+        out: dict[str, tuple[str, dict | None]] = {}
+        by_symbol: dict[str, list[OrderState]] = {}
+        for o in orders:
+            by_symbol.setdefault(o.symbol, []).append(o)
+        for symbol, group in by_symbol.items():
+            wanted = {o.client_order_id for o in group}
+            definitive = True
+            try:
+                for vo in await self.call("fetch_open_orders", symbol):
+                    cid = vo.get("clientOrderId")
+                    if cid in wanted and cid not in out:
+                        out[cid] = (LookupResult.FOUND, vo)
+            except Exception as e:
+                self.report("lookup", f"open orders unavailable: {type(e).__name__}: {e}")
+                definitive = False
+            rest = [o for o in group if o.client_order_id not in out]
+            if rest:
+                since = min(o.created_ms for o in rest) - 60_000
+                try:
+                    history = list(await self.call("fetch_orders", symbol, since, HISTORY_PAGE))
+                    for vo in history:
+                        cid = vo.get("clientOrderId")
+                        if cid in wanted and cid not in out:
+                            out[cid] = (LookupResult.FOUND, vo)
+                    if len(history) >= HISTORY_PAGE:
+                        definitive = False  # more than one page since: the rest is not read
+                except Exception as e:
+                    self.report("lookup", f"order history unavailable: {type(e).__name__}: {e}")
+                    definitive = False
+            for o in group:
+                out.setdefault(o.client_order_id, ((LookupResult.ABSENT if definitive else LookupResult.UNKNOWN), None))
+        return out
 
     # ---------------------------------------------------------------- applying venue state
     def _find(self, vo: dict) -> OrderState | None:

@@ -17,7 +17,7 @@ from ..storage.models import PositionAdjustment
 from .events import BalanceDiscrepancy
 from .live_apply import VenueApplier
 from .live_venue import LookupResult, ccxt_errors
-from .orders import D
+from .orders import D, OrderState
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -155,21 +155,28 @@ class VenueSync(VenueApplier):
             for vo in open_:
                 if adopt or self._find(vo) is not None:
                     await self._apply_venue_order(vo, fetch_trades=True)
+        missing: list[OrderState] = []  # ours, working, without a venue id: looked up together below
         for o in list(self.orders.values()):
             if not o.is_working or o.client_order_id in venue_cids or (o.venue_order_id in venue_ids):
                 continue
             if o.venue_order_id is None:
-                if (now_ms() - o.created_ms) / 1000 < 1.0:
-                    continue  # its create-order is probably still in flight
-                found, looked_up = await self.lookup(o)
-                if found == LookupResult.FOUND and looked_up is not None:
-                    async with self.lock:
-                        await self._apply_venue_order(looked_up, fetch_trades=True)
-                elif found == LookupResult.ABSENT and (now_ms() - o.created_ms) / 1000 >= self.new_order_grace_s:
-                    async with self.lock:
-                        await self._venue_reject(o.client_order_id, "never reached the venue (not found by client order id)")
+                if (now_ms() - o.created_ms) / 1000 >= 1.0:  # else its create-order is probably in flight
+                    missing.append(o)
             else:
                 await self.refresh(o.client_order_id)
+        if not missing:
+            return
+        # one open-orders and one history read per symbol for all of them (an OCO's legs and
+        # orders placed together would otherwise send identical requests side by side)
+        results = await self.lookup_all(missing)
+        for o in missing:
+            found, looked_up = results[o.client_order_id]
+            if found == LookupResult.FOUND and looked_up is not None:
+                async with self.lock:
+                    await self._apply_venue_order(looked_up, fetch_trades=True)
+            elif found == LookupResult.ABSENT and (now_ms() - o.created_ms) / 1000 >= self.new_order_grace_s:
+                async with self.lock:
+                    await self._venue_reject(o.client_order_id, "never reached the venue (not found by client order id)")
 
     async def reconcile(self) -> bool:
         """Full reconciliation with the venue. Returns False if it could not complete."""
