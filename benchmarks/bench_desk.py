@@ -440,9 +440,10 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
                 if pumped is not None:
                     (t0, s0) = pumped
                     self.stages.append(((t0 - received) * 1000, (rendered - t0) * 1000, (now - rendered) * 1000))
-                    wall = (now - t0) * 1000
-                    run, wait = (s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6
-                    self.sched.append((run, wait, max(0.0, wall - run - wait)))
+                    if s0 != (0, 0) and s1 != (0, 0):  # both read while the account was open
+                        wall = (now - t0) * 1000
+                        run, wait = (s1[0] - s0[0]) / 1e6, (s1[1] - s0[1]) / 1e6
+                        self.sched.append((run, wait, max(0.0, wall - run - wait)))
 
     from textual.screen import Screen
 
@@ -637,6 +638,8 @@ async def main() -> None:
           f"load average before {load0[0]:.2f} on {os.cpu_count()} cores, after {os.getloadavg()[0]:.2f}")
     direct, queued = r["direct"]
     ho = r["handed_over"]
+    if args.writes == "direct" and direct is None:
+        print("  (this tree's desk has no direct writes: every frame went through Textual's writer thread)")
     print(f"  writes                       : --writes {args.writes} ({r['writer']}"
           + (f": {direct} direct, {queued} through its thread" if direct is not None else "")
           + f"), terminal read by a {args.terminal}; frames that waited for the writer thread: {len(ho)}"

@@ -24,6 +24,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from . import frame_writer, frames
+from .full_gc import FullCollections
 from .cockpit import CockpitScreens
 from ..config import Settings, load_settings
 from ..engine.events import LogEvent
@@ -112,6 +113,7 @@ class DeskApp(CockpitScreens, App[int]):
         self._book_flash_drawn = False
         self.frames = 0
         self._last_pump = 0.0  # monotonic time of the last drain: frames are at least 1/refresh_hz apart
+        self.full_gc = FullCollections()  # full GC passes right after a frame (full_gc.py)
         self._totals_error: str | None = None  # why VenueSet.totals() failed last (told once)
         self._history: set[tuple[str, str]] = set()  # (venue, symbol) whose candle history is loaded
         try:
@@ -221,6 +223,7 @@ class DeskApp(CockpitScreens, App[int]):
         # seconds and stalls a frame by 100-150 ms (measured by benchmarks/bench_desk.py).
         gc.collect()
         gc.freeze()
+        self.full_gc.start()
         self.select_symbol(self.symbols.index(self.symbol))
 
     async def _start_venues(self) -> bool:
@@ -282,6 +285,7 @@ class DeskApp(CockpitScreens, App[int]):
         self.push_screen(MessageScreen("The engine could not start", message), done)
 
     async def _stop_engine(self) -> None:
+        self.full_gc.stop()
         subs, self.subs = self.subs, {}
         for sub in subs.values():
             sub.close()
@@ -385,6 +389,7 @@ class DeskApp(CockpitScreens, App[int]):
                 self._paint(only_book=True)
             self._redraw(todo, book=False)
             self._paint()
+        self.full_gc.after_frame()  # the frames are out: the next drain is 1/refresh_hz away
         self.frames += 1
 
     def _paint(self, only_book: bool = False) -> None:
@@ -450,7 +455,8 @@ class DeskApp(CockpitScreens, App[int]):
         if not isinstance(desk, DeskScreen) or not desk.is_mounted:
             return False
         panes = desk.panes()
-        status_bar = next(iter(desk.query("#status").results(StatusBar)), None)
+        found = desk.status_bar()
+        status_bar = found if isinstance(found, StatusBar) else None
         # Still composing, or being torn down at exit (widgets go one by one while this timer
         # still fires): draw on a later tick, never crash on a missing pane.
         if not PANES <= panes.keys() or status_bar is None:

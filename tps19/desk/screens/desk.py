@@ -153,7 +153,12 @@ class DeskScreen(Screen[None]):
         self.query_one("#risk").border_title = f"Risk {venue}" if venue else "Risk"
 
     def panes(self) -> dict[str, Any]:
-        return {w.id: w for w in self.query(".pane") if w.id}
+        """The panes by id (from ``painted_widgets``' lookup: two DOM queries per drain were ~18 %
+        of the drain's CPU in bench_desk's profile)."""
+        return {w.id: w for w in self.painted_widgets() if w.id and w.has_class("pane")}
+
+    def status_bar(self) -> Widget | None:
+        return next((w for w in self.painted_widgets() if w.id == "status"), None)
 
     def painted_widgets(self) -> list[Widget]:
         """What the desk's pump redraws: the panes and the status bar (looked up once while they
