@@ -21,10 +21,10 @@ import hashlib
 import threading
 from typing import Any, Callable
 
-# ccxt ids whose nonce is a millisecond clock reading (a +1 step is one millisecond, harmless);
-# a venue counting in seconds would be pushed a second ahead per extra request, so others keep
-# ccxt's own nonce
-MILLISECOND_NONCES = frozenset({"cryptocom", "binance"})
+# ccxt ids whose nonce is a millisecond clock reading (a +1 step is one millisecond, harmless):
+# cryptocom, and binance with the classes built on it (binanceus, binanceusdm, ...); a venue
+# counting in seconds would be pushed a second ahead per extra request, so others keep ccxt's own
+MILLISECOND_NONCES = ("cryptocom", "binance")
 
 _lock = threading.Lock()
 _last: dict[tuple[str, str], int] = {}  # (ccxt id, sha256 of the API key) -> last nonce handed out
@@ -53,7 +53,7 @@ def sign_uniquely(client: Any) -> bool:
         return True
     signer = _signer(client)
     own = getattr(type(client), "nonce", None)
-    if signer[0] not in MILLISECOND_NONCES or own is None:
+    if not signer[0].startswith(MILLISECOND_NONCES) or own is None:
         return False
     clock = own.__get__(client)  # the class's own clock (binance's keeps timeDifference)
 
