@@ -350,9 +350,11 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
     figures of the venue's last PortfolioUpdate, like the balance rows. An update alone marked only
     the balances pane: when a fill's position reached the desk before the update counting it (a
     publisher pass later) and no mark moved after, the fees rows stayed 0.00 under the fee booked
-    (CI: 'all venues net USDT +0.00 +0.00 +0.00 0.00' with 0.57434735 booked)."""
+    (CI: 'all venues net USDT +0.00 +0.00 +0.00 0.00' with 0.57434735 booked). At 120 columns the
+    pane is too narrow for every column: it leaves out `held` and says so (it cropped its right end,
+    and the fees read "0.5" for 0.57)."""
     async with two_venue_desk(settings) as (app, venues, sims):
-        async with app.run_test(size=(140, 44)) as pilot:
+        async with app.run_test(size=(120, 40)) as pilot:
             bn = venues.engines["sim-binance"]
             await wait_for(pilot, lambda: app.ready and all(app.states[v].portfolio is not None
                                                             and not app.states[v].portfolio.unpriced for v in venues.engines),
@@ -363,7 +365,7 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
             monkeypatch.setattr(pub, "publish_changes", lambda: False)
             o = await bn.trading.broker.place_order("BTC/USDT", "buy", "market", "0.01")
             assert o.status.value == "filled"
-            await wait_for(pilot, lambda: [r[3] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")] == ["0.01"],
+            await wait_for(pilot, lambda: [r[2] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")] == ["0.01"],
                            what=lambda: f"the fill's row: {pane_text(app, '#positions')}")
             monkeypatch.setattr(pub, "publish_changes", publish)
             assert pub.publish_changes()  # the markets are paused: no mark moves after this
@@ -378,4 +380,12 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
             await wait_for(pilot, lambda: fees_rows() == [shown, shown],
                            what=lambda: f"fees {shown} on sim-binance's and the all-venue rows: {pane_text(app, '#positions')}")
             row = pane_rows(app, "#positions", "sim-binance", "BTC/USDT")[0]
-            assert row[-1] == shown  # the row above says the same
+            pos = bn.trading.portfolio.position_event("BTC/USDT")
+            # venue symbol net entry mark unreal. realized fees: whole figures, the row above says the same fee
+            assert row[2:] == [amount_text(pos.net_position), money(pos.avg_entry), money(pos.mark),
+                               f"{pos.unrealized_pnl:+,.2f}", "+0.00", shown], row
+            assert "held hidden (narrow)" in pane_text(app, "#positions")
+            await pilot.resize_terminal(140, 44)  # wide enough: held is back, nothing hidden
+            await wait_for(pilot, lambda: [r[2:4] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")]
+                           == [["1.01", "0.01"]] and "hidden" not in pane_text(app, "#positions"),
+                           what=lambda: f"held shown at 140 columns: {pane_text(app, '#positions')}")

@@ -69,7 +69,9 @@ class PositionsPane(RowsPane):
     engine publishes when the mark moves, not only on fills. With several venues each row names
     its venue and the totals are the engine's per venue and over all venues."""
 
-    COLS = (Col("symbol", right=False), Col("held"), Col("net"), Col("entry"), Col("mark"),
+    # too narrow for every column (two venues at 120 columns): held goes first (the Balances pane
+    # shows the holding), then entry (the unrealized P&L stays), never a P&L figure cut short
+    COLS = (Col("symbol", right=False), Col("held", hide=1), Col("net"), Col("entry", hide=2), Col("mark"),
             Col("unreal."), Col("realized"), Col("fees"))
 
     def show_positions(self, positions: list[tuple[str, Any]], price_places: dict[tuple[str, str], int],

@@ -24,6 +24,10 @@ Cell = str | Text
 class Col:
     name: str
     right: bool = True  # numbers right-aligned, names left
+    # > 0: hidden (lowest first) while the pane is too narrow for every column, and its border
+    # says so; for a column another pane or column also tells (cropping the right end instead cut
+    # numbers short: a fees cell of 3.93 read "3.9")
+    hide: int = 0
 
 
 def _cell(c: Cell) -> Text:
@@ -54,6 +58,8 @@ class RowsPane(Widget, can_focus=True):
         self.top = 0  # first row in view
         self.row_cursor = 0
         self.rows_hidden = 0  # rows out of view at the last render
+        self.cols_hidden: list[str] = []  # columns left out for want of width (Col.hide)
+        self._shown: list[int] | None = None  # indices of the columns drawn (None: all)
         self._key: Any = None
         self._lead = " "
 
@@ -118,17 +124,42 @@ class RowsPane(Widget, can_focus=True):
         h = self.size.height or (len(self.rows) + len(self.pinned) + 1)
         return max(1, h - int(self.with_header and bool(self.cols)) - len(self.pinned))
 
-    def _widths(self) -> list[int]:
+    def _all_widths(self) -> list[int]:
         w = [len(c.name) if self.with_header else 0 for c in self.cols]
         for r in self.rows + self.pinned:
             for i, c in enumerate(r[: len(w)]):
                 w[i] = max(w[i], _cell(c).cell_len)
         return w
 
+    def _fit(self) -> None:
+        """Which columns are drawn at this width: every one when they fit (one blank between),
+        else without the ``Col.hide`` ones, lowest first, until the rest fit."""
+        self._shown, self.cols_hidden = None, []
+        width = self.size.width
+        if not width or not any(c.hide for c in self.cols):
+            return
+        w = self._all_widths()
+        shown = list(range(len(self.cols)))
+        for i in sorted((i for i, c in enumerate(self.cols) if c.hide), key=lambda i: self.cols[i].hide):
+            if sum(w[j] for j in shown) + len(shown) - 1 <= width:
+                break
+            shown.remove(i)
+            self.cols_hidden.append(self.cols[i].name)
+        if self.cols_hidden:
+            self._shown = shown
+
+    def _widths(self) -> list[int]:
+        w = self._all_widths()
+        return w if self._shown is None else [w[i] for i in self._shown]
+
+    def _drawn(self, cells: Sequence[Any]) -> list[Any]:
+        return list(cells) if self._shown is None else [cells[i] if i < len(cells) else "" for i in self._shown]
+
     def _view(self) -> tuple[int, int]:
         """Scroll position and rows in view for the current size; updates the border's count.
         Called when the data, the size or the position changes (never from render: a border
         changed while rendering is not repainted)."""
+        self._fit()
         room = self._room()
         n = len(self.rows)
         if self.with_cursor:  # keep the cursor in view
@@ -152,21 +183,21 @@ class RowsPane(Widget, can_focus=True):
         top, shown = self.top, min(self._room(), len(self.rows) - self.top)
         out = Text(no_wrap=True, overflow="crop", end="")
         if self.with_header and self.cols:
-            out.append_text(self._line([Text(c.name) for c in self.cols], widths, gap, "dim"))
+            out.append_text(self._line([Text(c.name) for c in self._drawn(self.cols)], widths, gap, "dim"))
             out.append("\n")
         for i, r in enumerate(self.rows[top: top + shown]):
             selected = self.with_cursor and top + i == self.row_cursor and self.has_focus
-            out.append_text(self._line(r, widths, gap, "reverse" if selected else ""))
+            out.append_text(self._line(self._drawn(r), widths, gap, "reverse" if selected else ""))
             out.append("\n")
         for r in self.pinned:
-            out.append_text(self._line(r, widths, gap, "bold"))
+            out.append_text(self._line(self._drawn(r), widths, gap, "bold"))
             out.append("\n")
         out.rstrip()
         return out
 
     def _line(self, cells: Sequence[Cell], widths: list[int], gap: int, style: str) -> Text:
         line = Text(self._lead, style=style, no_wrap=True)
-        for i, (col, w) in enumerate(zip(self.cols, widths)):
+        for i, (col, w) in enumerate(zip(self._drawn(self.cols), widths)):
             c = _cell(cells[i]) if i < len(cells) else Text("")
             pad = " " * max(0, w - c.cell_len)
             if i:
@@ -187,6 +218,8 @@ class RowsPane(Widget, can_focus=True):
             above, below = first, total - first - shown
             arrows = " ".join(p for p in (f"↑{above}" if above else "", f"↓{below}" if below else "") if p)
             sub = f"{self.rows_hidden} more row{'s' if self.rows_hidden != 1 else ''} {arrows}"
+        if self.cols_hidden:
+            sub = " · ".join(p for p in (f"{', '.join(self.cols_hidden)} hidden (narrow)", sub) if p)
         if self.border_subtitle != sub:
             self.border_subtitle = sub
 
