@@ -107,6 +107,9 @@ async def test_paper_trades_both_dialects_at_once_each_at_its_own_fees(settings)
         # that fits Binance's own cap is refused, while a sell that reduces a position passes
         gross = sum(e.trading.broker.risk.account.gross_exposure() for e in (cdc, bn))
         venues.max_gross_exposure = gross + D(100)
+        # the figures the desk's risk pane shows are the ones checked (USDT on both: rate 1)
+        lim = venues.limits()
+        assert (lim.gross_exposure, lim.max_gross_exposure, lim.currency) == (gross, gross + D(100), "USDT")
         over = await bn.trading.broker.place(OrderRequest("ETH/USDT", "buy", "market", D("0.1")))
         assert over.status == OrderStatus.REJECTED and "gross exposure of all venues" in over.reason
         reduce = await bn.trading.broker.place(OrderRequest("ETH/USDT", "sell", "market", D("0.1")))

@@ -389,3 +389,23 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
             await wait_for(pilot, lambda: [r[2:4] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")]
                            == [["1.01", "0.01"]] and "hidden" not in pane_text(app, "#positions"),
                            what=lambda: f"held shown at 140 columns: {pane_text(app, '#positions')}")
+            # the limits over all venues under the focused venue's figures in the risk pane: the
+            # engine's (VenueSet.limits, what order entry enforces), as of the updates on screen, so
+            # the exposure adds up the non-USDT balance values above it
+            def risk_total() -> str | None:
+                lim = venues.limits(marked={v: app.states[v].portfolio for v in venues.engines})
+                today = "--" if lim.pnl_unknown or lim.pnl_today is None else f"{lim.pnl_today:+,.2f}"
+                want = {("all", "P&L", "today"): f"{today} / -1,000",
+                        ("all", "exposure"): f"{float(lim.gross_exposure):,.0f} / 500,000"}
+                for first, figure in want.items():
+                    rows = pane_rows(app, "#risk", *first)
+                    if not rows or " ".join(rows[0][len(first):]) != figure:
+                        return f"risk {first}: {rows} != {figure!r}: {pane_text(app, '#risk')}"
+                values = [Decimal(r[-1].replace(",", "")) for v in venues.engines for r in pane_rows(app, "#balances", v)
+                          if r[1] not in ("USDT", "equity")]
+                shown_exposure = Decimal(pane_rows(app, "#risk", "all", "exposure")[0][2].replace(",", ""))
+                if abs(sum(values) - shown_exposure) > 1:
+                    return f"exposure {shown_exposure} is not the balance values {values}"
+                return None
+
+            await wait_for(pilot, lambda: risk_total() is None, what=risk_total)

@@ -115,6 +115,7 @@ class DeskApp(CockpitScreens, App[int]):
         self._last_pump = 0.0  # monotonic time of the last drain: frames are at least 1/refresh_hz apart
         self.full_gc = FullCollections()  # full GC passes right after a frame (full_gc.py)
         self._totals_error: str | None = None  # why VenueSet.totals() failed last (told once)
+        self._limits_error: str | None = None  # why VenueSet.limits() had no figures last (told once)
         self._history: set[tuple[str, str]] = set()  # (venue, symbol) whose candle history is loaded
         try:
             self.theme = self.settings.ui.theme
@@ -517,7 +518,7 @@ class DeskApp(CockpitScreens, App[int]):
                 panes["balances"].show_balances(self.state.portfolio, available)
         if "risk" in dirty:
             limits = self.trading.broker.risk.settings if self.trading is not None else self.settings.risk
-            panes["risk"].show_trading(self.state, self.trading, limits)
+            panes["risk"].show_trading(self.state, self.trading, limits, total=self._total_limits())
         if "signals" in dirty or "chart" in dirty:  # a closed bar moves the strategy's clock
             runner = getattr(self.engine, "runner", None) if self.engine is not None else None
             panes["signals"].show_signals(list(self.state.signals), runner is not None, strategy_clock(runner, self.symbol))
@@ -528,6 +529,23 @@ class DeskApp(CockpitScreens, App[int]):
                 if isinstance(self.screen, LogScreen):
                     self.screen.add(lines)
         return drew_book
+
+    def _total_limits(self) -> Any:
+        """With several venues: where all of them stand against the limits over every venue (the
+        engine's VenueSet.limits, P&L today as of each venue's update on screen); None otherwise."""
+        if not self.multi or self.venues is None:
+            return None
+        from ..engine.multivenue import TotalLimits
+
+        try:
+            lim = self.venues.limits(marked={v: self.states[v].portfolio for v in self.venue_ids
+                                             if self.states[v].portfolio is not None})
+        except Exception as err:  # never a traceback on the trader's screen; told once in the log
+            lim = TotalLimits(self.venues.report_currency, None, None, unavailable=f"{type(err).__name__}: {err}")
+        if lim.unavailable is not None and lim.unavailable != self._limits_error:
+            self.state.note("error", "limits over all venues unknown", error=lim.unavailable)
+        self._limits_error = lim.unavailable
+        return lim
 
     def _new_log_lines(self) -> list[Any]:
         """Every venue's log lines since the last draw (with several venues, each names its venue)."""

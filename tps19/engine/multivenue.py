@@ -108,6 +108,20 @@ def sim_seed(settings: Settings, index: int) -> int:
     return settings.sim.seed + 1000 * index
 
 
+@dataclass(frozen=True)
+class TotalLimits:
+    """The limits over every venue and the venues' figures against them (``VenueSet.limits``),
+    in the reporting currency; ``unavailable``: why the figures cannot be computed."""
+
+    currency: str
+    max_gross_exposure: Decimal | None
+    daily_loss_limit: Decimal | None
+    gross_exposure: Decimal | None = None
+    pnl_today: Decimal | None = None  # the venues that have one (``pnl_unknown``: those without)
+    pnl_unknown: tuple[str, ...] = ()
+    unavailable: str | None = None
+
+
 class VenueSet:
     """The portfolio level over one engine per venue."""
 
@@ -143,27 +157,50 @@ class VenueSet:
                 e.trading.broker.risk.total = partial(self._total_check, v)
         return dict(self.failed)
 
-    def _total_check(self, venue: str, v: Any, added: Decimal) -> str | None:
-        """The limits over every venue, for an order adding ``added`` exposure on ``venue``
-        (valued in that venue's currency): refused when the venues' gross exposure with it, or
-        their P&L today, is beyond the total limits (reporting currency)."""
+    def limits(self, venue: str | None = None, added: Decimal = Decimal(0), *,
+               marked: Mapping[str, Any] | None = None) -> TotalLimits:
+        """Where the venues stand against the limits over all of them (reporting currency): their
+        gross exposure, with ``added`` on ``venue`` (an order's, valued in that venue's currency),
+        and their P&L today, each venue's own figure at its rate. Order entry enforces these
+        (``_total_check``); the desk's risk pane shows them. ``marked``: per venue, the
+        PortfolioUpdate a reader shows: its gross exposure and P&L today are that update's (the
+        balance values on screen add up to it; reading the risk engine's P&L at draw time could
+        also fix the day's start before every mark is known)."""
         rep = self.report_currency
         gross = Decimal(0)
         pnl = Decimal(0)
+        unknown = []
         for name, e in self.running.items():
             if e.trading is None:
                 continue
             risk = e.trading.broker.risk
             rate, how = self._rate(e, getattr(e.trading.portfolio, "valuation", rep))
             if rate is None:
-                return f"total limits cannot be checked: {name}'s holdings have no value in {rep} ({how})"
-            if risk.account is not None:
+                return TotalLimits(rep, self.max_gross_exposure, self.daily_loss_limit,
+                                   unavailable=f"{name}'s holdings have no value in {rep} ({how})")
+            shown = (marked or {}).get(name)
+            if shown is not None and shown.gross_exposure is not None:
+                gross += shown.gross_exposure * rate
+            elif risk.account is not None:
                 gross += risk.account.gross_exposure() * rate
-            today = risk.pnl_today()
+            today = shown.pnl_today if shown is not None else risk.pnl_today()
             if today is not None:
                 pnl += today * rate
+            else:
+                unknown.append(name)
             if name == venue:
                 gross += added * rate
+        return TotalLimits(rep, self.max_gross_exposure, self.daily_loss_limit, gross_exposure=gross,
+                           pnl_today=pnl, pnl_unknown=tuple(unknown))
+
+    def _total_check(self, venue: str, v: Any, added: Decimal) -> str | None:
+        """The limits over every venue, for an order adding ``added`` exposure on ``venue``
+        (valued in that venue's currency): refused when the venues' gross exposure with it, or
+        their P&L today, is beyond the total limits (reporting currency)."""
+        lim = self.limits(venue, added)
+        rep, gross, pnl = lim.currency, lim.gross_exposure, lim.pnl_today
+        if lim.unavailable is not None or gross is None or pnl is None:
+            return f"total limits cannot be checked: {lim.unavailable}"
         if self.daily_loss_limit is not None and pnl <= -self.daily_loss_limit:
             return (f"daily loss limit of all venues reached (P&L today {pnl:.2f} {rep} <= -{self.daily_loss_limit}); "
                     "only orders that reduce a position are allowed")

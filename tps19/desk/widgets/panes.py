@@ -285,9 +285,11 @@ class RiskPane(RowsPane):
     def __init__(self, text: str = "", **kw: Any) -> None:
         super().__init__(text, header=False, **kw)
 
-    def show_trading(self, state: Any, trading: Any, limits: Any) -> None:
+    def show_trading(self, state: Any, trading: Any, limits: Any, total: Any = None) -> None:
         """Draw from the desk's state (positions, the engine's PortfolioUpdate), the trading stack
-        (None: not available: kill switch, orders today) and the risk settings ``limits``."""
+        (None: not available: kill switch, orders today) and the risk settings ``limits``;
+        ``total``: with several venues, where all of them stand against the limits over all
+        venues (``VenueSet.limits``, the figures order entry enforces)."""
         caps = [("max order", f"{limits.max_order_notional:,}"), ("max position", f"{limits.max_position_notional:,}")]
         if trading is None:
             self.show_risk(available=False, exposure={}, pnl_today=None, loss_limit=limits.daily_loss_limit,
@@ -305,15 +307,17 @@ class RiskPane(RowsPane):
         self.show_risk(available=True, exposure=exposure, pnl_today=pnl_today, loss_limit=limits.daily_loss_limit,
                        drawdown=state.drawdown, limits=caps, kill=bool(getattr(trading.broker, "killed", False)),
                        metrics=metric_rows(getattr(monitor, "latest", None)),
-                       attention=list(getattr(state, "attention", ())))
+                       attention=list(getattr(state, "attention", ())), total=total_rows(total))
 
     def show_risk(self, *, available: bool, exposure: dict[str, Decimal], pnl_today: Decimal | None,
                   loss_limit: Decimal, drawdown: Decimal | None, limits: list[tuple[str, str]], kill: bool,
-                  metrics: list[tuple[str, str]] | None = None, attention: list[str] | None = None) -> None:
+                  metrics: list[tuple[str, str]] | None = None, attention: list[str] | None = None,
+                  total: list[tuple[str, str, str]] | None = None) -> None:
         metrics = metrics or []
         attention = attention or []
+        total = total or []
         if self.unchanged((available, tuple(exposure.items()), pnl_today, loss_limit, drawdown, tuple(limits), kill,
-                           tuple(metrics), tuple(attention))):
+                           tuple(metrics), tuple(attention), tuple(total))):
             return
         theme = self.app.current_theme
         dim = "dim"
@@ -331,6 +335,8 @@ class RiskPane(RowsPane):
             rows.append([Text("drawdown", style=dim), fnum(drawdown, 2)])
             # per currency it is the Balances pane's value column
             rows.append([Text("exposure", style=dim), fnum(sum(exposure.values(), ZERO), 2)])
+            # the limits over every venue right below the focused venue's own figures
+            rows += [[Text(k, style=dim), Text(v, style=theme.error or "red") if warn else v] for k, v, warn in total]
             rows += [[Text(k, style=dim), v] for k, v in metrics]
         rows += [[Text(k, style=dim), v] for k, v in limits]
         self.show(self.COLS, rows)
@@ -342,6 +348,30 @@ class RiskPane(RowsPane):
         used = -pnl_today / loss_limit * 100 if loss_limit else ZERO
         style = (theme.error or "red") if used >= 80 else ""
         return Text(f"{fnum(pnl_today, 2, sign=True)} / -{fnum(loss_limit, 0)}", style=style)
+
+
+def total_rows(total: Any) -> list[tuple[str, str, str]]:
+    """The risk pane's rows of the limits over every venue (``VenueSet.limits``): P&L today of
+    all venues against their daily loss limit and their gross exposure against its cap, each
+    marked (third item non-empty) from 80 % of its limit, as the venue's own P&L today is."""
+    if total is None:
+        return []
+    if total.unavailable is not None:
+        return [("all venues", "limits unknown (log)", "!")]
+    out = []
+    loss, cap = total.daily_loss_limit, total.max_gross_exposure
+    if total.pnl_unknown or total.pnl_today is None:  # a venue's marks not all known yet: no total
+        today = "--"
+        used = ZERO
+    else:
+        today = fnum(total.pnl_today, 2, sign=True)
+        used = -total.pnl_today / loss * 100 if loss else ZERO
+    out.append(("all P&L today", f"{today} / -{fnum(loss, 0)}" if loss is not None else today, "!" if used >= 80 else ""))
+    gross = total.gross_exposure
+    used = gross / cap * 100 if cap else ZERO
+    out.append(("all exposure", f"{fnum(gross, 0)} / {fnum(cap, 0)}" if cap is not None else fnum(gross, 0),
+                "!" if used >= 80 else ""))
+    return out
 
 
 def metric_rows(ev: Any) -> list[tuple[str, str]]:

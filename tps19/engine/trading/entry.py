@@ -108,13 +108,7 @@ class HoldingsView:
         return self.portfolio.totals()["net_pnl"]
 
     def gross_exposure(self) -> Decimal:
-        total = ZERO
-        valuation = self.portfolio.valuation
-        for cur, amt in self.portfolio.balances.items():
-            if amt and cur != valuation:
-                v = self.portfolio.value_of(cur, abs(amt))
-                total += v if v is not None else ZERO
-        return total
+        return self.portfolio.gross_exposure()
 
     def open_order_count(self) -> int:
         return len(self.orders) + len(self.held)  # the broker keeps only working orders there

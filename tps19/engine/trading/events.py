@@ -175,7 +175,7 @@ class BalanceRow:
 @dataclass(slots=True, frozen=True)
 class PortfolioUpdate:
     """The account marked to the market: published when a mark moves (at most every
-    ``marks.INTERVAL_S``) and after fills. ``pnl_today`` is the very figure the daily loss limit
+    ``marks.INTERVAL_S``) and with every booked fill. ``pnl_today`` is the very figure the daily loss limit
     enforces (RiskEngine.pnl_today, counted from the day's first stored snapshot)."""
 
     mode: str
@@ -191,3 +191,6 @@ class PortfolioUpdate:
     balances: tuple[BalanceRow, ...]
     ts: int = field(default_factory=now_ms)
     excluded: tuple[str, ...] = ()  # held, but no market on the venue values them: not in equity
+    # the held currencies other than the valuation at the marks (Portfolio.gross_exposure: the
+    # figure the exposure caps check); None where not computed
+    gross_exposure: Decimal | None = None

@@ -302,6 +302,16 @@ class Portfolio:
                 total += v
         return total, unpriced
 
+    def gross_exposure(self) -> Decimal:
+        """Every held currency other than the valuation, at the marks (one without a mark or a
+        market counts as nothing): what the exposure caps check and the desk shows."""
+        total = ZERO
+        for cur, amt in self.balances.items():
+            if amt and cur != self.valuation:
+                v = self.value_of(cur, abs(amt))
+                total += v if v is not None else ZERO
+        return total
+
     def totals(self) -> dict[str, Decimal]:
         realized = sum((p.realized for p in self.positions.values()), ZERO)
         fees = sum((p.fees for p in self.positions.values()), ZERO)
