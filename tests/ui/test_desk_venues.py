@@ -385,6 +385,19 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
             assert row[2:] == [amount_text(pos.net_position), money(pos.avg_entry), money(pos.mark),
                                f"{pos.unrealized_pnl:+,.2f}", "+0.00", shown], row
             assert "held hidden (narrow)" in pane_text(app, "#positions")
+            # a resting order on sim-binance: its price whole in the open-orders pane, which leaves
+            # columns out and says so (it cropped the right end: the price read "5x,xxx.x")
+            low = (Decimal(str(bn.books["BTC/USDT"].best_bid()[0])) * Decimal("0.9")).quantize(Decimal("0.01"))
+            rest = await bn.trading.broker.place_order("BTC/USDT", "buy", "limit", "0.001", low)
+            assert rest.status.value == "open"
+            def order_row() -> list[list[str]]:
+                return [line.strip("│ ").split() for line in pane_text(app, "#orders").splitlines()
+                        if line.startswith("│sim-binance")]
+
+            await wait_for(pilot, lambda: [r[:3] for r in order_row()] == [["sim-binance", "BTC/USDT", "buy"]]
+                           and money(low) in order_row()[0] and "0.001" in order_row()[0]
+                           and "hidden (narrow)" in pane_text(app, "#orders"),
+                           what=lambda: f"the resting order's whole price {money(low)}: {pane_text(app, '#orders')}")
             await pilot.resize_terminal(140, 44)  # wide enough: held is back, nothing hidden
             await wait_for(pilot, lambda: [r[2:4] for r in pane_rows(app, "#positions", "sim-binance", "BTC/USDT")]
                            == [["1.01", "0.01"]] and "hidden" not in pane_text(app, "#positions"),

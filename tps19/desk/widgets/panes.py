@@ -6,6 +6,7 @@ the border says how many rows are out of view (nothing is ever cut off silently)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,9 @@ class PnlStyle:
 
 
 VENUE = Col("venue", right=False)
+# the open-orders columns a narrow several-venue pane leaves out first (Col.hide): never venue,
+# symbol, side, amount or price
+VENUE_ORDER_HIDE = {"id": 1, "filled": 2, "oco": 3, "status": 4, "type": 5, "trigger": 6}
 
 
 def venue_total_rows(totals: dict[str, Any], pnl: PnlStyle) -> list[list[Cell]]:
@@ -264,7 +268,10 @@ class OrdersTable(RowsPane):
             names = [c.name for c in cols]
             order = [names.index(n) for n in ("symbol", "side", "type", "amount", "price", "trigger", "status", "oco",
                                                "filled", "id") if n in names]
-            cols = [VENUE, *(cols[i] for i in order)]
+            # too narrow for every column (120 columns): the short id goes first, then filled, oco,
+            # status, type, trigger; the border says which. The right end was cropped: a resting
+            # order's price read "60,000.0" beside a sim-binance row
+            cols = [VENUE, *(replace(cols[i], hide=VENUE_ORDER_HIDE.get(cols[i].name, 0)) for i in order)]
             rows = [[v, *(r[i] for i in order)] for r, (v, _) in zip(rows, venue_orders)]
         # the pane's title says what "emu" means: an emulated stop protects nothing while TPS19 is down
         base = str(self.border_title or "").split(EMU_NOTE)[0]
