@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from ..aio import cancel_and_wait
-from ..config import Settings
+from ..config import ApiSettings, MetricsSettings, Settings
 from .engine import Engine, EngineError
 from .events import ConnectionEvent, LogEvent
 from .health import OpsServer
@@ -94,8 +94,8 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
     # a signal during start (an unreachable venue retries for many seconds) aborts the start
     start = asyncio.create_task(engine.start(), name="engine-start")
     try:
-        ops = await _serve_ops(engine, vout)
-        api = await _serve_api(engine, vout)
+        ops = await serve_metrics(engine, lambda: EngineMetrics(engine), settings.metrics, vout)
+        api = await serve_api(engine, settings.api, mode, vout)
         if await _started_unless_stopped(start, stop):
             trades.markets = engine.markets
             if engine.venue is not None:
@@ -174,36 +174,38 @@ def _stop_stats(engine: Engine, log_dropped: int, hung: list[str] | None) -> dic
     return stats
 
 
-async def _serve_ops(engine: Engine, out: LineSink) -> OpsServer | None:
-    """/metrics and /healthz when a metrics port is set (before the start: a probe sees "starting")."""
-    cfg = engine.settings.metrics
+async def serve_metrics(target: Any, metrics: Callable[[], EngineMetrics], cfg: MetricsSettings, out: LineSink,
+                        **fields: Any) -> OpsServer | None:
+    """/metrics and /healthz of ``target`` (one engine or a VenueSet) when a metrics port is set, before the
+    start (a probe sees "starting"); ``metrics`` is built only then, ``fields`` end the "metrics" line."""
     if cfg.port is None:
         return None
-    metrics = EngineMetrics(engine)
-    metrics.attach()
-    ops = OpsServer(engine, metrics, cfg.host, cfg.port)
+    series = metrics()
+    series.attach()
+    ops = OpsServer(target, series, cfg.host, cfg.port)
     try:
         url = await ops.start()
     except OSError as err:
         await ops.stop()
         raise EngineError(f"cannot serve metrics on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
-    out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz")
+    out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz", **fields)
     return ops
 
 
-async def _serve_api(engine: Engine, out: LineSink) -> Any:
-    """The control API when an API port is set (the CLI checked its token and address)."""
-    cfg = engine.settings.api
+async def serve_api(target: Any, cfg: ApiSettings, mode: str, out: LineSink, **fields: Any) -> Any:
+    """The control API of ``target`` (one engine or a VenueSet) when an API port is set (the CLI checked its
+    token and address); ``fields`` stand before ``read_only`` in the "api" line."""
     if cfg.port is None:
         return None
     from .api.server import ApiServer
 
-    api = ApiServer(engine, cfg)
+    api = ApiServer(target, cfg)
     try:
         url = await api.start()
     except OSError as err:
         raise EngineError(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
-    out.write("api", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs", read_only=engine.mode == "live" and not cfg.live_orders)
+    out.write("api", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs", **fields,
+              read_only=mode == "live" and not cfg.live_orders)
     return api
 
 

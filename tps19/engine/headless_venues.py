@@ -17,7 +17,7 @@ from typing import Any
 from ..aio import cancel_and_wait
 from .events import ConnectionEvent, LogEvent
 from .engine import EngineError
-from .headless import LEVELS, VenueLines, _pump, _write_event, secrets_of
+from .headless import LEVELS, VenueLines, _pump, _write_event, secrets_of, serve_api, serve_metrics
 from .health import OpsServer
 from .metrics import EngineMetrics
 from .jsonlog import JsonLines, captured_logs
@@ -33,41 +33,6 @@ def _secrets(venues: VenueSet) -> list[str]:
     for e in venues.engines.values():
         out += secrets_of(e.settings)  # keys of every venue, the API token, notification URLs
     return out
-
-
-async def _serve_ops(venues: VenueSet, out: JsonLines) -> OpsServer | None:
-    """/metrics (every series labelled with its venue) and /healthz (every venue) on the metrics port."""
-    cfg = next(iter(venues.engines.values())).settings.metrics
-    if cfg.port is None:
-        return None
-    metrics = EngineMetrics.of_venues(venues.engines)
-    metrics.attach()
-    ops = OpsServer(venues, metrics, cfg.host, cfg.port)
-    try:
-        url = await ops.start()
-    except OSError as err:
-        await ops.stop()
-        raise EngineError(f"cannot serve metrics on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
-    out.write("metrics", url=f"{url}/metrics", health=f"{url}/healthz", venues=list(venues.engines))
-    return ops
-
-
-async def _serve_api(venues: VenueSet, out: JsonLines) -> Any:
-    """One control API over every venue (tps19.engine.api.app.build_venues_app)."""
-    first = next(iter(venues.engines.values()))
-    cfg = first.settings.api
-    if cfg.port is None:
-        return None
-    from .api.server import ApiServer
-
-    api = ApiServer(venues, cfg)
-    try:
-        url = await api.start()
-    except OSError as err:
-        raise EngineError(f"cannot serve the API on {cfg.host}:{cfg.port}: {err.strerror or err}") from None
-    out.write("api", url=f"{url}/api/v1", docs=f"{url}/api/v1/docs", venues=list(venues.engines),
-              read_only=first.mode == "live" and not cfg.live_orders)
-    return api
 
 
 async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
@@ -98,8 +63,10 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
     api: Any = None
     start = asyncio.create_task(venues.start(), name="venues-start")
     try:
-        ops = await _serve_ops(venues, out)
-        api = await _serve_api(venues, out)
+        # /metrics labels every series with its venue; /healthz and the API cover every venue
+        ops = await serve_metrics(venues, lambda: EngineMetrics.of_venues(venues.engines), settings.metrics, out,
+                                  venues=list(venues.engines))
+        api = await serve_api(venues, settings.api, mode, out, venues=list(venues.engines))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
