@@ -353,23 +353,25 @@ class StopEmulator:
     def _lowest_sell_limit(self, symbol: str, amount: Decimal) -> Decimal:
         """The lowest limit price the venue accepts for a sell of ``amount``: one tick, or the
         market's minimum notional over the amount, rounded up to a tick."""
-        from .orders import TICK_SIZE, _step
-
+        step = self._tick(symbol)
+        tick = step if step is not None else D("1e-8")
         m = self.broker.markets.get(symbol) or {}
-        step = _step((m.get("precision") or {}).get("price"), self.broker.precision_mode)
-        tick = D(step) if step is not None and self.broker.precision_mode == TICK_SIZE else D("1e-8")
         min_cost = ((m.get("limits") or {}).get("cost") or {}).get("min")
         floor = D(str(min_cost)) / amount if min_cost and amount > 0 else ZERO
         return max(tick, self._round_tick(symbol, floor, ROUND_CEILING))
 
     def _round_tick(self, symbol: str, price: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        step = self._tick(symbol)
+        return price if step is None else round_to_step(price, step, rounding)
+
+    def _tick(self, symbol: str) -> Decimal | None:
+        """The market's price tick, when the venue states precision as tick sizes (else prices are
+        not rounded here)."""
         from .orders import TICK_SIZE, _step
 
         m = self.broker.markets.get(symbol) or {}
         step = _step((m.get("precision") or {}).get("price"), self.broker.precision_mode)
-        if step is None or self.broker.precision_mode != TICK_SIZE:
-            return price
-        return round_to_step(price, step, rounding)
+        return step if self.broker.precision_mode == TICK_SIZE else None
 
     async def _arm(self, legs: list[OrderState], detail: str | None) -> None:
         b = self.broker
