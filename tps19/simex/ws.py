@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable, Iterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -28,8 +28,25 @@ log = logging.getLogger("tps19.simex")
 GARBAGE_BINARY = b"\x81\xff\xfe\x00garbage\x9c"
 
 
+class Outbox:
+    """The send side of a websocket client of either dialect: frames queue for its writer task, and a
+    client that lets ``max_queued`` pile up is marked ``slow`` (the venue drops it)."""
+
+    queue: asyncio.Queue
+    closed: bool
+    max_queued: int
+    slow: bool
+
+    def send(self, text: str | bytes, lag_ms: int = 0) -> None:
+        if not self.closed:
+            if self.queue.qsize() > self.max_queued:
+                self.slow = True  # a client that does not read: the venue drops it
+                return
+            self.queue.put_nowait((time.monotonic() + lag_ms / 1000, text) if lag_ms else text)
+
+
 @dataclass(eq=False)
-class Conn:
+class Conn(Outbox):
     ws: web.WebSocketResponse
     kind: str  # "market" / "user"
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -40,15 +57,7 @@ class Conn:
     closed: bool = False
     writer: asyncio.Task | None = None
     max_queued: int = 20_000
-
     slow: bool = False
-
-    def send(self, text: str | bytes, lag_ms: int = 0) -> None:
-        if not self.closed:
-            if self.queue.qsize() > self.max_queued:
-                self.slow = True  # a client that does not read: the venue drops it
-                return
-            self.queue.put_nowait((time.monotonic() + lag_ms / 1000, text) if lag_ms else text)
 
 
 @dataclass(eq=False)
@@ -180,11 +189,7 @@ class WebsocketApi(RestApi):
                 self._push(sub, sym, self._envelope({"instrument_name": inst.id, "subscription": sub,
                                                      "channel": "trade", "data": data}), conns)
             trades.clear()
-        for sym in list(self._touched):
-            if self.autoplay and now - self._last_ticker_pub.get(sym, -10**12) < self.ticker_interval_ms:
-                continue
-            self._touched.discard(sym)
-            self._last_ticker_pub[sym] = now
+        for sym in self._tickers_due(now):
             self._publish_ticker(sym)
             self._publish_candles(sym)
         if self._order_updates:
@@ -206,6 +211,16 @@ class WebsocketApi(RestApi):
                 acct = self.accounts[k]
                 self._push_user(acct, "user.balance", None, [self._balance_json(acct)])
                 self._push_user(acct, "user.position_balance", None, [self._position_balance_json(acct)])
+
+    def _tickers_due(self, now: int) -> Iterator[str]:
+        """The touched symbols whose ticker is due (with autoplay, at most one per ticker interval),
+        each marked published as it is handed out."""
+        for sym in list(self._touched):
+            if self.autoplay and now - self._last_ticker_pub.get(sym, -10**12) < self.ticker_interval_ms:
+                continue
+            self._touched.discard(sym)
+            self._last_ticker_pub[sym] = now
+            yield sym
 
     def _push_user(self, acct: Account | None, channel: str, inst: Instrument | None, data: list[dict]) -> None:
         if acct is None:
@@ -272,24 +287,33 @@ class WebsocketApi(RestApi):
         conn.writer = self._spawn(self._writer(conn))
         self._conns.add(conn)
         self.stats["ws_connections"] += 1
+        await self._serve_frames(conn, lambda text: self._on_ws_text(conn, text), "simex ws message failed",
+                                 json.dumps({"id": -1, "code": ERR_INTERNAL[0], "message": ERR_INTERNAL[1]}),
+                                 json.dumps({"id": -1, "code": BAD_REQUEST[0], "message": BAD_REQUEST[1]}))
+        return ws
+
+    async def _serve_frames(self, conn: Any, on_text: Callable[[str], Awaitable[None]], failed: str,
+                            internal_error: str, binary_error: str) -> None:
+        """Read ``conn``'s frames until it closes, then close it: text goes to ``on_text`` (a failure there
+        is counted, logged as ``failed`` and answered ``internal_error``); a binary frame is a bad request,
+        answered ``binary_error``."""
         try:
-            async for msg in ws:
+            async for msg in conn.ws:
                 if msg.type == WSMsgType.TEXT:
                     self.stats["ws_messages_in"] += 1
                     try:
-                        await self._on_ws_text(conn, msg.data)
+                        await on_text(msg.data)
                     except Exception:
                         self.stats["internal_errors"] += 1
-                        log.exception("simex ws message failed")
-                        conn.send(json.dumps({"id": -1, "code": ERR_INTERNAL[0], "message": ERR_INTERNAL[1]}))
+                        log.exception(failed)
+                        conn.send(internal_error)
                 elif msg.type == WSMsgType.BINARY:
                     self.stats["bad_requests"] += 1
-                    conn.send(json.dumps({"id": -1, "code": BAD_REQUEST[0], "message": BAD_REQUEST[1]}))
+                    conn.send(binary_error)
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
             await self._close_conn(conn)
-        return ws
 
     def _forget(self, conn: Conn) -> None:
         self._conns.discard(conn)
@@ -334,13 +358,21 @@ class WebsocketApi(RestApi):
             await asyncio.sleep(self.faults.delay_ms / 1000)
         conn.send(text)
 
-    async def _on_ws_text(self, conn: Conn, text: str) -> None:
+    def _json_request(self, text: str) -> dict | None:
+        """A request frame as a JSON object, or None, counted as a bad request (the caller answers it
+        in its dialect)."""
         try:
             msg = json.loads(text)
         except ValueError:
             msg = None
         if not isinstance(msg, dict):
             self.stats["bad_requests"] += 1
+            return None
+        return msg
+
+    async def _on_ws_text(self, conn: Conn, text: str) -> None:
+        msg = self._json_request(text)
+        if msg is None:
             await self._ws_reply(conn, {"id": -1, "code": BAD_REQUEST[0], "message": BAD_REQUEST[1]})
             return
         method = msg.get("method")

@@ -18,14 +18,15 @@ import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ..candles import INTERVALS
 from ..engine import Account, Fill, Order, Trade
 from ..instruments import Instrument
 from ..wire import wall_ms
+from ..ws import Outbox
 from .orders import BinanceBook, BnOrder
 from .rest import KLINE_INTERVALS, BinanceRest, Params
 from .wire import (INVALID_SIGNATURE, MANDATORY_PARAM, REJECTED_MBX_KEY, BinanceError, balances, d8, px, qty,
@@ -38,7 +39,7 @@ PARTIAL_DEPTHS = (5, 10, 20)
 
 
 @dataclass(eq=False)
-class BnConn:
+class BnConn(Outbox):
     """One websocket client of the Binance dialect (the shared publication code sees its ``ws``,
     ``kind``, ``send`` and ``closed``)."""
 
@@ -55,14 +56,6 @@ class BnConn:
     writer: asyncio.Task | None = None
     max_queued: int = 20_000
     slow: bool = False
-
-    def send(self, text: str | bytes, lag_ms: int = 0) -> None:
-        if not self.closed:
-            if self.queue.qsize() > self.max_queued:
-                self.slow = True
-                return
-            import time
-            self.queue.put_nowait((time.monotonic() + lag_ms / 1000, text) if lag_ms else text)
 
 
 def _stream_channel(stream: str) -> str:
@@ -97,6 +90,9 @@ class BinanceWs(BinanceRest):
     _bn_stop_check: set[str]
     _bn_forced_u: dict[str, int]
     _push: Callable[..., None]
+    _tickers_due: Callable[[int], Iterator[str]]
+    _json_request: Callable[[str], dict | None]
+    _serve_frames: Callable[..., Any]
     _spawn: Callable[..., asyncio.Task]
     _writer: Callable[..., Any]
     _close_conn: Callable[..., Any]
@@ -142,26 +138,16 @@ class BinanceWs(BinanceRest):
         self.stats["ws_connections"] += 1
         for s in initial:
             self._bn_subscribe(conn, s)
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    self.stats["ws_messages_in"] += 1
-                    try:
-                        if api:
-                            await self._bn_on_api(conn, msg.data)
-                        else:
-                            self._bn_on_stream_request(conn, msg.data)
-                    except Exception:
-                        self.stats["internal_errors"] += 1
-                        log.exception("simex binance ws message failed")
-                        conn.send(json.dumps({"id": None, "status": 500, "error": {"code": -1001, "msg": "Internal error"}}))
-                elif msg.type == WSMsgType.BINARY:
-                    self.stats["bad_requests"] += 1
-                    conn.send(json.dumps({"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}))
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
-        finally:
-            await self._close_conn(conn)
+
+        async def on_text(text: str) -> None:
+            if api:
+                await self._bn_on_api(conn, text)
+            else:
+                self._bn_on_stream_request(conn, text)
+
+        await self._serve_frames(conn, on_text, "simex binance ws message failed",
+                                 json.dumps({"id": None, "status": 500, "error": {"code": -1001, "msg": "Internal error"}}),
+                                 json.dumps({"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}))
         return ws
 
     def _forget(self, conn: Any) -> None:
@@ -183,12 +169,8 @@ class BinanceWs(BinanceRest):
         return (inst, kind) if ok else None
 
     def _bn_on_stream_request(self, conn: BnConn, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
-        if not isinstance(msg, dict):
-            self.stats["bad_requests"] += 1
+        msg = self._json_request(text)
+        if msg is None:
             conn.send(json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}))
             return
         mid, method, params = msg.get("id"), msg.get("method"), msg.get("params")
@@ -336,11 +318,7 @@ class BinanceWs(BinanceRest):
                         "m": t.taker_side == "SELL", "M": True})
             trades.clear()
         minis = []
-        for sym in list(self._touched):
-            if self.autoplay and now - self._last_ticker_pub.get(sym, -10**12) < self.ticker_interval_ms:
-                continue
-            self._touched.discard(sym)
-            self._last_ticker_pub[sym] = now
+        for sym in self._tickers_due(now):
             inst = self._by_symbol[sym]
             low = symbol_id(inst).lower()
             if f"{low}@ticker" in self._bn_subs or "!ticker@arr" in self._bn_subs:
@@ -495,12 +473,8 @@ class BinanceWs(BinanceRest):
         return acct
 
     async def _bn_on_api(self, conn: BnConn, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
-        if not isinstance(msg, dict):
-            self.stats["bad_requests"] += 1
+        msg = self._json_request(text)
+        if msg is None:
             conn.send(json.dumps({"id": None, "status": 400, "error": {"code": -1100, "msg": "Invalid JSON"}}))
             return
         mid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
