@@ -166,8 +166,25 @@ def D_or_none(x: Any) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ProtectiveTerms:
+    """What a protective order or a bracket adds to an order, as asked (OrderRequest) and as
+    validated (ValidatedOrder). Keyword-only: each order's own fields keep their positions."""
+
+    trigger_price: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    activation_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    # a bracket's protection as % of the entry's fill price (strategies' --stop-loss 2 = 2 %)
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+
+
 @dataclass(slots=True, frozen=True)
-class OrderRequest:
+class OrderRequest(ProtectiveTerms):
     """One order as asked. A protective kind takes ``trigger_price`` (a trailing stop
     ``trailing_pct`` or ``trailing_distance`` and an optional ``activation_price``); an entry
     (market/limit/post_only/ioc) given ``stop_loss_price`` and/or ``take_profit_price`` is a
@@ -179,16 +196,6 @@ class OrderRequest:
     amount: Decimal
     price: Decimal | None = None
     client_order_id: str | None = None
-    trigger_price: Decimal | None = None
-    trailing_pct: Decimal | None = None
-    trailing_distance: Decimal | None = None
-    activation_price: Decimal | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_price: Decimal | None = None
-    # a bracket's protection as % of the entry's fill price (strategies' --stop-loss 2 = 2 %)
-    stop_loss_pct: Decimal | None = None
-    take_profit_pct: Decimal | None = None
-    trailing_stop_pct: Decimal | None = None
     oco_group: str | None = None
     parent_id: str | None = None
 
@@ -336,7 +343,7 @@ class OrderRejected(Exception):
 
 
 @dataclass(slots=True, frozen=True)
-class ValidatedOrder:
+class ValidatedOrder(ProtectiveTerms):
     symbol: str
     side: Side
     type: OrderType
@@ -344,15 +351,6 @@ class ValidatedOrder:
     price: Decimal | None
     notional: Decimal | None  # amount * (limit price, else trigger, else reference price)
     notes: tuple[str, ...] = ()  # what rounding changed
-    trigger_price: Decimal | None = None
-    trailing_pct: Decimal | None = None
-    trailing_distance: Decimal | None = None
-    activation_price: Decimal | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_price: Decimal | None = None
-    stop_loss_pct: Decimal | None = None
-    take_profit_pct: Decimal | None = None
-    trailing_stop_pct: Decimal | None = None
 
     @property
     def protective(self) -> bool:
