@@ -30,6 +30,22 @@ def stamp(ms: int | None) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.gmtime(ms / 1000)) if ms else "--"
 
 
+def table_pane(pane_id: str, title: str) -> RowsPane:
+    """A table of a stored-figures screen (history, P&L): "loading..." until its first load shows."""
+    pane = RowsPane("loading...", id=pane_id, classes="pane")
+    pane.border_title = title
+    return pane
+
+
+def no_history(history: Any, *panes: RowsPane) -> bool:
+    """True when there is no trading layer to read the figures from; each pane then says so."""
+    if history is not None:
+        return False
+    for pane in panes:
+        pane.message("trading layer not available")
+    return True
+
+
 class HistoryScreen(Screen[None]):
     CSS_PATH = "history.tcss"
     BINDINGS = [
@@ -51,12 +67,8 @@ class HistoryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="hist-head")
-        orders = RowsPane("loading...", id="hist-orders", classes="pane")
-        orders.border_title = "Orders"
-        yield orders
-        fills = RowsPane("loading...", id="hist-fills", classes="pane")
-        fills.border_title = "Fills"
-        yield fills
+        yield table_pane("hist-orders", "Orders")
+        yield table_pane("hist-fills", "Fills")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -89,9 +101,7 @@ class HistoryScreen(Screen[None]):
     async def _load(self, symbol: str | None) -> None:
         orders_pane = self.query_one("#hist-orders", RowsPane)
         fills_pane = self.query_one("#hist-fills", RowsPane)
-        if self.history is None:
-            orders_pane.message("trading layer not available")
-            fills_pane.message("trading layer not available")
+        if no_history(self.history, orders_pane, fills_pane):
             self.loaded += 1
             return
         try:

@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from .history import stamp
+from .history import no_history, stamp, table_pane
 from ..widgets.equity import EquityChart
 from ..widgets.fmt import fnum
 from ..widgets.panes import PnlStyle
@@ -48,12 +48,8 @@ class PerformanceScreen(Screen[None]):
         chart.border_title = "Equity"
         yield chart
         with Horizontal(id="perf-bottom"):
-            daily = RowsPane("loading...", id="perf-daily", classes="pane")
-            daily.border_title = "Daily P&L (UTC)"
-            yield daily
-            strat = RowsPane("loading...", id="perf-strategies", classes="pane")
-            strat.border_title = "Strategies (since start)"
-            yield strat
+            yield table_pane("perf-daily", "Daily P&L (UTC)")
+            yield table_pane("perf-strategies", "Strategies (since start)")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -82,9 +78,7 @@ class PerformanceScreen(Screen[None]):
     async def _load(self) -> None:
         daily = self.query_one("#perf-daily", RowsPane)
         strat = self.query_one("#perf-strategies", RowsPane)
-        if self.history is None:
-            daily.message("trading layer not available")
-            strat.message("trading layer not available")
+        if no_history(self.history, daily, strat):
             self.loaded += 1
             return
         try:
