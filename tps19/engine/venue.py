@@ -17,6 +17,7 @@ from typing import Any
 from ..config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET, SIM_VENUES, Settings
 from .ccxt_classes import ccxt_base, exchange_class
 from .nonces import sign_uniquely
+from .ws_hooks import on_every_ws
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +169,7 @@ def install_frame_guard(client: Any) -> FrameGuard:
     if guard is not None:
         return guard
     guard = FrameGuard(json_only=getattr(client, "id", "") == "cryptocom")
-    make_client = client.client
-
-    def guarded_client(url: str) -> Any:
-        ws_client = make_client(url)
-        guard.wrap(ws_client)
-        return ws_client
-
-    client.client = guarded_client
-    for ws_client in list((getattr(client, "clients", None) or {}).values()):
-        guard.wrap(ws_client)
+    on_every_ws(client, guard.wrap)
     client._tps19_frame_guard = guard
     return guard
 

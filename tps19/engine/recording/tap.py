@@ -38,6 +38,7 @@ from .format import (
     Row,
 )
 from .writer import RecordingWriter, WriterSettings
+from ..ws_hooks import on_every_ws
 
 
 def _plain(obj: Any) -> Any:
@@ -140,16 +141,7 @@ class Recorder:
         if client.__dict__.get("_tps19_recorder") is self:
             return
         client._tps19_recorder = self
-        make_client = client.client
-
-        def tapped_client(url: str) -> Any:
-            ws_client = make_client(url)
-            self._wrap(ws_client)
-            return ws_client
-
-        client.client = tapped_client
-        for ws_client in list((getattr(client, "clients", None) or {}).values()):
-            self._wrap(ws_client)
+        on_every_ws(client, self._wrap)
 
     def _wrap(self, ws_client: Any) -> None:
         if getattr(ws_client, "_tps19_tapped", False):
