@@ -4,6 +4,7 @@ clear message, and the desk keeps running."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -116,9 +117,8 @@ def test_an_oco_says_what_each_leg_sends_at_its_trigger():
     assert at_trigger_text(stop) == "a market sell of 0.005 (taker fee if it takes)"
 
 
-async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
-    # at 80x24 a live bracket's review (levels, worst case, "type y to send") was below the screen's
-    # edge: the trader saw only "LIVE ORDER: REAL MONEY" and the order line
+def ticket_app(mode: str, side: str) -> Any:
+    """An app showing only an order ticket for BTC/USDT, the book 65,200.00 / 65,201.00."""
     from textual.app import App
 
     from tps19.desk.screens.ticket import TicketScreen
@@ -128,10 +128,16 @@ async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
 
     class One(App):
         def on_mount(self) -> None:
-            self.push_screen(TicketScreen(mode="live", side="buy", symbol="BTC/USDT", market=BTC,
+            self.push_screen(TicketScreen(mode=mode, side=side, symbol="BTC/USDT", market=BTC,
                                           book_fn=lambda: book, trading_available=True))
 
-    app = One()
+    return One()
+
+
+async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
+    # at 80x24 a live bracket's review (levels, worst case, "type y to send") was below the screen's
+    # edge: the trader saw only "LIVE ORDER: REAL MONEY" and the order line
+    app = ticket_app("live", "buy")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press(*"0.001", "tab", "tab", *"64000", "tab", *"66500", "enter")
@@ -147,20 +153,9 @@ async def test_a_live_review_at_80x24_shows_the_order_and_how_to_send_it():
 async def test_an_oco_typed_in_the_ticket_asks_for_both_levels_and_does_not_inherit_the_entry_price():
     # the OCO's stop-loss/take-profit fields said "optional", and the price field kept the pre-filled
     # best bid, so an OCO typed without touching it placed its take-profit as a limit at today's bid
-    from textual.app import App
     from textual.widgets import Input, Select
 
-    from tps19.desk.screens.ticket import TicketScreen
-    from tps19.engine.events import BookEvent
-
-    book = BookEvent("BTC/USDT", bids=((65200.0, 1.0),), asks=((65201.0, 1.0),), ts=1, seq=1)
-
-    class One(App):
-        def on_mount(self) -> None:
-            self.push_screen(TicketScreen(mode="paper", side="sell", symbol="BTC/USDT", market=BTC,
-                                          book_fn=lambda: book, trading_available=True))
-
-    app = One()
+    app = ticket_app("paper", "sell")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         t = app.screen
@@ -177,20 +172,9 @@ async def test_an_oco_typed_in_the_ticket_asks_for_both_levels_and_does_not_inhe
 
 async def test_a_trailing_stops_notional_is_not_said_to_be_at_its_level():
     # 'notional 326.17 USDT at the level' for a 1 % trailing stop was amount x the market, not its level
-    from textual.app import App
     from textual.widgets import Input, Select
 
-    from tps19.desk.screens.ticket import TicketScreen
-    from tps19.engine.events import BookEvent
-
-    book = BookEvent("BTC/USDT", bids=((65200.0, 1.0),), asks=((65201.0, 1.0),), ts=1, seq=1)
-
-    class One(App):
-        def on_mount(self) -> None:
-            self.push_screen(TicketScreen(mode="paper", side="sell", symbol="BTC/USDT", market=BTC,
-                                          book_fn=lambda: book, trading_available=True))
-
-    app = One()
+    app = ticket_app("paper", "sell")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         t = app.screen
