@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -19,31 +25,48 @@ class FixedClock:
         return self.t
 
 
+@contextlib.asynccontextmanager
+async def running(exchange: Any) -> AsyncIterator[Any]:
+    """A simulated exchange (either dialect) started for the block, stopped after it."""
+    await exchange.start()
+    try:
+        yield exchange
+    finally:
+        await exchange.stop()
+
+
+@contextlib.contextmanager
+def exchange_command(*args: str) -> Iterator[subprocess.Popen]:
+    """`tps19 exchange ARGS` in a process of its own (stdout a text pipe, unbuffered), killed if
+    the block leaves it running."""
+    proc = subprocess.Popen([sys.executable, "-c", "from tps19.cli import main; main()", "exchange", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 async def sim():
     # Heartbeats every 0.3 s (ccxt answers them all through these tests), each with 30 s to be
     # answered: the answer travels through this same event loop, and a loaded machine stalls the
     # loop for longer than 0.3 s, after which the venue's tick used to close the connection before
     # it had read the answer already sent (a watch then raised NetworkError "closing code 1000")
-    s = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, updates_per_second=200,
-                    heartbeat_interval=0.3, heartbeat_timeout=30)
-    await s.start()
-    try:
+    async with running(SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, updates_per_second=200,
+                                   heartbeat_interval=0.3, heartbeat_timeout=30)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 @pytest.fixture
 async def paused_sim():
     """No autonomous flow: the book only changes through `await sim.step(n)` and our own orders."""
-    s = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, autoplay=False,
-                    heartbeat_interval=30)
-    await s.start()
-    try:
+    async with running(SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, autoplay=False,
+                                   heartbeat_interval=30)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 async def _client(s: SimExchange, key: str | None = KEY, secret: str | None = SECRET):

@@ -17,7 +17,7 @@ import pytest
 from tps19.engine.venue import BINANCE_SPOT_OPTIONS, point_ccxt_binance
 from tps19.simex.binance import BinanceSimExchange
 
-from .conftest import BALANCES, KEY, SECRET, wait_for
+from .conftest import BALANCES, KEY, SECRET, running, wait_for
 
 
 def _sim(**kw) -> BinanceSimExchange:
@@ -27,12 +27,8 @@ def _sim(**kw) -> BinanceSimExchange:
 @pytest.fixture
 async def bsim():
     """No autonomous flow: the book changes only through `await sim.step(n)` and our own orders."""
-    s = _sim(autoplay=False)
-    await s.start()
-    try:
+    async with running(_sim(autoplay=False)) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 async def _client(s: BinanceSimExchange, key: str | None = KEY, secret: str | None = SECRET, load: bool = True):

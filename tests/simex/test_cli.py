@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
 from tps19.cli import app
+
+from .conftest import exchange_command
 
 
 def test_exchange_help_explains_pointing_ccxt():
@@ -17,10 +16,7 @@ def test_exchange_help_explains_pointing_ccxt():
 
 
 def test_exchange_command_serves_and_exits_zero_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-c", "from tps19.cli import main; main()", "exchange", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+    with exchange_command("--port", "0") as proc:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line
         url = line.split()[3]
@@ -30,10 +26,6 @@ def test_exchange_command_serves_and_exits_zero_on_sigterm():
             assert b"BTC_USDT" in r.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_exchange_binance_dialect_serves_binance_and_says_how_to_point_ccxt():
@@ -41,10 +33,7 @@ def test_exchange_binance_dialect_serves_binance_and_says_how_to_point_ccxt():
     assert "--dialect binance" in r.output and "ws://HOST:PORT/ws-api/v3" in r.output
     r = CliRunner().invoke(app, ["exchange", "--dialect", "kraken"])
     assert r.exit_code == 2 and "--dialect must be one of cryptocom, binance" in r.output
-    proc = subprocess.Popen([sys.executable, "-c", "from tps19.cli import main; main()", "exchange", "--port", "0",
-                             "--dialect", "binance"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+    with exchange_command("--port", "0", "--dialect", "binance") as proc:
         line = proc.stdout.readline()
         assert "(Binance spot)" in line and "/api/v3" in line
         url = line.split(" on ")[1].split()[0]  # http://127.0.0.1:PORT/api/v3
@@ -57,7 +46,3 @@ def test_exchange_binance_dialect_serves_binance_and_says_how_to_point_ccxt():
             assert {s["symbol"] for s in json.load(r)["symbols"]} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

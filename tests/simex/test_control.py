@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import aiohttp
@@ -21,7 +20,7 @@ from tps19.config import SIM_DEMO_API_KEY, SIM_DEMO_SECRET
 from tps19.simex import point_ccxt
 from tps19.simex.control import ControlServer
 
-from .conftest import wait_for
+from .conftest import exchange_command, wait_for
 
 
 def _wall_ms() -> int:
@@ -165,11 +164,7 @@ class Exchange:
 
 @pytest.fixture(scope="module")
 def exchange_process():
-    proc = subprocess.Popen([sys.executable, "-c", "from tps19.cli import main; main()", "exchange", "--port", "0",
-                             "--control-port", "0", "--rate", "200"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+    with exchange_command("--port", "0", "--control-port", "0", "--rate", "200") as proc:
         lines = [proc.stdout.readline() for _ in range(3)]
         base = re.search(r"(http://127\.0\.0\.1:\d+)/exchange/v1", lines[0])
         control = re.search(r"fault switchboard on (http://127\.0\.0\.1:\d+)/faults", lines[2])
@@ -177,10 +172,6 @@ def exchange_process():
         yield Exchange(proc, base.group(1), control.group(1))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from tps19.simex import SimExchange
 
-from .conftest import BALANCES, KEY, SECRET, wait_for
+from .conftest import BALANCES, KEY, SECRET, running, wait_for
+
+
+@contextlib.asynccontextmanager
+async def raw_market_socket(**heartbeats: float) -> AsyncIterator[tuple[SimExchange, aiohttp.ClientWebSocketResponse]]:
+    """A simulated exchange with these heartbeat settings and one bare websocket on its market
+    endpoint: no ccxt, so nothing answers a heartbeat unless the test does."""
+    async with running(SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, **heartbeats)) as sim:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
+                yield sim, ws
 
 
 async def test_watch_order_book_stays_uncrossed_for_seconds(sim, ex):
@@ -87,42 +99,29 @@ async def test_heartbeats_are_answered_by_ccxt(sim, ex):
 
 async def test_unanswered_heartbeat_closes_connection():
     # the venue's default answer window: until the next heartbeat is due
-    sim = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, heartbeat_interval=0.3)
-    await sim.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
-                got = []
-                async for msg in ws:
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        got.append(json.loads(msg.data)["method"])
-                assert "public/heartbeat" in got and ws.closed
+    async with raw_market_socket(heartbeat_interval=0.3) as (sim, ws):
+        got = []
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                got.append(json.loads(msg.data)["method"])
+        assert "public/heartbeat" in got and ws.closed
         assert sim.stats["heartbeat_disconnects"] >= 1
-    finally:
-        await sim.stop()
 
 
 async def test_a_heartbeat_answered_late_but_inside_its_window_keeps_the_connection():
     # a heartbeat every 0.05 s, 1 s to answer each: answered after 0.1 s (two ticks late) it still
     # counts; the next one, never answered, closes the connection once its own second has passed
-    sim = SimExchange(port=0, seed=19, accounts={KEY: (SECRET, dict(BALANCES))}, heartbeat_interval=0.05,
-                      heartbeat_timeout=1.0)
-    await sim.start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.ws_connect(sim.base_url + "/exchange/v1/market") as ws:
-                got = []
-                async for msg in ws:
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        hb = json.loads(msg.data)
-                        got.append(hb["method"])
-                        if len(got) == 1:
-                            await asyncio.sleep(0.1)
-                            await ws.send_str(json.dumps({"id": hb["id"], "method": "public/respond-heartbeat"}))
-                assert got == ["public/heartbeat", "public/heartbeat"] and ws.closed
+    async with raw_market_socket(heartbeat_interval=0.05, heartbeat_timeout=1.0) as (sim, ws):
+        got = []
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                hb = json.loads(msg.data)
+                got.append(hb["method"])
+                if len(got) == 1:
+                    await asyncio.sleep(0.1)
+                    await ws.send_str(json.dumps({"id": hb["id"], "method": "public/respond-heartbeat"}))
+        assert got == ["public/heartbeat", "public/heartbeat"] and ws.closed
         assert sim.stats["heartbeat_responses"] == 1 and sim.stats["heartbeat_disconnects"] == 1
-    finally:
-        await sim.stop()
 
 
 async def _reply(ws) -> dict:
