@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from textual.widgets import Input
@@ -46,6 +48,28 @@ def _app(settings: Settings) -> DeskApp:
                    sim_options={**PAUSED_SIM, "clock": lambda: FIXED_MS})
 
 
+async def _chart_drawn(pilot, app: DeskApp) -> None:
+    chart = app.screen.query_one("#chart")
+    await wait_for(pilot, lambda: chart.shown_bars == len(app.state.bars[app.symbol]), what="the chart")
+
+
+async def _book_drawn(pilot, app: DeskApp) -> None:
+    book = app.screen.query_one("#book", BookLadder)
+    await wait_for(pilot, lambda: book.event is app.state.books[app.symbol] and not book.flashing,
+                   what="the newest book drawn and its flashes over")
+
+
+def _fixed_log(app: DeskApp, states: Iterable[Any], lines: list[LogEvent]) -> None:
+    """The log pane shows exactly ``lines`` (what the run logged is timing), no notification."""
+    log = app.screen.query_one("#log")
+    log.clear()
+    for st in states:
+        st.new_log.clear()
+        st.log.clear()
+    log.add(lines)
+    app.clear_notifications()
+
+
 async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     """Bring the desk to one exact state, whatever the CPU speed: the venue's seeded market after
     ``steps`` events, every piece of it received (books at the venue's sequence numbers, trades,
@@ -54,20 +78,13 @@ async def _settle(pilot, app: DeskApp, steps: int = STEPS) -> None:
     await wait_for(pilot, lambda: len(app.state.bars.get(app.symbol, {})) > 10, what="candle history")
     if steps:
         await step_market(pilot, app, steps)
-    chart = app.screen.query_one("#chart")
-    if chart.display:
+    if app.screen.query_one("#chart").display:
         app.redraw_all()  # one forced chart build from the settled candles
-        await wait_for(pilot, lambda: chart.shown_bars == len(app.state.bars[app.symbol]), what="the chart")
-    book = app.screen.query_one("#book", BookLadder)
-    await wait_for(pilot, lambda: book.event is app.state.books[app.symbol] and not book.flashing,
-                   what="the newest book drawn and its flashes over")
-    log = app.screen.query_one("#log")
-    log.clear()
-    app.state.new_log.clear()
-    app.state.log.clear()
-    log.add([LogEvent("info", "engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "mode": "paper"}, ts=FIXED_MS),
-             LogEvent("warning", "ETH/USDT book feed resync", {"detail": "example line"}, ts=FIXED_MS)])
-    app.clear_notifications()
+        await _chart_drawn(pilot, app)
+    await _book_drawn(pilot, app)
+    _fixed_log(app, [app.state],
+               [LogEvent("info", "engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "mode": "paper"}, ts=FIXED_MS),
+                LogEvent("warning", "ETH/USDT book feed resync", {"detail": "example line"}, ts=FIXED_MS)])
     # The breakers' peak equity (checked every 1 s) and the risk metrics (every 2 s, "from peak" once
     # there is a peak) follow the portfolio on timers: whether their last round came before or after
     # the marks settled is timing. One round of each now, from the settled state.
@@ -191,19 +208,11 @@ async def _settle_venues(pilot, app: DeskApp) -> None:
     await wait_for(pilot, lambda: _venues_mismatch(app) is None, timeout=40,
                    what=lambda: f"both venues' state on the desk (missing: {_venues_mismatch(app)})")
     app.redraw_all()  # one forced chart build from the loaded candles
-    chart = app.screen.query_one("#chart")
-    await wait_for(pilot, lambda: chart.shown_bars == len(app.state.bars[app.symbol]), what="the chart")
-    book = app.screen.query_one("#book", BookLadder)
-    await wait_for(pilot, lambda: book.event is app.state.books[app.symbol] and not book.flashing,
-                   what="the newest book drawn and its flashes over")
-    log = app.screen.query_one("#log")
-    log.clear()
-    for st in app.states.values():
-        st.new_log.clear()
-        st.log.clear()
-    log.add([LogEvent("info", "sim: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS),
-             LogEvent("info", "sim-binance: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS)])
-    app.clear_notifications()
+    await _chart_drawn(pilot, app)
+    await _book_drawn(pilot, app)
+    _fixed_log(app, app.states.values(),
+               [LogEvent("info", "sim: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS),
+                LogEvent("info", "sim-binance: engine started", {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT"}, ts=FIXED_MS)])
     for e in app.venues.engines.values():  # their timers' last round, from the settled state (see _settle)
         for part in ("breakers", "risk_metrics"):
             obj = getattr(e.trading, part, None)
