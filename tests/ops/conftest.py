@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,24 @@ def exchange_process() -> Iterator[ExchangeProcess]:
 
 def db_env(tmp: Path) -> dict[str, str]:
     return {"TPS19_DATABASE__PATH": str(tmp / "ops.db")}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, show: Callable[[], Any] | None = None) -> Any:
+    """Poll ``check`` every 0.2 s until it is truthy and return that (a guard against a hang, not a
+    timing assertion); the failure names ``what`` and the last result (or ``show()``'s)."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout:g}s (last: {show() if show else last!r})")
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus scrape: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import clean_env, db_env, read_until, stop, tps19
+from .conftest import clean_env, db_env, read_until, samples, stop, tps19, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,25 +27,6 @@ def get(url: str) -> tuple[int, str]:
 def post(url: str) -> None:
     with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
         assert r.status == 200
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:g}s (last: {last!r})")
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def value(scrape: dict, name: str, **labels: str) -> float | None:

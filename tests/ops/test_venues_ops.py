@@ -13,9 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import clean_env, stop, tps19
+from .conftest import clean_env, samples, stop, tps19, wait_for
 
 TOKEN = "t0ken-for-the-venues-api"
 pytestmark = pytest.mark.slow
@@ -36,21 +35,6 @@ def http(method: str, url: str, body: dict[str, Any] | None = None, token: str |
         return status, json.loads(text)
     except ValueError:
         return status, text
-
-
-def wait(check: Any, last: Any, timeout: float = 60.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:g}s: {last()!r}")
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_strategy_metrics_api_and_recording_over_two_venues(tmp_path):
@@ -96,8 +80,9 @@ def test_strategy_metrics_api_and_recording_over_two_venues(tmp_path):
             assert m[("tps19_equity", (("mode", "paper"), ("venue", venue)))] > 0
         assert all(dict(labels).get("venue") in ("sim", "sim-binance") for (_, labels) in m if labels)
         # healthy once every stream of every venue has data (a stream's first message may come late)
-        health = wait(lambda: (lambda h: h if h[0] == 200 else None)(http("GET", metrics["health"], token=None)),
-                      lambda: http("GET", metrics["health"], token=None))
+        health = wait_for("a healthy /healthz",
+                          lambda: (lambda h: h if h[0] == 200 else None)(http("GET", metrics["health"], token=None)),
+                          show=lambda: http("GET", metrics["health"], token=None))
         assert health[1] == {"status": "ok", "reasons": []}
         # one API over both: an order names its venue; a venue's own kill stops that venue only
         order = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}
