@@ -28,14 +28,22 @@ log = logging.getLogger("tps19.simex")
 GARBAGE_BINARY = b"\x81\xff\xfe\x00garbage\x9c"
 
 
-class Outbox:
-    """The send side of a websocket client of either dialect: frames queue for its writer task, and a
-    client that lets ``max_queued`` pile up is marked ``slow`` (the venue drops it)."""
+@dataclass(eq=False)
+class WsClient:
+    """A websocket client of either dialect, as the shared publication code sees it: frames queue
+    for its writer task, and a client that lets ``max_queued`` pile up is marked ``slow`` (the
+    venue drops it). Past ``ws`` and ``kind`` its fields are keyword-only: a dialect's own follow."""
 
-    queue: asyncio.Queue
-    closed: bool
-    max_queued: int
-    slow: bool
+    ws: web.WebSocketResponse
+    kind: str  # "market" / "user"
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue, kw_only=True)
+    subs: set[str] = field(default_factory=set, kw_only=True)
+    account: Account | None = field(default=None, kw_only=True)
+    pending_hb: int | None = field(default=None, kw_only=True)
+    closed: bool = field(default=False, kw_only=True)
+    writer: asyncio.Task | None = field(default=None, kw_only=True)
+    max_queued: int = field(default=20_000, kw_only=True)
+    slow: bool = field(default=False, kw_only=True)
 
     def send(self, text: str | bytes, lag_ms: int = 0) -> None:
         if not self.closed:
@@ -46,18 +54,8 @@ class Outbox:
 
 
 @dataclass(eq=False)
-class Conn(Outbox):
-    ws: web.WebSocketResponse
-    kind: str  # "market" / "user"
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    subs: set[str] = field(default_factory=set)
-    account: Account | None = None
-    pending_hb: int | None = None
+class Conn(WsClient):
     hb_due: float = 0.0  # loop time by which the pending heartbeat must be answered
-    closed: bool = False
-    writer: asyncio.Task | None = None
-    max_queued: int = 20_000
-    slow: bool = False
 
 
 @dataclass(eq=False)
@@ -71,13 +69,12 @@ class BookChannel:
     always: bool = False  # the depth-50 channel is tracked even without subscribers (it paces the flow)
 
 
-class WebsocketApi(RestApi):
-    """Mixin of SimExchange: websocket connections, subscriptions and what is published on them."""
+class WsCommon:
+    """What the websocket side of both dialects keeps (SimExchange holds it: what the engine's events
+    left to publish) and does alike: read a client's frames, check a request is a JSON object, pace
+    the tickers."""
 
-    _conns: set[Conn]
-    _book_channels: dict[tuple[str, int], BookChannel]
-    _subs: dict[str, set[Conn]]
-    _seq: dict[str, int]
+    stats: dict[str, int]
     _dirty_books: set[str]
     _new_trades: dict[str, list[Trade]]
     _touched: set[str]
@@ -85,11 +82,66 @@ class WebsocketApi(RestApi):
     _order_updates: dict[str, Order]
     _fills: list[Fill]
     _balance_dirty: set[str]
+    autoplay: bool
+    ticker_interval_ms: int
+    _close_conn: Callable[..., Awaitable[None]]  # the dialect's: forget the client, close its socket
+
+    async def _serve_frames(self, conn: Any, on_text: Callable[[str], Awaitable[None]], failed: str,
+                            internal_error: str, binary_error: str) -> None:
+        """Read ``conn``'s frames until it closes, then close it: text goes to ``on_text`` (a failure there
+        is counted, logged as ``failed`` and answered ``internal_error``); a binary frame is a bad request,
+        answered ``binary_error``."""
+        try:
+            async for msg in conn.ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.stats["ws_messages_in"] += 1
+                    try:
+                        await on_text(msg.data)
+                    except Exception:
+                        self.stats["internal_errors"] += 1
+                        log.exception(failed)
+                        conn.send(internal_error)
+                elif msg.type == WSMsgType.BINARY:
+                    self.stats["bad_requests"] += 1
+                    conn.send(binary_error)
+                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        finally:
+            await self._close_conn(conn)
+
+    def _json_request(self, text: str) -> dict | None:
+        """A request frame as a JSON object, or None, counted as a bad request (the caller answers it
+        in its dialect)."""
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            self.stats["bad_requests"] += 1
+            return None
+        return msg
+
+    def _tickers_due(self, now: int) -> Iterator[str]:
+        """The touched symbols whose ticker is due (with autoplay, at most one per ticker interval),
+        each marked published as it is handed out."""
+        for sym in list(self._touched):
+            if self.autoplay and now - self._last_ticker_pub.get(sym, -10**12) < self.ticker_interval_ms:
+                continue
+            self._touched.discard(sym)
+            self._last_ticker_pub[sym] = now
+            yield sym
+
+
+class WebsocketApi(RestApi, WsCommon):
+    """Mixin of SimExchange: websocket connections, subscriptions and what is published on them."""
+
+    _conns: set[Conn]
+    _book_channels: dict[tuple[str, int], BookChannel]
+    _subs: dict[str, set[Conn]]
+    _seq: dict[str, int]
     _hb_ids: int
     heartbeat_interval: float
     heartbeat_timeout: float
-    autoplay: bool
-    ticker_interval_ms: int
     candles: dict[str, Any]
 
     def _spawn(self, coro: Any) -> asyncio.Task:  # provided by SimExchange: a task kept until stop()
@@ -212,16 +264,6 @@ class WebsocketApi(RestApi):
                 self._push_user(acct, "user.balance", None, [self._balance_json(acct)])
                 self._push_user(acct, "user.position_balance", None, [self._position_balance_json(acct)])
 
-    def _tickers_due(self, now: int) -> Iterator[str]:
-        """The touched symbols whose ticker is due (with autoplay, at most one per ticker interval),
-        each marked published as it is handed out."""
-        for sym in list(self._touched):
-            if self.autoplay and now - self._last_ticker_pub.get(sym, -10**12) < self.ticker_interval_ms:
-                continue
-            self._touched.discard(sym)
-            self._last_ticker_pub[sym] = now
-            yield sym
-
     def _push_user(self, acct: Account | None, channel: str, inst: Instrument | None, data: list[dict]) -> None:
         if acct is None:
             return
@@ -292,29 +334,6 @@ class WebsocketApi(RestApi):
                                  json.dumps({"id": -1, "code": BAD_REQUEST[0], "message": BAD_REQUEST[1]}))
         return ws
 
-    async def _serve_frames(self, conn: Any, on_text: Callable[[str], Awaitable[None]], failed: str,
-                            internal_error: str, binary_error: str) -> None:
-        """Read ``conn``'s frames until it closes, then close it: text goes to ``on_text`` (a failure there
-        is counted, logged as ``failed`` and answered ``internal_error``); a binary frame is a bad request,
-        answered ``binary_error``."""
-        try:
-            async for msg in conn.ws:
-                if msg.type == WSMsgType.TEXT:
-                    self.stats["ws_messages_in"] += 1
-                    try:
-                        await on_text(msg.data)
-                    except Exception:
-                        self.stats["internal_errors"] += 1
-                        log.exception(failed)
-                        conn.send(internal_error)
-                elif msg.type == WSMsgType.BINARY:
-                    self.stats["bad_requests"] += 1
-                    conn.send(binary_error)
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
-        finally:
-            await self._close_conn(conn)
-
     def _forget(self, conn: Conn) -> None:
         self._conns.discard(conn)
         for ch in self._book_channels.values():
@@ -357,18 +376,6 @@ class WebsocketApi(RestApi):
         if self.faults.delay_ms:
             await asyncio.sleep(self.faults.delay_ms / 1000)
         conn.send(text)
-
-    def _json_request(self, text: str) -> dict | None:
-        """A request frame as a JSON object, or None, counted as a bad request (the caller answers it
-        in its dialect)."""
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            msg = None
-        if not isinstance(msg, dict):
-            self.stats["bad_requests"] += 1
-            return None
-        return msg
 
     async def _on_ws_text(self, conn: Conn, text: str) -> None:
         msg = self._json_request(text)

@@ -16,17 +16,17 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from aiohttp import web
 
 from ..candles import INTERVALS
-from ..engine import Account, Fill, Order, Trade
+from ..engine import Account, Fill, Order
 from ..instruments import Instrument
 from ..wire import wall_ms
-from ..ws import Outbox
+from ..ws import WsClient, WsCommon
 from .orders import BinanceBook, BnOrder
 from .rest import KLINE_INTERVALS, BinanceRest, Params
 from .wire import (INVALID_SIGNATURE, MANDATORY_PARAM, REJECTED_MBX_KEY, BinanceError, balances, d8, px, qty,
@@ -39,23 +39,12 @@ PARTIAL_DEPTHS = (5, 10, 20)
 
 
 @dataclass(eq=False)
-class BnConn(Outbox):
-    """One websocket client of the Binance dialect (the shared publication code sees its ``ws``,
-    ``kind``, ``send`` and ``closed``)."""
+class BnConn(WsClient):
+    """One websocket client of the Binance dialect ("market": streams; "user": ws-api, listen-key streams)."""
 
-    ws: web.WebSocketResponse
-    kind: str  # "market" (streams) / "user" (ws-api, listen-key streams)
     combined: bool = True
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    subs: set[str] = field(default_factory=set)
-    account: Account | None = None
     user_sub_id: int | None = None  # ws-api user data subscription
     listen_key: str | None = None
-    pending_hb: int | None = None
-    closed: bool = False
-    writer: asyncio.Task | None = None
-    max_queued: int = 20_000
-    slow: bool = False
 
 
 def _stream_channel(stream: str) -> str:
@@ -70,32 +59,19 @@ def _stream_channel(stream: str) -> str:
     return "ticker"
 
 
-class BinanceWs(BinanceRest):
+class BinanceWs(BinanceRest, WsCommon):
     """Mixin of BinanceSimExchange: streams, the WebSocket API and publication."""
 
     _conns: set[Any]
-    _dirty_books: set[str]
-    _new_trades: dict[str, list[Trade]]
-    _touched: set[str]
-    _last_ticker_pub: dict[str, int]
-    _order_updates: dict[str, Order]
-    _fills: list[Fill]
-    _balance_dirty: set[str]
     _by_symbol: dict[str, Instrument]
-    autoplay: bool
-    ticker_interval_ms: int
     _bn_subs: dict[str, set[BnConn]]
     _bn_published: dict[str, tuple[dict[int, int], dict[int, int]]]
     _bn_user_ids: int
     _bn_stop_check: set[str]
     _bn_forced_u: dict[str, int]
     _push: Callable[..., None]
-    _tickers_due: Callable[[int], Iterator[str]]
-    _json_request: Callable[[str], dict | None]
-    _serve_frames: Callable[..., Any]
     _spawn: Callable[..., asyncio.Task]
     _writer: Callable[..., Any]
-    _close_conn: Callable[..., Any]
 
     # ---- engine events, in the order they happened ------------------------------------------
     def _bn_on_engine(self, kind: str, payload: Any) -> None:
