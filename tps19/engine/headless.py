@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Coroutine, Protocol
 
 from ..aio import cancel_and_wait
 from ..config import ApiSettings, MetricsSettings, Settings
@@ -113,31 +113,16 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
             if engine.trading is not None and hasattr(engine.trading, "settle"):
                 await engine.trading.settle()
             _figures(engine, vout)
-    except EngineError as err:
-        vout.write("error", message=str(err))
-        code = 2
-    except Exception as err:  # last line of defence: report, never a traceback
-        vout.write("error", message=f"engine failed: {type(err).__name__}: {err}")
-        code = 1
+    except Exception as err:
+        code = failed(vout, err)
     finally:
-        if api is not None:
-            await api.stop()
-        if ops is not None:
-            await ops.stop()
+        await stop_servers(api, ops)
         session = getattr(engine.trading, "session", None) if engine.trading is not None else None
         if session is not None:  # what this run did, before the parts stop (marks still current)
             with contextlib.suppress(Exception):
                 vout.write("summary", **session.summary())
-        try:
-            keep = {t for t in (asyncio.current_task(), pump) if t is not None}
-            hung = await shutdown.bounded(stop_everything(engine, start, keep), SHUTDOWN_TIMEOUT_S)
-        except Exception as err:  # a part failed to stop: say so, keep going, exit non-zero
-            vout.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
-            code, hung = code or 1, None
-        if hung is not None:
-            vout.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
-                      hung_in=hung)
-            code = code or HUNG_EXIT_CODE
+        keep = {t for t in (asyncio.current_task(), pump) if t is not None}
+        hung, code = await bounded_stop(shutdown, stop_everything(engine, start, keep), vout, code)
         await asyncio.sleep(0)
         for e in sub.drain():
             _write_event(vout, e, min_level, trades)
@@ -150,6 +135,40 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         if hung is not None:
             exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+def failed(out: LineSink, err: Exception) -> int:
+    """The last line of defence: a run's failure as one "error" line, never a traceback; the exit
+    code 2 for an EngineError (its message says it all), 1 for anything else (named)."""
+    if isinstance(err, EngineError):
+        out.write("error", message=str(err))
+        return 2
+    out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
+    return 1
+
+
+async def stop_servers(api: Any, ops: OpsServer | None) -> None:
+    """The control API, then /metrics and /healthz, whichever were serving."""
+    if api is not None:
+        await api.stop()
+    if ops is not None:
+        await ops.stop()
+
+
+async def bounded_stop(shutdown: Shutdown, stopping: Coroutine[Any, Any, None], out: LineSink,
+                       code: int) -> tuple[list[str] | None, int]:
+    """Stop the parts for at most SHUTDOWN_TIMEOUT_S: where it hangs (None once stopped) and the exit
+    code, which a part failing to stop (1) or hanging (HUNG_EXIT_CODE) sets unless the run failed first."""
+    try:
+        hung = await shutdown.bounded(stopping, SHUTDOWN_TIMEOUT_S)
+    except Exception as err:  # a part failed to stop: say so, keep going, exit non-zero
+        out.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
+        return None, code or 1
+    if hung is not None:
+        out.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
+                  hung_in=hung)
+        code = code or HUNG_EXIT_CODE
+    return hung, code
 
 
 def _figures(engine: Engine, out: LineSink) -> None:

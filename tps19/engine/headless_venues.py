@@ -16,13 +16,13 @@ from typing import Any
 
 from ..aio import cancel_and_wait
 from .events import ConnectionEvent, LogEvent
-from .engine import EngineError
-from .headless import LEVELS, VenueLines, _pump, _write_event, secrets_of, serve_api, serve_metrics
+from .headless import (LEVELS, VenueLines, _pump, _write_event, bounded_stop, failed, secrets_of, serve_api,
+                       serve_metrics, stop_servers)
 from .health import OpsServer
 from .metrics import EngineMetrics
 from .jsonlog import JsonLines, captured_logs
 from .multivenue import VenueSet, consolidated
-from .shutdown import HUNG_EXIT_CODE, SHUTDOWN_TIMEOUT_S, Shutdown, exit_now
+from .shutdown import Shutdown, exit_now
 from .strategies.signals import DecisionEvent, SignalEvent
 from .trade_log import TradeFormatter
 from .trading.events import FillEvent, OrderUpdate, TradingIssue
@@ -101,17 +101,10 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
                 cross = consolidated(venues)
                 if cross:
                     out.write("cross_venue", symbols=cross)
-    except EngineError as err:
-        out.write("error", message=str(err))
-        code = 2
-    except Exception as err:  # last line of defence: report, never a traceback
-        out.write("error", message=f"engine failed: {type(err).__name__}: {err}")
-        code = 1
+    except Exception as err:
+        code = failed(out, err)
     finally:
-        if api is not None:
-            await api.stop()
-        if ops is not None:
-            await ops.stop()
+        await stop_servers(api, ops)
         if start.done() and not start.cancelled() and start.exception() is None:
             # what this run did, per venue and in total, before the parts stop (marks still current)
             for v, e in venues.running.items():
@@ -121,22 +114,14 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
                         lines[v].write("summary", **session.summary())
             with contextlib.suppress(Exception):
                 out.write("summary", **venues.session_summary())
-        hung = None
-        try:
-            async def _stop_all() -> None:
-                if not start.done():
-                    start.cancel()
-                    await asyncio.wait({start})
-                await venues.stop()
 
-            hung = await shutdown.bounded(_stop_all(), SHUTDOWN_TIMEOUT_S)
-        except Exception as err:
-            out.write("error", message=f"engine stop failed: {type(err).__name__}: {err}")
-            code = code or 1
-        if hung is not None:
-            out.write("log", level="error", message=f"shutdown not finished after {SHUTDOWN_TIMEOUT_S:g}s, exiting anyway",
-                      hung_in=hung)
-            code = code or HUNG_EXIT_CODE
+        async def _stop_all() -> None:
+            if not start.done():
+                start.cancel()
+                await asyncio.wait({start})
+            await venues.stop()
+
+        hung, code = await bounded_stop(shutdown, _stop_all(), out, code)
         await asyncio.sleep(0)
         for v, sub in subs.items():
             for e in sub.drain():
