@@ -64,20 +64,10 @@ def secrets_of(settings: Settings) -> list[str]:
 async def run_headless(engine: Engine, log_path: Path | None = None, stop_event: asyncio.Event | None = None) -> int:
     """Run ``engine`` (built by the entry point, not started) until a signal or ``stop_event``."""
     settings, mode = engine.settings, engine.mode
-    out = JsonLines(log_path, secrets=secrets_of(settings), max_bytes=settings.log.max_bytes,
-                    backups=settings.log.backups)
-    # every stdlib record (ours, ccxt's, aiohttp's, asyncio's) becomes a redacted JSON line: the
-    # last-resort stderr handler would print bare text, secrets and all
-    logs = captured_logs(out, LEVELS[settings.log.level])
-    logs.__enter__()
-    stop = stop_event or asyncio.Event()
-    shutdown = Shutdown(out, stop)
-    shutdown.install(asyncio.get_running_loop())
-
+    out, logs, stop, shutdown = open_run(settings, secrets_of(settings), log_path, stop_event)
     min_level = LEVELS[settings.log.level]
     vout = VenueLines(out, settings.exchange.id)  # every line of this run belongs to its one venue
-    sub = engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate, FillEvent,
-                               coalesce=None, maxsize=5000)
+    sub = subscribe_lines(engine)
     trades = TradeFormatter({})  # the markets are known once the engine has started
     if mode == "live":
         # stdout carries JSON lines for machines; the banner is for the person starting it.
@@ -135,6 +125,27 @@ async def run_headless(engine: Engine, log_path: Path | None = None, stop_event:
         if hung is not None:
             exit_now(code)  # the loop's own teardown would wait on the hung part
     return code
+
+
+def open_run(settings: Settings, secrets: list[str], log_path: Path | None,
+             stop_event: asyncio.Event | None) -> tuple[JsonLines, captured_logs, asyncio.Event, Shutdown]:
+    """A headless run's JSON lines (``secrets`` scrubbed from each), the stdlib's records captured
+    into them, its stop event and the signal handling that sets it."""
+    out = JsonLines(log_path, secrets=secrets, max_bytes=settings.log.max_bytes, backups=settings.log.backups)
+    # every stdlib record (ours, ccxt's, aiohttp's, asyncio's) becomes a redacted JSON line: the
+    # last-resort stderr handler would print bare text, secrets and all
+    logs = captured_logs(out, LEVELS[settings.log.level])
+    logs.__enter__()
+    stop = stop_event or asyncio.Event()
+    shutdown = Shutdown(out, stop)
+    shutdown.install(asyncio.get_running_loop())
+    return out, logs, stop, shutdown
+
+
+def subscribe_lines(engine: Engine) -> Any:
+    """What an engine publishes that becomes a JSON line (nothing coalesced: each is a line)."""
+    return engine.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate,
+                                FillEvent, coalesce=None, maxsize=5000)
 
 
 def failed(out: LineSink, err: Exception) -> int:

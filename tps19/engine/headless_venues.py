@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ..aio import cancel_and_wait
-from .events import ConnectionEvent, LogEvent
-from .headless import (LEVELS, VenueLines, _pump, _write_event, bounded_stop, failed, secrets_of, serve_api,
-                       serve_metrics, stop_servers)
+from .headless import (LEVELS, VenueLines, _pump, _write_event, bounded_stop, failed, open_run, secrets_of,
+                       serve_api, serve_metrics, stop_servers, subscribe_lines)
 from .health import OpsServer
 from .metrics import EngineMetrics
-from .jsonlog import JsonLines, captured_logs
 from .multivenue import VenueSet, consolidated
-from .shutdown import Shutdown, exit_now
-from .strategies.signals import DecisionEvent, SignalEvent
+from .shutdown import exit_now
 from .trade_log import TradeFormatter
-from .trading.events import FillEvent, OrderUpdate, TradingIssue
 
 
 def _secrets(venues: VenueSet) -> list[str]:
@@ -40,17 +36,11 @@ async def run_headless_venues(venues: VenueSet, log_path: Path | None = None,
     """Run every venue of ``venues`` (engines built, not started) until a signal or ``stop_event``."""
     first = next(iter(venues.engines.values()))
     settings, mode = first.settings, first.mode
-    out = JsonLines(log_path, secrets=_secrets(venues), max_bytes=settings.log.max_bytes, backups=settings.log.backups)
-    logs = captured_logs(out, LEVELS[settings.log.level])
-    logs.__enter__()
-    stop = stop_event or asyncio.Event()
-    shutdown = Shutdown(out, stop)
-    shutdown.install(asyncio.get_running_loop())
+    out, logs, stop, shutdown = open_run(settings, _secrets(venues), log_path, stop_event)
     min_level = LEVELS[settings.log.level]
     lines = {v: VenueLines(out, v) for v in venues.engines}
     formatters = {v: TradeFormatter({}) for v in venues.engines}
-    subs = {v: e.bus.subscribe(ConnectionEvent, LogEvent, SignalEvent, DecisionEvent, TradingIssue, OrderUpdate, FillEvent,
-                               coalesce=None, maxsize=5000) for v, e in venues.engines.items()}
+    subs = {v: subscribe_lines(e) for v, e in venues.engines.items()}
     pumps = [asyncio.create_task(_pump(subs[v], lines[v], min_level, formatters[v])) for v in venues.engines]  # type: ignore[arg-type]
     if mode == "live":
         print(f"*** TPS19 LIVE on {', '.join(venues.engines)}: orders placed by this process are real ***",
