@@ -35,6 +35,15 @@ async def running(exchange: Any) -> AsyncIterator[Any]:
         await exchange.stop()
 
 
+@contextlib.asynccontextmanager
+async def closing(client: Any) -> AsyncIterator[Any]:
+    """A ccxt client for the block, closed after it (its sessions and websockets)."""
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 @contextlib.contextmanager
 def exchange_command(*args: str) -> Iterator[subprocess.Popen]:
     """`tps19 exchange ARGS` in a process of its own (stdout a text pipe, unbuffered), killed if
@@ -83,20 +92,14 @@ async def _client(s: SimExchange, key: str | None = KEY, secret: str | None = SE
 
 @pytest.fixture
 async def ex(sim):
-    client = await _client(sim)
-    try:
+    async with closing(await _client(sim)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
 async def pex(paused_sim):
-    client = await _client(paused_sim)
-    try:
+    async with closing(await _client(paused_sim)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):

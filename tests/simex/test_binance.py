@@ -17,7 +17,7 @@ import pytest
 from tps19.engine.venue import BINANCE_SPOT_OPTIONS, point_ccxt_binance
 from tps19.simex.binance import BinanceSimExchange
 
-from .conftest import BALANCES, KEY, SECRET, running, wait_for
+from .conftest import BALANCES, KEY, SECRET, closing, running, wait_for
 
 
 def _sim(**kw) -> BinanceSimExchange:
@@ -46,11 +46,8 @@ async def _client(s: BinanceSimExchange, key: str | None = KEY, secret: str | No
 
 @pytest.fixture
 async def bex(bsim):
-    client = await _client(bsim)
-    try:
+    async with closing(await _client(bsim)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _levels(side):
