@@ -257,6 +257,12 @@ async def test_headless_lines_name_the_venue_and_add_up_the_venues(settings, tmp
         assert D(row["equity"]).as_tuple().exponent == -2 and row["in_report"]["equity"] == row["equity"]  # rate 1
     assert D(total["total"]["equity"]) == sum(D(r["in_report"]["equity"]) for r in total["venues"].values())
     assert D(total["total"]["equity"]).as_tuple().exponent == -2
+    # the limits over all venues, as the desk's risk pane shows them (VenueSet.limits): every venue
+    # holds BTC, ETH and SOL besides USDT, so their gross exposure is most of the total equity
+    lim = total["limits"]
+    assert (lim["max_gross_exposure"], lim["daily_loss_limit"]) == ("500000", "1000")
+    assert 0 < D(lim["gross_exposure"]) < D(total["total"]["equity"]) and D(lim["gross_exposure"]).as_tuple().exponent == -2
+    assert D(lim["pnl_today"]).as_tuple().exponent == -2
     # the closing summary: each venue's own line, and the total over them in the reporting currency
     own = {x["venue"]: x for x in got if x["event"] == "summary" and "venue" in x}
     [summary] = [x for x in got if x["event"] == "summary" and "venue" not in x]

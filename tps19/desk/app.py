@@ -539,7 +539,7 @@ class DeskApp(CockpitScreens, App[int]):
 
         try:
             lim = self.venues.limits(marked={v: self.states[v].portfolio for v in self.venue_ids
-                                             if self.states[v].portfolio is not None})
+                                             if self.states[v].portfolio is not None}, peek=True)
         except Exception as err:  # never a traceback on the trader's screen; told once in the log
             lim = TotalLimits(self.venues.report_currency, None, None, unavailable=f"{type(err).__name__}: {err}")
         if lim.unavailable is not None and lim.unavailable != self._limits_error:

@@ -158,14 +158,16 @@ class VenueSet:
         return dict(self.failed)
 
     def limits(self, venue: str | None = None, added: Decimal = Decimal(0), *,
-               marked: Mapping[str, Any] | None = None) -> TotalLimits:
+               marked: Mapping[str, Any] | None = None, peek: bool = False) -> TotalLimits:
         """Where the venues stand against the limits over all of them (reporting currency): their
         gross exposure, with ``added`` on ``venue`` (an order's, valued in that venue's currency),
         and their P&L today, each venue's own figure at its rate. Order entry enforces these
         (``_total_check``); the desk's risk pane shows them. ``marked``: per venue, the
         PortfolioUpdate a reader shows: its gross exposure and P&L today are that update's (the
         balance values on screen add up to it; reading the risk engine's P&L at draw time could
-        also fix the day's start before every mark is known)."""
+        also fix the day's start before every mark is known). ``peek``: a reader's look, not an
+        order's check: a venue whose marks are not all known yet has no P&L today (the call would
+        fix its day's start early, as it does for an order)."""
         rep = self.report_currency
         gross = Decimal(0)
         pnl = Decimal(0)
@@ -183,7 +185,13 @@ class VenueSet:
                 gross += shown.gross_exposure * rate
             elif risk.account is not None:
                 gross += risk.account.gross_exposure() * rate
-            today = shown.pnl_today if shown is not None else risk.pnl_today()
+            pub = e.trading.portfolio.publisher
+            if shown is not None:
+                today = shown.pnl_today
+            elif peek and (pub is None or not pub.marks_complete()):
+                today = None
+            else:
+                today = risk.pnl_today()
             if today is not None:
                 pnl += today * rate
             else:
@@ -323,6 +331,14 @@ class VenueSet:
                                "total": {k: fee(val) if k == "fees" else money(val, rep) for k, val in total.items()}}
         if left_out:
             out["not_in_total"] = left_out
+        # where the venues stand against the limits over all of them (what the desk's risk pane
+        # shows, what order entry checks), as of the same updates when marked
+        lim = self.limits(marked=marked, peek=True)
+        out["limits"] = {"unavailable": lim.unavailable} if lim.unavailable is not None else {
+            "pnl_today": None if lim.pnl_unknown or lim.pnl_today is None else money(lim.pnl_today, rep),
+            "daily_loss_limit": None if lim.daily_loss_limit is None else str(lim.daily_loss_limit),
+            "gross_exposure": None if lim.gross_exposure is None else money(lim.gross_exposure, rep),
+            "max_gross_exposure": None if lim.max_gross_exposure is None else str(lim.max_gross_exposure)}
         return out
 
     def session_lines(self, mode: str) -> list[str]:
