@@ -495,6 +495,7 @@ async def with_desk(settings, seconds: float, size: tuple[int, int], meter: SimM
         main = threading.main_thread()
         ladder.rendered.clear()
         with app.wait_lock:
+            app.waiting.clear()  # frames of the warm-up: their clock would stop at the window's first write
             app.lat = []
             app.stages = []
             app.handed_over = []
