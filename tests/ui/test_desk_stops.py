@@ -41,7 +41,13 @@ async def test_ticket_arms_a_stop_and_the_orders_pane_and_chart_show_it(settings
         ticket.query_one("#amount").value = "0.1"
         await wait_for(pilot, lambda: ticket.error is not None and "would trigger at once" in ticket.error,
                        what=lambda: f"the would-trigger-at-once refusal (error {ticket.error!r})")
+        rang: list[int] = []
+        app.bell = lambda: rang.append(1)  # type: ignore[method-assign]
         await pilot.press("enter")
+        # the refusal is a bell: wait for it, or the enter may be handled only after the valid
+        # trigger below is typed, review the ticket, and the review's enter then places it
+        # ("timed out waiting for the ticket's review stage (stage 'sent')", seen under load)
+        await wait_for(pilot, lambda: rang, what="the refused enter's bell")
         assert ticket.stage == "edit" and _held(app) == []
         level = (mid * Decimal("0.99")).quantize(Decimal("0.01"))
         ticket.query_one("#trigger").value = f"{level}"
