@@ -27,6 +27,8 @@ import threading
 from types import ModuleType
 from typing import Any, Literal
 
+from .ccxt_decimal import keep_decimal_context
+
 Flavour = Literal["sync", "async", "pro"]
 
 # the exchanges TPS19 itself connects to (venue.py: the simulated exchange speaks Crypto.com's
@@ -58,6 +60,7 @@ def exchange_class(exchange_id: str, flavour: Flavour) -> type | None:
         elif exchange_id not in LEAN:
             complete_all()
         package = importlib.import_module(name)
+        keep_decimal_context()
     cls = getattr(package, exchange_id, None)
     return cls if isinstance(cls, type) else None
 
@@ -67,10 +70,12 @@ def ccxt_base() -> ModuleType:
     precision constants): the whole package if it is already imported, else entered lean."""
     with _lock:
         try:
-            return _lean_package("ccxt")
+            package = _lean_package("ccxt")
         except Exception:
             complete_all()
-            return importlib.import_module("ccxt")
+            package = importlib.import_module("ccxt")
+        keep_decimal_context()
+        return package
 
 
 def complete_all() -> None:

@@ -7,7 +7,7 @@ the border says how many rows are out of view (nothing is ever cut off silently)
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from rich.text import Text
@@ -139,7 +139,7 @@ class BalancesPane(RowsPane):
             return
         def amt(x: Any, ccy: str) -> str:
             # the valuation currency in cents; others to 8 decimals (satoshis), trailing zeros dropped
-            return fnum(x, 2) if ccy == update.valuation else amount_text(_dec(x).quantize(Decimal("1e-8")))
+            return fnum(x, 2) if ccy == update.valuation else amount_text(_dec(x).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN))
 
         excluded = set(getattr(update, "excluded", ()))
 
@@ -178,7 +178,7 @@ class BalancesPane(RowsPane):
             for b in update.balances:
                 places = 2 if b.currency == update.valuation else None
                 def amt(x: Any) -> str:
-                    return fnum(x, 2) if places == 2 else amount_text(_dec(x).quantize(Decimal("1e-8")))
+                    return fnum(x, 2) if places == 2 else amount_text(_dec(x).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN))
                 val: Cell = fnum(b.value, 2) if b.value is not None else Text(
                     "excluded" if b.currency in excluded else "unpriced", style="dim")
                 rows.append([v, b.currency, amt(b.free), amt(b.locked), val])
