@@ -329,7 +329,14 @@ class Engine:
         self._stopped.set()
         if self.recorder is not None:
             # the recording ends where the session does (a replay must not trade on what the
-            # feed still published while the engine stopped)
+            # feed still published while the engine stopped) — and between two of the broker's
+            # actions: an execution or a judged book/print is recorded with the orders and fills
+            # it committed, never cut after its point and before its outcome (the commit awaits
+            # the database, long on a busy machine; a replay would act on the point alone)
+            lock = getattr(self.trading.broker, "lock", None) if self.trading is not None else None
+            if isinstance(lock, asyncio.Lock):
+                async with lock:
+                    self.recorder.taking = False
             self.recorder.taking = False
         # Each part stops even if the one before failed; a failure is logged, never swallowed silently.
         parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []

@@ -539,10 +539,11 @@ async def replay_backtest(root: Path, settings: Any, opts: ReplayOptions | None 
         # decisions due after the recording ended are not executed
         pending.clear()
         await show_dirty()  # the final marks
-        for sym in list(gates):
-            for gate in gates[sym]:
-                gate.open.set()  # let a held order go, so its task ends (the stream has ended)
-        leftover = [t for ts in inflight.values() for t in ts if not t.done()]
+        # an order still held was decided but never executed before the recording ended (the
+        # engine stopped between its decision and its execution): it is not executed either
+        leftover = [task for ts in inflight.values() for task in ts if not task.done()]
+        for task in leftover:
+            task.cancel()
         if leftover:
             await asyncio.wait(leftover)
         result.orders = [last_update[c] for c in order_ids]
