@@ -11,7 +11,7 @@ import pytest
 
 from tests.replay.session import Session, record_session
 from tps19.engine.recording.divergence import divergence, ledger, orders_of
-from tps19.engine.recording.format import EXECUTION, FILL, VIEW_TRADES
+from tps19.engine.recording.format import EXECUTION, FILL, ORDER, VIEW_TRADES
 from tps19.engine.recording.reader import inspect, read_rows
 from tps19.engine.recording.replayer import ReplayOptions, replay_backtest
 from tps19.engine.trading.events import OrderUpdate
@@ -53,6 +53,11 @@ def test_paper_session_replayed_gives_the_same_orders_and_fills(session):
     assert info.by_kind.get("fill") == len(session.fills)
     # the resting limit order was judged where the paper broker judged it (its queue coalesces books)
     assert info.by_kind.get("broker.book", 0) + info.by_kind.get("broker.trades", 0) > 0
+    # the recording ends between two of the broker's actions: every execution it holds comes with
+    # the order changes it committed (a cut between them made the replay trade an extra order)
+    executed = {json.loads(r[12])["client_order_id"] for r in read_rows(session.root, kinds=[EXECUTION])}
+    changed = {json.loads(r[12])["client_order_id"] for r in read_rows(session.root, kinds=[ORDER])}
+    assert executed <= changed, executed - changed
     result = _replay(session)
     assert result.timing == "recorded"
     assert _fills(result.fills) == _fills(session.fills)

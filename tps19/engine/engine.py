@@ -333,7 +333,10 @@ class Engine:
             # actions: an execution or a judged book/print is recorded with the orders and fills
             # it committed, never cut after its point and before its outcome (the commit awaits
             # the database, long on a busy machine; a replay would act on the point alone)
-            lock = getattr(self.trading.broker, "lock", None) if self.trading is not None else None
+            # the paper broker's lock is only ever held over local work; a live broker's is held
+            # over venue calls, and a stop must not wait on the venue
+            broker = self.trading.broker if self.trading is not None else None
+            lock = getattr(broker, "lock", None) if getattr(broker, "mode", None) == "paper" else None
             if isinstance(lock, asyncio.Lock):
                 async with lock:
                     self.recorder.taking = False
