@@ -72,7 +72,10 @@ def _returns(eq: np.ndarray, cash0: float) -> tuple[float, float, float]:
     mean = float(rets.mean())
     sd = float(rets.std(ddof=1)) if n > 1 else 0.0
     np.minimum(rets, 0.0, out=rets)
-    return mean, sd, math.sqrt(float(np.dot(rets, rets)) / n)
+    # not np.dot: OpenBLAS splits a dot product over threads past ~10k elements, so the downside
+    # deviation's last digits depended on the machine's core count; numpy's own pairwise sum does not
+    np.square(rets, out=rets)
+    return mean, sd, math.sqrt(float(rets.sum()) / n)
 
 
 DAY_MS = 86_400_000
