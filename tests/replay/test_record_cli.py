@@ -21,6 +21,7 @@ from tps19.config import Settings
 from tps19.engine.recording.books import Book
 from tps19.engine.recording.format import BOOK, CANDLE, DELTA, TICKER, TRADE
 from tps19.engine.recording.reader import inspect, read_rows
+from tps19.engine.trading.session import summary_lines
 
 pytestmark = pytest.mark.slow
 FIGURES_EVERY = {"TPS19_LOG__SUMMARY_INTERVAL_S": "1"}
@@ -131,6 +132,14 @@ def test_replay_at_max_speed_hands_the_engine_every_recorded_frame(recorded, tmp
     assert summary["fills"] == 0 and abs(moved - held * (first_mid - last_mid)) <= Decimal("0.01"), \
         (summary, first_mid, last_mid)
     assert stopped["exit_code"] == 0 and stopped["errors"] == 0, stopped
+    # the replay's venue lists only the recorded BTC/USDT: the account's other coins have no market
+    # there, so its equity leaves them out (not the recorded session's). The portfolio line said so;
+    # the summary line and the desk's closing lines said nothing (tryout-2, "not fixed" 9)
+    others = sorted(c for c, a in Settings().sim.starting_balances.items() if a and c not in ("BTC", "USDT"))
+    assert others and portfolio["excluded"] == others, portfolio
+    assert summary["excluded"] == others, summary
+    closing = summary_lines("session (paper)", summary)
+    assert closing[-1].endswith(f"leaving out {', '.join(others)} (held; no market on the venue values them)"), closing
 
 
 def test_replaying_the_parent_of_a_several_venue_recording_says_which_to_give(tmp_path):

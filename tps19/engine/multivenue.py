@@ -398,6 +398,9 @@ class VenueSet:
                                          for k, x in total.items()}}
         if left_out:
             out["not_in_total"] = left_out
+        # the total's equity leaves out what each venue's equity leaves out
+        if excluded := [f"{c} on {v}" for v, row in parts.items() if v not in left_out for c in row.get("excluded", ())]:
+            out["total"]["excluded"] = excluded
         return out
 
 

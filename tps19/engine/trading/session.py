@@ -58,10 +58,16 @@ class Session:
         pf = self.portfolio
         val = pf.valuation
         f = self.figures()
-        return {"mode": pf.mode, "fills": f["fills"], "fees": fee(f["fees"]),
-                "realized_pnl": money(f["realized_pnl"], val), "unrealized_pnl": money(f["unrealized_pnl"], val),
-                "equity_start": None if f["equity_start"] is None else money(f["equity_start"], val),
-                "equity_end": None if f["equity_end"] is None else money(f["equity_end"], val), "currency": val}
+        out: dict[str, Any] = {
+            "mode": pf.mode, "fills": f["fills"], "fees": fee(f["fees"]),
+            "realized_pnl": money(f["realized_pnl"], val), "unrealized_pnl": money(f["unrealized_pnl"], val),
+            "equity_start": None if f["equity_start"] is None else money(f["equity_start"], val),
+            "equity_end": None if f["equity_end"] is None else money(f["equity_end"], val), "currency": val}
+        # held, but no market of this venue values them (a replay lists only the recorded symbols):
+        # both equity figures leave them out, so they are not the recorded session's equity
+        if excluded := pf.excluded():
+            out["excluded"] = excluded
+        return out
 
     def lines(self) -> list[str]:
         """The summary for a person, as printed when the desk closes."""
@@ -71,13 +77,17 @@ class Session:
 
 def summary_lines(title: str, s: dict[str, Any]) -> list[str]:
     """A ``summary`` (one venue's, or the total over several: ``fills``, ``fees``, ``realized_pnl``,
-    ``unrealized_pnl``, ``equity_start``, ``equity_end``, ``currency``) as the terminal shows it when
+    ``unrealized_pnl``, ``equity_start``, ``equity_end``, ``currency``; ``excluded`` when equity leaves
+    currencies out) as the terminal shows it when
     the desk closes: the same strings, only grouped."""
     cur = s["currency"]
 
     def grouped(x: str | None) -> str:
         return "n/a" if x is None else f"{Decimal(x):,f}"
 
-    return [f"{title}: {s['fills']} fill(s), fees {s['fees']} {cur} (quote value)",
-            f"  realised P&L {grouped(s['realized_pnl'])} {cur}, unrealised P&L {grouped(s['unrealized_pnl'])} {cur}",
-            f"  equity {grouped(s['equity_start'])} -> {grouped(s['equity_end'])} {cur}"]
+    lines = [f"{title}: {s['fills']} fill(s), fees {s['fees']} {cur} (quote value)",
+             f"  realised P&L {grouped(s['realized_pnl'])} {cur}, unrealised P&L {grouped(s['unrealized_pnl'])} {cur}",
+             f"  equity {grouped(s['equity_start'])} -> {grouped(s['equity_end'])} {cur}"]
+    if s.get("excluded"):
+        lines[-1] += f" leaving out {', '.join(s['excluded'])} (held; no market on the venue values them)"
+    return lines
