@@ -422,3 +422,78 @@ async def test_a_fills_fee_reaches_the_venue_and_all_venue_rows_when_no_mark_mov
                 return None
 
             await wait_for(pilot, lambda: risk_total() is None, what=risk_total)
+
+
+async def test_the_review_quotes_the_panels_estimate_and_sends_to_the_venue_it_reviewed(settings):
+    """tryout-2 ("not fixed" 3): a market buy on sim-binance read `fills now 0.01 @ avg 65,315.65` in
+    the panel and `@ avg 65,315.85` in the review box below it. One read of the book draws both: as
+    the book moves before the review opens and while it is open, the two say the same; the venue
+    row is locked in review (it took tab and enter there: the panel redrew another venue's estimate
+    under the review box, and enter sent the order there), and the order fills as reviewed."""
+    from textual.widgets import Input, Select
+
+    from tps19.desk.screens.ticket import TicketScreen
+    from tps19.engine.trading.book_walk import estimate
+
+    async with two_venue_desk(settings) as (app, venues, sims):
+        cdc, bn = venues.engines["sim"], venues.engines["sim-binance"]
+
+        def quotes() -> list[str]:
+            return re.findall(r"fills now\s+([\d.]+ @ avg [\d,.]+)", screen_text(app))
+
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: app.ready and all(e.books["BTC/USDT"].best_bid() for e in (cdc, bn))
+                           and all(st.portfolio is not None for st in app.states.values()),
+                           timeout=30, what="both venues' books and portfolios on the desk")
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.query("#venue"),
+                           what="the ticket's venue row")
+            ticket = app.screen
+            assert isinstance(ticket, TicketScreen)
+            ticket.query_one("#venue", Select).value = "sim-binance"
+            await wait_for(pilot, lambda: ticket.venue == "sim-binance", what="the ticket on sim-binance")
+            ticket.query_one("#type", Select).value = "market"
+            ticket.query_one("#amount", Input).value = "0.01"
+            await wait_for(pilot, lambda: ticket.validated is not None and "on sim-binance" in screen_text(app)
+                           and len(quotes()) == 1, what=lambda: f"a market buy on sim-binance ({ticket.error!r})")
+
+            def fills_now() -> str:
+                """What 0.01 fills at on the book the ticket reads now, as the ticket writes it."""
+                est = estimate("buy", "market", Decimal("0.01"), None, ticket.book_fn(), ticket.market)
+                return f"0.01 @ avg {est.avg_price:,.2f}"
+
+            async def move_until_the_estimate_changes() -> str:
+                before = fills_now()
+                for _ in range(60):  # the paused venue moves until what 0.01 BTC fills at has changed
+                    seq = bn.books["BTC/USDT"].seq
+                    await sims["sim-binance"].step(10)
+                    await wait_for(pilot, lambda: bn.books["BTC/USDT"].seq != seq, what="sim-binance's next book")
+                    if fills_now() != before:
+                        return fills_now()
+                raise AssertionError(f"sim-binance's book never changed what 0.01 fills at ({before})")
+
+            # the book moves after the panel's draw; enter reviews: panel and review quote the book now
+            await move_until_the_estimate_changes()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: ticket.stage == "review" and len(quotes()) == 2,
+                           what=lambda: f"the review ({ticket.error!r}): {quotes()}")
+            assert quotes() == [fills_now()] * 2, (quotes(), fills_now())
+            # and while the review is open
+            now = await move_until_the_estimate_changes()
+            await wait_for(pilot, lambda: quotes() == [now] * 2,
+                           what=lambda: f"the panel and the review on sim-binance's book now ({now}): {quotes()}")
+            notionals = re.findall(r"notional\s+([\d,.]+ USDT)", screen_text(app))
+            assert len(notionals) == 2 and notionals[0] == notionals[1], notionals
+            # the trader tabs and presses enter: the order reviewed goes where it was reviewed
+            await pilot.press("tab", "enter")
+
+            def bought(e) -> Decimal:
+                p = e.trading.portfolio.positions.get("BTC/USDT")
+                return p.qty if p is not None else Decimal(0)
+
+            await wait_for(pilot, lambda: bought(bn) == Decimal("0.01"),
+                           what=lambda: f"the reviewed buy filled on sim-binance (ticket venue {ticket.venue}, "
+                                        f"stage {ticket.stage}): {quotes()}")
+            assert bought(cdc) == 0
+            # at the average the review quoted (the paper fill walks the same book, unmoved since)
+            assert f"0.01 @ avg {bn.trading.portfolio.positions['BTC/USDT'].avg_entry:,.2f}" == now

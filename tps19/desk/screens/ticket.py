@@ -232,9 +232,6 @@ class TicketScreen(ModalScreen[Any]):
             self._revalidate()
         elif self.validated is not None:
             self._show_estimate(self.validated)
-            # the review box quotes the same estimate: two moments of the book on one screen
-            # (fills now @ 65,315.65 above, @ 65,315.85 below) left the trader to guess which holds
-            self.query_one("#review", Static).update(self._review_text(self.validated))
 
     # -- validation ------------------------------------------------------------------
     def _type(self) -> str:
@@ -253,6 +250,8 @@ class TicketScreen(ModalScreen[Any]):
         return f"{'LIVE ' if self.mode == 'live' else 'paper '}{self.side.upper()} {self.symbol}{where}"
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if self.stage != "edit":  # the order under review is the one sent (its rows are disabled)
+            return
         if event.select.id == "venue" and self.venue_fn is not None and event.value != self.venue:
             self.venue = str(event.value)
             parts = self.venue_fn(self.venue)
@@ -330,16 +329,21 @@ class TicketScreen(ModalScreen[Any]):
         self._show_estimate(v)
 
     def _show_estimate(self, v: Any) -> None:
+        """One read of the book, one estimate, drawn in the panel and (in review) in the review box:
+        two reads drew two moments of the book on one screen (fills now @ 65,315.65 in the panel,
+        @ 65,315.85 in the review box) and left the trader to guess which holds."""
         book = self.book_fn()
         self._book_seen = book
         if v.protective:
             self.estimate = None
             self.warning = None
             self.query_one("#check", Static).update(self._trigger_table(v, book))
-            return
-        self.estimate = estimate(self.side, v.type, v.amount, v.price, book, self.market)
-        self.warning = far_from_mid(self.side, v.price, book) if v.type != "market" else None
-        self.query_one("#check", Static).update(self._estimate_table(v, self.estimate))
+        else:
+            self.estimate = estimate(self.side, v.type, v.amount, v.price, book, self.market)
+            self.warning = far_from_mid(self.side, v.price, book) if v.type != "market" else None
+            self.query_one("#check", Static).update(self._estimate_table(v, self.estimate, book))
+        if self.stage == "review":
+            self.query_one("#review", Static).update(self._review_text(v))
 
     def _levels(self, v: Any) -> list[tuple[str, Decimal]]:
         out = []
@@ -392,7 +396,7 @@ class TicketScreen(ModalScreen[Any]):
             t.add_row("note", n)
         return t
 
-    def _estimate_table(self, v: Any, est: Estimate) -> Table:
+    def _estimate_table(self, v: Any, est: Estimate, book: BookEvent | None) -> Table:
         pp = _pp(self.market)
         quote = self.symbol.split("/")[1] if "/" in self.symbol else ""
         t = Table.grid(padding=(0, 2))
@@ -408,7 +412,7 @@ class TicketScreen(ModalScreen[Any]):
         if est.short_book:
             t.add_row(Text("warning", style="bold"), "visible book is thinner than the amount")
         if v.is_bracket:
-            self._distance_rows(t, v, self.book_fn())
+            self._distance_rows(t, v, book)
             loss = self._worst_loss(v, est)
             if loss is not None:
                 t.add_row(Text("worst case", style="bold"), f"-{loss:,.2f} {quote} at the stop-loss (fees in; a gap loses more)")
@@ -441,11 +445,15 @@ class TicketScreen(ModalScreen[Any]):
         v = self.validated
         self.stage = "review"
         self.add_class("-review")
-        review = self.query_one("#review", Static)
-        review.update(self._review_text(v))
+        # the estimate action_go has just made, from the book the panel shows
+        self.query_one("#review", Static).update(self._review_text(v))
         for w in self.query(Input):
             w.disabled = True
-        self.query_one("#type", Select).disabled = True
+        # the order reviewed is the order sent: neither its type nor its venue changes in review (a
+        # venue chosen there redrew the panel for the new venue under the old venue's review box,
+        # and enter then sent the order to the new venue)
+        for sel in self.query(Select):
+            sel.disabled = True
         self.query_one("#hint", Static).update(self._hint())
         self.set_focus(None)
         # on a short terminal (80x24) the review and its "type y" line sit below the screen's edge:
@@ -501,7 +509,8 @@ class TicketScreen(ModalScreen[Any]):
             self.remove_class("-review")
             for w in self.query(Input):
                 w.disabled = False
-            self.query_one("#type", Select).disabled = False
+            for sel in self.query(Select):
+                sel.disabled = False
             self._show_fields()
             self.query_one("#hint", Static).update(self._hint())
             self.query_one("#amount", Input).focus()
