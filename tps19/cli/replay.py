@@ -240,6 +240,11 @@ async def _replay(settings: Any, root: Path, speed: float | None, start_ns: int 
 
             app = DeskApp(settings=pointed, mode="paper", engine=engine, clock=lambda: sim.now_ms / 1000, replay=True)
             await app.run_async()
+            trading = app.engine.trading if app.engine is not None else None
+            session = getattr(trading, "session", None)
+            if session is not None:  # the desk is gone: what the replay did, as `tps19 paper`'s desk prints it
+                for line in session.lines():
+                    print(line, flush=True)
             return app.return_code or 0
     finally:
         await sim.stop()
