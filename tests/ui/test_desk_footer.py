@@ -33,5 +33,7 @@ async def test_the_footer_adds_the_desks_extra_keys_while_they_fit(settings):
         await wait_for(pilot, lambda: book.levels == 20, what="depth 20")
 
         await pilot.resize_terminal(80, 24)
-        await wait_for(pilot, lambda: "Depth" not in _footer(app), what=lambda: f"the extras gone: {_footer(app)!r}")
-        assert all(k in _footer(app) for k in BASE)
+        # the final state, not the first frame without "Depth": a frame at the new width can still
+        # be laid out for the old one (extras cropped away, a usual key cut); seen in a loaded run
+        await wait_for(pilot, lambda: "Depth" not in _footer(app) and all(k in _footer(app) for k in BASE),
+                       what=lambda: f"the extras gone and the usual keys whole: {_footer(app)!r}")
