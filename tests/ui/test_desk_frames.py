@@ -56,6 +56,43 @@ async def test_rows_repainted_alone_read_as_the_whole_pane_repainted(settings):
                     f"{w.id}: rows {differ} repainted alone differ from a full repaint: " + repr([(partial[w][y], full[y]) for y in differ])
 
 
+async def test_every_frame_draws_the_ladder_with_the_depth_note_of_its_rows(settings):
+    """The border's note ("depth 7 of 15 (d)") is painted with the rows it counts, in every frame.
+
+    A layout pass that resizes the ladder renders it at once at the new size; Textual reads the
+    border's subtitle before render() runs, so a note changed while rendering went out stale, and
+    the ladder's later frames (changed rows only) never repainted its border: 'depth 8 of 15 (d)'
+    over 7 levels a side, CI and load ~12."""
+    app = desk_app(settings, "paper")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await desk_ready(pilot, app)
+        book = app.screen.query_one("#book", BookLadder)
+        mid = app.screen.query_one("#mid")
+        seen: list[tuple[int, int, str]] = []
+
+        def look() -> None:  # every frame: the ladder's bottom border as composited, its height, the depth asked for
+            region = book.region
+            if region.height < 3:
+                return
+            strip = app.screen._compositor.render_strips()[region.bottom - 1]
+            seen.append((region.height, book.levels, "".join(seg.text for seg in strip.crop(region.x, region.right))))
+
+        app.post_display_hook = look  # type: ignore[method-assign]
+        for height, levels_key in ((4, False), (6, False), (9, False), (5, True), (8, False), (4, True)):
+            seen.clear()
+            mid.styles.height = height  # the row under the ladder grows or shrinks: the ladder with it
+            if levels_key:
+                await pilot.press("d")  # and the depth asked for changes
+            await wait_for(pilot, lambda: book.region.height == 40 - 1 - 1 - 12 - height, what=f"the ladder over #mid {height} high")
+            await step_market(pilot, app, 5)  # rows repainted alone after the resize
+            await pilot.pause()
+            assert seen, "no frame drawn"
+            for rows, levels, border in seen:
+                fits = min(levels, (rows - 2 - 2) // 2)  # border 2 rows, heading + mid line 2
+                want = f"depth {levels}" if fits >= levels else f"depth {fits} of {levels} (d)"
+                assert want in border, f"a frame drew the ladder {rows} rows high under the note {border.strip('─ ')!r}, not {want!r}"
+
+
 async def test_a_book_is_on_screen_when_the_drain_that_took_it_returns(settings):
     app = desk_app(settings, "paper")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
 
 from ....engine.events import BookEvent
 from ..lines import LinePane
@@ -54,7 +56,7 @@ class BookLadder(LinePane, can_focus=True):
 
     def set_depth(self, levels: int) -> None:
         self.levels = levels
-        self._depth_note(levels)
+        self._depth_note(self._per_side())
         self.redraw()
 
     def _per_side(self) -> int:
@@ -105,6 +107,17 @@ class BookLadder(LinePane, can_focus=True):
         now = self.clock()
         return any(t > now for t in self._flash.values())
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Textual paints the border from the subtitle as it is when it starts rendering the widget's
+        # lines, before render() runs, and keeps those lines cached: a note changed inside render()
+        # (the first render at a new size, right in the layout pass that resized the ladder) went
+        # out stale in that frame and stayed in the cache, and the ladder's later frames repaint
+        # changed rows only. Settled here, before the lines: a change clears the cache (the setter
+        # refreshes the whole widget, border included), so this frame's lines carry the new note and
+        # the next frame repaints the whole ladder with it
+        self._depth_note(self._per_side())
+        return super().render_lines(crop)
+
     def render(self) -> Any:
         text = super().render()
         ev = self.event
@@ -122,11 +135,7 @@ class BookLadder(LinePane, can_focus=True):
         flash_bg = "reverse"
         now = self.clock()
         per_side = self._per_side()
-        if self._depth_note(per_side):
-            # changed while rendering (a layout pass resized the ladder before its Resize event was
-            # handled): this frame's border was painted with the old note and the refresh the
-            # change asked for is dropped with this render's; repaint once more after it
-            self.call_after_refresh(self.refresh)
+        self._depth_note(per_side)  # outside a render (show, set_depth); render_lines settles it first
         asks = list(ev.asks[:per_side])
         bids = list(ev.bids[:per_side])
         cum_a, cum_b = [], []
