@@ -39,9 +39,8 @@ def keep_decimal_context() -> None:
     copies the function onto each instance, so exchanges made before this call keep the old one."""
     for name in ("ccxt.base.decimal_to_precision", "ccxt.base.exchange", "ccxt", "ccxt.async_support"):
         module = sys.modules.get(name)
-        fn = getattr(module, "decimal_to_precision", None) if module is not None else None
+        # the module's own dict, not getattr: a package entered lean completes its whole import on
+        # the first read of a name it lacks (ccxt_classes)
+        fn = vars(module).get("decimal_to_precision") if module is not None else None
         if callable(fn):
-            # the package attribute may be lean-loaded lazily: only touch what is already there
-            if name in ("ccxt", "ccxt.async_support") and "decimal_to_precision" not in vars(module):
-                continue
             setattr(module, "decimal_to_precision", _guarded(fn))
