@@ -9,9 +9,7 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.engine.test_shutdown import Proc, _env
+from tests.pty_desk import PtyDesk
 from tps19.cli import app
 from tps19.config import Settings
 from tps19.engine.recording.books import Book
@@ -193,45 +192,19 @@ def test_the_replay_desk_says_on_quit_which_currencies_its_equity_left_out(recor
     """`tps19 replay DIR` (the desk) of the BTC/USDT recording, quit with q: the terminal gets the
     session's lines, as `tps19 paper` prints them, and its equity line names the coins the replay's
     venue cannot value (before: nothing at all was printed when the replay desk closed)."""
-    import pty
-
     _, rec = recorded
-    master, slave = pty.openpty()
     env = _env(tmp_path, TERM="xterm-256color", COLUMNS="140", LINES="44")
-    proc = subprocess.Popen([sys.executable, "-m", "tps19.cli", "replay", str(rec), "--speed", "max"], cwd=tmp_path,
-                            env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    screen = bytearray()
-    cond = threading.Condition()
-
-    def read() -> None:  # keep draining: a desk whose terminal is not read blocks on its writes
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                chunk = b""
-            with cond:
-                screen.extend(chunk)
-                cond.notify_all()
-            if not chunk:
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    desk = PtyDesk(["replay", str(rec), "--speed", "max"], tmp_path, env)
+    screen, proc = desk.screen, desk.proc
     try:
-        with cond:  # the desk is up on a book (BTC marked), the coins it cannot value say so
-            assert cond.wait_for(lambda: b"spread " in screen and b"excluded" in screen or proc.poll() is not None,
-                                 120), bytes(screen[-2000:])
+        # the desk is up on a book (BTC marked), the coins it cannot value say so
+        assert desk.wait_for(lambda: b"spread " in screen and b"excluded" in screen, 120), bytes(screen[-2000:])
         assert proc.poll() is None, bytes(screen[-2000:])
-        os.write(master, b"q")
+        desk.type(b"q")
         code = proc.wait(120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
-        os.close(master)
-    text = re.sub(r"\x1b\[[0-9;?<>=$]*[a-zA-Z~]", "", bytes(screen).decode(errors="replace"))
+        desk.close()
+    text = desk.text()
     after = text[text.rfind("session (paper):"):] if "session (paper):" in text else text[-2000:]
     assert code == 0, after
     others = sorted(c for c, a in Settings().sim.starting_balances.items() if a and c not in ("BTC", "USDT"))
